@@ -1,0 +1,64 @@
+// The AWS events stemcell consumes, as AWS delivers them, and the build job carried by SQS.
+import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
+import { S3EventNotificationEventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/s3';
+import { SqsRecordSchema, SqsSchema } from '@aws-lambda-powertools/parser/schemas/sqs';
+import { z } from 'zod';
+import { Architecture, BootMode, Region, Revision, SourceObject, StreamName } from './stemcell.ts';
+
+/** S3 "Object Created" delivered through EventBridge (bucket with EventBridge notifications on). */
+export const ObjectCreatedEvent = S3EventNotificationEventBridgeSchema;
+export type ObjectCreatedEnvelope = z.infer<typeof ObjectCreatedEvent>;
+
+/** EBS "EBS Snapshot Notification" for createSnapshot; snapshot_id and source are ARNs. */
+export const SnapshotNotificationEvent = EventBridgeSchema.extend({
+  source: z.literal('aws.ec2'),
+  'detail-type': z.literal('EBS Snapshot Notification'),
+  detail: z.object({
+    event: z.string(),
+    result: z.enum(['succeeded', 'failed']),
+    cause: z.string().optional().default(''),
+    'request-id': z.string().optional(),
+    snapshot_id: z.string().min(1),
+    source: z.string().min(1),
+    startTime: z.string(),
+    endTime: z.string().optional(),
+  }),
+});
+export type SnapshotNotificationEnvelope = z.infer<typeof SnapshotNotificationEvent>;
+
+/** EC2 "EC2 AMI State Change". */
+export const AmiStateChangeEvent = EventBridgeSchema.extend({
+  source: z.literal('aws.ec2'),
+  'detail-type': z.literal('EC2 AMI State Change'),
+  detail: z.object({
+    RequestId: z.string().optional(),
+    ImageId: z.string().min(1),
+    State: z.enum(['pending', 'available', 'failed', 'deregistered', 'disabled']),
+    ErrorMessage: z.string().optional().default(''),
+  }),
+});
+export type AmiStateChangeEnvelope = z.infer<typeof AmiStateChangeEvent>;
+
+/** One build of one release in one region; the body of a message on build-<region>.fifo. */
+export const BuildJob = z.object({
+  version: z.literal(1),
+  releaseId: z.string().min(1),
+  stream: StreamName,
+  revision: Revision,
+  sequence: z.number().int().positive(),
+  region: Region,
+  architecture: Architecture,
+  bootMode: BootMode,
+  volumeSizeGiB: z.number().int().positive(),
+  source: SourceObject,
+});
+export type BuildJob = z.infer<typeof BuildJob>;
+
+export { SqsRecordSchema, SqsSchema };
+export type SqsRecord = z.infer<typeof SqsRecordSchema>;
+
+/** Snapshot-id from the ARN EBS puts in snapshot_id ("arn:aws:ec2::<region>:snapshot/snap-…"). */
+export function snapshotIdFromArn(arnOrId: string): string {
+  const slash = arnOrId.lastIndexOf('/');
+  return slash === -1 ? arnOrId : arnOrId.slice(slash + 1);
+}

@@ -1,0 +1,9 @@
+/** An error the CLI reports as a plain message with a chosen exit code (2 = rejected input, 1 = other). */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The stemcell command line. Each command lives in its own module under ./commands and registers itself.
+import { Command } from 'commander';
+import { CliError } from './errors.ts';
+
+const program = new Command('stemcell')
+  .description('Root-filesystem tarballs in; encrypted, bootable images in every region out.')
+  .showHelpAfterError();
+
+// One line per command module; each exports register(program: Command).
+const commands: Array<{ register(program: Command): void }> = [];
+for (const command of commands) command.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CliError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`stemcell: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}

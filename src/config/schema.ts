@@ -1,0 +1,113 @@
+// stemcell.config.yml: the declarative description of streams, sharing and (for local mode) the organization.
+// The schema is the source of truth; the types come from it.
+import { z } from 'zod';
+import { AccountId, Architecture, BootMode, Region, StreamName } from '#events/stemcell.ts';
+
+const OuId = z
+  .string()
+  .regex(
+    /^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$/,
+    'not an OU or root id such as ou-ab12-cd34ef56',
+  );
+
+export const StreamConfig = z.strictObject({
+  regions: z.array(Region).min(1, 'list at least one region'),
+  architecture: Architecture.default('x86_64'),
+  bootMode: BootMode.default('legacy-bios'),
+  volumeSizeGiB: z.number().int().min(1).max(16384).default(4),
+  /** Images kept per region; older ones are deprecated, then deregistered with their snapshots. */
+  keep: z.number().int().min(1).max(100).default(3),
+  sharing: z
+    .strictObject({
+      organization: z.boolean().default(false),
+      ous: z.array(OuId).default([]),
+    })
+    .default({ organization: false, ous: [] }),
+  subscribers: z
+    .strictObject({
+      /** Who receives "Image Ready": the whole organization, or the accounts under these OUs. */
+      scope: z
+        .union([z.literal('organization'), z.strictObject({ ous: z.array(OuId).min(1) })])
+        .default('organization'),
+      /** SSM parameter written in each member account with the new image id; {stream} and {region} expand. */
+      ssmParameter: z.string().startsWith('/').optional(),
+      instanceRefresh: z.boolean().default(true),
+    })
+    .default({ scope: 'organization', instanceRefresh: true }),
+});
+export type StreamConfig = z.infer<typeof StreamConfig>;
+
+const LocalAccount = z.strictObject({ id: AccountId, name: z.string().min(1), ou: OuId });
+const LocalLaunchTemplate = z.strictObject({
+  account: AccountId,
+  region: Region,
+  name: z.string().min(1),
+  stream: StreamName,
+  imageId: z.string().default('ami-00000000000000000'),
+  autoScalingGroup: z.string().optional(),
+  refresh: z.boolean().default(true),
+});
+
+export const LocalConfig = z.strictObject({
+  organizationId: z.string().regex(/^o-[a-z0-9]{10,32}$/, 'not an organization id such as o-a1b2c3d4e5'),
+  managementAccountId: AccountId,
+  ous: z.array(z.strictObject({ id: OuId, name: z.string().min(1) })).min(1),
+  accounts: z.array(LocalAccount).min(1),
+  launchTemplates: z.array(LocalLaunchTemplate).default([]),
+});
+export type LocalConfig = z.infer<typeof LocalConfig>;
+
+export const StemcellConfig = z
+  .strictObject({
+    homeRegion: Region,
+    /** Customer managed key (id, ARN or alias) that encrypts volumes, snapshots and images. */
+    kmsKeyId: z.string().min(1).default('alias/stemcell'),
+    bucket: z.string().min(3).default('stemcell-tarballs'),
+    busName: z.string().min(1).default('stemcell'),
+    streams: z
+      .record(StreamName, StreamConfig)
+      .refine((s) => Object.keys(s).length > 0, 'define at least one stream'),
+    local: LocalConfig.optional(),
+  })
+  .superRefine((config, ctx) => {
+    const local = config.local;
+    if (!local) return;
+    const ous = new Set(local.ous.map((o) => o.id));
+    const accounts = new Set<string>();
+    local.accounts.forEach((a, i) => {
+      if (!ous.has(a.ou))
+        ctx.addIssue({ code: 'custom', path: ['local', 'accounts', i, 'ou'], message: `unknown OU ${a.ou}` });
+      if (accounts.has(a.id))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['local', 'accounts', i, 'id'],
+          message: `duplicate account ${a.id}`,
+        });
+      accounts.add(a.id);
+    });
+    local.launchTemplates.forEach((lt, i) => {
+      if (!accounts.has(lt.account) && lt.account !== local.managementAccountId)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['local', 'launchTemplates', i, 'account'],
+          message: `unknown account ${lt.account}`,
+        });
+      if (!config.streams[lt.stream])
+        ctx.addIssue({
+          code: 'custom',
+          path: ['local', 'launchTemplates', i, 'stream'],
+          message: `unknown stream ${lt.stream}`,
+        });
+    });
+    for (const [name, stream] of Object.entries(config.streams)) {
+      for (const [i, ou] of stream.sharing.ous.entries()) {
+        if (!ous.has(ou))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['streams', name, 'sharing', 'ous', i],
+            message: `unknown OU ${ou}`,
+          });
+      }
+    }
+  });
+export type StemcellConfig = z.infer<typeof StemcellConfig>;

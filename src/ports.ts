@@ -1,0 +1,306 @@
+// The ports: every AWS service the flow touches, as an interface. Core logic and handlers see only these;
+// src/local/ and src/aws/ hold the adapters, and both pass the same contract suite (test/contract/).
+import type { Readable } from 'node:stream';
+import type { Architecture, BootMode } from '#core/types.ts';
+
+export type Tags = Record<string, string>;
+
+// ---------------------------------------------------------------- object store (S3)
+export interface StoredObject {
+  bucket: string;
+  key: string;
+  etag: string;
+  size: number;
+  versionId?: string;
+  metadata: Record<string, string>;
+}
+export interface ObjectStore {
+  readonly bucket: string;
+  /** Stores the object; on a bucket with notifications this emits S3 "Object Created" on the bus. */
+  put(key: string, body: Readable | Buffer, metadata?: Record<string, string>): Promise<StoredObject>;
+  head(key: string): Promise<StoredObject | undefined>;
+  /** Streams the body; fails if the object's etag is no longer `ifMatch`. */
+  get(key: string, ifMatch?: string): Promise<{ object: StoredObject; body: Readable }>;
+}
+
+// ---------------------------------------------------------------- FIFO queue (SQS)
+export interface QueueMessage {
+  messageId: string;
+  body: string;
+  receiptHandle: string;
+  /** ApproximateReceiveCount: 1 on first delivery. */
+  receiveCount: number;
+  groupId: string;
+}
+export interface FifoQueue {
+  readonly name: string;
+  send(body: string, groupId: string, deduplicationId: string): Promise<{ messageId: string }>;
+  /** Long-polls up to waitSeconds; at most one in-flight message per group, in order. */
+  receive(opts: {
+    max: number;
+    visibilityTimeoutSeconds: number;
+    waitSeconds?: number;
+  }): Promise<QueueMessage[]>;
+  delete(receiptHandle: string): Promise<void>;
+  changeVisibility(receiptHandle: string, visibilityTimeoutSeconds: number): Promise<void>;
+}
+
+// ---------------------------------------------------------------- event bus (EventBridge)
+export interface BusEvent {
+  source: string;
+  detailType: string;
+  detail: unknown;
+  resources?: string[];
+  /** Target bus name or ARN; the publisher's default bus when absent. */
+  eventBusName?: string;
+}
+export interface EventPublisher {
+  /** PutEvents; resends only the failed entries, throws if some still fail. */
+  publish(events: BusEvent[]): Promise<void>;
+}
+export interface RuleTarget {
+  id: string;
+  /** Event bus ARN of a member account (cross-account target). */
+  arn: string;
+}
+export interface BusRule {
+  name: string;
+  eventPattern: string;
+  targets: RuleTarget[];
+}
+/** Rules on the central bus, as sync-subscribers reconciles them. AWS allows at most 5 targets per rule. */
+export interface BusRules {
+  readonly maxTargetsPerRule: number;
+  listRules(namePrefix: string): Promise<BusRule[]>;
+  putRule(name: string, eventPattern: string, description: string): Promise<void>;
+  putTargets(ruleName: string, targets: RuleTarget[]): Promise<void>;
+  removeTargets(ruleName: string, targetIds: string[]): Promise<void>;
+  deleteRule(ruleName: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- key service (KMS)
+export interface DataKey {
+  plaintext: Buffer;
+  ciphertext: Buffer;
+}
+export interface KeyService {
+  generateDataKey(keyId: string, context: Record<string, string>): Promise<DataKey>;
+  /** Decrypts a wrapped data key as `callerAccountId`; refused without key ownership or a grant. */
+  decrypt(ciphertext: Buffer, context: Record<string, string>, callerAccountId: string): Promise<Buffer>;
+  createGrant(keyId: string, granteePrincipal: string, operations: string[]): Promise<{ grantId: string }>;
+  describeKey(keyId: string): Promise<{ keyId: string; arn: string; accountId: string }>;
+}
+
+// ---------------------------------------------------------------- organization (Organizations)
+export interface OrgAccount {
+  id: string;
+  name: string;
+  status: 'ACTIVE' | 'SUSPENDED' | 'PENDING_CLOSURE';
+}
+export interface OrganizationDirectory {
+  describe(): Promise<{ id: string; arn: string; managementAccountId: string }>;
+  listAccounts(): Promise<OrgAccount[]>;
+  /** Accounts under an OU, including nested OUs. */
+  listAccountsInOu(ouId: string): Promise<OrgAccount[]>;
+  ouArn(ouId: string): Promise<string>;
+}
+
+// ---------------------------------------------------------------- volumes, snapshots, images (EBS / EC2)
+export interface VolumeInfo {
+  volumeId: string;
+  stream: string;
+  availabilityZone: string;
+  sizeGiB: number;
+  state: 'creating' | 'available' | 'in-use' | 'deleting';
+  attachedTo?: string;
+  kmsKeyId: string;
+  tags: Tags;
+}
+/** Where an attached volume can be reached on the builder: a block device, or a plain directory fallback. */
+export type Attachment = { kind: 'block'; devicePath: string } | { kind: 'directory'; path: string };
+export interface Volumes {
+  findForStream(stream: string, availabilityZone: string): Promise<VolumeInfo | undefined>;
+  create(input: {
+    stream: string;
+    availabilityZone: string;
+    sizeGiB: number;
+    kmsKeyId: string;
+    tags: Tags;
+    clientToken: string;
+  }): Promise<VolumeInfo>;
+  attach(volumeId: string, instanceId: string): Promise<Attachment>;
+  detach(volumeId: string, instanceId: string): Promise<void>;
+  grow(volumeId: string, sizeGiB: number): Promise<void>;
+}
+export interface SnapshotInfo {
+  snapshotId: string;
+  volumeId: string;
+  state: 'pending' | 'completed' | 'error';
+  tags: Tags;
+  /** Bytes new to this snapshot (the incremental size); absent where the service does not tell. */
+  deltaBytes?: number;
+  /** Upper bound: bytes the device saw written since the parent (local block-layer statistics). */
+  writtenBytes?: number;
+  kmsKeyId: string;
+}
+export interface Snapshots {
+  /** Snapshot of a quiesced volume; the service emits "EBS Snapshot Notification" when it completes. */
+  create(
+    volumeId: string,
+    input: { description: string; tags: Tags; clientToken: string },
+  ): Promise<SnapshotInfo>;
+  get(snapshotId: string): Promise<SnapshotInfo | undefined>;
+  delete(snapshotId: string): Promise<void>;
+}
+export interface RegisterImageInput {
+  name: string;
+  description: string;
+  snapshotId: string;
+  architecture: Architecture;
+  bootMode: Exclude<BootMode, 'none'> | 'none';
+  rootDeviceName: string;
+  tags: Tags;
+  clientToken: string;
+}
+export interface ImageInfo {
+  imageId: string;
+  name: string;
+  state: 'pending' | 'available' | 'failed' | 'deregistered';
+  snapshotId: string;
+  architecture: Architecture;
+  bootMode: BootMode;
+  encrypted: boolean;
+  kmsKeyId: string;
+  tags: Tags;
+  createdAt: string;
+  deprecatedAt?: string;
+  sharedWith: { organizationArns: string[]; ouArns: string[]; accountIds: string[] };
+}
+export interface Images {
+  /** Idempotent by name: a second call with the same name returns the existing image (created=false). */
+  register(input: RegisterImageInput): Promise<{ imageId: string; created: boolean }>;
+  get(imageId: string): Promise<ImageInfo | undefined>;
+  findByName(name: string): Promise<ImageInfo | undefined>;
+  listByTag(key: string, value: string): Promise<ImageInfo[]>;
+  share(imageId: string, to: { organizationArns: string[]; ouArns: string[] }): Promise<void>;
+  deprecate(imageId: string, at: Date): Promise<void>;
+  /** Deregisters the image; its snapshot stays until Snapshots.delete. */
+  deregister(imageId: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- release table (DynamoDB)
+export type RegionState =
+  | 'queued'
+  | 'building'
+  | 'snapshotting'
+  | 'registering'
+  | 'available'
+  | 'announced'
+  | 'failed';
+export interface RegionRecord {
+  state: RegionState;
+  updatedAt: string;
+  attempts?: number;
+  snapshotId?: string;
+  imageId?: string;
+  deltaBytes?: number;
+  writtenBytes?: number;
+  applyMs?: number;
+  reason?: string;
+}
+export interface AccountRecord {
+  accountId: string;
+  region: string;
+  outcome: 'updated' | 'already-current' | 'skipped-older';
+  launchTemplates: number;
+  updatedAt: string;
+}
+export interface SourceRef {
+  bucket: string;
+  key: string;
+  etag: string;
+  versionId?: string;
+  sha256?: string;
+}
+export interface Release {
+  releaseId: string;
+  stream: string;
+  revision: string;
+  sequence: number;
+  source: SourceRef;
+  createdAt: string;
+  /** Wall-clock ms when the tarball upload was seen (for end-to-end figures). */
+  uploadedAt: string;
+  regions: Record<string, RegionRecord>;
+  /** keyed by `${accountId}/${region}` */
+  accounts: Record<string, AccountRecord>;
+  completedAt?: string;
+}
+export interface ReleaseStore {
+  /**
+   * Creates the release for a source object, assigning the stream's next sequence atomically.
+   * Idempotent on (stream, revision): a second call returns the existing release with created=false.
+   */
+  create(input: {
+    stream: string;
+    revision: string;
+    source: SourceRef;
+    regions: string[];
+    uploadedAt: string;
+  }): Promise<{ release: Release; created: boolean }>;
+  get(releaseId: string): Promise<Release | undefined>;
+  list(stream?: string): Promise<Release[]>;
+  /** Merges the patch into the region record; `onlyIf` guards state transitions (returns false if not met). */
+  updateRegion(
+    releaseId: string,
+    region: string,
+    patch: Partial<RegionRecord>,
+    onlyIf?: { stateIn: RegionState[] },
+  ): Promise<boolean>;
+  recordAccount(releaseId: string, record: AccountRecord): Promise<void>;
+  markComplete(releaseId: string, completedAt: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- member accounts (EC2 launch templates, ASG, SSM)
+export interface LaunchTemplate {
+  launchTemplateId: string;
+  launchTemplateName: string;
+  defaultVersionNumber: number;
+  latestVersionNumber: number;
+  tags: Tags;
+}
+export interface LaunchTemplateVersion {
+  versionNumber: number;
+  imageId?: string;
+  versionDescription?: string;
+}
+export interface AutoScalingGroup {
+  name: string;
+  launchTemplateId?: string;
+  tags: Tags;
+}
+/** What one member account lets its subscriber do, in one region. */
+export interface MemberAccount {
+  readonly accountId: string;
+  readonly region: string;
+  listLaunchTemplates(tagKey: string, tagValue: string): Promise<LaunchTemplate[]>;
+  getLaunchTemplateVersion(launchTemplateId: string, version: number): Promise<LaunchTemplateVersion>;
+  /** Idempotent on clientToken: a retry returns the version created the first time. */
+  createLaunchTemplateVersion(
+    launchTemplateId: string,
+    input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
+  ): Promise<LaunchTemplateVersion>;
+  setDefaultVersion(launchTemplateId: string, version: number): Promise<void>;
+  putParameter(name: string, value: string): Promise<void>;
+  listAutoScalingGroups(tagKey: string, tagValue: string): Promise<AutoScalingGroup[]>;
+  instanceRefreshInProgress(asgName: string): Promise<boolean>;
+  startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }>;
+}
+export interface MemberAccounts {
+  forAccount(accountId: string, region: string): MemberAccount;
+}
+
+// ---------------------------------------------------------------- clock
+export interface Clock {
+  now(): Date;
+}
