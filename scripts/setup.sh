@@ -9,7 +9,7 @@ tools=(
   mkfs.ext4:e2fsprogs resize2fs:e2fsprogs debugfs:e2fsprogs losetup:mount blkid:util-linux sfdisk:fdisk
   sgdisk:gdisk zstd:zstd xz:xz-utils rsync:rsync getfattr:attr setfattr:attr
   qemu-system-x86_64:qemu-system-x86 grub-mkimage:grub-common
-  debootstrap:debootstrap mkfs.vfat:dosfstools mcopy:mtools
+  debootstrap:debootstrap mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools
 )
 missing=()
 for pair in "${tools[@]}"; do

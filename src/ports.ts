@@ -35,7 +35,10 @@ export interface QueueMessage {
 export interface FifoQueue {
   readonly name: string;
   send(body: string, groupId: string, deduplicationId: string): Promise<{ messageId: string }>;
-  /** Long-polls up to waitSeconds; at most one in-flight message per group, in order. */
+  /**
+   * Long-polls up to waitSeconds. Per group, in order; a group is blocked while any of its messages is in
+   * flight. Like SQS FIFO, one batch may hold several messages of the same group (receive max: 1 to avoid it).
+   */
   receive(opts: {
     max: number;
     visibilityTimeoutSeconds: number;

@@ -8,7 +8,10 @@ const program = new Command('stemcell')
   .showHelpAfterError();
 
 // One line per command module; each exports register(program: Command).
-const commands: Array<{ register(program: Command): void }> = [];
+const commands: Array<{ register(program: Command): void }> = [
+  await import('./commands/unpack.ts'),
+  await import('./commands/demo.ts'),
+];
 for (const command of commands) command.register(program);
 
 try {

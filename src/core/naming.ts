@@ -1,4 +1,5 @@
 // Names, keys and tags: the one place that knows how stemcell spells things on AWS.
+import { createHash } from 'node:crypto';
 import { Revision, StreamName } from '#events/stemcell.ts';
 import type { Tags } from '#ports';
 
@@ -10,7 +11,15 @@ export const TAG = {
   region: 'stemcell:region',
   /** On an Auto Scaling group: start an instance refresh when its launch template moves. */
   refresh: 'stemcell:refresh',
+  /**
+   * SHA-256 of the source tarball, set by the builder on the snapshot (it hashes while it streams);
+   * register copies it to the image, announce puts it in "Image Ready".
+   */
+  sha256: 'stemcell:sha256',
 } as const;
+
+/** S3 object metadata key (x-amz-meta-sha256) where `stemcell publish` records the tarball's SHA-256. */
+export const SHA256_METADATA_KEY = 'sha256';
 
 const KEY_PATTERN = /^streams\/([^/]+)\/([^/]+?)\.tar(\.gz|\.zst|\.xz)?$/;
 
@@ -25,7 +34,7 @@ export class InvalidObjectKeyError extends Error {
 
 /** Parses `streams/<stream>/<revision>.tar[.gz|.zst|.xz]`. */
 export function parseObjectKey(key: string): { stream: string; revision: string } {
-  const match = KEY_PATTERN.exec(key);
+  const match = KEY_PATTERN.exec(decodeEventKey(key));
   if (!match) {
     throw new InvalidObjectKeyError(key, 'expected streams/<stream>/<revision>.tar[.gz|.zst|.xz]');
   }
@@ -35,6 +44,20 @@ export function parseObjectKey(key: string): { stream: string; revision: string 
   if (!revision.success)
     throw new InvalidObjectKeyError(key, `revision: ${revision.error.issues[0]?.message}`);
   return { stream: stream.data, revision: revision.data };
+}
+
+/**
+ * S3 event notifications percent-encode object keys ("a:b" arrives as "a%3Ab"). Valid stemcell keys never
+ * contain '%' or spaces, so decoding percent escapes (and leaving '+' alone, which revisions may contain)
+ * is right whether or not the delivery path encoded the key.
+ */
+export function decodeEventKey(key: string): string {
+  if (!key.includes('%')) return key;
+  try {
+    return decodeURIComponent(key);
+  } catch {
+    return key;
+  }
 }
 
 export function objectKey(stream: string, revision: string, extension = '.tar.zst'): string {
@@ -95,4 +118,43 @@ export function sequenceFromVersionDescription(
   const match = /^stemcell stream=(\S+) sequence=(\d+) /.exec(description);
   if (!match || match[1] !== stream) return undefined;
   return Number(match[2]);
+}
+
+/** The FIFO build queue of one region. */
+export function buildQueueName(region: string): string {
+  return `build-${region}.fifo`;
+}
+
+/** SQS FIFO deduplication id of a build job: resending the same release to the same region is a no-op. */
+export function buildJobDeduplicationId(id: string, region: string): string {
+  return `${id}:${region}`;
+}
+
+/**
+ * A deterministic idempotency token (EC2 ClientToken: at most 64 ASCII characters) from the parts that
+ * identify one operation, so a retried request presents the same token.
+ */
+export function clientToken(...parts: string[]): string {
+  return createHash('sha256').update(parts.join('\u0000')).digest('hex');
+}
+
+/** Rules on the central bus that fan "Image Ready" out to member accounts, numbered from 1. */
+export const SUBSCRIBER_RULE_PREFIX = 'stemcell-subscribers-';
+export function subscriberRuleName(n: number): string {
+  return `${SUBSCRIBER_RULE_PREFIX}${n}`;
+}
+export function subscriberRuleNumber(name: string): number | undefined {
+  if (!name.startsWith(SUBSCRIBER_RULE_PREFIX)) return undefined;
+  const n = Number(name.slice(SUBSCRIBER_RULE_PREFIX.length));
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The event bus of a member account (its default bus unless named), the target of the subscriber rules. */
+export function memberBusArn(homeRegion: string, accountId: string, busName = 'default'): string {
+  return `arn:aws:events:${homeRegion}:${accountId}:event-bus/${busName}`;
+}
+
+/** Expands {stream} and {region} in a configured SSM parameter name. */
+export function expandParameterName(template: string, stream: string, region: string): string {
+  return template.replaceAll('{stream}', stream).replaceAll('{region}', region);
 }

@@ -1,0 +1,33 @@
+// sync-subscribers λ: on a schedule (and on Organizations account changes) reconcile the central bus's rules
+// so that every account in scope, and only those, receives stemcell's events. The event's content is not
+// used: every run computes the whole desired state.
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { SyncSubscribersDeps } from '#core/deps.ts';
+import { type SyncResult, syncSubscribers } from '#core/subscribers.ts';
+import { lazyHandler } from '../commons/lazy.ts';
+import { type Powertools, powertools } from '../commons/powertools.ts';
+
+export function createHandler(deps: SyncSubscribersDeps, tools: Powertools = powertools) {
+  return middy<unknown, SyncResult>()
+    .use(captureLambdaHandler(tools.tracer))
+    .use(injectLambdaContext(tools.logger))
+    .use(logMetrics(tools.metrics))
+    .handler(async () => {
+      const result = await syncSubscribers(deps);
+      tools.metrics.addMetric(
+        'SubscriberAccounts',
+        MetricUnit.Count,
+        result.rules.reduce((n, r) => n + r.accountIds.length, 0),
+      );
+      tools.metrics.addMetric('SubscriberRules', MetricUnit.Count, result.rules.length);
+      return result;
+    });
+}
+
+export const handler = lazyHandler(async () =>
+  createHandler(await (await import('../commons/aws-deps.ts')).awsSyncSubscribersDeps()),
+);

@@ -1,0 +1,95 @@
+// Runs the builder's region queue with sqs-consumer: long polling, one message at a time, a visibility
+// heartbeat while a build runs, delete on success, and the message left for redelivery when the handler
+// throws. stop() (on SIGTERM, i.e. Auto Scaling scale-in) stops polling and resolves once the message in
+// hand has finished, so a half-done build is never abandoned mid-step.
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
+import { Consumer } from 'sqs-consumer';
+import type { QueueMessage } from '#ports';
+
+export interface BuildQueueConsumerOptions {
+  queueUrl: string;
+  sqs: SQSClient;
+  /** Resolve: done, the message is deleted. Throw: the message returns to the queue (and the DLQ in time). */
+  handleMessage: (message: QueueMessage) => Promise<void>;
+  /** Seconds a received message stays hidden; extended by the heartbeat while the handler runs. */
+  visibilityTimeoutSeconds?: number;
+  heartbeatSeconds?: number;
+  waitTimeSeconds?: number;
+  onError?: (err: Error, message?: QueueMessage) => void;
+}
+
+export function toQueueMessage(m: Message): QueueMessage {
+  return {
+    messageId: m.MessageId ?? '',
+    body: m.Body ?? '',
+    receiptHandle: m.ReceiptHandle ?? '',
+    receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1'),
+    groupId: m.Attributes?.MessageGroupId ?? '',
+  };
+}
+
+/** Seconds before a failed message is retried: 30 s, 60 s, 120 s … capped at 15 minutes. */
+export function retryDelaySeconds(receiveCount: number): number {
+  return Math.min(900, 30 * 2 ** Math.max(0, receiveCount - 1));
+}
+
+export class BuildQueueConsumer {
+  readonly #consumer: Consumer;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: BuildQueueConsumerOptions) {
+    const visibility = options.visibilityTimeoutSeconds ?? 300;
+    const heartbeat = options.heartbeatSeconds ?? Math.max(1, Math.floor(visibility / 3));
+    if (heartbeat >= visibility) {
+      throw new Error(
+        `heartbeatSeconds (${heartbeat}) must be below visibilityTimeoutSeconds (${visibility})`,
+      );
+    }
+    const onError = options.onError;
+    this.#consumer = Consumer.create({
+      queueUrl: options.queueUrl,
+      sqs: options.sqs,
+      batchSize: 1,
+      waitTimeSeconds: options.waitTimeSeconds ?? 20,
+      visibilityTimeout: visibility,
+      heartbeatInterval: heartbeat,
+      messageSystemAttributeNames: ['ApproximateReceiveCount', 'MessageGroupId'],
+      suppressFifoWarning: true,
+      // A failed build comes back after a backoff that grows with its receive count, not the whole timeout.
+      terminateVisibilityTimeout: (messages) =>
+        retryDelaySeconds(toQueueMessage(messages[0] ?? {}).receiveCount),
+      handleMessage: async (message) => {
+        await options.handleMessage(toQueueMessage(message));
+        return message;
+      },
+    });
+    if (onError) {
+      const report = (err: Error, m: Message | Message[] | undefined) =>
+        onError(err, m && !Array.isArray(m) ? toQueueMessage(m) : undefined);
+      this.#consumer.on('error', report);
+      this.#consumer.on('processing_error', report);
+      this.#consumer.on('timeout_error', report);
+    }
+  }
+
+  start(): void {
+    this.#consumer.start();
+  }
+
+  get running(): boolean {
+    return this.#consumer.status.isRunning;
+  }
+
+  /** Stops polling; resolves when the in-flight message (if any) has been handled. */
+  stop(): Promise<void> {
+    this.#stopping ??= new Promise<void>((resolve) => {
+      if (!this.#consumer.status.isRunning) {
+        resolve();
+        return;
+      }
+      this.#consumer.once('stopped', () => resolve());
+      this.#consumer.stop();
+    });
+    return this.#stopping;
+  }
+}

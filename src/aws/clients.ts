@@ -1,0 +1,135 @@
+// One SDK client per service, region and account, created once and reused for the life of the process.
+// Clients for another account assume a role there through STS; credentials refresh before they expire.
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+
+export interface ClientConfig {
+  region: string;
+  retryMode: 'adaptive';
+  maxAttempts: number;
+  credentials?: AwsCredentialIdentityProvider;
+}
+
+export interface AwsClientsOptions {
+  /** The account these credentials belong to; clients for it need no role assumption. */
+  ownAccountId?: string;
+  /** Role assumed in member accounts, e.g. the one infra/member.yml creates. */
+  memberRoleName?: string;
+  roleSessionName?: string;
+  maxAttempts?: number;
+  /** For tests: the STS client used to assume roles. */
+  sts?: STSClient;
+}
+
+type Ctor<T> = new (config: ClientConfig) => T;
+
+/** Credentials of a role in another account, refreshed by the SDK when they near expiry. */
+export function assumedRoleCredentials(
+  sts: STSClient,
+  roleArn: string,
+  sessionName: string,
+): AwsCredentialIdentityProvider {
+  let cached: AwsCredentialIdentity | undefined;
+  return async () => {
+    const expiresSoon = cached?.expiration && cached.expiration.getTime() - Date.now() < 5 * 60_000;
+    if (cached && !expiresSoon) return cached;
+    const out = await sts.send(
+      new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName, DurationSeconds: 3600 }),
+    );
+    const c = out.Credentials;
+    if (!c?.AccessKeyId || !c.SecretAccessKey)
+      throw new Error(`AssumeRole ${roleArn} returned no credentials`);
+    cached = {
+      accessKeyId: c.AccessKeyId,
+      secretAccessKey: c.SecretAccessKey,
+      sessionToken: c.SessionToken,
+      expiration: c.Expiration,
+    };
+    return cached;
+  };
+}
+
+export class AwsClients {
+  readonly #options: AwsClientsOptions;
+  readonly #cache = new Map<string, unknown>();
+  readonly #credentials = new Map<string, AwsCredentialIdentityProvider>();
+
+  constructor(options: AwsClientsOptions = {}) {
+    this.#options = options;
+  }
+
+  s3(region: string): S3Client {
+    return this.#get(S3Client, region);
+  }
+  sqs(region: string): SQSClient {
+    return this.#get(SQSClient, region);
+  }
+  eventBridge(region: string): EventBridgeClient {
+    return this.#get(EventBridgeClient, region);
+  }
+  dynamodb(region: string): DynamoDBClient {
+    return this.#get(DynamoDBClient, region);
+  }
+  /** Organizations is a global service served from us-east-1. */
+  organizations(): OrganizationsClient {
+    return this.#get(OrganizationsClient, 'us-east-1');
+  }
+  sts(region: string): STSClient {
+    return this.#options.sts ?? this.#get(STSClient, region);
+  }
+  ec2(region: string, accountId?: string): EC2Client {
+    return this.#get(EC2Client, region, accountId);
+  }
+  kms(region: string, accountId?: string): KMSClient {
+    return this.#get(KMSClient, region, accountId);
+  }
+  autoScaling(region: string, accountId?: string): AutoScalingClient {
+    return this.#get(AutoScalingClient, region, accountId);
+  }
+  ssm(region: string, accountId?: string): SSMClient {
+    return this.#get(SSMClient, region, accountId);
+  }
+
+  #get<T>(ctor: Ctor<T>, region: string, accountId?: string): T {
+    const foreign = accountId !== undefined && accountId !== this.#options.ownAccountId;
+    const key = `${ctor.name}|${region}|${foreign ? accountId : 'self'}`;
+    let client = this.#cache.get(key) as T | undefined;
+    if (!client) {
+      const config: ClientConfig = {
+        region,
+        retryMode: 'adaptive',
+        maxAttempts: this.#options.maxAttempts ?? 5,
+      };
+      if (foreign) config.credentials = this.#memberCredentials(accountId, region);
+      client = new ctor(config);
+      this.#cache.set(key, client);
+    }
+    return client;
+  }
+
+  #memberCredentials(accountId: string, region: string): AwsCredentialIdentityProvider {
+    const roleName = this.#options.memberRoleName;
+    if (!roleName) {
+      throw new Error(`no memberRoleName configured: cannot reach account ${accountId}`);
+    }
+    let provider = this.#credentials.get(accountId);
+    if (!provider) {
+      provider = assumedRoleCredentials(
+        this.sts(region),
+        `arn:aws:iam::${accountId}:role/${roleName}`,
+        this.#options.roleSessionName ?? 'stemcell',
+      );
+      this.#credentials.set(accountId, provider);
+    }
+    return provider;
+  }
+}

@@ -1,0 +1,218 @@
+// MemberAccounts on EC2 launch templates, Auto Scaling and SSM. The subscriber runs inside each member
+// account (infra/member.yml), so its own clients serve; a caller elsewhere gets clients for a role assumed
+// in the member account (AwsClients with memberRoleName).
+import {
+  type AutoScalingClient,
+  paginateDescribeAutoScalingGroups,
+  paginateDescribeInstanceRefreshes,
+  StartInstanceRefreshCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  CreateLaunchTemplateVersionCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  type EC2Client,
+  ModifyLaunchTemplateCommand,
+  paginateDescribeLaunchTemplates,
+} from '@aws-sdk/client-ec2';
+import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type {
+  AutoScalingGroup,
+  LaunchTemplate,
+  LaunchTemplateVersion,
+  MemberAccount,
+  MemberAccounts,
+} from '#ports';
+import type { AwsClients } from './clients.ts';
+import { retrying, type Sleep, THROTTLING } from './retry.ts';
+import { fromTagList, tagFilter } from './tags.ts';
+
+/** Refreshes in these states block starting another one. */
+const ACTIVE_REFRESH = new Set(['Pending', 'InProgress', 'Cancelling', 'RollbackInProgress', 'Baking']);
+
+export interface MemberClients {
+  ec2: EC2Client;
+  autoScaling: AutoScalingClient;
+  ssm: SSMClient;
+}
+
+export class AwsMemberAccount implements MemberAccount {
+  readonly accountId: string;
+  readonly region: string;
+  readonly #ec2: EC2Client;
+  readonly #asg: AutoScalingClient;
+  readonly #ssm: SSMClient;
+  readonly #sleep: Sleep | undefined;
+
+  constructor(accountId: string, region: string, clients: MemberClients, sleep?: Sleep) {
+    this.accountId = accountId;
+    this.region = region;
+    this.#ec2 = clients.ec2;
+    this.#asg = clients.autoScaling;
+    this.#ssm = clients.ssm;
+    this.#sleep = sleep;
+  }
+
+  async listLaunchTemplates(tagKey: string, tagValue: string): Promise<LaunchTemplate[]> {
+    const templates: LaunchTemplate[] = [];
+    const pages = paginateDescribeLaunchTemplates(
+      { client: this.#ec2 },
+      { Filters: [tagFilter(tagKey, tagValue)] },
+    );
+    for await (const page of pages) {
+      for (const lt of page.LaunchTemplates ?? []) {
+        if (!lt.LaunchTemplateId) continue;
+        templates.push({
+          launchTemplateId: lt.LaunchTemplateId,
+          launchTemplateName: lt.LaunchTemplateName ?? lt.LaunchTemplateId,
+          defaultVersionNumber: lt.DefaultVersionNumber ?? 1,
+          latestVersionNumber: lt.LatestVersionNumber ?? 1,
+          tags: fromTagList(lt.Tags),
+        });
+      }
+    }
+    return templates;
+  }
+
+  async getLaunchTemplateVersion(launchTemplateId: string, version: number): Promise<LaunchTemplateVersion> {
+    const out = await this.#ec2.send(
+      new DescribeLaunchTemplateVersionsCommand({
+        LaunchTemplateId: launchTemplateId,
+        Versions: [String(version)],
+      }),
+    );
+    const v = out.LaunchTemplateVersions?.[0];
+    if (!v) throw new Error(`launch template ${launchTemplateId} has no version ${version}`);
+    return this.#toVersion(v);
+  }
+
+  async createLaunchTemplateVersion(
+    launchTemplateId: string,
+    input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
+  ): Promise<LaunchTemplateVersion> {
+    const out = await retrying(
+      () =>
+        this.#ec2.send(
+          new CreateLaunchTemplateVersionCommand({
+            LaunchTemplateId: launchTemplateId,
+            SourceVersion: String(input.sourceVersion),
+            VersionDescription: input.versionDescription,
+            LaunchTemplateData: { ImageId: input.imageId },
+            // EC2 returns the version made the first time for a repeated token.
+            ClientToken: input.clientToken,
+          }),
+        ),
+      { on: THROTTLING, ...(this.#sleep ? { sleep: this.#sleep } : {}) },
+    );
+    const v = out.LaunchTemplateVersion;
+    if (!v?.VersionNumber)
+      throw new Error(`CreateLaunchTemplateVersion on ${launchTemplateId} returned no version`);
+    return this.#toVersion(v);
+  }
+
+  async setDefaultVersion(launchTemplateId: string, version: number): Promise<void> {
+    await this.#ec2.send(
+      new ModifyLaunchTemplateCommand({
+        LaunchTemplateId: launchTemplateId,
+        DefaultVersion: String(version),
+      }),
+    );
+  }
+
+  /** A String parameter of data type aws:ec2:image, so SSM itself checks that the value is an AMI id. */
+  async putParameter(name: string, value: string): Promise<void> {
+    await this.#ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: value,
+        Type: 'String',
+        DataType: 'aws:ec2:image',
+        Overwrite: true,
+      }),
+    );
+  }
+
+  async listAutoScalingGroups(tagKey: string, tagValue: string): Promise<AutoScalingGroup[]> {
+    const groups: AutoScalingGroup[] = [];
+    const pages = paginateDescribeAutoScalingGroups(
+      { client: this.#asg },
+      { Filters: [{ Name: `tag:${tagKey}`, Values: [tagValue] }] },
+    );
+    for await (const page of pages) {
+      for (const g of page.AutoScalingGroups ?? []) {
+        if (!g.AutoScalingGroupName) continue;
+        const group: AutoScalingGroup = { name: g.AutoScalingGroupName, tags: fromTagList(g.Tags) };
+        const lt =
+          g.LaunchTemplate?.LaunchTemplateId ??
+          g.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification?.LaunchTemplateId;
+        if (lt) group.launchTemplateId = lt;
+        groups.push(group);
+      }
+    }
+    return groups;
+  }
+
+  async instanceRefreshInProgress(asgName: string): Promise<boolean> {
+    const pages = paginateDescribeInstanceRefreshes({ client: this.#asg }, { AutoScalingGroupName: asgName });
+    for await (const page of pages) {
+      if (page.InstanceRefreshes?.some((r) => r.Status && ACTIVE_REFRESH.has(r.Status))) return true;
+    }
+    return false;
+  }
+
+  async startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }> {
+    const out = await this.#asg.send(
+      new StartInstanceRefreshCommand({
+        AutoScalingGroupName: asgName,
+        Strategy: 'Rolling',
+        // Instances already on the new launch template version are left alone.
+        Preferences: { MinHealthyPercentage: 90, SkipMatching: true },
+      }),
+    );
+    if (!out.InstanceRefreshId) throw new Error(`StartInstanceRefresh on ${asgName} returned no id`);
+    return { instanceRefreshId: out.InstanceRefreshId };
+  }
+
+  #toVersion(v: {
+    VersionNumber?: number | undefined;
+    VersionDescription?: string | undefined;
+    LaunchTemplateData?: { ImageId?: string | undefined } | undefined;
+  }): LaunchTemplateVersion {
+    const version: LaunchTemplateVersion = { versionNumber: v.VersionNumber ?? 0 };
+    if (v.LaunchTemplateData?.ImageId) version.imageId = v.LaunchTemplateData.ImageId;
+    if (v.VersionDescription) version.versionDescription = v.VersionDescription;
+    return version;
+  }
+}
+
+export class AwsMemberAccounts implements MemberAccounts {
+  readonly #clientsFor: (accountId: string, region: string) => MemberClients;
+  readonly #accounts = new Map<string, AwsMemberAccount>();
+  readonly #sleep: Sleep | undefined;
+
+  /** clients: an AwsClients (assumes the member role where the account is not its own) or a factory. */
+  constructor(options: {
+    clients: AwsClients | ((accountId: string, region: string) => MemberClients);
+    sleep?: Sleep;
+  }) {
+    const c = options.clients;
+    this.#clientsFor =
+      typeof c === 'function'
+        ? c
+        : (accountId, region) => ({
+            ec2: c.ec2(region, accountId),
+            autoScaling: c.autoScaling(region, accountId),
+            ssm: c.ssm(region, accountId),
+          });
+    this.#sleep = options.sleep;
+  }
+
+  forAccount(accountId: string, region: string): MemberAccount {
+    const key = `${accountId}/${region}`;
+    let account = this.#accounts.get(key);
+    if (!account) {
+      account = new AwsMemberAccount(accountId, region, this.#clientsFor(accountId, region), this.#sleep);
+      this.#accounts.set(key, account);
+    }
+    return account;
+  }
+}

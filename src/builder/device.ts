@@ -1,0 +1,291 @@
+// The volume as the builder sees it: a whole-disk device (a loop device locally, an NVMe device on EC2) that
+// carries a GPT, boot partition(s) and one ext4 root partition, mounted for the unpacker.
+//
+// The kernel here has no partition-table support, so the root partition is reached through a second loop
+// device at its offset and size; the same works on EC2. The filesystem is created once per volume; every
+// later revision mounts and rewrites it in place, which is what keeps snapshots incremental.
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rmdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BootMode } from '#core/types.ts';
+import type { BuildJob } from '#events/aws.ts';
+import type { Attachment } from '#ports';
+import { type BootResult, makeBootable } from './boot.ts';
+import { freeze, syncFilesystem } from './quiesce.ts';
+import { run } from './volume/exec.ts';
+import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
+import { attachLoop, detachLoop } from './volume/loop.ts';
+import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
+
+export const ROOT_LABEL = 'stemcell-root';
+
+/**
+ * mkfs.ext4 options, chosen by measurement (bench/snapshot.ts) to dirty few blocks after the first revision
+ * while staying an ordinary ext4 for the instance that boots from it:
+ * - inode tables and journal zeroed now (lazy_*_init=0): otherwise the kernel's ext4lazyinit thread zeroes
+ *   them in the background after mount, and those writes land in the next snapshot;
+ * - a 16 MiB journal: metadata of a revision passes through the journal, so its size bounds the journal
+ *   blocks one revision can dirty; 16 MiB is still ample for a root filesystem;
+ * - the default profile, 4 KiB blocks, whatever the size (small volumes would otherwise get 1 KiB blocks).
+ */
+export const MKFS_EXT4_ARGS: readonly string[] = [
+  '-T',
+  'default',
+  '-b',
+  '4096',
+  '-E',
+  'lazy_itable_init=0,lazy_journal_init=0',
+  '-J',
+  'size=16',
+];
+
+/** No atime updates: reading a file must not dirty its inode's block. */
+export const MOUNT_OPTIONS: readonly string[] = ['noatime'];
+
+export interface OpenVolumeOptions {
+  bootMode: BootMode;
+  /** Filesystem label of the root partition; fstab and the bootloader find the root by it. */
+  label?: string;
+  /** Where to mount the root partition; a fresh temporary directory by default. */
+  mountPoint?: string;
+  /** Overrides for measurement (bench); the defaults are MKFS_EXT4_ARGS and MOUNT_OPTIONS. */
+  mkfsArgs?: readonly string[];
+  mountOptions?: readonly string[];
+  log?: (line: string) => void;
+}
+
+/** An opened volume: the root filesystem mounted at `root`. Implements the builder's OpenVolume. */
+export interface MountedVolume extends OpenVolume {
+  readonly kind: 'block' | 'directory';
+  readonly root: string;
+  /** True when this open created the filesystem (first revision on the volume). */
+  readonly fresh: boolean;
+  /** The whole-disk device (block kind). */
+  readonly devicePath?: string;
+  /** The loop device that exposes the root partition (block kind). */
+  readonly rootDevice?: string;
+  readonly layout?: DiskLayout;
+  readonly label: string;
+  readonly bootMode: BootMode;
+  makeBootable(info: BootInfo): Promise<void>;
+  /** Same as makeBootable, with what was found and written. */
+  makeBootableWithResult(info: BootInfo): Promise<BootResult>;
+  /** Syncs and freezes the filesystem; returns the thaw. */
+  freeze(): Promise<() => Promise<void>>;
+  /** Syncs and unmounts: after this no write is in flight and none will come. */
+  quiesce(): Promise<void>;
+  /** Unmounts (if still mounted) and detaches the partition loop device; safe to call twice and on failure. */
+  close(): Promise<void>;
+}
+
+async function deviceBytes(devicePath: string): Promise<number> {
+  const s = await stat(devicePath);
+  if (s.isFile()) return s.size;
+  if (!s.isBlockDevice()) throw new Error(`${devicePath}: not a block device or disk-image file`);
+  return Number((await run('blockdev', ['--getsize64', devicePath])).trim());
+}
+
+async function probeFilesystem(device: string): Promise<{ type?: string; label?: string }> {
+  // blkid exits 2 when it finds nothing: a blank partition.
+  const out = await run('blkid', ['--probe', '--output', 'export', device]).catch(() => '');
+  const fields = Object.fromEntries(
+    out
+      .split('\n')
+      .map((line) => line.split('='))
+      .filter((kv) => kv.length >= 2)
+      .map(([k, ...v]) => [k, v.join('=')]),
+  );
+  return { type: fields.TYPE, label: fields.LABEL };
+}
+
+/**
+ * Opens the volume on `devicePath`: on first use writes the GPT for `bootMode` and makes the ext4 root;
+ * afterwards reuses both. Grows the root partition and filesystem when the device has grown. Mounts the
+ * root and returns it; every loop device and mount made here is undone by close(), and by this function
+ * itself when it fails.
+ */
+export async function openVolume(devicePath: string, opts: OpenVolumeOptions): Promise<MountedVolume> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const label = opts.label ?? ROOT_LABEL;
+  const diskBytes = await deviceBytes(devicePath);
+
+  let layout = await readLayout(devicePath);
+  let newTable = false;
+  if (!layout) {
+    log(`volume ${devicePath}: blank disk, writing a GPT for ${opts.bootMode}`);
+    layout = await writeLayout(devicePath, opts.bootMode);
+    newTable = true;
+  }
+  if (opts.bootMode === 'legacy-bios' && !layout.biosBoot)
+    throw new Error(
+      `${devicePath}: boot mode legacy-bios needs a BIOS boot partition, and this volume has none`,
+    );
+  if (opts.bootMode === 'uefi' && !layout.esp)
+    throw new Error(`${devicePath}: boot mode uefi needs an EFI system partition, and this volume has none`);
+
+  // The backup GPT occupies the last 33 sectors; anything beyond that and the root's end is growth.
+  let grown: { fromBytes: number; toBytes: number } | undefined;
+  const lastUsable = Math.floor(diskBytes / SECTOR) - 34;
+  if (!newTable && lastUsable - (layout.root.start + layout.root.sectors - 1) >= 2048) {
+    const fromBytes = layout.root.sectors * SECTOR;
+    const after = await growRootPartition(devicePath, layout);
+    if (after) {
+      layout = after;
+      grown = { fromBytes, toBytes: after.root.sectors * SECTOR };
+      log(
+        `volume ${devicePath}: device grew to ${gib(diskBytes)}; growing root partition and filesystem ` +
+          `from ${gib(grown.fromBytes)} to ${gib(grown.toBytes)}`,
+      );
+    }
+  }
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const undo = async () => {
+    for (const step of cleanups.splice(0).reverse()) await step().catch(() => {});
+  };
+  try {
+    const rootDevice = await attachLoop(devicePath, {
+      offset: layout.root.start * SECTOR,
+      sizeLimit: layout.root.sectors * SECTOR,
+    });
+    cleanups.push(() => detachLoop(rootDevice));
+
+    const fs = newTable ? {} : await probeFilesystem(rootDevice);
+    let fresh = false;
+    if (!fs.type) {
+      log(
+        `volume ${devicePath}: creating ext4 "${label}" on the root partition (${gib(layout.root.sectors * SECTOR)})`,
+      );
+      await run('mkfs.ext4', ['-F', '-q', '-L', label, ...(opts.mkfsArgs ?? MKFS_EXT4_ARGS), rootDevice]);
+      fresh = true;
+    } else if (fs.type !== 'ext4') {
+      throw new Error(`${devicePath}: root partition holds a ${fs.type} filesystem, expected ext4`);
+    }
+
+    const createdMount = !opts.mountPoint;
+    const root = opts.mountPoint ?? (await mkdtemp(join(tmpdir(), 'stemcell-root-')));
+    if (createdMount) cleanups.push(() => rmdir(root));
+    else await mkdir(root, { recursive: true });
+    const mountOptions = opts.mountOptions ?? MOUNT_OPTIONS;
+    await run('mount', [
+      '-t',
+      'ext4',
+      ...(mountOptions.length ? ['-o', mountOptions.join(',')] : []),
+      rootDevice,
+      root,
+    ]);
+    let mounted = true;
+    const unmount = async () => {
+      if (!mounted) return;
+      await run('umount', [root]);
+      mounted = false;
+    };
+    cleanups.push(unmount);
+    if (grown) await run('resize2fs', [rootDevice]); // online: the filesystem is mounted
+
+    const effectiveLabel = fs.label ?? label;
+    const finalLayout = layout;
+    const boot = (info: BootInfo) =>
+      makeBootable(root, {
+        ...info,
+        bootMode: opts.bootMode,
+        label: effectiveLabel,
+        devicePath,
+        layout: finalLayout,
+        rootDevice,
+        log,
+      });
+    return {
+      kind: 'block',
+      root,
+      fresh,
+      devicePath,
+      rootDevice,
+      layout: finalLayout,
+      label: effectiveLabel,
+      bootMode: opts.bootMode,
+      makeBootableWithResult: boot,
+      makeBootable: async (info) => {
+        await boot(info);
+      },
+      freeze: () => freeze(root),
+      quiesce: async () => {
+        await syncFilesystem(root);
+        await unmount();
+      },
+      close: undo,
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+/** The fallback volume: a plain directory. No partition table, bootloader or block snapshot. */
+export async function openDirectoryVolume(
+  path: string,
+  opts: { bootMode: BootMode; label?: string; log?: (line: string) => void },
+): Promise<MountedVolume> {
+  await mkdir(path, { recursive: true });
+  const fresh = (await readdir(path)).length === 0;
+  const label = opts.label ?? ROOT_LABEL;
+  const boot = (info: BootInfo) =>
+    makeBootable(path, { ...info, bootMode: opts.bootMode, label, ...(opts.log ? { log: opts.log } : {}) });
+  return {
+    kind: 'directory',
+    root: path,
+    fresh,
+    label,
+    bootMode: opts.bootMode,
+    makeBootableWithResult: boot,
+    makeBootable: async (info) => {
+      await boot(info);
+    },
+    freeze: async () => {
+      if (existsSync(path)) await syncFilesystem(path);
+      return async () => {};
+    },
+    quiesce: () => syncFilesystem(path),
+    close: async () => {},
+  };
+}
+
+/**
+ * The builder's Workspace over attachments: a block device gets the partitioned ext4 volume, a directory
+ * attachment the directory fallback. Mount points live under `mountRoot`, one per volume.
+ */
+export class DeviceWorkspace implements Workspace {
+  readonly #mountRoot: string;
+  readonly #log: (line: string) => void;
+  readonly #mkfsArgs: readonly string[] | undefined;
+
+  constructor(opts: { mountRoot?: string; log?: (line: string) => void; mkfsArgs?: readonly string[] } = {}) {
+    this.#mountRoot = opts.mountRoot ?? join(tmpdir(), 'stemcell-mnt');
+    this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.#mkfsArgs = opts.mkfsArgs;
+  }
+
+  async open(
+    attachment: Attachment,
+    opts: { volumeId: string; bootMode: BuildJob['bootMode']; sizeGiB: number },
+  ): Promise<MountedVolume> {
+    if (attachment.kind === 'directory')
+      return openDirectoryVolume(attachment.path, { bootMode: opts.bootMode, log: this.#log });
+    const bytes = await deviceBytes(attachment.devicePath);
+    if (bytes < opts.sizeGiB * 2 ** 30)
+      this.#log(
+        `volume ${opts.volumeId}: ${attachment.devicePath} is ${gib(bytes)}, smaller than ${opts.sizeGiB} GiB`,
+      );
+    return openVolume(attachment.devicePath, {
+      bootMode: opts.bootMode,
+      mountPoint: join(this.#mountRoot, opts.volumeId),
+      log: this.#log,
+      ...(this.#mkfsArgs ? { mkfsArgs: this.#mkfsArgs } : {}),
+    });
+  }
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}

@@ -1,0 +1,174 @@
+// The builder's job: one BuildJob (one release, one region) onto the stream's volume, then a snapshot.
+// It knows ports only, so the same code drives a loop device locally and an EBS volume on EC2; which
+// filesystem/boot tooling reaches the attached volume is the Workspace given to it.
+import type { BuildJob } from '#events/aws.ts';
+import { releaseTags } from '#core/naming.ts';
+import type { Attachment, Clock, EventPublisher, ObjectStore, ReleaseStore, Snapshots, Volumes } from '#ports';
+import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
+import { buildFailedEvent } from '#core/build-failure.ts';
+
+export interface BootInfo {
+  stream: string;
+  revision: string;
+  sequence: number;
+  sha256: string;
+}
+
+/** A mounted filesystem on an attached volume, and what can be done to it before the snapshot. */
+export interface OpenVolume {
+  root: string;
+  /** True when this open created the filesystem (first revision on the volume). */
+  fresh: boolean;
+  makeBootable(info: BootInfo): Promise<void>;
+  /** Flushes and unmounts: after this no write is in flight and none will come. */
+  quiesce(): Promise<void>;
+  /** Releases mounts and loop devices; safe after quiesce and on failure. */
+  close(): Promise<void>;
+}
+export interface Workspace {
+  open(attachment: Attachment, opts: { volumeId: string; bootMode: BuildJob['bootMode']; sizeGiB: number }): Promise<OpenVolume>;
+}
+
+export type BuildStep = 'volume' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
+export interface BuilderDeps {
+  region: string;
+  availabilityZone: string;
+  instanceId: string;
+  kmsKeyId: string;
+  objects: ObjectStore;
+  volumes: Volumes;
+  snapshots: Snapshots;
+  releases: ReleaseStore;
+  publisher: EventPublisher;
+  workspace: Workspace;
+  /** Where per-volume apply manifests live: outside every image tree. */
+  manifestPath(volumeId: string): string;
+  clock: Clock;
+  onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
+}
+
+export type BuildOutcome =
+  | { kind: 'built'; snapshotId: string; volumeId: string; apply: ApplyStats; stepMs: Record<BuildStep, number> }
+  | { kind: 'skipped'; reason: string };
+
+/** Region states after which the build's work is done: a redelivered job must not snapshot again. */
+const DONE_STATES = ['snapshotting', 'registering', 'available', 'announced'] as const;
+
+export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildOutcome> {
+  const now = () => deps.clock.now().toISOString();
+  const release = await deps.releases.get(job.releaseId);
+  if (!release) throw new Error(`release ${job.releaseId} not found for job in ${job.region}`);
+  const claimed = await deps.releases.updateRegion(
+    job.releaseId,
+    job.region,
+    { state: 'building', updatedAt: now(), attempts: (release.regions[job.region]?.attempts ?? 0) + 1 },
+    { stateIn: ['queued', 'building', 'failed'] },
+  );
+  if (!claimed) {
+    return { kind: 'skipped', reason: `region ${job.region} of ${job.releaseId} is already ${release.regions[job.region]?.state}` };
+  }
+
+  const stepMs = { volume: 0, 'download+apply': 0, boot: 0, quiesce: 0, snapshot: 0 } satisfies Record<BuildStep, number>;
+  const timed = async <T>(step: BuildStep, work: () => Promise<T>, detail?: Record<string, unknown>): Promise<T> => {
+    deps.onStep?.(job, step, detail);
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      stepMs[step] += performance.now() - started;
+    }
+  };
+
+  const volume = await timed('volume', async () => {
+    const existing = await deps.volumes.findForStream(job.stream, deps.availabilityZone);
+    if (existing) {
+      if (existing.sizeGiB < job.volumeSizeGiB) await deps.volumes.grow(existing.volumeId, job.volumeSizeGiB);
+      return existing;
+    }
+    return deps.volumes.create({
+      stream: job.stream,
+      availabilityZone: deps.availabilityZone,
+      sizeGiB: job.volumeSizeGiB,
+      kmsKeyId: deps.kmsKeyId,
+      tags: { 'stemcell:stream': job.stream, Name: `stemcell-${job.stream}` },
+      clientToken: `stemcell-volume-${job.stream}-${deps.availabilityZone}`,
+    });
+  });
+
+  const attachment = await deps.volumes.attach(volume.volumeId, deps.instanceId);
+  let apply: ApplyStats;
+  try {
+    const opened = await deps.workspace.open(attachment, {
+      volumeId: volume.volumeId,
+      bootMode: job.bootMode,
+      sizeGiB: Math.max(volume.sizeGiB, job.volumeSizeGiB),
+    });
+    try {
+      apply = await timed('download+apply', async () => {
+        const { body } = await deps.objects.get(job.source.key, job.source.etag);
+        return applyTarball(body, opened.root, { manifestPath: deps.manifestPath(volume.volumeId) });
+      });
+      if (job.source.sha256 && job.source.sha256 !== apply.inputSha256) {
+        throw new Error(
+          `tarball s3://${job.source.bucket}/${job.source.key} changed: sha256 ${apply.inputSha256} != ${job.source.sha256}`,
+        );
+      }
+      await timed('boot', () =>
+        opened.makeBootable({
+          stream: job.stream,
+          revision: job.revision,
+          sequence: job.sequence,
+          sha256: apply.inputSha256,
+        }),
+      );
+      await timed('quiesce', () => opened.quiesce());
+    } finally {
+      await opened.close();
+    }
+  } finally {
+    await deps.volumes.detach(volume.volumeId, deps.instanceId);
+  }
+
+  const snapshot = await timed('snapshot', () =>
+    deps.snapshots.create(volume.volumeId, {
+      description: `stemcell ${job.stream} ${job.revision} (sequence ${job.sequence})`,
+      tags: { ...releaseTags(job), 'stemcell:sha256': apply.inputSha256, 'stemcell:region': job.region },
+      clientToken: `${job.releaseId}:${job.region}`,
+    }),
+  );
+  await deps.releases.updateRegion(job.releaseId, job.region, {
+    state: 'snapshotting',
+    updatedAt: now(),
+    snapshotId: snapshot.snapshotId,
+    applyMs: Math.round(stepMs['download+apply']),
+    ...(snapshot.deltaBytes === undefined ? {} : { deltaBytes: snapshot.deltaBytes }),
+    ...(snapshot.writtenBytes === undefined ? {} : { writtenBytes: snapshot.writtenBytes }),
+  });
+  return { kind: 'built', snapshotId: snapshot.snapshotId, volumeId: volume.volumeId, apply, stepMs };
+}
+
+export type MessageVerdict = 'done' | 'retry';
+
+/**
+ * What to do with a queue message after a build attempt: done (delete it) or retry (leave it to be
+ * redelivered; the queue moves it to the DLQ after maxReceiveCount). A rejected archive is final at once:
+ * it would be rejected again. The last attempt, and a rejection, publish "Build Failed".
+ */
+export async function handleBuildFailure(
+  deps: Pick<BuilderDeps, 'releases' | 'publisher' | 'clock'>,
+  job: BuildJob,
+  error: unknown,
+  attempt: { receiveCount: number; maxReceiveCount: number },
+): Promise<MessageVerdict> {
+  const rejected = error instanceof RejectedArchiveError;
+  const final = rejected || attempt.receiveCount >= attempt.maxReceiveCount;
+  const reason = error instanceof Error ? error.message : String(error);
+  await deps.releases.updateRegion(job.releaseId, job.region, {
+    state: final ? 'failed' : 'queued',
+    reason,
+    updatedAt: deps.clock.now().toISOString(),
+  });
+  if (!final) return 'retry';
+  await deps.publisher.publish([buildFailedEvent(job, reason, attempt.receiveCount, deps.clock.now())]);
+  return rejected ? 'done' : 'retry';
+}

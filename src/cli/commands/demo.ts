@@ -1,0 +1,105 @@
+// `stemcell demo`: the whole local flow end to end, on sample root filesystems it builds itself.
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { objectKey } from '#core/naming.ts';
+import { demoConfig } from '#demo/config.ts';
+import { checkLaunchTemplates, type RegionReport, regionReports, reportTable } from '#demo/report.ts';
+import { buildSampleTarball } from '#demo/sample-rootfs.ts';
+import { LocalStack } from '#local/stack.ts';
+import { CliError } from '../errors.ts';
+import { createProgress } from '../progress.ts';
+import { trackStack } from '../stack-progress.ts';
+
+interface DemoOptions {
+  json?: boolean;
+  data?: string;
+  keep?: boolean;
+  volumes: 'auto' | 'block' | 'directory';
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('run the whole flow locally: 2 streams × 2 revisions → images in 2 regions → 6 accounts updated')
+    .option('--json', 'print one JSON object with the results on stdout')
+    .option('--data <dir>', 'local data folder (default: a fresh temporary folder, removed afterwards)')
+    .option('--keep', 'keep the data folder for `stemcell status --data` and `stemcell export`')
+    .option('--volumes <backend>', 'auto | block (loop devices) | directory', 'auto')
+    .action(async (options: DemoOptions) => {
+      const code = await runDemo(options);
+      if (code !== 0) throw new CliError('demo: some launch templates do not default to the newest image', code);
+    });
+}
+
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const progress = createProgress(process.stderr);
+  const dataDir = options.data ?? (await mkdtemp(join(tmpdir(), 'stemcell-demo-')));
+  const config = demoConfig();
+  const started = performance.now();
+  let stack: LocalStack | undefined;
+  try {
+    progress.line(`data folder: ${dataDir}`);
+    stack = new LocalStack({
+      dataDir,
+      config,
+      volumeBackend: options.volumes,
+      log: (line) => progress.line(line),
+      onProgress: (event) => tracker.onProgress(event),
+    });
+    const tracker = trackStack(progress, stack);
+    await stack.start();
+    const reports: RegionReport[] = [];
+    for (const revision of [1, 2]) {
+      const releaseIds: string[] = [];
+      for (const [stream, streamConfig] of Object.entries(config.streams)) {
+        const label = `${stream} r${revision}`;
+        const upload = progress.task(`upload:${label}`, `upload ${label}`, 2);
+        const tarball = await buildSampleTarball(join(dataDir, 'work'), join(dataDir, 'tarballs', `${stream}-${revision}.tar.zst`), {
+          stream,
+          revision,
+          withKernel: streamConfig.bootMode !== 'none',
+        });
+        upload.update(1, 'built');
+        const body = await readFile(tarball);
+        const sha256 = createHash('sha256').update(body).digest('hex');
+        const revisionName = `2026.11.${20 + revision}`;
+        await stack.publish(objectKey(stream, revisionName), body, { sha256 });
+        upload.done(`${(body.length / 1024).toFixed(0)} KiB uploaded`);
+        releaseIds.push(`${stream}/${revisionName}`);
+      }
+      await stack.settle();
+      for (const release of await stack.releases.list()) {
+        if (releaseIds.includes(`${release.stream}/${release.revision}`)) reports.push(...regionReports(config, release));
+      }
+    }
+    const releases = await stack.releases.list();
+    const checks = checkLaunchTemplates(config, releases, stack.members);
+    const failedChecks = checks.filter((c) => !c.ok);
+    const deadLetters = [...stack.registry.list()].flatMap((bus) => bus.deadLetters().map((d) => ({ bus: bus.arn, ...d })));
+    const ok = failedChecks.length === 0 && reports.every((r) => r.state === 'announced');
+    progress.stop();
+    const seconds = (performance.now() - started) / 1000;
+    if (options.json) {
+      process.stdout.write(
+        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, releases: reports, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
+      );
+    } else {
+      process.stdout.write(`\n${reportTable(reports)}\n\n`);
+      process.stdout.write(
+        `${checks.length - failedChecks.length}/${checks.length} launch templates default to the newest image` +
+          ` (volumes: ${stack.region(config.homeRegion).volumes.backend}; ${seconds.toFixed(1)} s in all)\n`,
+      );
+      for (const c of failedChecks) {
+        process.stdout.write(`  NOT CURRENT: ${c.account} ${c.region} ${c.launchTemplate}: ${c.defaultImageId ?? 'none'} (want ${c.expectedImageId ?? 'no image'})\n`);
+      }
+      if (deadLetters.length > 0) process.stdout.write(`  ${deadLetters.length} event deliveries failed (dead letters)\n`);
+    }
+    return ok ? 0 : 3;
+  } finally {
+    await stack?.stop();
+    if (!options.keep && !options.data) await rm(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,194 @@
+// announce: an image became available. Share it per the stream's configuration, publish "Image Ready" for
+// its region, and "Release Complete" once every region of the release is announced. Also records the
+// "Launch Template Updated" reports member accounts send back.
+import type { AmiStateChangeEnvelope } from '#events/aws.ts';
+import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
+import type { AccountRecord, RegionState } from '#ports';
+import { recordBuildFailure } from './build-failure.ts';
+import type { AnnounceDeps, Logger } from './deps.ts';
+import { emit } from './emit.ts';
+import { ReleaseNotFoundError, streamConfig } from './errors.ts';
+import { releaseFromTags, TAG } from './naming.ts';
+
+export interface AmiStateChange {
+  region: string;
+  imageId: string;
+  state: 'pending' | 'available' | 'failed' | 'deregistered' | 'disabled';
+  errorMessage: string;
+}
+
+export function amiStateChangeFromEvent(event: AmiStateChangeEnvelope): AmiStateChange {
+  return {
+    region: event.region,
+    imageId: event.detail.ImageId,
+    state: event.detail.State,
+    errorMessage: event.detail.ErrorMessage,
+  };
+}
+
+export type AnnounceResult =
+  | {
+      outcome: 'announced' | 'already-announced';
+      releaseId: string;
+      imageId: string;
+      /** True when this call published "Release Complete". */
+      releaseComplete: boolean;
+    }
+  | { outcome: 'failed'; releaseId: string }
+  | { outcome: 'ignored'; reason: string };
+
+const NOT_ANNOUNCED: RegionState[] = ['queued', 'building', 'snapshotting', 'registering', 'available'];
+
+export async function announceImage(deps: AnnounceDeps, change: AmiStateChange): Promise<AnnounceResult> {
+  const { region, imageId } = change;
+  if (change.state !== 'available' && change.state !== 'failed') {
+    return { outcome: 'ignored', reason: `image ${imageId} is ${change.state}` };
+  }
+  const { images } = deps.imaging(region);
+  const image = await images.get(imageId);
+  if (!image) throw new Error(`image ${imageId} not found in ${region}`);
+  const tagged = releaseFromTags(image.tags);
+  if (!tagged) return { outcome: 'ignored', reason: `image ${imageId} carries no stemcell release tags` };
+
+  if (change.state === 'failed') {
+    await recordBuildFailure(deps, {
+      releaseId: tagged.releaseId,
+      region,
+      reason: `image ${imageId} failed: ${change.errorMessage || 'no error message given'}`,
+      attempts: 1,
+    });
+    return { outcome: 'failed', releaseId: tagged.releaseId };
+  }
+
+  const release = await deps.releases.get(tagged.releaseId);
+  if (!release) throw new ReleaseNotFoundError(tagged.releaseId, `image ${imageId} in ${region}`);
+  const config = streamConfig(deps.config, release.stream, `image ${imageId} in ${region}`);
+  const regionRecord = release.regions[region];
+  const log = { releaseId: release.releaseId, region, imageId };
+
+  let outcome: 'announced' | 'already-announced' = 'already-announced';
+  if (regionRecord?.state !== 'announced') {
+    // Sharing is idempotent (launch permissions are a set), so a retry simply adds nothing.
+    const organizationArns = config.sharing.organization ? [(await deps.organization.describe()).arn] : [];
+    const ouArns = await Promise.all(config.sharing.ous.map((ou) => deps.organization.ouArn(ou)));
+    if (organizationArns.length > 0 || ouArns.length > 0) {
+      await images.share(imageId, { organizationArns, ouArns });
+    }
+
+    const sha256 = release.source.sha256 ?? image.tags[TAG.sha256];
+    if (!sha256) {
+      throw new Error(
+        `release ${release.releaseId}: no SHA-256 of the source tarball ${release.source.key}; ` +
+          `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
+      );
+    }
+    if (!image.encrypted)
+      throw new Error(`image ${imageId} in ${region} is not encrypted: refusing to announce`);
+    const detail: ImageReady = {
+      version: 1,
+      stream: release.stream,
+      revision: release.revision,
+      sequence: release.sequence,
+      releaseId: release.releaseId,
+      region,
+      imageId,
+      imageName: image.name,
+      architecture: image.architecture,
+      bootMode: image.bootMode,
+      encrypted: true,
+      kmsKeyId: image.kmsKeyId,
+      snapshotId: image.snapshotId,
+      source: { ...release.source, sha256 },
+      createdAt: new Date(image.createdAt).toISOString(),
+    };
+    // Publish, then record: a crash in between republishes on retry, and subscribers are idempotent;
+    // once recorded, a retry publishes nothing.
+    await emit(deps.events, 'Image Ready', detail, deps.config.busName, [imageArn(region, imageId)]);
+    await deps.releases.updateRegion(
+      release.releaseId,
+      region,
+      {
+        state: 'announced',
+        imageId,
+        snapshotId: image.snapshotId,
+        updatedAt: deps.clock.now().toISOString(),
+      },
+      { stateIn: NOT_ANNOUNCED },
+    );
+    outcome = 'announced';
+    deps.logger.info('image announced', log);
+  }
+
+  const releaseComplete = await completeIfAllAnnounced(deps, release.releaseId);
+  return { outcome, releaseId: release.releaseId, imageId, releaseComplete };
+}
+
+/** Publishes "Release Complete" when every region is announced; markComplete lets only one caller through. */
+async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: string): Promise<boolean> {
+  const release = await deps.releases.get(releaseId);
+  if (!release || release.completedAt) return false;
+  const regions = Object.entries(release.regions);
+  if (regions.length === 0 || !regions.every(([, r]) => r.state === 'announced' && r.imageId)) return false;
+  const completedAt = deps.clock.now().toISOString();
+  if (!(await deps.releases.markComplete(releaseId, completedAt))) return false;
+  await emit(
+    deps.events,
+    'Release Complete',
+    {
+      version: 1,
+      stream: release.stream,
+      revision: release.revision,
+      sequence: release.sequence,
+      releaseId,
+      images: regions.map(([region, r]) => ({ region, imageId: r.imageId as string })),
+      completedAt,
+    },
+    deps.config.busName,
+  );
+  deps.logger.info('release complete', { releaseId });
+  return true;
+}
+
+function imageArn(region: string, imageId: string): string {
+  return `arn:aws:ec2:${region}::image/${imageId}`;
+}
+
+const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
+  'skipped-older': 0,
+  'already-current': 1,
+  updated: 2,
+};
+
+/**
+ * A member account reported one launch template. The account's record for the region keeps the best outcome
+ * seen and counts reports; EventBridge delivers at least once, so the count is an upper bound.
+ */
+export async function recordLaunchTemplateUpdate(
+  deps: { releases: AnnounceDeps['releases']; logger: Logger },
+  detail: LaunchTemplateUpdated,
+): Promise<AccountRecord | undefined> {
+  const release = await deps.releases.get(detail.releaseId);
+  if (!release) {
+    deps.logger.warn('launch template update for an unknown release', {
+      releaseId: detail.releaseId,
+      accountId: detail.accountId,
+    });
+    return undefined;
+  }
+  const existing = release.accounts[`${detail.accountId}/${detail.region}`];
+  const outcome =
+    existing && OUTCOME_RANK[existing.outcome] > OUTCOME_RANK[detail.outcome]
+      ? existing.outcome
+      : detail.outcome;
+  const reported = new Date(detail.updatedAt).toISOString();
+  const updatedAt = existing && existing.updatedAt > reported ? existing.updatedAt : reported;
+  const record: AccountRecord = {
+    accountId: detail.accountId,
+    region: detail.region,
+    outcome,
+    launchTemplates: (existing?.launchTemplates ?? 0) + 1,
+    updatedAt,
+  };
+  await deps.releases.recordAccount(release.releaseId, record);
+  return record;
+}

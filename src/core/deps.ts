@@ -1,0 +1,115 @@
+// What each core function needs, as plain objects of ports. The Lambda handlers (functions/commons/aws-deps.ts)
+// and the local runtime build these the same way, so the core cannot tell where it runs.
+import type { StemcellConfig } from '#config/schema.ts';
+import type {
+  BusRules,
+  Clock,
+  EventPublisher,
+  FifoQueue,
+  Images,
+  MemberAccounts,
+  ObjectStore,
+  OrganizationDirectory,
+  ReleaseStore,
+  Snapshots,
+} from '#ports';
+
+/** The slice of a logger the core uses; Powertools' Logger satisfies it. */
+export interface Logger {
+  debug(message: string, ...attributes: Record<string, unknown>[]): void;
+  info(message: string, ...attributes: Record<string, unknown>[]): void;
+  warn(message: string, ...attributes: Record<string, unknown>[]): void;
+  error(message: string, ...attributes: Record<string, unknown>[]): void;
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export interface BaseDeps {
+  config: StemcellConfig;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** EC2/EBS in one region: the images and snapshots register, announce and expire work on. */
+export interface Imaging {
+  images: Images;
+  snapshots: Snapshots;
+}
+
+export interface IngestDeps extends BaseDeps {
+  releases: ReleaseStore;
+  events: EventPublisher;
+  /** The FIFO build queue of a region (build-<region>.fifo). */
+  buildQueue(region: string): FifoQueue;
+  /** The tarball bucket, to read the SHA-256 the publisher recorded in the object's metadata; optional. */
+  objects?: ObjectStore;
+}
+
+export interface RegisterDeps extends BaseDeps {
+  releases: ReleaseStore;
+  events: EventPublisher;
+  imaging(region: string): Imaging;
+}
+
+export interface AnnounceDeps extends BaseDeps {
+  releases: ReleaseStore;
+  events: EventPublisher;
+  imaging(region: string): Imaging;
+  organization: OrganizationDirectory;
+}
+
+export interface BuildFailureDeps extends BaseDeps {
+  releases: ReleaseStore;
+  events: EventPublisher;
+}
+
+export interface SyncSubscribersDeps extends BaseDeps {
+  organization: OrganizationDirectory;
+  /** The rules of the central bus. */
+  rules: BusRules;
+  /** Name of the bus in each member account that the rules target; "default" when absent. */
+  memberBusName?: string;
+}
+
+/** What a member account's subscriber does for one stream beyond moving its launch templates. */
+export interface SubscriberSettings {
+  /** SSM parameter to write with the new image id; {stream} and {region} expand. */
+  ssmParameter?: string;
+  instanceRefresh: boolean;
+}
+
+/**
+ * The subscriber runs in a member account and does not see the stream configuration: its settings come from
+ * its own deployment (member.yml parameters on AWS, the shared config in local mode).
+ */
+export interface SubscriberDeps {
+  accountId: string;
+  members: MemberAccounts;
+  /** Where "Launch Template Updated" goes back to: the central bus's ARN (or name in local mode). */
+  centralBus: string;
+  events: EventPublisher;
+  settings(stream: string): SubscriberSettings;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface ExpireDeps extends BaseDeps {
+  imaging(region: string): Imaging;
+  organization: OrganizationDirectory;
+  /** Every account in a stream's subscriber scope is asked which image its launch templates use. */
+  members: MemberAccounts;
+}
+
+/** Subscriber settings straight from the stream configuration (local mode, tests). */
+export function subscriberSettingsFromConfig(config: StemcellConfig): (stream: string) => SubscriberSettings {
+  return (stream) => {
+    const subscribers = config.streams[stream]?.subscribers;
+    if (!subscribers) return { instanceRefresh: false };
+    return {
+      instanceRefresh: subscribers.instanceRefresh,
+      ...(subscribers.ssmParameter ? { ssmParameter: subscribers.ssmParameter } : {}),
+    };
+  };
+}

@@ -1,0 +1,16 @@
+// Errors of the local stand-ins carry the AWS error code as `name`, like AWS SDK v3 exceptions do, so core code
+// can branch on `err.name` the same way against either adapter.
+
+export class LocalServiceError extends Error {
+  /** The service's HTTP-ish status, to mirror `$metadata.httpStatusCode` where callers care. */
+  readonly statusCode: number;
+  constructor(code: string, message: string, statusCode = 400) {
+    super(message);
+    this.name = code;
+    this.statusCode = statusCode;
+  }
+}
+
+export function isServiceError(err: unknown, code: string): boolean {
+  return err instanceof Error && err.name === code;
+}

@@ -1,0 +1,499 @@
+// The local EventBridge: a bus with rules, real event-pattern matching, at most 5 targets per rule, retries with
+// backoff and a dead-letter list. Targets are in-process handlers (a local Lambda) or other buses (the
+// cross-account targets of the central bus); buses of other accounts are found through an EventBusRegistry by
+// their ARN, as PutTargets names them on AWS.
+import { join } from 'node:path';
+import { EVENT_SOURCE, StemcellDetailSchemas, type StemcellDetailType } from '#events/stemcell.ts';
+import type { BusEvent, BusRule, BusRules, Clock, EventPublisher, RuleTarget } from '#ports';
+import { awsTime, realSleep, type Sleep, systemClock } from './clock.ts';
+import { LocalServiceError } from './errors.ts';
+import { compileEventPattern, type EventPatternMatcher } from './event-pattern.ts';
+import { readJson, writeJsonAtomic } from './json-state.ts';
+import type { ServiceEventEnvelope, ServiceEventSink } from './service-events.ts';
+
+export type EventEnvelope = ServiceEventEnvelope;
+export type EventHandler = (event: EventEnvelope) => unknown;
+/** A local target: a handler, a named handler (its id shows in listRules), or another bus. */
+export type LocalTarget = EventHandler | { id: string; handler: EventHandler } | LocalEventBus;
+
+export const MAX_TARGETS_PER_RULE = 5;
+const MAX_ENTRY_BYTES = 256 * 1024;
+const TARGET_ID = /^[.\-_A-Za-z0-9]{1,64}$/;
+const RULE_NAME = /^[.\-_A-Za-z0-9]{1,64}$/;
+const BUS_ARN = /^arn:aws[a-z-]*:events:([a-z0-9-]+):(\d{12}):event-bus\/([.\-_A-Za-z0-9/]+)$/;
+
+export function eventBusArn(region: string, accountId: string, name: string): string {
+  return `arn:aws:events:${region}:${accountId}:event-bus/${name}`;
+}
+
+export interface DeadLetter {
+  ruleName: string;
+  ruleArn: string;
+  targetId: string;
+  targetArn: string;
+  event: EventEnvelope;
+  errorCode: string;
+  errorMessage: string;
+  attempts: number;
+  failedAt: string;
+}
+
+/** Tracks every delivery in flight across the buses that share it, so drain() can wait for all of them. */
+class DeliveryTracker {
+  private readonly pending = new Set<Promise<void>>();
+  track(delivery: Promise<void>): void {
+    this.pending.add(delivery);
+    // drain() reports a failed delivery; until then the rejection is held here, not left unhandled.
+    delivery.then(
+      () => this.pending.delete(delivery),
+      () => this.pending.delete(delivery),
+    );
+  }
+  get size(): number {
+    return this.pending.size;
+  }
+  async drain(): Promise<void> {
+    // Deliveries start deliveries (a handler publishes, a bus forwards): loop until nothing is left.
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+}
+
+/** The buses of every account this process simulates, by ARN; cross-account rule targets resolve here. */
+export class EventBusRegistry {
+  private readonly buses = new Map<string, LocalEventBus>();
+  readonly deliveries = new DeliveryTracker();
+
+  register(bus: LocalEventBus): void {
+    const existing = this.buses.get(bus.arn);
+    if (existing && existing !== bus) throw new Error(`event bus ${bus.arn} is already registered`);
+    this.buses.set(bus.arn, bus);
+  }
+  unregister(arn: string): void {
+    this.buses.delete(arn);
+  }
+  resolve(arn: string): LocalEventBus | undefined {
+    return this.buses.get(arn);
+  }
+  list(): LocalEventBus[] {
+    return [...this.buses.values()];
+  }
+  /** Resolves when no delivery on any registered bus is in flight. */
+  drain(): Promise<void> {
+    return this.deliveries.drain();
+  }
+}
+
+export interface RetryPolicy {
+  /** Attempts per target including the first (EventBridge allows up to 185 retries; locally a few suffice). */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface LocalEventBusOptions {
+  /** Bus name; `default` when absent. */
+  name?: string;
+  accountId: string;
+  region: string;
+  registry?: EventBusRegistry;
+  retry?: Partial<RetryPolicy>;
+  sleep?: Sleep;
+  clock?: Clock;
+  /** Called for each delivery that exhausted its retries (besides being recorded). */
+  onDeadLetter?: (letter: DeadLetter) => void;
+}
+
+interface TargetState {
+  id: string;
+  arn: string;
+  handler?: EventHandler;
+  bus?: LocalEventBus;
+}
+interface RuleState {
+  name: string;
+  eventPattern: string;
+  description: string;
+  matcher: EventPatternMatcher;
+  /** Rules made through BusRules persist (with their ARN targets); local handler rules live in memory. */
+  persisted: boolean;
+  targets: TargetState[];
+}
+interface PersistedRules {
+  rules: { name: string; eventPattern: string; description: string; targets: RuleTarget[] }[];
+}
+
+export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink {
+  readonly name: string;
+  readonly accountId: string;
+  readonly region: string;
+  readonly arn: string;
+  readonly maxTargetsPerRule = MAX_TARGETS_PER_RULE;
+  private readonly dir: string;
+  private readonly rules = new Map<string, RuleState>();
+  private readonly registry: EventBusRegistry | undefined;
+  private readonly tracker: DeliveryTracker;
+  private readonly retry: RetryPolicy;
+  private readonly sleep: Sleep;
+  private readonly clock: Clock;
+  private readonly onDeadLetter: ((letter: DeadLetter) => void) | undefined;
+  private localTargetCounter = 0;
+  /** Buses this one delivered to, so drain() can wait for what they deliver in turn. */
+  private readonly forwardedTo = new Set<LocalEventBus>();
+
+  constructor(root: string, options: LocalEventBusOptions) {
+    this.name = options.name ?? 'default';
+    this.accountId = options.accountId;
+    this.region = options.region;
+    this.arn = eventBusArn(this.region, this.accountId, this.name);
+    this.dir = join(root, 'event-buses', this.accountId, this.region, this.name);
+    this.registry = options.registry;
+    this.tracker = options.registry?.deliveries ?? new DeliveryTracker();
+    this.retry = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, ...options.retry };
+    if (this.retry.maxAttempts < 1) throw new Error('retry.maxAttempts must be at least 1');
+    this.sleep = options.sleep ?? realSleep;
+    this.clock = options.clock ?? systemClock;
+    this.onDeadLetter = options.onDeadLetter;
+    for (const rule of readJson<PersistedRules>(this.rulesPath, { rules: [] }).rules) {
+      this.rules.set(rule.name, {
+        name: rule.name,
+        eventPattern: rule.eventPattern,
+        description: rule.description,
+        matcher: compileEventPattern(rule.eventPattern),
+        persisted: true,
+        targets: rule.targets.map((t) => ({ id: t.id, arn: t.arn })),
+      });
+    }
+    this.registry?.register(this);
+  }
+
+  // ---------------------------------------------------------------- EventPublisher
+
+  /** PutEvents. Entries with source "stemcell" are validated against events/stemcell.ts first; none is put if one fails. */
+  async publish(events: BusEvent[]): Promise<void> {
+    const accepted = events.map((entry, index) => {
+      this.validateEntry(entry, index);
+      const bus = this.resolveBus(entry.eventBusName, index);
+      const envelope: EventEnvelope = {
+        version: '0',
+        id: crypto.randomUUID(),
+        'detail-type': entry.detailType,
+        source: entry.source,
+        account: this.accountId,
+        time: awsTime(this.clock.now()),
+        region: this.region,
+        resources: entry.resources ?? [],
+        detail: entry.detail as Record<string, unknown>,
+      };
+      return { bus, envelope };
+    });
+    for (const { bus, envelope } of accepted) {
+      if (bus !== this) this.forwardedTo.add(bus);
+      bus.accept(envelope);
+    }
+  }
+
+  // ---------------------------------------------------------------- ServiceEventSink
+
+  /** An AWS service (S3, EBS, EC2 stand-ins) puts its event on this bus. */
+  emit(envelope: ServiceEventEnvelope): void {
+    this.accept(envelope);
+  }
+
+  /** Takes an envelope as it is (another bus forwarding, a service emitting) and schedules its deliveries. */
+  accept(envelope: EventEnvelope): void {
+    // Targets receive JSON, as on AWS: a copy per delivery, so no handler sees another's mutations.
+    const json = JSON.stringify(envelope);
+    const event = JSON.parse(json) as EventEnvelope;
+    for (const rule of this.rules.values()) {
+      if (!rule.matcher(event)) continue;
+      for (const target of rule.targets) {
+        this.tracker.track(this.deliver(rule, target, JSON.parse(json) as EventEnvelope));
+      }
+    }
+  }
+
+  /**
+   * Resolves when every delivery in flight, including deliveries those deliveries caused, has finished: on this
+   * bus, the buses of its registry, and any bus it forwarded to.
+   */
+  async drain(): Promise<void> {
+    for (;;) {
+      const trackers = this.trackers(new Set());
+      if ([...trackers].every((t) => t.size === 0)) return;
+      await Promise.all([...trackers].map((t) => t.drain()));
+    }
+  }
+
+  // ---------------------------------------------------------------- BusRules
+
+  async listRules(namePrefix: string): Promise<BusRule[]> {
+    return [...this.rules.values()]
+      .filter((r) => r.name.startsWith(namePrefix))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((r) => ({
+        name: r.name,
+        eventPattern: r.eventPattern,
+        targets: r.targets.map((t) => ({ id: t.id, arn: t.arn })),
+      }));
+  }
+
+  async putRule(name: string, eventPattern: string, description: string): Promise<void> {
+    assertRuleName(name);
+    const matcher = compileEventPattern(eventPattern);
+    const existing = this.rules.get(name);
+    if (existing) {
+      existing.eventPattern = eventPattern;
+      existing.description = description;
+      existing.matcher = matcher;
+      existing.persisted = true;
+    } else {
+      this.rules.set(name, { name, eventPattern, description, matcher, persisted: true, targets: [] });
+    }
+    this.persist();
+  }
+
+  /** Adds or updates targets by id; refuses (changing nothing) past 5 targets, like LimitExceededException. */
+  async putTargets(ruleName: string, targets: RuleTarget[]): Promise<void> {
+    const rule = this.requireRule(ruleName);
+    for (const t of targets) {
+      if (!TARGET_ID.test(t.id)) {
+        throw new LocalServiceError('ValidationException', `target id ${JSON.stringify(t.id)} is not valid`);
+      }
+      if (!BUS_ARN.test(t.arn)) {
+        throw new LocalServiceError(
+          'ValidationException',
+          `target ${t.id}: ${JSON.stringify(t.arn)} is not an event bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>), the only target the local bus takes by ARN`,
+        );
+      }
+    }
+    this.mergeTargets(
+      rule,
+      targets.map((t) => ({ id: t.id, arn: t.arn })),
+    );
+    this.persist();
+  }
+
+  async removeTargets(ruleName: string, targetIds: string[]): Promise<void> {
+    const rule = this.requireRule(ruleName);
+    rule.targets = rule.targets.filter((t) => !targetIds.includes(t.id));
+    this.persist();
+  }
+
+  /**
+   * Removes what targets remain, then the rule (EventBridge itself refuses to delete a rule with targets; the
+   * port's deleteRule does both, as the AWS adapter does). Deleting a missing rule succeeds.
+   */
+  async deleteRule(ruleName: string): Promise<void> {
+    if (!this.rules.delete(ruleName)) return;
+    this.persist();
+  }
+
+  // ---------------------------------------------------------------- local-only
+
+  /**
+   * Creates the rule if needed and adds local targets (handlers or buses). Such rules are not persisted:
+   * handlers exist only in this process. Throws LimitExceededException past 5 targets.
+   */
+  addRule(name: string, pattern: string | object, targets: LocalTarget | LocalTarget[]): void {
+    assertRuleName(name);
+    const eventPattern = typeof pattern === 'string' ? pattern : JSON.stringify(pattern);
+    const matcher = compileEventPattern(eventPattern);
+    const existing = this.rules.get(name);
+    if (existing && existing.eventPattern !== eventPattern) {
+      throw new LocalServiceError('ValidationException', `rule ${name} already exists with another pattern`);
+    }
+    const list = (Array.isArray(targets) ? targets : [targets]).map((t) => this.localTarget(name, t));
+    const rule = existing ?? { name, eventPattern, description: '', matcher, persisted: false, targets: [] };
+    this.mergeTargets(rule, list); // throws past the limit before a new rule is kept
+    if (!existing) this.rules.set(name, rule);
+  }
+
+  /** Deliveries that exhausted their retries, oldest first (the rule target's DLQ). */
+  deadLetters(): DeadLetter[] {
+    return readJson<DeadLetter[]>(this.deadLettersPath, []);
+  }
+
+  clearDeadLetters(): void {
+    writeJsonAtomic(this.deadLettersPath, []);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private get rulesPath(): string {
+    return join(this.dir, 'rules.json');
+  }
+  private get deadLettersPath(): string {
+    return join(this.dir, 'dead-letters.json');
+  }
+
+  private persist(): void {
+    const rules = [...this.rules.values()]
+      .filter((r) => r.persisted)
+      .map((r) => ({
+        name: r.name,
+        eventPattern: r.eventPattern,
+        description: r.description,
+        targets: r.targets.filter((t) => !t.handler && !t.bus).map((t) => ({ id: t.id, arn: t.arn })),
+      }));
+    writeJsonAtomic(this.rulesPath, { rules } satisfies PersistedRules);
+  }
+
+  private trackers(seen: Set<LocalEventBus>, into = new Set<DeliveryTracker>()): Set<DeliveryTracker> {
+    if (seen.has(this)) return into;
+    seen.add(this);
+    into.add(this.tracker);
+    for (const bus of this.forwardedTo) bus.trackers(seen, into);
+    return into;
+  }
+
+  private requireRule(name: string): RuleState {
+    const rule = this.rules.get(name);
+    if (!rule) {
+      throw new LocalServiceError(
+        'ResourceNotFoundException',
+        `Rule ${name} does not exist on EventBus ${this.name}.`,
+        404,
+      );
+    }
+    return rule;
+  }
+
+  private mergeTargets(rule: RuleState, incoming: TargetState[]): void {
+    const merged = [...rule.targets];
+    for (const t of incoming) {
+      const at = merged.findIndex((m) => m.id === t.id);
+      if (at === -1) merged.push(t);
+      else merged[at] = t;
+    }
+    if (merged.length > MAX_TARGETS_PER_RULE) {
+      throw new LocalServiceError(
+        'LimitExceededException',
+        `The requested resource exceeds the maximum number allowed: rule ${rule.name} would have ${merged.length} targets, at most ${MAX_TARGETS_PER_RULE} are allowed.`,
+      );
+    }
+    rule.targets = merged;
+  }
+
+  private localTarget(ruleName: string, target: LocalTarget): TargetState {
+    if (target instanceof LocalEventBus) {
+      const id = `bus-${target.accountId}-${target.region}-${target.name}`
+        .replace(/[^.\-_A-Za-z0-9]/g, '_')
+        .slice(0, 64);
+      return { id, arn: target.arn, bus: target };
+    }
+    const id = typeof target === 'function' ? `${ruleName}-${++this.localTargetCounter}` : target.id;
+    if (!TARGET_ID.test(id))
+      throw new LocalServiceError('ValidationException', `target id ${JSON.stringify(id)} is not valid`);
+    const handler = typeof target === 'function' ? target : target.handler;
+    return { id, arn: `arn:aws:lambda:${this.region}:${this.accountId}:function:${id}`, handler };
+  }
+
+  private validateEntry(entry: BusEvent, index: number): void {
+    const at = `PutEvents entry ${index} (${entry.source} / ${entry.detailType})`;
+    if (!entry.source || !entry.detailType) {
+      throw new LocalServiceError('ValidationException', `${at}: source and detail-type are required`);
+    }
+    if (entry.source.startsWith('aws.')) {
+      throw new LocalServiceError(
+        'NotAuthorizedForSourceException',
+        `${at}: only AWS services may put events with source ${entry.source}`,
+      );
+    }
+    if (typeof entry.detail !== 'object' || entry.detail === null || Array.isArray(entry.detail)) {
+      throw new LocalServiceError('ValidationException', `${at}: detail must be a JSON object`);
+    }
+    const size = Buffer.byteLength(
+      JSON.stringify({ s: entry.source, t: entry.detailType, d: entry.detail, r: entry.resources }),
+    );
+    if (size > MAX_ENTRY_BYTES) {
+      throw new LocalServiceError(
+        'ValidationException',
+        `${at}: entry is ${size} bytes, more than the 256 KiB EventBridge takes`,
+      );
+    }
+    if (entry.source !== EVENT_SOURCE) return;
+    const schema = StemcellDetailSchemas[entry.detailType as StemcellDetailType];
+    if (!schema) {
+      throw new LocalServiceError(
+        'ValidationException',
+        `${at}: unknown detail-type for source stemcell; expected one of ${Object.keys(StemcellDetailSchemas).join(', ')}`,
+      );
+    }
+    const parsed = schema.safeParse(entry.detail);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `detail.${i.path.join('.')}: ${i.message}`).join('; ');
+      throw new LocalServiceError('ValidationException', `${at}: ${issues}`);
+    }
+  }
+
+  private resolveBus(nameOrArn: string | undefined, index: number): LocalEventBus {
+    if (!nameOrArn || nameOrArn === this.name || nameOrArn === this.arn) return this;
+    const arn = BUS_ARN.test(nameOrArn) ? nameOrArn : eventBusArn(this.region, this.accountId, nameOrArn);
+    const bus = this.registry?.resolve(arn);
+    if (!bus) {
+      throw new LocalServiceError(
+        'ResourceNotFoundException',
+        `PutEvents entry ${index}: event bus ${nameOrArn} does not exist`,
+        404,
+      );
+    }
+    return bus;
+  }
+
+  private async deliver(rule: RuleState, target: TargetState, event: EventEnvelope): Promise<void> {
+    // EventBridge delivers asynchronously: never inside the publisher's call.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
+      try {
+        if (target.handler) {
+          await target.handler(event);
+        } else {
+          const bus = target.bus ?? this.registry?.resolve(target.arn);
+          if (!bus) {
+            throw new LocalServiceError(
+              'ResourceNotFoundException',
+              `event bus ${target.arn} does not exist`,
+              404,
+            );
+          }
+          this.forwardedTo.add(bus);
+          bus.accept(event);
+        }
+        return;
+      } catch (err) {
+        lastError = err;
+        if (attempt < this.retry.maxAttempts) {
+          await this.sleep(Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)));
+        }
+      }
+    }
+    const error = lastError instanceof Error ? lastError : new Error(String(lastError));
+    const letter: DeadLetter = {
+      ruleName: rule.name,
+      ruleArn: `arn:aws:events:${this.region}:${this.accountId}:rule/${this.name === 'default' ? '' : `${this.name}/`}${rule.name}`,
+      targetId: target.id,
+      targetArn: target.arn,
+      event,
+      errorCode: error.name,
+      errorMessage: error.message,
+      attempts: this.retry.maxAttempts,
+      failedAt: this.clock.now().toISOString(),
+    };
+    writeJsonAtomic(this.deadLettersPath, [...this.deadLetters(), letter]);
+    try {
+      this.onDeadLetter?.(letter);
+    } catch {
+      // A failing observer must not turn a recorded dead letter into an unhandled rejection.
+    }
+  }
+}
+
+function assertRuleName(name: string): void {
+  if (!RULE_NAME.test(name)) {
+    throw new LocalServiceError(
+      'ValidationException',
+      `rule name ${JSON.stringify(name)} is not valid ([.-_A-Za-z0-9]{1,64})`,
+    );
+  }
+}

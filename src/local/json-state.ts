@@ -1,0 +1,50 @@
+// State files of the local adapters. Writes go to a temporary file that is renamed over the target, so a reader
+// in another process (`stemcell status`) sees the old or the new content, never half of it. Synchronous on
+// purpose: a read-modify-write then runs in one tick and cannot interleave with another async operation of the
+// same (single) writer process.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+let tmpCounter = 0;
+
+export function readJson<T>(path: string, fallback: T): T {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`state file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function writeJsonAtomic(path: string, value: unknown, mode?: number): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode);
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode?: number): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+  try {
+    writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Read-modify-write of one JSON state file; `update` returns the value to write and what to hand back. */
+export function updateJson<T, R>(
+  path: string,
+  fallback: T,
+  update: (state: T) => { state: T; result: R },
+): R {
+  const { state, result } = update(readJson(path, fallback));
+  writeJsonAtomic(path, state);
+  return result;
+}

@@ -1,0 +1,490 @@
+// The whole flow of DESIGN.md on one machine: local adapters behind the ports, wired the way serverless.yml,
+// infra/region.yml and infra/member.yml wire the AWS services. The handlers are the same modules Lambda runs,
+// invoked with the same event envelopes; the builder runs the same worker as the EC2 agent.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
+import { DeviceWorkspace } from '#builder/device.ts';
+import { type BuildOutcome, type BuildStep, handleBuildFailure, runBuild } from '#builder/worker.ts';
+import type { StemcellConfig } from '#config/schema.ts';
+import type {
+  AnnounceDeps,
+  ExpireDeps,
+  IngestDeps,
+  Logger,
+  RegisterDeps,
+  SubscriberDeps,
+  SyncSubscribersDeps,
+} from '#core/deps.ts';
+import { subscriberSettingsFromConfig } from '#core/deps.ts';
+import { BuildJob } from '#events/aws.ts';
+import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
+import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
+import { createHandler as createExpire } from '#functions/expire/handler.ts';
+import { createHandler as createIngest } from '#functions/ingest/handler.ts';
+import { createHandler as createRegister } from '#functions/register/handler.ts';
+import { createHandler as createSubscriber } from '#functions/subscriber/handler.ts';
+import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
+import type { Clock, StoredObject } from '#ports';
+import { realSleep, systemClock } from './clock.ts';
+import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
+import { LocalFifoQueue, toLambdaSqsEvent } from './fifo-queue.ts';
+import { LocalImages } from './images.ts';
+import { LocalKeyService } from './key-service.ts';
+import { LocalMemberAccounts } from './member-accounts.ts';
+import { LocalObjectStore } from './object-store.ts';
+import { LocalOrganizationDirectory } from './organization.ts';
+import { LocalReleaseStore } from './release-store.ts';
+import { LocalSnapshots } from './snapshots.ts';
+import { ebsStateDir, LocalVolumes } from './volumes.ts';
+
+export type StackProgress =
+  | { kind: 'build'; region: string; stream: string; revision: string; step: BuildStep }
+  | { kind: 'built'; region: string; stream: string; revision: string; outcome: BuildOutcome }
+  | { kind: 'build-failed'; region: string; stream: string; revision: string; reason: string; final: boolean }
+  | { kind: 'account-updated'; accountId: string; region: string; stream: string; sequence: number };
+
+export interface LocalStackOptions {
+  dataDir: string;
+  config: StemcellConfig;
+  volumeBackend?: 'auto' | 'block' | 'directory';
+  /** Build attempts before a job goes to the region's DLQ (SQS maxReceiveCount). */
+  maxReceiveCount?: number;
+  onProgress?: (event: StackProgress) => void;
+  /** Lines for the operator (volume backend, grows); stderr by default. */
+  log?: (line: string) => void;
+  clock?: Clock;
+  /** Builder workers per region (default 2): different streams build in parallel. */
+  buildersPerRegion?: number;
+  /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
+  beforeBuild?: (job: BuildJob) => void | Promise<void>;
+}
+
+interface RegionRuntime {
+  region: string;
+  availabilityZone: string;
+  bus: LocalEventBus;
+  buildQueue: LocalFifoQueue;
+  buildDlq: LocalFifoQueue;
+  volumes: LocalVolumes;
+  snapshots: LocalSnapshots;
+  images: LocalImages;
+}
+
+const lambdaContext = (functionName: string): Context =>
+  ({
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
+    memoryLimitInMB: '256',
+    awsRequestId: crypto.randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    callbackWaitsForEmptyEventLoop: false,
+    getRemainingTimeInMillis: () => 300_000,
+    done() {},
+    fail() {},
+    succeed() {},
+  }) as Context;
+
+const BUILD_VISIBILITY_SECONDS = 900;
+const REGISTER_VISIBILITY_SECONDS = 2;
+
+export class LocalStack {
+  readonly config: StemcellConfig;
+  readonly dataDir: string;
+  readonly managementAccountId: string;
+  readonly homeRegion: string;
+  readonly registry = new EventBusRegistry();
+  readonly objects: LocalObjectStore;
+  readonly releases: LocalReleaseStore;
+  readonly keys: LocalKeyService;
+  readonly organization: LocalOrganizationDirectory;
+  readonly members: LocalMemberAccounts;
+  readonly centralBus: LocalEventBus;
+  readonly registerQueue: LocalFifoQueue;
+  readonly regions = new Map<string, RegionRuntime>();
+  readonly #memberBuses = new Map<string, LocalEventBus>();
+  readonly #options: LocalStackOptions;
+  readonly #clock: Clock;
+  readonly #tools: Powertools;
+  readonly #logger: Logger;
+  readonly #workspace: DeviceWorkspace;
+  #running = false;
+  #busy = 0;
+  readonly #loops: Promise<void>[] = [];
+  readonly #stop = new AbortController();
+  #watcher: { stop(): void } | undefined;
+
+  constructor(options: LocalStackOptions) {
+    const { config, dataDir } = options;
+    if (!config.local) throw new Error('local mode needs a `local:` section (accounts, OUs) in the configuration');
+    this.#options = options;
+    this.config = config;
+    this.dataDir = dataDir;
+    this.managementAccountId = config.local.managementAccountId;
+    this.homeRegion = config.homeRegion;
+    this.#clock = options.clock ?? systemClock;
+    this.#tools = createPowertools({ quiet: true });
+    this.#logger = this.#tools.logger;
+    const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    this.#workspace = new DeviceWorkspace({ mountRoot: join(dataDir, 'mnt'), log });
+    const account = this.managementAccountId;
+    const home = this.homeRegion;
+
+    const homeBus = this.#bus(account, home, 'default');
+    this.centralBus = this.#bus(account, home, config.busName);
+    this.objects = new LocalObjectStore(join(dataDir, 'objects'), {
+      bucket: config.bucket,
+      accountId: account,
+      region: home,
+      sink: homeBus,
+      clock: this.#clock,
+    });
+    this.releases = new LocalReleaseStore(join(dataDir, 'releases'), { clock: this.#clock });
+    this.keys = new LocalKeyService(join(dataDir, 'kms'), { accountId: account, region: home, clock: this.#clock });
+    this.organization = new LocalOrganizationDirectory(join(dataDir, 'organizations'), config.local);
+    this.members = new LocalMemberAccounts(join(dataDir, 'accounts'), { clock: this.#clock });
+    this.registerQueue = new LocalFifoQueue(join(dataDir, 'queues'), 'register.fifo', {
+      accountId: account,
+      region: home,
+      clock: this.#clock,
+      deadLetterQueue: new LocalFifoQueue(join(dataDir, 'queues'), 'register-dlq.fifo', {
+        accountId: account,
+        region: home,
+        clock: this.#clock,
+      }),
+      maxReceiveCount: 5,
+    });
+
+    const maxReceiveCount = options.maxReceiveCount ?? 3;
+    for (const region of this.allRegions()) {
+      const bus = region === home ? homeBus : this.#bus(account, region, 'default');
+      const dir = ebsStateDir(dataDir, region);
+      const volumes = new LocalVolumes({
+        dir,
+        region,
+        clock: this.#clock,
+        log,
+        ...(options.volumeBackend ? { backend: options.volumeBackend } : {}),
+      });
+      const snapshots = new LocalSnapshots({
+        dir,
+        region,
+        accountId: account,
+        keys: this.keys,
+        volumes,
+        events: bus,
+        clock: this.#clock,
+      });
+      const images = new LocalImages({ dir, region, accountId: account, snapshots, events: bus, clock: this.#clock });
+      const queueDir = join(dataDir, 'queues');
+      const buildDlq = new LocalFifoQueue(queueDir, `build-${region}-dlq.fifo`, {
+        accountId: account,
+        region,
+        clock: this.#clock,
+      });
+      const buildQueue = new LocalFifoQueue(queueDir, `build-${region}.fifo`, {
+        accountId: account,
+        region,
+        clock: this.#clock,
+        deadLetterQueue: buildDlq,
+        maxReceiveCount,
+      });
+      this.regions.set(region, {
+        region,
+        availabilityZone: `${region}a`,
+        bus,
+        buildQueue,
+        buildDlq,
+        volumes,
+        snapshots,
+        images,
+      });
+      // infra/region.yml: the region's EBS and AMI events go to the home region's default bus.
+      if (region !== home) {
+        bus.addRule(
+          'stemcell-forward-to-home',
+          { source: ['aws.ec2'], 'detail-type': ['EBS Snapshot Notification', 'EC2 AMI State Change'] },
+          homeBus,
+        );
+      }
+    }
+    this.#wireHomeRules(homeBus);
+  }
+
+  allRegions(): string[] {
+    return [...new Set([this.homeRegion, ...Object.values(this.config.streams).flatMap((s) => s.regions)])];
+  }
+
+  region(region: string): RegionRuntime {
+    const runtime = this.regions.get(region);
+    if (!runtime) throw new Error(`region ${region} is not a target of any stream in the configuration`);
+    return runtime;
+  }
+
+  /** Seeds member accounts from the config, creates the customer key, reconciles subscribers, starts the workers. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.keys.ensureKey(this.config.kmsKeyId);
+    const local = this.config.local;
+    if (local) this.members.seedFromConfig(local);
+    await this.syncSubscribers();
+    // A small builder fleet per region: jobs of different streams build side by side, one stream stays serial
+    // (FIFO message group).
+    for (const runtime of this.regions.values()) {
+      for (let i = 0; i < (this.#options.buildersPerRegion ?? 2); i++) this.#loops.push(this.#buildLoop(runtime, i));
+    }
+    this.#loops.push(this.#registerLoop());
+  }
+
+  /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
+  watchBucket(intervalMs = 500): void {
+    this.#watcher ??= this.objects.watch(intervalMs, (err) => this.#logger.error('bucket watch failed', { err }));
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#watcher?.stop();
+    this.#stop.abort();
+    await Promise.allSettled(this.#loops);
+    await this.registry.drain();
+  }
+
+  /** Uploads a tarball as streams/<stream>/<revision>.tar…: S3 then emits "Object Created", which starts it all. */
+  async publish(key: string, body: Buffer | NodeJS.ReadableStream, metadata: Record<string, string> = {}): Promise<StoredObject> {
+    return this.objects.put(key, body as Buffer, metadata);
+  }
+
+  /** Resolves once no event is in flight, no job is queued or building, and no register record waits. */
+  async settle(): Promise<void> {
+    for (;;) {
+      await this.registry.drain();
+      const queued = [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)].some((q) => {
+        const s = q.stats();
+        return s.visible + s.inFlight > 0;
+      });
+      if (!queued && this.#busy === 0) {
+        await this.registry.drain();
+        if (this.#busy === 0) return;
+      }
+      await realSleep(20);
+    }
+  }
+
+  /** sync-subscribers λ: rules on the central bus for every account in scope (also run by `start`). */
+  async syncSubscribers(): Promise<void> {
+    for (const account of await this.organization.listAccounts()) this.memberBus(account.id);
+    await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)({}, lambdaContext('sync-subscribers'));
+  }
+
+  /** expire λ. */
+  async expire(graceMs = 0) {
+    return createExpire(this.expireDeps(), this.#tools, { graceMs })({}, lambdaContext('expire'));
+  }
+
+  /** The member account's default bus, with the subscriber rule infra/member.yml deploys. */
+  memberBus(accountId: string): LocalEventBus {
+    let bus = this.#memberBuses.get(accountId);
+    if (bus) return bus;
+    // The management account's default bus is the home bus that already exists.
+    bus =
+      this.registry.resolve(eventBusArn(this.homeRegion, accountId, 'default')) ??
+      this.#bus(accountId, this.homeRegion, 'default');
+    const subscriber = createSubscriber(this.subscriberDeps(accountId, bus), this.#tools);
+    bus.addRule('stemcell-subscriber', { source: ['stemcell'], 'detail-type': ['Image Ready'] }, async (event) => {
+      const result = await subscriber(event as never, lambdaContext(`stemcell-subscriber-${accountId}`));
+      const detail = event.detail as { region: string; stream: string; sequence: number };
+      if (result.templates.length > 0) {
+        this.#options.onProgress?.({ kind: 'account-updated', accountId, ...detail });
+      }
+    });
+    this.#memberBuses.set(accountId, bus);
+    return bus;
+  }
+
+  ingestDeps(): IngestDeps {
+    return {
+      ...this.#base(),
+      releases: this.releases,
+      events: this.centralBus,
+      buildQueue: (region) => this.region(region).buildQueue,
+      objects: this.objects,
+    };
+  }
+
+  registerDeps(): RegisterDeps {
+    return { ...this.#base(), releases: this.releases, events: this.centralBus, imaging: (r) => this.region(r) };
+  }
+
+  announceDeps(): AnnounceDeps {
+    return {
+      ...this.#base(),
+      releases: this.releases,
+      events: this.centralBus,
+      imaging: (r) => this.region(r),
+      organization: this.organization,
+    };
+  }
+
+  syncSubscribersDeps(): SyncSubscribersDeps {
+    return { ...this.#base(), organization: this.organization, rules: this.centralBus };
+  }
+
+  expireDeps(): ExpireDeps {
+    return { ...this.#base(), imaging: (r) => this.region(r), organization: this.organization, members: this.members };
+  }
+
+  subscriberDeps(accountId: string, memberBus: LocalEventBus): SubscriberDeps {
+    return {
+      accountId,
+      members: this.members,
+      centralBus: this.centralBus.arn,
+      events: memberBus,
+      settings: subscriberSettingsFromConfig(this.config),
+      clock: this.#clock,
+      logger: this.#logger,
+    };
+  }
+
+  #base() {
+    return { config: this.config, clock: this.#clock, logger: this.#logger };
+  }
+
+  #bus(accountId: string, region: string, name: string): LocalEventBus {
+    const bus = new LocalEventBus(join(this.dataDir, 'buses', accountId, region, name), {
+      name,
+      accountId,
+      region,
+      registry: this.registry,
+      clock: this.#clock,
+    });
+    return bus;
+  }
+
+  /** serverless.yml's rules on the home region's default and central buses. */
+  #wireHomeRules(homeBus: LocalEventBus): void {
+    const ingest = createIngest(this.ingestDeps(), this.#tools);
+    homeBus.addRule(
+      'stemcell-ingest',
+      {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: { bucket: { name: [this.config.bucket] }, object: { key: [{ prefix: 'streams/' }] } },
+      },
+      async (event) => {
+        await ingest(event as never, lambdaContext('stemcell-ingest'));
+      },
+    );
+    // EBS notifications are queued for register (SQS event source with partial batch failures).
+    homeBus.addRule(
+      'stemcell-snapshots',
+      { source: ['aws.ec2'], 'detail-type': ['EBS Snapshot Notification'], detail: { event: ['createSnapshot'] } },
+      async (event) => {
+        await this.registerQueue.send(JSON.stringify(event), event.id, event.id);
+      },
+    );
+    const announce = createAnnounce(this.announceDeps(), this.#tools);
+    const announceTarget = async (event: unknown) => {
+      await announce(event as never, lambdaContext('stemcell-announce'));
+    };
+    homeBus.addRule(
+      'stemcell-images',
+      { source: ['aws.ec2'], 'detail-type': ['EC2 AMI State Change'], detail: { State: ['available'] } },
+      announceTarget,
+    );
+    this.centralBus.addRule(
+      'stemcell-launch-template-updated',
+      { source: ['stemcell'], 'detail-type': ['Launch Template Updated'] },
+      announceTarget,
+    );
+  }
+
+  /** Lambda's SQS event source for register: batches in, failed records stay for redelivery. */
+  async #registerLoop(): Promise<void> {
+    const register = createRegister(this.registerDeps(), this.#tools);
+    const queue = this.registerQueue;
+    while (this.#running) {
+      const messages = await queue.receive({ max: 10, visibilityTimeoutSeconds: REGISTER_VISIBILITY_SECONDS, waitSeconds: 1 });
+      if (messages.length === 0) continue;
+      this.#busy++;
+      try {
+        const response = await register(
+          toLambdaSqsEvent({ arn: queue.arn, region: queue.region, accountId: queue.accountId }, messages) as never,
+          lambdaContext('stemcell-register'),
+        );
+        const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+        for (const message of messages) {
+          if (!failed.has(message.messageId)) await queue.delete(message.receiptHandle);
+        }
+      } catch (err) {
+        this.#logger.error('register invocation failed', { err });
+      } finally {
+        this.#busy--;
+      }
+    }
+  }
+
+  /** The builder fleet of one region: one worker, FIFO per stream. */
+  async #buildLoop(runtime: RegionRuntime, builder: number): Promise<void> {
+    const manifestDir = join(ebsStateDir(this.dataDir, runtime.region), 'manifests');
+    mkdirSync(manifestDir, { recursive: true });
+    const deps = {
+      region: runtime.region,
+      availabilityZone: runtime.availabilityZone,
+      instanceId: `i-local-builder-${runtime.region}-${builder}`,
+      kmsKeyId: this.config.kmsKeyId,
+      objects: this.objects,
+      volumes: runtime.volumes,
+      snapshots: runtime.snapshots,
+      releases: this.releases,
+      publisher: this.centralBus,
+      workspace: this.#workspace,
+      manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
+      clock: this.#clock,
+      onStep: (job: BuildJob, step: BuildStep) =>
+        this.#options.onProgress?.({ kind: 'build', region: job.region, stream: job.stream, revision: job.revision, step }),
+    };
+    const maxReceiveCount = this.#options.maxReceiveCount ?? 3;
+    while (this.#running) {
+      const [message] = await runtime.buildQueue.receive({
+        max: 1,
+        visibilityTimeoutSeconds: BUILD_VISIBILITY_SECONDS,
+        waitSeconds: 1,
+      });
+      if (!message) continue;
+      this.#busy++;
+      try {
+        const job = BuildJob.parse(JSON.parse(message.body));
+        try {
+          await this.#options.beforeBuild?.(job);
+          const outcome = await runBuild(deps, job);
+          this.#options.onProgress?.({ kind: 'built', region: job.region, stream: job.stream, revision: job.revision, outcome });
+          await runtime.buildQueue.delete(message.receiptHandle);
+        } catch (err) {
+          const verdict = await handleBuildFailure(deps, job, err, { receiveCount: message.receiveCount, maxReceiveCount });
+          this.#options.onProgress?.({
+            kind: 'build-failed',
+            region: job.region,
+            stream: job.stream,
+            revision: job.revision,
+            reason: err instanceof Error ? err.message : String(err),
+            final: verdict === 'done' || message.receiveCount >= maxReceiveCount,
+          });
+          if (verdict === 'done') await runtime.buildQueue.delete(message.receiptHandle);
+          // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
+          else await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
+        }
+      } catch (err) {
+        // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
+        this.#options.log?.(`build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`);
+        await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
+      } finally {
+        this.#busy--;
+      }
+    }
+  }
+}
+
+export { eventBusArn };

@@ -1,0 +1,829 @@
+// Applies one tar stream to a target tree: the tree ends up holding exactly the archive's entries, and
+// only what differs from the last apply (its manifest) or, without one, from what is on disk is written.
+//
+// Safety: every path is resolved as if the target were a chroot. Parent components are checked one by
+// one with lstat (or known from this apply) and must be real directories; a symlink or other non-directory
+// left in a parent position by a previous revision is replaced by a directory, one placed there by this
+// archive rejects the archive. Only this process writes the target, so a checked component stays checked.
+// Tree operations run synchronously on the main thread; the decompressor (zlib thread pool or an xz
+// process) runs beside it, so reading, inflating and writing overlap.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  ftruncateSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  rmdirSync,
+  type Stats,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { ARCHIVE, RejectedArchiveError } from './errors.ts';
+import type { ManifestRecord } from './manifest.ts';
+import type { EntryType, TarEntry, TarReader } from './tar-reader.ts';
+import { removeXattrs, setXattrs, type XattrMap, xattrsEqual } from './xattrs.ts';
+
+/** Content is compared and written in windows of this size; the manifest keeps one digest per window. */
+export const WINDOW = 64 * 1024;
+/** Bodies up to this size are read whole before anything is decided. */
+const WHOLE_BODY_MAX = 1024 * 1024;
+/** A file sharing its inode with hardlinks cannot be patched in place; up to this size it is buffered so
+ *  an unchanged one keeps its inode. */
+const SHARED_BODY_MAX = 16 * 1024 * 1024;
+const XATTR_BATCH = 2000;
+
+const O_NOFOLLOW = constants.O_NOFOLLOW;
+const WRITE_FLAGS = constants.O_WRONLY | O_NOFOLLOW;
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
+const READ_FLAGS = constants.O_RDONLY | O_NOFOLLOW;
+
+/** What is at a path before this apply touches it: from the manifest, or read from disk. */
+interface OldState {
+  rec: ManifestRecord;
+  xattrs: XattrMap | null;
+  /** From disk only: more than one name for the inode. */
+  nlink?: number;
+  ino?: number;
+}
+
+interface Seen {
+  type: EntryType;
+  gen: number;
+  rec: ManifestRecord;
+}
+
+interface PendingXattrs {
+  path: string;
+  gen: number;
+  set: XattrMap;
+  remove: string[];
+}
+
+export interface ApplyCounters {
+  entries: number;
+  filesWritten: number;
+  bytesWritten: number;
+  metadataUpdates: number;
+  unchanged: number;
+  removed: number;
+}
+
+export class TreeApplier {
+  readonly counters: ApplyCounters = {
+    entries: 0,
+    filesWritten: 0,
+    bytesWritten: 0,
+    metadataUpdates: 0,
+    unchanged: 0,
+    removed: 0,
+  };
+  private readonly root: string;
+  private readonly old: Map<string, ManifestRecord> | null;
+  private readonly diskXattrs: Map<string, XattrMap>;
+  private readonly oldShared = new Set<string>();
+  readonly seen = new Map<string, Seen>();
+  private readonly children = new Map<string, string[]>();
+  /** Old directories removed whole: manifest records below them are void. */
+  private readonly wiped = new Set<string>();
+  private readonly inodeReplaced = new Set<string>();
+  private readonly dirtyDirs = new Set<string>();
+  private readonly dirMtimes = new Map<string, number>();
+  private readonly dirMtimeDiffers = new Set<string>();
+  private pendingXattrs: PendingXattrs[] = [];
+  private gen = 0;
+  private readonly reader: TarReader;
+
+  /**
+   * @param old the last apply's records, or null to compare against the disk (stat + content)
+   * @param diskXattrs with old = null: every xattr under root, read before the apply
+   */
+  constructor(
+    root: string,
+    old: Map<string, ManifestRecord> | null,
+    diskXattrs: Map<string, XattrMap>,
+    reader: TarReader,
+  ) {
+    this.root = root;
+    this.reader = reader;
+    this.old = old;
+    this.diskXattrs = diskXattrs;
+    if (old) {
+      for (const [p, rec] of old) {
+        if (rec.t === 'hardlink' && rec.l !== undefined) {
+          this.oldShared.add(p);
+          this.oldShared.add(rec.l);
+        }
+      }
+    }
+  }
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : `${this.root}/${rel}`;
+  }
+
+  private reject(entry: TarEntry, reason: string): never {
+    throw new RejectedArchiveError(entry.rawPath || ARCHIVE, reason);
+  }
+
+  // ---- entries -------------------------------------------------------------------------------------
+
+  async apply(entry: TarEntry): Promise<void> {
+    this.counters.entries++;
+    const rel = entry.path;
+    if (rel === '') {
+      if (entry.type !== 'dir') this.reject(entry, `a ${entry.type} entry naming the target root`);
+      this.applyDir(entry, rel);
+      return;
+    }
+    this.ensureParents(entry, rel);
+    const prev = this.seen.get(rel);
+    let old: OldState | null;
+    if (prev) {
+      // A duplicate: the last entry wins. Directory onto directory merges, like GNU tar; anything else
+      // is replaced whole, so nothing is ever written through a name this archive set up before.
+      if (prev.type === 'dir' && entry.type === 'dir') {
+        old = this.diskState(rel);
+      } else {
+        this.removeSeen(rel, prev);
+        old = null;
+      }
+    } else {
+      old = this.oldState(rel);
+    }
+    switch (entry.type) {
+      case 'file':
+        await this.applyFile(entry, rel, old);
+        break;
+      case 'dir':
+        this.applyDir(entry, rel, old);
+        break;
+      case 'symlink':
+        this.applySymlink(entry, rel, old);
+        break;
+      case 'hardlink':
+        this.applyHardlink(entry, rel, old);
+        break;
+      case 'char':
+      case 'block':
+      case 'fifo':
+        this.applyNode(entry, rel, old);
+        break;
+    }
+    if (this.pendingXattrs.length >= XATTR_BATCH) await this.flushXattrs();
+  }
+
+  /** Every parent must be a real directory. Ones this archive made something else reject the entry. */
+  private ensureParents(entry: TarEntry, rel: string): void {
+    let slash = rel.indexOf('/');
+    while (slash !== -1) {
+      const dir = rel.slice(0, slash);
+      const seen = this.seen.get(dir);
+      if (seen) {
+        if (seen.type !== 'dir') {
+          this.reject(
+            entry,
+            `parent ${JSON.stringify(dir)} is a ${seen.type} in this archive, not a directory`,
+          );
+        }
+      } else {
+        this.ensureImplicitDir(dir);
+      }
+      slash = rel.indexOf('/', slash + 1);
+    }
+  }
+
+  private ensureImplicitDir(dir: string): void {
+    const abs = this.abs(dir);
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) {
+      // Whatever a previous revision left here (a planted symlink included) is replaced, never followed.
+      if (st) this.removeOld(dir, { rec: { t: typeOfStats(st) }, xattrs: null });
+      mkdirSync(abs, 0o755);
+      this.markDirty(dir);
+    }
+    this.addSeen(dir, 'dir', { t: 'dir', i: 1 });
+  }
+
+  private async applyFile(entry: TarEntry, rel: string, oldIn: OldState | null): Promise<void> {
+    const abs = this.abs(rel);
+    let old = oldIn;
+    if (old && old.rec.t !== 'file') {
+      this.removeOld(rel, old);
+      old = null;
+    }
+    const shared = old !== null && (this.old ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
+    const size = entry.size;
+    const rec: ManifestRecord = {
+      t: 'file',
+      s: size,
+      m: entry.mode,
+      u: entry.uid,
+      g: entry.gid,
+      mt: entry.mtime,
+    };
+    let fd: number | null = null;
+    let written = false;
+    let created = false;
+    try {
+      if (size <= WHOLE_BODY_MAX || (shared && size <= SHARED_BODY_MAX)) {
+        const body = size === 0 ? Buffer.alloc(0) : await this.reader.readBody(size);
+        const digests = windowDigests(body);
+        setContentHash(rec, body, digests);
+        const same = old !== null && this.sameContent(rel, old, rec, body);
+        if (!same) {
+          if (old && !shared) {
+            fd = openSync(abs, constants.O_RDWR | O_NOFOLLOW);
+            this.patchWindows(fd, body, digests, old);
+            if (old.rec.s !== size) ftruncateSync(fd, size);
+          } else {
+            if (old) this.removeOld(rel, old);
+            old = null;
+            fd = this.createFile(rel, abs);
+            created = true;
+            this.writeAll(fd, body, 0);
+          }
+          written = true;
+        }
+      } else {
+        // Streamed window by window; an unchanged window is neither read back nor written.
+        if (old && shared) {
+          this.removeOld(rel, old);
+          old = null;
+        }
+        if (!old) {
+          fd = this.createFile(rel, abs);
+          created = true;
+          written = true;
+        }
+        const oldFd = old && !this.old ? openSync(abs, READ_FLAGS) : null;
+        const scratch = oldFd !== null ? Buffer.allocUnsafe(WINDOW) : null;
+        const digests: Buffer[] = [];
+        try {
+          for (let offset = 0, i = 0; offset < size; offset += WINDOW, i++) {
+            const chunk = await this.reader.readBody(Math.min(WINDOW, size - offset));
+            const digest = windowDigest(chunk);
+            digests.push(digest);
+            let differs = true;
+            if (created) differs = true;
+            else if (oldFd !== null) differs = !readEquals(oldFd, scratch!, chunk, offset);
+            else differs = old?.rec.b?.[i] !== digest.toString('base64');
+            if (differs) {
+              fd ??= openSync(abs, WRITE_FLAGS);
+              this.writeAll(fd, chunk, offset);
+              written = true;
+            }
+          }
+        } finally {
+          if (oldFd !== null) closeSync(oldFd);
+        }
+        if (old && old.rec.s !== size) {
+          fd ??= openSync(abs, WRITE_FLAGS);
+          ftruncateSync(fd, size);
+          written = true;
+        }
+        rec.b = digests.map((d) => d.toString('base64'));
+        rec.h = createHash('sha256').update(Buffer.concat(digests)).digest('hex');
+      }
+      if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
+      const metaChanged = this.applyMetadata(entry, rel, old, written, fd);
+      this.count(created || written, metaChanged);
+    } finally {
+      if (fd !== null) closeSync(fd);
+    }
+    if (created) this.inodeReplaced.add(rel);
+    this.addSeen(rel, 'file', rec);
+  }
+
+  private sameContent(rel: string, old: OldState, rec: ManifestRecord, body: Buffer): boolean {
+    if (old.rec.s !== rec.s) return false;
+    if (this.old) return old.rec.h === rec.h;
+    // No manifest: compare with the bytes on disk.
+    const fd = openSync(this.abs(rel), READ_FLAGS);
+    try {
+      const onDisk = Buffer.allocUnsafe(body.length + 1);
+      let got = 0;
+      for (;;) {
+        const n = readSync(fd, onDisk, got, onDisk.length - got, got);
+        if (n === 0) break;
+        got += n;
+        if (got === onDisk.length) break;
+      }
+      return got === body.length && onDisk.subarray(0, got).equals(body);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** In-place update: only windows whose content differs are written, so unchanged extents stay clean. */
+  private patchWindows(fd: number, body: Buffer, digests: Buffer[], old: OldState): void {
+    if (this.old) {
+      const oldDigests = old.rec.b;
+      if (!oldDigests || body.length <= WINDOW) {
+        this.writeAll(fd, body, 0);
+        return;
+      }
+      for (let i = 0; i < digests.length; i++) {
+        if (oldDigests[i] === digests[i]!.toString('base64')) continue;
+        const start = i * WINDOW;
+        this.writeAll(fd, body.subarray(start, Math.min(start + WINDOW, body.length)), start);
+      }
+      return;
+    }
+    // No manifest: compare each window with the bytes on disk (fd is open read-write).
+    const scratch = Buffer.allocUnsafe(WINDOW);
+    for (let start = 0; start < body.length; start += WINDOW) {
+      const chunk = body.subarray(start, Math.min(start + WINDOW, body.length));
+      if (!readEquals(fd, scratch, chunk, start)) this.writeAll(fd, chunk, start);
+    }
+  }
+
+  private createFile(rel: string, abs: string): number {
+    this.markDirty(parentOf(rel));
+    try {
+      return openSync(abs, CREATE_FLAGS, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // The manifest did not know this name (someone else put it there): replace it, never open it.
+      this.removeDiskEntry(rel);
+      return openSync(abs, CREATE_FLAGS, 0o600);
+    }
+  }
+
+  private writeAll(fd: number, data: Buffer, position: number): void {
+    let done = 0;
+    while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+    this.counters.bytesWritten += data.length;
+  }
+
+  private applyDir(entry: TarEntry, rel: string, oldIn?: OldState | null): void {
+    let old = oldIn === undefined ? this.diskOrManifest(rel) : oldIn;
+    const abs = this.abs(rel);
+    let created = false;
+    if (old && old.rec.t !== 'dir') {
+      this.removeOld(rel, old);
+      old = null;
+    }
+    if (!old) {
+      this.markDirty(parentOf(rel));
+      try {
+        mkdirSync(abs, 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        this.removeDiskEntry(rel);
+        mkdirSync(abs, 0o700);
+      }
+      created = true;
+    }
+    const rec: ManifestRecord = { t: 'dir', m: entry.mode, u: entry.uid, g: entry.gid, mt: entry.mtime };
+    if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
+    const metaChanged = this.applyMetadata(entry, rel, old, false, null);
+    this.count(created, metaChanged);
+    const seen = this.seen.get(rel);
+    if (rel === '' || !seen) {
+      this.addSeen(rel, 'dir', rec);
+    } else {
+      // A duplicate directory merged into the first: keep its identity, claim any queued xattrs.
+      seen.rec = rec;
+      const last = this.pendingXattrs.at(-1);
+      if (last && last.path === rel && last.gen === 0) last.gen = seen.gen;
+    }
+  }
+
+  private applySymlink(entry: TarEntry, rel: string, oldIn: OldState | null): void {
+    let old = oldIn;
+    const target = entry.linkname;
+    if (old && !(old.rec.t === 'symlink' && old.rec.l === target)) {
+      this.removeOld(rel, old);
+      old = null;
+    }
+    if (!old) {
+      this.markDirty(parentOf(rel));
+      try {
+        symlinkSync(target, this.abs(rel));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENAMETOOLONG') this.reject(entry, 'symlink target too long for this filesystem');
+        if (code !== 'EEXIST') throw err;
+        this.removeDiskEntry(rel);
+        symlinkSync(target, this.abs(rel));
+      }
+    }
+    const rec: ManifestRecord = { t: 'symlink', l: target, u: entry.uid, g: entry.gid, mt: entry.mtime };
+    if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
+    const metaChanged = this.applyMetadata(entry, rel, old, false, null);
+    this.count(!old, metaChanged);
+    this.addSeen(rel, 'symlink', rec);
+  }
+
+  private applyHardlink(entry: TarEntry, rel: string, oldIn: OldState | null): void {
+    const target = entry.linkname;
+    const targetSeen = this.seen.get(target);
+    if (!targetSeen)
+      this.reject(entry, `hardlink target ${JSON.stringify(target)} is not an earlier entry of this archive`);
+    if (targetSeen.type === 'dir') this.reject(entry, `hardlink to directory ${JSON.stringify(target)}`);
+    if (target === rel) this.reject(entry, 'hardlink to itself');
+    let old = oldIn;
+    let same = false;
+    if (old) {
+      if (this.old) {
+        same = old.rec.t === 'hardlink' && old.rec.l === target && !this.inodeReplaced.has(target);
+      } else {
+        const targetStat = lstatSync(this.abs(target));
+        same = old.ino !== undefined && old.ino === targetStat.ino;
+      }
+    }
+    if (!same) {
+      if (old) this.removeOld(rel, old);
+      old = null;
+      this.markDirty(parentOf(rel));
+      try {
+        linkSync(this.abs(target), this.abs(rel));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        this.removeDiskEntry(rel);
+        linkSync(this.abs(target), this.abs(rel));
+      }
+    }
+    this.count(!same, false);
+    // The link shares its target's inode; it is recorded by target so the group can be checked next time.
+    this.addSeen(rel, 'hardlink', { t: 'hardlink', l: target });
+  }
+
+  private applyNode(entry: TarEntry, rel: string, oldIn: OldState | null): void {
+    let old = oldIn;
+    const rdev: [number, number] = [entry.devmajor, entry.devminor];
+    const sameNode =
+      old !== null &&
+      old.rec.t === entry.type &&
+      (entry.type === 'fifo' || (old.rec.r?.[0] === rdev[0] && old.rec.r?.[1] === rdev[1]));
+    if (old && !sameNode) {
+      this.removeOld(rel, old);
+      old = null;
+    }
+    if (!old) {
+      this.markDirty(parentOf(rel));
+      this.mknod(entry, rel);
+    }
+    const rec: ManifestRecord = { t: entry.type, m: entry.mode, u: entry.uid, g: entry.gid, mt: entry.mtime };
+    if (entry.type !== 'fifo') rec.r = rdev;
+    if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
+    const metaChanged = this.applyMetadata(entry, rel, old, false, null);
+    this.count(!old, metaChanged);
+    this.addSeen(rel, entry.type, rec);
+  }
+
+  private mknod(entry: TarEntry, rel: string): void {
+    // Node has no mknod(2); coreutils' mknod sets the exact mode (no umask) and never follows a final link.
+    const kind = entry.type === 'char' ? 'c' : entry.type === 'block' ? 'b' : 'p';
+    const args = ['-m', (entry.mode & 0o777).toString(8), '--', this.abs(rel), kind];
+    if (kind !== 'p') args.push(String(entry.devmajor), String(entry.devminor));
+    let result = spawnSync('mknod', args, { encoding: 'utf8' });
+    if (result.status !== 0 && /File exists/.test(result.stderr)) {
+      this.removeDiskEntry(rel);
+      result = spawnSync('mknod', args, { encoding: 'utf8' });
+    }
+    if (result.status !== 0) {
+      throw new Error(`mknod ${this.abs(rel)} failed: ${result.error?.message ?? result.stderr.trim()}`);
+    }
+  }
+
+  /**
+   * Owner, mode, mtime and xattrs, each only if it differs. chown runs first (it clears setuid/setgid and
+   * security.capability), then chmod, then times; xattrs are queued and set in batches afterwards.
+   * Returns whether any metadata was changed.
+   */
+  private applyMetadata(
+    entry: TarEntry,
+    rel: string,
+    old: OldState | null,
+    contentWritten: boolean,
+    fd: number | null,
+  ): boolean {
+    const abs = this.abs(rel);
+    const o = old?.rec;
+    let changed = false;
+    let chowned = false;
+    if (!o || o.u !== entry.uid || o.g !== entry.gid) {
+      if (fd !== null) fchownSync(fd, entry.uid, entry.gid);
+      else lchownSync(abs, entry.uid, entry.gid);
+      chowned = true;
+      changed = true;
+    }
+    if (entry.type !== 'symlink') {
+      const hasSpecialBits = (entry.mode & 0o6000) !== 0;
+      if (!o || o.m !== entry.mode || (chowned && hasSpecialBits)) {
+        if (fd !== null) fchmodSync(fd, entry.mode);
+        else chmodSync(abs, entry.mode); // not a symlink: its type was just checked or made
+        changed = true;
+      }
+    }
+    if (entry.type === 'dir') {
+      // Children change a directory's mtime: directories get theirs at the very end.
+      this.dirMtimes.set(rel, entry.mtime);
+      if (!o || o.mt !== entry.mtime) this.dirMtimeDiffers.add(rel);
+    } else if (!o || o.mt !== entry.mtime || contentWritten) {
+      if (fd !== null) futimesSync(fd, entry.mtime, entry.mtime);
+      else lutimesSync(abs, entry.mtime, entry.mtime);
+      changed = true;
+    }
+    const want = entry.xattrs;
+    const have = old?.xattrs ?? null;
+    // A write or chown drops security.capability in the kernel, so those re-set every attribute.
+    if (!xattrsEqual(want, have) || ((chowned || contentWritten) && want?.size)) {
+      const remove = [...(have?.keys() ?? [])].filter((name) => !want?.has(name));
+      this.pendingXattrs.push({ path: rel, gen: 0, set: want ?? new Map(), remove });
+      changed = true;
+    }
+    return changed;
+  }
+
+  private count(written: boolean, metaChanged: boolean): void {
+    if (written) this.counters.filesWritten++;
+    else if (metaChanged) this.counters.metadataUpdates++;
+    else this.counters.unchanged++;
+  }
+
+  // ---- state ---------------------------------------------------------------------------------------
+
+  private addSeen(rel: string, type: EntryType, rec: ManifestRecord): void {
+    const gen = ++this.gen;
+    const isNew = !this.seen.has(rel);
+    this.seen.set(rel, { type, gen, rec });
+    if (isNew && rel !== '') {
+      const parent = parentOf(rel);
+      const list = this.children.get(parent);
+      if (list) list.push(rel);
+      else this.children.set(parent, [rel]);
+    }
+    const last = this.pendingXattrs.at(-1);
+    if (last && last.path === rel && last.gen === 0) last.gen = gen;
+  }
+
+  /** A path this archive already wrote, about to be replaced by a later entry of another type. */
+  private removeSeen(rel: string, prev: Seen): void {
+    if (prev.type === 'dir') {
+      this.forgetDescendants(rel);
+      this.wiped.add(rel);
+      removeTree(this.abs(rel));
+    } else {
+      unlinkSync(this.abs(rel));
+    }
+    this.seen.delete(rel);
+    this.markDirty(parentOf(rel));
+  }
+
+  private forgetDescendants(rel: string): void {
+    const list = this.children.get(rel);
+    if (!list) return;
+    this.children.delete(rel);
+    for (const child of list) {
+      if (this.seen.get(child)?.type === 'dir') this.forgetDescendants(child);
+      this.seen.delete(child);
+    }
+  }
+
+  /** The state before this apply, from the manifest, or from disk without one. */
+  private oldState(rel: string): OldState | null {
+    if (!this.old) return this.diskState(rel);
+    if (this.wiped.size > 0 && this.underWiped(rel)) return null;
+    const rec = this.old.get(rel);
+    if (!rec) return null;
+    return { rec, xattrs: rec.x ? xattrMap(rec.x) : null };
+  }
+
+  private diskOrManifest(rel: string): OldState | null {
+    if (rel === '' && this.old) {
+      const rec = this.old.get('');
+      return rec ? { rec, xattrs: rec.x ? xattrMap(rec.x) : null } : this.diskState(rel);
+    }
+    return rel === '' ? this.diskState(rel) : this.oldState(rel);
+  }
+
+  private underWiped(rel: string): boolean {
+    let slash = rel.indexOf('/');
+    while (slash !== -1) {
+      if (this.wiped.has(rel.slice(0, slash))) return true;
+      slash = rel.indexOf('/', slash + 1);
+    }
+    return this.wiped.has(rel);
+  }
+
+  private diskState(rel: string): OldState | null {
+    const abs = this.abs(rel);
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (!st) return null;
+    const t = typeOfStats(st);
+    const rec: ManifestRecord = {
+      t,
+      s: st.size,
+      m: st.mode & 0o7777,
+      u: st.uid,
+      g: st.gid,
+      mt: st.mtimeMs / 1000,
+    };
+    if (t === 'symlink') rec.l = readlinkSync(abs);
+    if (t === 'char' || t === 'block') rec.r = [major(st.rdev), minor(st.rdev)];
+    const seen = this.seen.get(rel);
+    // A directory this apply already handled has its xattrs in its record; the dump predates the apply.
+    const xattrs =
+      seen && !seen.rec.i ? (seen.rec.x ? xattrMap(seen.rec.x) : null) : (this.diskXattrs.get(rel) ?? null);
+    return { rec, xattrs, nlink: st.nlink, ino: st.ino };
+  }
+
+  private removeOld(rel: string, old: OldState): void {
+    const abs = this.abs(rel);
+    if (old.rec.t === 'dir') {
+      this.wiped.add(rel);
+      removeTree(abs);
+    } else {
+      try {
+        unlinkSync(abs);
+      } catch (err) {
+        if (
+          (err as NodeJS.ErrnoException).code === 'EISDIR' ||
+          (err as NodeJS.ErrnoException).code === 'EPERM'
+        ) {
+          this.removeDiskEntry(rel);
+        } else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    this.markDirty(parentOf(rel));
+  }
+
+  /** Removes whatever is at rel on disk (a name the manifest did not know about). */
+  private removeDiskEntry(rel: string): number {
+    const abs = this.abs(rel);
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (!st) return 0;
+    this.markDirty(parentOf(rel));
+    if (st.isDirectory()) {
+      this.wiped.add(rel);
+      return removeTree(abs);
+    }
+    unlinkSync(abs);
+    return 1;
+  }
+
+  private markDirty(dir: string): void {
+    this.dirtyDirs.add(dir);
+  }
+
+  // ---- end of archive ------------------------------------------------------------------------------
+
+  /** Removes what the archive does not hold, sets queued xattrs and the directories' mtimes. */
+  async finish(): Promise<void> {
+    if (this.old) this.removeByManifest();
+    else this.removeByWalk('');
+    await this.flushXattrs();
+    for (const [rel, mtime] of this.dirMtimes) {
+      if (!this.dirMtimeDiffers.has(rel) && !this.dirtyDirs.has(rel)) continue;
+      if (this.seen.get(rel)?.type !== 'dir') continue;
+      lutimesSync(this.abs(rel), mtime, mtime);
+    }
+  }
+
+  private removeByManifest(): void {
+    for (const rel of this.old!.keys()) {
+      if (rel === '' || this.seen.has(rel)) continue;
+      const parent = parentOf(rel);
+      // Only under a directory of this apply: anything else went with an ancestor that was replaced.
+      if (parent !== '' && this.seen.get(parent)?.type !== 'dir') continue;
+      if (this.wiped.size > 0 && this.underWiped(rel)) continue;
+      const removed = removeTree(this.abs(rel));
+      if (removed === 0) continue;
+      this.counters.removed += removed;
+      this.markDirty(parent);
+    }
+  }
+
+  private removeByWalk(dir: string): void {
+    const abs = this.abs(dir);
+    for (const dirent of readdirSync(abs, { withFileTypes: true, encoding: 'buffer' })) {
+      const nameBytes = dirent.name;
+      const name = nameBytes.toString('utf8');
+      const valid = Buffer.from(name).equals(nameBytes);
+      const rel = dir === '' ? name : `${dir}/${name}`;
+      const seen = valid ? this.seen.get(rel) : undefined;
+      if (!seen) {
+        const path = Buffer.concat([Buffer.from(`${abs}/`), nameBytes]);
+        this.counters.removed += removeTree(path);
+        this.markDirty(dir);
+      } else if (seen.type === 'dir' && dirent.isDirectory()) {
+        this.removeByWalk(rel);
+      }
+    }
+  }
+
+  private async flushXattrs(): Promise<void> {
+    const batch = this.pendingXattrs.filter((p) => this.seen.get(p.path)?.gen === p.gen);
+    this.pendingXattrs = [];
+    if (batch.length === 0) return;
+    await setXattrs(
+      this.root,
+      batch.filter((p) => p.set.size > 0).map((p) => ({ path: p.path, xattrs: p.set })),
+    );
+    const removals = batch.filter((p) => p.remove.length > 0).map((p) => ({ path: p.path, names: p.remove }));
+    if (removals.length) await removeXattrs(this.root, removals);
+  }
+
+  /** The new manifest's records: every path of this apply, in the order it was applied. */
+  *records(): Generator<[string, ManifestRecord]> {
+    for (const [rel, seen] of this.seen) yield [rel, seen.rec];
+  }
+}
+
+function setContentHash(rec: ManifestRecord, body: Buffer, digests: Buffer[]): void {
+  if (body.length <= WINDOW) {
+    rec.h = createHash('sha256').update(body).digest('hex');
+  } else {
+    rec.b = digests.map((d) => d.toString('base64'));
+    rec.h = createHash('sha256').update(Buffer.concat(digests)).digest('hex');
+  }
+}
+
+/** 128 bits of sha256 per window: enough to tell changed windows apart, half the manifest size. */
+function windowDigest(chunk: Buffer): Buffer {
+  return createHash('sha256').update(chunk).digest().subarray(0, 16);
+}
+
+function windowDigests(body: Buffer): Buffer[] {
+  if (body.length <= WINDOW) return [];
+  const out: Buffer[] = [];
+  for (let start = 0; start < body.length; start += WINDOW) {
+    out.push(windowDigest(body.subarray(start, Math.min(start + WINDOW, body.length))));
+  }
+  return out;
+}
+
+function readEquals(fd: number, scratch: Buffer, chunk: Buffer, position: number): boolean {
+  let got = 0;
+  while (got < chunk.length) {
+    const n = readSync(fd, scratch, got, chunk.length - got, position + got);
+    if (n === 0) return false;
+    got += n;
+  }
+  return scratch.subarray(0, chunk.length).equals(chunk);
+}
+
+function xattrRecord(xattrs: XattrMap): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of xattrs) out[name] = value.toString('base64');
+  return out;
+}
+
+function xattrMap(record: Record<string, string>): XattrMap {
+  return new Map(Object.entries(record).map(([name, value]) => [name, Buffer.from(value, 'base64')]));
+}
+
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash === -1 ? '' : rel.slice(0, slash);
+}
+
+function typeOfStats(st: Stats): EntryType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return 'fifo';
+}
+
+function major(rdev: number): number {
+  return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
+}
+
+function minor(rdev: number): number {
+  return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
+}
+
+/** rm -r without following symlinks; returns how many names it removed. */
+export function removeTree(path: string | Buffer): number {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) {
+    unlinkSync(path);
+    return 1;
+  }
+  let count = 1;
+  const prefix = Buffer.isBuffer(path) ? path : Buffer.from(path);
+  for (const name of readdirSync(path, { encoding: 'buffer' })) {
+    count += removeTree(Buffer.concat([prefix, Buffer.from('/'), name]));
+  }
+  rmdirSync(path);
+  return count;
+}

@@ -1,0 +1,252 @@
+// The decompressed tar byte stream, read in exact-size pieces, with the archive-wide limits enforced as
+// the bytes arrive (so a bomb is stopped after the first bytes past the limit, not after it is inflated).
+
+import { spawn } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { createGunzip, createZstdDecompress, constants as zlibConstants } from 'node:zlib';
+import { ARCHIVE, RejectedArchiveError } from './errors.ts';
+import { COMPRESSION_RATIO_GRACE_BYTES, type UnpackLimits } from './limits.ts';
+
+export type Compression = 'none' | 'gzip' | 'zstd' | 'xz';
+
+const CHUNK_BYTES = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/** Compression recognised by magic bytes, never by a file name. */
+export function detectCompression(head: Buffer): Compression | 'bzip2' {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+    return 'xz';
+  }
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  return 'none';
+}
+
+export class ByteSource {
+  /** Raw (compressed) bytes read from the input, and their sha256. */
+  bytesIn = 0;
+  /** Decompressed bytes handed to the tar reader. */
+  bytesOut = 0;
+  compression: Compression = 'none';
+  /** The entry being read, named in limit errors. */
+  currentPath = ARCHIVE;
+
+  private readonly inputHash: Hash = createHash('sha256');
+  private readonly limits: UnpackLimits;
+  private readonly input: AsyncIterable<Buffer | string>;
+  private iterator: AsyncIterator<Buffer> | undefined;
+  private decoder: Readable | undefined;
+  private child: ReturnType<typeof spawn> | undefined;
+  private childExit: Promise<void> | undefined;
+  private buf: Buffer = EMPTY;
+  private off = 0;
+  private ended = false;
+
+  constructor(input: AsyncIterable<Buffer | string>, limits: UnpackLimits) {
+    this.input = input;
+    this.limits = limits;
+  }
+
+  get inputSha256(): string {
+    return this.inputHash.copy().digest('hex');
+  }
+
+  /** Reads the first raw bytes, picks the decompressor and wires it up. */
+  async open(): Promise<void> {
+    const rawIterator = this.input[Symbol.asyncIterator]();
+    const peeked: Buffer[] = [];
+    let peekedBytes = 0;
+    while (peekedBytes < 6) {
+      const step = await rawIterator.next();
+      if (step.done) break;
+      const chunk = typeof step.value === 'string' ? Buffer.from(step.value) : step.value;
+      peeked.push(chunk);
+      peekedBytes += chunk.length;
+    }
+    const head = Buffer.concat(peeked);
+    const kind = detectCompression(head);
+    if (kind === 'bzip2') throw new RejectedArchiveError(ARCHIVE, 'bzip2 compression is not supported');
+    this.compression = kind;
+    const self = this;
+    async function* raw(): AsyncGenerator<Buffer> {
+      for (const chunk of peeked) {
+        self.countIn(chunk);
+        yield chunk;
+      }
+      for (;;) {
+        const step = await rawIterator.next();
+        if (step.done) return;
+        const chunk = typeof step.value === 'string' ? Buffer.from(step.value) : step.value;
+        self.countIn(chunk);
+        yield chunk;
+      }
+    }
+    const rawStream = Readable.from(raw(), { objectMode: false, highWaterMark: CHUNK_BYTES });
+    if (kind === 'none') {
+      this.iterator = rawStream[Symbol.asyncIterator]();
+      this.decoder = rawStream;
+      return;
+    }
+    if (kind === 'xz') {
+      // Node has no xz; the system's xz streams and runs on the other core.
+      const child = spawn('xz', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      this.child = child;
+      let stderr = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d: string) => {
+        stderr += d;
+      });
+      child.stdin.on('error', () => {}); // EPIPE when xz stops early on corrupt data: its exit code tells.
+      rawStream.on('error', (err) => child.stdout.destroy(err));
+      rawStream.pipe(child.stdin);
+      this.childExit = new Promise((resolve, reject) => {
+        child.on('error', (err) => reject(new Error(`cannot run xz: ${err.message}`)));
+        child.on('close', (code, signal) => {
+          if (code === 0 || signal === 'SIGTERM') resolve();
+          else
+            reject(
+              new RejectedArchiveError(ARCHIVE, `corrupt xz data: ${stderr.trim() || `xz exit ${code}`}`),
+            );
+        });
+      });
+      this.childExit.catch(() => {}); // awaited in finish(); avoid an unhandled rejection meanwhile
+      this.decoder = child.stdout;
+      this.iterator = child.stdout[Symbol.asyncIterator]();
+      return;
+    }
+    const decoder =
+      kind === 'gzip'
+        ? createGunzip({ chunkSize: CHUNK_BYTES })
+        : createZstdDecompress({
+            chunkSize: CHUNK_BYTES,
+            // Bound the window a hostile frame may ask for (default cap is 128 MiB; rootfs streams use ≤ 8 MiB).
+            params: { [zlibConstants.ZSTD_d_windowLogMax]: 27 },
+          });
+    rawStream.on('error', (err) => decoder.destroy(err));
+    rawStream.pipe(decoder);
+    this.decoder = decoder;
+    this.iterator = decoder[Symbol.asyncIterator]();
+  }
+
+  private countIn(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    this.inputHash.update(chunk);
+  }
+
+  private async pull(): Promise<boolean> {
+    if (this.ended || !this.iterator) return false;
+    let step: IteratorResult<Buffer>;
+    try {
+      step = await this.iterator.next();
+    } catch (err) {
+      if (err instanceof RejectedArchiveError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.compression !== 'none' && !(err as { syscall?: string }).syscall) {
+        throw new RejectedArchiveError(ARCHIVE, `corrupt ${this.compression} data: ${message}`);
+      }
+      throw err;
+    }
+    if (step.done) {
+      this.ended = true;
+      return false;
+    }
+    const chunk = step.value;
+    this.bytesOut += chunk.length;
+    this.checkLimits();
+    // Callers consume what is buffered before pulling more.
+    this.buf = chunk;
+    this.off = 0;
+    return true;
+  }
+
+  private checkLimits(): void {
+    const { maxTotalBytes, maxCompressionRatio } = this.limits;
+    if (this.bytesOut > maxTotalBytes) {
+      throw new RejectedArchiveError(this.currentPath, `archive exceeds ${maxTotalBytes} uncompressed bytes`);
+    }
+    if (
+      this.compression !== 'none' &&
+      this.bytesOut > COMPRESSION_RATIO_GRACE_BYTES &&
+      this.bytesOut > maxCompressionRatio * this.bytesIn
+    ) {
+      throw new RejectedArchiveError(
+        this.currentPath,
+        `compression ratio exceeds ${maxCompressionRatio} (${this.bytesOut} bytes from ${this.bytesIn})`,
+      );
+    }
+  }
+
+  /** Declared sizes are checked before their bytes are read, so a lying header is stopped at once. */
+  assertWithinTotal(declared: number): void {
+    if (this.bytesOut - (this.buf.length - this.off) + declared > this.limits.maxTotalBytes) {
+      throw new RejectedArchiveError(
+        this.currentPath,
+        `entry size ${declared} exceeds the limit of ${this.limits.maxTotalBytes} uncompressed bytes`,
+      );
+    }
+  }
+
+  /**
+   * Exactly n bytes; null when the stream ended cleanly before the first of them. The buffer may share
+   * memory with the decoder's chunk: use it before the next read.
+   */
+  async read(n: number): Promise<Buffer | null> {
+    let available = this.buf.length - this.off;
+    if (available >= n) {
+      const out = this.buf.subarray(this.off, this.off + n);
+      this.off += n;
+      return out;
+    }
+    if (available === 0 && !(await this.pull())) return null;
+    available = this.buf.length - this.off;
+    if (available >= n) return this.read(n);
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    for (;;) {
+      const take = Math.min(n - got, this.buf.length - this.off);
+      this.buf.copy(out, got, this.off, this.off + take);
+      this.off += take;
+      got += take;
+      if (got === n) return out;
+      if (!(await this.pull())) throw new TruncatedError(got);
+    }
+  }
+
+  async skip(n: number): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (this.off >= this.buf.length && !(await this.pull())) return false;
+      const take = Math.min(left, this.buf.length - this.off);
+      this.off += take;
+      left -= take;
+    }
+    return true;
+  }
+
+  /** Reads (and counts, so limits apply) whatever follows the end-of-archive, then checks the decoder. */
+  async finish(): Promise<void> {
+    this.buf = EMPTY;
+    this.off = 0;
+    while (await this.pull()) {
+      this.buf = EMPTY;
+      this.off = 0;
+    }
+    await this.childExit;
+  }
+
+  destroy(): void {
+    this.decoder?.destroy();
+    if (this.child && this.child.exitCode === null) this.child.kill('SIGTERM');
+  }
+}
+
+/** A short read: reported by the reader, which knows whether it was in a header or a body. */
+export class TruncatedError extends Error {
+  readonly got: number;
+  constructor(got: number) {
+    super(`stream ended after ${got} bytes of a block`);
+    this.got = got;
+  }
+}

@@ -1,0 +1,429 @@
+// A strict, streaming reader of POSIX ustar / pax and GNU tar. Written here rather than taken from
+// tar-stream because every header field must be validated and anything ambiguous refused: tar-stream
+// accepts a missing end-of-archive, applies PAX global headers, lets a PAX size govern a following GNU
+// long-name header, and reads past NUL bytes in long names; a parser differential is an escape route.
+import { type ByteSource, TruncatedError } from './byte-source.ts';
+import { RejectedArchiveError } from './errors.ts';
+import type { UnpackLimits } from './limits.ts';
+
+export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
+
+export interface TarEntry {
+  /** Normalised: no leading slash, no `.` or empty components; '' is the target root itself. */
+  path: string;
+  /** As written in the archive (after PAX / GNU long-name precedence), for messages. */
+  rawPath: string;
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch; fractional when a PAX mtime says so. */
+  mtime: number;
+  size: number;
+  /** Symlink target byte for byte, or the normalised hardlink target path. */
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  xattrs: Map<string, Buffer> | null;
+}
+
+const BLOCK = 512;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.', 'system.'];
+const MAX_XATTR_VALUE = 64 * 1024;
+
+interface PaxOverrides {
+  path?: string;
+  linkpath?: string;
+  size?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  xattrs?: Map<string, Buffer>;
+}
+
+export class TarReader {
+  entries = 0;
+  private readonly src: ByteSource;
+  private readonly limits: UnpackLimits;
+  /** Body bytes of the current entry not yet read, and its padding. */
+  private bodyLeft = 0;
+  private padding = 0;
+
+  constructor(src: ByteSource, limits: UnpackLimits) {
+    this.src = src;
+    this.limits = limits;
+  }
+
+  private reject(reason: string): never {
+    throw new RejectedArchiveError(this.src.currentPath, reason);
+  }
+
+  /** Reads the next n bytes of the current entry's body (n ≤ what is left). */
+  async readBody(n: number): Promise<Buffer> {
+    if (n > this.bodyLeft) throw new Error(`internal: body read of ${n} past ${this.bodyLeft} left`);
+    try {
+      const data = await this.src.read(n);
+      if (!data) this.reject('archive truncated in the middle of an entry body');
+      this.bodyLeft -= n;
+      return data;
+    } catch (err) {
+      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an entry body');
+      throw err;
+    }
+  }
+
+  private async skipBodyAndPadding(): Promise<void> {
+    const n = this.bodyLeft + this.padding;
+    this.bodyLeft = 0;
+    this.padding = 0;
+    if (n > 0 && !(await this.src.skip(n))) this.reject('archive truncated in the middle of an entry body');
+  }
+
+  private async readBlock(): Promise<Buffer | null> {
+    try {
+      return await this.src.read(BLOCK);
+    } catch (err) {
+      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of a header');
+      throw err;
+    }
+  }
+
+  /** Reads a meta header's body (PAX or GNU long name) whole, bounded by maxPaxHeaderBytes. */
+  private async readMetaBody(size: number): Promise<Buffer> {
+    if (size > this.limits.maxPaxHeaderBytes) {
+      this.reject(`extended header of ${size} bytes exceeds the limit of ${this.limits.maxPaxHeaderBytes}`);
+    }
+    this.src.assertWithinTotal(size);
+    let body: Buffer | null;
+    try {
+      body = await this.src.read(size);
+    } catch (err) {
+      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an extended header');
+      throw err;
+    }
+    if (!body && size > 0) this.reject('archive truncated in the middle of an extended header');
+    const copy = Buffer.from(body ?? Buffer.alloc(0));
+    const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+    if (pad && !(await this.src.skip(pad)))
+      this.reject('archive truncated in the middle of an extended header');
+    return copy;
+  }
+
+  /** The next entry, or null at a proper end-of-archive (two zero blocks). */
+  async next(): Promise<TarEntry | null> {
+    await this.skipBodyAndPadding();
+    let pax: PaxOverrides | null = null;
+    let longName: string | null = null;
+    let longLink: string | null = null;
+    for (;;) {
+      const block = await this.readBlock();
+      if (!block) {
+        if (pax || longName !== null || longLink !== null) {
+          this.reject('archive ends after an extended header, without its entry');
+        }
+        this.src.currentPath = '<archive>';
+        this.reject('missing end-of-archive (the stream ended without two zero blocks)');
+      }
+      if (isZeroBlock(block)) {
+        if (pax || longName !== null || longLink !== null) {
+          this.reject('end-of-archive right after an extended header, without its entry');
+        }
+        const second = await this.readBlock();
+        if (!second) this.reject('missing end-of-archive (a lone zero block ends the stream)');
+        if (!isZeroBlock(second)) this.reject('a zero block followed by more headers');
+        return null;
+      }
+      verifyChecksum(block, (reason) => this.reject(reason));
+      const typeflag = String.fromCharCode(block[156]!);
+      const size = this.numeric(block, 124, 12, 'size');
+      if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+        if (typeflag === 'g') this.reject('PAX global headers are not supported');
+        const body = await this.readMetaBody(size);
+        if (typeflag === 'x') {
+          // One extended header per entry, and never mixed with GNU long names: which of them governs
+          // the size and name of what follows is exactly where tar implementations disagree.
+          if (pax) this.reject('two PAX extended headers for one entry');
+          if (longName !== null || longLink !== null)
+            this.reject('a PAX header mixed with GNU long-name headers');
+          pax = this.parsePax(body);
+        } else {
+          if (pax) this.reject('a PAX header mixed with GNU long-name headers');
+          const value = this.longNameValue(body, typeflag === 'L' ? 'long name' : 'long link name');
+          if (typeflag === 'L') {
+            if (longName !== null) this.reject('two GNU long-name headers for one entry');
+            longName = value;
+          } else {
+            if (longLink !== null) this.reject('two GNU long-link headers for one entry');
+            longLink = value;
+          }
+        }
+        continue;
+      }
+      return this.entryFrom(block, typeflag, size, pax, longName, longLink);
+    }
+  }
+
+  private entryFrom(
+    block: Buffer,
+    typeflag: string,
+    headerSize: number,
+    pax: PaxOverrides | null,
+    longName: string | null,
+    longLink: string | null,
+  ): TarEntry {
+    const isUstar = block.subarray(257, 263).toString('latin1') === 'ustar\0';
+    let rawPath = pax?.path ?? longName;
+    if (rawPath === null || rawPath === undefined) {
+      const name = this.textField(block, 0, 100, 'name');
+      const prefix = isUstar ? this.textField(block, 345, 155, 'prefix') : '';
+      rawPath = prefix ? `${prefix}/${name}` : name;
+    }
+    this.src.currentPath = rawPath === '' ? '<empty name>' : rawPath;
+    this.entries++;
+    if (this.entries > this.limits.maxEntries) {
+      this.reject(`archive has more than ${this.limits.maxEntries} entries`);
+    }
+    let type: EntryType;
+    switch (typeflag) {
+      case '0':
+      case '\0':
+      case '7':
+        // Old archives mark directories by a trailing slash on a regular-file header.
+        type = rawPath.endsWith('/') && typeflag !== '7' ? 'dir' : 'file';
+        break;
+      case '1':
+        type = 'hardlink';
+        break;
+      case '2':
+        type = 'symlink';
+        break;
+      case '3':
+        type = 'char';
+        break;
+      case '4':
+        type = 'block';
+        break;
+      case '5':
+        type = 'dir';
+        break;
+      case '6':
+        type = 'fifo';
+        break;
+      case 'S':
+        this.reject('GNU sparse files are not supported');
+        break;
+      default:
+        this.reject(`unsupported entry type ${JSON.stringify(typeflag)}`);
+    }
+    const size = pax?.size ?? headerSize;
+    if (type !== 'file' && size !== 0) this.reject(`a ${type} entry with a body of ${size} bytes`);
+    this.src.assertWithinTotal(size);
+    const path = this.normalisePath(rawPath);
+    let linkname = '';
+    if (type === 'symlink' || type === 'hardlink') {
+      const rawLink = pax?.linkpath ?? longLink ?? this.textField(block, 157, 100, 'linkname');
+      if (rawLink === '') this.reject(`${type} with an empty target`);
+      if (Buffer.byteLength(rawLink) > 4095) this.reject('link target longer than PATH_MAX');
+      if (type === 'hardlink') {
+        linkname = this.normalisePath(rawLink, 'hardlink target');
+        if (linkname === '') this.reject('hardlink to the target root');
+      } else {
+        linkname = rawLink;
+      }
+    }
+    const mode = this.numeric(block, 100, 8, 'mode') & 0o7777;
+    const entry: TarEntry = {
+      path,
+      rawPath,
+      type,
+      mode,
+      uid: pax?.uid ?? this.numeric(block, 108, 8, 'uid'),
+      gid: pax?.gid ?? this.numeric(block, 116, 8, 'gid'),
+      mtime: pax?.mtime ?? this.numeric(block, 136, 12, 'mtime', true),
+      size,
+      linkname,
+      devmajor: type === 'char' || type === 'block' ? this.numeric(block, 329, 8, 'devmajor') : 0,
+      devminor: type === 'char' || type === 'block' ? this.numeric(block, 337, 8, 'devminor') : 0,
+      xattrs: pax?.xattrs ?? null,
+    };
+    this.bodyLeft = size;
+    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
+    return entry;
+  }
+
+  /** Chroot-style: leading slashes dropped, `.` and empty components dropped, `..` refused outright. */
+  normalisePath(raw: string, what = 'path'): string {
+    if (raw === '') this.reject(`empty ${what}`);
+    if (raw.includes('\0')) this.reject(`${what} contains a NUL byte`);
+    if (raw.includes('\n')) this.reject(`${what} contains a newline`);
+    const parts: string[] = [];
+    for (const part of raw.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') this.reject(`${what} contains a '..' component`);
+      parts.push(part);
+    }
+    if (parts.length > this.limits.maxPathDepth) {
+      this.reject(
+        `${what} has ${parts.length} components, more than the limit of ${this.limits.maxPathDepth}`,
+      );
+    }
+    const path = parts.join('/');
+    if (Buffer.byteLength(path) > this.limits.maxPathLength) {
+      this.reject(`${what} is longer than the limit of ${this.limits.maxPathLength} bytes`);
+    }
+    return path;
+  }
+
+  private textField(block: Buffer, offset: number, length: number, field: string): string {
+    const raw = block.subarray(offset, offset + length);
+    const end = raw.indexOf(0);
+    return this.decodeUtf8(end === -1 ? raw : raw.subarray(0, end), field);
+  }
+
+  private decodeUtf8(bytes: Buffer, field: string): string {
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      return this.reject(`${field} is not valid UTF-8`);
+    }
+  }
+
+  private longNameValue(body: Buffer, what: string): string {
+    let end = body.length;
+    while (end > 0 && body[end - 1] === 0) end--;
+    const value = body.subarray(0, end);
+    if (value.includes(0)) this.reject(`GNU ${what} contains a NUL byte`);
+    return this.decodeUtf8(value, `GNU ${what}`);
+  }
+
+  /** Octal (space / NUL terminated) or GNU base-256; anything else is refused. */
+  private numeric(block: Buffer, offset: number, length: number, field: string, signed = false): number {
+    const raw = block.subarray(offset, offset + length);
+    const first = raw[0]!;
+    if (first === 0x80 || first === 0xff) {
+      let value = BigInt(first & 0x7f) - (first === 0xff ? 128n : 0n);
+      for (let i = 1; i < raw.length; i++) value = (value << 8n) | BigInt(raw[i]!);
+      if (value < 0n && !signed) this.reject(`negative ${field} field`);
+      if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
+        this.reject(`${field} field out of range`);
+      }
+      return Number(value);
+    }
+    let i = 0;
+    while (i < raw.length && raw[i] === 0x20) i++;
+    let value = 0;
+    let digits = 0;
+    for (; i < raw.length; i++) {
+      const c = raw[i]!;
+      if (c >= 0x30 && c <= 0x37) {
+        value = value * 8 + (c - 0x30);
+        digits++;
+      } else break;
+    }
+    for (; i < raw.length; i++) {
+      if (raw[i] !== 0 && raw[i] !== 0x20)
+        this.reject(`invalid ${field} field ${JSON.stringify(raw.toString('latin1'))}`);
+    }
+    if (digits === 0 && raw[0] !== 0 && raw[0] !== 0x20) {
+      this.reject(`invalid ${field} field ${JSON.stringify(raw.toString('latin1'))}`);
+    }
+    return value;
+  }
+
+  private parsePax(body: Buffer): PaxOverrides {
+    const out: PaxOverrides = {};
+    let pos = 0;
+    while (pos < body.length) {
+      // Trailing NUL padding after the last record is tolerated.
+      if (body[pos] === 0 && body.subarray(pos).every((b) => b === 0)) break;
+      const space = body.indexOf(0x20, pos);
+      if (space === -1 || space - pos > 20) this.reject('malformed PAX record length');
+      const lenText = body.subarray(pos, space).toString('latin1');
+      if (!/^[1-9][0-9]*$/.test(lenText)) this.reject('malformed PAX record length');
+      const len = Number(lenText);
+      const end = pos + len;
+      if (end > body.length || body[end - 1] !== 0x0a) this.reject('malformed PAX record');
+      const eq = body.indexOf(0x3d, space + 1);
+      if (eq === -1 || eq >= end) this.reject('malformed PAX record (no =)');
+      const key = this.decodeUtf8(body.subarray(space + 1, eq), 'PAX key');
+      const value = body.subarray(eq + 1, end - 1);
+      pos = end;
+      this.applyPaxRecord(out, key, value);
+    }
+    return out;
+  }
+
+  private applyPaxRecord(out: PaxOverrides, key: string, value: Buffer): void {
+    const text = () => this.decodeUtf8(value, `PAX ${key}`);
+    const decimal = (fractional: boolean): number => {
+      const s = text();
+      const re = fractional ? /^-?[0-9]{1,16}(\.[0-9]{1,9})?$/ : /^[0-9]{1,16}$/;
+      if (!re.test(s)) this.reject(`invalid PAX ${key} ${JSON.stringify(s)}`);
+      const n = Number(s);
+      if (!Number.isSafeInteger(Math.trunc(n))) this.reject(`PAX ${key} out of range`);
+      return n;
+    };
+    switch (key) {
+      case 'path':
+      case 'linkpath': {
+        if (value.includes(0)) this.reject(`PAX ${key} contains a NUL byte`);
+        const s = text();
+        if (s.includes('\n')) this.reject(`PAX ${key} contains a newline`);
+        out[key] = s;
+        return;
+      }
+      case 'size':
+        out.size = decimal(false);
+        return;
+      case 'uid':
+        out.uid = decimal(false);
+        return;
+      case 'gid':
+        out.gid = decimal(false);
+        return;
+      case 'mtime':
+        out.mtime = decimal(true);
+        return;
+    }
+    if (key.startsWith('SCHILY.xattr.')) {
+      const name = key.slice('SCHILY.xattr.'.length);
+      if (!XATTR_NAMESPACES.some((ns) => name.startsWith(ns) && name.length > ns.length)) {
+        this.reject(`unsupported extended attribute name ${JSON.stringify(name)}`);
+      }
+      if (name.length > 255) this.reject('extended attribute name longer than 255 bytes');
+      if (value.length > MAX_XATTR_VALUE) this.reject(`extended attribute ${name} larger than 64 KiB`);
+      out.xattrs ??= new Map();
+      out.xattrs.set(name, Buffer.from(value));
+      return;
+    }
+    if (key.startsWith('GNU.sparse.')) this.reject('GNU sparse files are not supported');
+    // Other keys (atime, ctime, uname, gname, comment, charset, LIBARCHIVE.*, SCHILY.acl.*) do not
+    // change the tree GNU tar --xattrs produces; ignoring unknown keywords is what POSIX asks.
+  }
+}
+
+function isZeroBlock(block: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i += 4) if (block.readUInt32LE(i) !== 0) return false;
+  return true;
+}
+
+function verifyChecksum(block: Buffer, reject: (reason: string) => never): void {
+  const field = block.subarray(148, 156);
+  let stored = 0;
+  let i = 0;
+  while (i < 8 && field[i] === 0x20) i++;
+  let digits = 0;
+  for (; i < 8 && field[i]! >= 0x30 && field[i]! <= 0x37; i++, digits++)
+    stored = stored * 8 + (field[i]! - 0x30);
+  for (; i < 8; i++) if (field[i] !== 0 && field[i] !== 0x20) reject('invalid header checksum field');
+  if (digits === 0) reject('invalid header checksum field');
+  let unsigned = 0;
+  let signed = 0;
+  for (let j = 0; j < BLOCK; j++) {
+    const b = j >= 148 && j < 156 ? 0x20 : block[j]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  if (stored !== unsigned && stored !== signed) reject('bad header checksum');
+}

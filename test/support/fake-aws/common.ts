@@ -1,0 +1,45 @@
+// Shared bits of the stateful in-memory AWS fakes: errors shaped like the SDK's, ids, a fake clock.
+import { createHash, randomBytes } from 'node:crypto';
+
+/** An error as SDK v3 throws it: `name` is the service's error code. */
+export function awsError(name: string, message = name): Error {
+  const err = new Error(message);
+  err.name = name;
+  Object.assign(err, { $fault: 'client', $metadata: { httpStatusCode: 400 } });
+  return err;
+}
+
+export function fakeId(prefix: string, hexLength = 17): string {
+  return `${prefix}-${randomBytes(Math.ceil(hexLength / 2))
+    .toString('hex')
+    .slice(0, hexLength)}`;
+}
+
+export function md5Etag(body: Buffer): string {
+  return `"${createHash('md5').update(body).digest('hex')}"`;
+}
+
+export const ACCOUNT = '111111111111';
+
+/** EC2-style tag filters: { Name: 'tag:k', Values } and a few plain attribute names. */
+export function matchesFilters(
+  filters: { Name?: string; Values?: string[] }[] | undefined,
+  tags: Record<string, string>,
+  attributes: Record<string, string | undefined> = {},
+): boolean {
+  for (const f of filters ?? []) {
+    const values = f.Values ?? [];
+    const name = f.Name ?? '';
+    const actual = name.startsWith('tag:') ? tags[name.slice(4)] : attributes[name];
+    if (actual === undefined || !values.includes(actual)) return false;
+  }
+  return true;
+}
+
+/** Splits a list into pages the way AWS list APIs do, with an opaque next token. */
+export function page<T>(items: T[], token: string | undefined, size: number): { items: T[]; next?: string } {
+  const start = token ? Number(token) : 0;
+  const slice = items.slice(start, start + size);
+  const next = start + size < items.length ? String(start + size) : undefined;
+  return next ? { items: slice, next } : { items: slice };
+}

@@ -1,0 +1,402 @@
+// Stateful fake of the EC2 calls stemcell makes: volumes (create/attach/detach/modify), snapshots, images
+// (register, name uniqueness, launch permissions, deprecation), launch templates and their versions.
+// State changes are immediate (creating → available at once) so waiters succeed on their first poll.
+import {
+  AttachVolumeCommand,
+  CreateLaunchTemplateVersionCommand,
+  CreateSnapshotCommand,
+  CreateVolumeCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImageAttributeCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
+  DescribeVolumesModificationsCommand,
+  DetachVolumeCommand,
+  EC2Client,
+  EnableImageDeprecationCommand,
+  ModifyImageAttributeCommand,
+  ModifyLaunchTemplateCommand,
+  ModifyVolumeCommand,
+  RegisterImageCommand,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { awsError, fakeId, matchesFilters, page } from './common.ts';
+
+type Tags = Record<string, string>;
+const tagsOf = (
+  specs: { ResourceType?: string; Tags?: { Key: string; Value: string }[] }[] | undefined,
+  type: string,
+) =>
+  Object.fromEntries((specs?.find((s) => s.ResourceType === type)?.Tags ?? []).map((t) => [t.Key, t.Value]));
+const tagList = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+interface FakeVolume {
+  id: string;
+  az: string;
+  size: number;
+  kmsKeyId: string;
+  state: 'available' | 'in-use';
+  attachedTo?: { instanceId: string; device: string };
+  tags: Tags;
+  token?: string;
+}
+interface FakeSnapshot {
+  id: string;
+  volumeId: string;
+  state: 'pending' | 'completed';
+  kmsKeyId: string;
+  description: string;
+  tags: Tags;
+}
+interface FakeImage {
+  id: string;
+  name: string;
+  state: 'available' | 'deregistered';
+  snapshotId: string;
+  architecture: string;
+  bootMode?: string;
+  rootDevice: string;
+  tags: Tags;
+  created: string;
+  deprecation?: string;
+  launchPermissions: { OrganizationArn?: string; OrganizationalUnitArn?: string; UserId?: string }[];
+}
+interface FakeLaunchTemplate {
+  id: string;
+  name: string;
+  defaultVersion: number;
+  versions: { number: number; imageId?: string; description?: string; token?: string }[];
+  tags: Tags;
+}
+
+export class FakeEc2 {
+  readonly volumes = new Map<string, FakeVolume>();
+  readonly snapshots = new Map<string, FakeSnapshot>();
+  readonly images = new Map<string, FakeImage>();
+  readonly launchTemplates = new Map<string, FakeLaunchTemplate>();
+  /** Snapshots complete on the n-th describe after creation (1 = at once). */
+  snapshotCompletesAfter = 1;
+  readonly #describes = new Map<string, number>();
+  readonly pageSize = 2;
+
+  addLaunchTemplate(name: string, tags: Tags, imageId: string): FakeLaunchTemplate {
+    const lt: FakeLaunchTemplate = {
+      id: fakeId('lt'),
+      name,
+      defaultVersion: 1,
+      versions: [{ number: 1, imageId }],
+      tags,
+    };
+    this.launchTemplates.set(lt.id, lt);
+    return lt;
+  }
+
+  client(): EC2Client {
+    const client = new EC2Client({
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    const mock = mockClient(client);
+
+    // ---------------------------------------------------------------- volumes
+    const volumeOut = (v: FakeVolume) => ({
+      VolumeId: v.id,
+      AvailabilityZone: v.az,
+      Size: v.size,
+      State: v.state,
+      Encrypted: true,
+      KmsKeyId: v.kmsKeyId,
+      VolumeType: 'gp3',
+      Tags: tagList(v.tags),
+      Attachments: v.attachedTo
+        ? [
+            {
+              InstanceId: v.attachedTo.instanceId,
+              Device: v.attachedTo.device,
+              State: 'attached',
+              VolumeId: v.id,
+            },
+          ]
+        : [],
+    });
+    mock.on(CreateVolumeCommand).callsFake((input) => {
+      if (!input.Encrypted || !input.KmsKeyId)
+        throw awsError('InvalidParameterValue', 'stemcell volumes are encrypted');
+      const existing = [...this.volumes.values()].find(
+        (v) => input.ClientToken && v.token === input.ClientToken,
+      );
+      if (existing) return volumeOut(existing);
+      const v: FakeVolume = {
+        id: fakeId('vol'),
+        az: input.AvailabilityZone,
+        size: input.Size,
+        kmsKeyId: input.KmsKeyId,
+        state: 'available',
+        tags: tagsOf(input.TagSpecifications, 'volume'),
+        token: input.ClientToken,
+      };
+      this.volumes.set(v.id, v);
+      return volumeOut(v);
+    });
+    mock.on(DescribeVolumesCommand).callsFake((input) => {
+      let list = [...this.volumes.values()];
+      if (input.VolumeIds) {
+        for (const id of input.VolumeIds) if (!this.volumes.has(id)) throw awsError('InvalidVolume.NotFound');
+        list = list.filter((v) => input.VolumeIds.includes(v.id));
+      }
+      list = list.filter((v) =>
+        matchesFilters(
+          (input.Filters ?? []).filter((f: { Name: string }) => f.Name !== 'status'),
+          v.tags,
+          { 'availability-zone': v.az },
+        ),
+      );
+      const status = input.Filters?.find((f: { Name: string }) => f.Name === 'status');
+      if (status) list = list.filter((v) => status.Values.includes(v.state));
+      const p = page(list, input.NextToken, input.VolumeIds ? 1000 : this.pageSize);
+      return { Volumes: p.items.map(volumeOut), NextToken: p.next };
+    });
+    mock.on(DescribeInstancesCommand).callsFake((input) => {
+      const id = input.InstanceIds?.[0];
+      const used = [...this.volumes.values()]
+        .filter((v) => v.attachedTo?.instanceId === id)
+        .map((v) => ({ DeviceName: v.attachedTo?.device }));
+      return {
+        Reservations: [
+          { Instances: [{ InstanceId: id, BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }, ...used] }] },
+        ],
+      };
+    });
+    mock.on(AttachVolumeCommand).callsFake((input) => {
+      const v = this.volumes.get(input.VolumeId);
+      if (!v) throw awsError('InvalidVolume.NotFound');
+      if (v.state !== 'available') throw awsError('IncorrectState', `volume ${v.id} is ${v.state}`);
+      v.state = 'in-use';
+      v.attachedTo = { instanceId: input.InstanceId, device: input.Device };
+      return { State: 'attaching', VolumeId: v.id, InstanceId: input.InstanceId, Device: input.Device };
+    });
+    mock.on(DetachVolumeCommand).callsFake((input) => {
+      const v = this.volumes.get(input.VolumeId);
+      if (!v) throw awsError('InvalidVolume.NotFound');
+      if (v.state !== 'in-use') throw awsError('IncorrectState', `volume ${v.id} is not attached`);
+      v.state = 'available';
+      v.attachedTo = undefined;
+      return { State: 'detaching' };
+    });
+    mock.on(ModifyVolumeCommand).callsFake((input) => {
+      const v = this.volumes.get(input.VolumeId);
+      if (!v) throw awsError('InvalidVolume.NotFound');
+      if (input.Size < v.size) throw awsError('InvalidParameterValue', 'volumes only grow');
+      v.size = input.Size;
+      return { VolumeModification: { VolumeId: v.id, ModificationState: 'modifying' } };
+    });
+    mock.on(DescribeVolumesModificationsCommand).callsFake((input) => ({
+      VolumesModifications: (input.VolumeIds ?? []).map((id: string) => ({
+        VolumeId: id,
+        ModificationState: 'optimizing',
+      })),
+    }));
+
+    // ---------------------------------------------------------------- snapshots
+    const snapshotOut = (s: FakeSnapshot) => {
+      const seen = (this.#describes.get(s.id) ?? 0) + 1;
+      this.#describes.set(s.id, seen);
+      if (seen >= this.snapshotCompletesAfter) s.state = 'completed';
+      return {
+        SnapshotId: s.id,
+        VolumeId: s.volumeId,
+        State: s.state,
+        Encrypted: true,
+        KmsKeyId: s.kmsKeyId,
+        Description: s.description,
+        Tags: tagList(s.tags),
+      };
+    };
+    mock.on(CreateSnapshotCommand).callsFake((input) => {
+      const v = this.volumes.get(input.VolumeId);
+      if (!v) throw awsError('InvalidVolume.NotFound');
+      const s: FakeSnapshot = {
+        id: fakeId('snap'),
+        volumeId: v.id,
+        state: 'pending',
+        kmsKeyId: v.kmsKeyId,
+        description: input.Description ?? '',
+        tags: tagsOf(input.TagSpecifications, 'snapshot'),
+      };
+      this.snapshots.set(s.id, s);
+      return {
+        SnapshotId: s.id,
+        VolumeId: v.id,
+        State: 'pending',
+        KmsKeyId: s.kmsKeyId,
+        Tags: tagList(s.tags),
+      };
+    });
+    mock.on(DescribeSnapshotsCommand).callsFake((input) => {
+      let list = [...this.snapshots.values()];
+      if (input.SnapshotIds) {
+        for (const id of input.SnapshotIds)
+          if (!this.snapshots.has(id)) throw awsError('InvalidSnapshot.NotFound');
+        list = list.filter((s) => input.SnapshotIds.includes(s.id));
+      }
+      list = list.filter((s) => matchesFilters(input.Filters, s.tags));
+      const p = page(list, input.NextToken, input.SnapshotIds ? 1000 : this.pageSize);
+      return { Snapshots: p.items.map(snapshotOut), NextToken: p.next };
+    });
+    mock.on(DeleteSnapshotCommand).callsFake((input) => {
+      if (!this.snapshots.has(input.SnapshotId)) throw awsError('InvalidSnapshot.NotFound');
+      const usedBy = [...this.images.values()].find(
+        (i) => i.state !== 'deregistered' && i.snapshotId === input.SnapshotId,
+      );
+      if (usedBy) throw awsError('InvalidSnapshot.InUse', `snapshot is in use by ${usedBy.id}`);
+      this.snapshots.delete(input.SnapshotId);
+      return {};
+    });
+
+    // ---------------------------------------------------------------- images
+    const imageOut = (i: FakeImage) => {
+      const s = this.snapshots.get(i.snapshotId);
+      return {
+        ImageId: i.id,
+        Name: i.name,
+        State: i.state,
+        Architecture: i.architecture,
+        BootMode: i.bootMode,
+        RootDeviceName: i.rootDevice,
+        CreationDate: i.created,
+        DeprecationTime: i.deprecation,
+        Tags: tagList(i.tags),
+        BlockDeviceMappings: [
+          {
+            DeviceName: i.rootDevice,
+            Ebs: { SnapshotId: i.snapshotId, Encrypted: true, KmsKeyId: s?.kmsKeyId },
+          },
+        ],
+      };
+    };
+    mock.on(RegisterImageCommand).callsFake((input) => {
+      if ([...this.images.values()].some((i) => i.name === input.Name && i.state !== 'deregistered')) {
+        throw awsError('InvalidAMIName.Duplicate', `AMI name ${input.Name} is already in use`);
+      }
+      const snapshotId = input.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId;
+      if (!this.snapshots.has(snapshotId)) throw awsError('InvalidSnapshot.NotFound');
+      const i: FakeImage = {
+        id: fakeId('ami'),
+        name: input.Name,
+        state: 'available',
+        snapshotId,
+        architecture: input.Architecture,
+        bootMode: input.BootMode,
+        rootDevice: input.RootDeviceName,
+        tags: tagsOf(input.TagSpecifications, 'image'),
+        created: new Date().toISOString(),
+        launchPermissions: [],
+      };
+      this.images.set(i.id, i);
+      return { ImageId: i.id };
+    });
+    mock.on(DescribeImagesCommand).callsFake((input) => {
+      let list = [...this.images.values()].filter((i) => i.state !== 'deregistered');
+      if (input.ImageIds) {
+        for (const id of input.ImageIds) if (!this.images.has(id)) throw awsError('InvalidAMIID.NotFound');
+        list = list.filter((i) => input.ImageIds.includes(i.id));
+      }
+      list = list.filter((i) => matchesFilters(input.Filters, i.tags, { name: i.name }));
+      const p = page(list, input.NextToken, input.ImageIds ? 1000 : this.pageSize);
+      return { Images: p.items.map(imageOut), NextToken: p.next };
+    });
+    mock.on(DescribeImageAttributeCommand).callsFake((input) => {
+      const i = this.images.get(input.ImageId);
+      if (!i) throw awsError('InvalidAMIID.NotFound');
+      return { ImageId: i.id, LaunchPermissions: i.launchPermissions };
+    });
+    mock.on(ModifyImageAttributeCommand).callsFake((input) => {
+      const i = this.images.get(input.ImageId);
+      if (!i) throw awsError('InvalidAMIID.NotFound');
+      for (const p of input.LaunchPermission?.Add ?? []) {
+        if (!i.launchPermissions.some((q) => JSON.stringify(q) === JSON.stringify(p)))
+          i.launchPermissions.push(p);
+      }
+      return {};
+    });
+    mock.on(EnableImageDeprecationCommand).callsFake((input) => {
+      const i = this.images.get(input.ImageId);
+      if (!i) throw awsError('InvalidAMIID.NotFound');
+      i.deprecation = new Date(input.DeprecateAt).toISOString();
+      return { Return: true };
+    });
+    mock.on(DeregisterImageCommand).callsFake((input) => {
+      const i = this.images.get(input.ImageId);
+      if (!i || i.state === 'deregistered') throw awsError('InvalidAMIID.NotFound');
+      i.state = 'deregistered';
+      return {};
+    });
+
+    // ---------------------------------------------------------------- launch templates
+    mock.on(DescribeLaunchTemplatesCommand).callsFake((input) => {
+      const list = [...this.launchTemplates.values()].filter((lt) => matchesFilters(input.Filters, lt.tags));
+      const p = page(list, input.NextToken, this.pageSize);
+      return {
+        LaunchTemplates: p.items.map((lt) => ({
+          LaunchTemplateId: lt.id,
+          LaunchTemplateName: lt.name,
+          DefaultVersionNumber: lt.defaultVersion,
+          LatestVersionNumber: lt.versions.length,
+          Tags: tagList(lt.tags),
+        })),
+        NextToken: p.next,
+      };
+    });
+    mock.on(DescribeLaunchTemplateVersionsCommand).callsFake((input) => {
+      const lt = this.launchTemplates.get(input.LaunchTemplateId);
+      if (!lt) throw awsError('InvalidLaunchTemplateId.NotFound');
+      const wanted = (input.Versions ?? []).map(Number);
+      return {
+        LaunchTemplateVersions: lt.versions
+          .filter((v) => wanted.includes(v.number))
+          .map((v) => ({
+            LaunchTemplateId: lt.id,
+            VersionNumber: v.number,
+            VersionDescription: v.description,
+            LaunchTemplateData: { ImageId: v.imageId },
+          })),
+      };
+    });
+    mock.on(CreateLaunchTemplateVersionCommand).callsFake((input) => {
+      const lt = this.launchTemplates.get(input.LaunchTemplateId);
+      if (!lt) throw awsError('InvalidLaunchTemplateId.NotFound');
+      let v = lt.versions.find((x) => input.ClientToken && x.token === input.ClientToken);
+      if (!v) {
+        v = {
+          number: lt.versions.length + 1,
+          imageId: input.LaunchTemplateData?.ImageId,
+          description: input.VersionDescription,
+          token: input.ClientToken,
+        };
+        lt.versions.push(v);
+      }
+      return {
+        LaunchTemplateVersion: {
+          LaunchTemplateId: lt.id,
+          VersionNumber: v.number,
+          VersionDescription: v.description,
+          LaunchTemplateData: { ImageId: v.imageId },
+        },
+      };
+    });
+    mock.on(ModifyLaunchTemplateCommand).callsFake((input) => {
+      const lt = this.launchTemplates.get(input.LaunchTemplateId);
+      if (!lt) throw awsError('InvalidLaunchTemplateId.NotFound');
+      const n = Number(input.DefaultVersion);
+      if (!lt.versions.some((v) => v.number === n)) throw awsError('InvalidLaunchTemplateVersion.NotFound');
+      lt.defaultVersion = n;
+      return { LaunchTemplate: { LaunchTemplateId: lt.id, DefaultVersionNumber: n } };
+    });
+    return client;
+  }
+}

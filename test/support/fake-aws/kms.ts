@@ -1,0 +1,83 @@
+// Stateful fake of KMS for one key: data keys wrapped with the key, decrypt allowed to the key's account and
+// to grantees, encryption context enforced.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import {
+  CreateGrantCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  GenerateDataKeyCommand,
+  KMSClient,
+} from '@aws-sdk/client-kms';
+import { mockClient } from 'aws-sdk-client-mock';
+import { ACCOUNT, awsError, fakeId } from './common.ts';
+
+function contextAad(context: Record<string, string> | undefined): Buffer {
+  const sorted = Object.keys(context ?? {})
+    .sort()
+    .map((k) => [k, context?.[k]]);
+  return Buffer.from(JSON.stringify(sorted));
+}
+
+export class FakeKms {
+  readonly keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
+  readonly arn = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${this.keyId}`;
+  readonly owner = ACCOUNT;
+  readonly grants = new Map<string, { grantee: string; operations: string[] }>();
+  readonly #master = randomBytes(32);
+
+  #resolves(keyId: string | undefined): boolean {
+    return keyId === this.keyId || keyId === this.arn || keyId === 'alias/stemcell';
+  }
+
+  /** A client acting as `accountId` (the credentials decide who calls, as on AWS). */
+  client(accountId: string = ACCOUNT): KMSClient {
+    const client = new KMSClient({
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    const mock = mockClient(client);
+    mock.on(GenerateDataKeyCommand).callsFake((input) => {
+      if (!this.#resolves(input.KeyId)) throw awsError('NotFoundException', `key ${input.KeyId} not found`);
+      const plaintext = randomBytes(32);
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', this.#master, iv);
+      cipher.setAAD(contextAad(input.EncryptionContext));
+      const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+      return {
+        KeyId: this.arn,
+        Plaintext: new Uint8Array(plaintext),
+        CiphertextBlob: new Uint8Array(Buffer.concat([iv, cipher.getAuthTag(), body])),
+      };
+    });
+    mock.on(DecryptCommand).callsFake((input) => {
+      const allowed =
+        accountId === this.owner ||
+        [...this.grants.values()].some(
+          (g) => g.grantee.includes(accountId) && g.operations.includes('Decrypt'),
+        );
+      if (!allowed)
+        throw awsError('AccessDeniedException', `account ${accountId} may not use key ${this.keyId}`);
+      const blob = Buffer.from(input.CiphertextBlob);
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', this.#master, blob.subarray(0, 12));
+        decipher.setAuthTag(blob.subarray(12, 28));
+        decipher.setAAD(contextAad(input.EncryptionContext));
+        const plaintext = Buffer.concat([decipher.update(blob.subarray(28)), decipher.final()]);
+        return { KeyId: this.arn, Plaintext: new Uint8Array(plaintext) };
+      } catch {
+        throw awsError('InvalidCiphertextException');
+      }
+    });
+    mock.on(CreateGrantCommand).callsFake((input) => {
+      if (!this.#resolves(input.KeyId)) throw awsError('NotFoundException');
+      const grantId = fakeId('grant', 32);
+      this.grants.set(grantId, { grantee: input.GranteePrincipal, operations: input.Operations ?? [] });
+      return { GrantId: grantId, GrantToken: 'token' };
+    });
+    mock.on(DescribeKeyCommand).callsFake((input) => {
+      if (!this.#resolves(input.KeyId)) throw awsError('NotFoundException');
+      return { KeyMetadata: { KeyId: this.keyId, Arn: this.arn, AWSAccountId: this.owner } };
+    });
+    return client;
+  }
+}

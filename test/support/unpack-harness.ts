@@ -1,0 +1,152 @@
+// Shared pieces of the unpacker tests: a workspace with a canary beside the target, a tree snapshot that
+// records everything GNU tar is compared on, and GNU tar itself.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { type ApplyOptions, type ApplyStats, applyTarball } from '#unpack/index.ts';
+import { dumpXattrs } from '#unpack/xattrs.ts';
+
+export interface NodeSnapshot {
+  type: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
+  mode: string;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  sha256?: string;
+  link?: string;
+  rdev?: [number, number];
+  /** Smallest path of the inode's hardlink group, for inodes with more than one name. */
+  hardlinkGroup?: string;
+  xattrs?: Record<string, string>;
+}
+
+export type TreeSnapshot = Record<string, NodeSnapshot>;
+
+export interface SnapshotOptions {
+  /** Paths (relative) whose directory mtime is not compared (implicit parents, the root). */
+  ignoreMtime?: string[];
+}
+
+/** Everything GNU tar is compared on: paths, types, content, mode, owner, mtime, xattrs, links, rdev. */
+export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Promise<TreeSnapshot> {
+  const xattrs = await dumpXattrs(root);
+  const out: TreeSnapshot = {};
+  const inodes = new Map<number, string[]>();
+  const walk = (rel: string) => {
+    const abs = rel === '' ? root : join(root, rel);
+    const st = lstatSync(abs);
+    const type: NodeSnapshot['type'] = st.isFile()
+      ? 'file'
+      : st.isDirectory()
+        ? 'dir'
+        : st.isSymbolicLink()
+          ? 'symlink'
+          : st.isCharacterDevice()
+            ? 'char'
+            : st.isBlockDevice()
+              ? 'block'
+              : st.isFIFO()
+                ? 'fifo'
+                : 'socket';
+    const node: NodeSnapshot = {
+      type,
+      mode: (st.mode & 0o7777).toString(8),
+      uid: st.uid,
+      gid: st.gid,
+      mtimeMs: opts.ignoreMtime?.includes(rel) ? 0 : st.mtimeMs,
+    };
+    if (type === 'symlink') node.mode = '-';
+    if (type === 'file') node.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
+    if (type === 'symlink') node.link = readlinkSync(abs);
+    if (type === 'char' || type === 'block') node.rdev = [Math.floor(st.rdev / 256) & 0xfff, st.rdev & 0xff];
+    if (type !== 'dir' && st.nlink > 1) {
+      const names = inodes.get(st.ino) ?? [];
+      names.push(rel);
+      inodes.set(st.ino, names);
+    }
+    const x = xattrs.get(rel);
+    if (x?.size) {
+      node.xattrs = Object.fromEntries(
+        [...x].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toString('base64')]),
+      );
+    }
+    out[rel] = node;
+    if (type === 'dir') {
+      for (const name of readdirSync(abs).sort()) walk(rel === '' ? name : `${rel}/${name}`);
+    }
+  };
+  walk('');
+  for (const names of inodes.values()) {
+    if (names.length < 2) continue;
+    const first = [...names].sort()[0]!;
+    for (const name of names) out[name]!.hardlinkGroup = first;
+  }
+  return out;
+}
+
+export interface Workspace {
+  dir: string;
+  /** The target tree. */
+  root: string;
+  /** A sibling whose name extends the target's (`root-evil`), and an unrelated directory: both canaries. */
+  siblingCanary: string;
+  canary: string;
+  manifest: string;
+  cleanup(): void;
+}
+
+export function makeWorkspace(prefix = 'stemcell-unpack-'): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const root = join(dir, 'root');
+  const siblingCanary = join(dir, 'root-evil');
+  const canary = join(dir, 'canary');
+  for (const d of [root, siblingCanary, canary]) mkdirSync(d);
+  writeFileSync(join(canary, 'secret'), 'canary secret\n');
+  mkdirSync(join(canary, 'sub'));
+  writeFileSync(join(siblingCanary, 'secret'), 'sibling secret\n');
+  return {
+    dir,
+    root,
+    siblingCanary,
+    canary,
+    manifest: join(dir, 'manifest.json'),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Both canaries, for comparing before and after. */
+export async function canaries(ws: Workspace): Promise<{ canary: TreeSnapshot; sibling: TreeSnapshot }> {
+  return { canary: await snapshotTree(ws.canary), sibling: await snapshotTree(ws.siblingCanary) };
+}
+
+export function applyBuffer(archive: Buffer, target: string, opts?: ApplyOptions): Promise<ApplyStats> {
+  // Odd-sized chunks so header and body boundaries never line up with reads.
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < archive.length; i += 7919) chunks.push(archive.subarray(i, i + 7919));
+  return applyTarball(Readable.from(chunks), target, opts);
+}
+
+export const GNU_TAR_EXTRACT = ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf'];
+
+/** The reference: GNU tar extracting the same archive (compression detected by tar itself). */
+export function gnuTarExtract(archivePath: string, target: string): void {
+  execFileSync('tar', [...GNU_TAR_EXTRACT, archivePath, '-C', target], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}

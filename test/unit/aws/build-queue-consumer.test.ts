@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { BuildQueueConsumer, retryDelaySeconds } from '#aws/build-queue-consumer.ts';
+import type { QueueMessage } from '#ports';
+
+const URL = 'https://sqs.eu-west-1.amazonaws.com/111111111111/stemcell-build-eu-west-1.fifo';
+const message = {
+  MessageId: 'm1',
+  Body: '{"job":1}',
+  ReceiptHandle: 'rh-1',
+  Attributes: { ApproximateReceiveCount: '2', MessageGroupId: 'web' },
+};
+
+function setup(handle: (m: QueueMessage) => Promise<void>) {
+  const sqs = new SQSClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const mock = mockClient(sqs);
+  mock
+    .on(ReceiveMessageCommand)
+    .resolvesOnce({ Messages: [message] })
+    .resolves({ Messages: [] });
+  mock.on(DeleteMessageCommand).resolves({});
+  mock.on(ChangeMessageVisibilityCommand).resolves({});
+  let settle: () => void = () => {};
+  const handled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  const consumer = new BuildQueueConsumer({
+    queueUrl: URL,
+    sqs,
+    waitTimeSeconds: 0,
+    visibilityTimeoutSeconds: 120,
+    handleMessage: async (m) => {
+      try {
+        await handle(m);
+      } finally {
+        setImmediate(settle);
+      }
+    },
+    onError: () => {},
+  });
+  return { mock, consumer, handled };
+}
+
+describe('Class: BuildQueueConsumer', () => {
+  it('long-polls one message at a time with receive count and group, and deletes it when handled', async () => {
+    // prepare
+    const seen: QueueMessage[] = [];
+    const { mock, consumer, handled } = setup(async (m) => {
+      seen.push(m);
+    });
+    // act
+    consumer.start();
+    await handled;
+    await consumer.stop();
+    // assess
+    const receive = mock.commandCalls(ReceiveMessageCommand)[0]?.args[0].input;
+    assert.equal(receive?.MaxNumberOfMessages, 1);
+    assert.equal(receive?.VisibilityTimeout, 120);
+    assert.deepEqual(receive?.MessageSystemAttributeNames, ['ApproximateReceiveCount', 'MessageGroupId']);
+    assert.deepEqual(seen, [
+      { messageId: 'm1', body: '{"job":1}', receiptHandle: 'rh-1', receiveCount: 2, groupId: 'web' },
+    ]);
+    assert.equal(mock.commandCalls(DeleteMessageCommand)[0]?.args[0].input.ReceiptHandle, 'rh-1');
+    assert.equal(consumer.running, false);
+  });
+
+  it('leaves a failed message on the queue, visible again after a backoff by receive count', async () => {
+    // prepare
+    const { mock, consumer, handled } = setup(async () => {
+      throw new Error('apply failed');
+    });
+    // act
+    consumer.start();
+    await handled;
+    await consumer.stop();
+    // assess
+    assert.equal(mock.commandCalls(DeleteMessageCommand).length, 0);
+    const change = mock.commandCalls(ChangeMessageVisibilityCommand).at(-1)?.args[0].input;
+    assert.equal(change?.ReceiptHandle, 'rh-1');
+    assert.equal(change?.VisibilityTimeout, retryDelaySeconds(2));
+  });
+
+  it('refuses a heartbeat that is not shorter than the visibility timeout', () => {
+    const sqs = new SQSClient({ region: 'eu-west-1' });
+    assert.throws(
+      () =>
+        new BuildQueueConsumer({
+          queueUrl: URL,
+          sqs,
+          visibilityTimeoutSeconds: 30,
+          heartbeatSeconds: 30,
+          handleMessage: async () => {},
+        }),
+      /heartbeatSeconds \(30\) must be below visibilityTimeoutSeconds \(30\)/,
+    );
+  });
+});
+
+describe('Function: retryDelaySeconds()', () => {
+  it('doubles from 30 s and caps at 15 minutes', () => {
+    assert.deepEqual([1, 2, 3, 10].map(retryDelaySeconds), [30, 60, 120, 900]);
+  });
+});
