@@ -28,7 +28,8 @@ export class AwsOrganizationDirectory implements OrganizationDirectory {
     this.#described ??= (async () => {
       const out = await this.#org.send(new DescribeOrganizationCommand({}));
       const o = out.Organization;
-      if (!o?.Id || !o.Arn || !o.MasterAccountId) throw new Error('DescribeOrganization returned no organization');
+      if (!o?.Id || !o.Arn || !o.MasterAccountId)
+        throw new Error('DescribeOrganization returned no organization');
       return { id: o.Id, arn: o.Arn, managementAccountId: o.MasterAccountId };
     })();
     this.#described.catch(() => {

@@ -13,7 +13,7 @@ import type { BuildJob } from '#events/aws.ts';
 import type { Attachment } from '#ports';
 import { type BootResult, makeBootable } from './boot.ts';
 import { freeze, syncFilesystem } from './quiesce.ts';
-import { run } from './volume/exec.ts';
+import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
 import { attachLoop, detachLoop } from './volume/loop.ts';
 import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
@@ -152,6 +152,15 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
     cleanups.push(() => detachLoop(rootDevice));
 
     const fs = newTable ? {} : await probeFilesystem(rootDevice);
+    if (grown && fs.type === 'ext4') {
+      // Offline: online resizing is refused on this kernel's loop devices, and resize2fs wants a checked fs.
+      // e2fsck exits 1 when it corrected something: the filesystem is fine afterwards.
+      await run('e2fsck', ['-f', '-p', rootDevice]).catch((err) => {
+        if (!(err instanceof ToolError && err.exitCode === 1)) throw err;
+        return '';
+      });
+      await run('resize2fs', [rootDevice]);
+    }
     let fresh = false;
     if (!fs.type) {
       log(
@@ -182,7 +191,6 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       mounted = false;
     };
     cleanups.push(unmount);
-    if (grown) await run('resize2fs', [rootDevice]); // online: the filesystem is mounted
 
     const effectiveLabel = fs.label ?? label;
     const finalLayout = layout;

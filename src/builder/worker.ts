@@ -1,11 +1,20 @@
 // The builder's job: one BuildJob (one release, one region) onto the stream's volume, then a snapshot.
 // It knows ports only, so the same code drives a loop device locally and an EBS volume on EC2; which
 // filesystem/boot tooling reaches the attached volume is the Workspace given to it.
-import type { BuildJob } from '#events/aws.ts';
-import { releaseTags } from '#core/naming.ts';
-import type { Attachment, Clock, EventPublisher, ObjectStore, ReleaseStore, Snapshots, Volumes } from '#ports';
-import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
+
 import { buildFailedEvent } from '#core/build-failure.ts';
+import { releaseTags } from '#core/naming.ts';
+import type { BuildJob } from '#events/aws.ts';
+import type {
+  Attachment,
+  Clock,
+  EventPublisher,
+  ObjectStore,
+  ReleaseStore,
+  Snapshots,
+  Volumes,
+} from '#ports';
+import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
 
 export interface BootInfo {
   stream: string;
@@ -26,7 +35,10 @@ export interface OpenVolume {
   close(): Promise<void>;
 }
 export interface Workspace {
-  open(attachment: Attachment, opts: { volumeId: string; bootMode: BuildJob['bootMode']; sizeGiB: number }): Promise<OpenVolume>;
+  open(
+    attachment: Attachment,
+    opts: { volumeId: string; bootMode: BuildJob['bootMode']; sizeGiB: number },
+  ): Promise<OpenVolume>;
 }
 
 export type BuildStep = 'volume' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
@@ -48,11 +60,14 @@ export interface BuilderDeps {
 }
 
 export type BuildOutcome =
-  | { kind: 'built'; snapshotId: string; volumeId: string; apply: ApplyStats; stepMs: Record<BuildStep, number> }
+  | {
+      kind: 'built';
+      snapshotId: string;
+      volumeId: string;
+      apply: ApplyStats;
+      stepMs: Record<BuildStep, number>;
+    }
   | { kind: 'skipped'; reason: string };
-
-/** Region states after which the build's work is done: a redelivered job must not snapshot again. */
-const DONE_STATES = ['snapshotting', 'registering', 'available', 'announced'] as const;
 
 export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildOutcome> {
   const now = () => deps.clock.now().toISOString();
@@ -65,11 +80,21 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     { stateIn: ['queued', 'building', 'failed'] },
   );
   if (!claimed) {
-    return { kind: 'skipped', reason: `region ${job.region} of ${job.releaseId} is already ${release.regions[job.region]?.state}` };
+    return {
+      kind: 'skipped',
+      reason: `region ${job.region} of ${job.releaseId} is already ${release.regions[job.region]?.state}`,
+    };
   }
 
-  const stepMs = { volume: 0, 'download+apply': 0, boot: 0, quiesce: 0, snapshot: 0 } satisfies Record<BuildStep, number>;
-  const timed = async <T>(step: BuildStep, work: () => Promise<T>, detail?: Record<string, unknown>): Promise<T> => {
+  const stepMs = { volume: 0, 'download+apply': 0, boot: 0, quiesce: 0, snapshot: 0 } satisfies Record<
+    BuildStep,
+    number
+  >;
+  const timed = async <T>(
+    step: BuildStep,
+    work: () => Promise<T>,
+    detail?: Record<string, unknown>,
+  ): Promise<T> => {
     deps.onStep?.(job, step, detail);
     const started = performance.now();
     try {

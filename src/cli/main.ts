@@ -11,6 +11,9 @@ const program = new Command('stemcell')
 const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/unpack.ts'),
   await import('./commands/demo.ts'),
+  await import('./commands/dev.ts'),
+  await import('./commands/publish.ts'),
+  await import('./commands/status.ts'),
 ];
 for (const command of commands) command.register(program);
 

@@ -4,7 +4,11 @@ import cliProgress from 'cli-progress';
 
 export interface Progress {
   /** A bar per task: `update(done, total)`; `done(summary)` finishes it. */
-  task(id: string, label: string, total: number): { update(value: number, note?: string): void; done(note?: string): void };
+  task(
+    id: string,
+    label: string,
+    total: number,
+  ): { update(value: number, note?: string): void; done(note?: string): void };
   line(message: string): void;
   stop(): void;
 }

@@ -9,7 +9,10 @@ const STEPS: BuildStep[] = ['volume', 'download+apply', 'boot', 'quiesce', 'snap
 
 export function trackStack(progress: Progress, stack: Pick<LocalStack, 'config'>) {
   const builds = new Map<string, ReturnType<Progress['task']>>();
-  const accounts = new Map<string, { task: ReturnType<Progress['task']>; seen: Set<string>; total: number }>();
+  const accounts = new Map<
+    string,
+    { task: ReturnType<Progress['task']>; seen: Set<string>; total: number }
+  >();
   const buildTask = (e: { region: string; stream: string; revision: string }) => {
     const id = `${e.stream}/${e.revision}/${e.region}`;
     let task = builds.get(id);
@@ -40,12 +43,17 @@ export function trackStack(progress: Progress, stack: Pick<LocalStack, 'config'>
           let entry = accounts.get(id);
           if (!entry) {
             const total = accountsInScope(stack.config, event.stream).length;
-            entry = { task: progress.task(id, `accounts ${event.stream} #${event.sequence} ${event.region}`, total), seen: new Set(), total };
+            entry = {
+              task: progress.task(id, `accounts ${event.stream} #${event.sequence} ${event.region}`, total),
+              seen: new Set(),
+              total,
+            };
             accounts.set(id, entry);
           }
           entry.seen.add(event.accountId);
           entry.task.update(entry.seen.size, event.accountId);
-          if (entry.seen.size >= entry.total) entry.task.done(`${entry.seen.size}/${entry.total} accounts updated`);
+          if (entry.seen.size >= entry.total)
+            entry.task.done(`${entry.seen.size}/${entry.total} accounts updated`);
           break;
         }
       }

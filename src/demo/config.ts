@@ -1,7 +1,8 @@
 // The demo's organization: 2 streams, 2 regions, 6 accounts in 2 OUs, a launch template per account, region and
 // stream it subscribes to, each with an Auto Scaling group tagged for instance refresh.
-import type { StemcellConfig } from '#config/schema.ts';
+
 import { parseConfig } from '#config/load.ts';
+import type { StemcellConfig } from '#config/schema.ts';
 
 export const DEMO_REGIONS = ['eu-west-1', 'us-east-1'] as const;
 const OU_PROD = 'ou-prod-11111111';
@@ -15,16 +16,36 @@ export function demoConfig(): StemcellConfig {
   }));
   const streams = {
     // Bootable: gets a partition table, GRUB and a kernel command line.
-    'web-base': { regions: [...DEMO_REGIONS], bootMode: 'legacy-bios', volumeSizeGiB: 1, keep: 3, subscribers: { scope: 'organization', ssmParameter: '/stemcell/{stream}/{region}/image-id' } },
+    'web-base': {
+      regions: [...DEMO_REGIONS],
+      bootMode: 'legacy-bios',
+      volumeSizeGiB: 1,
+      keep: 3,
+      subscribers: { scope: 'organization', ssmParameter: '/stemcell/{stream}/{region}/image-id' },
+    },
     // A data-only stream, shared with the production OU alone.
-    'batch-base': { regions: [...DEMO_REGIONS], bootMode: 'none', volumeSizeGiB: 1, keep: 2, sharing: { ous: [OU_PROD] }, subscribers: { scope: { ous: [OU_PROD] } } },
+    'batch-base': {
+      regions: [...DEMO_REGIONS],
+      bootMode: 'none',
+      volumeSizeGiB: 1,
+      keep: 2,
+      sharing: { ous: [OU_PROD] },
+      subscribers: { scope: { ous: [OU_PROD] } },
+    },
   };
   const inScope = (stream: keyof typeof streams, ou: string) => stream === 'web-base' || ou === OU_PROD;
   const launchTemplates = accounts.flatMap((account) =>
     DEMO_REGIONS.flatMap((region) =>
       (Object.keys(streams) as (keyof typeof streams)[])
         .filter((stream) => inScope(stream, account.ou))
-        .map((stream) => ({ account: account.id, region, stream, name: `${stream}-app`, autoScalingGroup: `${stream}-asg`, refresh: true })),
+        .map((stream) => ({
+          account: account.id,
+          region,
+          stream,
+          name: `${stream}-app`,
+          autoScalingGroup: `${stream}-asg`,
+          refresh: true,
+        })),
     ),
   );
   return parseConfig(

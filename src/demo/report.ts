@@ -24,7 +24,9 @@ export interface RegionReport {
 export function regionReports(config: StemcellConfig, release: Release): RegionReport[] {
   const scope = accountsInScope(config, release.stream);
   return Object.entries(release.regions).map(([region, record]) => {
-    const accounts = Object.values(release.accounts).filter((a) => a.region === region && scope.includes(a.accountId));
+    const accounts = Object.values(release.accounts).filter(
+      (a) => a.region === region && scope.includes(a.accountId),
+    );
     const last = accounts.reduce((max, a) => Math.max(max, Date.parse(a.updatedAt)), 0);
     return {
       stream: release.stream,
@@ -97,7 +99,18 @@ export function formatBytes(bytes: number | undefined): string {
 }
 
 export function reportTable(rows: RegionReport[]): string {
-  const header = ['stream', 'rev', 'seq', 'region', 'state', 'image', 'snapshot delta', 'apply s', 'upload→last account s', 'accounts'];
+  const header = [
+    'stream',
+    'rev',
+    'seq',
+    'region',
+    'state',
+    'image',
+    'snapshot delta',
+    'apply s',
+    'upload→last account s',
+    'accounts',
+  ];
   const body = rows.map((r) => [
     r.stream,
     r.revision,
@@ -111,6 +124,10 @@ export function reportTable(rows: RegionReport[]): string {
     `${r.accountsUpdated}/${r.accountsInScope}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }

@@ -3,7 +3,7 @@
 // and a revision 2 that changes a few percent of the files, adds some and removes some.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, rm, symlink, writeFile, link, chmod } from 'node:fs/promises';
+import { chmod, link, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -53,10 +53,17 @@ export async function writeSampleTree(dir: string, spec: SampleSpec): Promise<vo
     if (spec.revision > 1 && i % 97 === 3) continue;
     const size = i % 40 === 0 ? 256 * 1024 : 2 * 1024 + (i % 13) * 512;
     const area = i % 3 === 0 ? 'usr/bin' : i % 3 === 1 ? 'usr/lib/sample' : 'usr/share/doc/sample';
-    await put(`${area}/file-${String(i).padStart(5, '0')}`, bytes(`${spec.stream}:${i}:${changed}`, size), i % 3 === 0 ? 0o755 : 0o644);
+    await put(
+      `${area}/file-${String(i).padStart(5, '0')}`,
+      bytes(`${spec.stream}:${i}:${changed}`, size),
+      i % 3 === 0 ? 0o755 : 0o644,
+    );
   }
   for (let i = 0; i < (spec.revision - 1) * 5; i++) {
-    await put(`usr/lib/sample/added-r${spec.revision}-${i}`, bytes(`${spec.stream}:added:${spec.revision}:${i}`, 4096));
+    await put(
+      `usr/lib/sample/added-r${spec.revision}-${i}`,
+      bytes(`${spec.stream}:added:${spec.revision}:${i}`, 4096),
+    );
   }
   await link(join(dir, 'usr/bin/file-00000'), join(dir, 'usr/bin/file-00000-hardlink'));
   if (spec.withKernel) {
@@ -72,7 +79,18 @@ export async function buildSampleTarball(workDir: string, out: string, spec: Sam
   await rm(tree, { recursive: true, force: true });
   await writeSampleTree(tree, spec);
   await mkdir(dirname(out), { recursive: true });
-  await run('tar', ['--zstd', '--numeric-owner', '--owner=0', '--group=0', '--xattrs', '-C', tree, '-cf', out, '.']);
+  await run('tar', [
+    '--zstd',
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '--xattrs',
+    '-C',
+    tree,
+    '-cf',
+    out,
+    '.',
+  ]);
   await rm(tree, { recursive: true, force: true });
   return out;
 }

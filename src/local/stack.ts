@@ -118,7 +118,8 @@ export class LocalStack {
 
   constructor(options: LocalStackOptions) {
     const { config, dataDir } = options;
-    if (!config.local) throw new Error('local mode needs a `local:` section (accounts, OUs) in the configuration');
+    if (!config.local)
+      throw new Error('local mode needs a `local:` section (accounts, OUs) in the configuration');
     this.#options = options;
     this.config = config;
     this.dataDir = dataDir;
@@ -142,7 +143,11 @@ export class LocalStack {
       clock: this.#clock,
     });
     this.releases = new LocalReleaseStore(join(dataDir, 'releases'), { clock: this.#clock });
-    this.keys = new LocalKeyService(join(dataDir, 'kms'), { accountId: account, region: home, clock: this.#clock });
+    this.keys = new LocalKeyService(join(dataDir, 'kms'), {
+      accountId: account,
+      region: home,
+      clock: this.#clock,
+    });
     this.organization = new LocalOrganizationDirectory(join(dataDir, 'organizations'), config.local);
     this.members = new LocalMemberAccounts(join(dataDir, 'accounts'), { clock: this.#clock });
     this.registerQueue = new LocalFifoQueue(join(dataDir, 'queues'), 'register.fifo', {
@@ -177,7 +182,14 @@ export class LocalStack {
         events: bus,
         clock: this.#clock,
       });
-      const images = new LocalImages({ dir, region, accountId: account, snapshots, events: bus, clock: this.#clock });
+      const images = new LocalImages({
+        dir,
+        region,
+        accountId: account,
+        snapshots,
+        events: bus,
+        clock: this.#clock,
+      });
       const queueDir = join(dataDir, 'queues');
       const buildDlq = new LocalFifoQueue(queueDir, `build-${region}-dlq.fifo`, {
         accountId: account,
@@ -234,14 +246,17 @@ export class LocalStack {
     // A small builder fleet per region: jobs of different streams build side by side, one stream stays serial
     // (FIFO message group).
     for (const runtime of this.regions.values()) {
-      for (let i = 0; i < (this.#options.buildersPerRegion ?? 2); i++) this.#loops.push(this.#buildLoop(runtime, i));
+      for (let i = 0; i < (this.#options.buildersPerRegion ?? 2); i++)
+        this.#loops.push(this.#buildLoop(runtime, i));
     }
     this.#loops.push(this.#registerLoop());
   }
 
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
   watchBucket(intervalMs = 500): void {
-    this.#watcher ??= this.objects.watch(intervalMs, (err) => this.#logger.error('bucket watch failed', { err }));
+    this.#watcher ??= this.objects.watch(intervalMs, (err) =>
+      this.#logger.error('bucket watch failed', { err }),
+    );
   }
 
   async stop(): Promise<void> {
@@ -253,7 +268,11 @@ export class LocalStack {
   }
 
   /** Uploads a tarball as streams/<stream>/<revision>.tar…: S3 then emits "Object Created", which starts it all. */
-  async publish(key: string, body: Buffer | NodeJS.ReadableStream, metadata: Record<string, string> = {}): Promise<StoredObject> {
+  async publish(
+    key: string,
+    body: Buffer | NodeJS.ReadableStream,
+    metadata: Record<string, string> = {},
+  ): Promise<StoredObject> {
     return this.objects.put(key, body as Buffer, metadata);
   }
 
@@ -261,10 +280,12 @@ export class LocalStack {
   async settle(): Promise<void> {
     for (;;) {
       await this.registry.drain();
-      const queued = [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)].some((q) => {
-        const s = q.stats();
-        return s.visible + s.inFlight > 0;
-      });
+      const queued = [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)].some(
+        (q) => {
+          const s = q.stats();
+          return s.visible + s.inFlight > 0;
+        },
+      );
       if (!queued && this.#busy === 0) {
         await this.registry.drain();
         if (this.#busy === 0) return;
@@ -276,7 +297,10 @@ export class LocalStack {
   /** sync-subscribers λ: rules on the central bus for every account in scope (also run by `start`). */
   async syncSubscribers(): Promise<void> {
     for (const account of await this.organization.listAccounts()) this.memberBus(account.id);
-    await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)({}, lambdaContext('sync-subscribers'));
+    await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
+      {},
+      lambdaContext('sync-subscribers'),
+    );
   }
 
   /** expire λ. */
@@ -293,13 +317,17 @@ export class LocalStack {
       this.registry.resolve(eventBusArn(this.homeRegion, accountId, 'default')) ??
       this.#bus(accountId, this.homeRegion, 'default');
     const subscriber = createSubscriber(this.subscriberDeps(accountId, bus), this.#tools);
-    bus.addRule('stemcell-subscriber', { source: ['stemcell'], 'detail-type': ['Image Ready'] }, async (event) => {
-      const result = await subscriber(event as never, lambdaContext(`stemcell-subscriber-${accountId}`));
-      const detail = event.detail as { region: string; stream: string; sequence: number };
-      if (result.templates.length > 0) {
-        this.#options.onProgress?.({ kind: 'account-updated', accountId, ...detail });
-      }
-    });
+    bus.addRule(
+      'stemcell-subscriber',
+      { source: ['stemcell'], 'detail-type': ['Image Ready'] },
+      async (event) => {
+        const result = await subscriber(event as never, lambdaContext(`stemcell-subscriber-${accountId}`));
+        const detail = event.detail as { region: string; stream: string; sequence: number };
+        if (result.templates.length > 0) {
+          this.#options.onProgress?.({ kind: 'account-updated', accountId, ...detail });
+        }
+      },
+    );
     this.#memberBuses.set(accountId, bus);
     return bus;
   }
@@ -315,7 +343,12 @@ export class LocalStack {
   }
 
   registerDeps(): RegisterDeps {
-    return { ...this.#base(), releases: this.releases, events: this.centralBus, imaging: (r) => this.region(r) };
+    return {
+      ...this.#base(),
+      releases: this.releases,
+      events: this.centralBus,
+      imaging: (r) => this.region(r),
+    };
   }
 
   announceDeps(): AnnounceDeps {
@@ -333,7 +366,12 @@ export class LocalStack {
   }
 
   expireDeps(): ExpireDeps {
-    return { ...this.#base(), imaging: (r) => this.region(r), organization: this.organization, members: this.members };
+    return {
+      ...this.#base(),
+      imaging: (r) => this.region(r),
+      organization: this.organization,
+      members: this.members,
+    };
   }
 
   subscriberDeps(accountId: string, memberBus: LocalEventBus): SubscriberDeps {
@@ -380,7 +418,11 @@ export class LocalStack {
     // EBS notifications are queued for register (SQS event source with partial batch failures).
     homeBus.addRule(
       'stemcell-snapshots',
-      { source: ['aws.ec2'], 'detail-type': ['EBS Snapshot Notification'], detail: { event: ['createSnapshot'] } },
+      {
+        source: ['aws.ec2'],
+        'detail-type': ['EBS Snapshot Notification'],
+        detail: { event: ['createSnapshot'] },
+      },
       async (event) => {
         await this.registerQueue.send(JSON.stringify(event), event.id, event.id);
       },
@@ -406,12 +448,19 @@ export class LocalStack {
     const register = createRegister(this.registerDeps(), this.#tools);
     const queue = this.registerQueue;
     while (this.#running) {
-      const messages = await queue.receive({ max: 10, visibilityTimeoutSeconds: REGISTER_VISIBILITY_SECONDS, waitSeconds: 1 });
+      const messages = await queue.receive({
+        max: 10,
+        visibilityTimeoutSeconds: REGISTER_VISIBILITY_SECONDS,
+        waitSeconds: 1,
+      });
       if (messages.length === 0) continue;
       this.#busy++;
       try {
         const response = await register(
-          toLambdaSqsEvent({ arn: queue.arn, region: queue.region, accountId: queue.accountId }, messages) as never,
+          toLambdaSqsEvent(
+            { arn: queue.arn, region: queue.region, accountId: queue.accountId },
+            messages,
+          ) as never,
           lambdaContext('stemcell-register'),
         );
         const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
@@ -444,7 +493,13 @@ export class LocalStack {
       manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
       clock: this.#clock,
       onStep: (job: BuildJob, step: BuildStep) =>
-        this.#options.onProgress?.({ kind: 'build', region: job.region, stream: job.stream, revision: job.revision, step }),
+        this.#options.onProgress?.({
+          kind: 'build',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          step,
+        }),
     };
     const maxReceiveCount = this.#options.maxReceiveCount ?? 3;
     while (this.#running) {
@@ -460,10 +515,19 @@ export class LocalStack {
         try {
           await this.#options.beforeBuild?.(job);
           const outcome = await runBuild(deps, job);
-          this.#options.onProgress?.({ kind: 'built', region: job.region, stream: job.stream, revision: job.revision, outcome });
+          this.#options.onProgress?.({
+            kind: 'built',
+            region: job.region,
+            stream: job.stream,
+            revision: job.revision,
+            outcome,
+          });
           await runtime.buildQueue.delete(message.receiptHandle);
         } catch (err) {
-          const verdict = await handleBuildFailure(deps, job, err, { receiveCount: message.receiveCount, maxReceiveCount });
+          const verdict = await handleBuildFailure(deps, job, err, {
+            receiveCount: message.receiveCount,
+            maxReceiveCount,
+          });
           this.#options.onProgress?.({
             kind: 'build-failed',
             region: job.region,
@@ -478,7 +542,9 @@ export class LocalStack {
         }
       } catch (err) {
         // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
-        this.#options.log?.(`build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`);
+        this.#options.log?.(
+          `build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`,
+        );
         await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
       } finally {
         this.#busy--;

@@ -104,6 +104,7 @@ export class TreeApplier {
   private readonly dirMtimes = new Map<string, number>();
   private readonly dirMtimeDiffers = new Set<string>();
   private pendingXattrs: PendingXattrs[] = [];
+  private readonly pendingNodes = new Map<string, TarEntry>();
   private gen = 0;
   private readonly reader: TarReader;
 
@@ -431,6 +432,7 @@ export class TreeApplier {
 
   private applyHardlink(entry: TarEntry, rel: string, oldIn: OldState | null): void {
     const target = entry.linkname;
+    if (this.pendingNodes.has(target)) this.flushNodes();
     const targetSeen = this.seen.get(target);
     if (!targetSeen)
       this.reject(entry, `hardlink target ${JSON.stringify(target)} is not an earlier entry of this archive`);
@@ -474,31 +476,44 @@ export class TreeApplier {
       this.removeOld(rel, old);
       old = null;
     }
-    if (!old) {
-      this.markDirty(parentOf(rel));
-      this.mknod(entry, rel);
-    }
     const rec: ManifestRecord = { t: entry.type, m: entry.mode, u: entry.uid, g: entry.gid, mt: entry.mtime };
     if (entry.type !== 'fifo') rec.r = rdev;
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
-    const metaChanged = this.applyMetadata(entry, rel, old, false, null);
-    this.count(!old, metaChanged);
+    if (!old) {
+      // Created in batches (one process for many nodes); owner, mode and times follow at the flush.
+      this.markDirty(parentOf(rel));
+      this.pendingNodes.set(rel, entry);
+      if (entry.xattrs?.size) this.pendingXattrs.push({ path: rel, gen: 0, set: entry.xattrs, remove: [] });
+      this.count(true, false);
+    } else {
+      this.count(false, this.applyMetadata(entry, rel, old, false, null));
+    }
     this.addSeen(rel, entry.type, rec);
   }
 
-  private mknod(entry: TarEntry, rel: string): void {
-    // Node has no mknod(2); coreutils' mknod sets the exact mode (no umask) and never follows a final link.
-    const kind = entry.type === 'char' ? 'c' : entry.type === 'block' ? 'b' : 'p';
-    const args = ['-m', (entry.mode & 0o777).toString(8), '--', this.abs(rel), kind];
-    if (kind !== 'p') args.push(String(entry.devmajor), String(entry.devminor));
-    let result = spawnSync('mknod', args, { encoding: 'utf8' });
-    if (result.status !== 0 && /File exists/.test(result.stderr)) {
-      this.removeDiskEntry(rel);
-      result = spawnSync('mknod', args, { encoding: 'utf8' });
+  /** Node has no mknod(2): one shell runs coreutils' mknod for every queued node (exact mode, no umask). */
+  private flushNodes(): void {
+    if (this.pendingNodes.size === 0) return;
+    const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+    let script = 'set -e\n';
+    for (const [rel, entry] of this.pendingNodes) {
+      // Whatever the manifest did not know about is replaced, never reused.
+      if (lstatSync(this.abs(rel), { throwIfNoEntry: false })) this.removeDiskEntry(rel);
+      const kind = entry.type === 'char' ? 'c' : entry.type === 'block' ? 'b' : 'p';
+      const dev = kind === 'p' ? '' : ` ${entry.devmajor} ${entry.devminor}`;
+      script += `mknod -m ${(entry.mode & 0o777).toString(8)} -- ${quote(this.abs(rel))} ${kind}${dev}\n`;
     }
+    const result = spawnSync('sh', ['-s'], { input: script, encoding: 'utf8' });
     if (result.status !== 0) {
-      throw new Error(`mknod ${this.abs(rel)} failed: ${result.error?.message ?? result.stderr.trim()}`);
+      throw new Error(`mknod failed under ${this.root}: ${result.error?.message ?? result.stderr.trim()}`);
     }
+    for (const [rel, entry] of this.pendingNodes) {
+      const abs = this.abs(rel);
+      lchownSync(abs, entry.uid, entry.gid);
+      chmodSync(abs, entry.mode); // after chown, which clears setuid / setgid
+      lutimesSync(abs, entry.mtime, entry.mtime);
+    }
+    this.pendingNodes.clear();
   }
 
   /**
@@ -575,6 +590,10 @@ export class TreeApplier {
 
   /** A path this archive already wrote, about to be replaced by a later entry of another type. */
   private removeSeen(rel: string, prev: Seen): void {
+    if (this.pendingNodes.delete(rel)) {
+      this.seen.delete(rel);
+      return;
+    }
     if (prev.type === 'dir') {
       this.forgetDescendants(rel);
       this.wiped.add(rel);
@@ -593,6 +612,7 @@ export class TreeApplier {
     for (const child of list) {
       if (this.seen.get(child)?.type === 'dir') this.forgetDescendants(child);
       this.seen.delete(child);
+      this.pendingNodes.delete(child);
     }
   }
 
@@ -686,6 +706,7 @@ export class TreeApplier {
 
   /** Removes what the archive does not hold, sets queued xattrs and the directories' mtimes. */
   async finish(): Promise<void> {
+    this.flushNodes();
     if (this.old) this.removeByManifest();
     else this.removeByWalk('');
     await this.flushXattrs();
@@ -729,6 +750,7 @@ export class TreeApplier {
   }
 
   private async flushXattrs(): Promise<void> {
+    this.flushNodes();
     const batch = this.pendingXattrs.filter((p) => this.seen.get(p.path)?.gen === p.gen);
     this.pendingXattrs = [];
     if (batch.length === 0) return;

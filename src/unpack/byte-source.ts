@@ -1,7 +1,7 @@
 // The decompressed tar byte stream, read in exact-size pieces, with the archive-wide limits enforced as
 // the bytes arrive (so a bomb is stopped after the first bytes past the limit, not after it is inflated).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createGunzip, createZstdDecompress, constants as zlibConstants } from 'node:zlib';
@@ -11,6 +11,12 @@ import { COMPRESSION_RATIO_GRACE_BYTES, type UnpackLimits } from './limits.ts';
 export type Compression = 'none' | 'gzip' | 'zstd' | 'xz';
 
 const CHUNK_BYTES = 256 * 1024;
+let zstdTool: boolean | undefined;
+/** Whether the zstd tool is installed (scripts/setup.sh installs it); Node's own zstd is the fallback. */
+function hasZstdTool(): boolean {
+  zstdTool ??= spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0;
+  return zstdTool;
+}
 const EMPTY = Buffer.alloc(0);
 
 /** Compression recognised by magic bytes, never by a file name. */
@@ -89,26 +95,27 @@ export class ByteSource {
       this.decoder = rawStream;
       return;
     }
-    if (kind === 'xz') {
-      // Node has no xz; the system's xz streams and runs on the other core.
-      const child = spawn('xz', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const tool = kind === 'xz' ? 'xz' : kind === 'zstd' && hasZstdTool() ? 'zstd' : null;
+    if (tool) {
+      // The system's decoder runs in its own process, on the other core. Node has no xz, and its bundled
+      // zstd decodes several times slower than the zstd tool (measured: 230 MB/s against 2 GB/s).
+      const child = spawn(tool, tool === 'zstd' ? ['-dc', '-q', '--memory=128MB'] : ['-dc', '-q'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       this.child = child;
       let stderr = '';
       child.stderr.setEncoding('utf8');
       child.stderr.on('data', (d: string) => {
         stderr += d;
       });
-      child.stdin.on('error', () => {}); // EPIPE when xz stops early on corrupt data: its exit code tells.
+      child.stdin.on('error', () => {}); // EPIPE when the decoder stops early on corrupt data: its exit code tells.
       rawStream.on('error', (err) => child.stdout.destroy(err));
       rawStream.pipe(child.stdin);
       this.childExit = new Promise((resolve, reject) => {
-        child.on('error', (err) => reject(new Error(`cannot run xz: ${err.message}`)));
+        child.on('error', (err) => reject(new Error(`cannot run ${tool}: ${err.message}`)));
         child.on('close', (code, signal) => {
           if (code === 0 || signal === 'SIGTERM') resolve();
-          else
-            reject(
-              new RejectedArchiveError(ARCHIVE, `corrupt xz data: ${stderr.trim() || `xz exit ${code}`}`),
-            );
+          else reject(new RejectedArchiveError(ARCHIVE, `corrupt ${kind} data: ${stderr.trim() || `${tool} exit ${code}`}`));
         });
       });
       this.childExit.catch(() => {}); // awaited in finish(); avoid an unhandled rejection meanwhile

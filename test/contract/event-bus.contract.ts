@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BusEvent, BusRules, EventPublisher } from '#ports';
 
+/** Events of the contract carry this source; a factory observes it on its bus. */
+export const CONTRACT_SOURCE = 'stemcell.contract';
+
 export type EventPublisherFactory = () => Promise<{
   publisher: EventPublisher;
   /** The events the bus accepted, in order. */
@@ -18,9 +21,10 @@ export function eventPublisherContract(name: string, factory: EventPublisherFact
       const { publisher, published, cleanup } = await factory();
       try {
         // prepare
+        // A source of our own: adapters may validate stemcell's own detail-types against their schemas.
         const events: BusEvent[] = Array.from({ length: 12 }, (_, i) => ({
-          source: 'stemcell',
-          detailType: 'Image Ready',
+          source: CONTRACT_SOURCE,
+          detailType: 'Contract Ping',
           detail: { version: 1, n: i, nested: { region: 'eu-west-1' } },
         }));
         // act
@@ -32,8 +36,10 @@ export function eventPublisherContract(name: string, factory: EventPublisherFact
           got.map((e) => (e.detail as { n: number }).n).sort((a, b) => a - b),
           [...Array(12).keys()],
         );
-        assert.deepEqual((got[0]?.detail as { nested: unknown }).nested, { region: 'eu-west-1' });
-        assert.equal(got[0]?.source, 'stemcell');
+        assert.deepEqual((got[0]?.detail as { nested?: unknown } | undefined)?.nested, {
+          region: 'eu-west-1',
+        });
+        assert.equal(got[0]?.source, CONTRACT_SOURCE);
       } finally {
         await cleanup?.();
       }
@@ -47,15 +53,15 @@ export function eventPublisherContract(name: string, factory: EventPublisherFact
           return;
         }
         // prepare
-        failNext('Build Failed', 1);
+        failNext('Contract Pong', 1);
         // act
         await publisher.publish([
-          { source: 'stemcell', detailType: 'Image Ready', detail: { n: 1 } },
-          { source: 'stemcell', detailType: 'Build Failed', detail: { n: 2 } },
+          { source: CONTRACT_SOURCE, detailType: 'Contract Ping', detail: { n: 1 } },
+          { source: CONTRACT_SOURCE, detailType: 'Contract Pong', detail: { n: 2 } },
         ]);
         // assess
         const got = await published();
-        assert.deepEqual(got.map((e) => e.detailType).sort(), ['Build Failed', 'Image Ready']);
+        assert.deepEqual(got.map((e) => e.detailType).sort(), ['Contract Ping', 'Contract Pong']);
       } finally {
         await cleanup?.();
       }

@@ -7,7 +7,7 @@ export type FifoQueueFactory = () => Promise<{ queue: FifoQueue; cleanup?: () =>
 
 export function fifoQueueContract(name: string, factory: FifoQueueFactory): void {
   describe(`Contract: FifoQueue (${name})`, () => {
-    it('delivers a group in order, one message in flight per group', async () => {
+    it('delivers each group in order and nothing of a group while one of its messages is in flight', async () => {
       const { queue, cleanup } = await factory();
       try {
         // prepare
@@ -17,18 +17,22 @@ export function fifoQueueContract(name: string, factory: FifoQueueFactory): void
         // act
         const first = await queue.receive({ max: 10, visibilityTimeoutSeconds: 60 });
         const whileBusy = await queue.receive({ max: 10, visibilityTimeoutSeconds: 60 });
-        const a1 = first.find((m) => m.groupId === 'a');
-        assert.ok(a1);
-        await queue.delete(a1.receiptHandle);
+        const groupA = first.filter((m) => m.groupId === 'a');
+        for (const m of groupA) await queue.delete(m.receiptHandle);
         const next = await queue.receive({ max: 10, visibilityTimeoutSeconds: 60 });
-        // assess
-        assert.deepEqual(first.map((m) => m.body).sort(), ['a1', 'b1']);
+        // assess: SQS may hand out several messages of one group in a batch, but only in order
+        assert.deepEqual(
+          groupA.map((m) => m.body),
+          ['a1', 'a2'].slice(0, groupA.length),
+        );
+        assert.ok(groupA.length >= 1);
+        assert.ok(first.some((m) => m.body === 'b1'));
         assert.deepEqual(whileBusy, []);
         assert.deepEqual(
           next.map((m) => m.body),
-          ['a2'],
+          ['a1', 'a2'].slice(groupA.length),
         );
-        assert.equal(a1.receiveCount, 1);
+        assert.equal(groupA[0]?.receiveCount, 1);
       } finally {
         await cleanup?.();
       }

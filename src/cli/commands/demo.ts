@@ -23,14 +23,17 @@ interface DemoOptions {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('run the whole flow locally: 2 streams × 2 revisions → images in 2 regions → 6 accounts updated')
+    .description(
+      'run the whole flow locally: 2 streams × 2 revisions → images in 2 regions → 6 accounts updated',
+    )
     .option('--json', 'print one JSON object with the results on stdout')
     .option('--data <dir>', 'local data folder (default: a fresh temporary folder, removed afterwards)')
     .option('--keep', 'keep the data folder for `stemcell status --data` and `stemcell export`')
     .option('--volumes <backend>', 'auto | block (loop devices) | directory', 'auto')
     .action(async (options: DemoOptions) => {
       const code = await runDemo(options);
-      if (code !== 0) throw new CliError('demo: some launch templates do not default to the newest image', code);
+      if (code !== 0)
+        throw new CliError('demo: some launch templates do not default to the newest image', code);
     });
 }
 
@@ -57,11 +60,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       for (const [stream, streamConfig] of Object.entries(config.streams)) {
         const label = `${stream} r${revision}`;
         const upload = progress.task(`upload:${label}`, `upload ${label}`, 2);
-        const tarball = await buildSampleTarball(join(dataDir, 'work'), join(dataDir, 'tarballs', `${stream}-${revision}.tar.zst`), {
-          stream,
-          revision,
-          withKernel: streamConfig.bootMode !== 'none',
-        });
+        const tarball = await buildSampleTarball(
+          join(dataDir, 'work'),
+          join(dataDir, 'tarballs', `${stream}-${revision}.tar.zst`),
+          {
+            stream,
+            revision,
+            withKernel: streamConfig.bootMode !== 'none',
+          },
+        );
         upload.update(1, 'built');
         const body = await readFile(tarball);
         const sha256 = createHash('sha256').update(body).digest('hex');
@@ -72,13 +79,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       }
       await stack.settle();
       for (const release of await stack.releases.list()) {
-        if (releaseIds.includes(`${release.stream}/${release.revision}`)) reports.push(...regionReports(config, release));
+        if (releaseIds.includes(`${release.stream}/${release.revision}`))
+          reports.push(...regionReports(config, release));
       }
     }
     const releases = await stack.releases.list();
     const checks = checkLaunchTemplates(config, releases, stack.members);
     const failedChecks = checks.filter((c) => !c.ok);
-    const deadLetters = [...stack.registry.list()].flatMap((bus) => bus.deadLetters().map((d) => ({ bus: bus.arn, ...d })));
+    const deadLetters = [...stack.registry.list()].flatMap((bus) =>
+      bus.deadLetters().map((d) => ({ bus: bus.arn, ...d })),
+    );
     const ok = failedChecks.length === 0 && reports.every((r) => r.state === 'announced');
     progress.stop();
     const seconds = (performance.now() - started) / 1000;
@@ -93,9 +103,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           ` (volumes: ${stack.region(config.homeRegion).volumes.backend}; ${seconds.toFixed(1)} s in all)\n`,
       );
       for (const c of failedChecks) {
-        process.stdout.write(`  NOT CURRENT: ${c.account} ${c.region} ${c.launchTemplate}: ${c.defaultImageId ?? 'none'} (want ${c.expectedImageId ?? 'no image'})\n`);
+        process.stdout.write(
+          `  NOT CURRENT: ${c.account} ${c.region} ${c.launchTemplate}: ${c.defaultImageId ?? 'none'} (want ${c.expectedImageId ?? 'no image'})\n`,
+        );
       }
-      if (deadLetters.length > 0) process.stdout.write(`  ${deadLetters.length} event deliveries failed (dead letters)\n`);
+      if (deadLetters.length > 0)
+        process.stdout.write(`  ${deadLetters.length} event deliveries failed (dead letters)\n`);
     }
     return ok ? 0 : 3;
   } finally {

@@ -37,7 +37,10 @@ export function register(program: Command): void {
     const limits: Partial<UnpackLimits> = {};
     for (const [, key] of LIMIT_FLAGS) if (typeof opts[key] === 'number') limits[key] = opts[key] as number;
     try {
-      const input = tarball === '-' ? process.stdin : (await open(tarball)).createReadStream();
+      const input =
+        tarball === '-'
+          ? process.stdin
+          : (await open(tarball)).createReadStream({ highWaterMark: 1024 * 1024 });
       const stats = await applyTarball(input, targetDir, {
         manifestPath: typeof opts.manifest === 'string' ? opts.manifest : undefined,
         limits,

@@ -54,12 +54,11 @@ export class FakeSqsFifo {
       const now = this.now();
       const busyGroups = new Set(this.messages.filter((m) => m.visibleAt > now).map((m) => m.groupId));
       const out = [];
-      const taken = new Set<string>();
+      const max = input.MaxNumberOfMessages ?? 1;
       for (const m of this.messages) {
-        if (out.length >= (input.MaxNumberOfMessages ?? 1)) break;
-        // FIFO: only the head of a group, and none while an earlier message of it is in flight.
-        if (busyGroups.has(m.groupId) || taken.has(m.groupId)) continue;
-        taken.add(m.groupId);
+        if (out.length >= max) break;
+        // FIFO: a group's messages in order, none while an earlier one of the group is in flight.
+        if (busyGroups.has(m.groupId)) continue;
         m.receiveCount++;
         m.visibleAt = now + (input.VisibilityTimeout ?? 30) * 1000;
         m.receipt = fakeId('rh', 24);

@@ -18,7 +18,7 @@ describe('Class: AwsClients', () => {
     assert.notEqual(a, c);
     assert.notEqual(a, d);
     assert.equal(clients.ec2('eu-west-1', '222222222222'), d);
-    assert.equal(await a.config.retryStrategy().then((s) => s.mode), 'adaptive');
+    assert.equal(((await a.config.retryStrategy()) as { mode?: string }).mode, 'adaptive');
     assert.equal(await a.config.region(), 'eu-west-1');
   });
 

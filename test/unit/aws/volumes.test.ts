@@ -9,6 +9,8 @@ import {
   DetachVolumeCommand,
   EC2Client,
   ModifyVolumeCommand,
+  type Volume,
+  type VolumeState,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Ec2Volumes, nvmeDeviceLookup } from '#aws/volumes.ts';
@@ -20,7 +22,7 @@ const client = () =>
 const noSleep = async () => {};
 const WAIT = { maxWaitTime: 5, minDelay: 1, maxDelay: 1 };
 const lookup = async (id: string) => `/dev/test/${id}`;
-const volume = (state: string, extra: object = {}) => ({
+const volume = (state: VolumeState, extra: Partial<Volume> = {}): Volume => ({
   VolumeId: 'vol-1',
   State: state,
   Size: 4,

@@ -1,0 +1,74 @@
+// `stemcell status`: releases with their per-region and per-account state, from the release store.
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { formatBytes } from '#demo/report.ts';
+import { LocalReleaseStore } from '#local/release-store.ts';
+import type { Release, ReleaseStore } from '#ports';
+import type { LocalOptions } from '../local-context.ts';
+
+interface StatusOptions extends Pick<LocalOptions, 'data'> {
+  json?: boolean;
+  limit: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('status [stream]')
+    .description('show releases: state per region (image, snapshot delta) and per member account')
+    .option('--data <dir>', 'local data folder', '.stemcell')
+    .option('--limit <n>', 'newest releases per stream', '5')
+    .option('--json', 'print JSON')
+    .action(async (stream: string | undefined, options: StatusOptions) => {
+      const store: ReleaseStore = new LocalReleaseStore(join(options.data, 'releases'));
+      const releases = await newestReleases(store, stream, Number(options.limit));
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(releases, null, 2)}\n`);
+        return;
+      }
+      if (releases.length === 0) {
+        process.stdout.write(`no releases${stream ? ` of stream ${stream}` : ''} in ${options.data}\n`);
+        return;
+      }
+      process.stdout.write(`${releases.map(formatRelease).join('\n\n')}\n`);
+    });
+}
+
+export async function newestReleases(
+  store: ReleaseStore,
+  stream: string | undefined,
+  limit: number,
+): Promise<Release[]> {
+  const all = await store.list(stream);
+  const byStream = new Map<string, Release[]>();
+  for (const r of all) byStream.set(r.stream, [...(byStream.get(r.stream) ?? []), r]);
+  return [...byStream.values()].flatMap((rs) => rs.sort((a, b) => b.sequence - a.sequence).slice(0, limit));
+}
+
+export function formatRelease(release: Release): string {
+  const lines = [
+    `${release.stream} ${release.revision} (sequence ${release.sequence}, ${release.releaseId})` +
+      `${release.completedAt ? ` complete ${release.completedAt}` : ''}`,
+  ];
+  for (const [region, r] of Object.entries(release.regions).sort()) {
+    const accounts = Object.values(release.accounts).filter((a) => a.region === region);
+    const outcomes = accounts.reduce<Record<string, number>>((acc, a) => {
+      acc[a.outcome] = (acc[a.outcome] ?? 0) + 1;
+      return acc;
+    }, {});
+    lines.push(
+      `  ${region.padEnd(14)} ${r.state.padEnd(12)} ${r.imageId ?? '-'}  delta ${formatBytes(r.deltaBytes)}` +
+        `  accounts ${
+          Object.entries(outcomes)
+            .map(([k, v]) => `${v} ${k}`)
+            .join(', ') || 'none yet'
+        }` +
+        `${r.reason ? `\n    reason: ${r.reason}` : ''}`,
+    );
+    for (const a of accounts.sort((x, y) => x.accountId.localeCompare(y.accountId))) {
+      lines.push(
+        `    ${a.accountId}  ${a.outcome.padEnd(16)} ${a.launchTemplates} launch template(s)  ${a.updatedAt}`,
+      );
+    }
+  }
+  return lines.join('\n');
+}

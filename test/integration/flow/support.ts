@@ -1,0 +1,166 @@
+// A small local stack for the flow semantics tests: directory volumes (fast, no root needed), bootMode none,
+// sample trees of a few dozen files. The handlers, queues and buses are the real ones.
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '#config/load.ts';
+import type { StemcellConfig } from '#config/schema.ts';
+import { objectKey } from '#core/naming.ts';
+import { buildSampleTarball } from '#demo/sample-rootfs.ts';
+import type { BuildJob } from '#events/aws.ts';
+import type { ServiceEventEnvelope } from '#local/service-events.ts';
+import { LocalStack } from '#local/stack.ts';
+
+export const HOME = 'eu-west-1';
+export const OTHER = 'us-east-1';
+export const OU_A = 'ou-aaaa-11111111';
+export const OU_B = 'ou-bbbb-22222222';
+
+export function accountId(n: number): string {
+  return String(200000000000 + n);
+}
+
+export interface FlowOptions {
+  accounts?: number;
+  keep?: number;
+  streams?: string[];
+  ssmParameter?: string;
+  maxReceiveCount?: number;
+  beforeBuild?: (job: BuildJob) => void | Promise<void>;
+}
+
+export function flowConfig(options: FlowOptions = {}): StemcellConfig {
+  const count = options.accounts ?? 4;
+  const accounts = Array.from({ length: count }, (_, i) => ({
+    id: accountId(i + 1),
+    name: `member-${i + 1}`,
+    ou: i % 2 === 0 ? OU_A : OU_B,
+  }));
+  const streams = options.streams ?? ['web', 'batch'];
+  return parseConfig({
+    homeRegion: HOME,
+    bucket: 'stemcell-test-tarballs',
+    streams: Object.fromEntries(
+      streams.map((s) => [
+        s,
+        {
+          regions: [HOME, OTHER],
+          bootMode: 'none',
+          volumeSizeGiB: 1,
+          keep: options.keep ?? 3,
+          sharing: { organization: true },
+          subscribers: {
+            scope: 'organization',
+            instanceRefresh: true,
+            ...(options.ssmParameter ? { ssmParameter: options.ssmParameter } : {}),
+          },
+        },
+      ]),
+    ),
+    local: {
+      organizationId: 'o-test000001',
+      managementAccountId: '200000000000',
+      ous: [
+        { id: OU_A, name: 'a' },
+        { id: OU_B, name: 'b' },
+      ],
+      accounts,
+      launchTemplates: accounts.flatMap((a) =>
+        [HOME, OTHER].flatMap((region) =>
+          streams.map((stream) => ({
+            account: a.id,
+            region,
+            stream,
+            name: `${stream}-lt`,
+            autoScalingGroup: `${stream}-asg`,
+            refresh: true,
+          })),
+        ),
+      ),
+    },
+  });
+}
+
+export interface Flow {
+  stack: LocalStack;
+  dir: string;
+  /** Every stemcell event that reached the central bus, in order. */
+  events: Array<{ detailType: string; detail: Record<string, unknown> }>;
+  /** Every AWS-service event that reached the home region's default bus. */
+  serviceEvents: ServiceEventEnvelope[];
+  publish(stream: string, revision: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
+  const dir = await mkdtemp(join(tmpdir(), 'stemcell-flow-'));
+  const stack = new LocalStack({
+    dataDir: join(dir, 'data'),
+    config: flowConfig(options),
+    volumeBackend: 'directory',
+    log: () => {},
+    ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
+    ...(options.beforeBuild ? { beforeBuild: options.beforeBuild } : {}),
+  });
+  const events: Flow['events'] = [];
+  const serviceEvents: ServiceEventEnvelope[] = [];
+  stack.centralBus.addRule('test-capture', { source: ['stemcell'] }, async (e) => {
+    events.push({ detailType: e['detail-type'], detail: e.detail as Record<string, unknown> });
+  });
+  stack.region(HOME).bus.addRule('test-capture', { source: [{ prefix: 'aws.' }] }, async (e) => {
+    serviceEvents.push(e as ServiceEventEnvelope);
+  });
+  await stack.start();
+  return {
+    stack,
+    dir,
+    events,
+    serviceEvents,
+    async publish(stream, revision) {
+      const tarball = await buildSampleTarball(
+        join(dir, 'work'),
+        join(dir, 'tarballs', `${stream}-${revision}.tar.zst`),
+        {
+          stream,
+          revision,
+          withKernel: false,
+          files: 40,
+        },
+      );
+      const body = await readFile(tarball);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      await stack.publish(objectKey(stream, `r${revision}`), body, { sha256 });
+      await stack.settle();
+    },
+    async close() {
+      await stack.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function releaseOf(flow: Flow, stream: string, revision: number) {
+  const release = (await flow.stack.releases.list(stream)).find((r) => r.revision === `r${revision}`);
+  if (!release) throw new Error(`no release ${stream} r${revision}`);
+  return release;
+}
+
+/** The image id a member account's tagged launch template defaults to. */
+export function defaultImage(
+  flow: Flow,
+  account: string,
+  region: string,
+  stream: string,
+): string | undefined {
+  const member = flow.stack.members.forAccount(account, region);
+  const template = member.launchTemplateByName(`${stream}-lt`);
+  return template && member.defaultImageId(template.launchTemplateId);
+}
+
+export function versionCount(flow: Flow, account: string, region: string, stream: string): number {
+  const member = flow.stack.members.forAccount(account, region);
+  const template = member.launchTemplateByName(`${stream}-lt`);
+  if (!template) throw new Error(`no launch template ${stream}-lt in ${account} ${region}`);
+  return member.launchTemplateVersions(template.launchTemplateId).length;
+}

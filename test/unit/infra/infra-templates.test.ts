@@ -1,0 +1,147 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation !Sub strings are written with ${…}
+// infra/region.yml and infra/member.yml: the rules of issue 5 checked on the templates themselves.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import {
+  asList,
+  deadLetterViolations,
+  leastPrivilegeViolations,
+  loadCfnYaml,
+  openPrincipalViolations,
+  resourcesOfType,
+  roleStatements,
+  type Statement,
+} from '#test/support/cfn.ts';
+
+const REGION = new URL('../../../infra/region.yml', import.meta.url).pathname;
+const MEMBER = new URL('../../../infra/member.yml', import.meta.url).pathname;
+
+describe('Template: infra/region.yml', () => {
+  const t = loadCfnYaml(REGION);
+
+  it('hard-codes no account id', () => {
+    assert.doesNotMatch(readFileSync(REGION, 'utf8'), /\b\d{12}\b/);
+  });
+
+  it('has a FIFO build queue named for the region, a DLQ after 5 receives, and alarms on every DLQ', () => {
+    const queue = t.Resources.BuildQueue?.Properties;
+    assert.equal(queue?.FifoQueue, true);
+    assert.deepEqual(queue?.QueueName, { 'Fn::Sub': 'stemcell-build-${AWS::Region}.fifo' });
+    assert.ok(queue?.RedrivePolicy.maxReceiveCount >= 5);
+    assert.equal(t.Resources.BuildDLQ?.Properties?.FifoQueue, true, 'a FIFO queue needs a FIFO DLQ');
+    assert.deepEqual(deadLetterViolations(t), []);
+  });
+
+  it('requires IMDSv2 on the builder launch template and opens no way in (no SSH, no key pair)', () => {
+    const data = t.Resources.BuilderLaunchTemplate?.Properties?.LaunchTemplateData;
+    assert.equal(data.MetadataOptions.HttpTokens, 'required');
+    assert.equal(data.MetadataOptions.HttpPutResponseHopLimit, 1);
+    assert.equal(data.KeyName, undefined);
+    const sg = t.Resources.BuilderSecurityGroup?.Properties;
+    assert.equal(sg?.SecurityGroupIngress, undefined);
+    assert.equal(resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').length, 0);
+    assert.match(JSON.stringify(data.UserData), /infra\/builder\/bootstrap\.sh/);
+  });
+
+  it('gives the builder role enumerated actions and no write action on "*"', () => {
+    assert.deepEqual(leastPrivilegeViolations(t), []);
+    const actions = roleStatements(t)
+      .filter((s) => s.role === 'BuilderRole')
+      .flatMap((s) => asList(s.statement.Action));
+    for (const needed of [
+      'ec2:CreateVolume',
+      'ec2:AttachVolume',
+      'ec2:CreateSnapshot',
+      'sqs:ChangeMessageVisibility',
+    ]) {
+      assert.ok(actions.includes(needed), `builder may ${needed}`);
+    }
+  });
+
+  it('lets the builder create volumes and snapshots only with the stemcell:stream tag at creation', () => {
+    const statements = roleStatements(t).map((s) => s.statement);
+    const create = statements.find((s) => asList(s.Action).includes('ec2:CreateVolume'));
+    assert.equal(create?.Condition?.StringLike?.['aws:RequestTag/stemcell:stream'], '*');
+    const tag = statements.find((s) => asList(s.Action).includes('ec2:CreateTags'));
+    assert.deepEqual(tag?.Condition?.StringEquals?.['ec2:CreateAction'], ['CreateVolume', 'CreateSnapshot']);
+  });
+
+  it('forwards EBS snapshot and AMI events to the central bus through a role, with DLQs', () => {
+    const rules = resourcesOfType(t, 'AWS::Events::Rule');
+    const types = rules.map(([, r]) => r.Properties?.EventPattern?.['detail-type']?.[0]);
+    assert.ok(types.includes('EBS Snapshot Notification'));
+    assert.ok(types.includes('EC2 AMI State Change'));
+    for (const [, rule] of rules) {
+      for (const target of rule.Properties?.Targets ?? [])
+        assert.ok(target.RoleArn, 'cross-region bus targets need a role');
+    }
+  });
+
+  it('scopes the regional replica key to the Organization, for EC2 only, and grants only for AWS resources', () => {
+    const policy = t.Resources.StemcellReplicaKey?.Properties?.KeyPolicy;
+    const statements = asList<Statement>(policy.Statement);
+    assert.deepEqual(openPrincipalViolations(statements, 'StemcellReplicaKey'), []);
+    const ebs = statements.find((s) => s.Sid === 'OrganizationUsesTheKeyForEbsThroughEc2');
+    assert.deepEqual(ebs?.Condition?.StringEquals?.['kms:ViaService'], {
+      'Fn::Sub': 'ec2.${AWS::Region}.amazonaws.com',
+    });
+    const grant = statements.find((s) => s.Sid === 'OrganizationLetsAwsResourcesUseTheKey');
+    assert.equal(grant?.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true');
+  });
+});
+
+describe('Template: infra/member.yml', () => {
+  const t = loadCfnYaml(MEMBER);
+
+  it('hard-codes no account id', () => {
+    assert.doesNotMatch(readFileSync(MEMBER, 'utf8'), /\b\d{12}\b/);
+  });
+
+  it('lets only the publisher, inside the Organization, put events on the member bus', () => {
+    const statement = t.Resources.MemberBusPolicy?.Properties?.Statement;
+    assert.deepEqual(statement.Principal, {
+      AWS: { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${PublisherAccountId}:root' },
+    });
+    assert.deepEqual(statement.Condition.StringEquals['aws:PrincipalOrgID'], { Ref: 'OrganizationId' });
+    assert.equal(statement.Action, 'events:PutEvents');
+  });
+
+  it('routes Image Ready of this region to the subscriber, with a DLQ and alarms', () => {
+    const pattern = t.Resources.ImageReadyRule?.Properties?.EventPattern;
+    assert.deepEqual(pattern.source, ['stemcell']);
+    assert.deepEqual(pattern['detail-type'], ['Image Ready']);
+    assert.deepEqual(deadLetterViolations(t), []);
+  });
+
+  it('runs the subscriber on the project runtime with its own least-privilege role', () => {
+    const fn = t.Resources.SubscriberFunction?.Properties;
+    assert.equal(fn?.Runtime, 'nodejs24.x');
+    assert.deepEqual(fn?.Architectures, ['arm64']);
+    assert.equal(fn?.Handler, 'functions/subscriber/handler.handler');
+    assert.deepEqual(leastPrivilegeViolations(t), []);
+    const move = roleStatements(t).find(
+      (s) => s.statement.Sid === 'MoveOptedInLaunchTemplatesOnly',
+    )?.statement;
+    assert.equal(move?.Condition?.StringLike?.['aws:ResourceTag/stemcell:stream'], '*');
+  });
+
+  it('grants the publisher key to the Auto Scaling service-linked role, and only to it', () => {
+    const grant = t.Resources.AutoScalingKeyGrant?.Properties;
+    assert.deepEqual(grant?.GranteePrincipal, {
+      'Fn::Sub':
+        'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling',
+    });
+    assert.ok(grant?.Operations.includes('Decrypt'));
+    assert.ok(grant?.Operations.includes('CreateGrant'));
+    const create = roleStatements(t).find((s) =>
+      asList(s.statement.Action).includes('kms:CreateGrant'),
+    )?.statement;
+    assert.deepEqual(create?.Condition?.StringEquals?.['kms:GranteePrincipal'], grant?.GranteePrincipal);
+  });
+
+  it('creates account-wide IAM only from the home-region stack instance', () => {
+    assert.equal(t.Resources.MemberReaderRole?.Condition, 'IsHomeRegion');
+    assert.equal(t.Resources.AutoScalingServiceLinkedRole?.Condition, 'CreateAsgRole');
+  });
+});
