@@ -62,7 +62,12 @@ function prefixStreams(store: DynamoReleaseStore, prefix: string): DynamoRelease
         return (input: Parameters<DynamoReleaseStore['create']>[0]) =>
           target.create({ ...input, stream: `${prefix}${input.stream}` });
       }
-      if (prop === 'list') return (stream?: string) => target.list(stream ? `${prefix}${stream}` : undefined);
+      if (prop === 'list') {
+        return async (stream?: string) =>
+          stream
+            ? target.list(`${prefix}${stream}`)
+            : (await target.list()).filter((r) => r.stream.startsWith(prefix));
+      }
       if (prop === 'get') return (id: string) => target.get(id.startsWith(prefix) ? id : `${prefix}${id}`);
       return typeof value === 'function' ? value.bind(target) : value;
     },

@@ -12,7 +12,9 @@ const run = promisify(execFile);
 const root = process.getuid?.() === 0;
 
 describe('Command: stemcell demo', () => {
-  it('publishes 2 streams × 2 revisions to 2 regions and moves every launch template', { timeout: 600_000 }, async () => {
+  it('publishes 2 streams × 2 revisions to 2 regions and moves every launch template', {
+    timeout: 600_000,
+  }, async () => {
     // prepare
     const data = await mkdtemp(join(tmpdir(), 'stemcell-demo-e2e-'));
     try {
@@ -41,7 +43,9 @@ describe('Command: stemcell demo', () => {
       // The incremental promise: revision 2's snapshot carries far less than revision 1's.
       for (const region of ['eu-west-1', 'us-east-1']) {
         const [r1, r2] = ['2026.11.21', '2026.11.22'].map(
-          (rev) => web.find((r: { revision: string; region: string }) => r.revision === rev && r.region === region).snapshotDeltaBytes,
+          (rev) =>
+            web.find((r: { revision: string; region: string }) => r.revision === rev && r.region === region)
+              .snapshotDeltaBytes,
         );
         assert.ok(r2 < r1, `${region}: revision 2 delta ${r2} < revision 1 delta ${r1}`);
       }

@@ -1,0 +1,152 @@
+// The builder agent on EC2 (`stemcell builder --aws`): long-polls its region's FIFO build queue and runs the
+// same worker as local mode over the AWS adapters. Only this file knows it is on AWS; the worker, applier,
+// device and boot code do not.
+//
+// Volume affinity policy: a stream's volume lives in one Availability Zone and is attached only while a job of
+// that stream builds (FIFO message groups keep one stream's jobs serial across the fleet). After the snapshot it
+// is detached again, so any builder in that AZ can take the stream's next job; a builder in another AZ creates
+// (once) the stream's volume in its own AZ, whose first apply is a full one.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
+import { AwsClients } from '#aws/clients.ts';
+import { EventBridgePublisher } from '#aws/event-bus.ts';
+import { instanceIdentity } from '#aws/instance-identity.ts';
+import { S3ObjectStore } from '#aws/object-store.ts';
+import { DynamoReleaseStore } from '#aws/release-store.ts';
+import { EbsSnapshots } from '#aws/snapshots.ts';
+import { Ec2Volumes } from '#aws/volumes.ts';
+import { systemClock } from '#core/deps.ts';
+import { BuildJob } from '#events/aws.ts';
+import type { QueueMessage } from '#ports';
+import { DeviceWorkspace } from './device.ts';
+import { run } from './volume/exec.ts';
+import { type BuilderDeps, handleBuildFailure, runBuild } from './worker.ts';
+
+export interface AgentConfig {
+  homeRegion: string;
+  queueUrl: string;
+  tableName: string;
+  bucket: string;
+  centralBusArn: string;
+  kmsKeyId: string;
+  maxReceiveCount: number;
+  stateDir: string;
+}
+
+/** Agent settings from the environment written by infra/builder/bootstrap.sh (/etc/stemcell/builder.env). */
+export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const need = (name: string): string => {
+    const value = env[name];
+    if (!value)
+      throw new Error(`builder: environment variable ${name} is not set (see /etc/stemcell/builder.env)`);
+    return value;
+  };
+  const maxReceiveCount = Number(env.STEMCELL_MAX_RECEIVE_COUNT ?? '5');
+  if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 1) {
+    throw new Error(
+      `builder: STEMCELL_MAX_RECEIVE_COUNT must be a whole number ≥ 1, got ${env.STEMCELL_MAX_RECEIVE_COUNT}`,
+    );
+  }
+  return {
+    homeRegion: need('STEMCELL_HOME_REGION'),
+    queueUrl: need('STEMCELL_BUILD_QUEUE_URL'),
+    tableName: need('STEMCELL_TABLE'),
+    bucket: need('STEMCELL_BUCKET'),
+    centralBusArn: need('STEMCELL_CENTRAL_BUS_ARN'),
+    kmsKeyId: need('STEMCELL_KMS_KEY_ID'),
+    maxReceiveCount,
+    stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
+  };
+}
+
+/**
+ * The watchdog's half that survives a crash: a filesystem left frozen or mounted under our mount root by a dead
+ * agent is thawed and unmounted before the next job (and by the unit's ExecStopPost).
+ */
+export async function recoverMounts(mountRoot: string, log: (line: string) => void): Promise<number> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((point): point is string => Boolean(point?.startsWith(`${mountRoot}/`)));
+  for (const point of mounts) {
+    await run('fsfreeze', ['--unfreeze', point]).catch(() => undefined); // not frozen: fine
+    await run('umount', [point]);
+    log(`builder: recovered ${point} left by a previous run (thawed, unmounted)`);
+  }
+  return mounts.length;
+}
+
+export function buildMessageHandler(
+  deps: BuilderDeps,
+  maxReceiveCount: number,
+  log: (line: string) => void,
+): (message: QueueMessage) => Promise<void> {
+  return async (message) => {
+    const job = BuildJob.parse(JSON.parse(message.body));
+    log(`builder: ${job.stream} ${job.revision} (attempt ${message.receiveCount})`);
+    try {
+      const outcome = await runBuild(deps, job);
+      log(
+        outcome.kind === 'built'
+          ? `builder: ${job.stream} ${job.revision}: snapshot ${outcome.snapshotId} (${outcome.apply.filesWritten} files written)`
+          : `builder: ${job.stream} ${job.revision}: ${outcome.reason}`,
+      );
+    } catch (err) {
+      const verdict = await handleBuildFailure(deps, job, err, {
+        receiveCount: message.receiveCount,
+        maxReceiveCount,
+      });
+      log(`builder: ${job.stream} ${job.revision} failed (${verdict}): ${(err as Error).message}`);
+      // Throwing returns the message to the queue (redrive to the DLQ after maxReceiveCount).
+      if (verdict === 'retry') throw err;
+    }
+  };
+}
+
+export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
+  const identity = await instanceIdentity();
+  const clients = new AwsClients();
+  const mountRoot = join(config.stateDir, 'mnt');
+  await recoverMounts(mountRoot, log);
+  const ec2 = clients.ec2(identity.region);
+  const deps: BuilderDeps = {
+    region: identity.region,
+    availabilityZone: identity.availabilityZone,
+    instanceId: identity.instanceId,
+    kmsKeyId: config.kmsKeyId,
+    objects: new S3ObjectStore({ bucket: config.bucket, client: clients.s3(config.homeRegion) }),
+    volumes: new Ec2Volumes({ client: ec2 }),
+    snapshots: new EbsSnapshots({ client: ec2 }),
+    releases: new DynamoReleaseStore({
+      tableName: config.tableName,
+      client: clients.dynamodb(config.homeRegion),
+    }),
+    publisher: new EventBridgePublisher({
+      client: clients.eventBridge(config.homeRegion),
+      eventBusName: config.centralBusArn,
+    }),
+    workspace: new DeviceWorkspace({ mountRoot, log }),
+    manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
+    clock: systemClock,
+  };
+  const consumer = new BuildQueueConsumer({
+    queueUrl: config.queueUrl,
+    sqs: clients.sqs(identity.region),
+    handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
+    visibilityTimeoutSeconds: 300,
+    onError: (err, message) =>
+      log(`builder: queue error${message ? ` on ${message.messageId}` : ''}: ${err.message}`),
+  });
+  consumer.start();
+  log(`builder: ${identity.instanceId} in ${identity.availabilityZone} polling ${config.queueUrl}`);
+  await new Promise<void>((resolve) => {
+    // Scale-in or shutdown: stop polling, finish the job in hand (never snapshot half-applied content).
+    const stop = (signal: string) => {
+      log(`builder: ${signal}: finishing the job in hand, then exiting`);
+      void consumer.stop().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,36 @@
+// `stemcell builder --aws`: the EC2 builder agent (see infra/builder/ for its unit and bootstrap).
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { agentConfigFromEnv, recoverMounts, runAgent } from '#builder/agent.ts';
+import { CliError } from '../errors.ts';
+
+export function register(program: Command): void {
+  program
+    .command('builder')
+    .description(
+      'run the builder agent on an EC2 builder instance (environment from /etc/stemcell/builder.env)',
+    )
+    .option(
+      '--aws',
+      'poll the region build queue on AWS (the only mode; local mode builds inside `stemcell dev`)',
+    )
+    .option(
+      '--recover',
+      'only thaw and unmount what a dead agent left behind, then exit (the unit’s ExecStopPost)',
+    )
+    .action(async (options: { aws?: boolean; recover?: boolean }) => {
+      const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      let config: ReturnType<typeof agentConfigFromEnv>;
+      try {
+        config = agentConfigFromEnv();
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+      if (options.recover) {
+        await recoverMounts(join(config.stateDir, 'mnt'), log);
+        return;
+      }
+      if (!options.aws) throw new CliError('builder: pass --aws (local builds run inside `stemcell dev`)', 2);
+      await runAgent(config, log);
+    });
+}
