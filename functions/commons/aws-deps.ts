@@ -186,8 +186,8 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
     rules: new EventBridgeBusRules({
       eventBusName: cfg.busName,
       client: awsClients().eventBridge(homeRegion()),
-      ...(process.env.SUBSCRIBER_TARGET_ROLE_ARN
-        ? { targetRoleArn: process.env.SUBSCRIBER_TARGET_ROLE_ARN }
+      ...(process.env.STEMCELL_SUBSCRIBER_ROLE_ARN
+        ? { targetRoleArn: process.env.STEMCELL_SUBSCRIBER_ROLE_ARN }
         : {}),
       ...(process.env.STEMCELL_SUBSCRIBER_DLQ_ARN
         ? { deadLetterArn: process.env.STEMCELL_SUBSCRIBER_DLQ_ARN }
@@ -203,7 +203,16 @@ export async function awsExpireDeps(): Promise<ExpireDeps> {
     logger: powertools.logger,
     imaging,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
-    members: new AwsMemberAccounts({ clients: awsClients() }),
+    // The home account's own launch templates are read directly; only other accounts need the member role.
+    members: new AwsMemberAccounts({
+      clients: new AwsClients({
+        ownAccountId: await ownAccountId(),
+        roleSessionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'stemcell-expire',
+        ...(process.env.STEMCELL_MEMBER_ROLE_NAME
+          ? { memberRoleName: process.env.STEMCELL_MEMBER_ROLE_NAME }
+          : {}),
+      }),
+    }),
   };
 }
 

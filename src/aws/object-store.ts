@@ -49,7 +49,7 @@ export class S3ObjectStore implements ObjectStore {
       });
       const upload = new Upload({
         client: this.#s3,
-        params: { Bucket: this.bucket, Key: key, Body: Readable.from(counted), Metadata: metadata },
+        params: { Bucket: this.bucket, Key: key, Body: counted, Metadata: metadata },
       });
       out = await upload.done();
     }

@@ -28,6 +28,11 @@ function parseReleaseId(id: string): { stream: string; sequence: number } | unde
   return { stream: id.slice(0, hash), sequence };
 }
 
+/** Drops undefined fields, which DynamoDB cannot store, whatever the client's marshalling options. */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 type ReleaseItem = Release & { pk: string; sk: string; type: 'release' };
 
 function toRelease(item: Record<string, unknown>): Release {
@@ -99,7 +104,12 @@ export class DynamoReleaseStore implements ReleaseStore {
             {
               Put: {
                 TableName: this.#table,
-                Item: { pk: streamPk(input.stream), sk: releaseSk(sequence), type: 'release', ...release },
+                Item: {
+                  pk: streamPk(input.stream),
+                  sk: releaseSk(sequence),
+                  type: 'release',
+                  ...plain(release),
+                },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
@@ -220,7 +230,7 @@ export class DynamoReleaseStore implements ReleaseStore {
           UpdateExpression: 'SET #regions.#region = :record',
           ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#regions.#region)',
           ExpressionAttributeNames: { '#regions': 'regions', '#region': region },
-          ExpressionAttributeValues: { ':record': record },
+          ExpressionAttributeValues: { ':record': plain(record) },
         }),
       );
       return true;
@@ -243,7 +253,7 @@ export class DynamoReleaseStore implements ReleaseStore {
             '#accounts': 'accounts',
             '#account': `${record.accountId}/${record.region}`,
           },
-          ExpressionAttributeValues: { ':record': record },
+          ExpressionAttributeValues: { ':record': plain(record) },
         }),
       );
     } catch (err) {

@@ -28,7 +28,8 @@ export interface AgentConfig {
   queueUrl: string;
   tableName: string;
   bucket: string;
-  centralBusArn: string;
+  /** The central bus in the home region (name or ARN). */
+  centralBus: string;
   kmsKeyId: string;
   maxReceiveCount: number;
   stateDir: string;
@@ -53,7 +54,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     queueUrl: need('STEMCELL_BUILD_QUEUE_URL'),
     tableName: need('STEMCELL_TABLE'),
     bucket: need('STEMCELL_BUCKET'),
-    centralBusArn: need('STEMCELL_CENTRAL_BUS_ARN'),
+    centralBus: need('STEMCELL_BUS_NAME'),
     kmsKeyId: need('STEMCELL_KMS_KEY_ID'),
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
@@ -124,7 +125,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     }),
     publisher: new EventBridgePublisher({
       client: clients.eventBridge(config.homeRegion),
-      eventBusName: config.centralBusArn,
+      eventBusName: config.centralBus,
     }),
     workspace: new DeviceWorkspace({ mountRoot, log }),
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),

@@ -10,6 +10,7 @@ const program = new Command('stemcell')
 // One line per command module; each exports register(program: Command).
 const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/unpack.ts'),
+  await import('./commands/export.ts'),
   await import('./commands/demo.ts'),
   await import('./commands/dev.ts'),
   await import('./commands/publish.ts'),

@@ -63,6 +63,8 @@ export interface SnapshotManifest {
   startTime: string;
   endTime: string;
   durationMs: number;
+  /** Of durationMs, the time spent making the blocks durable before the manifest is published. */
+  syncMs?: number;
 }
 
 export interface LocalSnapshotsOptions {
@@ -133,7 +135,9 @@ export class LocalSnapshots implements Snapshots {
           ? await readFileBlocks(this.#volumes.imagePath(volumeId))
           : tarBlocks(this.#volumes.directoryPath(volumeId));
       const scanned = await this.#storeBlocks(source.blocks, dataKey, parent);
+      const syncStarted = performance.now();
       await this.blocks.sync();
+      const syncMs = Math.round(performance.now() - syncStarted);
 
       const dataKeys: Record<string, WrappedDataKey> = { [dataKey.id]: dataKey.wrapped };
       for (const id of scanned.foreignKeyIds) {
@@ -170,6 +174,7 @@ export class LocalSnapshots implements Snapshots {
         startTime,
         endTime: this.#clock.now().toISOString(),
         durationMs: Math.round(performance.now() - started),
+        syncMs,
       };
       await this.#publish(manifest);
       this.#notify(snapshotId, volumeId, 'succeeded', '', startTime, manifest.endTime);

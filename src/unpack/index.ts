@@ -75,7 +75,7 @@ export async function applyTarball(
   if (manifestPath) markInProgress(manifestPath, identity);
   const diskXattrs = old ? new Map() : await dumpXattrs(root);
 
-  const source = new ByteSource(input as AsyncIterable<Buffer>, limits);
+  const source = new ByteSource(input, limits);
   const reader = new TarReader(source, limits);
   const applier = new TreeApplier(root, old, diskXattrs, reader);
   const report = () =>
@@ -101,14 +101,15 @@ export async function applyTarball(
     throw err;
   }
   report();
+  const inputSha256 = await source.inputSha256();
   if (manifestPath) {
-    writeCompleteManifest(manifestPath, identity, source.inputSha256, applier.records(), applier.seen.size);
+    writeCompleteManifest(manifestPath, identity, inputSha256, applier.records(), applier.seen.size);
   }
   return {
     ...applier.counters,
     durationMs: Math.round(performance.now() - started),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    inputSha256: source.inputSha256,
+    inputSha256,
     verified: old === null,
   };
 }

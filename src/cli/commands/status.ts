@@ -4,11 +4,24 @@ import type { Command } from 'commander';
 import { formatBytes } from '#demo/report.ts';
 import { LocalReleaseStore } from '#local/release-store.ts';
 import type { Release, ReleaseStore } from '#ports';
+import { CliError } from '../errors.ts';
 import type { LocalOptions } from '../local-context.ts';
 
 interface StatusOptions extends Pick<LocalOptions, 'data'> {
   json?: boolean;
   limit: string;
+  table?: string;
+  region?: string;
+}
+
+/** The local data folder's release store, or with --table the deployment's DynamoDB table. */
+async function releaseStore(options: StatusOptions): Promise<ReleaseStore> {
+  if (!options.table) return new LocalReleaseStore(join(options.data, 'releases'));
+  const { DynamoReleaseStore } = await import('#aws/release-store.ts');
+  const { AwsClients } = await import('#aws/clients.ts');
+  const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (!region) throw new CliError('status --table: pass --region (or set AWS_REGION) for the home region', 2);
+  return new DynamoReleaseStore({ tableName: options.table, client: new AwsClients().dynamodb(region) });
 }
 
 export function register(program: Command): void {
@@ -17,16 +30,20 @@ export function register(program: Command): void {
     .description('show releases: state per region (image, snapshot delta) and per member account')
     .option('--data <dir>', 'local data folder', '.stemcell')
     .option('--limit <n>', 'newest releases per stream', '5')
+    .option('--table <name>', "read the deployment's release table on AWS (output ReleaseTableName)")
+    .option('--region <region>', 'home region of the deployment (with --table)')
     .option('--json', 'print JSON')
     .action(async (stream: string | undefined, options: StatusOptions) => {
-      const store: ReleaseStore = new LocalReleaseStore(join(options.data, 'releases'));
+      const store = await releaseStore(options);
       const releases = await newestReleases(store, stream, Number(options.limit));
       if (options.json) {
         process.stdout.write(`${JSON.stringify(releases, null, 2)}\n`);
         return;
       }
       if (releases.length === 0) {
-        process.stdout.write(`no releases${stream ? ` of stream ${stream}` : ''} in ${options.data}\n`);
+        process.stdout.write(
+          `no releases${stream ? ` of stream ${stream}` : ''} in ${options.table ?? options.data}\n`,
+        );
         return;
       }
       process.stdout.write(`${releases.map(formatRelease).join('\n\n')}\n`);

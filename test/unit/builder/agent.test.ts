@@ -25,7 +25,7 @@ describe('Function: agentConfigFromEnv()', () => {
       STEMCELL_BUILD_QUEUE_URL: 'https://sqs/q.fifo',
       STEMCELL_TABLE: 't',
       STEMCELL_BUCKET: 'b',
-      STEMCELL_CENTRAL_BUS_ARN: 'arn:aws:events:eu-west-1:111111111111:event-bus/stemcell',
+      STEMCELL_BUS_NAME: 'stemcell',
       STEMCELL_KMS_KEY_ID: 'k',
       STEMCELL_MAX_RECEIVE_COUNT: '0',
     };
