@@ -321,7 +321,7 @@ async function dirtyBreakdown(
     const bmap = execFileSync('debugfs', ['-R', 'bmap <8> 0', loop], {
       stdio: ['ignore', 'pipe', 'ignore'],
     }).toString();
-    const journalBlocks = (Number(/^Journal size:\s+(\d+)M/m.exec(dump)?.[1] ?? 0) * 2 ** 20) / blockSize;
+    const journalBlocks = Number(/^Total journal blocks:\s+(\d+)/m.exec(dump)?.[1] ?? 0);
     const start = Number(bmap.trim());
     if (journalBlocks && start) ranges.push({ kind: 'journal', from: start, to: start + journalBlocks - 1 });
     const out: Record<string, number> = {};

@@ -402,7 +402,9 @@ function stemcellUnpack(tarball: string, target: string, manifest?: string): Unp
 async function applyOnly(tarball: string, target: string, manifestPath: string | undefined): Promise<void> {
   const { applyTarball } = await import('#unpack/index.ts');
   const { createReadStream } = await import('node:fs');
-  const stats = await applyTarball(createReadStream(tarball, { highWaterMark: 1024 * 1024 }), target, { manifestPath });
+  const stats = await applyTarball(createReadStream(tarball, { highWaterMark: 1024 * 1024 }), target, {
+    manifestPath,
+  });
   process.stdout.write(`${JSON.stringify(stats)}\n`);
 }
 
@@ -537,7 +539,7 @@ function markdown(results: StreamResult[], notes: string[]): string {
   }
   lines.push(
     '',
-    'Goals: (b)/(a) ≤ 1.0, (c)/(a) ≤ 0.4, dirty (c) ≤ 0.6 × dirty (d), peak RSS < 256 MiB. Times are wall clock of a fresh process each (Node start-up included for the applier, as tar\'s for tar).',
+    "Goals: (b)/(a) ≤ 1.0, (c)/(a) ≤ 0.4, dirty (c) ≤ 0.6 × dirty (d), peak RSS < 256 MiB. Times are wall clock of a fresh process each (Node start-up included for the applier, as tar's for tar).",
   );
   for (const note of notes) lines.push('', note);
   return `${lines.join('\n')}\n`;

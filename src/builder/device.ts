@@ -5,7 +5,7 @@
 // device at its offset and size; the same works on EC2. The filesystem is created once per volume; every
 // later revision mounts and rewrites it in place, which is what keeps snapshots incremental.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rmdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BootMode } from '#core/types.ts';
@@ -15,7 +15,7 @@ import { type BootResult, makeBootable } from './boot.ts';
 import { freeze, syncFilesystem } from './quiesce.ts';
 import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
-import { attachLoop, detachLoop } from './volume/loop.ts';
+import { attachLoop, detachLoop, loopsOf } from './volume/loop.ts';
 import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
 
 export const ROOT_LABEL = 'stemcell-root';
@@ -103,6 +103,25 @@ async function probeFilesystem(device: string): Promise<{ type?: string; label?:
 }
 
 /**
+ * Unmounts and detaches partition loop devices an interrupted run left on `devicePath`: the same filesystem
+ * mounted twice through two loop devices would be corrupted.
+ */
+async function releaseStale(devicePath: string, log: (line: string) => void): Promise<void> {
+  for (const loop of await loopsOf(devicePath)) {
+    const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((line) => line.split(' '))
+      .filter(([source]) => source === loop)
+      .map(([, target]) => target as string);
+    log(
+      `volume ${devicePath}: releasing ${loop} left by an interrupted run${mounts.length ? ` (mounted at ${mounts.join(', ')})` : ''}`,
+    );
+    for (const target of mounts) await run('umount', [target]);
+    await detachLoop(loop);
+  }
+}
+
+/**
  * Opens the volume on `devicePath`: on first use writes the GPT for `bootMode` and makes the ext4 root;
  * afterwards reuses both. Grows the root partition and filesystem when the device has grown. Mounts the
  * root and returns it; every loop device and mount made here is undone by close(), and by this function
@@ -112,6 +131,7 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const label = opts.label ?? ROOT_LABEL;
   const diskBytes = await deviceBytes(devicePath);
+  await releaseStale(devicePath, log);
 
   let layout = await readLayout(devicePath);
   let newTable = false;

@@ -41,7 +41,7 @@ export interface Workspace {
   ): Promise<OpenVolume>;
 }
 
-export type BuildStep = 'volume' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
+export type BuildStep = 'volume' | 'attach' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
 export interface BuilderDeps {
   region: string;
   availabilityZone: string;
@@ -86,10 +86,14 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     };
   }
 
-  const stepMs = { volume: 0, 'download+apply': 0, boot: 0, quiesce: 0, snapshot: 0 } satisfies Record<
-    BuildStep,
-    number
-  >;
+  const stepMs: Record<BuildStep, number> = {
+    volume: 0,
+    attach: 0,
+    'download+apply': 0,
+    boot: 0,
+    quiesce: 0,
+    snapshot: 0,
+  };
   const timed = async <T>(
     step: BuildStep,
     work: () => Promise<T>,
@@ -120,14 +124,17 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     });
   });
 
-  const attachment = await deps.volumes.attach(volume.volumeId, deps.instanceId);
+  const attachment = await timed('attach', () => deps.volumes.attach(volume.volumeId, deps.instanceId));
   let apply: ApplyStats;
   try {
-    const opened = await deps.workspace.open(attachment, {
-      volumeId: volume.volumeId,
-      bootMode: job.bootMode,
-      sizeGiB: Math.max(volume.sizeGiB, job.volumeSizeGiB),
-    });
+    // First use partitions and formats the volume; later revisions only mount it.
+    const opened = await timed('attach', () =>
+      deps.workspace.open(attachment, {
+        volumeId: volume.volumeId,
+        bootMode: job.bootMode,
+        sizeGiB: Math.max(volume.sizeGiB, job.volumeSizeGiB),
+      }),
+    );
     try {
       apply = await timed('download+apply', async () => {
         const { body } = await deps.objects.get(job.source.key, job.source.etag);

@@ -5,7 +5,7 @@ import { accountsInScope } from '#demo/config.ts';
 import type { LocalStack, StackProgress } from '#local/stack.ts';
 import type { Progress } from './progress.ts';
 
-const STEPS: BuildStep[] = ['volume', 'download+apply', 'boot', 'quiesce', 'snapshot'];
+const STEPS: BuildStep[] = ['volume', 'attach', 'download+apply', 'boot', 'quiesce', 'snapshot'];
 
 export function trackStack(progress: Progress, stack: Pick<LocalStack, 'config'>) {
   const builds = new Map<string, ReturnType<Progress['task']>>();

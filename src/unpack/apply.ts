@@ -7,9 +7,9 @@
 // archive rejects the archive. Only this process writes the target, so a checked component stays checked.
 // Tree operations run synchronously on the main thread; the decompressor (zlib thread pool or an xz
 // process) runs beside it, so reading, inflating and writing overlap.
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  type BigIntStats,
   chmodSync,
   closeSync,
   constants,
@@ -31,9 +31,11 @@ import {
   symlinkSync,
   unlinkSync,
   writeSync,
+  writevSync,
 } from 'node:fs';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import type { ManifestRecord } from './manifest.ts';
+import { createNodes, setPreciseTimes } from './node-archive.ts';
 import type { EntryType, TarEntry, TarReader } from './tar-reader.ts';
 import { removeXattrs, setXattrs, type XattrMap, xattrsEqual } from './xattrs.ts';
 
@@ -101,8 +103,12 @@ export class TreeApplier {
   private readonly wiped = new Set<string>();
   private readonly inodeReplaced = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
-  private readonly dirMtimes = new Map<string, number>();
+  private readonly dirMtimes = new Map<string, TarEntry>();
+  /** Paths with a fractional mtime, which Node cannot set exactly (it takes seconds as a double). */
+  private readonly preciseTimes = new Map<string, TarEntry>();
   private readonly dirMtimeDiffers = new Set<string>();
+  /** Directories this apply created: nothing can be inside them yet, so no lstat is needed there. */
+  private readonly freshDirs = new Set<string>();
   private pendingXattrs: PendingXattrs[] = [];
   private readonly pendingNodes = new Map<string, TarEntry>();
   private gen = 0;
@@ -122,6 +128,8 @@ export class TreeApplier {
     this.reader = reader;
     this.old = old;
     this.diskXattrs = diskXattrs;
+    // A fresh filesystem (nothing but lost+found): no entry needs looking for on disk.
+    if (!old && readdirSync(root).every((name) => name === 'lost+found')) this.freshDirs.add('');
     if (old) {
       for (const [p, rec] of old) {
         if (rec.t === 'hardlink' && rec.l !== undefined) {
@@ -214,6 +222,7 @@ export class TreeApplier {
       // Whatever a previous revision left here (a planted symlink included) is replaced, never followed.
       if (st) this.removeOld(dir, { rec: { t: typeOfStats(st) }, xattrs: null });
       mkdirSync(abs, 0o755);
+      this.freshDirs.add(dir);
       this.markDirty(dir);
     }
     this.addSeen(dir, 'dir', { t: 'dir', i: 1 });
@@ -228,14 +237,7 @@ export class TreeApplier {
     }
     const shared = old !== null && (this.old ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
     const size = entry.size;
-    const rec: ManifestRecord = {
-      t: 'file',
-      s: size,
-      m: entry.mode,
-      u: entry.uid,
-      g: entry.gid,
-      mt: entry.mtime,
-    };
+    const rec = withMtime({ t: 'file', s: size, m: entry.mode, u: entry.uid, g: entry.gid }, entry);
     let fd: number | null = null;
     let written = false;
     let created = false;
@@ -272,16 +274,20 @@ export class TreeApplier {
         const digests: Buffer[] = [];
         try {
           for (let offset = 0, i = 0; offset < size; offset += WINDOW, i++) {
-            const chunk = await this.reader.readBody(Math.min(WINDOW, size - offset));
-            const digest = windowDigest(chunk);
+            const length = Math.min(WINDOW, size - offset);
+            const pieces = await this.reader.readBodyPieces(length);
+            const hash = createHash('sha256');
+            for (const piece of pieces) hash.update(piece);
+            const digest = hash.digest().subarray(0, 16);
             digests.push(digest);
             let differs = true;
             if (created) differs = true;
-            else if (oldFd !== null) differs = !readEquals(oldFd, scratch!, chunk, offset);
+            else if (oldFd !== null)
+              differs = !readEquals(oldFd, scratch!, Buffer.concat(pieces, length), offset);
             else differs = old?.rec.b?.[i] !== digest.toString('base64');
             if (differs) {
               fd ??= openSync(abs, WRITE_FLAGS);
-              this.writeAll(fd, chunk, offset);
+              this.writePieces(fd, pieces, length, offset);
               written = true;
             }
           }
@@ -338,6 +344,17 @@ export class TreeApplier {
     }
   }
 
+  private writePieces(fd: number, pieces: Buffer[], length: number, position: number): void {
+    if (pieces.length === 1) {
+      this.writeAll(fd, pieces[0]!, position);
+      return;
+    }
+    const done = writevSync(fd, pieces, position);
+    this.counters.bytesWritten += done;
+    // A short writev (rare) is finished piece by piece.
+    if (done < length) this.writeAll(fd, Buffer.concat(pieces, length).subarray(done), position + done);
+  }
+
   private writeAll(fd: number, data: Buffer, position: number): void {
     let done = 0;
     while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
@@ -348,6 +365,16 @@ export class TreeApplier {
     let old = oldIn === undefined ? this.diskOrManifest(rel) : oldIn;
     const abs = this.abs(rel);
     let created = false;
+    // Directories are what later paths resolve through: the manifest's word is checked against the disk
+    // (a symlink put there behind the manifest's back is replaced, never followed).
+    if (
+      this.old &&
+      old?.rec.t === 'dir' &&
+      rel !== '' &&
+      !lstatSync(abs, { throwIfNoEntry: false })?.isDirectory()
+    ) {
+      old = this.diskState(rel);
+    }
     if (old && old.rec.t !== 'dir') {
       this.removeOld(rel, old);
       old = null;
@@ -361,9 +388,10 @@ export class TreeApplier {
         this.removeDiskEntry(rel);
         mkdirSync(abs, 0o700);
       }
+      this.freshDirs.add(rel);
       created = true;
     }
-    const rec: ManifestRecord = { t: 'dir', m: entry.mode, u: entry.uid, g: entry.gid, mt: entry.mtime };
+    const rec = withMtime({ t: 'dir', m: entry.mode, u: entry.uid, g: entry.gid }, entry);
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
     const metaChanged = this.applyMetadata(entry, rel, old, false, null);
     this.count(created, metaChanged);
@@ -397,7 +425,7 @@ export class TreeApplier {
         symlinkSync(target, this.abs(rel));
       }
     }
-    const rec: ManifestRecord = { t: 'symlink', l: target, u: entry.uid, g: entry.gid, mt: entry.mtime };
+    const rec = withMtime({ t: 'symlink', l: target, u: entry.uid, g: entry.gid }, entry);
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
     const metaChanged = this.applyMetadata(entry, rel, old, false, null);
     this.count(!old, metaChanged);
@@ -450,7 +478,7 @@ export class TreeApplier {
       this.removeOld(rel, old);
       old = null;
     }
-    const rec: ManifestRecord = { t: entry.type, m: entry.mode, u: entry.uid, g: entry.gid, mt: entry.mtime };
+    const rec = withMtime({ t: entry.type, m: entry.mode, u: entry.uid, g: entry.gid }, entry);
     if (entry.type !== 'fifo') rec.r = rdev;
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
     if (!old) {
@@ -465,28 +493,14 @@ export class TreeApplier {
     this.addSeen(rel, entry.type, rec);
   }
 
-  /** Node has no mknod(2): one shell runs coreutils' mknod for every queued node (exact mode, no umask). */
+  /** Creates every queued device node and FIFO in one process (see node-archive.ts). */
   private flushNodes(): void {
     if (this.pendingNodes.size === 0) return;
-    const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-    let script = 'set -e\n';
-    for (const [rel, entry] of this.pendingNodes) {
+    for (const rel of this.pendingNodes.keys()) {
       // Whatever the manifest did not know about is replaced, never reused.
       if (lstatSync(this.abs(rel), { throwIfNoEntry: false })) this.removeDiskEntry(rel);
-      const kind = entry.type === 'char' ? 'c' : entry.type === 'block' ? 'b' : 'p';
-      const dev = kind === 'p' ? '' : ` ${entry.devmajor} ${entry.devminor}`;
-      script += `mknod -m ${(entry.mode & 0o777).toString(8)} -- ${quote(this.abs(rel))} ${kind}${dev}\n`;
     }
-    const result = spawnSync('sh', ['-s'], { input: script, encoding: 'utf8' });
-    if (result.status !== 0) {
-      throw new Error(`mknod failed under ${this.root}: ${result.error?.message ?? result.stderr.trim()}`);
-    }
-    for (const [rel, entry] of this.pendingNodes) {
-      const abs = this.abs(rel);
-      lchownSync(abs, entry.uid, entry.gid);
-      chmodSync(abs, entry.mode); // after chown, which clears setuid / setgid
-      lutimesSync(abs, entry.mtime, entry.mtime);
-    }
+    createNodes(this.root, this.pendingNodes);
     this.pendingNodes.clear();
   }
 
@@ -516,17 +530,27 @@ export class TreeApplier {
       const hasSpecialBits = (entry.mode & 0o6000) !== 0;
       if (!o || o.m !== entry.mode || (chowned && hasSpecialBits)) {
         if (fd !== null) fchmodSync(fd, entry.mode);
-        else chmodSync(abs, entry.mode); // not a symlink: its type was just checked or made
+        else {
+          // chmod(2) follows symlinks: make sure the name is still what the manifest said.
+          if (old && this.old && lstatSync(abs).isSymbolicLink()) {
+            throw new Error(
+              `${abs} became a symlink behind the manifest's back; run without --manifest to repair`,
+            );
+          }
+          chmodSync(abs, entry.mode);
+        }
         changed = true;
       }
     }
     if (entry.type === 'dir') {
       // Children change a directory's mtime: directories get theirs at the very end.
-      this.dirMtimes.set(rel, entry.mtime);
-      if (!o || o.mt !== entry.mtime) this.dirMtimeDiffers.add(rel);
-    } else if (!o || o.mt !== entry.mtime || contentWritten) {
-      if (fd !== null) futimesSync(fd, entry.mtime, entry.mtime);
-      else lutimesSync(abs, entry.mtime, entry.mtime);
+      this.dirMtimes.set(rel, entry);
+      if (!o || !sameMtime(o, entry)) this.dirMtimeDiffers.add(rel);
+    } else if (!o || !sameMtime(o, entry) || contentWritten) {
+      const t = entry.mtime + entry.mtimeNsec / 1e9;
+      if (fd !== null) futimesSync(fd, t, t);
+      else lutimesSync(abs, t, t);
+      this.queuePreciseTime(rel, entry);
       changed = true;
     }
     const want = entry.xattrs;
@@ -538,6 +562,11 @@ export class TreeApplier {
       changed = true;
     }
     return changed;
+  }
+
+  private queuePreciseTime(rel: string, entry: TarEntry): void {
+    // Not even microseconds survive the double Node takes (1795296382.540854 lands 23 ns early).
+    if (entry.mtimeNsec !== 0) this.preciseTimes.set(rel, entry);
   }
 
   private count(written: boolean, metaChanged: boolean): void {
@@ -617,28 +646,36 @@ export class TreeApplier {
   }
 
   private diskState(rel: string): OldState | null {
+    if (rel !== '' && this.freshDirs.has(parentOf(rel)) && !this.seen.has(rel)) return null;
     const abs = this.abs(rel);
-    const st = lstatSync(abs, { throwIfNoEntry: false });
+    // bigint: the exact nanoseconds of the mtime.
+    const st = lstatSync(abs, { throwIfNoEntry: false, bigint: true });
     if (!st) return null;
     const t = typeOfStats(st);
+    const ns = st.mtimeNs;
+    let sec = ns / 1_000_000_000n;
+    if (ns < 0n && sec * 1_000_000_000n !== ns) sec -= 1n;
     const rec: ManifestRecord = {
       t,
-      s: st.size,
-      m: st.mode & 0o7777,
-      u: st.uid,
-      g: st.gid,
-      mt: st.mtimeMs / 1000,
+      s: Number(st.size),
+      m: Number(st.mode) & 0o7777,
+      u: Number(st.uid),
+      g: Number(st.gid),
+      mt: Number(sec),
     };
+    const nsec = Number(ns - sec * 1_000_000_000n);
+    if (nsec) rec.mn = nsec;
     if (t === 'symlink') rec.l = readlinkSync(abs);
-    if (t === 'char' || t === 'block') rec.r = [major(st.rdev), minor(st.rdev)];
+    if (t === 'char' || t === 'block') rec.r = [major(Number(st.rdev)), minor(Number(st.rdev))];
     const seen = this.seen.get(rel);
     // A directory this apply already handled has its xattrs in its record; the dump predates the apply.
     const xattrs =
       seen && !seen.rec.i ? (seen.rec.x ? xattrMap(seen.rec.x) : null) : (this.diskXattrs.get(rel) ?? null);
-    return { rec, xattrs, nlink: st.nlink, ino: st.ino };
+    return { rec, xattrs, nlink: Number(st.nlink), ino: Number(st.ino) };
   }
 
   private removeOld(rel: string, old: OldState): void {
+    if (rel === '') throw new Error('internal: refusing to remove the target root');
     const abs = this.abs(rel);
     if (old.rec.t === 'dir') {
       this.wiped.add(rel);
@@ -660,6 +697,7 @@ export class TreeApplier {
 
   /** Removes whatever is at rel on disk (a name the manifest did not know about). */
   private removeDiskEntry(rel: string): number {
+    if (rel === '') throw new Error('internal: refusing to remove the target root');
     const abs = this.abs(rel);
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return 0;
@@ -684,11 +722,18 @@ export class TreeApplier {
     if (this.old) this.removeByManifest();
     else this.removeByWalk('');
     await this.flushXattrs();
-    for (const [rel, mtime] of this.dirMtimes) {
+    for (const [rel, entry] of this.dirMtimes) {
       if (!this.dirMtimeDiffers.has(rel) && !this.dirtyDirs.has(rel)) continue;
       if (this.seen.get(rel)?.type !== 'dir') continue;
-      lutimesSync(this.abs(rel), mtime, mtime);
+      const t = entry.mtime + entry.mtimeNsec / 1e9;
+      lutimesSync(this.abs(rel), t, t);
+      this.queuePreciseTime(rel, entry);
     }
+    const precise = [...this.preciseTimes].filter(([rel, entry]) => {
+      const rec = this.seen.get(rel)?.rec;
+      return rec !== undefined && sameMtime(rec, entry);
+    });
+    setPreciseTimes(this.root, precise);
   }
 
   private removeByManifest(): void {
@@ -785,12 +830,22 @@ function xattrMap(record: Record<string, string>): XattrMap {
   return new Map(Object.entries(record).map(([name, value]) => [name, Buffer.from(value, 'base64')]));
 }
 
+function withMtime(rec: ManifestRecord, entry: TarEntry): ManifestRecord {
+  rec.mt = entry.mtime;
+  if (entry.mtimeNsec) rec.mn = entry.mtimeNsec;
+  return rec;
+}
+
+function sameMtime(rec: ManifestRecord, entry: TarEntry): boolean {
+  return rec.mt === entry.mtime && (rec.mn ?? 0) === entry.mtimeNsec;
+}
+
 function parentOf(rel: string): string {
   const slash = rel.lastIndexOf('/');
   return slash === -1 ? '' : rel.slice(0, slash);
 }
 
-function typeOfStats(st: Stats): EntryType {
+function typeOfStats(st: Stats | BigIntStats): EntryType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';

@@ -2,8 +2,8 @@
 // the bytes arrive (so a bomb is stopped after the first bytes past the limit, not after it is inflated).
 
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
 import { createGunzip, createZstdDecompress, constants as zlibConstants } from 'node:zlib';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import { COMPRESSION_RATIO_GRACE_BYTES, type UnpackLimits } from './limits.ts';
@@ -30,46 +30,70 @@ export function detectCompression(head: Buffer): Compression | 'bzip2' {
   return 'none';
 }
 
-/** sha256 of the raw input, computed on a worker thread so it does not compete with the tree work. */
-class OffThreadSha256 {
-  private readonly worker = new Worker(
-    `const { parentPort } = require('node:worker_threads');
-     const hash = require('node:crypto').createHash('sha256');
-     parentPort.on('message', (m) => { if (m === null) parentPort.postMessage(hash.digest('hex')); else hash.update(m); });`,
-    { eval: true },
-  );
-  private result: Promise<string> | undefined;
+type RawInput = NodeJS.ReadableStream | Readable;
 
-  constructor() {
-    // Never what keeps the process alive, except while a digest is awaited.
-    this.worker.unref();
-  }
+const QUEUE_BYTES = 4 * 1024 * 1024;
 
-  update(chunk: Buffer): void {
-    // A copy of just this view, handed over without a second copy.
-    const copy = new Uint8Array(chunk);
-    this.worker.postMessage(copy, [copy.buffer]);
-  }
+/**
+ * The decoder's output, read in flowing mode into a queue of up to 4 MiB. The tree work is synchronous,
+ * so I/O is only polled when it yields; draining the pipe into this queue whenever it does (and yielding
+ * now and then while data is still queued) keeps the decoder process from stalling on a full 64 KiB pipe.
+ */
+class ChunkQueue {
+  private readonly stream: Readable;
+  private readonly chunks: Buffer[] = [];
+  private head = 0;
+  private bytes = 0;
+  private done = false;
+  private error: Error | null = null;
+  private wake: (() => void) | null = null;
+  private pulls = 0;
 
-  digest(): Promise<string> {
-    this.result ??= new Promise<string>((resolve, reject) => {
-      this.worker.ref();
-      this.worker.once('message', (hex: string) => {
-        resolve(hex);
-        void this.worker.terminate();
-      });
-      this.worker.once('error', reject);
-      this.worker.postMessage(null);
+  constructor(stream: Readable) {
+    this.stream = stream;
+    stream.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.bytes += chunk.length;
+      if (this.bytes > QUEUE_BYTES) stream.pause();
+      this.notify();
     });
-    return this.result;
+    stream.once('end', () => {
+      this.done = true;
+      this.notify();
+    });
+    stream.once('error', (err: Error) => {
+      this.error = err;
+      this.notify();
+    });
   }
 
-  close(): void {
-    void this.worker.terminate();
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  async next(): Promise<Buffer | null> {
+    // Every 512 KiB or so, let the event loop poll I/O even though data is still queued.
+    if (++this.pulls % 8 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.head === this.chunks.length) {
+      if (this.error) throw this.error;
+      if (this.done) return null;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+    const chunk = this.chunks[this.head]!;
+    this.chunks[this.head++] = EMPTY;
+    if (this.head > 1024) {
+      this.chunks.splice(0, this.head);
+      this.head = 0;
+    }
+    this.bytes -= chunk.length;
+    if (this.stream.isPaused() && this.bytes < QUEUE_BYTES / 2) this.stream.resume();
+    return chunk;
   }
 }
-
-type RawInput = NodeJS.ReadableStream | Readable;
 
 export class ByteSource {
   /** Raw (compressed) bytes read from the input. */
@@ -80,10 +104,11 @@ export class ByteSource {
   /** The entry being read, named in limit errors. */
   currentPath = ARCHIVE;
 
-  private readonly inputHash = new OffThreadSha256();
+  // In this thread: handing chunks to a worker cost more (copy + postMessage) than hashing them here.
+  private readonly inputHash: Hash = createHash('sha256');
   private readonly limits: UnpackLimits;
   private readonly input: RawInput;
-  private iterator: AsyncIterator<Buffer> | undefined;
+  private iterator: ChunkQueue | undefined;
   private decoder: Readable | undefined;
   private child: ReturnType<typeof spawn> | undefined;
   private childExit: Promise<void> | undefined;
@@ -98,7 +123,7 @@ export class ByteSource {
 
   /** sha256 (hex) of every raw byte read; complete once finish() has returned. */
   inputSha256(): Promise<string> {
-    return this.inputHash.digest();
+    return Promise.resolve(this.inputHash.copy().digest('hex'));
   }
 
   /**
@@ -166,7 +191,7 @@ export class ByteSource {
     if (kind === 'none') {
       const pass = new PassThrough({ highWaterMark: CHUNK_BYTES });
       this.decoder = pass;
-      this.iterator = pass[Symbol.asyncIterator]();
+      this.iterator = new ChunkQueue(pass);
       return pass;
     }
     const tool = kind === 'xz' ? 'xz' : kind === 'zstd' && hasZstdTool() ? 'zstd' : null;
@@ -198,7 +223,7 @@ export class ByteSource {
       });
       this.childExit.catch(() => {}); // awaited in finish(); avoid an unhandled rejection meanwhile
       this.decoder = child.stdout;
-      this.iterator = child.stdout[Symbol.asyncIterator]();
+      this.iterator = new ChunkQueue(child.stdout);
       return child.stdin;
     }
     const decoder =
@@ -210,15 +235,15 @@ export class ByteSource {
             params: { [zlibConstants.ZSTD_d_windowLogMax]: 27 },
           });
     this.decoder = decoder;
-    this.iterator = decoder[Symbol.asyncIterator]();
+    this.iterator = new ChunkQueue(decoder);
     return decoder;
   }
 
   private async pull(): Promise<boolean> {
     if (this.ended || !this.iterator) return false;
-    let step: IteratorResult<Buffer>;
+    let chunk: Buffer | null;
     try {
-      step = await this.iterator.next();
+      chunk = await this.iterator.next();
     } catch (err) {
       if (err instanceof RejectedArchiveError) throw err;
       const message = err instanceof Error ? err.message : String(err);
@@ -227,11 +252,10 @@ export class ByteSource {
       }
       throw err;
     }
-    if (step.done) {
+    if (!chunk) {
       this.ended = true;
       return false;
     }
-    const chunk = step.value;
     this.bytesOut += chunk.length;
     this.checkLimits();
     // Callers consume what is buffered before pulling more.
@@ -293,6 +317,20 @@ export class ByteSource {
     }
   }
 
+  /** Exactly n bytes as pieces of the decoder's chunks, without copying (n > 0). */
+  async readPieces(n: number): Promise<Buffer[]> {
+    const pieces: Buffer[] = [];
+    let got = 0;
+    while (got < n) {
+      if (this.off >= this.buf.length && !(await this.pull())) throw new TruncatedError(got);
+      const take = Math.min(n - got, this.buf.length - this.off);
+      pieces.push(this.buf.subarray(this.off, this.off + take));
+      this.off += take;
+      got += take;
+    }
+    return pieces;
+  }
+
   async skip(n: number): Promise<boolean> {
     let left = n;
     while (left > 0) {
@@ -316,7 +354,6 @@ export class ByteSource {
   }
 
   destroy(): void {
-    this.inputHash.close();
     (this.input as Readable).destroy?.();
     this.decoder?.destroy();
     if (this.child && this.child.exitCode === null) this.child.kill('SIGTERM');

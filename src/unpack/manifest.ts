@@ -17,7 +17,9 @@ export interface ManifestRecord {
   m?: number;
   u?: number;
   g?: number;
+  /** mtime: whole seconds and nanoseconds (omitted when 0) */
   mt?: number;
+  mn?: number;
   /** xattrs, values base64 */
   x?: Record<string, string>;
   /** symlink target, or hardlink target path */

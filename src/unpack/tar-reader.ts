@@ -17,8 +17,9 @@ export interface TarEntry {
   mode: number;
   uid: number;
   gid: number;
-  /** Seconds since the epoch; fractional when a PAX mtime says so. */
+  /** Whole seconds since the epoch (floor), and the nanoseconds a PAX mtime may add. */
   mtime: number;
+  mtimeNsec: number;
   size: number;
   /** Symlink target byte for byte, or the normalised hardlink target path. */
   linkname: string;
@@ -38,7 +39,7 @@ interface PaxOverrides {
   size?: number;
   uid?: number;
   gid?: number;
-  mtime?: number;
+  mtime?: [sec: number, nsec: number];
   xattrs?: Map<string, Buffer>;
 }
 
@@ -67,6 +68,19 @@ export class TarReader {
       if (!data) this.reject('archive truncated in the middle of an entry body');
       this.bodyLeft -= n;
       return data;
+    } catch (err) {
+      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an entry body');
+      throw err;
+    }
+  }
+
+  /** Like readBody, as zero-copy pieces. */
+  async readBodyPieces(n: number): Promise<Buffer[]> {
+    if (n > this.bodyLeft) throw new Error(`internal: body read of ${n} past ${this.bodyLeft} left`);
+    try {
+      const pieces = await this.src.readPieces(n);
+      this.bodyLeft -= n;
+      return pieces;
     } catch (err) {
       if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an entry body');
       throw err;
@@ -240,7 +254,8 @@ export class TarReader {
       mode,
       uid: pax?.uid ?? this.numeric(block, 108, 8, 'uid'),
       gid: pax?.gid ?? this.numeric(block, 116, 8, 'gid'),
-      mtime: pax?.mtime ?? this.numeric(block, 136, 12, 'mtime', true),
+      mtime: pax?.mtime?.[0] ?? this.numeric(block, 136, 12, 'mtime', true),
+      mtimeNsec: pax?.mtime?.[1] ?? 0,
       size,
       linkname,
       devmajor: type === 'char' || type === 'block' ? this.numeric(block, 329, 8, 'devmajor') : 0,
@@ -356,12 +371,11 @@ export class TarReader {
 
   private applyPaxRecord(out: PaxOverrides, key: string, value: Buffer): void {
     const text = () => this.decodeUtf8(value, `PAX ${key}`);
-    const decimal = (fractional: boolean): number => {
+    const decimal = (): number => {
       const s = text();
-      const re = fractional ? /^-?[0-9]{1,16}(\.[0-9]{1,9})?$/ : /^[0-9]{1,16}$/;
-      if (!re.test(s)) this.reject(`invalid PAX ${key} ${JSON.stringify(s)}`);
+      if (!/^[0-9]{1,16}$/.test(s)) this.reject(`invalid PAX ${key} ${JSON.stringify(s)}`);
       const n = Number(s);
-      if (!Number.isSafeInteger(Math.trunc(n))) this.reject(`PAX ${key} out of range`);
+      if (!Number.isSafeInteger(n)) this.reject(`PAX ${key} out of range`);
       return n;
     };
     switch (key) {
@@ -374,17 +388,23 @@ export class TarReader {
         return;
       }
       case 'size':
-        out.size = decimal(false);
+        out.size = decimal();
         return;
       case 'uid':
-        out.uid = decimal(false);
+        out.uid = decimal();
         return;
       case 'gid':
-        out.gid = decimal(false);
+        out.gid = decimal();
         return;
-      case 'mtime':
-        out.mtime = decimal(true);
+      case 'mtime': {
+        // Kept exact to the nanosecond: a double cannot hold today's seconds with nine decimals.
+        const m = /^(-?)([0-9]{1,16})(?:\.([0-9]{1,9})[0-9]*)?$/.exec(text());
+        if (!m) this.reject(`invalid PAX mtime ${JSON.stringify(text())}`);
+        const whole = Number(m[2]);
+        const frac = Number((m[3] ?? '').padEnd(9, '0'));
+        out.mtime = m[1] && frac ? [-whole - 1, 1e9 - frac] : [m[1] ? -whole : whole, frac];
         return;
+      }
     }
     if (key.startsWith('SCHILY.xattr.')) {
       const name = key.slice('SCHILY.xattr.'.length);

@@ -23,7 +23,8 @@ export interface NodeSnapshot {
   mode: string;
   uid: number;
   gid: number;
-  mtimeMs: number;
+  /** Exact, in nanoseconds. */
+  mtimeNs: string;
   sha256?: string;
   link?: string;
   rdev?: [number, number];
@@ -65,7 +66,7 @@ export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Pr
       mode: (st.mode & 0o7777).toString(8),
       uid: st.uid,
       gid: st.gid,
-      mtimeMs: opts.ignoreMtime?.includes(rel) ? 0 : st.mtimeMs,
+      mtimeNs: opts.ignoreMtime?.includes(rel) ? '-' : lstatSync(abs, { bigint: true }).mtimeNs.toString(),
     };
     if (type === 'symlink') node.mode = '-';
     if (type === 'file') node.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');

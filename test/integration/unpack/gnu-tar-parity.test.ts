@@ -42,6 +42,10 @@ describe('Function: applyTarball() against GNU tar', () => {
       .dir('./', { mode: 0o755, mtime: T0 })
       .dir('a', { mode: 0o750, uid: 7, gid: 8, mtime: T0 + 1 })
       .file('a/fractional', 'pax mtime\n', { pax: [['mtime', `${T0 + 2}.5`]] })
+      .file('a/nanoseconds', 'exact\n', { pax: [['mtime', '1795296351.108852812']] })
+      .dir('a/nano-dir', { pax: [['mtime', '1795296351.000000001']] })
+      .fifo('a/nano-dir/fifo', { pax: [['mtime', '1795296351.999999999']] })
+      .symlink('a/nano-link', 'x', { pax: [['mtime', '1700000000.000000123']] })
       .header(
         {
           name: 'a/base256',

@@ -238,17 +238,50 @@ describe('Function: applyTarball() with hostile archives', () => {
         ws.cleanup();
       }
     });
+    it('replaces a symlink that appeared behind the manifest where the archive lists the directory', async () => {
+      // prepare
+      const ws = makeWorkspace();
+      try {
+        await applyBuffer(tar().dir('etc').file('etc/x', 'one').build(), ws.root, {
+          manifestPath: ws.manifest,
+        });
+        execFileSync('rm', ['-rf', join(ws.root, 'etc')]);
+        execFileSync('ln', ['-s', ws.canary, join(ws.root, 'etc')]);
+        const before = await canaries(ws);
+        // act
+        await applyBuffer(tar().dir('etc').file('etc/secret', 'pwned').build(), ws.root, {
+          manifestPath: ws.manifest,
+        });
+        // assess
+        assert.deepEqual(await canaries(ws), before);
+        assert.ok(lstatSync(join(ws.root, 'etc')).isDirectory());
+      } finally {
+        ws.cleanup();
+      }
+    });
   });
 
   describe('names', () => {
     it('rejects a file named .', () =>
       expectRejected(() => tar().file('.', 'x').build(), /naming the target root/));
     it('rejects an empty name', () => expectRejected(() => tar().file('', 'x').build(), /empty path/));
-    it('applies a directory named . to the root itself', () =>
-      expectContained(
-        () => tar().dir('.', { mode: 0o750 }).build(),
-        (ws) => assert.equal(lstatSync(ws.root).mode & 0o7777, 0o750),
-      ));
+    it('applies a directory named . to the root itself, never replacing the root', async () => {
+      const ws = makeWorkspace();
+      try {
+        // prepare
+        const ino = lstatSync(ws.root).ino;
+        // act
+        await applyBuffer(
+          tar().dir('.', { mode: 0o750 }).file('f', 'x').dir('./', { mode: 0o751 }).build(),
+          ws.root,
+        );
+        // assess
+        assert.equal(lstatSync(ws.root).ino, ino);
+        assert.equal(lstatSync(ws.root).mode & 0o7777, 0o751);
+      } finally {
+        ws.cleanup();
+      }
+    });
     it('rejects more than 1024 path components', () =>
       expectRejected(
         () =>
@@ -473,7 +506,7 @@ describe('Function: applyTarball() with hostile archives', () => {
         () => tar().dir('p').file('p/child', 'c').file('p', 'now a file').file('q', 'after').build(),
         (ws) => {
           assert.equal(readFileSync(join(ws.root, 'p'), 'utf8'), 'now a file');
-          assert.ok(!existsSync(join(ws.root, 'p.child')));
+          assert.ok(!existsSync(join(ws.root, 'p/child')));
         },
       ));
     it('a file, a hardlink to it, then the file again: the link keeps the first content', () =>

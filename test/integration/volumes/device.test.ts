@@ -2,7 +2,7 @@
 // kernel's partition support, and nothing left attached or mounted whatever happens.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type MountedVolume, openVolume, ROOT_LABEL } from '#builder/device.ts';
@@ -195,6 +195,35 @@ describe('Function: openVolume()', { skip }, () => {
         /holds a vfat filesystem/,
       );
       assert.equal((await loopsOf(device)).length, 0);
+    });
+  });
+
+  it('releases the mount and loop device an interrupted run left behind before mounting again', async () => {
+    await withDisk('stale', 256 * MiB, async (device) => {
+      // prepare: an open that is never closed, as after a crash
+      const crashed = await openVolume(device, { bootMode: 'none', log: () => {} });
+      const logged: string[] = [];
+      try {
+        // act
+        const reopened = await withOpen(
+          device,
+          { bootMode: 'none', log: (l) => logged.push(l) },
+          async (v) => ({
+            fresh: v.fresh,
+            loops: (await loopsOf(device)).length,
+          }),
+        );
+        // assess
+        assert.equal(reopened.fresh, false);
+        assert.equal(reopened.loops, 1, 'only the new partition loop device');
+        assert.equal(mounted(crashed.root), false, 'the stale mount is gone');
+        assert.ok(logged.some((l) => /releasing \/dev\/loop\d+ left by an interrupted run/.test(l)));
+      } finally {
+        // Its loop device was detached above and its number may already serve someone else: only tidy up
+        // through close() if the release did not happen.
+        if (mounted(crashed.root)) await crashed.close();
+        else rmdirSync(crashed.root);
+      }
     });
   });
 

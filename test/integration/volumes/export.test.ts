@@ -30,7 +30,14 @@ describe('Command: stemcell export', { skip }, () => {
     const dir = ebsStateDir(data, REGION);
     const sink = new RecordingSink();
     const volumes = new LocalVolumes({ dir, region: REGION, backend: 'block' });
-    const snapshots = new LocalSnapshots({ dir, region: REGION, accountId: OWNER, keys, volumes, events: sink });
+    const snapshots = new LocalSnapshots({
+      dir,
+      region: REGION,
+      accountId: OWNER,
+      keys,
+      volumes,
+      events: sink,
+    });
     const images = new LocalImages({ dir, region: REGION, accountId: OWNER, snapshots, events: sink });
     const volume = await volumes.create({
       stream: 'web',
@@ -68,7 +75,15 @@ describe('Command: stemcell export', { skip }, () => {
 
     // act
     const ok = stemcell(['export', imageId, out, '--data', data]);
-    const denied = stemcell(['export', imageId, join(data, 'member.raw'), '--data', data, '--account', MEMBER]);
+    const denied = stemcell([
+      'export',
+      imageId,
+      join(data, 'member.raw'),
+      '--data',
+      data,
+      '--account',
+      MEMBER,
+    ]);
     const unknown = stemcell(['export', 'ami-0123456789abcdef0', out, '--data', data]);
 
     // assess

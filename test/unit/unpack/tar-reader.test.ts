@@ -66,7 +66,27 @@ describe('Class: TarReader', () => {
       ['from/pax', 'from/gnu/long', 'from/prefix/name'],
     );
     assert.equal(entries[0]!.uid, 70000);
-    assert.equal(entries[0]!.mtime, 1700000000.25);
+    assert.deepEqual([entries[0]!.mtime, entries[0]!.mtimeNsec], [1700000000, 250000000]);
+  });
+
+  it('keeps PAX mtimes exact to the nanosecond, negative ones included', async () => {
+    // prepare
+    const archive = new TarBuilder()
+      .file('a', '', { pax: [['mtime', '1795296351.108852812']] })
+      .file('b', '', { pax: [['mtime', '-2.5']] })
+      .file('c', '', { pax: [['mtime', '7']] })
+      .build();
+    // act
+    const entries = await readAll(archive, 512);
+    // assess
+    assert.deepEqual(
+      entries.map((e) => [e.mtime, e.mtimeNsec]),
+      [
+        [1795296351, 108852812],
+        [-3, 500000000],
+        [7, 0],
+      ],
+    );
   });
 
   it('normalises paths chroot-style and keeps symlink targets byte for byte', async () => {
