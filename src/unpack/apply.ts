@@ -223,7 +223,7 @@ export class TreeApplier {
       if (st) this.removeOld(dir, { rec: { t: typeOfStats(st) }, xattrs: null });
       mkdirSync(abs, 0o755);
       this.freshDirs.add(dir);
-      this.markDirty(dir);
+      this.markDirty(parentOf(dir));
     }
     this.addSeen(dir, 'dir', { t: 'dir', i: 1 });
   }
@@ -280,11 +280,11 @@ export class TreeApplier {
             for (const piece of pieces) hash.update(piece);
             const digest = hash.digest().subarray(0, 16);
             digests.push(digest);
-            let differs = true;
-            if (created) differs = true;
-            else if (oldFd !== null)
-              differs = !readEquals(oldFd, scratch!, Buffer.concat(pieces, length), offset);
-            else differs = old?.rec.b?.[i] !== digest.toString('base64');
+            const differs =
+              created ||
+              (oldFd !== null
+                ? !readEquals(oldFd, scratch!, Buffer.concat(pieces, length), offset)
+                : old?.rec.b?.[i] !== digest.toString('base64'));
             if (differs) {
               fd ??= openSync(abs, WRITE_FLAGS);
               this.writePieces(fd, pieces, length, offset);

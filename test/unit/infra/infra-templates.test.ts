@@ -107,11 +107,26 @@ describe('Template: infra/member.yml', () => {
     assert.equal(statement.Action, 'events:PutEvents');
   });
 
-  it('routes Image Ready of this region to the subscriber, with a DLQ and alarms', () => {
+  it('routes Image Ready of every region to the subscriber, with a DLQ and alarms', () => {
     const pattern = t.Resources.ImageReadyRule?.Properties?.EventPattern;
     assert.deepEqual(pattern.source, ['stemcell']);
     assert.deepEqual(pattern['detail-type'], ['Image Ready']);
+    // sync-subscribers targets the member bus of the home region only: a region filter here would drop the
+    // other regions' images.
+    assert.equal(pattern.detail?.region, undefined);
     assert.deepEqual(deadLetterViolations(t), []);
+  });
+
+  it('runs the bus, rule and subscriber in the home region only, acting on launch templates of any region', () => {
+    for (const name of ['MemberBus', 'ImageReadyRule', 'SubscriberFunction', 'SubscriberRole']) {
+      assert.equal(t.Resources[name]?.Condition, 'IsHomeRegion', name);
+    }
+    const move = roleStatements(t).find(
+      (s) => s.statement.Sid === 'MoveOptedInLaunchTemplatesOnly',
+    )?.statement;
+    assert.deepEqual(move?.Resource, {
+      'Fn::Sub': 'arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:launch-template/*',
+    });
   });
 
   it('runs the subscriber on the project runtime with its own least-privilege role', () => {
