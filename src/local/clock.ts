@@ -2,7 +2,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '#ports';
 
-export const systemClock: Clock = { now: () => new Date() };
+// One wall clock for the whole project: the core's.
+export { systemClock } from '#core/deps.ts';
 
 /** Resolves after `ms`, or early (without error) when `signal` aborts. */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;

@@ -3,12 +3,11 @@
 // does. Launching is modelled by restore(): the image's blocks decrypted to a raw disk, which needs the
 // customer key, so an account without a grant on it cannot, as with shared encrypted AMIs on AWS.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, ImageInfo, Images, RegisterImageInput } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, writeJsonAtomic } from './json-state.ts';
+import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
 import { type ServiceEventSink, serviceEvent } from './service-events.ts';
 import type { LocalSnapshots, SnapshotManifest } from './snapshots.ts';
 
@@ -193,12 +192,7 @@ export class LocalImages implements Images {
   }
 
   #records(): ImageRecord[] {
-    const dir = join(this.dir, 'images');
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((n) => /^ami-[0-9a-f]{17}\.json$/.test(n))
-      .map((n) => readJson<ImageRecord | undefined>(join(dir, n), undefined))
-      .filter((r): r is ImageRecord => r !== undefined);
+    return readJsonDir<ImageRecord>(join(this.dir, 'images'), /^ami-[0-9a-f]{17}\.json$/);
   }
 }
 

@@ -2,8 +2,8 @@
 // in another process (`stemcell status`) sees the old or the new content, never half of it. Synchronous on
 // purpose: a read-modify-write then runs in one tick and cannot interleave with another async operation of the
 // same (single) writer process.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 let tmpCounter = 0;
 
@@ -47,4 +47,19 @@ export function updateJson<T, R>(
   const { state, result } = update(readJson(path, fallback));
   writeJsonAtomic(path, state);
   return result;
+}
+
+/** Every record of a folder of `<id>.json` files whose name matches `pattern` (none if the folder is absent). */
+export function readJsonDir<T>(dir: string, pattern: RegExp = /\.json$/): T[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names
+    .filter((n) => pattern.test(n))
+    .map((n) => readJson<T | undefined>(join(dir, n), undefined))
+    .filter((r): r is T => r !== undefined);
 }

@@ -3,12 +3,12 @@
 // master key, with the encryption context as additional authenticated data, so a wrong context fails to decrypt
 // as on KMS. Like a KMS ciphertext blob, the wrapped key names its key, so decrypt needs no key id.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, DataKey, KeyService } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, writeFileAtomic, writeJsonAtomic } from './json-state.ts';
+import { readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './json-state.ts';
 
 const MAGIC = Buffer.from('SCK1');
 const GRANT_OPERATIONS = new Set([
@@ -194,17 +194,7 @@ export class LocalKeyService implements KeyService {
   // ---------------------------------------------------------------- internals
 
   private records(): KeyRecord[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return names
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => readJson<KeyRecord | undefined>(join(this.dir, n), undefined))
-      .filter((k): k is KeyRecord => k !== undefined);
+    return readJsonDir<KeyRecord>(this.dir);
   }
 
   /** Resolves a key id, key ARN, alias name (alias/x) or alias ARN, as KMS does. */

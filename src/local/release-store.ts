@@ -1,8 +1,3 @@
-// The local release table: one JSON file per release under <root>/releases/, and one index per stream (last
-// sequence, revision → release id) under <root>/releases/streams/. Sequence assignment and every conditional
-// update are a synchronous read-modify-write, so they are atomic within the single writer process, like the
-// DynamoDB conditional writes of the AWS adapter.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { releaseId as makeReleaseId } from '#core/naming.ts';
 import { StreamName } from '#events/stemcell.ts';
@@ -17,7 +12,7 @@ import type {
 } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, writeJsonAtomic } from './json-state.ts';
+import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
 
 interface StreamIndex {
   lastSequence: number;
@@ -89,17 +84,8 @@ export class LocalReleaseStore implements ReleaseStore {
 
   /** Releases of one stream (or all), ordered by stream, then sequence. */
   async list(stream?: string): Promise<Release[]> {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return names
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => readJson<Release | undefined>(join(this.dir, n), undefined))
-      .filter((r): r is Release => r !== undefined && (stream === undefined || r.stream === stream))
+    return readJsonDir<Release>(this.dir)
+      .filter((r) => stream === undefined || r.stream === stream)
       .sort((a, b) => (a.stream === b.stream ? a.sequence - b.sequence : a.stream < b.stream ? -1 : 1));
   }
 

@@ -13,7 +13,6 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -21,7 +20,7 @@ import type { Clock, KeyService, SnapshotInfo, Snapshots, Tags } from '#ports';
 import { BLOCK_SIZE, type BlockKey, BlockStore, hashBlock, isZeroBlock } from './blocks.ts';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson } from './json-state.ts';
+import { readJson, readJsonDir } from './json-state.ts';
 import { type ServiceEventSink, serviceEvent } from './service-events.ts';
 import type { LocalVolumes } from './volumes.ts';
 
@@ -433,12 +432,7 @@ export class LocalSnapshots implements Snapshots {
   }
 
   #manifests(): SnapshotManifest[] {
-    const dir = join(this.dir, 'snapshots');
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((n) => /^snap-[0-9a-f]{17}\.json$/.test(n))
-      .map((n) => readJson<SnapshotManifest | undefined>(join(dir, n), undefined))
-      .filter((m): m is SnapshotManifest => m !== undefined);
+    return readJsonDir<SnapshotManifest>(join(this.dir, 'snapshots'), /^snap-[0-9a-f]{17}\.json$/);
   }
 }
 

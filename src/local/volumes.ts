@@ -2,7 +2,6 @@
 // through a loop device, so the builder gets a real block device with a partition table and ext4 on it.
 // Without root or a loop driver the volume is a plain directory instead; stemcell says so once.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, open, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flushDevice } from '#builder/quiesce.ts';
@@ -17,7 +16,7 @@ import {
 import type { Attachment, Clock, Tags, VolumeInfo, Volumes } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, writeJsonAtomic } from './json-state.ts';
+import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
 
 export type VolumeBackend = 'block' | 'directory';
 
@@ -266,12 +265,7 @@ export class LocalVolumes implements Volumes {
   }
 
   #records(): VolumeRecord[] {
-    const dir = this.#volumesDir();
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((n) => /^vol-[0-9a-f]{17}\.json$/.test(n))
-      .map((n) => readJson<VolumeRecord | undefined>(join(dir, n), undefined))
-      .filter((r): r is VolumeRecord => r !== undefined);
+    return readJsonDir<VolumeRecord>(this.#volumesDir(), /^vol-[0-9a-f]{17}\.json$/);
   }
 }
 

@@ -140,6 +140,9 @@ describe('Function: applyTarball() incremental', () => {
     const manifest = join(ws.dir, 'with-manifest.manifest');
     await applyTarball(createReadStream(rev1Tar), target, { manifestPath: manifest });
     const inoBefore = lstatSync(join(target, 'etc/shadow')).ino;
+    // Names added behind the manifest's back (the builder's own files, say) are removed all the same.
+    writeFileSync(join(target, 'etc/stray'), 'not in any archive\n');
+    mkdirSync(join(target, 'stray-dir/sub'), { recursive: true });
     for (const rel of UNCHANGED) execFileSync('chattr', ['+i', join(target, rel)]);
     // act
     const stats = await applyTarball(createReadStream(rev2Tar), target, { manifestPath: manifest });
