@@ -6,12 +6,13 @@
 // Steps per stream: (a) GNU tar full extract of revision 1 on a fresh volume; (b) the applier's first
 // apply of revision 1 on a fresh volume; (c) the applier's incremental apply of revision 2 onto (b)'s
 // volume, with its manifest; (d) rsync -aHAX --delete of an extracted revision 2 onto a copy of (b)'s
-// volume; (e) the applier on that copy without a manifest (verify by stat + content). After (c), (d) and
-// (e) the 512 KiB blocks whose content differs from the revision-1 image are counted: what an EBS
-// snapshot would carry.
+// volume; (e) the applier on that copy without a manifest (verify by stat + content); (f) the incremental
+// apply with the opt-in --trust-mtime quick check. After (c)-(f) the 512 KiB blocks whose content differs
+// from the revision-1 image are counted: what an EBS snapshot would carry.
 import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -383,17 +384,23 @@ interface UnpackJson {
 }
 
 /** The applier as the builder runs it (the library, in a fresh process), timed from outside. */
-function stemcellUnpack(tarball: string, target: string, manifest?: string): UnpackJson {
-  const argv = [join(REPO, 'bench/unpack.ts'), '--apply', tarball, target];
-  if (manifest) argv.push(manifest);
+function stemcellUnpack(tarball: string, target: string, manifest?: string, trustMtime = false): UnpackJson {
+  const argv = [join(REPO, 'bench/unpack.ts'), '--apply', tarball, target, manifest ?? ''];
+  if (trustMtime) argv.push('--trust-mtime');
   return JSON.parse(run(join(REPO, 'node_modules/.bin/node'), argv, { cwd: REPO })) as UnpackJson;
 }
 
-async function applyOnly(tarball: string, target: string, manifestPath: string | undefined): Promise<void> {
+async function applyOnly(
+  tarball: string,
+  target: string,
+  manifest: string,
+  trustMtime: boolean,
+): Promise<void> {
   const { applyTarball } = await import('#unpack/index.ts');
   const { createReadStream } = await import('node:fs');
   const stats = await applyTarball(createReadStream(tarball, { highWaterMark: 1024 * 1024 }), target, {
-    manifestPath,
+    manifestPath: manifest || undefined,
+    trustMtime,
   });
   process.stdout.write(`${JSON.stringify(stats)}\n`);
 }
@@ -412,7 +419,13 @@ interface StreamResult {
   c_incrementalApply: UnpackJson & { wallMs: number; dirtyBlocks: number; dirtyMiB: number };
   d_rsync: { wallMs: number; dirtyBlocks: number; dirtyMiB: number };
   e_verifyApply: UnpackJson & { wallMs: number; dirtyBlocks: number; dirtyMiB: number };
-  ratios: { firstOverTar: number; incrementalOverTar: number; dirtyIncrementalOverRsync: number };
+  f_quickCheckApply: UnpackJson & { wallMs: number; dirtyBlocks: number; dirtyMiB: number };
+  ratios: {
+    firstOverTar: number;
+    incrementalOverTar: number;
+    quickCheckOverTar: number;
+    dirtyIncrementalOverRsync: number;
+  };
   goals: Record<string, { goal: string; value: number; met: boolean }>;
 }
 
@@ -444,6 +457,7 @@ async function benchStream(
     const b = await withMounted(img('ours'), (mnt) => timed(() => stemcellUnpack(rev1, mnt, manifest)));
     spawnSync('sync');
     copyImage(img('ours'), img('rev1'));
+    copyFileSync(manifest, `${manifest}.rev1`);
 
     log(`${name}: (c) incremental apply of revision 2`);
     const c = await withMounted(img('ours'), (mnt) => timed(() => stemcellUnpack(rev2, mnt, manifest)));
@@ -470,14 +484,30 @@ async function benchStream(
     const e = await withMounted(img('verify'), (mnt) => timed(() => stemcellUnpack(rev2, mnt)));
     spawnSync('sync');
     const eDirty = dirtyBlocks(img('rev1'), img('verify'));
+    rmSync(img('verify'), { force: true });
+
+    log(`${name}: (f) incremental apply with --trust-mtime (opt-in quick check)`);
+    copyImage(img('rev1'), img('quick'));
+    copyFileSync(`${manifest}.rev1`, manifest);
+    const f = await withMounted(img('quick'), (mnt) =>
+      timed(() => stemcellUnpack(rev2, mnt, manifest, true)),
+    );
+    spawnSync('sync');
+    const fDirty = dirtyBlocks(img('rev1'), img('quick'));
 
     const mib = (blocks: number) => Math.round((blocks * BLOCK) / 2 ** 20);
     const ratios = {
       firstOverTar: round(b.ms / a),
       incrementalOverTar: round(c.ms / a),
+      quickCheckOverTar: round(f.ms / a),
       dirtyIncrementalOverRsync: round(cDirty / Math.max(1, dDirty)),
     };
-    const peak = Math.max(b.value.peakRssBytes, c.value.peakRssBytes);
+    const peak = Math.max(
+      b.value.peakRssBytes,
+      c.value.peakRssBytes,
+      e.value.peakRssBytes,
+      f.value.peakRssBytes,
+    );
     return {
       name,
       rev1: { path: rev1, compressedBytes: statSync(rev1).size },
@@ -488,6 +518,7 @@ async function benchStream(
       c_incrementalApply: { ...c.value, wallMs: c.ms, dirtyBlocks: cDirty, dirtyMiB: mib(cDirty) },
       d_rsync: { wallMs: d, dirtyBlocks: dDirty, dirtyMiB: mib(dDirty) },
       e_verifyApply: { ...e.value, wallMs: e.ms, dirtyBlocks: eDirty, dirtyMiB: mib(eDirty) },
+      f_quickCheckApply: { ...f.value, wallMs: f.ms, dirtyBlocks: fDirty, dirtyMiB: mib(fDirty) },
       ratios,
       goals: {
         firstOverTar: { goal: '(b)/(a) <= 1.0', value: ratios.firstOverTar, met: ratios.firstOverTar <= 1.0 },
@@ -507,6 +538,7 @@ async function benchStream(
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(manifest, { force: true });
+    rmSync(`${manifest}.rev1`, { force: true });
   }
 }
 
@@ -520,14 +552,14 @@ function markdown(results: StreamResult[], notes: string[]): string {
     '',
     `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, node ${process.version}; ext4 on a loop device, mounted noatime.`,
     '',
-    '| stream | (a) GNU tar full | (b) first apply | (c) incremental | (d) rsync | (e) verify, no manifest | dirty (c) | dirty (d) | dirty (e) | (b)/(a) | (c)/(a) | dirty (c)/(d) | peak RSS |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| stream | (a) GNU tar full | (b) first apply | (c) incremental | (d) rsync | (e) verify, no manifest | (f) incremental, --trust-mtime | dirty (c) | dirty (d) | dirty (e) | dirty (f) | (b)/(a) | (c)/(a) | (f)/(a) | dirty (c)/(d) | peak RSS |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
     const g = (k: string) => (r.goals[k]?.met ? '✓' : '✗');
     lines.push(
-      `| ${r.name} | ${s(r.a_gnuTarFullMs)} | ${s(r.b_firstApply.wallMs)} | ${s(r.c_incrementalApply.wallMs)} | ${s(r.d_rsync.wallMs)} | ${s(r.e_verifyApply.wallMs)} | ${r.c_incrementalApply.dirtyMiB} MiB | ${r.d_rsync.dirtyMiB} MiB | ${r.e_verifyApply.dirtyMiB} MiB | ${r.ratios.firstOverTar} ${g('firstOverTar')} | ${r.ratios.incrementalOverTar} ${g('incrementalOverTar')} | ${r.ratios.dirtyIncrementalOverRsync} ${g('dirtyVsRsync')} | ${r.goals.peakRss?.value} MiB ${g('peakRss')} |`,
+      `| ${r.name} | ${s(r.a_gnuTarFullMs)} | ${s(r.b_firstApply.wallMs)} | ${s(r.c_incrementalApply.wallMs)} | ${s(r.d_rsync.wallMs)} | ${s(r.e_verifyApply.wallMs)} | ${s(r.f_quickCheckApply.wallMs)} | ${r.c_incrementalApply.dirtyMiB} MiB | ${r.d_rsync.dirtyMiB} MiB | ${r.e_verifyApply.dirtyMiB} MiB | ${r.f_quickCheckApply.dirtyMiB} MiB | ${r.ratios.firstOverTar} ${g('firstOverTar')} | ${r.ratios.incrementalOverTar} ${g('incrementalOverTar')} | ${r.ratios.quickCheckOverTar} | ${r.ratios.dirtyIncrementalOverRsync} ${g('dirtyVsRsync')} | ${r.goals.peakRss?.value} MiB ${g('peakRss')} |`,
     );
   }
   lines.push(
@@ -595,5 +627,5 @@ async function main(): Promise<void> {
   process.stdout.write(markdown(results, notes));
 }
 
-if (args[0] === '--apply') await applyOnly(args[1]!, args[2]!, args[3]);
+if (args[0] === '--apply') await applyOnly(args[1]!, args[2]!, args[3] ?? '', args.includes('--trust-mtime'));
 else await main();

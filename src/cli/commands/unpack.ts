@@ -29,7 +29,12 @@ export function register(program: Command): void {
     .argument('<tarball>', "tarball path, or '-' for standard input")
     .argument('<target-dir>', 'directory to apply it to (usually the root of a mounted filesystem)')
     .option('--manifest <file>', 'manifest of the last apply, kept outside the target (read, then rewritten)')
-    .option('--json', 'print the apply statistics as one JSON object on stdout');
+    .option('--json', 'print the apply statistics as one JSON object on stdout')
+    .option(
+      '--trust-mtime',
+      'with a manifest, take files of unchanged size and mtime as unchanged without reading them (fast; wrong ' +
+        'for archives with clamped mtimes)',
+    );
   for (const [flag, key, what] of LIMIT_FLAGS) {
     command.option(flag, `limit: ${what} (default ${DEFAULT_LIMITS[key]})`, positiveInt);
   }
@@ -43,6 +48,7 @@ export function register(program: Command): void {
           : (await open(tarball)).createReadStream({ highWaterMark: 1024 * 1024 });
       const stats = await applyTarball(input, targetDir, {
         manifestPath: typeof opts.manifest === 'string' ? opts.manifest : undefined,
+        trustMtime: opts.trustMtime === true,
         limits,
       });
       if (opts.json) {

@@ -73,6 +73,26 @@ describe('Command: stemcell unpack', () => {
     }
   });
 
+  it('passes --trust-mtime through: a same-size, same-mtime file is not read again', () => {
+    // prepare
+    const ws = makeWorkspace();
+    try {
+      const args = ['unpack', '-', ws.root, '--manifest', ws.manifest, '--json', '--trust-mtime'];
+      spawnSync(STEMCELL, args, { input: new TarBuilder().file('a', 'one').build() });
+      // act
+      const run = spawnSync(STEMCELL, args, {
+        input: new TarBuilder().file('a', 'ONE').build(),
+        encoding: 'utf8',
+      });
+      // assess
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(JSON.parse(run.stdout).unchanged, 1);
+      assert.equal(readFileSync(join(ws.root, 'a'), 'utf8'), 'one');
+    } finally {
+      ws.cleanup();
+    }
+  });
+
   it('honours limit flags', () => {
     // prepare
     const ws = makeWorkspace();

@@ -22,8 +22,10 @@ import {
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { TarBuilder } from '#test/support/tar-builder.ts';
 import { buildRichTree } from '#test/support/unpack-fixtures.ts';
 import {
+  applyBuffer,
   gnuTarExtract,
   isRoot,
   makeWorkspace,
@@ -254,5 +256,42 @@ describe('Function: applyTarball() incremental', () => {
       assert.equal(stats.unchanged, stats.entries);
     }
     assert.deepEqual(await snapshotTree(target), expected);
+  });
+
+  it('with trustMtime, takes files of unchanged size and mtime as unchanged without reading them', async () => {
+    // prepare
+    const ws = makeWorkspace();
+    try {
+      const rev1 = new TarBuilder()
+        .file('same', 'aaaa', { mtime: T0 })
+        .file('grown', 'aaaa', { mtime: T0 })
+        .file('touched', 'aaaa', { mtime: T0 })
+        .build();
+      const rev2 = new TarBuilder()
+        .file('same', 'bbbb', { mtime: T0 })
+        .file('grown', 'bbbbb', { mtime: T0 })
+        .file('touched', 'bbbb', { mtime: T0 + 1 })
+        .build();
+      const checked = join(ws.dir, 'checked');
+      mkdirSync(checked);
+      for (const target of [ws.root, checked]) {
+        await applyBuffer(rev1, target, { manifestPath: `${target}.manifest` });
+      }
+      // act
+      const quick = await applyBuffer(rev2, ws.root, {
+        manifestPath: `${ws.root}.manifest`,
+        trustMtime: true,
+      });
+      await applyBuffer(rev2, checked, { manifestPath: `${checked}.manifest` });
+      // assess: the quick check misses a same-size, same-mtime edit (its documented trade-off); the
+      // default hashes every body and does not.
+      assert.equal(quick.unchanged, 1);
+      assert.equal(readFileSync(join(ws.root, 'same'), 'utf8'), 'aaaa');
+      assert.equal(readFileSync(join(ws.root, 'grown'), 'utf8'), 'bbbbb');
+      assert.equal(readFileSync(join(ws.root, 'touched'), 'utf8'), 'bbbb');
+      assert.equal(readFileSync(join(checked, 'same'), 'utf8'), 'bbbb');
+    } finally {
+      ws.cleanup();
+    }
   });
 });
