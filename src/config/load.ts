@@ -20,7 +20,9 @@ export function describeIssues(error: z.ZodError): string[] {
     const path = issue.path
       .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
       .join('');
-    return `${path || '(top level)'}: ${issue.message}`;
+    // A bad record key (a stream name) carries the key's own problem one level down.
+    const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+    return `${path || '(top level)'}: ${inner ? `not a valid name: ${inner}` : issue.message}`;
   });
 }
 

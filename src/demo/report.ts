@@ -17,6 +17,8 @@ export interface RegionReport {
   applySeconds?: number;
   /** Upload seen → last account's launch templates updated. */
   secondsToLastAccount?: number;
+  /** secondsToLastAccount minus the apply: what the flow adds around writing the tarball. */
+  secondsBeyondApply?: number;
   accountsUpdated: number;
   accountsInScope: number;
 }
@@ -39,6 +41,9 @@ export function regionReports(config: StemcellConfig, release: Release): RegionR
       ...(record.writtenBytes === undefined ? {} : { writtenBytes: record.writtenBytes }),
       ...(record.applyMs === undefined ? {} : { applySeconds: record.applyMs / 1000 }),
       ...(last > 0 ? { secondsToLastAccount: (last - Date.parse(release.uploadedAt)) / 1000 } : {}),
+      ...(last > 0 && record.applyMs !== undefined
+        ? { secondsBeyondApply: (last - Date.parse(release.uploadedAt) - record.applyMs) / 1000 }
+        : {}),
       accountsUpdated: new Set(accounts.map((a) => a.accountId)).size,
       accountsInScope: scope.length,
     };

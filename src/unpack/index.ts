@@ -104,6 +104,8 @@ export async function applyTarball(
     await applier.finish();
   } catch (err) {
     source.destroy();
+    // Nothing of a failed apply is left in the staging directory: the target holds only archive paths.
+    applier.removeStaging();
     throw err;
   }
   report();
