@@ -1,7 +1,6 @@
 // `stemcell builder --aws`: the EC2 builder agent (see infra/builder/ for its unit and bootstrap).
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { agentConfigFromEnv, recoverMounts, runAgent } from '#builder/agent.ts';
 import { CliError } from '../errors.ts';
 
 export function register(program: Command): void {
@@ -19,6 +18,8 @@ export function register(program: Command): void {
       'only thaw and unmount what a dead agent left behind, then exit (the unit’s ExecStopPost)',
     )
     .action(async (options: { aws?: boolean; recover?: boolean }) => {
+      // Loaded here, not at start-up: the agent pulls in the AWS SDK, which no other command needs.
+      const { agentConfigFromEnv, recoverMounts, runAgent } = await import('#builder/agent.ts');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
       let config: ReturnType<typeof agentConfigFromEnv>;
       try {

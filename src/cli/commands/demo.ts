@@ -8,7 +8,7 @@ import { objectKey } from '#core/naming.ts';
 import { demoConfig } from '#demo/config.ts';
 import { checkLaunchTemplates, type RegionReport, regionReports, reportTable } from '#demo/report.ts';
 import { buildSampleTarball } from '#demo/sample-rootfs.ts';
-import { LocalStack } from '#local/stack.ts';
+import type { LocalStack } from '#local/stack.ts';
 import { CliError } from '../errors.ts';
 import { createProgress } from '../progress.ts';
 import { trackStack } from '../stack-progress.ts';
@@ -45,6 +45,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   let stack: LocalStack | undefined;
   try {
     progress.line(`data folder: ${dataDir}`);
+    // The stack (handlers, Powertools, adapters) loads only for the commands that run it.
+    const { LocalStack } = await import('#local/stack.ts');
     stack = new LocalStack({
       dataDir,
       config,

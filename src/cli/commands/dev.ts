@@ -1,7 +1,6 @@
 // `stemcell dev`: keep the local stack running over a data folder; `stemcell publish` feeds it.
 import type { Command } from 'commander';
 import { regionReports, reportTable } from '#demo/report.ts';
-import { LocalStack } from '#local/stack.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 import { createProgress } from '../progress.ts';
 import { trackStack } from '../stack-progress.ts';
@@ -15,7 +14,8 @@ export function register(program: Command): void {
   ).action(async (options: LocalOptions & { volumes: 'auto' | 'block' | 'directory' }) => {
     const config = await resolveConfig(options);
     const progress = createProgress(process.stderr);
-    const stack: LocalStack = new LocalStack({
+    const { LocalStack } = await import('#local/stack.ts');
+    const stack = new LocalStack({
       dataDir: options.data,
       config,
       volumeBackend: options.volumes,
