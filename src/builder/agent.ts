@@ -130,6 +130,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     workspace: new DeviceWorkspace({ mountRoot, log }),
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
     clock: systemClock,
+    log,
   };
   const consumer = new BuildQueueConsumer({
     queueUrl: config.queueUrl,

@@ -57,6 +57,16 @@ export interface BuilderDeps {
   manifestPath(volumeId: string): string;
   clock: Clock;
   onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
+  /** Lines for the operator: a volume grown, and why. */
+  log?(line: string): void;
+}
+
+const MAX_GROWS = 3;
+const GROWTH_FACTOR = 1.5;
+
+export function isOutOfSpace(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e?.code === 'ENOSPC' || /\bENOSPC\b|No space left on device/.test(e?.message ?? '');
 }
 
 export type BuildOutcome =
@@ -124,41 +134,59 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     });
   });
 
-  const attachment = await timed('attach', () => deps.volumes.attach(volume.volumeId, deps.instanceId));
-  let apply: ApplyStats;
-  try {
-    // First use partitions and formats the volume; later revisions only mount it.
-    const opened = await timed('attach', () =>
-      deps.workspace.open(attachment, {
-        volumeId: volume.volumeId,
-        bootMode: job.bootMode,
-        sizeGiB: Math.max(volume.sizeGiB, job.volumeSizeGiB),
-      }),
-    );
+  /** Attach, open, apply, make bootable, quiesce, release: one attempt at writing the revision. */
+  const writeRevision = async (sizeGiB: number): Promise<ApplyStats> => {
+    const attachment = await timed('attach', () => deps.volumes.attach(volume.volumeId, deps.instanceId));
     try {
-      apply = await timed('download+apply', async () => {
-        const { body } = await deps.objects.get(job.source.key, job.source.etag);
-        return applyTarball(body, opened.root, { manifestPath: deps.manifestPath(volume.volumeId) });
-      });
-      if (job.source.sha256 && job.source.sha256 !== apply.inputSha256) {
-        throw new Error(
-          `tarball s3://${job.source.bucket}/${job.source.key} changed: sha256 ${apply.inputSha256} != ${job.source.sha256}`,
-        );
-      }
-      await timed('boot', () =>
-        opened.makeBootable({
-          stream: job.stream,
-          revision: job.revision,
-          sequence: job.sequence,
-          sha256: apply.inputSha256,
-        }),
+      // First use partitions and formats the volume; later revisions only mount it (and grow it if needed).
+      const opened = await timed('attach', () =>
+        deps.workspace.open(attachment, { volumeId: volume.volumeId, bootMode: job.bootMode, sizeGiB }),
       );
-      await timed('quiesce', () => opened.quiesce());
+      try {
+        const applied = await timed('download+apply', async () => {
+          const { body } = await deps.objects.get(job.source.key, job.source.etag);
+          return applyTarball(body, opened.root, { manifestPath: deps.manifestPath(volume.volumeId) });
+        });
+        if (job.source.sha256 && job.source.sha256 !== applied.inputSha256) {
+          throw new Error(
+            `tarball s3://${job.source.bucket}/${job.source.key} changed: sha256 ${applied.inputSha256} != ${job.source.sha256}`,
+          );
+        }
+        await timed('boot', () =>
+          opened.makeBootable({
+            stream: job.stream,
+            revision: job.revision,
+            sequence: job.sequence,
+            sha256: applied.inputSha256,
+          }),
+        );
+        await timed('quiesce', () => opened.quiesce());
+        return applied;
+      } finally {
+        await opened.close();
+      }
     } finally {
-      await opened.close();
+      await deps.volumes.detach(volume.volumeId, deps.instanceId);
     }
-  } finally {
-    await deps.volumes.detach(volume.volumeId, deps.instanceId);
+  };
+
+  // A revision that no longer fits grows the volume (then partition and filesystem, at the next open) and is
+  // applied again; the failed apply left its manifest invalid, so the retry verifies the whole tree.
+  let sizeGiB = Math.max(volume.sizeGiB, job.volumeSizeGiB);
+  let apply: ApplyStats;
+  for (let grows = 0; ; grows++) {
+    try {
+      apply = await writeRevision(sizeGiB);
+      break;
+    } catch (err) {
+      if (!isOutOfSpace(err) || grows >= MAX_GROWS) throw err;
+      const grown = Math.max(sizeGiB + 1, Math.ceil(sizeGiB * GROWTH_FACTOR));
+      deps.log?.(
+        `volume ${volume.volumeId} (${job.stream}): ${job.revision} does not fit in ${sizeGiB} GiB; growing to ${grown} GiB and applying again`,
+      );
+      await timed('volume', () => deps.volumes.grow(volume.volumeId, grown));
+      sizeGiB = grown;
+    }
   }
 
   const snapshot = await timed('snapshot', () =>

@@ -492,6 +492,7 @@ export class LocalStack {
       workspace: this.#workspace,
       manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
       clock: this.#clock,
+      log: this.#options.log ?? ((line: string) => process.stderr.write(`${line}\n`)),
       onStep: (job: BuildJob, step: BuildStep) =>
         this.#options.onProgress?.({
           kind: 'build',

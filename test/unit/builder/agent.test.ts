@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { agentConfigFromEnv, buildMessageHandler } from '#builder/agent.ts';
-import type { BuilderDeps } from '#builder/worker.ts';
-import { LocalReleaseStore } from '#local/release-store.ts';
-import type { BusEvent, QueueMessage } from '#ports';
+import { fakeBuilder } from '#test/support/builder-fakes.ts';
 import { TarBuilder } from '#test/support/tar-builder.ts';
 
 describe('Function: agentConfigFromEnv()', () => {
@@ -35,69 +30,17 @@ describe('Function: agentConfigFromEnv()', () => {
 });
 
 describe('Function: buildMessageHandler()', () => {
-  async function prepare(tarball: Buffer, failVolumes: boolean) {
-    const dir = await mkdtemp(join(tmpdir(), 'stemcell-agent-'));
-    const releases = new LocalReleaseStore(join(dir, 'releases'));
-    const source = { bucket: 'b', key: 'streams/web/r1.tar', etag: 'e1' };
-    const { release } = await releases.create({
-      stream: 'web',
-      revision: 'r1',
-      source,
-      regions: ['eu-west-1'],
-      uploadedAt: new Date().toISOString(),
+  const prepare = (tarball: Buffer, failVolumes: boolean) =>
+    fakeBuilder({
+      tarball,
+      ...(failVolumes
+        ? {
+            findVolume: async () => {
+              throw new Error('RequestLimitExceeded');
+            },
+          }
+        : {}),
     });
-    const published: BusEvent[] = [];
-    const root = join(dir, 'root');
-    await mkdir(root);
-    const deps = {
-      region: 'eu-west-1',
-      availabilityZone: 'eu-west-1a',
-      instanceId: 'i-1',
-      kmsKeyId: 'k',
-      releases,
-      publisher: { publish: async (events: BusEvent[]) => void published.push(...events) },
-      objects: { bucket: 'b', get: async () => ({ object: {}, body: Readable.from([tarball]) }) },
-      volumes: {
-        findForStream: async () => {
-          if (failVolumes) throw new Error('RequestLimitExceeded');
-          return { volumeId: 'vol-1', sizeGiB: 1 };
-        },
-        attach: async () => ({ kind: 'directory', path: root }),
-        detach: async () => {},
-      },
-      workspace: {
-        open: async () => ({
-          root,
-          fresh: true,
-          makeBootable: async () => {},
-          quiesce: async () => {},
-          close: async () => {},
-        }),
-      },
-      snapshots: { create: async () => ({ snapshotId: 'snap-1' }) },
-      manifestPath: () => join(dir, 'manifest.json'),
-      clock: { now: () => new Date() },
-    } as unknown as BuilderDeps;
-    const message = (receiveCount: number): QueueMessage => ({
-      messageId: 'm',
-      receiptHandle: 'r',
-      groupId: 'web',
-      receiveCount,
-      body: JSON.stringify({
-        version: 1,
-        releaseId: release.releaseId,
-        stream: 'web',
-        revision: 'r1',
-        sequence: release.sequence,
-        region: 'eu-west-1',
-        architecture: 'x86_64',
-        bootMode: 'none',
-        volumeSizeGiB: 1,
-        source,
-      }),
-    });
-    return { dir, deps, published, message, releases, releaseId: release.releaseId };
-  }
 
   it('returns a failed job to the queue, and reports "Build Failed" on the last attempt only', async () => {
     // prepare
