@@ -26,7 +26,6 @@ import {
   readdirSync,
   readlinkSync,
   readSync,
-  renameSync,
   rmdirSync,
   type Stats,
   symlinkSync,
@@ -48,13 +47,6 @@ const WHOLE_BODY_MAX = 1024 * 1024;
  *  an unchanged one keeps its inode. */
 const SHARED_BODY_MAX = 16 * 1024 * 1024;
 const XATTR_BATCH = 2000;
-/**
- * Every new inode (file, directory, symlink) is created in this directory at the target's root, then renamed
- * into place. ext4 puts a new inode, and so its data, in its parent directory's block group: created in
- * their final directories, the ~330 new inodes of a Debian package upgrade land in ~96 block groups and
- * dirty a 512 KiB snapshot block each; created here, they share a few. An archive may not use the name.
- */
-export const STAGING_DIR = '.stemcell-staging';
 
 const O_NOFOLLOW = constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_WRONLY | O_NOFOLLOW;
@@ -120,9 +112,6 @@ export class TreeApplier {
   private pendingXattrs: PendingXattrs[] = [];
   private readonly pendingNodes = new Map<string, TarEntry>();
   private gen = 0;
-  private readonly staging: string;
-  private stagingReady = false;
-  private stagedCount = 0;
   private readonly reader: TarReader;
   private readonly trustMtime: boolean;
 
@@ -138,7 +127,6 @@ export class TreeApplier {
     trustMtime = false,
   ) {
     this.root = root;
-    this.staging = `${root}/${STAGING_DIR}`;
     this.trustMtime = trustMtime;
     this.reader = reader;
     this.old = old;
@@ -159,40 +147,6 @@ export class TreeApplier {
     return rel === '' ? this.root : `${this.root}/${rel}`;
   }
 
-  /** A fresh name in the staging directory (made on first use; whatever was there before is removed). */
-  private stagePath(): string {
-    if (!this.stagingReady) {
-      removeTree(this.staging);
-      mkdirSync(this.staging, 0o700);
-      this.stagingReady = true;
-      this.markDirty('');
-    }
-    return `${this.staging}/${this.stagedCount++}`;
-  }
-
-  /**
-   * Moves a staged inode to rel. rename(2) replaces a file or symlink there atomically (never following
-   * it); anything else there (a directory the manifest did not know about) is removed first.
-   */
-  private placeStaged(staged: string, rel: string): void {
-    this.markDirty(parentOf(rel));
-    try {
-      renameSync(staged, this.abs(rel));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
-      this.removeDiskEntry(rel);
-      renameSync(staged, this.abs(rel));
-    }
-  }
-
-  /** Removes the staging directory; safe to call more than once, and after a failure. */
-  removeStaging(): void {
-    if (!this.stagingReady) return;
-    this.stagingReady = false;
-    removeTree(this.staging);
-  }
-
   private reject(entry: TarEntry, reason: string): never {
     throw new RejectedArchiveError(entry.rawPath || ARCHIVE, reason);
   }
@@ -206,9 +160,6 @@ export class TreeApplier {
       if (entry.type !== 'dir') this.reject(entry, `a ${entry.type} entry naming the target root`);
       this.applyDir(entry, rel);
       return;
-    }
-    if (rel === STAGING_DIR || rel.startsWith(`${STAGING_DIR}/`)) {
-      this.reject(entry, `${STAGING_DIR} at the root is reserved for the unpacker's staging directory`);
     }
     this.ensureParents(entry, rel);
     const prev = this.seen.get(rel);
@@ -273,10 +224,9 @@ export class TreeApplier {
     if (!st?.isDirectory()) {
       // Whatever a previous revision left here (a planted symlink included) is replaced, never followed.
       if (st) this.removeOld(dir, { rec: { t: typeOfStats(st) }, xattrs: null });
-      const staged = this.stagePath();
-      mkdirSync(staged, 0o755);
-      this.placeStaged(staged, dir);
+      mkdirSync(abs, 0o755);
       this.freshDirs.add(dir);
+      this.markDirty(parentOf(dir));
     }
     this.addSeen(dir, 'dir', { t: 'dir', i: 1 });
   }
@@ -317,7 +267,7 @@ export class TreeApplier {
           // as new inodes; rsync 51 MiB). Larger files are patched window by window below.
           if (old) this.removeOld(rel, old);
           old = null;
-          fd = this.createFile(rel);
+          fd = this.createFile(rel, abs);
           created = true;
           this.writeAll(fd, body, 0);
           written = true;
@@ -329,7 +279,7 @@ export class TreeApplier {
           old = null;
         }
         if (!old) {
-          fd = this.createFile(rel);
+          fd = this.createFile(rel, abs);
           created = true;
           written = true;
         }
@@ -396,17 +346,16 @@ export class TreeApplier {
     }
   }
 
-  /** A new, empty inode at rel, open for writing. Whatever was at rel is replaced, never opened. */
-  private createFile(rel: string): number {
-    const staged = this.stagePath();
-    const fd = openSync(staged, CREATE_FLAGS, 0o600);
+  private createFile(rel: string, abs: string): number {
+    this.markDirty(parentOf(rel));
     try {
-      this.placeStaged(staged, rel);
+      return openSync(abs, CREATE_FLAGS, 0o600);
     } catch (err) {
-      closeSync(fd);
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // The manifest did not know this name (someone else put it there): replace it, never open it.
+      this.removeDiskEntry(rel);
+      return openSync(abs, CREATE_FLAGS, 0o600);
     }
-    return fd;
   }
 
   private writePieces(fd: number, pieces: Buffer[], length: number, position: number): void {
@@ -445,12 +394,13 @@ export class TreeApplier {
       old = null;
     }
     if (!old) {
-      if (rel === '') {
+      this.markDirty(parentOf(rel));
+      try {
         mkdirSync(abs, 0o700);
-      } else {
-        const staged = this.stagePath();
-        mkdirSync(staged, 0o700);
-        this.placeStaged(staged, rel);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        this.removeDiskEntry(rel);
+        mkdirSync(abs, 0o700);
       }
       this.freshDirs.add(rel);
       created = true;
@@ -478,16 +428,16 @@ export class TreeApplier {
       old = null;
     }
     if (!old) {
-      const staged = this.stagePath();
+      this.markDirty(parentOf(rel));
       try {
-        symlinkSync(target, staged);
+        symlinkSync(target, this.abs(rel));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
-          this.reject(entry, 'symlink target too long for this filesystem');
-        }
-        throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENAMETOOLONG') this.reject(entry, 'symlink target too long for this filesystem');
+        if (code !== 'EEXIST') throw err;
+        this.removeDiskEntry(rel);
+        symlinkSync(target, this.abs(rel));
       }
-      this.placeStaged(staged, rel);
     }
     const rec = withMtime({ t: 'symlink', l: target, u: entry.uid, g: entry.gid }, entry);
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
@@ -783,7 +733,6 @@ export class TreeApplier {
   /** Removes what the archive does not hold, sets queued xattrs and the directories' mtimes. */
   async finish(): Promise<void> {
     this.flushNodes();
-    this.removeStaging();
     // A walk, even with a manifest: names someone else added since the last apply must go too, and
     // readdir of every directory costs little next to the stream (no stat per entry).
     this.removeByWalk('');
@@ -814,7 +763,9 @@ export class TreeApplier {
         const path = Buffer.concat([Buffer.from(`${abs}/`), nameBytes]);
         this.counters.removed += removeTree(path);
         this.markDirty(dir);
-      } else if (seen.type === 'dir' && dirent.isDirectory()) {
+      } else if (seen.type === 'dir' && dirent.isDirectory() && !this.freshDirs.has(rel)) {
+        // A directory this apply created holds only what it created since (anything superseded was
+        // removed at once), so only directories that were there before are read.
         this.removeByWalk(rel);
       }
     }

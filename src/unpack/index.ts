@@ -18,11 +18,6 @@ export interface ApplyOptions {
   manifestPath?: string;
   limits?: Partial<UnpackLimits>;
   /**
-   * Accepted for callers that tune it; tree operations run in order on one thread while decompression
-   * runs beside them (see the README's measurements), so values above 1 change nothing today.
-   */
-  concurrency?: number;
-  /**
    * Opt-in quick check, as rsync does: with a valid manifest, a file whose size and mtime match it is taken
    * as unchanged and its body is skipped, neither hashed nor compared. Much faster incremental applies;
    * wrong for archives built with clamped mtimes (SOURCE_DATE_EPOCH), where an edit may keep both.
@@ -104,8 +99,6 @@ export async function applyTarball(
     await applier.finish();
   } catch (err) {
     source.destroy();
-    // Nothing of a failed apply is left in the staging directory: the target holds only archive paths.
-    applier.removeStaging();
     throw err;
   }
   report();

@@ -2,7 +2,15 @@
 // and the canary directories beside the target (one of them a sibling-prefix `root-evil`) never change.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { base256, header, TarBuilder } from '#test/support/tar-builder.ts';
@@ -509,6 +517,28 @@ describe('Function: applyTarball() with hostile archives', () => {
           assert.ok(!existsSync(join(ws.root, 'p/child')));
         },
       ));
+    // The final walk reads only directories that were there before the apply: one this apply created,
+    // replaced and created again must hold nothing of its first life.
+    for (const withPrior of [false, true]) {
+      it(`a directory with children, a symlink, then the directory again: only the later children remain${withPrior ? ' (over an earlier revision)' : ''}`, () =>
+        expectContained(
+          () =>
+            tar()
+              .dir('p')
+              .file('p/old', 'first life')
+              .dir('p/sub')
+              .file('p/sub/deep', 'first life')
+              .symlink('p', '../target')
+              .dir('p')
+              .file('p/new', 'second life')
+              .build(),
+          (ws) => {
+            assert.deepEqual(readdirSync(join(ws.root, 'p')), ['new']);
+            assert.equal(readFileSync(join(ws.root, 'p/new'), 'utf8'), 'second life');
+          },
+          withPrior ? () => tar().file('p/old', 'from revision 1').file('q', 'q').build() : undefined,
+        ));
+    }
     it('a file, a hardlink to it, then the file again: the link keeps the first content', () =>
       expectContained(
         () => tar().file('f', 'first').hardlink('h', 'f').file('f', 'second').build(),
