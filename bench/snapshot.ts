@@ -21,11 +21,10 @@ import { join, relative } from 'node:path';
 import { MKFS_EXT4_ARGS, MOUNT_OPTIONS, openVolume } from '#builder/device.ts';
 import { imageName } from '#core/naming.ts';
 import { BLOCK_SIZE } from '#local/blocks.ts';
-import { LocalImages } from '#local/images.ts';
+import { createLocalEbs } from '#local/ebs.ts';
 import { LocalKeyService } from '#local/key-service.ts';
 import type { ServiceEventSink } from '#local/service-events.ts';
-import { LocalSnapshots, type SnapshotManifest } from '#local/snapshots.ts';
-import { LocalVolumes } from '#local/volumes.ts';
+import type { SnapshotManifest } from '#local/snapshots.ts';
 import { ensureDebianRootfs, ensureDebianTarballs } from '#test/support/debian.ts';
 import { applyTarball } from '#unpack/index.ts';
 
@@ -73,16 +72,14 @@ async function main(): Promise<void> {
   const keys = new LocalKeyService(root, { accountId: OWNER, region: REGION });
   const { keyId } = keys.createKey({ alias: 'alias/stemcell' });
   const dir = join(root, 'ebs');
-  const volumes = new LocalVolumes({ dir, region: REGION, backend: 'block' });
-  const snapshots = new LocalSnapshots({
+  const { volumes, snapshots, images } = createLocalEbs({
     dir,
     region: REGION,
     accountId: OWNER,
     keys,
-    volumes,
     events: silentSink,
+    backend: 'block',
   });
-  const images = new LocalImages({ dir, region: REGION, accountId: OWNER, snapshots, events: silentSink });
 
   const buildStream = async (
     stream: string,

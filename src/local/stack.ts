@@ -27,16 +27,17 @@ import { createHandler as createSubscriber } from '#functions/subscriber/handler
 import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
 import type { Clock, StoredObject } from '#ports';
 import { realSleep, systemClock } from './clock.ts';
+import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
 import { LocalFifoQueue, toLambdaSqsEvent } from './fifo-queue.ts';
-import { LocalImages } from './images.ts';
+import type { LocalImages } from './images.ts';
 import { LocalKeyService } from './key-service.ts';
 import { LocalMemberAccounts } from './member-accounts.ts';
 import { LocalObjectStore } from './object-store.ts';
 import { LocalOrganizationDirectory } from './organization.ts';
 import { LocalReleaseStore } from './release-store.ts';
-import { LocalSnapshots } from './snapshots.ts';
-import { ebsStateDir, LocalVolumes } from './volumes.ts';
+import type { LocalSnapshots } from './snapshots.ts';
+import { ebsStateDir, type LocalVolumes } from './volumes.ts';
 
 export type StackProgress =
   | { kind: 'build'; region: string; stream: string; revision: string; step: BuildStep }
@@ -165,30 +166,15 @@ export class LocalStack {
     const maxReceiveCount = options.maxReceiveCount ?? 3;
     for (const region of this.allRegions()) {
       const bus = region === home ? homeBus : this.#bus(account, region, 'default');
-      const dir = ebsStateDir(dataDir, region);
-      const volumes = new LocalVolumes({
-        dir,
-        region,
-        clock: this.#clock,
-        log,
-        ...(options.volumeBackend ? { backend: options.volumeBackend } : {}),
-      });
-      const snapshots = new LocalSnapshots({
-        dir,
+      const { volumes, snapshots, images } = createLocalEbs({
+        dir: ebsStateDir(dataDir, region),
         region,
         accountId: account,
         keys: this.keys,
-        volumes,
         events: bus,
         clock: this.#clock,
-      });
-      const images = new LocalImages({
-        dir,
-        region,
-        accountId: account,
-        snapshots,
-        events: bus,
-        clock: this.#clock,
+        log,
+        ...(options.volumeBackend ? { backend: options.volumeBackend } : {}),
       });
       const queueDir = join(dataDir, 'queues');
       const buildDlq = new LocalFifoQueue(queueDir, `build-${region}-dlq.fifo`, {

@@ -3,10 +3,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { LocalImages } from '#local/images.ts';
+import { createLocalEbs } from '#local/ebs.ts';
 import { LocalKeyService } from '#local/key-service.ts';
-import { LocalSnapshots } from '#local/snapshots.ts';
-import { ebsStateDir, LocalVolumes } from '#local/volumes.ts';
+import { ebsStateDir } from '#local/volumes.ts';
 import { CliError } from '../errors.ts';
 
 /** The regions of the data folder whose registry holds `imageId`. */
@@ -50,9 +49,14 @@ export function register(program: Command): void {
         // The owner is only needed to name the stand-ins; decrypt rights come from the key's own record.
         const owner = '000000000000';
         const keys = new LocalKeyService(join(dataDir, 'kms'), { accountId: owner, region });
-        const volumes = new LocalVolumes({ dir, region, backend: 'block' });
-        const snapshots = new LocalSnapshots({ dir, region, accountId: owner, keys, volumes, events: sink });
-        const images = new LocalImages({ dir, region, accountId: owner, snapshots, events: sink });
+        const { images } = createLocalEbs({
+          dir,
+          region,
+          accountId: owner,
+          keys,
+          events: sink,
+          backend: 'block',
+        });
         const image = await images.get(imageId);
         if (!image)
           throw new CliError(`export: image ${imageId} not found in region ${region} of ${dataDir}`, 1);

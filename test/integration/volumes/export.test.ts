@@ -6,10 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openVolume } from '#builder/device.ts';
-import { LocalImages } from '#local/images.ts';
+import { createLocalEbs } from '#local/ebs.ts';
 import { LocalKeyService } from '#local/key-service.ts';
-import { LocalSnapshots } from '#local/snapshots.ts';
-import { ebsStateDir, LocalVolumes } from '#local/volumes.ts';
+import { ebsStateDir } from '#local/volumes.ts';
 import { AZ, INSTANCE, MEMBER, needsRoot, OWNER, REGION, RecordingSink } from './helpers.ts';
 
 const skip = needsRoot();
@@ -29,16 +28,14 @@ describe('Command: stemcell export', { skip }, () => {
     const { keyId } = keys.createKey({ alias: 'alias/stemcell' });
     const dir = ebsStateDir(data, REGION);
     const sink = new RecordingSink();
-    const volumes = new LocalVolumes({ dir, region: REGION, backend: 'block' });
-    const snapshots = new LocalSnapshots({
+    const { volumes, snapshots, images } = createLocalEbs({
       dir,
       region: REGION,
       accountId: OWNER,
       keys,
-      volumes,
       events: sink,
+      backend: 'block',
     });
-    const images = new LocalImages({ dir, region: REGION, accountId: OWNER, snapshots, events: sink });
     const volume = await volumes.create({
       stream: 'web',
       availabilityZone: AZ,

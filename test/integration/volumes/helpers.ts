@@ -3,11 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalImages } from '#local/images.ts';
+import { createLocalEbs } from '#local/ebs.ts';
+import type { LocalImages } from '#local/images.ts';
 import { LocalKeyService } from '#local/key-service.ts';
 import type { ServiceEventEnvelope, ServiceEventSink } from '#local/service-events.ts';
-import { LocalSnapshots } from '#local/snapshots.ts';
-import { LocalVolumes, type VolumeBackend } from '#local/volumes.ts';
+import type { LocalSnapshots } from '#local/snapshots.ts';
+import type { LocalVolumes, VolumeBackend } from '#local/volumes.ts';
 
 export const OWNER = '111111111111';
 export const MEMBER = '222222222222';
@@ -43,16 +44,14 @@ export function localEbs(backend: 'auto' | VolumeBackend = 'auto'): LocalEbs {
   const { keyId } = keys.createKey({ alias: 'alias/stemcell' });
   const dir = join(root, 'ebs');
   const sink = new RecordingSink();
-  const volumes = new LocalVolumes({ dir, region: REGION, backend });
-  const snapshots = new LocalSnapshots({
+  const { volumes, snapshots, images } = createLocalEbs({
     dir,
     region: REGION,
     accountId: OWNER,
     keys,
-    volumes,
     events: sink,
+    backend,
   });
-  const images = new LocalImages({ dir, region: REGION, accountId: OWNER, snapshots, events: sink });
   return {
     root,
     keys,
