@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { ApplyStats } from '#unpack/index.ts';
 import { header, paxBody } from '../test/support/tar-builder.ts';
 
 const REPO = join(import.meta.dirname, '..');
@@ -373,16 +374,8 @@ function dirtyBlocks(a: string, b: string): number {
   return dirty;
 }
 
-interface UnpackJson {
-  entries: number;
-  filesWritten: number;
-  bytesWritten: number;
-  metadataUpdates: number;
-  unchanged: number;
-  removed: number;
-  durationMs: number;
-  peakRssBytes: number;
-}
+/** What `stemcell unpack --json` prints. */
+type UnpackJson = ApplyStats;
 
 /**
  * How the applier's process is started. The builder agent is long-running, so it pays neither Node's
