@@ -3,6 +3,7 @@
 // invoked with the same event envelopes; the builder runs the same worker as the EC2 agent.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Context } from 'aws-lambda';
 import { DeviceWorkspace } from '#builder/device.ts';
 import { type BuildOutcome, type BuildStep, handleBuildFailure, runBuild } from '#builder/worker.ts';
@@ -110,11 +111,12 @@ export class LocalStack {
   readonly #clock: Clock;
   readonly #tools: Powertools;
   readonly #logger: Logger;
+  /** Operator lines (volume backend, grows): the caller's, or stderr. */
+  readonly #log: (line: string) => void;
   readonly #workspace: DeviceWorkspace;
   #running = false;
   #busy = 0;
   readonly #loops: Promise<void>[] = [];
-  readonly #stop = new AbortController();
   #watcher: { stop(): void } | undefined;
 
   constructor(options: LocalStackOptions) {
@@ -129,7 +131,8 @@ export class LocalStack {
     this.#clock = options.clock ?? systemClock;
     this.#tools = createPowertools({ quiet: true });
     this.#logger = this.#tools.logger;
-    const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+    this.#log = log;
     this.#workspace = new DeviceWorkspace({ mountRoot: join(dataDir, 'mnt'), log });
     const account = this.managementAccountId;
     const home = this.homeRegion;
@@ -248,7 +251,6 @@ export class LocalStack {
   async stop(): Promise<void> {
     this.#running = false;
     this.#watcher?.stop();
-    this.#stop.abort();
     await Promise.allSettled(this.#loops);
     await this.registry.drain();
   }
@@ -256,10 +258,10 @@ export class LocalStack {
   /** Uploads a tarball as streams/<stream>/<revision>.tar…: S3 then emits "Object Created", which starts it all. */
   async publish(
     key: string,
-    body: Buffer | NodeJS.ReadableStream,
+    body: Buffer | Readable,
     metadata: Record<string, string> = {},
   ): Promise<StoredObject> {
-    return this.objects.put(key, body as Buffer, metadata);
+    return this.objects.put(key, body, metadata);
   }
 
   /** Resolves once no event is in flight, no job is queued or building, and no register record waits. */
@@ -478,7 +480,7 @@ export class LocalStack {
       workspace: this.#workspace,
       manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
       clock: this.#clock,
-      log: this.#options.log ?? ((line: string) => process.stderr.write(`${line}\n`)),
+      log: this.#log,
       onStep: (job: BuildJob, step: BuildStep) =>
         this.#options.onProgress?.({
           kind: 'build',
@@ -529,7 +531,7 @@ export class LocalStack {
         }
       } catch (err) {
         // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
-        this.#options.log?.(
+        this.#log(
           `build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`,
         );
         await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
@@ -539,5 +541,3 @@ export class LocalStack {
     }
   }
 }
-
-export { eventBusArn };
