@@ -25,8 +25,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Wait for another apt/dpkg run (a second checkout setting up beside this one) instead of failing on its lock.
+  apt_opts=(-o DPkg::Lock::Timeout=900)
+  "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update -qq
+  "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # npm install when the lockfile changed since the last install (or there was none).
