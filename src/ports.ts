@@ -187,6 +187,8 @@ export interface Images {
   listByTag(key: string, value: string): Promise<ImageInfo[]>;
   share(imageId: string, to: { organizationArns: string[]; ouArns: string[] }): Promise<void>;
   deprecate(imageId: string, at: Date): Promise<void>;
+  /** Adds or overwrites tags on the image (CreateTags), e.g. why its boot check failed. */
+  tag(imageId: string, tags: Tags): Promise<void>;
   /** Deregisters the image; its snapshot stays until Snapshots.delete. */
   deregister(imageId: string): Promise<void>;
 }
@@ -198,8 +200,27 @@ export type RegionState =
   | 'snapshotting'
   | 'registering'
   | 'available'
+  /** The image is available and being booted (the boot gate) before it may be announced. */
+  | 'booting'
   | 'announced'
   | 'failed';
+/** The boot gate's record in a region: what was booted, how, and where its console log is kept. */
+export interface BootCheckRecord {
+  mode: 'qemu' | 'instance';
+  marker: string;
+  timeoutSeconds: number;
+  /** When the gate asked for the boot. */
+  requestedAt: string;
+  /** When the checker started booting (qemu spawned / instance launched). */
+  startedAt?: string;
+  /** Set once decided. */
+  passed?: boolean;
+  /** Boot start → marker seen (or → failure). */
+  seconds?: number;
+  /** Where the serial console was kept: a file path locally, an s3:// URL on AWS. */
+  consoleLog?: string;
+  reason?: string;
+}
 export interface RegionRecord {
   state: RegionState;
   updatedAt: string;
@@ -210,6 +231,7 @@ export interface RegionRecord {
   writtenBytes?: number;
   applyMs?: number;
   reason?: string;
+  bootCheck?: BootCheckRecord;
 }
 export interface AccountRecord {
   accountId: string;
@@ -301,6 +323,42 @@ export interface MemberAccount {
 }
 export interface MemberAccounts {
   forAccount(accountId: string, region: string): MemberAccount;
+}
+
+// ---------------------------------------------------------------- boot check (qemu locally, a smoke instance on EC2)
+export interface BootCheckRequest {
+  /** Deterministic per release and region: a retried start finds the check already running. */
+  checkId: string;
+  region: string;
+  imageId: string;
+  architecture: Architecture;
+  bootMode: Exclude<BootMode, 'none'>;
+  marker: string;
+  timeoutSeconds: number;
+  /** Release tags, put on whatever the check creates (the smoke instance). */
+  tags: Tags;
+}
+/**
+ * What a checker sees of a boot; the core decides on timeouts, so the same rules hold in both worlds.
+ * - `waiting`: not booting yet (a free qemu slot, an instance still pending);
+ * - `booting`: since `startedAt`, the marker not seen yet;
+ * - `marker-seen`: success, `seconds` after the boot started;
+ * - `stopped`: the machine is gone without the marker (qemu exited, kernel panic, instance stopped, a
+ *   status check failed, or the checker does not know the check).
+ */
+export type BootObservation =
+  | { state: 'waiting' }
+  | { state: 'booting'; startedAt: string; lastLines: string[] }
+  | { state: 'marker-seen'; startedAt: string; seconds: number; consoleLog: string }
+  | { state: 'stopped'; startedAt?: string; reason: string; lastLines: string[]; consoleLog?: string };
+export interface BootChecker {
+  readonly mode: 'qemu' | 'instance';
+  /** Starts booting the image (idempotent on checkId). */
+  start(request: BootCheckRequest): Promise<void>;
+  /** Looks at the boot, once; never waits for it. */
+  observe(request: BootCheckRequest): Promise<BootObservation>;
+  /** Stops the machine and keeps its console log; idempotent. Returns where the log is. */
+  stop(request: BootCheckRequest): Promise<{ consoleLog?: string; lastLines: string[] }>;
 }
 
 // ---------------------------------------------------------------- clock

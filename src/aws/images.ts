@@ -2,6 +2,7 @@
 // Organization or OUs by full ARN, deprecate, deregister. RegisterImage takes no ClientToken: the AMI name
 // is unique per account and region, so InvalidAMIName.Duplicate means "already registered" and we return it.
 import {
+  CreateTagsCommand,
   DeregisterImageCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
@@ -15,9 +16,9 @@ import {
   type RegisterImageCommandInput,
 } from '@aws-sdk/client-ec2';
 import type { BootMode } from '#core/types.ts';
-import type { ImageInfo, Images, RegisterImageInput } from '#ports';
+import type { ImageInfo, Images, RegisterImageInput, Tags } from '#ports';
 import { isError, retrying, type Sleep, THROTTLING } from './retry.ts';
-import { fromTagList, tagFilter, tagSpecifications } from './tags.ts';
+import { fromTagList, tagFilter, tagSpecifications, toTagList } from './tags.ts';
 
 const ORG_ARN = /^arn:aws[a-z-]*:organizations::\d{12}:organization\/o-[a-z0-9]+$/;
 const OU_ARN =
@@ -113,6 +114,10 @@ export class Ec2Images implements Images {
 
   async deprecate(imageId: string, at: Date): Promise<void> {
     await this.#ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: at }));
+  }
+
+  async tag(imageId: string, tags: Tags): Promise<void> {
+    await this.#ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: toTagList(tags) }));
   }
 
   async deregister(imageId: string): Promise<void> {

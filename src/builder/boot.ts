@@ -1,15 +1,22 @@
 // Making the applied tree bootable: fstab by label, the bootloader once per volume, grub.cfg from the newest
 // kernel in the tree, and /etc/stemcell-release. Every file is rewritten only when its content changed, so an
 // unchanged revision dirties no block here either.
+//
+// arm64 images are written by the same x86_64 builder: GRUB's arm64-efi image is assembled by the host's
+// grub-mkimage from arm64 module files (Debian's grub-efi-arm64-bin, unpacked, see grubModuleDir); nothing of
+// the arm64 tree runs here.
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/types.ts';
 import { run } from './volume/exec.ts';
 import { type DiskLayout, SECTOR } from './volume/gpt.ts';
 
 export interface MakeBootableOptions {
   bootMode: BootMode;
+  /** CPU architecture of the tree (x86_64 by default): picks GRUB's platform and the serial console. */
+  architecture?: Architecture;
   stream: string;
   revision: string;
   sequence: number;
@@ -44,6 +51,31 @@ export class NoKernelError extends Error {
 }
 
 const GRUB_DIR = '/usr/lib/grub';
+
+/** GRUB platforms per (architecture, boot mode) the builder writes, with the ESP's fallback loader name. */
+const EFI_TARGET = {
+  x86_64: { format: 'x86_64-efi', loader: 'BOOTX64.EFI' },
+  arm64: { format: 'arm64-efi', loader: 'BOOTAA64.EFI' },
+} as const;
+
+/**
+ * Where GRUB's modules for `format` are: the host's own (/usr/lib/grub/<format>, from grub-pc-bin /
+ * grub-efi-amd64-bin), else an unpacked foreign package (scripts/setup.sh unpacks grub-efi-arm64-bin:arm64
+ * into /var/cache/stemcell/grub-arm64). STEMCELL_GRUB_DIR overrides the root of either.
+ */
+export function grubModuleDir(format: string): string {
+  const candidates = [
+    ...(process.env.STEMCELL_GRUB_DIR ? [join(process.env.STEMCELL_GRUB_DIR, format)] : []),
+    join(GRUB_DIR, format),
+    join('/var/cache/stemcell/grub-arm64/usr/lib/grub', format),
+  ];
+  const found = candidates.find((dir) => existsSync(join(dir, 'linux.mod')));
+  if (!found)
+    throw new Error(
+      `GRUB modules for ${format} not found (looked in ${candidates.join(', ')}); run scripts/setup.sh`,
+    );
+  return found;
+}
 /** Everything GRUB needs is built into the image, so nothing is loaded from the tree at boot. */
 const GRUB_MODULES_COMMON = [
   'part_gpt',
@@ -65,11 +97,28 @@ const GRUB_MODULES_COMMON = [
 const GRUB_MODULES = {
   'legacy-bios': ['biosdisk', ...GRUB_MODULES_COMMON],
   uefi: ['fat', 'efi_gop', 'all_video', ...GRUB_MODULES_COMMON],
+  // arm64-efi has no PC serial or video modules to speak of: the firmware's console is the serial port.
+  uefiArm64: ['fat', ...GRUB_MODULES_COMMON.filter((m) => m !== 'serial' && m !== 'terminal')],
 } as const;
 
-/** Kernel command line: root by label, console on the serial port (systemd starts a getty there). */
-export function kernelCommandLine(label: string): string {
-  return `root=LABEL=${label} ro console=tty0 console=ttyS0,115200n8`;
+/**
+ * Kernel command line. The root is found by filesystem label when the tree has an initrd (its udev resolves
+ * labels); without one the kernel itself must find it, which it can only by GPT partition UUID. The console is
+ * the serial port (systemd starts a getty there): ttyS0 on x86_64; on arm64 both ttyS0 (EC2 Graviton's UART)
+ * and ttyAMA0 (the PL011 of qemu's virt machine), the last one present becoming /dev/console.
+ */
+export function kernelCommandLine(
+  label: string,
+  opts: { architecture?: Architecture; rootPartUuid?: string } = {},
+): string {
+  const root = opts.rootPartUuid
+    ? `root=PARTUUID=${opts.rootPartUuid.toLowerCase()} rootwait`
+    : `root=LABEL=${label}`;
+  const console =
+    opts.architecture === 'arm64'
+      ? 'console=ttyS0,115200n8 console=ttyAMA0,115200n8'
+      : 'console=tty0 console=ttyS0,115200n8';
+  return `${root} ro ${console}`;
 }
 
 export async function makeBootable(root: string, opts: MakeBootableOptions): Promise<BootResult> {
@@ -90,11 +139,19 @@ export async function makeBootable(root: string, opts: MakeBootableOptions): Pro
   if (kernel.initrd) result.initrd = kernel.initrd;
   if (opts.bootMode === 'none') return result;
 
-  await put('boot/grub/grub.cfg', grubConfig(kernel, opts.label));
+  const architecture = opts.architecture ?? 'x86_64';
+  if (architecture === 'arm64' && opts.bootMode !== 'uefi')
+    throw new Error(`arm64 images boot with UEFI only; boot mode ${opts.bootMode} is not possible`);
+  // Without an initrd the kernel finds its root by partition UUID (directory volumes have none: label).
+  const rootPartUuid = !kernel.initrd ? opts.layout?.root.uuid || undefined : undefined;
+  await put(
+    'boot/grub/grub.cfg',
+    grubConfig(kernel, opts.label, { architecture, ...(rootPartUuid ? { rootPartUuid } : {}) }),
+  );
   if (opts.devicePath) {
     if (opts.bootMode === 'legacy-bios')
       result.bootloaderInstalled = await installGrubBios(root, opts.devicePath, opts, opts.log);
-    else result.bootloaderInstalled = await installGrubEfi(opts.devicePath, opts, opts.log);
+    else result.bootloaderInstalled = await installGrubEfi(opts.devicePath, architecture, opts, opts.log);
   }
   return result;
 }
@@ -124,16 +181,23 @@ export function fstab(existing: string, label: string): string {
   return `${[...ours, ...kept.filter((l) => !ours.includes(l))].join('\n')}\n`;
 }
 
-export function grubConfig(k: { kernel: string; initrd?: string; version: string }, label: string): string {
+export function grubConfig(
+  k: { kernel: string; initrd?: string; version: string },
+  label: string,
+  opts: { architecture?: Architecture; rootPartUuid?: string } = {},
+): string {
+  // GRUB's own serial driver is for the PC UART; on arm64 the firmware's console already is the serial port.
+  const terminal =
+    opts.architecture === 'arm64'
+      ? []
+      : ['serial --unit=0 --speed=115200', 'terminal_input serial console', 'terminal_output serial console'];
   return [
     '# Written by stemcell from the newest kernel in /boot; regenerated on every revision.',
     'set timeout=0',
-    'serial --unit=0 --speed=115200',
-    'terminal_input serial console',
-    'terminal_output serial console',
+    ...terminal,
     `menuentry 'Linux ${k.version}' {`,
     `  search --no-floppy --label --set=root ${label}`,
-    `  linux ${k.kernel} ${kernelCommandLine(label)}`,
+    `  linux ${k.kernel} ${kernelCommandLine(label, opts)}`,
     ...(k.initrd ? [`  initrd ${k.initrd}`] : []),
     '}',
     '',
@@ -232,40 +296,42 @@ async function installGrubBios(
 
 async function installGrubEfi(
   device: string,
+  architecture: Architecture,
   opts: MakeBootableOptions,
   log?: (line: string) => void,
 ): Promise<boolean> {
+  const target = EFI_TARGET[architecture];
   const esp = opts.layout?.esp;
   if (!esp) throw new Error(`${device}: no EFI system partition to hold GRUB`);
   const espOffset = esp.start * SECTOR;
   const env = { MTOOLS_SKIP_CHECK: '1' };
   const present = await runEnv(
     'mdir',
-    ['-b', '-i', `${device}@@${espOffset}`, '::/EFI/BOOT/BOOTX64.EFI'],
+    ['-b', '-i', `${device}@@${espOffset}`, `::/EFI/BOOT/${target.loader}`],
     env,
   )
     .then(() => true)
     .catch(() => false);
   if (present) return false;
-  log?.(`volume ${device}: installing GRUB (x86_64-efi) into the EFI system partition`);
+  log?.(`volume ${device}: installing GRUB (${target.format}) into the EFI system partition`);
   // No FAT mount: the ESP is built in a file with mkfs.vfat and mtools, then written at its offset.
   const work = await mkdtemp(join(tmpdir(), 'stemcell-esp-'));
   try {
-    const efi = join(work, 'BOOTX64.EFI');
+    const efi = join(work, target.loader);
     const image = join(work, 'esp.img');
     await writeFile(join(work, 'early.cfg'), earlyConfig(opts.label));
     await run('grub-mkimage', [
-      '--format=x86_64-efi',
-      `--directory=${join(GRUB_DIR, 'x86_64-efi')}`,
+      `--format=${target.format}`,
+      `--directory=${grubModuleDir(target.format)}`,
       `--output=${efi}`,
       `--config=${join(work, 'early.cfg')}`,
       '--prefix=/boot/grub',
-      ...GRUB_MODULES.uefi,
+      ...(architecture === 'arm64' ? GRUB_MODULES.uefiArm64 : GRUB_MODULES.uefi),
     ]);
     await run('truncate', ['--size', String(esp.sectors * SECTOR), image]);
     await run('mkfs.vfat', ['-F', '32', '-S', '512', '-s', '1', '-n', 'ESP', image]);
     await runEnv('mmd', ['-i', image, '::/EFI', '::/EFI/BOOT'], env);
-    await runEnv('mcopy', ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], env);
+    await runEnv('mcopy', ['-i', image, efi, `::/EFI/BOOT/${target.loader}`], env);
     await copyInto(image, device, espOffset);
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/types.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type { Attachment } from '#ports';
 import { type BootResult, makeBootable } from './boot.ts';
@@ -48,6 +48,8 @@ export const MOUNT_OPTIONS: readonly string[] = ['noatime'];
 
 export interface OpenVolumeOptions {
   bootMode: BootMode;
+  /** The tree's CPU architecture (x86_64 by default): which GRUB goes into the ESP. */
+  architecture?: Architecture;
   /** Filesystem label of the root partition; fstab and the bootloader find the root by it. */
   label?: string;
   /** Where to mount the root partition; a fresh temporary directory by default. */
@@ -221,6 +223,7 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       makeBootable(root, {
         ...info,
         bootMode: opts.bootMode,
+        ...(opts.architecture ? { architecture: opts.architecture } : {}),
         label: effectiveLabel,
         devicePath,
         layout: finalLayout,
@@ -299,7 +302,12 @@ export class DeviceWorkspace implements Workspace {
 
   async open(
     attachment: Attachment,
-    opts: { volumeId: string; bootMode: BuildJob['bootMode']; sizeGiB: number },
+    opts: {
+      volumeId: string;
+      bootMode: BuildJob['bootMode'];
+      sizeGiB: number;
+      architecture?: BuildJob['architecture'];
+    },
   ): Promise<MountedVolume> {
     if (attachment.kind === 'directory')
       return openDirectoryVolume(attachment.path, { bootMode: opts.bootMode, log: this.#log });
@@ -310,6 +318,7 @@ export class DeviceWorkspace implements Workspace {
       );
     return openVolume(attachment.devicePath, {
       bootMode: opts.bootMode,
+      ...(opts.architecture ? { architecture: opts.architecture } : {}),
       mountPoint: join(this.#mountRoot, opts.volumeId),
       log: this.#log,
       ...(this.#mkfsArgs ? { mkfsArgs: this.#mkfsArgs } : {}),

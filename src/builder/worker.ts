@@ -37,7 +37,12 @@ export interface OpenVolume {
 export interface Workspace {
   open(
     attachment: Attachment,
-    opts: { volumeId: string; bootMode: BuildJob['bootMode']; sizeGiB: number },
+    opts: {
+      volumeId: string;
+      bootMode: BuildJob['bootMode'];
+      sizeGiB: number;
+      architecture?: BuildJob['architecture'];
+    },
   ): Promise<OpenVolume>;
 }
 
@@ -140,7 +145,12 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     try {
       // First use partitions and formats the volume; later revisions only mount it (and grow it if needed).
       const opened = await timed('attach', () =>
-        deps.workspace.open(attachment, { volumeId: volume.volumeId, bootMode: job.bootMode, sizeGiB }),
+        deps.workspace.open(attachment, {
+          volumeId: volume.volumeId,
+          bootMode: job.bootMode,
+          sizeGiB,
+          architecture: job.architecture,
+        }),
       );
       try {
         const applied = await timed('download+apply', async () => {

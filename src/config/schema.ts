@@ -10,6 +10,20 @@ const OuId = z
     'not an OU or root id such as ou-ab12-cd34ef56',
   );
 
+/**
+ * The boot gate: each region's image is booted before "Image Ready" leaves. `mode` absent means the world's
+ * default: qemu in local mode, a smoke instance on AWS. The timeout is bounded so polls fit the boot-check
+ * queue's redelivery budget (see README, "Boot check").
+ */
+export const BootCheckConfig = z.strictObject({
+  mode: z.enum(['qemu', 'instance', 'none']).optional(),
+  marker: z.string().min(1).max(200).default('login:'),
+  timeoutSeconds: z.number().int().min(10).max(900).default(180),
+  /** Lets `mode: none` through on a stream whose subscribers refresh their instances. */
+  allowUnverified: z.boolean().default(false),
+});
+export type BootCheckConfig = z.infer<typeof BootCheckConfig>;
+
 export const StreamConfig = z.strictObject({
   regions: z.array(Region).min(1, 'list at least one region'),
   architecture: Architecture.default('x86_64'),
@@ -34,6 +48,7 @@ export const StreamConfig = z.strictObject({
       instanceRefresh: z.boolean().default(true),
     })
     .default({ scope: 'organization', instanceRefresh: true }),
+  bootCheck: BootCheckConfig.default({ marker: 'login:', timeoutSeconds: 180, allowUnverified: false }),
 });
 export type StreamConfig = z.infer<typeof StreamConfig>;
 
@@ -70,6 +85,27 @@ export const StemcellConfig = z
     local: LocalConfig.optional(),
   })
   .superRefine((config, ctx) => {
+    for (const [name, stream] of Object.entries(config.streams)) {
+      // EC2 boots arm64 (Graviton) with UEFI only.
+      if (stream.architecture === 'arm64' && stream.bootMode === 'legacy-bios')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['streams', name, 'bootMode'],
+          message: 'arm64 images boot with UEFI only: use bootMode: uefi',
+        });
+      if (
+        stream.bootCheck.mode === 'none' &&
+        stream.bootMode !== 'none' &&
+        stream.subscribers.instanceRefresh &&
+        !stream.bootCheck.allowUnverified
+      )
+        ctx.addIssue({
+          code: 'custom',
+          path: ['streams', name, 'bootCheck', 'mode'],
+          message:
+            'bootCheck.mode none with subscribers.instanceRefresh: an image that does not boot would replace every instance; set bootCheck.allowUnverified: true to accept that',
+        });
+    }
     const local = config.local;
     if (!local) return;
     const ous = new Set(local.ous.map((o) => o.id));

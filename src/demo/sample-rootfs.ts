@@ -1,20 +1,86 @@
 // Small, deterministic root-filesystem trees for `stemcell demo` and the integration tests: enough shape
 // (directories, binaries, symlinks, a hardlink, a kernel for bootable streams) to exercise the whole flow,
 // and a revision 2 that changes a few percent of the files, adds some and removes some.
+//
+// A bootable sample is small but real: Debian's cloud kernel (NVMe and ext4 built in, so no initrd is needed)
+// and a busybox init that prints the release from /etc/stemcell-release and a login-style marker on the serial
+// console, then powers off. Both come from Debian's packages (see debian-packages.ts).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, link, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Architecture } from '#core/types.ts';
+import { debianArch, kernelPackage, unpackedPackage } from './debian-packages.ts';
 
 const run = promisify(execFile);
+
+/** A real kernel and busybox for one architecture, unpacked from Debian's packages. */
+export interface SampleBoot {
+  architecture: Architecture;
+  /** Kernel release, e.g. 6.1.0-57-cloud-arm64. */
+  kernelVersion: string;
+  vmlinuz: string;
+  busybox: string;
+}
+
+/** The login-style line the sample's init prints; the demo's boot checks wait for it. */
+export const SAMPLE_MARKER = 'login:';
 
 export interface SampleSpec {
   stream: string;
   revision: number;
-  /** Adds /boot/vmlinuz-* and /boot/initrd.img-* so a bootable stream finds a kernel. */
+  /** Adds /boot/vmlinuz-* (and, without `boot`, a stand-in initrd) so a bootable stream finds a kernel. */
   withKernel: boolean;
+  /** A real kernel and init (from prepareSampleBoot): the image boots. Without it the kernel is random bytes. */
+  boot?: SampleBoot;
+  /** Leaves the init (and /bin/sh) out: the kernel panics at boot ("No working init found"). For gate tests. */
+  withoutInit?: boolean;
   files?: number;
+}
+
+/** Fetches (once, cached) Debian's cloud kernel and busybox-static for `architecture`. */
+export async function prepareSampleBoot(
+  architecture: Architecture,
+  log?: (line: string) => void,
+): Promise<SampleBoot> {
+  const arch = debianArch(architecture);
+  const kernelPkg = await kernelPackage(arch);
+  const [kernelDir, busyboxDir] = await Promise.all([
+    unpackedPackage(kernelPkg, arch, log),
+    unpackedPackage('busybox-static', arch, log),
+  ]);
+  const vmlinuz = (await readdir(join(kernelDir, 'boot'))).find((n) => n.startsWith('vmlinuz-'));
+  if (!vmlinuz) throw new Error(`${kernelPkg}:${arch}: no /boot/vmlinuz-* in the package`);
+  return {
+    architecture,
+    kernelVersion: vmlinuz.slice('vmlinuz-'.length),
+    vmlinuz: join(kernelDir, 'boot', vmlinuz),
+    busybox: join(busyboxDir, 'bin', 'busybox'),
+  };
+}
+
+/**
+ * PID 1 of a sample image. The kernel mounts no devtmpfs by itself, so the script mounts one and then takes
+ * /dev/console as its output. `-f`: no init to ask, power off now (ACPI on x86_64, PSCI on arm64).
+ */
+export function sampleInit(): string {
+  return [
+    '#!/usr/bin/busybox sh',
+    '# stemcell sample init: shows which release booted, prints a login-style marker, powers off.',
+    'export PATH=/usr/bin',
+    'busybox mount -t devtmpfs devtmpfs /dev',
+    'exec </dev/console >/dev/console 2>&1',
+    'busybox mount -t proc proc /proc',
+    'busybox mount -t sysfs sysfs /sys',
+    '. /etc/stemcell-release',
+    'echo',
+    'echo "stemcell sample: stream $STREAM revision $REVISION sequence $SEQUENCE ($(busybox uname -m))"',
+    `echo "$(busybox cat /etc/hostname) ${SAMPLE_MARKER} "`,
+    'busybox sync',
+    'busybox poweroff -f',
+    '',
+  ].join('\n');
 }
 
 /** Deterministic pseudo-random bytes: the same (seed, size) gives the same content on every machine. */
@@ -66,7 +132,19 @@ export async function writeSampleTree(dir: string, spec: SampleSpec): Promise<vo
     );
   }
   await link(join(dir, 'usr/bin/file-00000'), join(dir, 'usr/bin/file-00000-hardlink'));
-  if (spec.withKernel) {
+  if (spec.boot) {
+    await put(`boot/vmlinuz-${spec.boot.kernelVersion}`, Buffer.alloc(0));
+    await copyFile(spec.boot.vmlinuz, join(dir, `boot/vmlinuz-${spec.boot.kernelVersion}`));
+    await put('usr/bin/busybox', Buffer.alloc(0), 0o755);
+    await copyFile(spec.boot.busybox, join(dir, 'usr/bin/busybox'));
+    await symlink('usr/bin', join(dir, 'sbin'));
+    // Without an init there is no shell either: the kernel would fall back to /bin/sh as PID 1.
+    if (!spec.withoutInit) {
+      await symlink('busybox', join(dir, 'usr/bin/sh'));
+      await put('usr/bin/init', sampleInit(), 0o755);
+    }
+    for (const mountPoint of ['dev', 'proc', 'sys']) await mkdir(join(dir, mountPoint), { recursive: true });
+  } else if (spec.withKernel) {
     const version = `6.1.0-${spec.revision}-stemcell-sample`;
     await put(`boot/vmlinuz-${version}`, bytes(`kernel:${spec.revision}`, 512 * 1024));
     await put(`boot/initrd.img-${version}`, bytes(`initrd:${spec.revision}`, 256 * 1024));

@@ -4,7 +4,7 @@
 // customer key, so an account without a grant on it cannot, as with shared encrypted AMIs on AWS.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Clock, ImageInfo, Images, RegisterImageInput } from '#ports';
+import type { Clock, ImageInfo, Images, RegisterImageInput, Tags } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
@@ -119,6 +119,11 @@ export class LocalImages implements Images {
   async deprecate(imageId: string, at: Date): Promise<void> {
     const record = this.#require(imageId);
     this.#save({ ...record, deprecatedAt: at.toISOString() });
+  }
+
+  async tag(imageId: string, tags: Tags): Promise<void> {
+    const record = this.#require(imageId);
+    this.#save({ ...record, tags: { ...record.tags, ...tags } });
   }
 
   async deregister(imageId: string): Promise<void> {

@@ -300,6 +300,10 @@ export class FakeImages implements Images {
     const image = this.images.get(imageId);
     if (image) image.deprecatedAt = at.toISOString();
   }
+  async tag(imageId: string, tags: Record<string, string>) {
+    const image = this.images.get(imageId);
+    if (image) image.tags = { ...image.tags, ...tags };
+  }
   async deregister(imageId: string) {
     this.deregistered.push(imageId);
     const image = this.images.get(imageId);
