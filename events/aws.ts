@@ -54,6 +54,15 @@ export const BuildJob = z.object({
 });
 export type BuildJob = z.infer<typeof BuildJob>;
 
+/** One region's image to boot before it may be announced (boot-checks.fifo, MessageGroupId = release/region). */
+export const BootCheckJob = z.object({
+  version: z.literal(1),
+  releaseId: z.string().min(1),
+  region: Region,
+  imageId: z.string().regex(/^ami-[0-9a-f]{8,17}$/),
+});
+export type BootCheckJob = z.infer<typeof BootCheckJob>;
+
 export { SqsRecordSchema, SqsSchema };
 export type SqsRecord = z.infer<typeof SqsRecordSchema>;
 

@@ -18,7 +18,11 @@
 //   STEMCELL_CENTRAL_BUS_ARN      where member accounts report back (subscriber)
 //   STEMCELL_SSM_PREFIX           subscriber: write <prefix><stream>/<region>/image-id when set
 //   STEMCELL_INSTANCE_REFRESH     subscriber: "false" turns instance refreshes off
+//   STEMCELL_BOOT_CHECK_QUEUE_URL the boot gate's queue (announce asks, boot-check consumes)
+//   STEMCELL_SMOKE_PARAMETER      SSM parameter, in each build region, with that region's smoke-instance
+//                                 settings as JSON {subnetIds, securityGroupId, instanceTypes?} (infra/region.yml)
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { parse as parseYaml } from 'yaml';
 import { AwsClients } from '#aws/clients.ts';
@@ -29,11 +33,13 @@ import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
+import { Ec2SmokeInstances, type SmokeInstanceSettings } from '#aws/smoke-instances.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 import {
   type AnnounceDeps,
+  type BootCheckDeps,
   type ExpireDeps,
   type Imaging,
   type IngestDeps,
@@ -44,7 +50,7 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
-import type { FifoQueue } from '#ports';
+import type { BootChecker, FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
 
 function env(name: string): string {
@@ -168,10 +174,61 @@ export async function awsRegisterDeps(): Promise<RegisterDeps> {
 }
 
 export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+  const queueUrl = process.env.STEMCELL_BOOT_CHECK_QUEUE_URL;
   return {
     ...(await base()),
     imaging,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    defaultBootCheckMode: 'instance',
+    ...(queueUrl
+      ? { bootChecks: new SqsFifoQueue({ queueUrl, client: awsClients().sqs(homeRegion()) }) }
+      : {}),
+  };
+}
+
+const smokeByRegion = new Map<string, Promise<BootChecker>>();
+/** The smoke-instance checker of a build region, with the settings its region stack published in SSM. */
+function smokeInstances(region: string, consoleStore: S3ObjectStore): Promise<BootChecker> {
+  let found = smokeByRegion.get(region);
+  if (!found) {
+    found = (async () => {
+      const name = env('STEMCELL_SMOKE_PARAMETER');
+      const out = await awsClients()
+        .ssm(region)
+        .send(new GetParameterCommand({ Name: name }));
+      const settings = JSON.parse(out.Parameter?.Value ?? '{}') as SmokeInstanceSettings;
+      if (!Array.isArray(settings.subnetIds) || !settings.securityGroupId)
+        throw new Error(
+          `SSM ${name} in ${region}: expected {"subnetIds": [...], "securityGroupId": "sg-..."}`,
+        );
+      return new Ec2SmokeInstances({ client: awsClients().ec2(region), settings, consoleStore });
+    })();
+    found.catch(() => smokeByRegion.delete(region));
+    smokeByRegion.set(region, found);
+  }
+  return found;
+}
+
+export async function awsBootCheckDeps(): Promise<BootCheckDeps> {
+  const deps = await awsAnnounceDeps();
+  const consoleStore = new S3ObjectStore({
+    bucket: deps.config.bucket,
+    client: awsClients().s3(homeRegion()),
+  });
+  return {
+    ...deps,
+    bootChecker(region, mode) {
+      if (mode !== 'instance')
+        throw new Error(`boot check mode ${mode} runs in local mode only; on AWS: instance`);
+      // The checker is built lazily; every method waits for its settings.
+      const checker = smokeInstances(region, consoleStore);
+      return {
+        mode: 'instance',
+        start: async (r) => (await checker).start(r),
+        observe: async (r) => (await checker).observe(r),
+        stop: async (r) => (await checker).stop(r),
+      };
+    },
   };
 }
 

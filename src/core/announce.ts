@@ -4,6 +4,7 @@
 import type { AmiStateChangeEnvelope } from '#events/aws.ts';
 import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
 import type { AccountRecord, RegionState } from '#ports';
+import { bootGate } from './boot-gate.ts';
 import { recordBuildFailure } from './build-failure.ts';
 import type { AnnounceDeps, Logger } from './deps.ts';
 import { emit } from './emit.ts';
@@ -35,9 +36,18 @@ export type AnnounceResult =
       releaseComplete: boolean;
     }
   | { outcome: 'failed'; releaseId: string }
+  /** The boot gate holds the image until it has booted (boot-gate.ts). */
+  | { outcome: 'boot-checking'; releaseId: string; imageId: string }
   | { outcome: 'ignored'; reason: string };
 
-const NOT_ANNOUNCED: RegionState[] = ['queued', 'building', 'snapshotting', 'registering', 'available'];
+const NOT_ANNOUNCED: RegionState[] = [
+  'queued',
+  'building',
+  'snapshotting',
+  'registering',
+  'available',
+  'booting',
+];
 
 export async function announceImage(deps: AnnounceDeps, change: AmiStateChange): Promise<AnnounceResult> {
   const { region, imageId } = change;
@@ -68,6 +78,11 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
 
   let outcome: 'announced' | 'already-announced' = 'already-announced';
   if (regionRecord?.state !== 'announced') {
+    // No image is announced before it has booted.
+    const gate = await bootGate(deps, { release, region, image });
+    if (gate.gate === 'checking') return { outcome: 'boot-checking', releaseId: release.releaseId, imageId };
+    if (gate.gate === 'closed')
+      return { outcome: 'ignored', reason: `not announcing ${imageId}: ${gate.reason}` };
     // Sharing is idempotent (launch permissions are a set), so a retry simply adds nothing.
     const organizationArns = config.sharing.organization ? [(await deps.organization.describe()).arn] : [];
     const ouArns = await Promise.all(config.sharing.ous.map((ou) => deps.organization.ouArn(ou)));

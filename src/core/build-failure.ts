@@ -18,7 +18,14 @@ export interface BuildFailureResult {
   published: boolean;
 }
 
-const NOT_FINAL: RegionState[] = ['queued', 'building', 'snapshotting', 'registering', 'available'];
+const NOT_FINAL: RegionState[] = [
+  'queued',
+  'building',
+  'snapshotting',
+  'registering',
+  'available',
+  'booting',
+];
 
 export async function recordBuildFailure(
   deps: BuildFailureDeps,

@@ -2,6 +2,7 @@
 // and the local runtime build these the same way, so the core cannot tell where it runs.
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
+  BootChecker,
   BusRules,
   Clock,
   EventPublisher,
@@ -58,6 +59,15 @@ export interface AnnounceDeps extends BaseDeps {
   events: EventPublisher;
   imaging(region: string): Imaging;
   organization: OrganizationDirectory;
+  /** The boot gate's queue (boot-checks.fifo); without it only streams with bootCheck.mode none announce. */
+  bootChecks?: FifoQueue;
+  /** The boot check of a stream that names none: qemu in local mode, a smoke instance on AWS. */
+  defaultBootCheckMode?: 'qemu' | 'instance';
+}
+
+/** The boot-check worker: the announce step's ports plus the machines that boot images. */
+export interface BootCheckDeps extends AnnounceDeps {
+  bootChecker(region: string, mode: 'qemu' | 'instance'): BootChecker;
 }
 
 export interface BuildFailureDeps extends BaseDeps {

@@ -8,6 +8,7 @@ import { accessSync, constants, createWriteStream, existsSync, type WriteStream 
 import { copyFile, mkdir } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { consoleLines } from '#core/boot-gate.ts';
 import type { Architecture, BootMode } from '#core/types.ts';
 
 /** Firmware files (Debian's ovmf and qemu-efi-aarch64 packages), with the writable variable store's template. */
@@ -98,21 +99,6 @@ export function qemuCommand(
     };
   }
   return { cmd: 'qemu-system-x86_64', args: ['-M', 'q35', ...accel, ...common] };
-}
-
-/** Printable console lines, newest last: control sequences (firmware screen painting) removed. */
-export function consoleLines(text: string, count = 20): string[] {
-  return (
-    text
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping terminal escapes is the point
-      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping terminal escapes is the point
-      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
-      .split('\n')
-      .map((l) => l.trimEnd())
-      .filter((l) => l.trim() !== '')
-      .slice(-count)
-  );
 }
 
 /** One qemu boot: spawned by start(), looked at by state(), ended by stop(). */

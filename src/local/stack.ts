@@ -10,6 +10,7 @@ import { type BuildOutcome, type BuildStep, handleBuildFailure, runBuild } from 
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
   AnnounceDeps,
+  BootCheckDeps,
   ExpireDeps,
   IngestDeps,
   Logger,
@@ -20,6 +21,7 @@ import type {
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
+import { createHandler as createBootCheck } from '#functions/boot-check/handler.ts';
 import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
 import { createHandler as createExpire } from '#functions/expire/handler.ts';
 import { createHandler as createIngest } from '#functions/ingest/handler.ts';
@@ -27,6 +29,7 @@ import { createHandler as createRegister } from '#functions/register/handler.ts'
 import { createHandler as createSubscriber } from '#functions/subscriber/handler.ts';
 import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
 import type { Clock, StoredObject } from '#ports';
+import { LocalQemuBootChecker } from './boot-checker.ts';
 import { realSleep, systemClock } from './clock.ts';
 import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
@@ -91,6 +94,9 @@ const lambdaContext = (functionName: string): Context =>
 
 const BUILD_VISIBILITY_SECONDS = 900;
 const REGISTER_VISIBILITY_SECONDS = 2;
+/** Boot checks: how long one look may take, and how soon a boot still under way is looked at again. */
+const BOOT_CHECK_VISIBILITY_SECONDS = 120;
+const BOOT_CHECK_POLL_SECONDS = 1;
 
 export class LocalStack {
   readonly config: StemcellConfig;
@@ -105,6 +111,9 @@ export class LocalStack {
   readonly members: LocalMemberAccounts;
   readonly centralBus: LocalEventBus;
   readonly registerQueue: LocalFifoQueue;
+  /** The boot gate's queue and machines (qemu): see src/core/boot-gate.ts. */
+  readonly bootCheckQueue: LocalFifoQueue;
+  readonly bootChecker: LocalQemuBootChecker;
   readonly regions = new Map<string, RegionRuntime>();
   readonly #memberBuses = new Map<string, LocalEventBus>();
   readonly #options: LocalStackOptions;
@@ -164,6 +173,24 @@ export class LocalStack {
         clock: this.#clock,
       }),
       maxReceiveCount: 5,
+    });
+
+    this.bootCheckQueue = new LocalFifoQueue(join(dataDir, 'queues'), 'boot-checks.fifo', {
+      accountId: account,
+      region: home,
+      clock: this.#clock,
+      deadLetterQueue: new LocalFifoQueue(join(dataDir, 'queues'), 'boot-checks-dlq.fifo', {
+        accountId: account,
+        region: home,
+        clock: this.#clock,
+      }),
+      // Every look at a boot under way is a receive: enough for the longest timeout at this poll interval.
+      maxReceiveCount: 5000,
+    });
+    this.bootChecker = new LocalQemuBootChecker({
+      dir: join(dataDir, 'boot-checks'),
+      images: (region) => this.region(region).images,
+      log,
     });
 
     const maxReceiveCount = options.maxReceiveCount ?? 3;
@@ -239,6 +266,7 @@ export class LocalStack {
         this.#loops.push(this.#buildLoop(runtime, i));
     }
     this.#loops.push(this.#registerLoop());
+    this.#loops.push(this.#bootCheckLoop());
   }
 
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
@@ -252,6 +280,7 @@ export class LocalStack {
     this.#running = false;
     this.#watcher?.stop();
     await Promise.allSettled(this.#loops);
+    await this.bootChecker.stopAll();
     await this.registry.drain();
   }
 
@@ -268,12 +297,14 @@ export class LocalStack {
   async settle(): Promise<void> {
     for (;;) {
       await this.registry.drain();
-      const queued = [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)].some(
-        (q) => {
-          const s = q.stats();
-          return s.visible + s.inFlight > 0;
-        },
-      );
+      const queued = [
+        this.registerQueue,
+        this.bootCheckQueue,
+        ...[...this.regions.values()].map((r) => r.buildQueue),
+      ].some((q) => {
+        const s = q.stats();
+        return s.visible + s.inFlight > 0;
+      });
       if (!queued && this.#busy === 0) {
         await this.registry.drain();
         if (this.#busy === 0) return;
@@ -346,6 +377,19 @@ export class LocalStack {
       events: this.centralBus,
       imaging: (r) => this.region(r),
       organization: this.organization,
+      bootChecks: this.bootCheckQueue,
+      defaultBootCheckMode: 'qemu',
+    };
+  }
+
+  bootCheckDeps(): BootCheckDeps {
+    return {
+      ...this.announceDeps(),
+      bootChecker: (_region, mode) => {
+        if (mode !== 'qemu')
+          throw new Error(`boot check mode ${mode} needs AWS; local mode boots images under qemu`);
+        return this.bootChecker;
+      },
     };
   }
 
@@ -457,6 +501,40 @@ export class LocalStack {
         }
       } catch (err) {
         this.#logger.error('register invocation failed', { err });
+      } finally {
+        this.#busy--;
+      }
+    }
+  }
+
+  /** Lambda's SQS event source for boot-check: a boot still under way comes back after the poll interval. */
+  async #bootCheckLoop(): Promise<void> {
+    const bootCheck = createBootCheck(this.bootCheckDeps(), this.#tools);
+    const queue = this.bootCheckQueue;
+    while (this.#running) {
+      const messages = await queue.receive({
+        max: 10,
+        visibilityTimeoutSeconds: BOOT_CHECK_VISIBILITY_SECONDS,
+        waitSeconds: 1,
+      });
+      if (messages.length === 0) continue;
+      this.#busy++;
+      try {
+        const response = await bootCheck(
+          toLambdaSqsEvent(
+            { arn: queue.arn, region: queue.region, accountId: queue.accountId },
+            messages,
+          ) as never,
+          lambdaContext('stemcell-boot-check'),
+        );
+        const again = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+        for (const message of messages) {
+          if (again.has(message.messageId))
+            await queue.changeVisibility(message.receiptHandle, BOOT_CHECK_POLL_SECONDS);
+          else await queue.delete(message.receiptHandle);
+        }
+      } catch (err) {
+        this.#logger.error('boot-check invocation failed', { err });
       } finally {
         this.#busy--;
       }

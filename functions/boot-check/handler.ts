@@ -1,0 +1,53 @@
+// boot-check λ: the boot gate's worker. An SQS queue of BootCheckJobs (one per release and region); each
+// invocation takes one short look at each boot (start the machine if needed, observe it once, decide). A boot
+// still under way fails its record on purpose, so SQS hands it back after the queue's visibility timeout: the
+// poll interval. No invocation ever waits for a boot.
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { parser as batchParser } from '@aws-lambda-powertools/batch/parser';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { advanceBootCheck } from '#core/boot-gate.ts';
+import type { BootCheckDeps } from '#core/deps.ts';
+import { BootCheckJob } from '#events/aws.ts';
+import { lazyHandler } from '../commons/lazy.ts';
+import { type Powertools, powertools } from '../commons/powertools.ts';
+
+/** Thrown for a boot still under way: the record goes back to the queue to be looked at again. */
+export class BootCheckPending extends Error {
+  constructor(releaseId: string, region: string, state: string) {
+    super(`boot check of ${releaseId} in ${region} is ${state}; looking again later`);
+    this.name = 'BootCheckPending';
+  }
+}
+
+export function createHandler(deps: BootCheckDeps, tools: Powertools = powertools) {
+  const record = async (record: { body: BootCheckJob }) => {
+    const result = await advanceBootCheck(deps, record.body);
+    tools.metrics.addMetric(`BootChecks_${result.outcome}`, MetricUnit.Count, 1);
+    if (result.outcome === 'pending')
+      throw new BootCheckPending(result.releaseId, result.region, result.state);
+    return result;
+  };
+  return middy<SQSEvent, SQSBatchResponse>()
+    .use(captureLambdaHandler(tools.tracer))
+    .use(injectLambdaContext(tools.logger))
+    .use(logMetrics(tools.metrics))
+    .handler(async (event, context) => {
+      const processor = new BatchProcessor(EventType.SQS, {
+        parser: batchParser,
+        innerSchema: BootCheckJob,
+        transformer: 'json',
+        logger: tools.logger,
+      });
+      // A batch of boots that are all still under way is normal, not an error of the function.
+      return processPartialResponse(event, record, processor, { context, throwOnFullBatchFailure: false });
+    });
+}
+
+export const handler = lazyHandler(async () =>
+  createHandler(await (await import('../commons/aws-deps.ts')).awsBootCheckDeps()),
+);

@@ -1,0 +1,152 @@
+// The local boot checker: what a smoke instance is on AWS, a qemu boot is here. start() restores the image to a
+// scratch disk as `stemcell export` does (decrypting its blocks as the owner would launch it) and boots it with
+// the firmware of its boot mode; at most as many boots run at once as the machine has cores, the rest wait for
+// a slot. The console log is kept under the data folder, next to the release; the scratch disk is removed.
+
+import { rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { BootChecker, BootCheckRequest, BootObservation } from '#ports';
+import type { LocalImages } from './images.ts';
+import { QemuBoot } from './qemu.ts';
+
+export interface LocalBootCheckerOptions {
+  /** Where console logs (kept) and scratch disks (removed after each boot) go: <dataDir>/boot-checks. */
+  dir: string;
+  images(region: string): LocalImages;
+  /** Boots at once; the machine's cores by default. */
+  slots?: number;
+  memoryMiB?: number;
+  log?: (line: string) => void;
+}
+
+interface Entry {
+  request: BootCheckRequest;
+  consoleLog: string;
+  disk: string;
+  boot?: QemuBoot;
+  /** Set when the boot could not even start (restore failed, qemu missing). */
+  error?: string;
+  done: Promise<void>;
+}
+
+/** Console logs are named after the check: one per release and region. */
+export function consoleLogPath(dir: string, checkId: string): string {
+  return join(dir, `${checkId}.console.log`);
+}
+
+export class LocalQemuBootChecker implements BootChecker {
+  readonly mode = 'qemu' as const;
+  readonly #options: LocalBootCheckerOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #slots: number;
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(options: LocalBootCheckerOptions) {
+    this.#options = options;
+    this.#slots = Math.max(1, options.slots ?? availableParallelism());
+  }
+
+  async start(request: BootCheckRequest): Promise<void> {
+    if (this.#entries.has(request.checkId)) return;
+    const entry: Entry = {
+      request,
+      consoleLog: consoleLogPath(this.#options.dir, request.checkId),
+      disk: join(this.#options.dir, 'scratch', `${request.checkId}.raw`),
+      done: Promise.resolve(),
+    };
+    this.#entries.set(request.checkId, entry);
+    entry.done = this.#run(entry);
+  }
+
+  async observe(request: BootCheckRequest): Promise<BootObservation> {
+    const entry = this.#entries.get(request.checkId);
+    if (!entry) return { state: 'stopped', reason: 'no such boot check here', lastLines: [] };
+    if (entry.error)
+      return { state: 'stopped', reason: entry.error, lastLines: [], consoleLog: entry.consoleLog };
+    const s = entry.boot?.state();
+    if (!entry.boot || !s) return { state: 'waiting' };
+    const startedAt = s.startedAt.toISOString();
+    if (s.state === 'marker-seen')
+      return { state: 'marker-seen', startedAt, seconds: s.seconds, consoleLog: entry.consoleLog };
+    if (s.state === 'stopped')
+      return {
+        state: 'stopped',
+        startedAt,
+        reason: s.reason,
+        lastLines: entry.boot.lastLines(),
+        consoleLog: entry.consoleLog,
+      };
+    return { state: 'booting', startedAt, lastLines: entry.boot.lastLines() };
+  }
+
+  async stop(request: BootCheckRequest): Promise<{ consoleLog?: string; lastLines: string[] }> {
+    const entry = this.#entries.get(request.checkId);
+    if (!entry) return { lastLines: [] };
+    // A check still waiting for a slot must not start after this.
+    entry.error ??= 'stopped';
+    await entry.boot?.stop();
+    await entry.done;
+    this.#entries.delete(request.checkId);
+    return { consoleLog: entry.consoleLog, lastLines: entry.boot?.lastLines() ?? [] };
+  }
+
+  /** Stops every boot (the stack shutting down). */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map((e) => this.stop(e.request)));
+  }
+
+  async #run(entry: Entry): Promise<void> {
+    await this.#acquire();
+    try {
+      if (entry.error) return;
+      const { request } = entry;
+      const images = this.#options.images(request.region);
+      try {
+        await images.restore(request.imageId, entry.disk, images.ownerOf(request.imageId));
+        const boot = new QemuBoot({
+          disk: entry.disk,
+          architecture: request.architecture,
+          bootMode: request.bootMode,
+          marker: request.marker,
+          consoleLog: entry.consoleLog,
+          workDir: join(this.#options.dir, 'scratch'),
+          ...(this.#options.memoryMiB ? { memoryMiB: this.#options.memoryMiB } : {}),
+          // Nobody may forget a qemu: the gate's timeout, plus slack for a slow poll.
+          killAfterMs: (request.timeoutSeconds + 120) * 1000,
+        });
+        if (entry.error) return;
+        entry.boot = boot;
+        this.#options.log?.(
+          `boot check ${request.checkId}: booting ${request.imageId} (${request.architecture}, ${request.bootMode}) under qemu`,
+        );
+        await boot.start();
+        // Hold the slot until this boot is over.
+        while (!entry.error && boot.state()?.state === 'booting')
+          await new Promise((r) => setTimeout(r, 100));
+        await boot.stop();
+      } catch (err) {
+        entry.error = `could not boot ${request.imageId}: ${(err as Error).message}`;
+      }
+    } finally {
+      await rm(entry.disk, { force: true }).catch(() => {});
+      await rm(`${entry.disk}.efivars.fd`, { force: true }).catch(() => {});
+      this.#release();
+    }
+  }
+
+  async #acquire(): Promise<void> {
+    if (this.#running < this.#slots) {
+      this.#running++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#running--;
+  }
+}
