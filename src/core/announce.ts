@@ -78,6 +78,9 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
 
   let outcome: 'announced' | 'already-announced' = 'already-announced';
   if (regionRecord?.state !== 'announced') {
+    // Checked before sharing: an unencrypted image is neither shared nor announced.
+    if (!image.encrypted)
+      throw new Error(`image ${imageId} in ${region} is not encrypted: refusing to announce`);
     // No image is announced before it has booted.
     const gate = await bootGate(deps, { release, region, image });
     if (gate.gate === 'checking') return { outcome: 'boot-checking', releaseId: release.releaseId, imageId };
@@ -97,8 +100,6 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
           `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
       );
     }
-    if (!image.encrypted)
-      throw new Error(`image ${imageId} in ${region} is not encrypted: refusing to announce`);
     const detail: ImageReady = {
       version: 1,
       stream: release.stream,
