@@ -1,5 +1,6 @@
-// The demo's organization: 2 streams, 2 regions, 6 accounts in 2 OUs, a launch template per account, region and
-// stream it subscribes to, each with an Auto Scaling group tagged for instance refresh.
+// The demo's organization: 4 streams, 2 regions, 6 accounts in 2 OUs, a launch template per account, region and
+// stream it subscribes to, each with an Auto Scaling group tagged for instance refresh. Three streams boot (x86_64
+// legacy-bios, x86_64 UEFI, arm64 UEFI) and pass the boot gate under qemu before they are announced.
 
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
@@ -23,6 +24,23 @@ export function demoConfig(): StemcellConfig {
       keep: 3,
       subscribers: { scope: 'organization', ssmParameter: '/stemcell/{stream}/{region}/image-id' },
     },
+    // UEFI (GRUB x86_64-efi under OVMF) and arm64 (GRUB arm64-efi under AAVMF): one region each, which keeps the
+    // demo's boots (TCG, bounded by the cores) within its time budget.
+    'web-uefi': {
+      regions: [DEMO_REGIONS[0]],
+      bootMode: 'uefi',
+      volumeSizeGiB: 1,
+      keep: 3,
+      subscribers: { scope: 'organization' },
+    },
+    'arm-base': {
+      regions: [DEMO_REGIONS[0]],
+      architecture: 'arm64',
+      bootMode: 'uefi',
+      volumeSizeGiB: 1,
+      keep: 3,
+      subscribers: { scope: 'organization' },
+    },
     // A data-only stream, shared with the production OU alone.
     'batch-base': {
       regions: [...DEMO_REGIONS],
@@ -33,11 +51,12 @@ export function demoConfig(): StemcellConfig {
       subscribers: { scope: { ous: [OU_PROD] } },
     },
   };
-  const inScope = (stream: keyof typeof streams, ou: string) => stream === 'web-base' || ou === OU_PROD;
+  const inScope = (stream: keyof typeof streams, ou: string) => stream !== 'batch-base' || ou === OU_PROD;
   const launchTemplates = accounts.flatMap((account) =>
     DEMO_REGIONS.flatMap((region) =>
       (Object.keys(streams) as (keyof typeof streams)[])
         .filter((stream) => inScope(stream, account.ou))
+        .filter((stream) => (streams[stream].regions as readonly string[]).includes(region))
         .map((stream) => ({
           account: account.id,
           region,

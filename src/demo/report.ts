@@ -21,6 +21,8 @@ export interface RegionReport {
   secondsBeyondApply?: number;
   accountsUpdated: number;
   accountsInScope: number;
+  /** The boot gate's verdict on this image (absent for streams that do not boot). */
+  bootCheck?: { mode: string; passed: boolean; seconds?: number; marker: string; consoleLog?: string };
 }
 
 export function regionReports(config: StemcellConfig, release: Release): RegionReport[] {
@@ -46,6 +48,17 @@ export function regionReports(config: StemcellConfig, release: Release): RegionR
         : {}),
       accountsUpdated: new Set(accounts.map((a) => a.accountId)).size,
       accountsInScope: scope.length,
+      ...(record.bootCheck
+        ? {
+            bootCheck: {
+              mode: record.bootCheck.mode,
+              passed: record.bootCheck.passed === true,
+              ...(record.bootCheck.seconds === undefined ? {} : { seconds: record.bootCheck.seconds }),
+              marker: record.bootCheck.marker,
+              ...(record.bootCheck.consoleLog ? { consoleLog: record.bootCheck.consoleLog } : {}),
+            },
+          }
+        : {}),
     };
   });
 }
@@ -103,6 +116,12 @@ export function formatBytes(bytes: number | undefined): string {
   return `${value.toFixed(1)} ${units[unit]}`;
 }
 
+function bootCell(b: RegionReport['bootCheck']): string {
+  if (!b) return '-';
+  if (!b.passed) return 'FAILED';
+  return `${b.seconds?.toFixed(1) ?? '?'} ${b.mode}`;
+}
+
 export function reportTable(rows: RegionReport[]): string {
   const header = [
     'stream',
@@ -114,6 +133,7 @@ export function reportTable(rows: RegionReport[]): string {
     'snapshot delta',
     'apply s',
     'upload→last account s',
+    'boot s',
     'accounts',
   ];
   const body = rows.map((r) => [
@@ -126,6 +146,7 @@ export function reportTable(rows: RegionReport[]): string {
     formatBytes(r.snapshotDeltaBytes),
     r.applySeconds === undefined ? '-' : r.applySeconds.toFixed(2),
     r.secondsToLastAccount === undefined ? '-' : r.secondsToLastAccount.toFixed(2),
+    bootCell(r.bootCheck),
     `${r.accountsUpdated}/${r.accountsInScope}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)));

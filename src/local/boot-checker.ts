@@ -3,9 +3,9 @@
 // the firmware of its boot mode; at most as many boots run at once as the machine has cores, the rest wait for
 // a slot. The console log is kept under the data folder, next to the release; the scratch disk is removed.
 
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { BootChecker, BootCheckRequest, BootObservation } from '#ports';
 import type { LocalImages } from './images.ts';
 import { QemuBoot } from './qemu.ts';
@@ -104,6 +104,7 @@ export class LocalQemuBootChecker implements BootChecker {
       const { request } = entry;
       const images = this.#options.images(request.region);
       try {
+        await mkdir(dirname(entry.disk), { recursive: true });
         await images.restore(request.imageId, entry.disk, images.ownerOf(request.imageId));
         const boot = new QemuBoot({
           disk: entry.disk,

@@ -12,8 +12,9 @@ const run = promisify(execFile);
 const root = process.getuid?.() === 0;
 
 describe('Command: stemcell demo', () => {
-  it('publishes 2 streams × 2 revisions to 2 regions and moves every launch template', {
-    timeout: 600_000,
+  it('publishes 4 streams × 2 revisions, boots every bootable image, and moves every launch template', {
+    // Twelve qemu boots under TCG on a shared machine: minutes, not seconds.
+    timeout: 25 * 60_000,
   }, async () => {
     // prepare
     const data = await mkdtemp(join(tmpdir(), 'stemcell-demo-e2e-'));
@@ -27,13 +28,30 @@ describe('Command: stemcell demo', () => {
       // assess
       assert.equal(result.ok, true);
       assert.equal(result.volumeBackend, root ? 'block' : 'directory');
-      assert.equal(result.releases.length, 8, '2 streams × 2 revisions × 2 regions');
+      assert.equal(
+        result.releases.length,
+        12,
+        '(web-base, batch-base) × 2 regions + web-uefi + arm-base, × 2 revisions',
+      );
       for (const row of result.releases) {
         assert.equal(row.state, 'announced');
         assert.match(row.imageId, /^ami-[0-9a-f]{17}$/);
         assert.equal(row.accountsUpdated, row.accountsInScope);
         assert.ok(row.snapshotDeltaBytes > 0);
       }
+      // Every bootable image was announced after its boot under qemu: BIOS, UEFI and arm64 UEFI.
+      const booted = result.releases.filter((r: { stream: string }) => r.stream !== 'batch-base');
+      for (const row of booted) {
+        assert.equal(row.bootCheck?.mode, 'qemu', `${row.stream} ${row.region}`);
+        assert.equal(row.bootCheck?.passed, true, `${row.stream} ${row.region}`);
+        assert.equal(row.bootCheck?.marker, 'login:');
+        assert.ok(row.bootCheck?.seconds > 0);
+      }
+      assert.deepEqual([...new Set(booted.map((r: { stream: string }) => r.stream))].sort(), [
+        'arm-base',
+        'web-base',
+        'web-uefi',
+      ]);
       const web = result.releases.filter((r: { stream: string }) => r.stream === 'web-base');
       assert.deepEqual(
         web.map((r: { accountsInScope: number }) => r.accountsInScope),
@@ -49,7 +67,7 @@ describe('Command: stemcell demo', () => {
         );
         assert.ok(r2 < r1, `${region}: revision 2 delta ${r2} < revision 1 delta ${r1}`);
       }
-      assert.equal(result.launchTemplates.checked, 18);
+      assert.equal(result.launchTemplates.checked, 30);
       assert.deepEqual(result.launchTemplates.failed, []);
       assert.deepEqual(result.deadLetters, []);
       const { stdout: loops } = await run('losetup', ['-a']).catch(() => ({ stdout: '' }));

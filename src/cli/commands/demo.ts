@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { objectKey } from '#core/naming.ts';
 import { demoConfig } from '#demo/config.ts';
 import { checkLaunchTemplates, type RegionReport, regionReports, reportTable } from '#demo/report.ts';
-import { buildSampleTarball } from '#demo/sample-rootfs.ts';
+import { buildSampleTarball, prepareSampleBoot, type SampleBoot } from '#demo/sample-rootfs.ts';
 import type { LocalStack } from '#local/stack.ts';
 import { CliError } from '../errors.ts';
 import { createProgress } from '../progress.ts';
@@ -24,7 +24,7 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description(
-      'run the whole flow locally: 2 streams × 2 revisions → images in 2 regions → 6 accounts updated',
+      'run the whole flow locally: 4 streams × 2 revisions → images in 2 regions, booted under qemu (BIOS, UEFI, arm64) → 6 accounts updated',
     )
     .option('--json', 'print one JSON object with the results on stdout')
     .option('--data <dir>', 'local data folder (default: a fresh temporary folder, removed afterwards)')
@@ -57,6 +57,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const tracker = trackStack(progress, stack);
     await stack.start();
     const reports: RegionReport[] = [];
+    // Real kernels and busybox for the streams that boot, once per architecture (apt, cached).
+    const boots = new Map<string, SampleBoot>();
+    for (const s of Object.values(config.streams)) {
+      if (s.bootMode === 'none' || boots.has(s.architecture)) continue;
+      const fetch = progress.task(`packages:${s.architecture}`, `kernel + busybox (${s.architecture})`, 1);
+      boots.set(s.architecture, await prepareSampleBoot(s.architecture, (line) => progress.line(line)));
+      fetch.done('ready');
+    }
     for (const revision of [1, 2]) {
       const releaseIds: string[] = [];
       for (const [stream, streamConfig] of Object.entries(config.streams)) {
@@ -69,6 +77,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
             stream,
             revision,
             withKernel: streamConfig.bootMode !== 'none',
+            ...(boots.has(streamConfig.architecture) && streamConfig.bootMode !== 'none'
+              ? { boot: boots.get(streamConfig.architecture) as SampleBoot }
+              : {}),
           },
         );
         upload.update(1, 'built');
@@ -91,7 +102,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const deadLetters = [...stack.registry.list()].flatMap((bus) =>
       bus.deadLetters().map((d) => ({ bus: bus.arn, ...d })),
     );
-    const ok = failedChecks.length === 0 && reports.every((r) => r.state === 'announced');
+    // Every image of a stream that boots was announced only after its boot check passed.
+    const unbooted = reports.filter(
+      (r) => config.streams[r.stream]?.bootMode !== 'none' && r.bootCheck?.passed !== true,
+    );
+    const ok =
+      failedChecks.length === 0 && unbooted.length === 0 && reports.every((r) => r.state === 'announced');
     progress.stop();
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {

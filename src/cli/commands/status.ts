@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { formatBytes } from '#demo/report.ts';
 import { LocalReleaseStore } from '#local/release-store.ts';
-import type { Release, ReleaseStore } from '#ports';
+import type { BootCheckRecord, Release, ReleaseStore } from '#ports';
 import { CliError } from '../errors.ts';
 import type { LocalOptions } from '../local-context.ts';
 
@@ -79,7 +79,8 @@ export function formatRelease(release: Release): string {
             .map(([k, v]) => `${v} ${k}`)
             .join(', ') || 'none yet'
         }` +
-        `${r.reason ? `\n    reason: ${r.reason}` : ''}`,
+        `${r.reason ? `\n    reason: ${r.reason}` : ''}` +
+        `${r.bootCheck ? `\n    ${bootCheckLine(r.bootCheck)}` : ''}`,
     );
     for (const a of accounts.sort((x, y) => x.accountId.localeCompare(y.accountId))) {
       lines.push(
@@ -88,4 +89,11 @@ export function formatRelease(release: Release): string {
     }
   }
   return lines.join('\n');
+}
+
+/** The boot gate's verdict and where the console log is kept. */
+function bootCheckLine(b: BootCheckRecord): string {
+  const verdict = b.passed === undefined ? 'running' : b.passed ? 'passed' : 'FAILED';
+  const took = b.seconds === undefined ? '' : ` after ${b.seconds.toFixed(1)} s`;
+  return `boot check (${b.mode}, "${b.marker}"): ${verdict}${took}; console log: ${b.consoleLog ?? 'not yet'}`;
 }

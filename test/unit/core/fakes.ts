@@ -50,6 +50,8 @@ export function testConfig(overrides: Record<string, unknown> = {}): StemcellCon
         keep: 2,
         sharing: { organization: true },
         subscribers: { ssmParameter: '/stemcell/{stream}/{region}/image-id' },
+        // The announce tests see images announced at once; boot-gate.test.ts turns the boot check on.
+        bootCheck: { mode: 'none', allowUnverified: true },
       },
     },
     ...overrides,

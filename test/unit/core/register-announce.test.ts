@@ -197,7 +197,13 @@ describe('Function: announceImage()', () => {
   it('shares with the configured OUs', async () => {
     // prepare
     const config = testConfig({
-      streams: { 'web-base': { regions: ['eu-west-1'], sharing: { ous: [OU_A] } } },
+      streams: {
+        'web-base': {
+          regions: ['eu-west-1'],
+          sharing: { ous: [OU_A] },
+          bootCheck: { mode: 'none', allowUnverified: true },
+        },
+      },
     });
     const { deps, imaging } = setup(config);
     const { images } = await registered(deps, imaging, ['eu-west-1']);
