@@ -12,6 +12,7 @@ tools=(
   debootstrap:debootstrap mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools
   perl:perl-base tar:tar fsfreeze:util-linux chattr:e2fsprogs pzstd:zstd git:git getent:libc-bin
   qemu-system-aarch64:qemu-system-arm busybox:busybox-static dpkg-deb:dpkg
+  java:default-jre-headless
 )
 missing=()
 sudo_cmd=()
