@@ -298,3 +298,16 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
     logger: powertools.logger,
   };
 }
+
+/** The sweeper: every build region's smoke instances, no settings needed (it only lists and terminates). */
+export async function awsSweepDeps(): Promise<import('../sweep-smoke-instances/handler.ts').SweepDeps> {
+  const cfg = await awsConfig();
+  return {
+    config: cfg,
+    sweeper: (region) =>
+      new Ec2SmokeInstances({
+        client: awsClients().ec2(region),
+        settings: { subnetIds: [], securityGroupId: '' },
+      }),
+  };
+}

@@ -6,6 +6,8 @@ import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 
 export const DEMO_REGIONS = ['eu-west-1', 'us-east-1'] as const;
+/** Boots run under TCG on a shared machine: a generous timeout, the marker the samples print. */
+const DEMO_BOOT_CHECK = { marker: 'login:', timeoutSeconds: 600 };
 const OU_PROD = 'ou-prod-11111111';
 const OU_DEV = 'ou-devx-22222222';
 
@@ -23,6 +25,7 @@ export function demoConfig(): StemcellConfig {
       volumeSizeGiB: 1,
       keep: 3,
       subscribers: { scope: 'organization', ssmParameter: '/stemcell/{stream}/{region}/image-id' },
+      bootCheck: DEMO_BOOT_CHECK,
     },
     // UEFI (GRUB x86_64-efi under OVMF) and arm64 (GRUB arm64-efi under AAVMF): one region each, which keeps the
     // demo's boots (TCG, bounded by the cores) within its time budget.
@@ -32,6 +35,7 @@ export function demoConfig(): StemcellConfig {
       volumeSizeGiB: 1,
       keep: 3,
       subscribers: { scope: 'organization' },
+      bootCheck: DEMO_BOOT_CHECK,
     },
     'arm-base': {
       regions: [DEMO_REGIONS[0]],
@@ -40,6 +44,7 @@ export function demoConfig(): StemcellConfig {
       volumeSizeGiB: 1,
       keep: 3,
       subscribers: { scope: 'organization' },
+      bootCheck: DEMO_BOOT_CHECK,
     },
     // A data-only stream, shared with the production OU alone.
     'batch-base': {
