@@ -291,7 +291,7 @@ describe('Flow: expire', () => {
       await member.setDefaultVersion(template.launchTemplateId, rollback.versionNumber);
 
       // act
-      await flow.stack.expire();
+      await flow.stack.expire({ graceMs: 0 });
 
       // assess
       const live = (region: string) =>

@@ -292,8 +292,18 @@ export class FakeImages implements Images {
   async listByTag(key: string, value: string) {
     return [...this.images.values()].filter((i) => i.tags[key] === value);
   }
+  /** Set to make share() accept the call and keep nothing (as a failed ModifyImageAttribute would). */
+  dropShares = false;
   async share(imageId: string, to: { organizationArns: string[]; ouArns: string[] }) {
     this.shares.push({ imageId, ...to });
+    const image = this.images.get(imageId);
+    if (!image || this.dropShares) return;
+    const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
+    image.sharedWith = {
+      organizationArns: union(image.sharedWith.organizationArns, to.organizationArns),
+      ouArns: union(image.sharedWith.ouArns, to.ouArns),
+      accountIds: image.sharedWith.accountIds,
+    };
   }
   async deprecate(imageId: string, at: Date) {
     this.deprecated.push(imageId);
@@ -423,10 +433,11 @@ export class FakeMemberAccount implements MemberAccount {
     this.templates.push(template);
     return template;
   }
-  addGroup(name: string, template: FakeTemplate, refresh = true) {
+  addGroup(name: string, template: FakeTemplate, refresh = true, launchTemplateVersion?: string) {
     const group = {
       name,
       launchTemplateId: template.launchTemplateId,
+      ...(launchTemplateVersion ? { launchTemplateVersion } : {}),
       tags: {
         'stemcell:stream': template.tags['stemcell:stream'] ?? '',
         'stemcell:refresh': String(refresh),
@@ -458,8 +469,15 @@ export class FakeMemberAccount implements MemberAccount {
     return rest;
   }
   async listLaunchTemplateVersions(id: string) {
-    return this.#template(id).versions.map(({ clientToken: _c, ...rest }) => rest);
+    const t = this.#template(id);
+    return t.versions.map(({ clientToken: _c, ...rest }) => ({
+      ...rest,
+      defaultVersion: rest.versionNumber === t.defaultVersionNumber,
+    }));
   }
+  /** Images of instances, when a test makes them visible. */
+  instanceImages: string[] | undefined;
+  instanceImageIds = async () => this.instanceImages ?? [];
   async createLaunchTemplateVersion(
     id: string,
     input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
@@ -489,7 +507,12 @@ export class FakeMemberAccount implements MemberAccount {
   async listAutoScalingGroups(key?: string, value?: string) {
     return this.groups
       .filter((g) => key === undefined || g.tags[key] === value)
-      .map((g) => ({ name: g.name, launchTemplateId: g.launchTemplateId, tags: { ...g.tags } }));
+      .map((g) => ({
+        name: g.name,
+        launchTemplateId: g.launchTemplateId,
+        launchTemplateVersion: g.launchTemplateVersion ?? '$Default',
+        tags: { ...g.tags },
+      }));
   }
   async instanceRefreshInProgress(name: string) {
     return this.groups.find((g) => g.name === name)?.refreshing ?? false;
