@@ -6,16 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { allLaunchable, launchVerdict } from '#demo/verdict.ts';
 import { autoScalingRoleArn } from '#local/key-policy.ts';
-import { accountId, type Flow, HOME, OU_A, releaseOf, startFlow } from './support.ts';
-
-async function withFlow(options: Parameters<typeof startFlow>[0], body: (flow: Flow) => Promise<void>) {
-  const flow = await startFlow(options);
-  try {
-    await body(flow);
-  } finally {
-    await flow.close();
-  }
-}
+import { accountId, HOME, OU_A, releaseOf, withFlow } from './support.ts';
 
 describe('Flow: launch verdict', () => {
   it('every tagged launch template is launchable; not once one account loses its Auto Scaling grant', async () => {

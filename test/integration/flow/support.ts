@@ -168,3 +168,13 @@ export function versionCount(flow: Flow, account: string, region: string, stream
   if (!template) throw new Error(`no launch template ${stream}-lt in ${account} ${region}`);
   return member.launchTemplateVersions(template.launchTemplateId).length;
 }
+
+/** Runs `body` on a fresh flow and closes it, pass or fail. */
+export async function withFlow(options: FlowOptions, body: (flow: Flow) => Promise<void>): Promise<void> {
+  const flow = await startFlow(options);
+  try {
+    await body(flow);
+  } finally {
+    await flow.close();
+  }
+}

@@ -1,10 +1,12 @@
 // Small in-memory fakes of the ports for core and handler unit tests: just enough behaviour (idempotency by
 // name / client token, guarded updates) to test the core's own logic, with every call observable.
+
 import type { Readable } from 'node:stream';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 import type { Imaging } from '#core/deps.ts';
 import { releaseId as makeReleaseId } from '#core/naming.ts';
+import type { ImageReady } from '#events/stemcell.ts';
 import type {
   AccountRecord,
   AutoScalingGroup,
@@ -54,6 +56,27 @@ export function testConfig(overrides: Record<string, unknown> = {}): StemcellCon
     },
     ...overrides,
   });
+}
+
+/** An "Image Ready" detail of one sequence, with ids derived from it (ami-000…<sequence>). */
+export function imageReadyDetail(sequence: number, stream = 'web-base', region = 'eu-west-1'): ImageReady {
+  return {
+    version: 1,
+    stream,
+    revision: `r${sequence}`,
+    sequence,
+    releaseId: `${stream}#${String(sequence).padStart(8, '0')}`,
+    region,
+    imageId: `ami-${String(sequence).padStart(17, '0')}`,
+    imageName: `stemcell/${stream}/r${sequence}`,
+    architecture: 'x86_64',
+    bootMode: 'legacy-bios',
+    encrypted: true,
+    kmsKeyId: 'k',
+    snapshotId: 'snap-1',
+    source: { bucket: 'b', key: 'k', etag: 'e', sha256: SHA },
+    createdAt: '2026-11-20T10:00:00.000Z',
+  };
 }
 
 export class FakeClock implements Clock {
