@@ -390,8 +390,10 @@ export class FakeBusRules implements BusRules {
   }
 }
 
+/** A version's other settings (instance type, user data, …) as one opaque value: EC2 copies them from the source version. */
+type FakeVersion = LaunchTemplateVersion & { clientToken?: string; settings?: string };
 interface FakeTemplate extends LaunchTemplate {
-  versions: Array<LaunchTemplateVersion & { clientToken?: string }>;
+  versions: FakeVersion[];
 }
 
 export class FakeMemberAccount implements MemberAccount {
@@ -455,6 +457,9 @@ export class FakeMemberAccount implements MemberAccount {
     const { clientToken: _c, ...rest } = v;
     return rest;
   }
+  async listLaunchTemplateVersions(id: string) {
+    return this.#template(id).versions.map(({ clientToken: _c, ...rest }) => rest);
+  }
   async createLaunchTemplateVersion(
     id: string,
     input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
@@ -462,7 +467,10 @@ export class FakeMemberAccount implements MemberAccount {
     const t = this.#template(id);
     const again = t.versions.find((v) => v.clientToken === input.clientToken);
     if (again) return { versionNumber: again.versionNumber, imageId: again.imageId };
-    const version = {
+    const source = t.versions.find((v) => v.versionNumber === input.sourceVersion);
+    if (!source) throw new Error(`no version ${input.sourceVersion} of ${id}`);
+    const version: FakeVersion = {
+      ...(source.settings !== undefined ? { settings: source.settings } : {}),
       versionNumber: t.latestVersionNumber + 1,
       imageId: input.imageId,
       versionDescription: input.versionDescription,
@@ -478,9 +486,9 @@ export class FakeMemberAccount implements MemberAccount {
   async putParameter(name: string, value: string) {
     this.parameters.set(name, value);
   }
-  async listAutoScalingGroups(key: string, value: string) {
+  async listAutoScalingGroups(key?: string, value?: string) {
     return this.groups
-      .filter((g) => g.tags[key] === value)
+      .filter((g) => key === undefined || g.tags[key] === value)
       .map((g) => ({ name: g.name, launchTemplateId: g.launchTemplateId, tags: { ...g.tags } }));
   }
   async instanceRefreshInProgress(name: string) {
