@@ -235,7 +235,13 @@ describe('Function: announceImage()', () => {
   it('shares with the subscriber scope when the stream sets no sharing', async () => {
     // prepare
     const config = testConfig({
-      streams: { 'web-base': { regions: ['eu-west-1'], subscribers: { scope: { ous: [OU_A] } } } },
+      streams: {
+        'web-base': {
+          regions: ['eu-west-1'],
+          subscribers: { scope: { ous: [OU_A] } },
+          bootCheck: { mode: 'none', allowUnverified: true },
+        },
+      },
     });
     const { deps, imaging } = setup(config);
     const { images } = await registered(deps, imaging, ['eu-west-1']);
