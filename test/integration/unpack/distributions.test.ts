@@ -303,14 +303,14 @@ describe('Function: applyTarball() on the tarballs real distributions make', () 
       );
     });
 
-    const acls = () =>
+    const acls = (mode = 0o640) =>
       tar()
         .dir('srv', {
           mtime: T0,
           pax: [['SCHILY.acl.default', 'user::rwx\nuser:daemon:r-x\ngroup::r-x\nmask::r-x\nother::r-x\n']],
         })
         .file('srv/shared', 'x\n', {
-          mode: 0o640,
+          mode,
           mtime: T0,
           pax: [
             ['SCHILY.acl.access', 'user::rw-,user:1000:rwx,group::r--,group:33:r--,mask::rwx,other::---'],
@@ -360,19 +360,7 @@ describe('Function: applyTarball() on the tarballs real distributions make', () 
 
     it('keeps the ACL when only the mode changes (chmod rewrites its mask)', async (t) => {
       if (!isRoot()) return t.skip('needs root: ACLs on foreign ids');
-      const rev2 = tar()
-        .dir('srv', {
-          mtime: T0,
-          pax: [['SCHILY.acl.default', 'user::rwx,user:daemon:r-x,group::r-x,mask::r-x,other::r-x']],
-        })
-        .file('srv/shared', 'x\n', {
-          mode: 0o600,
-          mtime: T0,
-          pax: [
-            ['SCHILY.acl.access', 'user::rw-,user:1000:rwx,group::r--,group:33:r--,mask::rwx,other::---'],
-          ],
-        })
-        .build();
+      const rev2 = acls(0o600);
       for (const manifest of [true, false]) {
         await expectParity(rev2, { prior: acls(), manifest, gnuArgs: ['--acls'] });
       }
