@@ -11,7 +11,8 @@
 // apply with the opt-in --trust-mtime quick check; (z1), (z2) decompression alone of revision 1 and 2 (the
 // zstd tool the applier runs, output to /dev/null): the floor any apply of that stream stands on. After
 // (c)-(f) the 512 KiB blocks whose content differs from the revision-1 image are counted: what an EBS
-// snapshot would carry.
+// snapshot would carry. Each step is timed by wall clock and by the CPU time of its process tree (steadier
+// on a loaded machine).
 import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -54,6 +55,31 @@ function run(cmd: string, argv: string[], opts: { cwd?: string; env?: NodeJS.Pro
       `${cmd} ${argv.join(' ')} failed (${result.status}): ${result.stderr || result.error?.message}`,
     );
   }
+  return result.stdout;
+}
+
+/** CPU milliseconds (user + system) of the last command runCpu ran, with everything it waited for. */
+let lastCpuMs = 0;
+
+/**
+ * Like run, through `sh -c '…; times'`: the shell's `times` reports its children's user and system time
+ * (the command and what it waited for: tar's zstd, the applier's decoder and helpers). On a shared,
+ * loaded machine CPU time varies far less than wall clock, so both are reported.
+ */
+function runCpu(cmd: string, argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  const result = spawnSync('sh', ['-c', '"$@"; s=$?; times >&2; exit $s', 'sh', cmd, ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    ...opts,
+  });
+  if (result.status !== 0) {
+    throw new Error(
+      `${cmd} ${argv.join(' ')} failed (${result.status}): ${result.stderr || result.error?.message}`,
+    );
+  }
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(result.stderr);
+  if (!m) throw new Error(`no times output from ${cmd}: ${result.stderr}`);
+  lastCpuMs = Math.round((Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000);
   return result.stdout;
 }
 
@@ -376,8 +402,8 @@ function dirtyBlocks(a: string, b: string): number {
   return dirty;
 }
 
-/** What `stemcell unpack --json` prints. */
-type UnpackJson = ApplyStats;
+/** What `stemcell unpack --json` prints, and the CPU time of its process tree. */
+type UnpackJson = ApplyStats & { cpuMs?: number };
 
 /**
  * How the applier's process is started. The builder agent is long-running, so it pays neither Node's
@@ -399,9 +425,10 @@ function stemcellUnpack(tarball: string, target: string, manifest?: string, trus
     manifest ?? '',
   ];
   if (trustMtime) argv.push('--trust-mtime');
-  return JSON.parse(
-    run(join(REPO, 'node_modules/.bin/node'), argv, { cwd: REPO, env: APPLIER_ENV }),
+  const stats = JSON.parse(
+    runCpu(join(REPO, 'node_modules/.bin/node'), argv, { cwd: REPO, env: APPLIER_ENV }),
   ) as UnpackJson;
+  return { ...stats, cpuMs: lastCpuMs };
 }
 
 /** Fills the compile cache (its entries hold only for the same V8 flags), so no timed run pays for it. */
@@ -434,18 +461,11 @@ async function applyOnly(
 const GNU_TAR = ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf'];
 
 /** Decompression alone, by the tool and options the applier's decoder uses, output discarded. */
-function decompressOnly(tarball: string): number {
-  const devNull = openSync('/dev/null', 'w');
-  try {
-    return timed(() => {
-      const result = spawnSync('zstd', ['-dc', '-q', '--memory=128MB', tarball], {
-        stdio: ['ignore', devNull, 'pipe'],
-      });
-      if (result.status !== 0) throw new Error(`zstd -dc ${tarball} failed: ${result.stderr}`);
-    }).ms;
-  } finally {
-    closeSync(devNull);
-  }
+function decompressOnly(tarball: string): { ms: number; cpuMs: number } {
+  const ms = timed(() =>
+    runCpu('sh', ['-c', 'exec zstd -dc -q --memory=128MB "$0" > /dev/null', tarball]),
+  ).ms;
+  return { ms, cpuMs: lastCpuMs };
 }
 
 // ---- one stream ---------------------------------------------------------------------------------------
@@ -459,6 +479,8 @@ interface StreamResult {
   /** Decompression alone (zstd -dc to /dev/null) of revision 1 and of revision 2. */
   z1_decompressMs: number;
   z2_decompressMs: number;
+  /** CPU milliseconds (user + system) of each step's process tree. */
+  cpuMs: { a: number; z1: number; z2: number; b: number; c: number; e: number; f: number };
   b_firstApply: UnpackJson & { wallMs: number };
   c_incrementalApply: UnpackJson & { wallMs: number; dirtyBlocks: number; dirtyMiB: number };
   d_rsync: { wallMs: number; dirtyBlocks: number; dirtyMiB: number };
@@ -493,14 +515,17 @@ async function benchStream(
     makeVolume(img('tar'), volumeBytes);
     const a = await withMounted(
       img('tar'),
-      (mnt) => timed(() => run('tar', [...GNU_TAR, rev1, '-C', mnt])).ms,
+      (mnt) => timed(() => runCpu('tar', [...GNU_TAR, rev1, '-C', mnt])).ms,
     );
+    const aCpu = lastCpuMs;
     rmSync(img('tar'), { force: true });
     spawnSync('sync');
 
     log(`${name}: (z) decompression alone`);
-    const z1 = decompressOnly(rev1);
-    const z2 = decompressOnly(rev2);
+    const z1cpu = decompressOnly(rev1);
+    const z2cpu = decompressOnly(rev2);
+    const z1 = z1cpu.ms;
+    const z2 = z2cpu.ms;
 
     log(`${name}: (b) first apply`);
     makeVolume(img('ours'), volumeBytes);
@@ -568,6 +593,15 @@ async function benchStream(
       a_gnuTarFullMs: a,
       z1_decompressMs: z1,
       z2_decompressMs: z2,
+      cpuMs: {
+        a: aCpu,
+        z1: z1cpu.cpuMs,
+        z2: z2cpu.cpuMs,
+        b: b.value.cpuMs ?? 0,
+        c: c.value.cpuMs ?? 0,
+        e: e.value.cpuMs ?? 0,
+        f: f.value.cpuMs ?? 0,
+      },
       b_firstApply: { ...b.value, wallMs: b.ms },
       c_incrementalApply: { ...c.value, wallMs: c.ms, dirtyBlocks: cDirty, dirtyMiB: mib(cDirty) },
       d_rsync: { wallMs: d, dirtyBlocks: dDirty, dirtyMiB: mib(dDirty) },
@@ -614,6 +648,20 @@ function markdown(results: StreamResult[], notes: string[]): string {
     const g = (k: string) => (r.goals[k]?.met ? '✓' : '✗');
     lines.push(
       `| ${r.name} | ${s(r.a_gnuTarFullMs)} | ${s(r.z1_decompressMs)} / ${s(r.z2_decompressMs)} | ${s(r.b_firstApply.wallMs)} (${s(r.b_firstApply.durationMs)}) | ${s(r.c_incrementalApply.wallMs)} (${s(r.c_incrementalApply.durationMs)}) | ${s(r.d_rsync.wallMs)} | ${s(r.e_verifyApply.wallMs)} | ${s(r.f_quickCheckApply.wallMs)} | ${r.c_incrementalApply.dirtyMiB} MiB | ${r.d_rsync.dirtyMiB} MiB | ${r.e_verifyApply.dirtyMiB} MiB | ${r.f_quickCheckApply.dirtyMiB} MiB | ${r.ratios.firstOverTar} ${g('firstOverTar')} | ${r.ratios.incrementalOverDecompress} ${g('incrementalOverDecompress')} | ${r.ratios.incrementalOverTar} | ${round(r.f_quickCheckApply.wallMs / r.z2_decompressMs)} | ${r.ratios.dirtyIncrementalOverRsync} ${g('dirtyVsRsync')} | ${r.goals.peakRss?.value} MiB ${g('peakRss')} |`,
+    );
+  }
+  lines.push(
+    '',
+    'CPU seconds (user + system of each process tree: tar with its zstd, the applier with its decoder and helpers), steadier than wall clock on a loaded machine:',
+    '',
+    '| stream | (a) | (z1) | (z2) | (b) | (c) | (e) | (f) | (b)/(a) | (c)/(z2) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const r of results) {
+    const c = r.cpuMs;
+    const s = (ms: number) => (ms / 1000).toFixed(2);
+    lines.push(
+      `| ${r.name} | ${s(c.a)} | ${s(c.z1)} | ${s(c.z2)} | ${s(c.b)} | ${s(c.c)} | ${s(c.e)} | ${s(c.f)} | ${round(c.b / Math.max(1, c.a))} | ${round(c.c / Math.max(1, c.z2))} |`,
     );
   }
   lines.push(

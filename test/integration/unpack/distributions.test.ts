@@ -131,6 +131,20 @@ describe('Function: applyTarball() on the tarballs real distributions make', () 
     });
   });
 
+  it('sets a directory mtime (pre-1970 too) after entries that come back into it, as GNU tar --delay-directory-restore', async (t) => {
+    if (!isRoot()) return t.skip('needs root: chown');
+    // GNU tar without --delay-directory-restore sets a's time when it leaves a/, and a/late then moves it.
+    const archive = tar()
+      .dir('a', { pax: [['mtime', '-100']] })
+      .file('a/first', '1\n', { mtime: T0 })
+      .dir('b', { mtime: T0 })
+      .file('b/x', 'x\n', { mtime: T0 })
+      .file('a/late', 'late\n', { mtime: T0 })
+      .build();
+    const ours = await expectParity(archive, { gnuArgs: ['--delay-directory-restore'] });
+    assert.equal(ours.a?.mtimeNs, '-100000000000');
+  });
+
   describe('an unlisted (implied) parent', () => {
     // tmp/ and tmp/foo/ are implied: only an entry below them is listed.
     const implied = () => tar().file('tmp/foo/bar', 'bar\n', { mtime: T0 }).build();
