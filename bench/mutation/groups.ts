@@ -27,6 +27,7 @@ export const GROUPS: Group[] = [
       'test/unit/core/ingest.test.ts',
       'test/unit/core/register-announce.test.ts',
       'test/unit/core/guards.test.ts',
+      'test/unit/core/naming.test.ts',
       'test/unit/functions/handlers.test.ts',
       'test/unit/events/samples.test.ts',
     ],
@@ -67,5 +68,32 @@ export const GROUPS: Group[] = [
       'test/unit/builder/worker-outcomes.test.ts',
       'test/unit/builder/agent.test.ts',
     ],
+  },
+  {
+    // The unpacker's safety paths: chroot-style names, parents that must be real directories, links, the
+    // manifest's word checked against the disk before anything follows a name, removal. Line ranges follow
+    // src/unpack as of this commit: re-check them when the unpacker changes.
+    name: 'unpack-safety',
+    mutate: [
+      'src/unpack/tar-reader.ts:270-292',
+      'src/unpack/apply.ts:156-232',
+      'src/unpack/apply.ts:378-400',
+      'src/unpack/apply.ts:423-483',
+      'src/unpack/apply.ts:526-557',
+      'src/unpack/apply.ts:637-660',
+      'src/unpack/apply.ts:691-725',
+      'src/unpack/index.ts:60-75',
+    ],
+    tests: [
+      'test/unit/unpack/tar-reader.test.ts',
+      'test/integration/unpack/manifest-drift.test.ts',
+      'test/integration/unpack/hostile.test.ts',
+    ],
+  },
+  {
+    // The incremental path: what is compared with the manifest or the disk, and what is written.
+    name: 'unpack-incremental',
+    mutate: ['src/unpack/apply.ts:234-330'],
+    tests: ['test/integration/unpack/manifest-drift.test.ts', 'test/integration/unpack/incremental.test.ts'],
   },
 ];
