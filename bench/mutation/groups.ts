@@ -3,7 +3,29 @@
 // slow suites (loop devices, GNU tar parity, e2e) stay out, which keeps a full run well under an hour.
 // `mutate` entries may carry a line range (file.ts:10-90) to keep a large file to its paths that matter.
 
+import { readFileSync } from 'node:fs';
+
 export const GOAL = 90;
+
+/**
+ * `file:first-last` line ranges of the named methods or functions, found by name (a method starts at
+ * `name(` after its modifiers and ends at the first `}` back at its indentation), so the ranges follow
+ * the code as it changes. A name that is not found is an error: the group must be updated.
+ */
+export function methods(file: string, ...names: string[]): string[] {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  return names.map((name) => {
+    const head = new RegExp(
+      `^(\\s*)(?:export )?(?:private |public |static |async |function )*${name}\\s*[(<]`,
+    );
+    const start = lines.findIndex((line) => head.test(line));
+    if (start === -1) throw new Error(`mutation groups: no method ${name} in ${file}`);
+    const indent = head.exec(lines[start] ?? '')?.[1] ?? '';
+    const end = lines.findIndex((line, i) => i > start && line === `${indent}}`);
+    if (end === -1) throw new Error(`mutation groups: no end of ${name} in ${file}`);
+    return `${file}:${start + 1}-${end + 1}`;
+  });
+}
 
 export interface Group {
   name: string;
@@ -71,18 +93,24 @@ export const GROUPS: Group[] = [
   },
   {
     // The unpacker's safety paths: chroot-style names, parents that must be real directories, links, the
-    // manifest's word checked against the disk before anything follows a name, removal. Line ranges follow
-    // src/unpack as of this commit: re-check them when the unpacker changes.
+    // manifest's word checked against the disk before anything follows a name, removal.
     name: 'unpack-safety',
     mutate: [
-      'src/unpack/tar-reader.ts:270-292',
-      'src/unpack/apply.ts:156-232',
-      'src/unpack/apply.ts:378-400',
-      'src/unpack/apply.ts:423-483',
-      'src/unpack/apply.ts:526-557',
-      'src/unpack/apply.ts:637-660',
-      'src/unpack/apply.ts:691-725',
-      'src/unpack/index.ts:60-75',
+      ...methods('src/unpack/tar-reader.ts', 'normalisePath'),
+      ...methods(
+        'src/unpack/apply.ts',
+        'apply',
+        'ensureParents',
+        'ensureImplicitDir',
+        'applyDir',
+        'applySymlink',
+        'applyHardlink',
+        'applyMetadata',
+        'oldState',
+        'underWiped',
+        'removeOld',
+        'removeDiskEntry',
+      ),
     ],
     tests: [
       'test/unit/unpack/tar-reader.test.ts',
@@ -93,7 +121,7 @@ export const GROUPS: Group[] = [
   {
     // The incremental path: what is compared with the manifest or the disk, and what is written.
     name: 'unpack-incremental',
-    mutate: ['src/unpack/apply.ts:234-330'],
+    mutate: methods('src/unpack/apply.ts', 'applyFile', 'sameContent', 'createFile'),
     tests: ['test/integration/unpack/manifest-drift.test.ts', 'test/integration/unpack/incremental.test.ts'],
   },
 ];
