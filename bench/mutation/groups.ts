@@ -50,6 +50,7 @@ export const GROUPS: Group[] = [
       'test/unit/core/register-announce.test.ts',
       'test/unit/core/guards.test.ts',
       'test/unit/core/naming.test.ts',
+      'test/unit/core/release-details.test.ts',
       'test/unit/functions/handlers.test.ts',
       'test/unit/events/samples.test.ts',
     ],
