@@ -1,6 +1,6 @@
 // The details of ingest, register and announce that mutation testing found unchecked: what an ignored or
-// failed event says, what is carried from the S3 event into the release, when sharing is skipped, which
-// SHA-256 wins, and the resources of "Image Ready".
+// failed event says, what is carried from the S3 event into the release, which SHA-256 wins, and the
+// resources of "Image Ready".
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { announceImage } from '#core/announce.ts';
@@ -108,19 +108,6 @@ describe('Function: announceImage()', () => {
     await announceImage(t.deps, { ...available(other.imageId), state: 'failed', errorMessage: 'InvalidAMI' });
     const detail2 = BuildFailedDetail.parse(t.deps.events.ofType('Build Failed')[0]?.detail);
     assert.equal(detail2.reason, `image ${other.imageId} failed: InvalidAMI`);
-  });
-
-  it('shares nothing when the stream shares with no one, and still announces', async () => {
-    // prepare
-    const s = setup(
-      testConfig({ streams: { 'web-base': { regions: [REGION], sharing: { organization: false } } } }),
-    );
-    const { imageId } = await registered(s);
-    // act
-    const result = await announceImage(s.deps, available(imageId));
-    // assess
-    assert.equal(result.outcome, 'announced');
-    assert.deepEqual(s.imaging.of(REGION).images.shares, []);
   });
 
   it("puts the release's SHA-256 before the image tag's, and the image ARN in resources", async () => {
