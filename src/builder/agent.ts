@@ -6,7 +6,6 @@
 // that stream builds (FIFO message groups keep one stream's jobs serial across the fleet). After the snapshot it
 // is detached again, so any builder in that AZ can take the stream's next job; a builder in another AZ creates
 // (once) the stream's volume in its own AZ, whose first apply is a full one.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
 import { AwsClients } from '#aws/clients.ts';
@@ -20,8 +19,10 @@ import { systemClock } from '#core/deps.ts';
 import { BuildJob } from '#events/aws.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
-import { run } from './volume/exec.ts';
+import { recoverMounts } from './quiesce.ts';
 import { type BuilderDeps, handleBuildFailure, runBuild } from './worker.ts';
+
+export { recoverMounts } from './quiesce.ts';
 
 export interface AgentConfig {
   homeRegion: string;
@@ -61,23 +62,6 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   };
 }
 
-/**
- * The watchdog's half that survives a crash: a filesystem left frozen or mounted under our mount root by a dead
- * agent is thawed and unmounted before the next job (and by the unit's ExecStopPost).
- */
-export async function recoverMounts(mountRoot: string, log: (line: string) => void): Promise<number> {
-  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
-    .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
-    .filter((point): point is string => Boolean(point?.startsWith(`${mountRoot}/`)));
-  for (const point of mounts) {
-    await run('fsfreeze', ['--unfreeze', point]).catch(() => undefined); // not frozen: fine
-    await run('umount', [point]);
-    log(`builder: recovered ${point} left by a previous run (thawed, unmounted)`);
-  }
-  return mounts.length;
-}
-
 export function buildMessageHandler(
   deps: BuilderDeps,
   maxReceiveCount: number,
@@ -100,7 +84,7 @@ export function buildMessageHandler(
       });
       log(`builder: ${job.stream} ${job.revision} failed (${verdict}): ${(err as Error).message}`);
       // Throwing returns the message to the queue (redrive to the DLQ after maxReceiveCount).
-      if (verdict === 'retry') throw err;
+      if (verdict !== 'done') throw err;
     }
   };
 }
@@ -136,7 +120,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
     handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
-    visibilityTimeoutSeconds: 300,
+    visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
       log(`builder: queue error${message ? ` on ${message.messageId}` : ''}: ${err.message}`),
   });

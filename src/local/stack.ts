@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Context } from 'aws-lambda';
 import { DeviceWorkspace } from '#builder/device.ts';
-import { type BuildOutcome, type BuildStep, handleBuildFailure, runBuild } from '#builder/worker.ts';
+import { recoverMounts } from '#builder/quiesce.ts';
+import { requireHostSpace } from '#builder/space.ts';
+import {
+  type BuilderDeps,
+  type BuildOutcome,
+  type BuildStep,
+  handleBuildFailure,
+  runBuild,
+} from '#builder/worker.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
   AnnounceDeps,
@@ -26,11 +34,11 @@ import { createHandler as createIngest } from '#functions/ingest/handler.ts';
 import { createHandler as createRegister } from '#functions/register/handler.ts';
 import { createHandler as createSubscriber } from '#functions/subscriber/handler.ts';
 import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
-import type { Clock, StoredObject } from '#ports';
+import type { Clock, FifoQueue, StoredObject } from '#ports';
 import { realSleep, systemClock } from './clock.ts';
 import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
-import { LocalFifoQueue, toLambdaSqsEvent } from './fifo-queue.ts';
+import { LocalFifoQueue, type LocalQueueMessage, toLambdaSqsEvent } from './fifo-queue.ts';
 import type { LocalImages } from './images.ts';
 import { LocalKeyService } from './key-service.ts';
 import { LocalMemberAccounts } from './member-accounts.ts';
@@ -58,6 +66,8 @@ export interface LocalStackOptions {
   clock?: Clock;
   /** Builder workers per region (default 2): different streams build in parallel. */
   buildersPerRegion?: number;
+  /** Free bytes a build needs in the data folder before it starts (default 256 MiB). */
+  dataFolderNeededBytes?: number;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
 }
@@ -89,7 +99,14 @@ const lambdaContext = (functionName: string): Context =>
     succeed() {},
   }) as Context;
 
-const BUILD_VISIBILITY_SECONDS = 900;
+/** Short, as the heartbeat keeps a live builder's job in flight: a dead builder's job is back within a minute. */
+const BUILD_VISIBILITY_SECONDS = 60;
+/** Free space a build needs in the data folder (state, blocks of the snapshot, growth of the sparse volume). */
+const DATA_FOLDER_NEEDED = 256 * 2 ** 20;
+const SPACE_POLL_MS = 1000;
+const RETRY_PAUSE_MS = 1000;
+/** Instance ids of the local builders; a restarted stack treats every one of them as terminated. */
+const LOCAL_BUILDER_PREFIX = 'i-local-builder-';
 const REGISTER_VISIBILITY_SECONDS = 2;
 
 export class LocalStack {
@@ -118,6 +135,7 @@ export class LocalStack {
   #busy = 0;
   readonly #loops: Promise<void>[] = [];
   #watcher: { stop(): void } | undefined;
+  #lastRepeatedLine: string | undefined;
 
   constructor(options: LocalStackOptions) {
     const { config, dataDir } = options;
@@ -228,6 +246,7 @@ export class LocalStack {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    await this.#recoverPreviousRun();
     await this.keys.ensureKey(this.config.kmsKeyId);
     const local = this.config.local;
     if (local) this.members.seedFromConfig(local);
@@ -239,6 +258,25 @@ export class LocalStack {
         this.#loops.push(this.#buildLoop(runtime, i));
     }
     this.#loops.push(this.#registerLoop());
+  }
+
+  /**
+   * What a killed stack left behind, undone as AWS would: its builders are terminated instances, so their mounts
+   * go and their volumes are detached; the messages they held are visible again at once.
+   */
+  async #recoverPreviousRun(): Promise<void> {
+    const mountRoot = join(this.dataDir, 'mnt');
+    await recoverMounts(mountRoot, this.#log);
+    for (const runtime of this.regions.values()) {
+      const released = await runtime.volumes.releaseAttachments((id) => id.startsWith(LOCAL_BUILDER_PREFIX));
+      if (released.length > 0)
+        this.#log(`${runtime.region}: released ${released.join(', ')} from builders of a previous run`);
+    }
+    for (const queue of [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)]) {
+      const held = queue.releaseInFlight();
+      if (held > 0)
+        this.#log(`${queue.name}: ${held} message(s) in flight in a previous run are visible again`);
+    }
   }
 
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
@@ -467,10 +505,10 @@ export class LocalStack {
   async #buildLoop(runtime: RegionRuntime, builder: number): Promise<void> {
     const manifestDir = join(ebsStateDir(this.dataDir, runtime.region), 'manifests');
     mkdirSync(manifestDir, { recursive: true });
-    const deps = {
+    const deps: BuilderDeps = {
       region: runtime.region,
       availabilityZone: runtime.availabilityZone,
-      instanceId: `i-local-builder-${runtime.region}-${builder}`,
+      instanceId: `${LOCAL_BUILDER_PREFIX}${runtime.region}-${builder}`,
       kmsKeyId: this.config.kmsKeyId,
       objects: this.objects,
       volumes: runtime.volumes,
@@ -481,6 +519,10 @@ export class LocalStack {
       manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
       clock: this.#clock,
       log: this.#log,
+      hostSpace: {
+        dir: this.dataDir,
+        neededBytes: this.#options.dataFolderNeededBytes ?? DATA_FOLDER_NEEDED,
+      },
       onStep: (job: BuildJob, step: BuildStep) =>
         this.#options.onProgress?.({
           kind: 'build',
@@ -490,54 +532,137 @@ export class LocalStack {
           step,
         }),
     };
-    const maxReceiveCount = this.#options.maxReceiveCount ?? 3;
+    const queue = runtime.buildQueue;
     while (this.#running) {
-      const [message] = await runtime.buildQueue.receive({
-        max: 1,
-        visibilityTimeoutSeconds: BUILD_VISIBILITY_SECONDS,
-        waitSeconds: 1,
-      });
+      let message: LocalQueueMessage | undefined;
+      try {
+        [message] = await queue.receive({
+          max: 1,
+          visibilityTimeoutSeconds: BUILD_VISIBILITY_SECONDS,
+          waitSeconds: 1,
+        });
+      } catch (err) {
+        // A full data folder fails the queue's own writes too: report it, never crash, try again.
+        this.#logOnce(`build-${runtime.region}.fifo: receive failed: ${(err as Error).message}`);
+        await realSleep(RETRY_PAUSE_MS);
+        continue;
+      }
       if (!message) continue;
       this.#busy++;
       try {
-        const job = BuildJob.parse(JSON.parse(message.body));
-        try {
-          await this.#options.beforeBuild?.(job);
-          const outcome = await runBuild(deps, job);
-          this.#options.onProgress?.({
-            kind: 'built',
-            region: job.region,
-            stream: job.stream,
-            revision: job.revision,
-            outcome,
-          });
-          await runtime.buildQueue.delete(message.receiptHandle);
-        } catch (err) {
-          const verdict = await handleBuildFailure(deps, job, err, {
-            receiveCount: message.receiveCount,
-            maxReceiveCount,
-          });
-          this.#options.onProgress?.({
-            kind: 'build-failed',
-            region: job.region,
-            stream: job.stream,
-            revision: job.revision,
-            reason: err instanceof Error ? err.message : String(err),
-            final: verdict === 'done' || message.receiveCount >= maxReceiveCount,
-          });
-          if (verdict === 'done') await runtime.buildQueue.delete(message.receiptHandle);
-          // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
-          else await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
-        }
-      } catch (err) {
-        // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
-        this.#log(
-          `build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`,
+        await withHeartbeat(queue, message.receiptHandle, BUILD_VISIBILITY_SECONDS, this.#log, () =>
+          this.#buildMessage(runtime, deps, message),
         );
-        await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
+      } catch (err) {
+        this.#logOnce(`build-${runtime.region}.fifo: ${message.messageId}: ${(err as Error).message}`);
+        await realSleep(RETRY_PAUSE_MS);
       } finally {
         this.#busy--;
       }
     }
+  }
+
+  /** One received build message, to its end: deleted, returned to the queue, or built once space returned. */
+  async #buildMessage(runtime: RegionRuntime, deps: BuilderDeps, message: LocalQueueMessage): Promise<void> {
+    const queue = runtime.buildQueue;
+    const maxReceiveCount = this.#options.maxReceiveCount ?? 3;
+    let job: BuildJob;
+    try {
+      job = BuildJob.parse(JSON.parse(message.body));
+    } catch (err) {
+      // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
+      this.#log(
+        `build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`,
+      );
+      await queue.changeVisibility(message.receiptHandle, 0);
+      return;
+    }
+    for (;;) {
+      try {
+        await this.#options.beforeBuild?.(job);
+        const outcome = await runBuild(deps, job);
+        this.#options.onProgress?.({
+          kind: 'built',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          outcome,
+        });
+        await queue.delete(message.receiptHandle);
+        return;
+      } catch (err) {
+        const verdict = await handleBuildFailure(deps, job, err, {
+          receiveCount: message.receiveCount,
+          maxReceiveCount,
+        });
+        const reason = err instanceof Error ? err.message : String(err);
+        this.#options.onProgress?.({
+          kind: 'build-failed',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          reason,
+          final: verdict === 'done' || (verdict === 'retry' && message.receiveCount >= maxReceiveCount),
+        });
+        if (verdict === 'wait') {
+          // One line per build, then the job waits (heartbeat on) until the data folder has room again.
+          this.#log(`build ${job.stream} ${job.revision} in ${job.region}: ${reason}; waiting for space`);
+          await this.#waitForSpace(deps);
+          if (!this.#running) return queue.changeVisibility(message.receiptHandle, 0);
+          continue;
+        }
+        if (verdict === 'done') await queue.delete(message.receiptHandle);
+        // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
+        else await queue.changeVisibility(message.receiptHandle, 0);
+        return;
+      }
+    }
+  }
+
+  async #waitForSpace(deps: BuilderDeps): Promise<void> {
+    for (;;) {
+      if (!this.#running) return;
+      try {
+        requireHostSpace(deps.hostSpace);
+        return;
+      } catch {
+        await realSleep(SPACE_POLL_MS);
+      }
+    }
+  }
+
+  /** A line for the operator, not repeated while the same condition persists. */
+  #logOnce(line: string): void {
+    if (this.#lastRepeatedLine === line) return;
+    this.#lastRepeatedLine = line;
+    this.#log(line);
+  }
+}
+
+/**
+ * Keeps a received message in flight while `work` runs, as the builder agent's heartbeat does on SQS: the
+ * visibility timeout can stay short, and a dead builder's job comes back within it.
+ */
+export async function withHeartbeat<T>(
+  queue: FifoQueue,
+  receiptHandle: string,
+  visibilitySeconds: number,
+  log: (line: string) => void,
+  work: () => Promise<T>,
+): Promise<T> {
+  const timer = setInterval(
+    () => {
+      queue.changeVisibility(receiptHandle, visibilitySeconds).catch((err: Error) => {
+        // Gone (deleted, returned) is the normal end of a race with work's own last call.
+        if ((err as { code?: string }).code !== 'MessageNotInflight')
+          log(`${queue.name}: heartbeat failed: ${err.message}`);
+      });
+    },
+    Math.max(1000, (visibilitySeconds * 1000) / 3),
+  );
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
   }
 }
