@@ -44,6 +44,7 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
+import type { ReconcileDeps } from '#core/reconcile.ts';
 import type { FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
 
@@ -141,24 +142,29 @@ function ownAccountId(): Promise<string> {
   return accountId;
 }
 
-export async function awsIngestDeps(): Promise<IngestDeps> {
-  const b = await base();
+/** Queues named <STEMCELL_BUILD_QUEUE_PREFIX><region><suffix>.fifo in this account, one client per region. */
+async function regionQueues(suffix: string): Promise<(region: string) => FifoQueue> {
   const prefix = env('STEMCELL_BUILD_QUEUE_PREFIX');
   const account = await ownAccountId();
   const queues = new Map<string, FifoQueue>();
+  return (region) => {
+    let queue = queues.get(region);
+    if (!queue) {
+      queue = new SqsFifoQueue({
+        queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}${suffix}.fifo`,
+        client: awsClients().sqs(region),
+      });
+      queues.set(region, queue);
+    }
+    return queue;
+  };
+}
+
+export async function awsIngestDeps(): Promise<IngestDeps> {
+  const b = await base();
   return {
     ...b,
-    buildQueue(region) {
-      let queue = queues.get(region);
-      if (!queue) {
-        queue = new SqsFifoQueue({
-          queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}.fifo`,
-          client: awsClients().sqs(region),
-        });
-        queues.set(region, queue);
-      }
-      return queue;
-    },
+    buildQueue: await regionQueues(''),
     objects: new S3ObjectStore({ bucket: b.config.bucket, client: awsClients().s3(homeRegion()) }),
   };
 }
@@ -172,6 +178,14 @@ export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
     ...(await base()),
     imaging,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+  };
+}
+
+export async function awsReconcileDeps(): Promise<ReconcileDeps> {
+  return {
+    ...(await awsAnnounceDeps()),
+    buildDeadLetters: await regionQueues('-dlq'),
+    ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
   };
 }
 

@@ -26,11 +26,18 @@ import type {
   SyncSubscribersDeps,
 } from '#core/deps.ts';
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
+import {
+  deliverLatestTo,
+  type ReconcileDeps,
+  type ReconcileOptions,
+  type ReconcileReport,
+} from '#core/reconcile.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
 import { createHandler as createExpire } from '#functions/expire/handler.ts';
 import { createHandler as createIngest } from '#functions/ingest/handler.ts';
+import { createHandler as createReconcile } from '#functions/reconcile/handler.ts';
 import { createHandler as createRegister } from '#functions/register/handler.ts';
 import { createHandler as createSubscriber } from '#functions/subscriber/handler.ts';
 import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
@@ -66,6 +73,10 @@ export interface LocalStackOptions {
   clock?: Clock;
   /** Builder workers per region (default 2): different streams build in parallel. */
   buildersPerRegion?: number;
+  /** How often the reconciler runs besides at start (default 15 s; 0: only at start and when called). */
+  reconcileIntervalMs?: number;
+  /** The reconciler's timeouts (when an account that has not reported gets "Image Ready" again). */
+  reconcile?: ReconcileOptions;
   /** Free bytes a build needs in the data folder before it starts (default 256 MiB). */
   dataFolderNeededBytes?: number;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
@@ -104,6 +115,7 @@ const BUILD_VISIBILITY_SECONDS = 60;
 /** Free space a build needs in the data folder (state, blocks of the snapshot, growth of the sparse volume). */
 const DATA_FOLDER_NEEDED = 256 * 2 ** 20;
 const SPACE_POLL_MS = 1000;
+const RECONCILE_INTERVAL_MS = 15_000;
 const RETRY_PAUSE_MS = 1000;
 /** Instance ids of the local builders; a restarted stack treats every one of them as terminated. */
 const LOCAL_BUILDER_PREFIX = 'i-local-builder-';
@@ -136,6 +148,8 @@ export class LocalStack {
   readonly #loops: Promise<void>[] = [];
   #watcher: { stop(): void } | undefined;
   #lastRepeatedLine: string | undefined;
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #reconciling: Promise<void> | undefined;
 
   constructor(options: LocalStackOptions) {
     const { config, dataDir } = options;
@@ -258,6 +272,39 @@ export class LocalStack {
         this.#loops.push(this.#buildLoop(runtime, i));
     }
     this.#loops.push(this.#registerLoop());
+    await this.#reconcileSafely();
+    const every = this.#options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS;
+    if (every > 0) {
+      this.#reconcileTimer = setInterval(() => void this.#reconcileSafely(), every);
+      this.#reconcileTimer.unref();
+    }
+  }
+
+  /** reconcile λ: finishes what a crash interrupted (also run at start and on a timer). */
+  async reconcile(options: ReconcileOptions = {}): Promise<ReconcileReport> {
+    return createReconcile(this.reconcileDeps(), this.#tools, { ...this.#options.reconcile, ...options })(
+      {},
+      lambdaContext('stemcell-reconcile'),
+    );
+  }
+
+  async #reconcileSafely(): Promise<void> {
+    if (this.#reconciling) return this.#reconciling;
+    this.#reconciling = this.reconcile()
+      .then((report) => {
+        for (const f of report.failed) this.#log(`reconcile: ${f.releaseId} ${f.region} failed: ${f.reason}`);
+        for (const r of report.registered)
+          this.#log(`reconcile: ${r.releaseId} ${r.region}: registered ${r.imageId}`);
+        for (const a of report.announced)
+          this.#log(`reconcile: ${a.releaseId} ${a.region}: announced ${a.imageId}`);
+        if (report.redelivered.length > 0)
+          this.#log(`reconcile: "Image Ready" delivered again to ${report.redelivered.length} account(s)`);
+      })
+      .catch((err: Error) => this.#logOnce(`reconcile failed: ${err.message}`))
+      .finally(() => {
+        this.#reconciling = undefined;
+      });
+    return this.#reconciling;
   }
 
   /**
@@ -288,6 +335,8 @@ export class LocalStack {
 
   async stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#reconcileTimer);
+    await this.#reconciling;
     this.#watcher?.stop();
     await Promise.allSettled(this.#loops);
     await this.registry.drain();
@@ -323,10 +372,12 @@ export class LocalStack {
   /** sync-subscribers λ: rules on the central bus for every account in scope (also run by `start`). */
   async syncSubscribers(): Promise<void> {
     for (const account of await this.organization.listAccounts()) this.memberBus(account.id);
-    await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
+    const result = await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
       {},
       lambdaContext('sync-subscribers'),
     );
+    // Late joiners: an account new to the audience gets the newest announced image of each of its streams.
+    await deliverLatestTo(this.reconcileDeps(), result.joined);
   }
 
   /** expire λ. */
@@ -385,6 +436,10 @@ export class LocalStack {
       imaging: (r) => this.region(r),
       organization: this.organization,
     };
+  }
+
+  reconcileDeps(): ReconcileDeps {
+    return { ...this.announceDeps(), buildDeadLetters: (r) => this.region(r).buildDlq };
   }
 
   syncSubscribersDeps(): SyncSubscribersDeps {
@@ -660,6 +715,7 @@ export async function withHeartbeat<T>(
     },
     Math.max(1000, (visibilitySeconds * 1000) / 3),
   );
+  timer.unref(); // the work keeps the process alive, not its heartbeat
   try {
     return await work();
   } finally {
