@@ -13,7 +13,15 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { releaseId as formatReleaseId } from '#core/naming.ts';
-import type { AccountRecord, RegionRecord, RegionState, Release, ReleaseStore, SourceRef } from '#ports';
+import type {
+  AccountRecord,
+  RegionRecord,
+  RegionState,
+  Rejection,
+  Release,
+  ReleaseStore,
+  SourceRef,
+} from '#ports';
 import { isError } from './retry.ts';
 
 const streamPk = (stream: string) => `STREAM#${stream}`;
@@ -35,8 +43,20 @@ function plain<T>(value: T): T {
 
 type ReleaseItem = Release & { pk: string; sk: string; type: 'release' };
 
+/** A refused upload is one attribute per etag ("rejection#<etag>"), so a condition refuses a duplicate. */
+const REJECTION_PREFIX = 'rejection#';
+
 function toRelease(item: Record<string, unknown>): Release {
-  const { pk: _pk, sk: _sk, type: _type, ...release } = item as unknown as ReleaseItem;
+  const { pk: _pk, sk: _sk, type: _type, ...rest } = item as unknown as ReleaseItem;
+  const release: Release = { ...rest };
+  const rejections: Rejection[] = [];
+  for (const [name, value] of Object.entries(rest)) {
+    if (!name.startsWith(REJECTION_PREFIX)) continue;
+    rejections.push(value as unknown as Rejection);
+    delete (release as unknown as Record<string, unknown>)[name];
+  }
+  if (rejections.length > 0)
+    release.rejections = rejections.sort((a, b) => a.rejectedAt.localeCompare(b.rejectedAt));
   return release;
 }
 
@@ -259,6 +279,27 @@ export class DynamoReleaseStore implements ReleaseStore {
     } catch (err) {
       if (isError(err, 'ConditionalCheckFailedException'))
         throw new Error(`release ${releaseId} does not exist`);
+      throw err;
+    }
+  }
+
+  async recordRejection(releaseId: string, rejection: Rejection): Promise<boolean> {
+    const release = await this.get(releaseId);
+    if (!release) throw new Error(`release ${releaseId} does not exist`);
+    try {
+      await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: this.#key(releaseId),
+          UpdateExpression: 'SET #rejection = :rejection',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#rejection)',
+          ExpressionAttributeNames: { '#rejection': `${REJECTION_PREFIX}${rejection.source.etag}` },
+          ExpressionAttributeValues: { ':rejection': plain(rejection) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isError(err, 'ConditionalCheckFailedException')) return false;
       throw err;
     }
   }

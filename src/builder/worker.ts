@@ -161,7 +161,7 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
       const flush = () => (opened.flush ? opened.flush() : syncFilesystem(opened.root));
       try {
         const applied = await timed('download+apply', async () => {
-          const { body } = await deps.objects.get(job.source.key, job.source.etag);
+          const { body } = await deps.objects.get(job.source.key, job.source.etag, job.source.versionId);
           // The manifest is marked complete only once the tree's writes reached the volume.
           return applyTarball(body, opened.root, { manifestPath, beforeComplete: flush });
         });

@@ -57,6 +57,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-image-ready': (e) => ImageReadyEvent.parse(e),
   'stemcell-release-complete': (e) => stemcellEnvelope('Release Complete').parse(e),
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
+  'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
 };
 
@@ -189,6 +190,7 @@ describe('Emitted events', () => {
       'Image Ready': 'stemcell-image-ready',
       'Release Complete': 'stemcell-release-complete',
       'Build Failed': 'stemcell-build-failed',
+      'Release Rejected': 'stemcell-release-rejected',
       'Launch Template Updated': 'stemcell-launch-template-updated',
     };
     for (const event of events) {
