@@ -46,6 +46,7 @@ import { realSleep, systemClock } from './clock.ts';
 import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
 import { LocalFifoQueue, type LocalQueueMessage, toLambdaSqsEvent } from './fifo-queue.ts';
+import { claimDataFolder, releaseDataFolder, removeOrphanTemporaries } from './housekeeping.ts';
 import type { LocalImages } from './images.ts';
 import { LocalKeyService } from './key-service.ts';
 import { LocalMemberAccounts } from './member-accounts.ts';
@@ -75,6 +76,8 @@ export interface LocalStackOptions {
   buildersPerRegion?: number;
   /** How often the reconciler runs besides at start (default 15 s; 0: only at start and when called). */
   reconcileIntervalMs?: number;
+  /** How often expire runs (default 0: never on its own; `stemcell dev` runs it every minute). */
+  expireIntervalMs?: number;
   /** The reconciler's timeouts (when an account that has not reported gets "Image Ready" again). */
   reconcile?: ReconcileOptions;
   /** Free bytes a build needs in the data folder before it starts (default 256 MiB). */
@@ -149,6 +152,7 @@ export class LocalStack {
   #watcher: { stop(): void } | undefined;
   #lastRepeatedLine: string | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
+  #expireTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<void> | undefined;
 
   constructor(options: LocalStackOptions) {
@@ -273,6 +277,21 @@ export class LocalStack {
     }
     this.#loops.push(this.#registerLoop());
     await this.#reconcileSafely();
+    const expireEvery = this.#options.expireIntervalMs ?? 0;
+    if (expireEvery > 0) {
+      // `keep` holds in local mode too: expire on a schedule, as EventBridge Scheduler runs it on AWS.
+      let expiring = false;
+      this.#expireTimer = setInterval(() => {
+        if (expiring) return;
+        expiring = true;
+        this.expire()
+          .catch((err: Error) => this.#logOnce(`expire failed: ${err.message}`))
+          .finally(() => {
+            expiring = false;
+          });
+      }, expireEvery);
+      this.#expireTimer.unref();
+    }
     const every = this.#options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS;
     if (every > 0) {
       this.#reconcileTimer = setInterval(() => void this.#reconcileSafely(), every);
@@ -312,6 +331,9 @@ export class LocalStack {
    * go and their volumes are detached; the messages they held are visible again at once.
    */
   async #recoverPreviousRun(): Promise<void> {
+    mkdirSync(this.dataDir, { recursive: true });
+    for (const { pid, command } of claimDataFolder(this.dataDir))
+      this.#log(`killed ${pid} (${command.slice(0, 80)}), left running by a previous run`);
     const mountRoot = join(this.dataDir, 'mnt');
     await recoverMounts(mountRoot, this.#log);
     for (const runtime of this.regions.values()) {
@@ -324,6 +346,15 @@ export class LocalStack {
       if (held > 0)
         this.#log(`${queue.name}: ${held} message(s) in flight in a previous run are visible again`);
     }
+    // Housekeeping: writes that never reached their rename, and blocks no snapshot references.
+    const temporaries = removeOrphanTemporaries(this.dataDir);
+    let blocks = 0;
+    for (const runtime of this.regions.values())
+      blocks += (await runtime.snapshots.collectGarbage()).removedBlocks;
+    if (temporaries.length + blocks > 0)
+      this.#log(
+        `housekeeping: removed ${temporaries.length} orphan temporary file(s), ${blocks} unreferenced block(s)`,
+      );
   }
 
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
@@ -336,10 +367,12 @@ export class LocalStack {
   async stop(): Promise<void> {
     this.#running = false;
     clearInterval(this.#reconcileTimer);
+    clearInterval(this.#expireTimer);
     await this.#reconciling;
     this.#watcher?.stop();
     await Promise.allSettled(this.#loops);
     await this.registry.drain();
+    releaseDataFolder(this.dataDir);
   }
 
   /** Uploads a tarball as streams/<stream>/<revision>.tar…: S3 then emits "Object Created", which starts it all. */
