@@ -104,9 +104,9 @@ const TEMPORARY = [
   /\.(\d+)\.restore\.tmp$/,
 ];
 
-/** Removes temporary files whose writer is gone; skips mount points and volume images. Returns their paths. */
-export function removeOrphanTemporaries(dataDir: string): string[] {
-  const removed: string[] = [];
+/** Every temporary file under the data folder, with the pid of its writer (mounts and volume trees skipped). */
+export function findTemporaries(dataDir: string): Array<{ path: string; pid: number }> {
+  const found: Array<{ path: string; pid: number }> = [];
   const walk = (dir: string) => {
     let names: string[];
     try {
@@ -116,12 +116,7 @@ export function removeOrphanTemporaries(dataDir: string): string[] {
     }
     for (const name of names) {
       const path = join(dir, name);
-      let st: ReturnType<typeof statSync>;
-      try {
-        st = statSync(path, { throwIfNoEntry: false }) as ReturnType<typeof statSync>;
-      } catch {
-        continue;
-      }
+      const st = statSync(path, { throwIfNoEntry: false });
       if (!st) continue;
       if (st.isDirectory()) {
         // Never inside a mounted volume or a directory volume's tree: that is image content.
@@ -130,15 +125,24 @@ export function removeOrphanTemporaries(dataDir: string): string[] {
       }
       for (const pattern of TEMPORARY) {
         const pid = Number(pattern.exec(name)?.[1]);
-        if (!pid) continue;
-        if (pid !== process.pid && alive(pid)) break;
-        if (pid === process.pid) break; // this process's own writes in progress
-        rmSync(path, { force: true });
-        removed.push(path);
-        break;
+        if (pid) {
+          found.push({ path, pid });
+          break;
+        }
       }
     }
   };
   walk(dataDir);
+  return found;
+}
+
+/** Removes temporary files whose writer is gone. Returns their paths. */
+export function removeOrphanTemporaries(dataDir: string): string[] {
+  const removed: string[] = [];
+  for (const { path, pid } of findTemporaries(dataDir)) {
+    if (pid === process.pid || alive(pid)) continue; // a write in progress
+    rmSync(path, { force: true });
+    removed.push(path);
+  }
   return removed;
 }

@@ -194,8 +194,10 @@ export class LocalVolumes implements Volumes {
   async releaseAttachments(isDead: (instanceId: string) => boolean): Promise<string[]> {
     const released: string[] = [];
     for (const record of this.#records()) {
-      if (!record.attachedTo || !isDead(record.attachedTo)) continue;
+      const dead = Boolean(record.attachedTo && isDead(record.attachedTo));
+      if (record.attachedTo && !dead) continue;
       if (record.backend === 'block') {
+        // Also a loop device the record never learnt of (killed between losetup and saving the attachment).
         for (const disk of await loopsOf(this.imagePath(record.volumeId))) {
           for (const part of await loopsOf(disk)) {
             for (const target of await mountsOf(part)) {
@@ -204,10 +206,13 @@ export class LocalVolumes implements Volumes {
             }
             await detachLoop(part);
           }
+          if (!dead || disk !== record.loop?.device) await detachLoop(disk);
         }
       }
-      await this.detach(record.volumeId, record.attachedTo);
-      released.push(record.volumeId);
+      if (dead) {
+        await this.detach(record.volumeId, record.attachedTo as string);
+        released.push(record.volumeId);
+      }
     }
     return released;
   }
