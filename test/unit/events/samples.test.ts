@@ -112,6 +112,16 @@ describe('Emitted events', () => {
         time: '2026-11-20T10:00:00Z',
       },
     );
+    // Other content under the same revision: refused ("Release Rejected").
+    await ingest(
+      { ...base, objects, buildQueue: (r: string) => new FakeQueue(r) },
+      {
+        bucket: objects.bucket,
+        key: 'streams/web-base/2026.11.20.tar.zst',
+        etag: 'other',
+        time: '2026-11-20T10:01:00Z',
+      },
+    );
     const deps = {
       ...base,
       imaging: imaging.of,
