@@ -48,6 +48,12 @@ export interface OpenVolume {
   inspect?<T>(work: (root: string) => Promise<T>): Promise<T>;
   /** Releases mounts and loop devices; safe after quiesce and on failure. */
   close(): Promise<void>;
+  /** The apply manifest kept on the volume itself, when the volume has room for it. */
+  manifest?: {
+    path: string;
+    invalidate(): Promise<void>;
+    commit(): Promise<void>;
+  };
 }
 export interface Workspace {
   open(
@@ -68,7 +74,10 @@ export interface BuilderDeps {
   releases: ReleaseStore;
   publisher: EventPublisher;
   workspace: Workspace;
-  /** Where per-volume apply manifests live: outside every image tree. */
+  /**
+   * Where a volume's apply manifest lives when the volume cannot hold it (a directory volume, or one
+   * partitioned without a state partition): outside every image tree, on this builder.
+   */
   manifestPath(volumeId: string): string;
   clock: Clock;
   onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
@@ -151,7 +160,6 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   /** Attach, open, apply, make bootable, quiesce, verify, release: one attempt at writing the revision. */
   const writeRevision = async (sizeGiB: number): Promise<ApplyStats> => {
     requireHostSpace(deps.hostSpace);
-    const manifestPath = deps.manifestPath(volume.volumeId);
     const attachment = await timed('attach', () => deps.volumes.attach(volume.volumeId, deps.instanceId));
     try {
       // First use partitions and formats the volume; later revisions only mount it (and grow it if needed).
@@ -159,10 +167,14 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
         deps.workspace.open(attachment, { volumeId: volume.volumeId, bootMode: job.bootMode, sizeGiB }),
       );
       const flush = () => (opened.flush ? opened.flush() : syncFilesystem(opened.root));
+      const manifestPath = opened.manifest?.path ?? deps.manifestPath(volume.volumeId);
       try {
         const applied = await timed('download+apply', async () => {
           const { body } = await deps.objects.get(job.source.key, job.source.etag, job.source.versionId);
-          // The manifest is marked complete only once the tree's writes reached the volume.
+          // The volume's own manifest, so that whichever builder applied the last revision, this one is
+          // incremental; it is untrusted from before the tree changes until the revision is verified. The
+          // apply marks it complete only once the tree's writes reached the volume (flush).
+          await opened.manifest?.invalidate();
           return applyTarball(body, opened.root, { manifestPath, beforeComplete: flush });
         });
         if (job.source.sha256 && job.source.sha256 !== applied.inputSha256) {
@@ -184,11 +196,14 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
           if (!opened.inspect) await verifyAgainstManifest(opened.root, expected.records);
           await opened.quiesce();
           if (opened.inspect) await opened.inspect((root) => verifyAgainstManifest(root, expected.records));
+          // Only a verified revision leaves a manifest on the volume for the next builder to trust.
+          await opened.manifest?.commit();
         });
         return applied;
       } catch (err) {
         // Whatever failed once the apply began, the tree may not be what the manifest says: never trust it.
         invalidateManifest(manifestPath, deps.log);
+        await opened.manifest?.invalidate().catch((e: Error) => deps.log?.(`apply manifest: ${e.message}`));
         const space = classifySpaceError(err, deps.hostSpace);
         if (space.kind === 'host') throw space.error;
         throw err;
