@@ -172,10 +172,13 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
         const applied = await timed('download+apply', async () => {
           const { body } = await deps.objects.get(job.source.key, job.source.etag, job.source.versionId);
           // The volume's own manifest, so that whichever builder applied the last revision, this one is
-          // incremental; it is untrusted from before the tree changes until the revision is verified. The
+          // incremental; it is untrusted from before the tree changes until the apply completes (and again if a later
+          // step fails). The
           // apply marks it complete only once the tree's writes reached the volume (flush).
           await opened.manifest?.invalidate();
-          return applyTarball(body, opened.root, { manifestPath, beforeComplete: flush });
+          const stats = await applyTarball(body, opened.root, { manifestPath, beforeComplete: flush });
+          await opened.manifest?.commit();
+          return stats;
         });
         if (job.source.sha256 && job.source.sha256 !== applied.inputSha256) {
           throw new Error(
@@ -196,8 +199,6 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
           if (!opened.inspect) await verifyAgainstManifest(opened.root, expected.records);
           await opened.quiesce();
           if (opened.inspect) await opened.inspect((root) => verifyAgainstManifest(root, expected.records));
-          // Only a verified revision leaves a manifest on the volume for the next builder to trust.
-          await opened.manifest?.commit();
         });
         return applied;
       } catch (err) {
