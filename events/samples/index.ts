@@ -12,6 +12,7 @@ export const SAMPLE_NAMES = [
   'stemcell-image-ready',
   'stemcell-release-complete',
   'stemcell-build-failed',
+  'stemcell-release-rejected',
   'stemcell-launch-template-updated',
 ] as const;
 export type SampleName = (typeof SAMPLE_NAMES)[number];

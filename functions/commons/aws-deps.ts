@@ -50,6 +50,7 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
+import type { ReconcileDeps } from '#core/reconcile.ts';
 import type { BootChecker, FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
 
@@ -147,24 +148,29 @@ function ownAccountId(): Promise<string> {
   return accountId;
 }
 
-export async function awsIngestDeps(): Promise<IngestDeps> {
-  const b = await base();
+/** Queues named <STEMCELL_BUILD_QUEUE_PREFIX><region><suffix>.fifo in this account, one client per region. */
+async function regionQueues(suffix: string): Promise<(region: string) => FifoQueue> {
   const prefix = env('STEMCELL_BUILD_QUEUE_PREFIX');
   const account = await ownAccountId();
   const queues = new Map<string, FifoQueue>();
+  return (region) => {
+    let queue = queues.get(region);
+    if (!queue) {
+      queue = new SqsFifoQueue({
+        queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}${suffix}.fifo`,
+        client: awsClients().sqs(region),
+      });
+      queues.set(region, queue);
+    }
+    return queue;
+  };
+}
+
+export async function awsIngestDeps(): Promise<IngestDeps> {
+  const b = await base();
   return {
     ...b,
-    buildQueue(region) {
-      let queue = queues.get(region);
-      if (!queue) {
-        queue = new SqsFifoQueue({
-          queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}.fifo`,
-          client: awsClients().sqs(region),
-        });
-        queues.set(region, queue);
-      }
-      return queue;
-    },
+    buildQueue: await regionQueues(''),
     objects: new S3ObjectStore({ bucket: b.config.bucket, client: awsClients().s3(homeRegion()) }),
   };
 }
@@ -229,6 +235,14 @@ export async function awsBootCheckDeps(): Promise<BootCheckDeps> {
         stop: async (r) => (await checker).stop(r),
       };
     },
+  };
+}
+
+export async function awsReconcileDeps(): Promise<ReconcileDeps> {
+  return {
+    ...(await awsAnnounceDeps()),
+    buildDeadLetters: await regionQueues('-dlq'),
+    ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
 // "Launch Template Updated" reports member accounts send back.
 import type { AmiStateChangeEnvelope } from '#events/aws.ts';
 import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
-import type { AccountRecord, RegionState } from '#ports';
+import type { AccountRecord, ImageInfo, RegionState, Release } from '#ports';
 import { bootGate } from './boot-gate.ts';
 import { recordBuildFailure } from './build-failure.ts';
 import type { AnnounceDeps, Logger } from './deps.ts';
@@ -92,30 +92,7 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
     const permissions = await launchPermissionsFor(config.sharing, deps.organization);
     await shareAndVerify(images, imageId, region, permissions);
 
-    const sha256 = release.source.sha256 ?? image.tags[TAG.sha256];
-    if (!sha256) {
-      throw new Error(
-        `release ${release.releaseId}: no SHA-256 of the source tarball ${release.source.key}; ` +
-          `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
-      );
-    }
-    const detail: ImageReady = {
-      version: 1,
-      stream: release.stream,
-      revision: release.revision,
-      sequence: release.sequence,
-      releaseId: release.releaseId,
-      region,
-      imageId,
-      imageName: image.name,
-      architecture: image.architecture,
-      bootMode: image.bootMode,
-      encrypted: true,
-      kmsKeyId: image.kmsKeyId,
-      snapshotId: image.snapshotId,
-      source: { ...release.source, sha256 },
-      createdAt: new Date(image.createdAt).toISOString(),
-    };
+    const detail = imageReadyDetail(release, region, image);
     // Publish, then record: a crash in between republishes on retry, and subscribers are idempotent;
     // once recorded, a retry publishes nothing.
     await emit(deps.events, 'Image Ready', detail, deps.config.busName, [imageArn(region, imageId)]);
@@ -164,7 +141,40 @@ async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: string): Pr
   return true;
 }
 
-function imageArn(region: string, imageId: string): string {
+/**
+ * The "Image Ready" detail of one region's image of a release: what announce publishes, and what the
+ * reconciler delivers again to an account that missed it or joined later.
+ */
+export function imageReadyDetail(release: Release, region: string, image: ImageInfo): ImageReady {
+  const sha256 = release.source.sha256 ?? image.tags[TAG.sha256];
+  if (!sha256) {
+    throw new Error(
+      `release ${release.releaseId}: no SHA-256 of the source tarball ${release.source.key}; ` +
+        `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
+    );
+  }
+  if (!image.encrypted)
+    throw new Error(`image ${image.imageId} in ${region} is not encrypted: refusing to announce`);
+  return {
+    version: 1,
+    stream: release.stream,
+    revision: release.revision,
+    sequence: release.sequence,
+    releaseId: release.releaseId,
+    region,
+    imageId: image.imageId,
+    imageName: image.name,
+    architecture: image.architecture,
+    bootMode: image.bootMode,
+    encrypted: true,
+    kmsKeyId: image.kmsKeyId,
+    snapshotId: image.snapshotId,
+    source: { ...release.source, sha256 },
+    createdAt: new Date(image.createdAt).toISOString(),
+  };
+}
+
+export function imageArn(region: string, imageId: string): string {
   return `arn:aws:ec2:${region}::image/${imageId}`;
 }
 

@@ -26,7 +26,9 @@ export function subscriberPattern(streams?: string[]): string {
 }
 
 /** Computes who should receive which streams from the stream configuration and the organization. */
-export async function desiredAudiences(deps: SyncSubscribersDeps): Promise<Audience[]> {
+export async function desiredAudiences(
+  deps: Pick<SyncSubscribersDeps, 'config' | 'organization'>,
+): Promise<Audience[]> {
   const active = (accounts: { id: string; status: string }[]) =>
     accounts.filter((a) => a.status === 'ACTIVE').map((a) => a.id);
   let organization: string[] | undefined;
@@ -201,6 +203,8 @@ const ruleOrder = (name: string) => subscriberRuleNumber(name) ?? 0;
 
 export interface SyncResult {
   rules: Array<{ name: string; accountIds: string[] }>;
+  /** Accounts no rule targeted before this run: they get the newest images (the reconciler's deliverLatestTo). */
+  joined: string[];
   added: number;
   removed: number;
   createdRules: string[];
@@ -244,10 +248,13 @@ export async function syncSubscribers(deps: SyncSubscribersDeps): Promise<SyncRe
       added += rule.add.length;
     }
   }
+  const before = new Set(existing.flatMap((r) => r.targets.map((t) => t.id)));
+  const rules = plan.rules
+    .filter((r) => !deleting.has(r.name))
+    .map((r) => ({ name: r.name, accountIds: r.targets.map((t) => t.id) }));
   const result: SyncResult = {
-    rules: plan.rules
-      .filter((r) => !deleting.has(r.name))
-      .map((r) => ({ name: r.name, accountIds: r.targets.map((t) => t.id) })),
+    rules,
+    joined: [...new Set(rules.flatMap((r) => r.accountIds))].filter((id) => !before.has(id)).sort(),
     added,
     removed,
     createdRules,

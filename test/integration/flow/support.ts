@@ -169,6 +169,34 @@ export function versionCount(flow: Flow, account: string, region: string, stream
   return member.launchTemplateVersions(template.launchTemplateId).length;
 }
 
+/** A stack over `dataDir` with directory volumes and a fast reconciler: a "restart" is a new one over the same folder. */
+export function stackOver(
+  dataDir: string,
+  config: StemcellConfig,
+  options: Partial<ConstructorParameters<typeof LocalStack>[0]> = {},
+): LocalStack {
+  return new LocalStack({
+    dataDir,
+    config,
+    volumeBackend: 'directory',
+    log: () => {},
+    maxReceiveCount: 3,
+    reconcileIntervalMs: 200,
+    ...options,
+  });
+}
+
+/** A sample tarball of `stream` revision `revision`, and its SHA-256, as publish sends them. */
+export async function sampleBody(dir: string, stream: string, revision: number) {
+  const tarball = await buildSampleTarball(
+    join(dir, 'work'),
+    join(dir, 'tarballs', `${stream}-${revision}.tar.zst`),
+    { stream, revision, withKernel: false, files: 20 },
+  );
+  const body = await readFile(tarball);
+  return { body, sha256: createHash('sha256').update(body).digest('hex'), tarball };
+}
+
 /** Runs `body` on a fresh flow and closes it, pass or fail. */
 export async function withFlow(options: FlowOptions, body: (flow: Flow) => Promise<void>): Promise<void> {
   const flow = await startFlow(options);

@@ -57,6 +57,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-image-ready': (e) => ImageReadyEvent.parse(e),
   'stemcell-release-complete': (e) => stemcellEnvelope('Release Complete').parse(e),
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
+  'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
 };
 
@@ -109,6 +110,16 @@ describe('Emitted events', () => {
         key: 'streams/web-base/2026.11.20.tar.zst',
         etag: 'e',
         time: '2026-11-20T10:00:00Z',
+      },
+    );
+    // Other content under the same revision: refused ("Release Rejected").
+    await ingest(
+      { ...base, objects, buildQueue: (r: string) => new FakeQueue(r) },
+      {
+        bucket: objects.bucket,
+        key: 'streams/web-base/2026.11.20.tar.zst',
+        etag: 'other',
+        time: '2026-11-20T10:01:00Z',
       },
     );
     const deps = {
@@ -189,6 +200,7 @@ describe('Emitted events', () => {
       'Image Ready': 'stemcell-image-ready',
       'Release Complete': 'stemcell-release-complete',
       'Build Failed': 'stemcell-build-failed',
+      'Release Rejected': 'stemcell-release-rejected',
       'Launch Template Updated': 'stemcell-launch-template-updated',
     };
     for (const event of events) {
