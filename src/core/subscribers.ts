@@ -28,7 +28,7 @@ export function subscriberPattern(streams?: string[]): string {
 /** Computes who should receive which streams from the stream configuration and the organization. */
 export async function desiredAudiences(deps: SyncSubscribersDeps): Promise<Audience[]> {
   const active = (accounts: { id: string; status: string }[]) =>
-    accounts.filter((a) => a.status === 'ACTIVE').map((a) => a.id);
+    accounts.filter((a) => a.status === 'ACTIVE' && a.id !== deps.ownAccountId).map((a) => a.id);
   let organization: string[] | undefined;
   const byOu = new Map<string, string[]>();
   const streamsOf = new Map<string, Set<string>>();

@@ -13,6 +13,7 @@ import {
   roleStatements,
   type Statement,
 } from '#test/support/cfn.ts';
+import { alarmTopicViolations, unreadEnvironment } from '#test/support/infra-checks.ts';
 
 const REGION = new URL('../../../infra/region.yml', import.meta.url).pathname;
 const MEMBER = new URL('../../../infra/member.yml', import.meta.url).pathname;
@@ -88,6 +89,37 @@ describe('Template: infra/region.yml', () => {
     });
     const grant = statements.find((s) => s.Sid === 'OrganizationLetsAwsResourcesUseTheKey');
     assert.equal(grant?.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true');
+  });
+});
+
+describe('Templates: what would break on AWS', () => {
+  const region = loadCfnYaml(REGION);
+  const member = loadCfnYaml(MEMBER);
+
+  it('encrypts every alarm topic with a key of its own that lets CloudWatch publish (not alias/aws/sns)', async () => {
+    assert.deepEqual(await alarmTopicViolations(region, 'infra/region.yml'), []);
+    assert.deepEqual(await alarmTopicViolations(member, 'infra/member.yml'), []);
+  });
+
+  it('gives the replica key the policy of the primary key, kms:GrantOperations condition included', () => {
+    // The primary (serverless.yml) names the Organization by parameter value, the replica by Ref.
+    const sls = readFileSync(new URL('../../../serverless.yml', import.meta.url).pathname, 'utf8');
+    const primary = sls.slice(sls.indexOf('    StemcellKey:'), sls.indexOf('    StemcellKeyAlias:'));
+    const replica = asList<Statement>(region.Resources.StemcellReplicaKey?.Properties?.KeyPolicy.Statement);
+    const grant = replica.find((s) => s.Sid === 'OrganizationGrantsTheKeyToItsAutoScalingRole');
+    const operations = grant?.Condition?.['ForAllValues:StringEquals']?.['kms:GrantOperations'] as string[];
+    assert.ok(operations, 'the replica limits what the Auto Scaling grant may do');
+    for (const op of operations) assert.match(primary, new RegExp(`- ${op}\\n`), `primary lists ${op}`);
+    const sids = (text: string) => [...text.matchAll(/Sid: (\w+)/g)].map((m) => m[1]);
+    assert.deepEqual(
+      replica.map((s) => s.Sid),
+      sids(primary),
+    );
+  });
+
+  it('sets no environment variable the subscriber never reads', async () => {
+    const vars = Object.keys(member.Resources.SubscriberFunction?.Properties?.Environment?.Variables ?? {});
+    assert.deepEqual(await unreadEnvironment(vars), []);
   });
 });
 
