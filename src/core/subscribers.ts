@@ -1,5 +1,5 @@
 // sync-subscribers: the rules on the central bus that forward stemcell's events to every member account's
-// default bus. AWS allows at most 5 targets per rule, so accounts are spread over numbered rules; the grouping
+// bus (infra/member.yml). AWS allows at most 5 targets per rule, so accounts are spread over numbered rules; the grouping
 // is stable: an account keeps its rule, new accounts fill gaps first, then new rules are appended.
 import { EVENT_SOURCE } from '#events/stemcell.ts';
 import type { BusRule, RuleTarget } from '#ports';

@@ -99,6 +99,10 @@ describe('Templates: what would break on AWS', () => {
   it('encrypts every alarm topic with a key of its own that lets CloudWatch publish (not alias/aws/sns)', async () => {
     assert.deepEqual(await alarmTopicViolations(region, 'infra/region.yml'), []);
     assert.deepEqual(await alarmTopicViolations(member, 'infra/member.yml'), []);
+    // One policy for every stack's alarm key: serverless.yml includes the file, the others carry a copy.
+    const shared = loadCfnYaml(new URL('../../../infra/alarm-key-policy.yml', import.meta.url).pathname);
+    assert.deepEqual(region.Resources.AlarmTopicKey?.Properties?.KeyPolicy, shared);
+    assert.deepEqual(member.Resources.AlarmTopicKey?.Properties?.KeyPolicy, shared);
   });
 
   it('gives the replica key the policy of the primary key, kms:GrantOperations condition included', () => {
@@ -114,6 +118,22 @@ describe('Templates: what would break on AWS', () => {
     assert.deepEqual(
       replica.map((s) => s.Sid),
       sids(primary),
+    );
+  });
+
+  it("runs the builder on Debian's official AMI and installs exactly the packages setup.sh tests here", () => {
+    const image = (region as unknown as { Parameters: Record<string, { Default?: string }> }).Parameters
+      .BuilderImageId?.Default;
+    assert.match(String(image), /^\/aws\/service\/debian\/release\/[a-z0-9]+\/latest\/amd64$/);
+    const bootstrap = readFileSync(new URL('../../../infra/builder/bootstrap.sh', import.meta.url), 'utf8');
+    const setup = readFileSync(new URL('../../../scripts/setup.sh', import.meta.url), 'utf8');
+    for (const script of [bootstrap, setup]) assert.match(script, /infra\/builder\/packages\.list/);
+    assert.match(bootstrap, /apt-get .*install .*"\$\{packages\[@\]\}"/);
+    assert.doesNotMatch(bootstrap, /\b(dnf|yum)\b/, 'no Amazon Linux package manager');
+    assert.match(bootstrap, /stemcell builder --check\n/, 'the agent starts only after the check');
+    assert.ok(
+      bootstrap.indexOf('builder --check') < bootstrap.indexOf('systemctl enable'),
+      'checked before the agent is enabled',
     );
   });
 
