@@ -23,7 +23,7 @@ done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' infra/builder/packages.list)
 tools=(
   debugfs:e2fsprogs chattr:e2fsprogs rsync:rsync
   qemu-system-x86_64:qemu-system-x86
-  debootstrap:debootstrap mmdebstrap:mmdebstrap
+  debootstrap:debootstrap mmdebstrap:mmdebstrap pzstd:zstd git:git
 )
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
