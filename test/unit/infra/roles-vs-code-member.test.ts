@@ -43,12 +43,11 @@ const ALLOWED_UNUSED: AllowedUnused[] = [
     action: 'xray:PutTelemetryRecords',
     reason: 'active tracing: Lambda sends segments',
   },
-  {
+  ...['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'].map((action) => ({
     role: 'SubscriberRole',
-    action: 'sqs:SendMessage',
-    reason:
-      'the on-failure destination: Lambda sends failed asynchronous invocations to the DLQ with the role',
-  },
+    action,
+    reason: "the SQS event source mapping polls the subscriber's FIFO queue with the function's role",
+  })),
   ...['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'].map((action) => ({
     role: 'KeyGrantFunctionRole',
     action,
@@ -100,14 +99,17 @@ describe('Roles vs code: a member account', () => {
       sequence: 2,
       imageId: 'ami-00000000000000002',
     });
+    // As the member bus rule delivers it: through the account's FIFO queue.
+    const records = sample<{ Records: Record<string, unknown>[] }>('sqs-build-job');
+    const sqsEvent = { Records: [{ ...records.Records[0], body: JSON.stringify(event) }] };
     const { awsSubscriberDeps } = await import('#functions/commons/aws-deps.ts');
     // act
     world.trace.take();
-    const result = await subscriberHandler(await awsSubscriberDeps(), tools)(event as never, context);
+    const response = await subscriberHandler(await awsSubscriberDeps(), tools)(sqsEvent as never, context);
     verdicts.push(...(await world.judge(world.requests(subscriber))));
     // assess
     assert.equal(world.fakes.ssm.parameters.get('/stemcell/web/eu-west-1/image-id'), 'ami-00000000000000002');
-    assert.equal((result as { ssmParameter?: string }).ssmParameter, '/stemcell/web/eu-west-1/image-id');
+    assert.deepEqual(response, { batchItemFailures: [] });
     const actions = new Set(verdicts.map((v) => v.request.action));
     for (const needed of [
       'ec2:CreateLaunchTemplateVersion',
