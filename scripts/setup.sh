@@ -24,6 +24,7 @@ tools=(
   debugfs:e2fsprogs chattr:e2fsprogs rsync:rsync
   qemu-system-x86_64:qemu-system-x86
   debootstrap:debootstrap mmdebstrap:mmdebstrap pzstd:zstd git:git
+  java:default-jre-headless
 )
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
