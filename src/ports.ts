@@ -275,7 +275,11 @@ export interface LaunchTemplate {
 export interface LaunchTemplateVersion {
   versionNumber: number;
   imageId?: string;
+  /** InstanceType of the version's launch data, when it sets one. */
+  instanceType?: string;
   versionDescription?: string;
+  /** True on the template's default version (DescribeLaunchTemplateVersions reports it per version). */
+  defaultVersion?: boolean;
 }
 export interface AutoScalingGroup {
   name: string;
@@ -303,9 +307,29 @@ export interface MemberAccount {
   listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]>;
   instanceRefreshInProgress(asgName: string): Promise<boolean>;
   startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }>;
+  /** Images of the account's pending, running and stopped instances in the region; absent where not visible. */
+  instanceImageIds?(): Promise<string[]>;
 }
 export interface MemberAccounts {
   forAccount(accountId: string, region: string): MemberAccount;
+}
+
+// ---------------------------------------------------------------- launch model (EC2 RunInstances)
+export interface LaunchRequest {
+  accountId: string;
+  region: string;
+  imageId: string;
+  instanceType: string;
+  /**
+   * Who launches: `auto-scaling` is the account's Auto Scaling service-linked role (an Auto Scaling group
+   * uses the launch template); `account` is a principal of the account calling RunInstances itself.
+   */
+  via: 'auto-scaling' | 'account';
+}
+export type LaunchVerdict = { launchable: true } | { launchable: false; reason: string };
+/** Could this account launch an instance from this image, by EC2's rules? Launches nothing. */
+export interface LaunchModel {
+  check(request: LaunchRequest): Promise<LaunchVerdict>;
 }
 
 // ---------------------------------------------------------------- clock

@@ -16,6 +16,8 @@ const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/publish.ts'),
   await import('./commands/status.ts'),
   await import('./commands/builder.ts'),
+  await import('./commands/config.ts'),
+  await import('./commands/expire.ts'),
 ];
 for (const command of commands) command.register(program);
 
