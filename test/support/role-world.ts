@@ -101,6 +101,8 @@ export class RoleWorld {
             BuilderInstanceType: 'c7i.large',
             VpcId: 'vpc-0123',
             SubnetIds: 'subnet-0123',
+            BuilderSubnetId: 'subnet-0123',
+            BuilderAvailabilityZone: `${region}a`,
             MinBuilders: '1',
             MaxBuilders: '2',
             BuildVisibilitySeconds: '900',

@@ -354,7 +354,11 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         'ExpireRole',
         role('ExpireRole'),
         async () => {
-          const result = await expireHandler(await awsExpireDeps(), tools)({}, context('expire'));
+          // No grace: deprecation and deregistration in the same run, so every retiring call is made.
+          const result = await expireHandler(await awsExpireDeps(), tools, { graceMs: 0 })(
+            {},
+            context('expire'),
+          );
           retired = result.expired.filter((e) => e.action === 'deregistered').length;
         },
         assumed,
