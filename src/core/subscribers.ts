@@ -27,7 +27,7 @@ export function subscriberPattern(streams?: string[]): string {
 
 /** Computes who should receive which streams from the stream configuration and the organization. */
 export async function desiredAudiences(
-  deps: Pick<SyncSubscribersDeps, 'config' | 'organization'>,
+  deps: Pick<SyncSubscribersDeps, 'config' | 'organization' | 'ownAccountId'>,
 ): Promise<Audience[]> {
   const active = (accounts: { id: string; status: string }[]) =>
     accounts.filter((a) => a.status === 'ACTIVE' && a.id !== deps.ownAccountId).map((a) => a.id);
