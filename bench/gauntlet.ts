@@ -26,6 +26,7 @@ import { LocalReleaseStore } from '#local/release-store.ts';
 import { chooseVolumeBackend, ebsStateDir } from '#local/volumes.ts';
 import type { Release } from '#ports';
 import { imageHoldsTarball } from '#test/support/image-content.ts';
+import { seededRandom as random } from '#test/support/random.ts';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
 const OU = 'ou-gaun-11111111';
@@ -65,18 +66,6 @@ export interface GauntletResult {
   leaks: number;
   leakDetails: string[];
   line: string;
-}
-
-/** mulberry32: a small seeded generator, so a run can be repeated with --seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Child {

@@ -4,55 +4,55 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tool:package — a tool missing from PATH pulls its Debian package.
+# The builder's packages (infra/builder/packages.list, shared with infra/builder/bootstrap.sh and checked by
+# `stemcell builder --check`): a package is installed when a command or path it provides is missing.
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+foreign=()
+while read -r pkg needs; do
+  # package:arch (another architecture's GRUB modules): that architecture must be known to dpkg.
+  [ "${pkg#*:}" = "$pkg" ] || foreign+=("${pkg#*:}")
+  for need in $needs; do
+    if [ "${need#/}" != "$need" ]; then [ -e "$need" ] || { missing+=("$pkg"); break; }
+    else command -v "$need" >/dev/null 2>&1 || { missing+=("$pkg"); break; }; fi
+  done
+done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' infra/builder/packages.list)
+
+# What only this machine needs beyond a builder (tests, benchmarks, local boots) — tool:package, a tool
+# missing from PATH pulls its Debian package.
 tools=(
-  mkfs.ext4:e2fsprogs resize2fs:e2fsprogs debugfs:e2fsprogs losetup:mount blkid:util-linux sfdisk:fdisk
-  sgdisk:gdisk zstd:zstd xz:xz-utils rsync:rsync getfattr:attr setfattr:attr
-  qemu-system-x86_64:qemu-system-x86 grub-mkimage:grub-common
-  debootstrap:debootstrap mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools
-  perl:perl-base tar:tar fsfreeze:util-linux chattr:e2fsprogs pzstd:zstd git:git getent:libc-bin
-  qemu-system-aarch64:qemu-system-arm busybox:busybox-static dpkg-deb:dpkg
+  debugfs:e2fsprogs chattr:e2fsprogs rsync:rsync
+  qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm
+  debootstrap:debootstrap mmdebstrap:mmdebstrap pzstd:zstd git:git dpkg-deb:dpkg
   java:default-jre-headless
 )
-missing=()
-sudo_cmd=()
-[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
-# GRUB's module directories are data, not tools on PATH.
-[ -d /usr/lib/grub/i386-pc ] || missing+=(grub-pc-bin)
-[ -d /usr/lib/grub/x86_64-efi ] || missing+=(grub-efi-amd64-bin)
 # Firmware the boot check runs images under: OVMF (x86_64 UEFI) and AAVMF (arm64 UEFI); SeaBIOS comes with qemu.
 [ -f /usr/share/OVMF/OVMF_CODE.fd ] || missing+=(ovmf)
 [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || missing+=(qemu-efi-aarch64)
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+# Wait for another apt/dpkg run (a second checkout setting up beside this one) instead of failing on its lock.
+apt_opts=(-o DPkg::Lock::Timeout=900)
+# Another architecture's packages (grub-efi-arm64-bin:arm64 in the list; the demo's arm64 kernel and busybox,
+# which src/demo/debian-packages.ts downloads and unpacks, never installs): dpkg must know that architecture,
+# even when every package is already there.
+added_arch=
+for arch in arm64 "${foreign[@]}"; do
+  dpkg --print-foreign-architectures | grep -qx "$arch" && continue
+  echo "setup: adding the $arch package architecture"
+  "${sudo_cmd[@]}" dpkg --add-architecture "$arch"
+  added_arch=1
+done
+[ -z "$added_arch" ] || "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update -qq
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "setup: installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Wait for another apt/dpkg run (a second checkout setting up beside this one) instead of failing on its lock.
-  apt_opts=(-o DPkg::Lock::Timeout=900)
   "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update -qq
   "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# arm64 from an x86_64 machine: Debian's grub-efi-arm64-bin, kernel and busybox are arm64 packages, so apt
-# learns the arm64 architecture and they are downloaded and unpacked with dpkg-deb, never installed (nothing
-# of arm64 runs here). GRUB's arm64-efi modules go to the directory the builder looks in (README: arm64).
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  echo "setup: adding the arm64 package architecture (download only)"
-  "${sudo_cmd[@]}" dpkg --add-architecture arm64
-  "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq
-fi
-grub_arm64=/var/cache/stemcell/grub-arm64
-if [ ! -f "$grub_arm64/usr/lib/grub/arm64-efi/linux.mod" ]; then
-  echo "setup: fetching GRUB arm64-efi modules into $grub_arm64"
-  tmp=$(mktemp -d) && chmod 755 "$tmp"
-  ( cd "$tmp" && apt-get download -qq grub-efi-arm64-bin:arm64 )
-  "${sudo_cmd[@]}" mkdir -p "$grub_arm64.tmp"
-  "${sudo_cmd[@]}" dpkg-deb -x "$tmp"/grub-efi-arm64-bin_*.deb "$grub_arm64.tmp"
-  "${sudo_cmd[@]}" rm -rf "$grub_arm64" && "${sudo_cmd[@]}" mv "$grub_arm64.tmp" "$grub_arm64"
-  rm -rf "$tmp"
 fi
 
 # npm install when the lockfile changed since the last install (or there was none).

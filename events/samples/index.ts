@@ -5,6 +5,8 @@ export const SAMPLE_NAMES = [
   's3-object-created',
   'ebs-snapshot-notification',
   'ebs-snapshot-notification-failed',
+  // The older documented createSnapshot sample: StartTime/EndTime capitalised.
+  'ebs-snapshot-notification-legacy',
   'ec2-ami-state-change',
   'sqs-build-job',
   'sqs-ebs-snapshot-notification',

@@ -14,7 +14,7 @@
 //   STEMCELL_MEMBER_ROLE_NAME     role assumed in member accounts (expire reads their launch templates)
 //   STEMCELL_SUBSCRIBER_ROLE_ARN  role EventBridge uses to put events on member buses (sync-subscribers)
 //   STEMCELL_SUBSCRIBER_DLQ_ARN   SQS queue for events a member bus never accepted (sync-subscribers)
-//   STEMCELL_MEMBER_BUS_NAME      the member accounts' bus the subscriber rules target ("default")
+//   STEMCELL_MEMBER_BUS_NAME      the member accounts' bus the subscriber rules target (infra/member.yml BusName)
 //   STEMCELL_CENTRAL_BUS_ARN      where member accounts report back (subscriber)
 //   STEMCELL_SSM_PREFIX           subscriber: write <prefix><stream>/<region>/image-id when set
 //   STEMCELL_INSTANCE_REFRESH     subscriber: "false" turns instance refreshes off
@@ -253,6 +253,7 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
     clock: systemClock,
     logger: powertools.logger,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
     rules: new EventBridgeBusRules({
       eventBusName: cfg.busName,

@@ -3,7 +3,7 @@
 // unchanged revision dirties no block here either.
 //
 // arm64 images are written by the same x86_64 builder: GRUB's arm64-efi image is assembled by the host's
-// grub-mkimage from arm64 module files (Debian's grub-efi-arm64-bin, unpacked, see grubModuleDir); nothing of
+// grub-mkimage from arm64 module files (Debian's grub-efi-arm64-bin:arm64, installed as data, see EFI_TARGET); nothing of
 // the arm64 tree runs here.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -52,29 +52,22 @@ export class NoKernelError extends Error {
 
 const GRUB_DIR = '/usr/lib/grub';
 
-/** GRUB platforms per (architecture, boot mode) the builder writes, with the ESP's fallback loader name. */
+/**
+ * GRUB platforms per architecture for UEFI, with the module directory and the ESP's fallback loader name. The
+ * directories come from infra/builder/packages.list: grub-efi-amd64-bin, and grub-efi-arm64-bin:arm64 — a
+ * Multi-Arch: foreign package of data files that apt installs on an amd64 builder once dpkg knows arm64.
+ */
 const EFI_TARGET = {
-  x86_64: { format: 'x86_64-efi', loader: 'BOOTX64.EFI' },
-  arm64: { format: 'arm64-efi', loader: 'BOOTAA64.EFI' },
+  x86_64: { format: 'x86_64-efi', dir: join(GRUB_DIR, 'x86_64-efi'), loader: 'BOOTX64.EFI' },
+  arm64: { format: 'arm64-efi', dir: join(GRUB_DIR, 'arm64-efi'), loader: 'BOOTAA64.EFI' },
 } as const;
 
-/**
- * Where GRUB's modules for `format` are: the host's own (/usr/lib/grub/<format>, from grub-pc-bin /
- * grub-efi-amd64-bin), else an unpacked foreign package (scripts/setup.sh unpacks grub-efi-arm64-bin:arm64
- * into /var/cache/stemcell/grub-arm64). STEMCELL_GRUB_DIR overrides the root of either.
- */
-export function grubModuleDir(format: string): string {
-  const candidates = [
-    ...(process.env.STEMCELL_GRUB_DIR ? [join(process.env.STEMCELL_GRUB_DIR, format)] : []),
-    join(GRUB_DIR, format),
-    join('/var/cache/stemcell/grub-arm64/usr/lib/grub', format),
-  ];
-  const found = candidates.find((dir) => existsSync(join(dir, 'linux.mod')));
-  if (!found)
-    throw new Error(
-      `GRUB modules for ${format} not found (looked in ${candidates.join(', ')}); run scripts/setup.sh`,
-    );
-  return found;
+/** Where GRUB's modules for an EFI target are; STEMCELL_GRUB_DIR overrides the root (a test's own modules). */
+export function grubModuleDir(target: { format: string; dir: string }): string {
+  const dir = process.env.STEMCELL_GRUB_DIR ? join(process.env.STEMCELL_GRUB_DIR, target.format) : target.dir;
+  if (!existsSync(join(dir, 'linux.mod')))
+    throw new Error(`GRUB modules for ${target.format} not found in ${dir}; run scripts/setup.sh`);
+  return dir;
 }
 /** Everything GRUB needs is built into the image, so nothing is loaded from the tree at boot. */
 const GRUB_MODULES_COMMON = [
@@ -322,7 +315,7 @@ async function installGrubEfi(
     await writeFile(join(work, 'early.cfg'), earlyConfig(opts.label));
     await run('grub-mkimage', [
       `--format=${target.format}`,
-      `--directory=${grubModuleDir(target.format)}`,
+      `--directory=${grubModuleDir(target)}`,
       `--output=${efi}`,
       `--config=${join(work, 'early.cfg')}`,
       '--prefix=/boot/grub',

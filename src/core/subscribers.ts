@@ -1,5 +1,5 @@
 // sync-subscribers: the rules on the central bus that forward stemcell's events to every member account's
-// default bus. AWS allows at most 5 targets per rule, so accounts are spread over numbered rules; the grouping
+// bus (infra/member.yml). AWS allows at most 5 targets per rule, so accounts are spread over numbered rules; the grouping
 // is stable: an account keeps its rule, new accounts fill gaps first, then new rules are appended.
 import { EVENT_SOURCE } from '#events/stemcell.ts';
 import type { BusRule, RuleTarget } from '#ports';
@@ -27,10 +27,10 @@ export function subscriberPattern(streams?: string[]): string {
 
 /** Computes who should receive which streams from the stream configuration and the organization. */
 export async function desiredAudiences(
-  deps: Pick<SyncSubscribersDeps, 'config' | 'organization'>,
+  deps: Pick<SyncSubscribersDeps, 'config' | 'organization' | 'ownAccountId'>,
 ): Promise<Audience[]> {
   const active = (accounts: { id: string; status: string }[]) =>
-    accounts.filter((a) => a.status === 'ACTIVE').map((a) => a.id);
+    accounts.filter((a) => a.status === 'ACTIVE' && a.id !== deps.ownAccountId).map((a) => a.id);
   let organization: string[] | undefined;
   const byOu = new Map<string, string[]>();
   const streamsOf = new Map<string, Set<string>>();

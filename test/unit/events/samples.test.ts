@@ -46,6 +46,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   's3-object-created': (e) => ObjectCreatedEvent.parse(e),
   'ebs-snapshot-notification': (e) => SnapshotNotificationEvent.parse(e),
   'ebs-snapshot-notification-failed': (e) => SnapshotNotificationEvent.parse(e),
+  'ebs-snapshot-notification-legacy': (e) => SnapshotNotificationEvent.parse(e),
   'ec2-ami-state-change': (e) => AmiStateChangeEvent.parse(e),
   'sqs-build-job': (e) => {
     for (const record of SqsSchema.parse(e).Records) BuildJob.parse(JSON.parse(record.body));
@@ -82,6 +83,21 @@ describe('Event samples', () => {
       checks[name](sample(name));
     });
   }
+
+  it("register's schema parses only what register reads (snapshot_id, result, cause)", () => {
+    // prepare: a notification with nothing but the fields register uses (no event, source or times)
+    const minimal = sample<{ detail: Record<string, unknown> }>('ebs-snapshot-notification');
+    minimal.detail = {
+      result: 'succeeded',
+      snapshot_id: 'arn:aws:ec2::eu-west-1:snapshot/snap-0123456789abcdef0',
+    };
+    // act
+    const parsed = SnapshotNotificationEvent.parse(minimal);
+    // assess
+    assert.deepEqual(Object.keys(parsed.detail).sort(), ['cause', 'result', 'snapshot_id']);
+    assert.equal(parsed.detail.cause, '');
+    assert.throws(() => SnapshotNotificationEvent.parse({ ...minimal, detail: { result: 'succeeded' } }));
+  });
 
   it('a sample with a broken field fails its schema', () => {
     const broken = sample<{ detail: { region: string } }>('stemcell-image-ready');
