@@ -60,9 +60,15 @@ export async function bootGate(
   if (mode === 'none') return { gate: 'open' };
   const record = release.regions[region];
   if (record?.state === 'announced') return { gate: 'open' };
-  if (record?.bootCheck?.passed === true && record.imageId === image.imageId) return { gate: 'open' };
   if (record?.state === 'failed')
     return { gate: 'closed', reason: record.reason ?? `region ${region} of ${release.releaseId} failed` };
+  if (record?.bootCheck?.passed === true && record.imageId === image.imageId) return { gate: 'open' };
+  if (record?.state === 'booting' && record.bootCheck?.passed === false) {
+    // The check failed and was recorded, but the process died before the region did (a reconciler re-drive).
+    const reason = record.bootCheck.reason ?? `boot: check of ${image.imageId} failed`;
+    await closeFailedRegion(deps, release, { region, imageId: image.imageId }, reason);
+    return { gate: 'closed', reason };
+  }
   if (!deps.bootChecks)
     throw new Error(
       `stream ${release.stream}: bootCheck mode ${mode} needs the boot-check queue, and none is configured ` +
@@ -256,17 +262,30 @@ async function fail(
     { bootCheck: failed, updatedAt: now.toISOString() },
     { stateIn: ['booting'] },
   );
-  const { images } = deps.imaging(job.region);
-  if (await images.get(job.imageId)) {
+  await closeFailedRegion(deps, release, job, result.reason);
+}
+
+/**
+ * After a failed check is recorded: the image kept for a look (deprecated, tagged with why), the region failed
+ * with "Build Failed". Each step is idempotent, so a re-drive after a crash in between finishes the rest.
+ */
+async function closeFailedRegion(
+  deps: AnnounceDeps,
+  release: Release,
+  at: { region: string; imageId: string },
+  reason: string,
+): Promise<void> {
+  const { images } = deps.imaging(at.region);
+  if (await images.get(at.imageId)) {
     // AWS tag values hold at most 256 characters: the first line says enough, the console log the rest.
-    const why = (result.reason.split('\n')[0] ?? result.reason).slice(0, 256);
-    await images.tag(job.imageId, { [BOOT_CHECK_TAG]: why });
-    await images.deprecate(job.imageId, now);
+    const why = (reason.split('\n')[0] ?? reason).slice(0, 256);
+    await images.tag(at.imageId, { [BOOT_CHECK_TAG]: why });
+    await images.deprecate(at.imageId, deps.clock.now());
   }
   await recordBuildFailure(deps, {
     releaseId: release.releaseId,
-    region: job.region,
-    reason: result.reason,
-    attempts: release.regions[job.region]?.attempts ?? 1,
+    region: at.region,
+    reason,
+    attempts: release.regions[at.region]?.attempts ?? 1,
   });
 }

@@ -4,7 +4,9 @@
 // is missing, through the same idempotent core functions the handlers call:
 // - a build job that ran out of attempts (in the DLQ) → the region fails, with its reason and "Build Failed";
 // - a completed snapshot with no image → register it;
-// - an available image not announced → announce it;
+// - an available image not announced → announce it, through the boot gate like announce λ: an image that has
+//   not booted gets its boot check (asked again for a region left `booting`, the job deduplicated), one whose
+//   check passed is announced, one whose check failed fails its region — never "Image Ready" before a boot;
 // - an announced image some account of the audience never reported on → "Image Ready" to that account again
 //   (its subscriber's idempotent path also repairs a template version created but not made default);
 // - an account that joined the audience later → the newest announced image of each of its streams.
@@ -71,10 +73,12 @@ export async function reconcile(deps: ReconcileDeps, opts: ReconcileOptions = {}
       }
     }
   }
-  // Registered (now or before) but not announced: announce, once the image is available.
+  // Registered (now or before) but not announced: announce, once the image is available — announceImage opens
+  // the boot gate only for an image that booted.
+  const UNANNOUNCED = ['registering', 'available', 'booting'];
   for (const release of await deps.releases.list()) {
     for (const [region, record] of Object.entries(release.regions)) {
-      if ((record.state !== 'registering' && record.state !== 'available') || !record.imageId) continue;
+      if (!UNANNOUNCED.includes(record.state) || !record.imageId) continue;
       const image = await deps.imaging(region).images.get(record.imageId);
       if (!image || (image.state !== 'available' && image.state !== 'failed')) continue;
       const result = await announceImage(deps, {

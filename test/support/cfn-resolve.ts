@@ -144,7 +144,11 @@ export class ResolvedTemplate {
         return this.attribute(id, att);
       }
       if (k === 'Fn::Sub') return Array.isArray(arg) ? this.#sub(arg[0], arg[1]) : this.#sub(arg);
-      if (k === 'Fn::Join') return (this.value(arg[1]) as Json[]).join(arg[0]);
+      if (k === 'Fn::Join') {
+        // A List<…> parameter is given as CloudFormation takes it on the command line: comma-delimited.
+        const list = this.value(arg[1]);
+        return (Array.isArray(list) ? list : String(list).split(',')).join(arg[0]);
+      }
     }
     return Object.fromEntries(Object.entries(v).map(([key, x]) => [key, this.value(x)]));
   }

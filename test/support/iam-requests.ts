@@ -5,6 +5,9 @@
 //   - S3 objects encrypted with the customer key: kms:Decrypt through S3;
 //   - encrypted EBS volumes created or attached: KMS through EC2 (DescribeKey, GenerateDataKeyWithoutPlaintext,
 //     CreateGrant for an AWS resource, Decrypt);
+//   - an instance launched from an image with encrypted snapshots: the key actions the EBS user guide lists for
+//     users of encrypted snapshots (DescribeKey, CreateGrant, GenerateDataKeyWithoutPlaintext, ReEncrypt*,
+//     Decrypt), through EC2;
 //   - SSM parameters of data type aws:ec2:image: ec2:DescribeImages, which SSM calls as the caller;
 //   - EventBridge targets with a RoleArn: iam:PassRole;
 //   - PutEvents to another account's bus: that bus's policy decides too.
@@ -25,7 +28,7 @@ export interface RequestWorld {
   tagsOf(id: string): Record<string, string>;
   /** The KMS key ARN that encrypts objects of a bucket (SSE-KMS), if any. */
   bucketKey(bucket: string): string | undefined;
-  /** The key ARN of an EBS volume or snapshot. */
+  /** The key ARN of an EBS volume or snapshot, or of an image's snapshot. */
   ebsKeyOf(id: string): string | undefined;
 }
 
@@ -84,6 +87,15 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'sts:GetCallerIdentity':
       return [];
     // ---- S3
+    case 's3:PutObject': {
+      add('s3:PutObject', `arn:aws:s3:::${str(input.Bucket)}/${str(input.Key)}`, {
+        'aws:SecureTransport': 'true',
+      });
+      // SSE-KMS: S3 asks KMS for a data key with the caller's credentials.
+      const key = world.bucketKey(str(input.Bucket));
+      if (key) add('kms:GenerateDataKey', key, { 'kms:ViaService': `s3.${region}.amazonaws.com` });
+      return out;
+    }
     case 's3:GetObject':
     case 's3:HeadObject': {
       add('s3:GetObject', `arn:aws:s3:::${str(input.Bucket)}/${str(input.Key)}`, {
@@ -179,8 +191,63 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'ec2:DescribeInstances':
     case 'ec2:DescribeLaunchTemplates':
     case 'ec2:DescribeLaunchTemplateVersions':
+    case 'ec2:DescribeInstanceStatus':
       add(`ec2:${command}`, '*');
       return out;
+    // ---- EC2 instances (the boot gate's smoke instances)
+    case 'ec2:RunInstances': {
+      // EC2 authorizes every resource the launch touches, each on its own.
+      const image = str(input.ImageId);
+      add('ec2:RunInstances', ec2('image', image, false), tagContext('aws:ResourceTag', world.tagsOf(image)));
+      for (const type of ['instance', 'volume']) {
+        const tags = specTags(input, type);
+        add('ec2:RunInstances', ec2(type, '*'), tagContext('aws:RequestTag', tags));
+        if (Object.keys(tags).length > 0)
+          add('ec2:CreateTags', ec2(type, '*'), {
+            ...tagContext('aws:RequestTag', tags),
+            'ec2:CreateAction': 'RunInstances',
+          });
+      }
+      add('ec2:RunInstances', ec2('network-interface', '*'));
+      if (input.SubnetId) add('ec2:RunInstances', ec2('subnet', str(input.SubnetId)));
+      for (const sg of (input.SecurityGroupIds as string[]) ?? [])
+        add('ec2:RunInstances', ec2('security-group', sg));
+      const profile = (input.IamInstanceProfile as { Arn?: string } | undefined)?.Arn;
+      if (profile) add('iam:PassRole', profile, { 'iam:PassedToService': 'ec2.amazonaws.com' });
+      kmsThroughEc2(world.ebsKeyOf(image), [
+        'DescribeKey',
+        'CreateGrant',
+        'GenerateDataKeyWithoutPlaintext',
+        'ReEncryptFrom',
+        'ReEncryptTo',
+        'Decrypt',
+      ]);
+      return out;
+    }
+    case 'ec2:GetConsoleOutput': {
+      const id = str(input.InstanceId);
+      add('ec2:GetConsoleOutput', ec2('instance', id), tagContext('aws:ResourceTag', world.tagsOf(id)));
+      return out;
+    }
+    case 'ec2:TerminateInstances': {
+      for (const id of (input.InstanceIds as string[]) ?? [])
+        add('ec2:TerminateInstances', ec2('instance', id), tagContext('aws:ResourceTag', world.tagsOf(id)));
+      return out;
+    }
+    case 'ec2:CreateTags': {
+      // Tags on an existing resource (not at creation): the resource's own tags and the requested ones.
+      const tags = Object.fromEntries(
+        ((input.Tags as { Key: string; Value: string }[]) ?? []).map((t) => [t.Key, t.Value]),
+      );
+      for (const id of (input.Resources as string[]) ?? []) {
+        const type = id.startsWith('ami-') ? 'image' : id.startsWith('i-') ? 'instance' : 'volume';
+        add('ec2:CreateTags', ec2(type, id, type !== 'image'), {
+          ...tagContext('aws:ResourceTag', world.tagsOf(id)),
+          ...tagContext('aws:RequestTag', tags),
+        });
+      }
+      return out;
+    }
     // ---- EC2 images
     case 'ec2:DescribeImageAttribute':
     case 'ec2:ModifyImageAttribute':

@@ -239,11 +239,18 @@ export class RoleWorld {
         first((e) => e.snapshots.get(id)?.tags) ??
         first((e) => e.volumes.get(id)?.tags) ??
         first((e) => e.launchTemplates.get(id)?.tags) ??
+        first((e) => e.instances.get(id)?.tags) ??
         this.instanceTags.get(id) ??
         this.fakes.autoScaling.groups.get(id)?.tags ??
         {},
       bucketKey: (bucket) => (bucket === this.bucket ? this.keyArn : undefined),
-      ebsKeyOf: (id) => first((e) => e.volumes.get(id)?.kmsKeyId ?? e.snapshots.get(id)?.kmsKeyId),
+      ebsKeyOf: (id) =>
+        first(
+          (e) =>
+            e.volumes.get(id)?.kmsKeyId ??
+            e.snapshots.get(id)?.kmsKeyId ??
+            e.snapshots.get(e.images.get(id)?.snapshotId ?? '')?.kmsKeyId,
+        ),
     };
   }
 

@@ -1,15 +1,18 @@
 // Stateful fake of the EC2 calls stemcell makes: volumes (create/attach/detach/modify), snapshots, images
-// (register, name uniqueness, launch permissions, deprecation), launch templates and their versions.
+// (register, name uniqueness, launch permissions, deprecation, tags), launch templates and their versions, and
+// the boot gate's smoke instances (launch by client token, state, status checks, console output, terminate).
 // State changes are immediate (creating → available at once) so waiters succeed on their first poll.
 import {
   AttachVolumeCommand,
   CreateLaunchTemplateVersionCommand,
   CreateSnapshotCommand,
+  CreateTagsCommand,
   CreateVolumeCommand,
   DeleteSnapshotCommand,
   DeregisterImageCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
+  DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
@@ -19,10 +22,13 @@ import {
   DetachVolumeCommand,
   EC2Client,
   EnableImageDeprecationCommand,
+  GetConsoleOutputCommand,
   ModifyImageAttributeCommand,
   ModifyLaunchTemplateCommand,
   ModifyVolumeCommand,
   RegisterImageCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsError, fakeId, matchesFilters, page } from './common.ts';
@@ -66,6 +72,20 @@ interface FakeImage {
   deprecation?: string;
   launchPermissions: { OrganizationArn?: string; OrganizationalUnitArn?: string; UserId?: string }[];
 }
+/** A launched instance (the boot gate's smoke instances); the test moves its state and writes its console. */
+export interface FakeInstance {
+  id: string;
+  imageId: string;
+  instanceType: string;
+  subnetId: string;
+  state: 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopped';
+  launchTime: Date;
+  tags: Tags;
+  token?: string;
+  /** Serial console text GetConsoleOutput returns. */
+  console: string;
+  status: { system: 'ok' | 'impaired' | 'initializing'; instance: 'ok' | 'impaired' | 'initializing' };
+}
 interface FakeLaunchTemplate {
   id: string;
   name: string;
@@ -79,6 +99,7 @@ export class FakeEc2 {
   readonly snapshots = new Map<string, FakeSnapshot>();
   readonly images = new Map<string, FakeImage>();
   readonly launchTemplates = new Map<string, FakeLaunchTemplate>();
+  readonly instances = new Map<string, FakeInstance>();
   /** Snapshots complete on the n-th describe after creation (1 = at once). */
   snapshotCompletesAfter = 1;
   readonly #describes = new Map<string, number>();
@@ -161,7 +182,28 @@ export class FakeEc2 {
       const p = page(list, input.NextToken, input.VolumeIds ? 1000 : this.pageSize);
       return { Volumes: p.items.map(volumeOut), NextToken: p.next };
     });
+    const instanceOut = (i: FakeInstance) => ({
+      InstanceId: i.id,
+      ImageId: i.imageId,
+      InstanceType: i.instanceType,
+      SubnetId: i.subnetId,
+      State: { Name: i.state },
+      LaunchTime: i.launchTime,
+      Tags: tagList(i.tags),
+    });
     mock.on(DescribeInstancesCommand).callsFake((input) => {
+      if (input.Filters) {
+        const list = [...this.instances.values()].filter((i) =>
+          (input.Filters as { Name: string; Values: string[] }[]).every((f) =>
+            f.Name === 'tag-key'
+              ? f.Values.some((k) => k in i.tags)
+              : f.Name === 'instance-state-name'
+                ? f.Values.includes(i.state)
+                : matchesFilters([f], i.tags),
+          ),
+        );
+        return { Reservations: list.length ? [{ Instances: list.map(instanceOut) }] : [] };
+      }
       const id = input.InstanceIds?.[0];
       const used = [...this.volumes.values()]
         .filter((v) => v.attachedTo?.instanceId === id)
@@ -171,6 +213,67 @@ export class FakeEc2 {
           { Instances: [{ InstanceId: id, BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }, ...used] }] },
         ],
       };
+    });
+    mock.on(RunInstancesCommand).callsFake((input) => {
+      const image = this.images.get(input.ImageId);
+      if (!image || image.state !== 'available') throw awsError('InvalidAMIID.NotFound');
+      const existing = [...this.instances.values()].find(
+        (i) => input.ClientToken && i.token === input.ClientToken,
+      );
+      const i: FakeInstance = existing ?? {
+        id: fakeId('i'),
+        imageId: input.ImageId,
+        instanceType: input.InstanceType,
+        subnetId: input.SubnetId,
+        state: 'pending',
+        launchTime: new Date(),
+        tags: tagsOf(input.TagSpecifications, 'instance'),
+        token: input.ClientToken,
+        console: '',
+        status: { system: 'initializing', instance: 'initializing' },
+      };
+      this.instances.set(i.id, i);
+      return { Instances: [instanceOut(i)] };
+    });
+    mock.on(DescribeInstanceStatusCommand).callsFake((input) => ({
+      InstanceStatuses: (input.InstanceIds ?? [])
+        .map((id: string) => this.instances.get(id))
+        .filter(Boolean)
+        .map((i: FakeInstance) => ({
+          InstanceId: i.id,
+          InstanceState: { Name: i.state },
+          SystemStatus: { Status: i.status.system },
+          InstanceStatus: { Status: i.status.instance },
+        })),
+    }));
+    mock.on(GetConsoleOutputCommand).callsFake((input) => {
+      const i = this.instances.get(input.InstanceId);
+      if (!i) throw awsError('InvalidInstanceID.NotFound');
+      return { InstanceId: i.id, Output: Buffer.from(i.console, 'utf8').toString('base64') };
+    });
+    mock.on(TerminateInstancesCommand).callsFake((input) => {
+      for (const id of input.InstanceIds ?? [])
+        if (!this.instances.has(id)) throw awsError('InvalidInstanceID.NotFound');
+      return {
+        TerminatingInstances: (input.InstanceIds ?? []).map((id: string) => {
+          const i = this.instances.get(id) as FakeInstance;
+          const previous = i.state;
+          i.state = 'terminated';
+          return {
+            InstanceId: id,
+            PreviousState: { Name: previous },
+            CurrentState: { Name: 'shutting-down' },
+          };
+        }),
+      };
+    });
+    mock.on(CreateTagsCommand).callsFake((input) => {
+      for (const id of input.Resources ?? []) {
+        const target = this.images.get(id) ?? this.instances.get(id);
+        if (!target) throw awsError('InvalidID', `${id} not found`);
+        for (const t of input.Tags ?? []) target.tags[t.Key] = t.Value;
+      }
+      return {};
     });
     mock.on(AttachVolumeCommand).callsFake((input) => {
       const v = this.volumes.get(input.VolumeId);

@@ -6,6 +6,7 @@ import { announceImage } from '#core/announce.ts';
 import { advanceBootCheck, BOOT_CHECK_TAG, bootCheckMode } from '#core/boot-gate.ts';
 import type { BootCheckDeps } from '#core/deps.ts';
 import { releaseTags, TAG } from '#core/naming.ts';
+import { reconcile } from '#core/reconcile.ts';
 import { registerSnapshot } from '#core/register.ts';
 import { BootCheckJob } from '#events/aws.ts';
 import { BuildFailedDetail } from '#events/stemcell.ts';
@@ -254,5 +255,98 @@ describe('Function: advanceBootCheck()', () => {
     // assess
     assert.equal(result.outcome, 'failed');
     assert.match(result.outcome === 'failed' ? result.reason : '', /^boot: no qemu slot within/);
+  });
+});
+
+describe('Function: reconcile() behind the boot gate', () => {
+  const regionOf = async (c: ReturnType<typeof setup>, releaseId: string) =>
+    (await c.deps.releases.get(releaseId))?.regions['eu-west-1'];
+
+  it('asks for a boot check of an available image announce never saw, and announces nothing', async () => {
+    // prepare: killed before announce ran (the AMI event never handled)
+    const c = setup();
+    const { release } = await availableImage(c);
+    // act
+    const report = await reconcile(c.deps);
+    const again = await reconcile(c.deps);
+    // assess
+    assert.deepEqual([report.announced, again.announced], [[], []]);
+    assert.equal(c.deps.events.ofType('Image Ready').length, 0);
+    assert.equal(c.imaging.of('eu-west-1').images.shares.length, 0, 'not shared before it booted');
+    assert.equal((await regionOf(c, release.releaseId))?.state, 'booting');
+    assert.equal(c.deps.bootChecks.messages.length, 1);
+  });
+
+  it('asks again for a check whose job was lost, while the region is booting', async () => {
+    // prepare: the region is booting, but its job is gone (dead-lettered, or never sent before a kill)
+    const c = setup();
+    const { release, imageId } = await availableImage(c);
+    await announceImage(c.deps, available(imageId));
+    c.deps.bootChecks = new FakeQueue('boot-checks.fifo');
+    // act
+    const report = await reconcile(c.deps);
+    // assess
+    assert.deepEqual(report.announced, []);
+    assert.equal(c.deps.events.ofType('Image Ready').length, 0);
+    assert.equal((await regionOf(c, release.releaseId))?.state, 'booting');
+    const job = BootCheckJob.parse(JSON.parse(c.deps.bootChecks.messages[0]?.body ?? '{}'));
+    assert.deepEqual(job, { version: 1, releaseId: release.releaseId, region: 'eu-west-1', imageId });
+  });
+
+  it('announces an image whose check passed when the worker died before announcing it', async () => {
+    // prepare: the marker was seen and recorded, then "Image Ready" failed (the worker killed there)
+    const c = setup();
+    const { release, imageId } = await availableImage(c);
+    await announceImage(c.deps, available(imageId));
+    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+    c.checker.next = {
+      state: 'marker-seen',
+      startedAt: c.clock.now().toISOString(),
+      seconds: 12,
+      consoleLog: '/data/boot-checks/x.console.log',
+    };
+    c.deps.events.failNext = 1;
+    await assert.rejects(advanceBootCheck(c.deps, job), /PutEvents failed/);
+    assert.equal((await regionOf(c, release.releaseId))?.bootCheck?.passed, true);
+    assert.equal(c.deps.events.ofType('Image Ready').length, 0);
+    // act
+    const report = await reconcile(c.deps);
+    // assess
+    assert.deepEqual(report.announced, [{ releaseId: release.releaseId, region: 'eu-west-1', imageId }]);
+    assert.equal(c.deps.events.ofType('Image Ready').length, 1);
+    assert.equal((await regionOf(c, release.releaseId))?.state, 'announced');
+  });
+
+  it('fails the region of a check that failed when the worker died before failing it; never announces it', async () => {
+    // prepare: the failed check was recorded, then the worker was killed before the region failed
+    const c = setup();
+    const { release, imageId } = await availableImage(c);
+    await announceImage(c.deps, available(imageId));
+    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+    c.checker.next = {
+      state: 'stopped',
+      startedAt: c.clock.now().toISOString(),
+      reason: 'Kernel panic - not syncing: No working init found.',
+      lastLines: [],
+    };
+    const images = c.imaging.of('eu-west-1').images;
+    const deprecate = images.deprecate.bind(images);
+    images.deprecate = async () => {
+      throw new Error('killed');
+    };
+    await assert.rejects(advanceBootCheck(c.deps, job), /killed/);
+    images.deprecate = deprecate;
+    assert.equal((await regionOf(c, release.releaseId))?.state, 'booting');
+    // act
+    const report = await reconcile(c.deps);
+    await reconcile(c.deps);
+    // assess
+    assert.deepEqual(report.announced, []);
+    assert.equal(c.deps.events.ofType('Image Ready').length, 0);
+    const failed = c.deps.events.ofType('Build Failed');
+    assert.equal(failed.length, 1);
+    assert.match(BuildFailedDetail.parse(failed[0]?.detail).reason, /^boot: Kernel panic/);
+    assert.equal((await regionOf(c, release.releaseId))?.state, 'failed');
+    assert.ok((await images.get(imageId))?.deprecatedAt, 'the image is kept, deprecated');
   });
 });

@@ -20,15 +20,18 @@ import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
 import { buildFailedEvent } from '#core/build-failure.ts';
 import { releaseTags } from '#core/naming.ts';
-import { BuildJob } from '#events/aws.ts';
+import { BootCheckJob, BuildJob } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
 import { createHandler as announceHandler } from '#functions/announce/handler.ts';
+import { createHandler as bootCheckHandler } from '#functions/boot-check/handler.ts';
 import { createPowertools } from '#functions/commons/powertools.ts';
 import { createHandler as expireHandler } from '#functions/expire/handler.ts';
 import { createHandler as ingestHandler } from '#functions/ingest/handler.ts';
 import { createHandler as registerHandler } from '#functions/register/handler.ts';
+import { createHandler as sweepHandler } from '#functions/sweep-smoke-instances/handler.ts';
 import { createHandler as syncHandler } from '#functions/sync-subscribers/handler.ts';
 import { resourcesOfType } from '#test/support/cfn.ts';
+import type { FakeInstance } from '#test/support/fake-aws/ec2.ts';
 import {
   BUILD_REGIONS,
   deniedMessages,
@@ -49,7 +52,15 @@ import {
 
 /** Granted actions no code path sends, and what uses the role's credentials for them instead. */
 export const ALLOWED_UNUSED: AllowedUnused[] = [
-  ...['IngestRole', 'RegisterRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole'].flatMap((role) => [
+  ...[
+    'IngestRole',
+    'RegisterRole',
+    'AnnounceRole',
+    'SyncSubscribersRole',
+    'ExpireRole',
+    'BootCheckRole',
+    'SweepSmokeInstancesRole',
+  ].flatMap((role) => [
     {
       role,
       action: 'logs:CreateLogStream',
@@ -67,17 +78,27 @@ export const ALLOWED_UNUSED: AllowedUnused[] = [
       reason: 'active tracing: Lambda and the X-Ray SDK send segments',
     },
   ]),
-  ...['IngestRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole'].map((role) => ({
-    role,
-    action: 'sqs:SendMessage',
-    reason:
-      'the on-failure destination: Lambda sends failed asynchronous invocations to the DLQ with the role',
-  })),
+  ...['IngestRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole', 'SweepSmokeInstancesRole'].map(
+    (role) => ({
+      role,
+      action: 'sqs:SendMessage',
+      reason:
+        'the on-failure destination: Lambda sends failed asynchronous invocations to the DLQ with the role',
+    }),
+  ),
   ...['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'].map((action) => ({
     role: 'RegisterRole',
     action,
     reason: "the SQS event source mapping polls the register queue with the function's role",
   })),
+  ...['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'].map(
+    (action) => ({
+      role: 'BootCheckRole',
+      action,
+      reason:
+        "the SQS event source mapping polls the boot-check queue with the function's role (a boot still under way is left to come back)",
+    }),
+  ),
   ...['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'].map((action) => ({
     role: 'BuilderRole',
     action,
@@ -184,9 +205,53 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     process.env = saved;
   });
 
-  // Three releases go all the way; a fourth fails at its snapshot (register's failure path).
-  for (const revision of ['2026.11.20', '2026.11.21', '2026.11.22', '2026.11.23']) {
-    const fails = revision === '2026.11.23';
+  /**
+   * How a revision's images fare at the boot gate: its smoke instances show the marker, or pass both status
+   * checks, or come up impaired; or the stream skips the check (announce shares and publishes itself).
+   */
+  type Boot = 'marker' | 'status-checks' | 'impaired' | 'unchecked';
+  const SMOKE_PARAMETER = '/stemcell/boot-check/smoke-instance';
+
+  /** The boot-check jobs announce queued, taken off the (shared) fake queue as Lambda's poller would. */
+  function takeBootCheckJobs(): { messageId: string; body: string }[] {
+    const queue = world.fakes.sqs.messages;
+    const jobs = queue.filter((m) => BootCheckJob.safeParse(JSON.parse(m.body)).success);
+    for (const job of jobs) queue.splice(queue.indexOf(job), 1);
+    return jobs.map((m) => ({ messageId: m.id, body: m.body }));
+  }
+
+  /** The SQS event Lambda's event source mapping delivers for those jobs. */
+  function bootCheckEvent(jobs: { messageId: string; body: string }[]) {
+    const template = sample<{ Records: Record<string, unknown>[] }>('sqs-ebs-snapshot-notification')
+      .Records[0];
+    const queueArn = world.home.attribute('BootCheckQueue', 'Arn');
+    return {
+      Records: jobs.map((j) => ({
+        ...template,
+        messageId: j.messageId,
+        body: j.body,
+        eventSourceARN: queueArn,
+      })),
+    };
+  }
+
+  /** The smoke instances launched from this revision's image in a region. */
+  const smokeInstancesOf = (region: string): FakeInstance[] =>
+    [...world.ec2(region).instances.values()].filter(
+      (i) => 'stemcell:boot-check' in i.tags && i.imageId === images.get(region),
+    );
+
+  // Three releases go all the way (their images boot, by the marker or by status checks, or their stream
+  // skips the check); a fourth fails at its snapshot (register's failure path). A fifth, after expire, does not
+  // boot (releaseSteps below).
+  const revisions: [string, Boot | 'snapshot-fails'][] = [
+    ['2026.11.20', 'marker'],
+    ['2026.11.21', 'status-checks'],
+    ['2026.11.22', 'unchecked'],
+    ['2026.11.23', 'snapshot-fails'],
+  ];
+  function releaseSteps(revision: string, outcome: Boot | 'snapshot-fails') {
+    const fails = outcome === 'snapshot-fails';
     it(`ingest of ${revision}: every call allowed for IngestRole`, async () => {
       setEnv(world.functionEnvironment('IngestLambdaFunction'));
       const body = Buffer.from(`tarball ${revision}`);
@@ -261,9 +326,16 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       assert.deepEqual(deniedMessages(judged), []);
     });
 
-    if (fails) continue;
+    if (outcome === 'snapshot-fails') return;
+    const boot: Boot = outcome;
     it(`announce of ${revision}: every call allowed for AnnounceRole`, async () => {
       setEnv(world.functionEnvironment('AnnounceLambdaFunction'));
+      // A stream may skip the boot check (an image nobody boots as is); otherwise the smoke instance decides.
+      putConfig({
+        web:
+          boot === 'unchecked' ? { ...web(2), bootCheck: { mode: 'none', allowUnverified: true } } : web(2),
+        api,
+      });
       const { awsAnnounceDeps } = await freshAwsDeps();
       const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
         const handler = announceHandler(await awsAnnounceDeps(), tools);
@@ -271,26 +343,90 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
           const event = sample<{ region: string; detail: { ImageId: string } }>('ec2-ami-state-change');
           event.region = region;
           event.detail.ImageId = images.get(region) as string;
-          await handler(event as never, context('announce'));
+          const out = await handler(event as never, context('announce'));
+          assert.equal(out.outcome, boot === 'unchecked' ? 'announced' : 'boot-checking');
         }
-        const updated = sample<{ detail: Record<string, unknown> }>('stemcell-launch-template-updated');
-        Object.assign(updated.detail, {
-          releaseId,
-          stream: 'web',
-          revision,
-          sequence: releaseSequence,
-          accountId: MEMBER,
-          imageId: images.get(HOME_REGION),
-        });
-        const parsed = (await import('#events/stemcell.ts')).LaunchTemplateUpdatedEvent.safeParse(updated);
-        assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
-        await handler(updated as never, context('announce'));
       });
       const shared = world.ec2(HOME_REGION).images.get(images.get(HOME_REGION) as string)?.launchPermissions;
-      assert.ok(shared?.length, 'the image was shared');
+      assert.equal(
+        Boolean(shared?.length),
+        boot === 'unchecked',
+        'shared only once it booted (or unchecked)',
+      );
       assert.deepEqual(deniedMessages(judged), []);
     });
+
+    if (boot !== 'unchecked')
+      it(`boot-check of ${revision} (${boot}): every call allowed for BootCheckRole`, async () => {
+        setEnv(world.functionEnvironment('BootDashcheckLambdaFunction'));
+        // What each region stack publishes for the boot check (infra/region.yml SmokeInstanceSettings).
+        const settings = world.regions.get(HOME_REGION) as RoleWorld['home'];
+        world.fakes.ssm.parameters.set(
+          SMOKE_PARAMETER,
+          String(settings.value(settings.resource('SmokeInstanceSettings').Properties?.Value)),
+        );
+        const jobs = takeBootCheckJobs();
+        assert.equal(jobs.length, BUILD_REGIONS.length, 'announce asked for one boot check per region');
+        const { awsBootCheckDeps } = await freshAwsDeps();
+        const judged = await asRole('BootCheckRole', role('BootCheckRole'), async () => {
+          const handler = bootCheckHandler(await awsBootCheckDeps(), tools);
+          // First look: the smoke instances are launched and pending; the records come back later.
+          const first = await handler(bootCheckEvent(jobs) as never, context('boot-check'));
+          assert.equal(first.batchItemFailures.length, BUILD_REGIONS.length, JSON.stringify(first));
+          for (const region of BUILD_REGIONS) {
+            const [instance, ...more] = smokeInstancesOf(region);
+            assert.ok(instance && more.length === 0, `one smoke instance in ${region}`);
+            instance.state = 'running';
+            if (boot === 'marker') instance.console = 'Debian GNU/Linux 12 web ttyS0\n\nweb login: ';
+            if (boot === 'status-checks') instance.status = { system: 'ok', instance: 'ok' };
+            if (boot === 'impaired') {
+              instance.console = 'Kernel panic - not syncing: No working init found.';
+              instance.status = { system: 'ok', instance: 'impaired' };
+            }
+          }
+          // Second look: decided.
+          const second = await handler(bootCheckEvent(jobs) as never, context('boot-check'));
+          assert.deepEqual(second, { batchItemFailures: [] });
+        });
+        for (const region of BUILD_REGIONS) {
+          assert.deepEqual(
+            smokeInstancesOf(region).map((i) => i.state),
+            ['terminated'],
+            `the smoke instance in ${region} is terminated`,
+          );
+          const image = world.ec2(region).images.get(images.get(region) as string);
+          assert.equal(Boolean(image?.launchPermissions.length), boot !== 'impaired', `shared in ${region}`);
+          if (boot === 'impaired') {
+            assert.match(image?.tags['stemcell:boot-check'] ?? '', /^boot: /);
+            assert.ok(image?.deprecation, `the image in ${region} is kept, deprecated`);
+          }
+        }
+        assert.deepEqual(deniedMessages(judged), []);
+      });
+
+    if (boot !== 'impaired')
+      it(`announce of ${revision}'s launch template reports: every call allowed for AnnounceRole`, async () => {
+        setEnv(world.functionEnvironment('AnnounceLambdaFunction'));
+        const { awsAnnounceDeps } = await freshAwsDeps();
+        const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
+          const handler = announceHandler(await awsAnnounceDeps(), tools);
+          const updated = sample<{ detail: Record<string, unknown> }>('stemcell-launch-template-updated');
+          Object.assign(updated.detail, {
+            releaseId,
+            stream: 'web',
+            revision,
+            sequence: releaseSequence,
+            accountId: MEMBER,
+            imageId: images.get(HOME_REGION),
+          });
+          const parsed = (await import('#events/stemcell.ts')).LaunchTemplateUpdatedEvent.safeParse(updated);
+          assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+          await handler(updated as never, context('announce'));
+        });
+        assert.deepEqual(deniedMessages(judged), []);
+      });
   }
+  for (const [revision, outcome] of revisions) releaseSteps(revision, outcome);
 
   it('sync-subscribers: every call allowed for SyncSubscribersRole; EventBridge may deliver to every target', async () => {
     setEnv(world.functionEnvironment('SyncDashsubscribersLambdaFunction'));
@@ -384,6 +520,39 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       const id = v.principal.split(' ').at(-1) as string;
       verdicts.set(id, [...(verdicts.get(id) ?? []), v]);
     }
+  });
+
+  // After expire (which keeps the newest images): a revision whose images do not boot.
+  releaseSteps('2026.11.24', 'impaired');
+
+  it('sweep-smoke-instances: every call allowed for SweepSmokeInstancesRole', async () => {
+    setEnv(world.functionEnvironment('SweepDashsmokeDashinstancesLambdaFunction'));
+    // One smoke instance escaped its check (the invocation died before stop) hours ago; one a live check owns.
+    const launched = (ageMs: number, checkId: string): FakeInstance => {
+      const i: FakeInstance = {
+        id: `i-0${checkId.length}${ageMs}`.slice(0, 19),
+        imageId: images.get('us-east-1') as string,
+        instanceType: 't3.micro',
+        subnetId: 'subnet-0123',
+        state: 'running',
+        launchTime: new Date(Date.now() - ageMs),
+        tags: { 'stemcell:boot-check': checkId, 'stemcell:stream': 'web' },
+        console: '',
+        status: { system: 'ok', instance: 'ok' },
+      };
+      world.ec2('us-east-1').instances.set(i.id, i);
+      return i;
+    };
+    const stray = launched(3 * 3600_000, 'boot-stray');
+    const live = launched(60_000, 'boot-live');
+    const { awsSweepDeps } = await freshAwsDeps();
+    let terminated: Record<string, string[]> = {};
+    const judged = await asRole('SweepSmokeInstancesRole', role('SweepSmokeInstancesRole'), async () => {
+      ({ terminated } = await sweepHandler(await awsSweepDeps(), tools)({}, context('sweep')));
+    });
+    assert.deepEqual(terminated, { 'us-east-1': [stray.id] });
+    assert.equal(live.state, 'running', 'a check still running keeps its instance');
+    assert.deepEqual(deniedMessages(judged), []);
   });
 
   it('grants nothing that no traced call uses, outside the allow-list', () => {
