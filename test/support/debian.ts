@@ -4,6 +4,11 @@
 // Revision 2: revision 1 with a few packages installed and one removed, applied with apt inside a copy
 // of revision 1, so its churn is a real package change, not a rebuild.
 //
+// arm64 (the same two revisions, for an arm64 image written by this x86_64 machine): mmdebstrap for the foreign
+// architecture with --variant=extract, so no arm64 maintainer script runs here (no qemu-user): Debian's files
+// (base-files, the cloud kernel, busybox-static) unpacked, plus a busybox init that prints the Debian release
+// and the image's /etc/stemcell-release, a login prompt, and powers off. Revision 2 adds and removes a package.
+//
 // Built with mmdebstrap and no mirror argument: the machine's own apt sources decide where packages come
 // from. The cache lives outside the repository, keyed by a hash of the recipe, and is only ever taken
 // from a directory renamed into place after a complete build.
@@ -26,6 +31,38 @@ export const DEBIAN_RECIPE = {
   hostname: 'stemcell',
 } as const;
 
+/** The arm64 trees: extracted, not installed (nothing of arm64 runs on this machine). */
+export const DEBIAN_ARM64_RECIPE = {
+  version: 1,
+  suite: hostSuite(),
+  variant: 'extract',
+  architecture: 'arm64',
+  rev1Packages: ['base-files', 'base-passwd', 'busybox-static', 'linux-image-cloud-arm64', 'netbase'],
+  rev2Install: ['less'],
+  rev2Remove: ['netbase'],
+  hostname: 'stemcell-arm64',
+} as const;
+
+/** PID 1 of the arm64 trees: Debian's files are unpacked, not configured, so busybox rather than systemd. */
+export function arm64Init(): string {
+  return [
+    '#!/bin/busybox sh',
+    '# stemcell arm64 test tree: says which Debian and which stemcell release booted, then powers off.',
+    'export PATH=/bin:/sbin:/usr/bin:/usr/sbin',
+    'busybox mount -t devtmpfs devtmpfs /dev',
+    'exec </dev/console >/dev/console 2>&1',
+    'busybox mount -t proc proc /proc',
+    '. /etc/os-release',
+    '. /etc/stemcell-release',
+    'echo',
+    'echo "$PRETTY_NAME ($(busybox uname -m)): stemcell stream $STREAM revision $REVISION"',
+    'echo "$(busybox cat /etc/hostname) login: "',
+    'busybox sync',
+    'busybox poweroff -f',
+    '',
+  ].join('\n');
+}
+
 export interface DebianRootfs {
   rev1Dir: string;
   rev2Dir: string;
@@ -46,10 +83,11 @@ function hostSuite(): string {
   return 'bookworm';
 }
 
-export function debianCacheDir(): string {
-  const hash = createHash('sha256').update(JSON.stringify(DEBIAN_RECIPE)).digest('hex').slice(0, 16);
-  return join(DEBIAN_CACHE_ROOT, `debian-${hash}`);
+export function debianCacheDir(recipe: object = DEBIAN_RECIPE, prefix = 'debian'): string {
+  const hash = createHash('sha256').update(JSON.stringify(recipe)).digest('hex').slice(0, 16);
+  return join(DEBIAN_CACHE_ROOT, `${prefix}-${hash}`);
 }
+const arm64CacheDir = () => debianCacheDir(DEBIAN_ARM64_RECIPE, 'debian-arm64');
 
 function log(message: string): void {
   process.stderr.write(`[debian] ${message}\n`);
@@ -178,9 +216,49 @@ async function buildRev2(rev1Dir: string, dir: string): Promise<void> {
   }
 }
 
+/** One arm64 revision: the packages extracted for arm64, the hostname and the busybox init. */
+async function extractArm64(dir: string, packages: readonly string[]): Promise<void> {
+  log(`arm64: mmdebstrap --variant=extract ${packages.join(',')} (host apt sources)`);
+  await run('mmdebstrap', [
+    '--mode=root',
+    '--variant=extract',
+    `--architectures=${DEBIAN_ARM64_RECIPE.architecture}`,
+    `--include=${packages.join(',')}`,
+    DEBIAN_ARM64_RECIPE.suite,
+    dir,
+  ]);
+  await writeFile(join(dir, 'etc/hostname'), `${DEBIAN_ARM64_RECIPE.hostname}\n`);
+  await writeFile(join(dir, 'sbin/init'), arm64Init(), { mode: 0o755 });
+}
+
 /** The two revision trees, built on first call (minutes) and cached afterwards. Needs root. */
 export async function ensureDebianRootfs(): Promise<DebianRootfs> {
-  const cacheDir = debianCacheDir();
+  return cachedTrees(debianCacheDir(), DEBIAN_RECIPE, async (tmp) => {
+    await buildRev1(join(tmp, 'rev1'));
+    await buildRev2(join(tmp, 'rev1'), join(tmp, 'rev2'));
+  });
+}
+
+/** The arm64 revision trees (extracted for arm64), cached like the x86_64 ones. Needs root. */
+export async function ensureDebianArm64Rootfs(): Promise<DebianRootfs> {
+  const r = DEBIAN_ARM64_RECIPE;
+  return cachedTrees(arm64CacheDir(), r, async (tmp) => {
+    await extractArm64(join(tmp, 'rev1'), r.rev1Packages);
+    const rev2 = [
+      ...r.rev1Packages.filter((p) => !(r.rev2Remove as readonly string[]).includes(p)),
+      ...r.rev2Install,
+    ];
+    await rm(join(tmp, 'rev2'), { recursive: true, force: true });
+    await extractArm64(join(tmp, 'rev2'), rev2);
+  });
+}
+
+/** Trees built by `build` into a temporary directory and renamed into place once complete. */
+async function cachedTrees(
+  cacheDir: string,
+  recipe: object,
+  build: (tmp: string) => Promise<void>,
+): Promise<DebianRootfs> {
   const result = { rev1Dir: join(cacheDir, 'rev1'), rev2Dir: join(cacheDir, 'rev2') };
   if (existsSync(join(cacheDir, 'complete'))) return result;
   requireRoot();
@@ -196,9 +274,8 @@ export async function ensureDebianRootfs(): Promise<DebianRootfs> {
     await rm(cacheDir, { recursive: true, force: true });
     await mkdir(join(tmp, 'rev2'), { recursive: true });
     try {
-      await buildRev1(join(tmp, 'rev1'));
-      await buildRev2(join(tmp, 'rev1'), join(tmp, 'rev2'));
-      await writeFile(join(tmp, 'recipe.json'), `${JSON.stringify(DEBIAN_RECIPE, null, 2)}\n`);
+      await build(tmp);
+      await writeFile(join(tmp, 'recipe.json'), `${JSON.stringify(recipe, null, 2)}\n`);
       await writeFile(join(tmp, 'complete'), `${new Date().toISOString()}\n`);
       await rename(tmp, cacheDir);
     } catch (err) {
@@ -243,8 +320,15 @@ async function ensureTarball(treeDir: string, out: string): Promise<void> {
 
 /** The two revisions as .tar.zst files made by GNU tar, built on first call and cached. Needs root. */
 export async function ensureDebianTarballs(): Promise<DebianTarballs> {
-  const { rev1Dir, rev2Dir } = await ensureDebianRootfs();
-  const cacheDir = debianCacheDir();
+  return cachedTarballs(await ensureDebianRootfs(), debianCacheDir());
+}
+
+/** The arm64 revisions as .tar.zst files, cached. Needs root. */
+export async function ensureDebianArm64Tarballs(): Promise<DebianTarballs> {
+  return cachedTarballs(await ensureDebianArm64Rootfs(), arm64CacheDir());
+}
+
+async function cachedTarballs({ rev1Dir, rev2Dir }: DebianRootfs, cacheDir: string): Promise<DebianTarballs> {
   const result = { rev1: join(cacheDir, 'rev1.tar.zst'), rev2: join(cacheDir, 'rev2.tar.zst') };
   if (existsSync(result.rev1) && existsSync(result.rev2)) return result;
   return withLock(`${cacheDir}.lock`, async () => {

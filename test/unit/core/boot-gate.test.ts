@@ -87,6 +87,22 @@ async function availableImage(c: ReturnType<typeof setup>) {
   return { release, imageId };
 }
 
+/** An available image that announce sent to its boot check, and the job the boot-check worker receives. */
+async function bootingImage(c: ReturnType<typeof setup>) {
+  const { release, imageId } = await availableImage(c);
+  await announceImage(c.deps, available(imageId));
+  const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+  return { release, imageId, job };
+}
+
+/** What the checker sees of a kernel that panicked: the machine stopped, no marker. */
+const panicked = (c: ReturnType<typeof setup>): BootObservation => ({
+  state: 'stopped',
+  startedAt: c.clock.now().toISOString(),
+  reason: 'Kernel panic - not syncing: No working init found.',
+  lastLines: [],
+});
+
 const available = (imageId: string) => ({
   region: 'eu-west-1',
   imageId,
@@ -145,9 +161,7 @@ describe('Function: advanceBootCheck()', () => {
   it('starts the machine, stays pending while it boots, then announces once the marker is seen', async () => {
     // prepare
     const c = setup();
-    const { release, imageId } = await availableImage(c);
-    await announceImage(c.deps, available(imageId));
-    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+    const { release, imageId, job } = await bootingImage(c);
     // act
     c.checker.next = { state: 'waiting' };
     const waiting = await advanceBootCheck(c.deps, job);
@@ -185,15 +199,8 @@ describe('Function: advanceBootCheck()', () => {
   it('a boot that stops without the marker fails the region: Build Failed boot: …, image deprecated and tagged, never announced', async () => {
     // prepare
     const c = setup();
-    const { release, imageId } = await availableImage(c);
-    await announceImage(c.deps, available(imageId));
-    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
-    c.checker.next = {
-      state: 'stopped',
-      startedAt: c.clock.now().toISOString(),
-      reason: 'Kernel panic - not syncing: No working init found.',
-      lastLines: [],
-    };
+    const { release, imageId, job } = await bootingImage(c);
+    c.checker.next = panicked(c);
     // act
     const result = await advanceBootCheck(c.deps, job);
     const retried = await announceImage(c.deps, available(imageId));
@@ -221,9 +228,7 @@ describe('Function: advanceBootCheck()', () => {
   it('fails a boot that shows no marker within the timeout, and not a moment before', async () => {
     // prepare
     const c = setup({ mode: 'qemu', timeoutSeconds: 60, marker: 'READY>' });
-    const { release, imageId } = await availableImage(c);
-    await announceImage(c.deps, available(imageId));
-    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+    const { job } = await bootingImage(c);
     c.checker.next = {
       state: 'booting',
       startedAt: c.clock.now().toISOString(),
@@ -245,9 +250,7 @@ describe('Function: advanceBootCheck()', () => {
   it('fails a check that never got a machine within the waiting budget', async () => {
     // prepare
     const c = setup();
-    const { release, imageId } = await availableImage(c);
-    await announceImage(c.deps, available(imageId));
-    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+    const { job } = await bootingImage(c);
     c.checker.next = { state: 'waiting' };
     // act
     c.clock.advance(30 * 60_000);
@@ -296,9 +299,7 @@ describe('Function: reconcile() behind the boot gate', () => {
   it('announces an image whose check passed when the worker died before announcing it', async () => {
     // prepare: the marker was seen and recorded, then "Image Ready" failed (the worker killed there)
     const c = setup();
-    const { release, imageId } = await availableImage(c);
-    await announceImage(c.deps, available(imageId));
-    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
+    const { release, imageId, job } = await bootingImage(c);
     c.checker.next = {
       state: 'marker-seen',
       startedAt: c.clock.now().toISOString(),
@@ -320,15 +321,8 @@ describe('Function: reconcile() behind the boot gate', () => {
   it('fails the region of a check that failed when the worker died before failing it; never announces it', async () => {
     // prepare: the failed check was recorded, then the worker was killed before the region failed
     const c = setup();
-    const { release, imageId } = await availableImage(c);
-    await announceImage(c.deps, available(imageId));
-    const job = { version: 1 as const, releaseId: release.releaseId, region: 'eu-west-1', imageId };
-    c.checker.next = {
-      state: 'stopped',
-      startedAt: c.clock.now().toISOString(),
-      reason: 'Kernel panic - not syncing: No working init found.',
-      lastLines: [],
-    };
+    const { release, imageId, job } = await bootingImage(c);
+    c.checker.next = panicked(c);
     const images = c.imaging.of('eu-west-1').images;
     const deprecate = images.deprecate.bind(images);
     images.deprecate = async () => {
