@@ -216,7 +216,7 @@ export class FakeEc2 {
     });
     mock.on(RunInstancesCommand).callsFake((input) => {
       const image = this.images.get(input.ImageId);
-      if (!image || image.state !== 'available') throw awsError('InvalidAMIID.NotFound');
+      if (image?.state !== 'available') throw awsError('InvalidAMIID.NotFound');
       const existing = [...this.instances.values()].find(
         (i) => input.ClientToken && i.token === input.ClientToken,
       );
