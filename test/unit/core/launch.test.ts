@@ -35,6 +35,7 @@ describe('Function: checkLaunches()', () => {
     const launch = new ScriptedLaunchModel();
     const a = withTemplate(members, '200000000001', 'eu-west-1', 'web-lt');
     a.member.addGroup('web-asg', a.template);
+    a.member.addGroup('db-asg', a.member.addTemplate('db-lt', 'db'));
     const b = withTemplate(members, '200000000002', 'eu-west-1', 'web-lt');
     b.member.addGroup('other-asg', b.member.addTemplate('other', 'db'));
     // the default is version 2, a later version 3 exists: version 2 is what launches
@@ -44,7 +45,12 @@ describe('Function: checkLaunches()', () => {
     );
     b.template.defaultVersionNumber = 2;
     b.template.latestVersionNumber = 3;
-    withTemplate(members, '200000000001', 'eu-west-1', 'db-lt', 'db');
+    let listedGroups = 0;
+    const none = members.forAccount('200000000003', 'eu-west-1');
+    none.listAutoScalingGroups = async () => {
+      listedGroups++;
+      return [];
+    };
     // act
     const report = await checkLaunches({ members, launch }, [
       { accountId: '200000000001', region: 'eu-west-1', stream: 'web' },
@@ -53,6 +59,7 @@ describe('Function: checkLaunches()', () => {
     ]);
     // assess
     assert.deepEqual(report, { checked: 2, launchable: 2, failures: [] });
+    assert.equal(listedGroups, 0, 'an account without tagged templates is asked nothing more');
     assert.deepEqual(launch.requests, [
       {
         accountId: '200000000001',
@@ -133,7 +140,55 @@ describe('Function: instanceTypeTraits()', () => {
     });
     assert.deepEqual(instanceTypeTraits('r8g.medium'), { architecture: 'arm64', bootModes: ['uefi'] });
     assert.deepEqual(instanceTypeTraits('t4g.micro'), { architecture: 'arm64', bootModes: ['uefi'] });
-    for (const unknown of ['p5.48xlarge', 't3', 't3.', '.micro', 'T3.micro', 'xt3.micro', 't3.micro.x', ''])
+    const families = {
+      'legacy-bios': ['t2', 'm4', 'c4', 'r4'],
+      nitro: [
+        't3',
+        't3a',
+        'm5',
+        'm5a',
+        'm6i',
+        'm6a',
+        'm7i',
+        'm7a',
+        'c5',
+        'c5a',
+        'c6i',
+        'c6a',
+        'c7i',
+        'c7a',
+        'r5',
+        'r6i',
+        'r7i',
+      ],
+      graviton: ['t4g', 'm6g', 'm7g', 'm8g', 'c6g', 'c7g', 'c8g', 'r6g', 'r7g', 'r8g'],
+    };
+    for (const f of families['legacy-bios'])
+      assert.deepEqual(
+        instanceTypeTraits(`${f}.large`),
+        { architecture: 'x86_64', bootModes: ['legacy-bios'] },
+        f,
+      );
+    for (const f of families.nitro)
+      assert.deepEqual(
+        instanceTypeTraits(`${f}.large`),
+        { architecture: 'x86_64', bootModes: ['legacy-bios', 'uefi'] },
+        f,
+      );
+    for (const f of families.graviton)
+      assert.deepEqual(instanceTypeTraits(`${f}.large`), { architecture: 'arm64', bootModes: ['uefi'] }, f);
+    for (const unknown of [
+      '1t3.micro',
+      ' t3.micro',
+      'p5.48xlarge',
+      't3',
+      't3.',
+      '.micro',
+      'T3.micro',
+      'xt3.micro',
+      't3.micro.x',
+      '',
+    ])
       assert.equal(instanceTypeTraits(unknown), undefined, unknown);
   });
 });

@@ -27,6 +27,22 @@ const A1 = '200000000001';
 const A2 = '200000000002';
 const A3 = '200000000003';
 
+/** Keeps what each line says beside its message: the operator reads the ids in it. */
+class AttributeLogger extends RecordingLogger {
+  attributes: Array<{ message: string; attributes: Record<string, unknown> }> = [];
+  #keep(level: string, message: string, attributes: Record<string, unknown> = {}) {
+    this.attributes.push({ message, attributes: structuredClone(attributes) });
+    return this.lines.push({ level, message });
+  }
+  override info = (message: string, attributes?: Record<string, unknown>) =>
+    this.#keep('info', message, attributes);
+  override error = (message: string, attributes?: Record<string, unknown>) =>
+    this.#keep('error', message, attributes);
+  of(message: string): Record<string, unknown> | undefined {
+    return this.attributes.find((a) => a.message === message)?.attributes;
+  }
+}
+
 /** A dead-letter queue holding messages until deleted; every receive is recorded. */
 class FakeDeadLetters implements FifoQueue {
   readonly name: string;
@@ -60,11 +76,11 @@ class FakeDeadLetters implements FifoQueue {
 function setup(opts: { config?: ReturnType<typeof testConfig>; dlq?: boolean; memberBusName?: string } = {}) {
   const imaging = new FakeImaging();
   const dlqs = new Map<string, FakeDeadLetters>();
-  const deps: ReconcileDeps & { releases: FakeReleaseStore; events: FakePublisher; logger: RecordingLogger } =
+  const deps: ReconcileDeps & { releases: FakeReleaseStore; events: FakePublisher; logger: AttributeLogger } =
     {
       config: opts.config ?? testConfig(),
       clock: new FakeClock('2026-11-20T12:00:00.000Z'),
-      logger: new RecordingLogger(),
+      logger: new AttributeLogger(),
       releases: new FakeReleaseStore(),
       events: new FakePublisher(),
       imaging: imaging.of,
@@ -165,6 +181,7 @@ describe('Function: reconcile()', () => {
     assert.equal(s.deps.events.ofType('Image Ready').length, 1);
     assert.deepEqual(second, { failed: [], registered: [], announced: [], redelivered: [] });
     assert.equal(logged, 1);
+    assert.deepEqual(s.deps.logger.of('reconciled'), first, 'the log line carries the report');
     assert.equal(s.deps.logger.lines.filter((l) => l.message === 'reconciled').length, 1, 'nothing to log');
     assert.equal((await stored(s, release, US))?.state, 'snapshotting', 'no snapshot there: left alone');
   });
@@ -238,6 +255,56 @@ describe('Function: reconcile()', () => {
     // assess
     assert.equal(asked, 0);
     assert.equal((await stored(s, release, EU))?.state, 'snapshotting');
+  });
+
+  it('reports no failure for a snapshot that is not a release of stemcell', async () => {
+    // prepare
+    const s = setup();
+    const release = s.deps.releases.seed('web-base', 'r1', [EU]);
+    const stray = await s.imaging
+      .of(EU)
+      .snapshots.create('vol-1', { description: 'x', tags: {}, clientToken: 't' });
+    await s.deps.releases.updateRegion(release.releaseId, EU, { snapshotId: stray.snapshotId });
+    // act
+    const report = await reconcile(s.deps);
+    // assess
+    assert.deepEqual(report, { failed: [], registered: [], announced: [], redelivered: [] });
+  });
+
+  it('passes over a recorded image that does not exist (yet) in the region', async () => {
+    // prepare
+    const s = setup();
+    const release = s.deps.releases.seed('web-base', 'r1', [EU]);
+    await s.deps.releases.updateRegion(release.releaseId, EU, {
+      state: 'registering',
+      imageId: 'ami-00000000000000404',
+    });
+    // act
+    const report = await reconcile(s.deps);
+    // assess
+    assert.deepEqual(report.announced, []);
+    assert.equal((await stored(s, release, EU))?.state, 'registering');
+  });
+
+  it('logs what it did when it both announced and redelivered', async () => {
+    // prepare: one image to announce in us-east-1, one account that never reported in eu-west-1
+    const s = setup();
+    await imaged(s, US, 'registering');
+    const old = await imaged(s, EU, 'announced', 'available', '2026-11-20T11:55:00.000Z');
+    for (const accountId of [A1, A2])
+      await s.deps.releases.recordAccount(old.release.releaseId, {
+        accountId,
+        region: EU,
+        outcome: 'updated',
+        launchTemplates: 1,
+        updatedAt: '2026-11-20T11:56:00.000Z',
+      });
+    // act
+    const report = await reconcile(s.deps);
+    // assess
+    assert.equal(report.announced.length, 1);
+    assert.deepEqual(report.redelivered, [{ releaseId: old.release.releaseId, region: EU, accountId: A3 }]);
+    assert.deepEqual(s.deps.logger.of('reconciled'), report);
   });
 
   for (const recorded of ['registering', 'available'] as const) {
@@ -372,6 +439,10 @@ describe('Function: reconcile() on the build DLQ', () => {
       s.deps.logger.lines.filter((l) => l.level === 'error').map((l) => l.message),
       ['unreadable job in the build DLQ: dropped', 'unreadable job in the build DLQ: dropped'],
     );
+    assert.deepEqual(s.deps.logger.of('unreadable job in the build DLQ: dropped'), {
+      region: EU,
+      messageId: 'm1',
+    });
     assert.equal(s.deps.events.events.length, 0);
   });
 
@@ -523,6 +594,22 @@ describe('Function: reconcile() redelivering Image Ready', () => {
     );
   });
 
+  it('tells no one when the stream scope holds no account', async () => {
+    // prepare
+    const config = testConfig();
+    const web = config.streams['web-base'];
+    if (web) web.subscribers.scope = { ous: ['ou-ab12-cccccccc'] };
+    const s = setup({ config });
+    await imaged(s, EU, 'announced', 'available', minutes(5));
+    // act
+    const report = await reconcile(s.deps);
+    const latest = await deliverLatestTo(s.deps, [A1]);
+    // assess
+    assert.deepEqual(report.redelivered, []);
+    assert.deepEqual(latest, []);
+    assert.equal(s.deps.events.events.length, 0);
+  });
+
   it('publishes nothing for an announced image that is no longer available', async () => {
     // prepare
     const s = setup();
@@ -555,7 +642,7 @@ describe('Function: deliverLatestTo()', () => {
       [EU, EU].map((r) => `arn:aws:events:${r}:${A2}:event-bus/default`),
       'the member bus is in the home region',
     );
-    assert.ok(s.deps.logger.lines.some((l) => l.message === 'latest images delivered to new accounts'));
+    assert.deepEqual(s.deps.logger.of('latest images delivered to new accounts'), { delivered });
   });
 
   it('does nothing for no account, and logs nothing when nothing was delivered', async () => {

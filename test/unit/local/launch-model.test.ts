@@ -93,7 +93,11 @@ function setup(opts: { image?: ImageInfo; parentOf?: Record<string, string> } = 
     rootId: 'r-abcd',
     parentOf: (id: string) => parents[id],
     describe: async () => ({ id: 'o-abcdef1234', arn: ORG_ARN, managementAccountId: OWNER }),
-    ouArn: async (ou: string) => ouArn(ou),
+    // Like Organizations, an id that is neither the root nor an OU is refused.
+    ouArn: async (ou: string) => {
+      if (!/^(r-|ou-)/.test(ou)) throw new Error(`no OU ${ou}`);
+      return ouArn(ou);
+    },
   } as unknown as LocalOrganizationDirectory;
   const model = new LocalLaunchModel({
     region: (r) => {
