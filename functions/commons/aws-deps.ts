@@ -185,6 +185,7 @@ export async function awsReconcileDeps(): Promise<ReconcileDeps> {
   return {
     ...(await awsAnnounceDeps()),
     buildDeadLetters: await regionQueues('-dlq'),
+    ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
   };
 }
@@ -198,6 +199,14 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
     ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
+    // Late joiners: the reconciler's delivery of the newest images, with this function's role.
+    catchUp: {
+      ...(await awsAnnounceDeps()),
+      ownAccountId: await ownAccountId(),
+      ...(process.env.STEMCELL_MEMBER_BUS_NAME
+        ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME }
+        : {}),
+    },
     rules: new EventBridgeBusRules({
       eventBusName: cfg.busName,
       client: awsClients().eventBridge(homeRegion()),

@@ -20,12 +20,14 @@ import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
 import { buildFailedEvent } from '#core/build-failure.ts';
 import { releaseTags } from '#core/naming.ts';
+import type { ReconcileReport } from '#core/reconcile.ts';
 import { BuildJob } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
 import { createHandler as announceHandler } from '#functions/announce/handler.ts';
 import { createPowertools } from '#functions/commons/powertools.ts';
 import { createHandler as expireHandler } from '#functions/expire/handler.ts';
 import { createHandler as ingestHandler } from '#functions/ingest/handler.ts';
+import { createHandler as reconcileHandler } from '#functions/reconcile/handler.ts';
 import { createHandler as registerHandler } from '#functions/register/handler.ts';
 import { createHandler as syncHandler } from '#functions/sync-subscribers/handler.ts';
 import { resourcesOfType } from '#test/support/cfn.ts';
@@ -49,7 +51,14 @@ import {
 
 /** Granted actions no code path sends, and what uses the role's credentials for them instead. */
 export const ALLOWED_UNUSED: AllowedUnused[] = [
-  ...['IngestRole', 'RegisterRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole'].flatMap((role) => [
+  ...[
+    'IngestRole',
+    'RegisterRole',
+    'AnnounceRole',
+    'SyncSubscribersRole',
+    'ExpireRole',
+    'ReconcileRole',
+  ].flatMap((role) => [
     {
       role,
       action: 'logs:CreateLogStream',
@@ -67,7 +76,7 @@ export const ALLOWED_UNUSED: AllowedUnused[] = [
       reason: 'active tracing: Lambda and the X-Ray SDK send segments',
     },
   ]),
-  ...['IngestRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole'].map((role) => ({
+  ...['IngestRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole', 'ReconcileRole'].map((role) => ({
     role,
     action: 'sqs:SendMessage',
     reason:
@@ -152,6 +161,14 @@ function setEnv(vars: Record<string, string>) {
   for (const [k, v] of Object.entries(vars)) process.env[k] = v;
 }
 
+/** Exactly one function's environment, as Lambda gives it: nothing another function set stays behind. */
+function useFunctionEnvironment(logicalId: string) {
+  for (const [id] of resourcesOfType(world.home.template, 'AWS::Lambda::Function')) {
+    for (const k of Object.keys(world.functionEnvironment(id))) delete process.env[k];
+  }
+  setEnv(world.functionEnvironment(logicalId));
+}
+
 describe('Roles vs code: the control plane and the builder (home account)', () => {
   let role: (id: string) => RolePrincipal;
   let builderRole: (region: string) => RolePrincipal;
@@ -188,49 +205,15 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
   for (const revision of ['2026.11.20', '2026.11.21', '2026.11.22', '2026.11.23']) {
     const fails = revision === '2026.11.23';
     it(`ingest of ${revision}: every call allowed for IngestRole`, async () => {
-      setEnv(world.functionEnvironment('IngestLambdaFunction'));
-      const body = Buffer.from(`tarball ${revision}`);
-      const key = `streams/web/${revision}.tar.zst`;
-      // As the S3 event names it (the fake compares IfMatch as given).
-      const etag = createHash('md5').update(body).digest('hex');
-      world.fakes.s3.objects.set(`${world.bucket}/${key}`, {
-        body,
-        etag,
-        versionId: `v-${revision}`,
-        metadata: { sha256: createHash('sha256').update(body).digest('hex') },
-      });
-      const event = sample<{ detail: { bucket: { name: string }; object: Record<string, unknown> } }>(
-        's3-object-created',
-      );
-      event.detail.bucket.name = world.bucket;
-      event.detail.object.key = key;
-      event.detail.object.etag = etag;
-      event.detail.object.size = body.length;
-      const { awsIngestDeps } = await freshAwsDeps();
-      const judged = await asRole('IngestRole', role('IngestRole'), async () => {
-        await ingestHandler(await awsIngestDeps(), tools)(event as never, context('ingest'));
-      });
-      assert.deepEqual(deniedMessages(judged), []);
+      assert.deepEqual(deniedMessages(await ingestOnce(revision)), []);
     });
 
     it(`builder of ${revision} in every region: every call allowed for BuilderRole`, async () => {
-      for (const region of BUILD_REGIONS) {
-        const instanceId = `i-0builder${region.replaceAll('-', '')}`.slice(0, 19);
-        world.instanceTags.set(instanceId, { 'stemcell:builder': 'true', Name: 'stemcell-builder' });
-        const t = world.regions.get(region) as RoleWorld['home'];
-        const judged = await asRole(`BuilderRole`, builderRole(region), () =>
-          buildOnce(
-            region,
-            instanceId,
-            t.value(t.resource('BuilderLaunchTemplate').Properties?.LaunchTemplateData?.UserData),
-          ),
-        );
-        assert.deepEqual(deniedMessages(judged), []);
-      }
+      assert.deepEqual(deniedMessages(await buildEverywhere()), []);
     });
 
     it(`register of ${revision}: every call allowed for RegisterRole`, async () => {
-      setEnv(world.functionEnvironment('RegisterLambdaFunction'));
+      useFunctionEnvironment('RegisterLambdaFunction');
       const { awsRegisterDeps } = await freshAwsDeps();
       const event = sample<{ Records: { body: string }[] }>('sqs-ebs-snapshot-notification');
       const template = event.Records[0] as { body: string };
@@ -263,7 +246,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
 
     if (fails) continue;
     it(`announce of ${revision}: every call allowed for AnnounceRole`, async () => {
-      setEnv(world.functionEnvironment('AnnounceLambdaFunction'));
+      useFunctionEnvironment('AnnounceLambdaFunction');
       const { awsAnnounceDeps } = await freshAwsDeps();
       const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
         const handler = announceHandler(await awsAnnounceDeps(), tools);
@@ -293,7 +276,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
   }
 
   it('sync-subscribers: every call allowed for SyncSubscribersRole; EventBridge may deliver to every target', async () => {
-    setEnv(world.functionEnvironment('SyncDashsubscribersLambdaFunction'));
+    useFunctionEnvironment('SyncDashsubscribersLambdaFunction');
     const { awsSyncSubscribersDeps } = await freshAwsDeps();
     // A rule left over with a target that must go: removal and deletion run too.
     world.fakes.events.rules.set('stemcell-subscribers-9', {
@@ -306,12 +289,18 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         { Id: '444444444444', Arn: 'arn:aws:events:eu-west-1:444444444444:event-bus/stemcell-member' },
       ],
     });
+    let caughtUp: { accountId: string; region: string }[] = [];
     const judged = await asRole('SyncSubscribersRole', role('SyncSubscribersRole'), async () => {
-      await syncHandler(await awsSyncSubscribersDeps(), tools)(
+      ({ caughtUp } = await syncHandler(await awsSyncSubscribersDeps(), tools)(
         { 'detail-type': 'Scheduled Event' },
         context('sync'),
-      );
+      ));
     });
+    // No rule targeted the members before this run: they are late joiners, told of the newest image everywhere.
+    assert.deepEqual(
+      caughtUp.map((c) => `${c.accountId} ${c.region}`).sort(),
+      [MEMBER, OTHER_MEMBER].flatMap((a) => BUILD_REGIONS.map((r) => `${a} ${r}`)).sort(),
+    );
     assert.deepEqual(deniedMessages(judged), []);
     // What EventBridge then does with the delivery role: put events on each member account's bus.
     const targets = [...world.fakes.events.rules.values()].flatMap((r) => r.targets);
@@ -335,7 +324,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     ['keep 1, announced to an OU', { web: web(1, { ous: [OU] }), api }],
   ] as const) {
     it(`expire (${round}): every call allowed for ExpireRole, and in member accounts for the reader role`, async () => {
-      setEnv(world.functionEnvironment('ExpireLambdaFunction'));
+      useFunctionEnvironment('ExpireLambdaFunction');
       putConfig(config);
       // The home account has a launch template of its own on the newest image.
       world
@@ -376,6 +365,48 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     });
   }
 
+  it('reconcile: every call allowed for ReconcileRole, on every path it re-drives', async () => {
+    putConfig({ web: web(2), api });
+    // prepare: 2026.11.24 built everywhere, its snapshot notifications lost (snapshot, no image: register and
+    // announce are the reconciler's); 2026.11.25 ingested and never built. The fake SQS serves every queue URL
+    // from one list: the jobs of 2026.11.25 stand for the build DLQs' content (their attempts ran out).
+    assert.deepEqual(deniedMessages(await ingestOnce('2026.11.24')), []);
+    assert.deepEqual(deniedMessages(await buildEverywhere()), []);
+    const stranded = releaseId;
+    assert.deepEqual(deniedMessages(await ingestOnce('2026.11.25')), []);
+    useFunctionEnvironment('ReconcileLambdaFunction');
+    const { awsReconcileDeps } = await freshAwsDeps();
+    let report: ReconcileReport | undefined;
+    // act: one scheduled run; no report timeout, so every account of the audience is told again too.
+    const judged = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
+      report = await reconcileHandler(await awsReconcileDeps(), tools, { reportTimeoutMs: 0 })(
+        { 'detail-type': 'Scheduled Event' },
+        context('reconcile'),
+      );
+    });
+    // assess: each path ran, and each call was allowed
+    assert.deepEqual(
+      report?.failed.map((f) => f.region).sort(),
+      [...BUILD_REGIONS].sort(),
+      'the DLQ jobs failed their regions',
+    );
+    assert.deepEqual(
+      report?.registered.map((r) => `${r.releaseId} ${r.region}`).sort(),
+      BUILD_REGIONS.map((r) => `${stranded} ${r}`).sort(),
+    );
+    assert.equal(report?.announced.length, BUILD_REGIONS.length);
+    const told = new Set(report?.redelivered.map((r) => r.accountId));
+    assert.deepEqual([...told].sort(), [MEMBER, OTHER_MEMBER]);
+    const memberPuts = judged.filter(
+      (v) => v.request.action === 'events:PutEvents' && !v.request.resource.includes(`:${HOME}:`),
+    );
+    assert.ok(
+      memberPuts.every((v) => v.request.resource.endsWith(':event-bus/stemcell-member')),
+      `Image Ready goes to the member stack's bus: ${memberPuts.map((v) => v.request.resource).join(', ')}`,
+    );
+    assert.deepEqual(deniedMessages(judged), []);
+  });
+
   it("the templates' own rule targets may put events on the buses they target", async () => {
     const judged = await world.judge(world.ruleTargetRequests());
     assert.ok(judged.length >= 3);
@@ -388,15 +419,10 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
 
   it('grants nothing that no traced call uses, outside the allow-list', () => {
     const unused: string[] = [];
-    // A role with no traced scenario yet is not proven either way; listed here so the gap stays visible.
-    const untraced = new Map([
-      ['ReconcileRole', 'the reconcile λ landed beside this proof; its calls are not traced yet'],
-    ]);
     const check = (id: string, principal: RolePrincipal) =>
       unused.push(...unusedGrants(principal, id, verdicts.get(id) ?? [], ALLOWED_UNUSED));
     for (const [id] of resourcesOfType(world.home.template, 'AWS::IAM::Role')) {
       if (id === 'OrganizationEventsRole' && !verdicts.has(id)) continue; // us-east-1 home only
-      if (untraced.has(id) && !verdicts.has(id)) continue;
       check(id, role(id));
     }
     for (const region of BUILD_REGIONS) {
@@ -414,6 +440,52 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       assert.ok(entry.reason.length > 10, `${entry.role} ${entry.action}: reason`);
     }
   });
+
+  /** Ingest of one revision of web, as S3's "Object Created" event triggers it; the verdicts of its calls. */
+  async function ingestOnce(revision: string): Promise<Verdict[]> {
+    useFunctionEnvironment('IngestLambdaFunction');
+    const body = Buffer.from(`tarball ${revision}`);
+    const key = `streams/web/${revision}.tar.zst`;
+    // As the S3 event names it (the fake compares IfMatch as given).
+    const etag = createHash('md5').update(body).digest('hex');
+    world.fakes.s3.objects.set(`${world.bucket}/${key}`, {
+      body,
+      etag,
+      versionId: `v-${revision}`,
+      metadata: { sha256: createHash('sha256').update(body).digest('hex') },
+    });
+    const event = sample<{ detail: { bucket: { name: string }; object: Record<string, unknown> } }>(
+      's3-object-created',
+    );
+    event.detail.bucket.name = world.bucket;
+    event.detail.object.key = key;
+    event.detail.object.etag = etag;
+    event.detail.object.size = body.length;
+    const { awsIngestDeps } = await freshAwsDeps();
+    return asRole('IngestRole', role('IngestRole'), async () => {
+      await ingestHandler(await awsIngestDeps(), tools)(event as never, context('ingest'));
+    });
+  }
+
+  /** One build of the queued job in every build region, each as that region's BuilderRole. */
+  async function buildEverywhere(): Promise<Verdict[]> {
+    const judged: Verdict[] = [];
+    for (const region of BUILD_REGIONS) {
+      const instanceId = `i-0builder${region.replaceAll('-', '')}`.slice(0, 19);
+      world.instanceTags.set(instanceId, { 'stemcell:builder': 'true', Name: 'stemcell-builder' });
+      const t = world.regions.get(region) as RoleWorld['home'];
+      judged.push(
+        ...(await asRole(`BuilderRole`, builderRole(region), () =>
+          buildOnce(
+            region,
+            instanceId,
+            t.value(t.resource('BuilderLaunchTemplate').Properties?.LaunchTemplateData?.UserData),
+          ),
+        )),
+      );
+    }
+    return judged;
+  }
 
   /** The builder's calls for one build, through the adapters and wiring src/builder/agent.ts uses. */
   async function buildOnce(region: string, instanceId: string, userData: unknown): Promise<void> {
