@@ -13,6 +13,7 @@ export const SAMPLE_NAMES = [
   'stemcell-release-complete',
   'stemcell-build-failed',
   'stemcell-launch-template-updated',
+  'stemcell-release-halted',
 ] as const;
 export type SampleName = (typeof SAMPLE_NAMES)[number];
 

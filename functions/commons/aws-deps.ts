@@ -21,6 +21,8 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { parse as parseYaml } from 'yaml';
+import { CloudWatchAlarms } from '#aws/alarms.ts';
+import { SchedulerBakeTimer } from '#aws/bake-timer.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgeBusRules, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
@@ -29,6 +31,7 @@ import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
+import { DynamoRolloutStore } from '#aws/rollout-store.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
@@ -168,10 +171,22 @@ export async function awsRegisterDeps(): Promise<RegisterDeps> {
 }
 
 export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+  const region = homeRegion();
   return {
     ...(await base()),
     imaging,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    rollouts: new DynamoRolloutStore({
+      tableName: env('STEMCELL_TABLE'),
+      client: awsClients().dynamodb(region),
+    }),
+    timer: new SchedulerBakeTimer({
+      client: awsClients().scheduler(region),
+      targetArn: env('STEMCELL_BAKE_TARGET_ARN'),
+      roleArn: env('STEMCELL_BAKE_ROLE_ARN'),
+      ...(process.env.STEMCELL_BAKE_DLQ_ARN ? { deadLetterArn: process.env.STEMCELL_BAKE_DLQ_ARN } : {}),
+    }),
+    alarms: new CloudWatchAlarms({ client: (r) => awsClients().cloudwatch(r) }),
   };
 }
 

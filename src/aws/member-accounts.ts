@@ -3,6 +3,7 @@
 // in the member account (AwsClients with memberRoleName).
 import {
   type AutoScalingClient,
+  DescribeInstanceRefreshesCommand,
   paginateDescribeAutoScalingGroups,
   paginateDescribeInstanceRefreshes,
   StartInstanceRefreshCommand,
@@ -17,6 +18,7 @@ import {
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type {
   AutoScalingGroup,
+  InstanceRefreshStatus,
   LaunchTemplate,
   LaunchTemplateVersion,
   MemberAccount,
@@ -170,6 +172,19 @@ export class AwsMemberAccount implements MemberAccount {
     );
     if (!out.InstanceRefreshId) throw new Error(`StartInstanceRefresh on ${asgName} returned no id`);
     return { instanceRefreshId: out.InstanceRefreshId };
+  }
+
+  async describeInstanceRefresh(
+    asgName: string,
+    instanceRefreshId: string,
+  ): Promise<InstanceRefreshStatus | undefined> {
+    const out = await this.#asg.send(
+      new DescribeInstanceRefreshesCommand({
+        AutoScalingGroupName: asgName,
+        InstanceRefreshIds: [instanceRefreshId],
+      }),
+    );
+    return out.InstanceRefreshes?.[0]?.Status as InstanceRefreshStatus | undefined;
   }
 
   #toVersion(v: {

@@ -16,6 +16,7 @@ const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/publish.ts'),
   await import('./commands/status.ts'),
   await import('./commands/builder.ts'),
+  await import('./commands/release.ts'),
 ];
 for (const command of commands) command.register(program);
 

@@ -9,6 +9,15 @@ import type { AnnounceDeps, Logger } from './deps.ts';
 import { emit } from './emit.ts';
 import { ReleaseNotFoundError, streamConfig } from './errors.ts';
 import { releaseFromTags, TAG } from './naming.ts';
+import {
+  type MaybeRolloutDeps,
+  onBakeElapsed,
+  onLaunchTemplateReport,
+  publishImageReady,
+  type RolloutDeps,
+  rolloutFinished,
+  type TimerResult,
+} from './rollout.ts';
 
 export interface AmiStateChange {
   region: string;
@@ -35,6 +44,8 @@ export type AnnounceResult =
       releaseComplete: boolean;
     }
   | { outcome: 'failed'; releaseId: string }
+  /** Not published: the stream is pinned to another revision, or the release's rollout halted or aborted. */
+  | { outcome: 'held'; releaseId: string; imageId: string; reason: string }
   | { outcome: 'ignored'; reason: string };
 
 const NOT_ANNOUNCED: RegionState[] = ['queued', 'building', 'snapshotting', 'registering', 'available'];
@@ -102,8 +113,22 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
       createdAt: new Date(image.createdAt).toISOString(),
     };
     // Publish, then record: a crash in between republishes on retry, and subscribers are idempotent;
-    // once recorded, a retry publishes nothing.
-    await emit(deps.events, 'Image Ready', detail, deps.config.busName, [imageArn(region, imageId)]);
+    // once recorded, a retry publishes nothing. Rollout waves decide who hears it (src/core/rollout.ts).
+    const published = await publishImageReady(deps, release, detail, [imageArn(region, imageId)]);
+    if (published !== 'published') {
+      await deps.releases.updateRegion(
+        release.releaseId,
+        region,
+        {
+          state: 'available',
+          imageId,
+          snapshotId: image.snapshotId,
+          updatedAt: deps.clock.now().toISOString(),
+        },
+        { stateIn: NOT_ANNOUNCED },
+      );
+      return { outcome: 'held', releaseId: release.releaseId, imageId, reason: published };
+    }
     await deps.releases.updateRegion(
       release.releaseId,
       region,
@@ -123,10 +148,25 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
   return { outcome, releaseId: release.releaseId, imageId, releaseComplete };
 }
 
-/** Publishes "Release Complete" when every region is announced; markComplete lets only one caller through. */
-async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: string): Promise<boolean> {
+/** The bake timer of a wave fired. */
+export async function onRolloutTimer(
+  deps: AnnounceDeps & Pick<RolloutDeps, 'rollouts' | 'timer'>,
+  input: Parameters<typeof onBakeElapsed>[1],
+): Promise<TimerResult & { releaseComplete: boolean }> {
+  const result = await onBakeElapsed(deps, input);
+  const releaseComplete =
+    result.outcome === 'rollout-complete' && (await completeIfAllAnnounced(deps, input.releaseId));
+  return { ...result, releaseComplete };
+}
+
+/**
+ * Publishes "Release Complete" when every region is announced and the rollout (if any) has reached and baked
+ * every wave; markComplete lets only one caller through.
+ */
+export async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: string): Promise<boolean> {
   const release = await deps.releases.get(releaseId);
   if (!release || release.completedAt) return false;
+  if (!(await rolloutFinished(deps, releaseId))) return false;
   const regions = Object.entries(release.regions);
   if (regions.length === 0 || !regions.every(([, r]) => r.state === 'announced' && r.imageId)) return false;
   const completedAt = deps.clock.now().toISOString();
@@ -153,6 +193,17 @@ function imageArn(region: string, imageId: string): string {
   return `arn:aws:ec2:${region}::image/${imageId}`;
 }
 
+/** Instance-refresh outcomes, least to most telling: the account record keeps the worst it heard. */
+const REFRESH_RANK = [
+  'not-requested',
+  'already-running',
+  'started',
+  'succeeded',
+  'cancelled',
+  'rolled-back',
+  'failed',
+];
+
 const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
   'skipped-older': 0,
   'already-current': 1,
@@ -164,7 +215,7 @@ const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
  * seen and counts reports; EventBridge delivers at least once, so the count is an upper bound.
  */
 export async function recordLaunchTemplateUpdate(
-  deps: { releases: AnnounceDeps['releases']; logger: Logger },
+  deps: { releases: AnnounceDeps['releases']; logger: Logger } & Partial<MaybeRolloutDeps>,
   detail: LaunchTemplateUpdated,
 ): Promise<AccountRecord | undefined> {
   const release = await deps.releases.get(detail.releaseId);
@@ -180,6 +231,11 @@ export async function recordLaunchTemplateUpdate(
     existing && OUTCOME_RANK[existing.outcome] > OUTCOME_RANK[detail.outcome]
       ? existing.outcome
       : detail.outcome;
+  const refreshRank = (r: string | undefined) => (r === undefined ? -1 : REFRESH_RANK.indexOf(r));
+  const instanceRefresh =
+    refreshRank(existing?.instanceRefresh) > refreshRank(detail.instanceRefresh)
+      ? existing?.instanceRefresh
+      : detail.instanceRefresh;
   const reported = new Date(detail.updatedAt).toISOString();
   const updatedAt = existing && existing.updatedAt > reported ? existing.updatedAt : reported;
   const record: AccountRecord = {
@@ -188,7 +244,9 @@ export async function recordLaunchTemplateUpdate(
     outcome,
     launchTemplates: (existing?.launchTemplates ?? 0) + 1,
     updatedAt,
+    ...(instanceRefresh ? { instanceRefresh } : {}),
   };
   await deps.releases.recordAccount(release.releaseId, record);
+  if (deps.rollouts && deps.timer) await onLaunchTemplateReport(deps as MaybeRolloutDeps, detail);
   return record;
 }

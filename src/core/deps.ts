@@ -2,6 +2,8 @@
 // and the local runtime build these the same way, so the core cannot tell where it runs.
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
+  Alarms,
+  BakeTimer,
   BusRules,
   Clock,
   EventPublisher,
@@ -11,6 +13,7 @@ import type {
   ObjectStore,
   OrganizationDirectory,
   ReleaseStore,
+  RolloutStore,
   Snapshots,
 } from '#ports';
 
@@ -58,6 +61,11 @@ export interface AnnounceDeps extends BaseDeps {
   events: EventPublisher;
   imaging(region: string): Imaging;
   organization: OrganizationDirectory;
+  /** Rollout waves, pins and their bake timer (src/core/rollout.ts); needed once a stream has `rollout`. */
+  rollouts?: RolloutStore;
+  timer?: BakeTimer;
+  /** CloudWatch alarms of waves that name one. */
+  alarms?: Alarms;
 }
 
 export interface BuildFailureDeps extends BaseDeps {

@@ -10,6 +10,7 @@ import { TAG } from '#core/naming.ts';
 import type {
   AutoScalingGroup,
   Clock,
+  InstanceRefreshStatus,
   LaunchTemplate,
   LaunchTemplateVersion,
   MemberAccount,
@@ -20,17 +21,8 @@ import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, writeJsonAtomic } from './json-state.ts';
 
-export type InstanceRefreshStatus =
-  | 'Pending'
-  | 'InProgress'
-  | 'Successful'
-  | 'Failed'
-  | 'Cancelling'
-  | 'Cancelled'
-  | 'RollbackInProgress'
-  | 'RollbackFailed'
-  | 'RollbackSuccessful'
-  | 'Baking';
+export type { InstanceRefreshStatus };
+
 const ACTIVE_REFRESH: InstanceRefreshStatus[] = [
   'Pending',
   'InProgress',
@@ -62,12 +54,16 @@ interface RefreshRecord {
   status: InstanceRefreshStatus;
   startTime: string;
   completesAt: number | null;
+  /** What the refresh ends as at completesAt (default Successful): failNextInstanceRefresh() sets it. */
+  endsAs?: InstanceRefreshStatus;
 }
 interface GroupRecord {
   name: string;
   launchTemplateId?: string;
   tags: Tags;
   instanceRefreshes: RefreshRecord[];
+  /** The outcome the next started refresh ends with (then cleared). */
+  nextRefreshEndsAs?: InstanceRefreshStatus;
 }
 interface ParameterRecord {
   name: string;
@@ -281,13 +277,35 @@ export class LocalMemberAccount implements MemberAccount {
       status: 'Pending',
       startTime: now.toISOString(),
       completesAt: now.getTime() + this.refreshMs,
+      ...(group.nextRefreshEndsAs ? { endsAs: group.nextRefreshEndsAs } : {}),
     };
+    delete group.nextRefreshEndsAs;
     group.instanceRefreshes.push(refresh);
     this.write(state);
     return { instanceRefreshId: refresh.instanceRefreshId };
   }
 
+  async describeInstanceRefresh(
+    asgName: string,
+    instanceRefreshId: string,
+  ): Promise<InstanceRefreshStatus | undefined> {
+    const refresh = this.requireGroup(this.read(), asgName).instanceRefreshes.find(
+      (r) => r.instanceRefreshId === instanceRefreshId,
+    );
+    return refresh && this.statusOf(refresh);
+  }
+
   // ---------------------------------------------------------------- local-only
+
+  /**
+   * Models a refresh that goes wrong (instances of the new image fail their health checks): the next refresh
+   * started on the group ends as `status` instead of Successful.
+   */
+  failNextInstanceRefresh(asgName: string, status: InstanceRefreshStatus = 'Failed'): void {
+    const state = this.read();
+    this.requireGroup(state, asgName).nextRefreshEndsAs = status;
+    this.write(state);
+  }
 
   createLaunchTemplate(input: { name: string; imageId: string; tags?: Tags }): LaunchTemplate {
     const state = this.read();
@@ -378,7 +396,7 @@ export class LocalMemberAccount implements MemberAccount {
 
   private statusOf(r: RefreshRecord): InstanceRefreshStatus {
     if (r.completesAt !== null && ACTIVE_REFRESH.includes(r.status)) {
-      return this.clock.now().getTime() >= r.completesAt ? 'Successful' : 'InProgress';
+      return this.clock.now().getTime() >= r.completesAt ? (r.endsAs ?? 'Successful') : 'InProgress';
     }
     return r.status;
   }

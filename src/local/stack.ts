@@ -37,6 +37,8 @@ import { LocalMemberAccounts } from './member-accounts.ts';
 import { LocalObjectStore } from './object-store.ts';
 import { LocalOrganizationDirectory } from './organization.ts';
 import { LocalReleaseStore } from './release-store.ts';
+import { LocalRolloutStore } from './rollout-store.ts';
+import { LocalAlarms, LocalScheduler } from './scheduler.ts';
 import type { LocalSnapshots } from './snapshots.ts';
 import { ebsStateDir, type LocalVolumes } from './volumes.ts';
 
@@ -100,6 +102,10 @@ export class LocalStack {
   readonly registry = new EventBusRegistry();
   readonly objects: LocalObjectStore;
   readonly releases: LocalReleaseStore;
+  /** Rollout waves and pins (src/core/rollout.ts), their bake timers, and the waves' alarms. */
+  readonly rollouts: LocalRolloutStore;
+  readonly scheduler: LocalScheduler;
+  readonly alarms: LocalAlarms;
   readonly keys: LocalKeyService;
   readonly organization: LocalOrganizationDirectory;
   readonly members: LocalMemberAccounts;
@@ -147,6 +153,9 @@ export class LocalStack {
       clock: this.#clock,
     });
     this.releases = new LocalReleaseStore(join(dataDir, 'releases'), { clock: this.#clock });
+    this.rollouts = new LocalRolloutStore(dataDir);
+    this.scheduler = new LocalScheduler(dataDir, { clock: this.#clock });
+    this.alarms = new LocalAlarms(dataDir);
     this.keys = new LocalKeyService(join(dataDir, 'kms'), {
       accountId: account,
       region: home,
@@ -239,6 +248,18 @@ export class LocalStack {
         this.#loops.push(this.#buildLoop(runtime, i));
     }
     this.#loops.push(this.#registerLoop());
+    this.#loops.push(this.#schedulerLoop());
+  }
+
+  /**
+   * The control plane without builders or timers, for one-off commands (`stemcell release resume`) next to a
+   * running `stemcell dev`: the key, the member accounts and their subscriber rules. Timers it schedules land
+   * in the shared schedules folder, where `dev` fires them.
+   */
+  async openControlPlane(): Promise<void> {
+    await this.keys.ensureKey(this.config.kmsKeyId);
+    if (this.config.local) this.members.seedFromConfig(this.config.local);
+    await this.syncSubscribers();
   }
 
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
@@ -264,10 +285,17 @@ export class LocalStack {
     return this.objects.put(key, body, metadata);
   }
 
-  /** Resolves once no event is in flight, no job is queued or building, and no register record waits. */
+  /**
+   * Resolves once no event is in flight, no job is queued or building, no register record waits, and no bake
+   * timer is pending (a rollout that halted has none left).
+   */
   async settle(): Promise<void> {
     for (;;) {
       await this.registry.drain();
+      if (this.scheduler.pending().length > 0) {
+        await realSleep(50);
+        continue;
+      }
       const queued = [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)].some(
         (q) => {
           const s = q.stats();
@@ -307,7 +335,12 @@ export class LocalStack {
     const subscriber = createSubscriber(this.subscriberDeps(accountId, bus), this.#tools);
     bus.addRule(
       'stemcell-subscriber',
-      { source: ['stemcell'], 'detail-type': ['Image Ready'] },
+      // infra/member.yml: an Image Ready with an audience (rollout waves) is for the accounts it lists.
+      {
+        source: ['stemcell'],
+        'detail-type': ['Image Ready'],
+        $or: [{ detail: { audience: [accountId] } }, { detail: { audience: [{ exists: false }] } }],
+      },
       async (event) => {
         const result = await subscriber(event as never, lambdaContext(`stemcell-subscriber-${accountId}`));
         const detail = event.detail as { region: string; stream: string; sequence: number };
@@ -346,6 +379,9 @@ export class LocalStack {
       events: this.centralBus,
       imaging: (r) => this.region(r),
       organization: this.organization,
+      rollouts: this.rollouts,
+      timer: this.scheduler,
+      alarms: this.alarms,
     };
   }
 
@@ -429,6 +465,24 @@ export class LocalStack {
       { source: ['stemcell'], 'detail-type': ['Launch Template Updated'] },
       announceTarget,
     );
+  }
+
+  /** EventBridge Scheduler: due bake timers invoke announce with their input. */
+  async #schedulerLoop(): Promise<void> {
+    const announce = createAnnounce(this.announceDeps(), this.#tools);
+    while (this.#running) {
+      this.#busy++;
+      try {
+        await this.scheduler.poll(async (input) => {
+          await announce(input as never, lambdaContext('stemcell-announce'));
+        });
+      } catch (err) {
+        this.#logger.error('bake timer target failed', { err });
+      } finally {
+        this.#busy--;
+      }
+      await realSleep(100);
+    }
   }
 
   /** Lambda's SQS event source for register: batches in, failed records stay for redelivery. */

@@ -27,6 +27,8 @@ export interface FlowOptions {
   streams?: string[];
   ssmParameter?: string;
   maxReceiveCount?: number;
+  /** `rollout:` of every stream (waves). */
+  rollout?: { waves: Array<Record<string, unknown>> };
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export function flowConfig(options: FlowOptions = {}): StemcellConfig {
             instanceRefresh: true,
             ...(options.ssmParameter ? { ssmParameter: options.ssmParameter } : {}),
           },
+          ...(options.rollout ? { rollout: options.rollout } : {}),
         },
       ]),
     ),

@@ -58,6 +58,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-release-complete': (e) => stemcellEnvelope('Release Complete').parse(e),
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
+  'stemcell-release-halted': (e) => stemcellEnvelope('Release Halted').parse(e),
 };
 
 /** What EventBridge delivers for an event put on a bus. */
@@ -190,6 +191,7 @@ describe('Emitted events', () => {
       'Release Complete': 'stemcell-release-complete',
       'Build Failed': 'stemcell-build-failed',
       'Launch Template Updated': 'stemcell-launch-template-updated',
+      'Release Halted': 'stemcell-release-halted',
     };
     for (const event of events) {
       const documented = sample<{ detail: Record<string, unknown> }>(
