@@ -357,6 +357,8 @@ export interface RolloutRecord {
   halted?: HaltRecord;
   /** Halts an operator resumed past, oldest first. */
   resumed?: HaltRecord[];
+  /** Set on a rollback release: the earlier revision whose images it points at (it has no waves). */
+  rollbackOf?: string;
   /** Each region's "Image Ready" detail (without audience) as first announced: later waves get the same. */
   images: Record<string, ImageReady>;
   /** Bumped by every write; put() succeeds only against the version that was read. */

@@ -125,8 +125,11 @@ export async function publishImageReady(
   detail: ImageReady,
   resources: string[],
 ): Promise<ImageReadyOutcome> {
+  // A rollback release (src/core/rollback.ts) carries its marker in the rollout store.
+  const rollbackOf = (await deps.rollouts?.get(release.releaseId))?.rollbackOf;
+  if (rollbackOf) detail = { ...detail, rollbackOf };
   const pin = await deps.rollouts?.getPin(release.stream);
-  if (pin && pin.revision !== release.revision && detail.rollbackOf !== pin.revision) {
+  if (pin && pin.revision !== release.revision && rollbackOf !== pin.revision) {
     deps.logger.info('stream pinned: image held back', {
       releaseId: release.releaseId,
       region: detail.region,
@@ -135,7 +138,7 @@ export async function publishImageReady(
     return 'pinned';
   }
   // A rollback goes to every account at once: its images already ran in the fleet before.
-  const waves = detail.rollbackOf ? undefined : await resolveWaves(deps, release.stream);
+  const waves = rollbackOf ? undefined : await resolveWaves(deps, release.stream);
   if (!waves) {
     await emit(deps.events, 'Image Ready', detail, deps.config.busName, resources);
     return 'published';
@@ -148,25 +151,62 @@ export async function publishImageReady(
     { releaseId: release.releaseId, stream: release.stream, state: 'rolling', waves, images: {}, version: 1 },
     0,
   );
-  let outcome: ImageReadyOutcome = 'published';
-  const record = await update(rollout, release.releaseId, async (r) => {
-    if (r.state === 'halted' || r.state === 'aborted') {
-      outcome = r.state;
-      return false;
-    }
-    const open = r.waves.filter((w) => w.state !== 'pending');
-    const audience = [...new Set(open.flatMap((w) => w.accounts))].sort();
-    if (audience.length > 0) {
-      await emit(deps.events, 'Image Ready', { ...detail, audience }, deps.config.busName, resources);
-    }
-    const now = deps.clock.now().toISOString();
+  // Record the region's image first (whatever the state: a resume sends it on), then deliver outside any
+  // read-modify-write, so a halt that a delivery triggers (local buses deliver at once) never races it.
+  const recorded = await update(rollout, release.releaseId, (r) => {
+    if (r.images[detail.region]) return false;
     r.images[detail.region] = detail;
-    for (const w of open) w.announcedAt[detail.region] ??= now;
     return true;
   });
-  if (record && outcome === 'published') await startBakeIfReady(rollout, release, record);
-  deps.logger.info('image ready to waves', { releaseId: release.releaseId, region: detail.region, outcome });
-  return outcome;
+  if (recorded?.state === 'halted' || recorded?.state === 'aborted') {
+    deps.logger.info('image ready held: release not rolling', {
+      releaseId: release.releaseId,
+      state: recorded.state,
+    });
+    return recorded.state;
+  }
+  const record = await deliver(rollout, release.releaseId);
+  if (record) await startBakeIfReady(rollout, release, record);
+  deps.logger.info('image ready to waves', { releaseId: release.releaseId, region: detail.region });
+  return 'published';
+}
+
+/** Waves that receive the release: every wave opened so far, halted ones included (a resume passes them). */
+const OPEN = new Set<WaveRecord['state']>(['announcing', 'baking', 'healthy', 'halted']);
+
+/**
+ * Sends every recorded region's "Image Ready" to the accounts of open waves that do not have it yet, then stamps
+ * those waves. Emit first, stamp second: a crash in between sends again (subscribers are idempotent).
+ */
+async function deliver(deps: RolloutDeps, releaseId: string): Promise<RolloutRecord | undefined> {
+  const record = await deps.rollouts.get(releaseId);
+  if (!record || record.state === 'aborted') return record;
+  const sent: { wave: number; region: string }[] = [];
+  for (const [region, detail] of Object.entries(record.images).sort(([a], [b]) => a.localeCompare(b))) {
+    const audience = new Set<string>();
+    record.waves.forEach((w, i) => {
+      if (!OPEN.has(w.state) || w.announcedAt[region]) return;
+      for (const a of w.accounts) audience.add(a);
+      sent.push({ wave: i, region });
+    });
+    if (audience.size === 0) continue;
+    await emit(
+      deps.events,
+      'Image Ready',
+      { ...detail, audience: [...audience].sort() },
+      deps.config.busName,
+      [`arn:aws:ec2:${region}::image/${detail.imageId}`],
+    );
+  }
+  if (sent.length === 0) return record;
+  const now = deps.clock.now().toISOString();
+  return update(deps, releaseId, (r) => {
+    for (const { wave, region } of sent) {
+      const w = r.waves[wave];
+      if (w) w.announcedAt[region] ??= now;
+    }
+    return true;
+  });
 }
 
 /** Timer name: EventBridge Scheduler names are [0-9a-zA-Z-_.]{1,64}. */
@@ -304,21 +344,8 @@ async function openNextWave(
   }
   const index = done + 1;
   const opened = record.waves[index];
-  if (opened && opened.accounts.length > 0) {
-    for (const detail of Object.values(record.images)) {
-      await emit(deps.events, 'Image Ready', { ...detail, audience: opened.accounts }, deps.config.busName, [
-        `arn:aws:ec2:${detail.region}::image/${detail.imageId}`,
-      ]);
-    }
-  }
-  const now = deps.clock.now().toISOString();
-  const stamped = await update(deps, release.releaseId, (r) => {
-    const w = r.waves[index];
-    if (!w) return false;
-    for (const region of Object.keys(r.images)) w.announcedAt[region] ??= now;
-    return true;
-  });
-  if (stamped) await startBakeIfReady(deps, release, stamped);
+  const delivered = await deliver(deps, release.releaseId);
+  if (delivered) await startBakeIfReady(deps, release, delivered);
   deps.logger.info('wave opened', { releaseId: release.releaseId, wave: opened?.name });
   return { outcome: 'next-wave', wave: opened?.name ?? String(index) };
 }

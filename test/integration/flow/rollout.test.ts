@@ -11,15 +11,16 @@ const CANARY = [accountId(1), accountId(3)];
 const REST = [accountId(2), accountId(4)];
 /** "Everything else in scope" includes the management account (it has no launch template, so never reports). */
 const REST_WAVE = [accountId(0), ...REST];
-const WAVES = {
+/** Canary, then the rest; a canary bake long enough that reports arrive within it on a loaded machine. */
+const waves = (canaryBakeMinutes: number) => ({
   waves: [
-    { name: 'canary', ous: [OU_A], bakeMinutes: 0.01 },
+    { name: 'canary', ous: [OU_A], bakeMinutes: canaryBakeMinutes },
     { name: 'rest', bakeMinutes: 0.01 },
   ],
-};
+});
 
-async function withFlow(body: (flow: Flow) => Promise<void>): Promise<void> {
-  const flow = await startFlow({ accounts: 4, streams: ['web'], rollout: WAVES });
+async function withFlow(body: (flow: Flow) => Promise<void>, canaryBakeMinutes = 0.01): Promise<void> {
+  const flow = await startFlow({ accounts: 4, streams: ['web'], rollout: waves(canaryBakeMinutes) });
   try {
     await body(flow);
   } finally {
@@ -118,7 +119,7 @@ describe('Flow: rollout waves', () => {
           assert.equal(defaultImage(flow, account, region, 'web'), release.regions[region]?.imageId);
       }
       assert.equal((await flow.stack.rollouts.get(release.releaseId))?.state, 'complete');
-    });
+    }, 0.05);
   });
 
   it('abort keeps the later waves where they are for good', async () => {
@@ -146,6 +147,6 @@ describe('Flow: rollout waves', () => {
       );
       await assert.rejects(resumeRelease(deps, 'web', 'r2'), /aborted, not halted/);
       assert.equal(defaultImage(flow, accountId(2), HOME, 'web'), first.regions[HOME]?.imageId);
-    });
+    }, 0.05);
   });
 });

@@ -6,6 +6,7 @@ import { recordBuildFailure } from '#core/build-failure.ts';
 import { ingest } from '#core/ingest.ts';
 import { releaseTags, TAG } from '#core/naming.ts';
 import { registerSnapshot } from '#core/register.ts';
+import { halt } from '#core/rollout.ts';
 import { applyImageReady } from '#core/subscriber.ts';
 import {
   AmiStateChangeEvent,
@@ -23,6 +24,7 @@ import {
   type StemcellDetailType,
 } from '#events/stemcell.ts';
 import type { BusEvent } from '#ports';
+import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 import {
   FakeClock,
   FakeImaging,
@@ -164,6 +166,26 @@ describe('Emitted events', () => {
         logger: base.logger,
       },
       imageReady,
+    );
+    // A rollout wave that halts: "Release Halted".
+    const rollouts = new MemoryRolloutStore();
+    await rollouts.put(
+      {
+        releaseId: release.releaseId,
+        stream: release.stream,
+        state: 'rolling',
+        waves: [
+          { name: 'canary', accounts: ['200000000001'], bakeMinutes: 1, state: 'baking', announcedAt: {} },
+        ],
+        images: {},
+        version: 1,
+      },
+      0,
+    );
+    assert.ok(
+      await halt({ ...deps, rollouts, timer: new RecordingTimer() }, release, 0, 'instance refresh failed', [
+        { accountId: '200000000001', region: 'eu-west-1' },
+      ]),
     );
     return published.events;
   }
