@@ -79,6 +79,9 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
 
   let outcome: 'announced' | 'already-announced' = 'already-announced';
   if (regionRecord?.state !== 'announced') {
+    // Checked before sharing: an unencrypted image is neither shared nor announced.
+    if (!image.encrypted)
+      throw new Error(`image ${imageId} in ${region} is not encrypted: refusing to announce`);
     // Sharing is idempotent (launch permissions are a set), so a retry simply adds nothing.
     const organizationArns = config.sharing.organization ? [(await deps.organization.describe()).arn] : [];
     const ouArns = await Promise.all(config.sharing.ous.map((ou) => deps.organization.ouArn(ou)));
@@ -93,8 +96,6 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
           `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
       );
     }
-    if (!image.encrypted)
-      throw new Error(`image ${imageId} in ${region} is not encrypted: refusing to announce`);
     const detail: ImageReady = {
       version: 1,
       stream: release.stream,

@@ -49,11 +49,15 @@ export async function registerSnapshot(
   if (!release)
     return { outcome: 'ignored', reason: `snapshot ${snapshotId} carries no stemcell release tags` };
 
+  // A snapshot in error is final whatever the notification said: retrying would only reach the DLQ.
   if (notification.result === 'failed' || snapshot.state === 'error') {
     await recordBuildFailure(deps, {
       releaseId: release.releaseId,
       region,
-      reason: `snapshot ${snapshotId} failed: ${notification.cause || 'no cause given'}`,
+      reason:
+        notification.result === 'failed'
+          ? `snapshot ${snapshotId} failed: ${notification.cause || 'no cause given'}`
+          : `snapshot ${snapshotId} failed: EBS reports it in error state`,
       attempts: (await deps.releases.get(release.releaseId))?.regions[region]?.attempts ?? 1,
     });
     return { outcome: 'failed', releaseId: release.releaseId };

@@ -390,8 +390,10 @@ export class FakeBusRules implements BusRules {
   }
 }
 
+/** A version's other settings (instance type, user data, …) as one opaque value: EC2 copies them from the source version. */
+type FakeVersion = LaunchTemplateVersion & { clientToken?: string; settings?: string };
 interface FakeTemplate extends LaunchTemplate {
-  versions: Array<LaunchTemplateVersion & { clientToken?: string }>;
+  versions: FakeVersion[];
 }
 
 export class FakeMemberAccount implements MemberAccount {
@@ -462,7 +464,10 @@ export class FakeMemberAccount implements MemberAccount {
     const t = this.#template(id);
     const again = t.versions.find((v) => v.clientToken === input.clientToken);
     if (again) return { versionNumber: again.versionNumber, imageId: again.imageId };
-    const version = {
+    const source = t.versions.find((v) => v.versionNumber === input.sourceVersion);
+    if (!source) throw new Error(`no version ${input.sourceVersion} of ${id}`);
+    const version: FakeVersion = {
+      ...(source.settings !== undefined ? { settings: source.settings } : {}),
       versionNumber: t.latestVersionNumber + 1,
       imageId: input.imageId,
       versionDescription: input.versionDescription,
