@@ -283,6 +283,8 @@ export interface LaunchTemplateVersion {
 export interface AutoScalingGroup {
   name: string;
   launchTemplateId?: string;
+  /** The version the group launches: `$Default`, `$Latest` or a number (as a string), as Auto Scaling stores it. */
+  launchTemplateVersion?: string;
   tags: Tags;
 }
 /** What one member account lets its subscriber do, in one region. */
@@ -291,6 +293,8 @@ export interface MemberAccount {
   readonly region: string;
   listLaunchTemplates(tagKey: string, tagValue: string): Promise<LaunchTemplate[]>;
   getLaunchTemplateVersion(launchTemplateId: string, version: number): Promise<LaunchTemplateVersion>;
+  /** Every version of the template, oldest first (DescribeLaunchTemplateVersions, all pages). */
+  listLaunchTemplateVersions(launchTemplateId: string): Promise<LaunchTemplateVersion[]>;
   /** Idempotent on clientToken: a retry returns the version created the first time. */
   createLaunchTemplateVersion(
     launchTemplateId: string,
@@ -298,7 +302,8 @@ export interface MemberAccount {
   ): Promise<LaunchTemplateVersion>;
   setDefaultVersion(launchTemplateId: string, version: number): Promise<void>;
   putParameter(name: string, value: string): Promise<void>;
-  listAutoScalingGroups(tagKey: string, tagValue: string): Promise<AutoScalingGroup[]>;
+  /** Groups carrying the tag; every group of the account and region when no tag is given. */
+  listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]>;
   instanceRefreshInProgress(asgName: string): Promise<boolean>;
   startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }>;
   /**

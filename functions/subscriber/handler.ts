@@ -1,33 +1,46 @@
-// subscriber λ (member accounts): "Image Ready" → launch templates tagged stemcell:stream=<stream> move to the
-// new image (never backwards), SSM parameter, instance refresh, "Launch Template Updated" back to the centre.
+// subscriber λ (member accounts): the account's FIFO queue of "Image Ready" events (the member bus rule's
+// target; one message group) → launch templates tagged stemcell:stream=<stream> move to the new image (never
+// backwards), SSM parameter, instance refresh, "Launch Template Updated" back to the centre. The FIFO processor
+// keeps the order: once a record fails, the rest of its group fails too and comes back in order.
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SubscriberDeps } from '#core/deps.ts';
-import { applyImageReady, type SubscriberResult } from '#core/subscriber.ts';
-import { type ImageReadyEnvelope, ImageReadyEvent } from '#events/stemcell.ts';
+import { applyImageReady } from '#core/subscriber.ts';
+import { ImageReadyEvent } from '#events/stemcell.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
 export function createHandler(deps: SubscriberDeps, tools: Powertools = powertools) {
-  return middy<ImageReadyEnvelope, SubscriberResult>()
+  const record = async (record: SQSRecord) => {
+    const event = ImageReadyEvent.parse(JSON.parse(record.body));
+    const result = await applyImageReady(deps, event.detail);
+    for (const outcome of ['updated', 'already-current', 'skipped-older'] as const) {
+      tools.metrics.addMetric(
+        `LaunchTemplates_${outcome}`,
+        MetricUnit.Count,
+        result.templates.filter((t) => t.outcome === outcome).length,
+      );
+    }
+    return result;
+  };
+  return middy<SQSEvent, SQSBatchResponse>()
     .use(captureLambdaHandler(tools.tracer))
     .use(injectLambdaContext(tools.logger))
     .use(logMetrics(tools.metrics))
-    .use(parser({ schema: ImageReadyEvent }))
-    .handler(async (event) => {
-      const result = await applyImageReady(deps, event.detail);
-      for (const outcome of ['updated', 'already-current', 'skipped-older'] as const) {
-        tools.metrics.addMetric(
-          `LaunchTemplates_${outcome}`,
-          MetricUnit.Count,
-          result.templates.filter((t) => t.outcome === outcome).length,
-        );
-      }
-      return result;
+    .handler(async (event, context) => {
+      // One processor per invocation: it holds the batch's state, and the local runtime may invoke concurrently.
+      const processor = new SqsFifoPartialProcessorAsync();
+      // Another group's records (another stream, in local mode) go on after one group fails.
+      return processPartialResponse(event, record, processor, {
+        context,
+        skipGroupOnError: true,
+        throwOnFullBatchFailure: false,
+      });
     });
 }
 

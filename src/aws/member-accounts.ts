@@ -14,6 +14,7 @@ import {
   type EC2Client,
   ModifyLaunchTemplateCommand,
   paginateDescribeLaunchTemplates,
+  paginateDescribeLaunchTemplateVersions,
 } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type {
@@ -87,6 +88,18 @@ export class AwsMemberAccount implements MemberAccount {
     return this.#toVersion(v);
   }
 
+  async listLaunchTemplateVersions(launchTemplateId: string): Promise<LaunchTemplateVersion[]> {
+    const versions: LaunchTemplateVersion[] = [];
+    const pages = paginateDescribeLaunchTemplateVersions(
+      { client: this.#ec2 },
+      { LaunchTemplateId: launchTemplateId },
+    );
+    for await (const page of pages) {
+      for (const v of page.LaunchTemplateVersions ?? []) versions.push(this.#toVersion(v));
+    }
+    return versions.sort((a, b) => a.versionNumber - b.versionNumber);
+  }
+
   async createLaunchTemplateVersion(
     launchTemplateId: string,
     input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
@@ -133,20 +146,22 @@ export class AwsMemberAccount implements MemberAccount {
     );
   }
 
-  async listAutoScalingGroups(tagKey: string, tagValue: string): Promise<AutoScalingGroup[]> {
+  async listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]> {
     const groups: AutoScalingGroup[] = [];
     const pages = paginateDescribeAutoScalingGroups(
       { client: this.#asg },
-      { Filters: [{ Name: `tag:${tagKey}`, Values: [tagValue] }] },
+      tagKey === undefined ? {} : { Filters: [{ Name: `tag:${tagKey}`, Values: [tagValue ?? ''] }] },
     );
     for await (const page of pages) {
       for (const g of page.AutoScalingGroups ?? []) {
         if (!g.AutoScalingGroupName) continue;
         const group: AutoScalingGroup = { name: g.AutoScalingGroupName, tags: fromTagList(g.Tags) };
-        const lt =
-          g.LaunchTemplate?.LaunchTemplateId ??
-          g.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification?.LaunchTemplateId;
-        if (lt) group.launchTemplateId = lt;
+        const spec = g.LaunchTemplate ?? g.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
+        if (spec?.LaunchTemplateId) {
+          group.launchTemplateId = spec.LaunchTemplateId;
+          // Auto Scaling reports the version as given at creation; absent means $Default.
+          group.launchTemplateVersion = spec.Version ?? '$Default';
+        }
         groups.push(group);
       }
     }

@@ -60,6 +60,8 @@ interface RefreshRecord {
 interface GroupRecord {
   name: string;
   launchTemplateId?: string;
+  /** `$Default`, `$Latest` or a version number; absent means `$Default`, as in Auto Scaling. */
+  launchTemplateVersion?: string;
   tags: Tags;
   instanceRefreshes: RefreshRecord[];
   /** The outcome the next started refresh ends with (then cleared). */
@@ -123,7 +125,7 @@ export class LocalMemberAccounts implements MemberAccounts {
   createAutoScalingGroup(
     accountId: string,
     region: string,
-    input: { name: string; launchTemplateId?: string; tags?: Tags },
+    input: { name: string; launchTemplateId?: string; launchTemplateVersion?: string; tags?: Tags },
   ): AutoScalingGroup {
     return this.forAccount(accountId, region).createAutoScalingGroup(input);
   }
@@ -177,6 +179,10 @@ export class LocalMemberAccount implements MemberAccount {
   async getLaunchTemplateVersion(launchTemplateId: string, version: number): Promise<LaunchTemplateVersion> {
     const template = this.requireTemplate(this.read(), launchTemplateId);
     return toVersion(this.requireVersion(template, version));
+  }
+
+  async listLaunchTemplateVersions(launchTemplateId: string): Promise<LaunchTemplateVersion[]> {
+    return this.requireTemplate(this.read(), launchTemplateId).versions.map(toVersion);
   }
 
   async createLaunchTemplateVersion(
@@ -250,9 +256,9 @@ export class LocalMemberAccount implements MemberAccount {
     this.write(state);
   }
 
-  async listAutoScalingGroups(tagKey: string, tagValue: string): Promise<AutoScalingGroup[]> {
+  async listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]> {
     return this.read()
-      .autoScalingGroups.filter((g) => g.tags[tagKey] === tagValue)
+      .autoScalingGroups.filter((g) => tagKey === undefined || g.tags[tagKey] === tagValue)
       .map(toGroup);
   }
 
@@ -327,7 +333,12 @@ export class LocalMemberAccount implements MemberAccount {
     return toLaunchTemplate(template);
   }
 
-  createAutoScalingGroup(input: { name: string; launchTemplateId?: string; tags?: Tags }): AutoScalingGroup {
+  createAutoScalingGroup(input: {
+    name: string;
+    launchTemplateId?: string;
+    launchTemplateVersion?: string;
+    tags?: Tags;
+  }): AutoScalingGroup {
     const state = this.read();
     if (state.autoScalingGroups.some((g) => g.name === input.name)) {
       throw new LocalServiceError(
@@ -338,6 +349,15 @@ export class LocalMemberAccount implements MemberAccount {
     if (input.launchTemplateId) this.requireTemplate(state, input.launchTemplateId);
     const group: GroupRecord = { name: input.name, tags: { ...input.tags }, instanceRefreshes: [] };
     if (input.launchTemplateId) group.launchTemplateId = input.launchTemplateId;
+    if (input.launchTemplateVersion) {
+      if (!/^(\$Default|\$Latest|[1-9]\d*)$/.test(input.launchTemplateVersion)) {
+        throw new LocalServiceError(
+          'ValidationError',
+          `launch template version ${JSON.stringify(input.launchTemplateVersion)} is not $Default, $Latest or a number`,
+        );
+      }
+      group.launchTemplateVersion = input.launchTemplateVersion;
+    }
     state.autoScalingGroups.push(group);
     this.write(state);
     return toGroup(group);
@@ -467,6 +487,9 @@ function toVersion(v: VersionRecord): LaunchTemplateVersion {
 
 function toGroup(g: GroupRecord): AutoScalingGroup {
   const group: AutoScalingGroup = { name: g.name, tags: { ...g.tags } };
-  if (g.launchTemplateId) group.launchTemplateId = g.launchTemplateId;
+  if (g.launchTemplateId) {
+    group.launchTemplateId = g.launchTemplateId;
+    group.launchTemplateVersion = g.launchTemplateVersion ?? '$Default';
+  }
   return group;
 }

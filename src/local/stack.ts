@@ -26,7 +26,7 @@ import { createHandler as createIngest } from '#functions/ingest/handler.ts';
 import { createHandler as createRegister } from '#functions/register/handler.ts';
 import { createHandler as createSubscriber } from '#functions/subscriber/handler.ts';
 import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
-import type { Clock, StoredObject } from '#ports';
+import type { Clock, EventPublisher, StoredObject } from '#ports';
 import { realSleep, systemClock } from './clock.ts';
 import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
@@ -93,6 +93,7 @@ const lambdaContext = (functionName: string): Context =>
 
 const BUILD_VISIBILITY_SECONDS = 900;
 const REGISTER_VISIBILITY_SECONDS = 2;
+const SUBSCRIBER_VISIBILITY_SECONDS = 2;
 
 export class LocalStack {
   readonly config: StemcellConfig;
@@ -113,6 +114,8 @@ export class LocalStack {
   readonly registerQueue: LocalFifoQueue;
   readonly regions = new Map<string, RegionRuntime>();
   readonly #memberBuses = new Map<string, LocalEventBus>();
+  /** Each member account's FIFO queue between its bus rule and its subscriber (infra/member.yml). */
+  readonly subscriberQueues = new Map<string, LocalFifoQueue>();
   readonly #options: LocalStackOptions;
   readonly #clock: Clock;
   readonly #tools: Powertools;
@@ -296,12 +299,14 @@ export class LocalStack {
         await realSleep(50);
         continue;
       }
-      const queued = [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)].some(
-        (q) => {
-          const s = q.stats();
-          return s.visible + s.inFlight > 0;
-        },
-      );
+      const queued = [
+        this.registerQueue,
+        ...[...this.regions.values()].map((r) => r.buildQueue),
+        ...this.subscriberQueues.values(),
+      ].some((q) => {
+        const s = q.stats();
+        return s.visible + s.inFlight > 0;
+      });
       if (!queued && this.#busy === 0) {
         await this.registry.drain();
         if (this.#busy === 0) return;
@@ -324,7 +329,11 @@ export class LocalStack {
     return createExpire(this.expireDeps(), this.#tools, { graceMs })({}, lambdaContext('expire'));
   }
 
-  /** The member account's default bus, with the subscriber rule infra/member.yml deploys. */
+  /**
+   * The member account's default bus, with what infra/member.yml deploys: the rule that puts "Image Ready" on the
+   * account's FIFO queue (MessageGroupId = stream), and the subscriber consuming it as Lambda's SQS event source
+   * does, so deliveries for one account and stream never run at once.
+   */
   memberBus(accountId: string): LocalEventBus {
     let bus = this.#memberBuses.get(accountId);
     if (bus) return bus;
@@ -332,7 +341,13 @@ export class LocalStack {
     bus =
       this.registry.resolve(eventBusArn(this.homeRegion, accountId, 'default')) ??
       this.#bus(accountId, this.homeRegion, 'default');
-    const subscriber = createSubscriber(this.subscriberDeps(accountId, bus), this.#tools);
+    const queueDir = join(this.dataDir, 'queues', 'members', accountId);
+    const queueOptions = { accountId, region: this.homeRegion, clock: this.#clock };
+    const queue = new LocalFifoQueue(queueDir, 'stemcell-subscriber.fifo', {
+      ...queueOptions,
+      deadLetterQueue: new LocalFifoQueue(queueDir, 'stemcell-subscriber-dlq.fifo', queueOptions),
+      maxReceiveCount: 5,
+    });
     bus.addRule(
       'stemcell-subscriber',
       // infra/member.yml: an Image Ready with an audience (rollout waves) is for the accounts it lists.
@@ -342,15 +357,72 @@ export class LocalStack {
         $or: [{ detail: { audience: [accountId] } }, { detail: { audience: [{ exists: false }] } }],
       },
       async (event) => {
-        const result = await subscriber(event as never, lambdaContext(`stemcell-subscriber-${accountId}`));
-        const detail = event.detail as { region: string; stream: string; sequence: number };
-        if (result.templates.length > 0) {
-          this.#options.onProgress?.({ kind: 'account-updated', accountId, ...detail });
-        }
+        const detail = event.detail as { stream: string };
+        await queue.send(JSON.stringify(event), detail.stream, event.id);
       },
     );
     this.#memberBuses.set(accountId, bus);
+    this.subscriberQueues.set(accountId, queue);
+    if (this.#running) this.#loops.push(this.#subscriberLoop(accountId, bus, queue));
     return bus;
+  }
+
+  /** Lambda's SQS event source for one account's subscriber: batches of up to 10, in group order. */
+  async #subscriberLoop(accountId: string, bus: LocalEventBus, queue: LocalFifoQueue): Promise<void> {
+    const onProgress = this.#options.onProgress;
+    // The progress line follows the reports the subscriber sends back, one per launch template it handled.
+    const events: EventPublisher = {
+      async publish(entries) {
+        await bus.publish(entries);
+        for (const e of entries) {
+          if (e.detailType !== 'Launch Template Updated') continue;
+          const d = e.detail as { region: string; stream: string; sequence: number };
+          onProgress?.({
+            kind: 'account-updated',
+            accountId,
+            region: d.region,
+            stream: d.stream,
+            sequence: d.sequence,
+          });
+        }
+      },
+    };
+    const subscriber = createSubscriber({ ...this.subscriberDeps(accountId, bus), events }, this.#tools);
+    await this.#consume(queue, `stemcell-subscriber-${accountId}`, subscriber);
+  }
+
+  /** Receives batches from a queue and hands them to an SQS-triggered handler; failed records stay queued. */
+  async #consume(
+    queue: LocalFifoQueue,
+    functionName: string,
+    handler: (event: never, context: Context) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>,
+  ): Promise<void> {
+    while (this.#running) {
+      const messages = await queue.receive({
+        max: 10,
+        visibilityTimeoutSeconds: SUBSCRIBER_VISIBILITY_SECONDS,
+        waitSeconds: 1,
+      });
+      if (messages.length === 0) continue;
+      this.#busy++;
+      try {
+        const response = await handler(
+          toLambdaSqsEvent(
+            { arn: queue.arn, region: queue.region, accountId: queue.accountId },
+            messages,
+          ) as never,
+          lambdaContext(functionName),
+        );
+        const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+        for (const message of messages) {
+          if (!failed.has(message.messageId)) await queue.delete(message.receiptHandle);
+        }
+      } catch (err) {
+        this.#logger.error(`${functionName} invocation failed`, { err });
+      } finally {
+        this.#busy--;
+      }
+    }
   }
 
   ingestDeps(): IngestDeps {

@@ -33,6 +33,7 @@ import {
   writeSync,
   writevSync,
 } from 'node:fs';
+import { modeWithAcl } from './acl.ts';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import type { ManifestRecord } from './manifest.ts';
 import { createNodes, setPreciseTimes } from './node-archive.ts';
@@ -47,6 +48,10 @@ const WHOLE_BODY_MAX = 1024 * 1024;
  *  an unchanged one keeps its inode. */
 const SHARED_BODY_MAX = 16 * 1024 * 1024;
 const XATTR_BATCH = 2000;
+/** What mkdir gives a directory GNU tar creates for an unlisted parent (0777 less the usual umask 022). */
+const IMPLIED_DIR_MODE = 0o755;
+/** Setting the access ACL sets the group bits to its mask: a later chmod must be followed by the ACL. */
+const ACL_ACCESS = 'system.posix_acl_access';
 
 const O_NOFOLLOW = constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_WRONLY | O_NOFOLLOW;
@@ -104,7 +109,7 @@ export class TreeApplier {
   private readonly inodeReplaced = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
   private readonly dirMtimes = new Map<string, TarEntry>();
-  /** Paths with a fractional mtime, which Node cannot set exactly (it takes seconds as a double). */
+  /** Paths with a fractional or negative mtime, which Node cannot set exactly (it takes seconds as a double). */
   private readonly preciseTimes = new Map<string, TarEntry>();
   private readonly dirMtimeDiffers = new Set<string>();
   /** Directories this apply created: nothing can be inside them yet, so no lstat is needed there. */
@@ -224,11 +229,32 @@ export class TreeApplier {
     if (!st?.isDirectory()) {
       // Whatever a previous revision left here (a planted symlink included) is replaced, never followed.
       if (st) this.removeOld(dir, { rec: { t: typeOfStats(st) }, xattrs: null });
-      mkdirSync(abs, 0o755);
+      mkdirSync(abs, IMPLIED_DIR_MODE);
       this.freshDirs.add(dir);
       this.markDirty(parentOf(dir));
+    } else {
+      this.resetImpliedDir(dir, abs, st);
     }
     this.addSeen(dir, 'dir', { t: 'dir', i: 1 });
+  }
+
+  /**
+   * An implied parent that is already there ends as a fresh extract makes one: owned by the extracting
+   * user, mode 0755, no extended attributes, the time of the apply — not what an earlier revision that
+   * listed it set. One that the last apply implied as well was reset then.
+   */
+  private resetImpliedDir(dir: string, abs: string, st: Stats): void {
+    const rec = this.old && !this.underWiped(dir) ? this.old.get(dir) : undefined;
+    if (rec?.i === 1) return;
+    const uid = process.getuid?.() ?? st.uid;
+    const gid = process.getgid?.() ?? st.gid;
+    if (st.uid !== uid || st.gid !== gid) lchownSync(abs, uid, gid);
+    // lstat said directory, and only this process writes the tree: chmod cannot follow a link here.
+    if ((st.mode & 0o7777) !== IMPLIED_DIR_MODE) chmodSync(abs, IMPLIED_DIR_MODE);
+    const had = this.old ? (rec?.x ? xattrMap(rec.x) : null) : (this.diskXattrs.get(dir) ?? null);
+    if (had?.size) this.pendingXattrs.push({ path: dir, gen: 0, set: new Map(), remove: [...had.keys()] });
+    const now = Date.now() / 1000;
+    lutimesSync(abs, now, now);
   }
 
   private async applyFile(entry: TarEntry, rel: string, oldIn: OldState | null): Promise<void> {
@@ -240,7 +266,7 @@ export class TreeApplier {
     }
     const shared = old !== null && (this.old ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
     const size = entry.size;
-    const rec = withMtime({ t: 'file', s: size, m: entry.mode, u: entry.uid, g: entry.gid }, entry);
+    const rec = withMtime({ t: 'file', s: size, m: modeOf(entry), u: entry.uid, g: entry.gid }, entry);
     if (this.trustMtime && this.old && old?.rec.h && old.rec.s === size && sameMtime(old.rec, entry)) {
       // Opt-in quick check (like rsync's): same size and mtime as the manifest says means same content,
       // so the body is skipped unread and unhashed. Wrong for archives whose mtimes are clamped.
@@ -405,7 +431,7 @@ export class TreeApplier {
       this.freshDirs.add(rel);
       created = true;
     }
-    const rec = withMtime({ t: 'dir', m: entry.mode, u: entry.uid, g: entry.gid }, entry);
+    const rec = withMtime({ t: 'dir', m: modeOf(entry), u: entry.uid, g: entry.gid }, entry);
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
     const metaChanged = this.applyMetadata(entry, rel, old, false, null);
     this.count(created, metaChanged);
@@ -492,7 +518,7 @@ export class TreeApplier {
       this.removeOld(rel, old);
       old = null;
     }
-    const rec = withMtime({ t: entry.type, m: entry.mode, u: entry.uid, g: entry.gid }, entry);
+    const rec = withMtime({ t: entry.type, m: modeOf(entry), u: entry.uid, g: entry.gid }, entry);
     if (entry.type !== 'fifo') rec.r = rdev;
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
     if (!old) {
@@ -534,6 +560,7 @@ export class TreeApplier {
     const o = old?.rec;
     let changed = false;
     let chowned = false;
+    let chmodded = false;
     if (!o || o.u !== entry.uid || o.g !== entry.gid) {
       if (fd !== null) fchownSync(fd, entry.uid, entry.gid);
       else lchownSync(abs, entry.uid, entry.gid);
@@ -542,7 +569,7 @@ export class TreeApplier {
     }
     if (entry.type !== 'symlink') {
       const hasSpecialBits = (entry.mode & 0o6000) !== 0;
-      if (!o || o.m !== entry.mode || (chowned && hasSpecialBits)) {
+      if (!o || o.m !== modeOf(entry) || (chowned && hasSpecialBits)) {
         if (fd !== null) fchmodSync(fd, entry.mode);
         else {
           // chmod(2) follows symlinks: make sure the name is still what the manifest said.
@@ -553,6 +580,7 @@ export class TreeApplier {
           }
           chmodSync(abs, entry.mode);
         }
+        chmodded = true;
         changed = true;
       }
     }
@@ -569,8 +597,10 @@ export class TreeApplier {
     }
     const want = entry.xattrs;
     const have = old?.xattrs ?? null;
-    // A write or chown drops security.capability in the kernel, so those re-set every attribute.
-    if (!xattrsEqual(want, have) || ((chowned || contentWritten) && want?.size)) {
+    // A write or chown drops security.capability in the kernel, and a chmod rewrites an access ACL's
+    // mask, so those re-set every attribute.
+    const clobbered = chowned || contentWritten || (chmodded && want?.has(ACL_ACCESS) === true);
+    if (!xattrsEqual(want, have) || (clobbered && want?.size)) {
       const remove = [...(have?.keys() ?? [])].filter((name) => !want?.has(name));
       this.pendingXattrs.push({ path: rel, gen: 0, set: want ?? new Map(), remove });
       changed = true;
@@ -579,8 +609,9 @@ export class TreeApplier {
   }
 
   private queuePreciseTime(rel: string, entry: TarEntry): void {
-    // Not even microseconds survive the double Node takes (1795296382.540854 lands 23 ns early).
-    if (entry.mtimeNsec !== 0) this.preciseTimes.set(rel, entry);
+    // Not even microseconds survive the double Node takes (1795296382.540854 lands 23 ns early), and
+    // Node replaces a time before 1970 by the current time (a number) or clamps it to 1901 (a Date).
+    if (entry.mtimeNsec !== 0 || entry.mtime < 0) this.preciseTimes.set(rel, entry);
   }
 
   private count(written: boolean, metaChanged: boolean): void {
@@ -831,6 +862,12 @@ function xattrRecord(xattrs: XattrMap): Record<string, string> {
 
 function xattrMap(record: Record<string, string>): XattrMap {
   return new Map(Object.entries(record).map(([name, value]) => [name, Buffer.from(value, 'base64')]));
+}
+
+/** The mode the entry ends with on disk: its access ACL, if any, sets the permission bits. */
+function modeOf(entry: TarEntry): number {
+  const acl = entry.xattrs?.get(ACL_ACCESS);
+  return acl ? modeWithAcl(entry.mode, acl) : entry.mode;
 }
 
 function withMtime(rec: ManifestRecord, entry: TarEntry): ManifestRecord {

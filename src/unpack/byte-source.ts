@@ -45,6 +45,9 @@ function hasPerl(): boolean {
 export function detectCompression(head: Buffer): Compression | 'bzip2' {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  // A skippable frame (magic 0x184D2A50-5F) first: pzstd writes one before each independent frame, and
+  // the zstd tool (as Node's decoder) skips it.
+  if (head.length >= 4 && (head.readUInt32LE(0) & 0xfffffff0) === 0x184d2a50) return 'zstd';
   if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
     return 'xz';
   }
@@ -307,9 +310,14 @@ export class ByteSource {
     }
   }
 
+  /** Offset in the decompressed tar stream of the next byte to be read. */
+  get position(): number {
+    return this.bytesOut - (this.buf.length - this.off);
+  }
+
   /** Declared sizes are checked before their bytes are read, so a lying header is stopped at once. */
   assertWithinTotal(declared: number): void {
-    if (this.bytesOut - (this.buf.length - this.off) + declared > this.limits.maxTotalBytes) {
+    if (this.position + declared > this.limits.maxTotalBytes) {
       throw new RejectedArchiveError(
         this.currentPath,
         `entry size ${declared} exceeds the limit of ${this.limits.maxTotalBytes} uncompressed bytes`,

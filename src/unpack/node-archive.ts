@@ -84,7 +84,7 @@ const UTIMENSAT: Partial<Record<string, number>> = { x64: 280, arm64: 88 };
 
 /**
  * Sets exact (nanosecond) mtimes, without following symlinks, in one perl process (perl-base is part of
- * every Debian system). Only entries with a fractional mtime come here.
+ * every Debian system). Only entries with a fractional or negative mtime come here.
  */
 export function setPreciseTimes(root: string, entries: Array<[path: string, entry: TarEntry]>): void {
   if (entries.length === 0) return;

@@ -2,8 +2,10 @@
 // tar-stream because every header field must be validated and anything ambiguous refused: tar-stream
 // accepts a missing end-of-archive, applies PAX global headers, lets a PAX size govern a following GNU
 // long-name header, and reads past NUL bytes in long names; a parser differential is an escape route.
+
+import { aclAfterChmod, posixAclXattr } from './acl.ts';
 import { type ByteSource, TruncatedError } from './byte-source.ts';
-import { RejectedArchiveError } from './errors.ts';
+import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import type { UnpackLimits } from './limits.ts';
 
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
@@ -33,6 +35,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.', 'system.'];
 const MAX_XATTR_VALUE = 64 * 1024;
 
+type PaxRecord = [key: string, value: Buffer];
+
 interface PaxOverrides {
   path?: string;
   linkpath?: string;
@@ -41,6 +45,11 @@ interface PaxOverrides {
   gid?: number;
   mtime?: [sec: number, nsec: number];
   xattrs?: Map<string, Buffer>;
+  /** RHT.security.selinux, as written. */
+  selinux?: Buffer;
+  /** SCHILY.acl.access / .default, already in the kernel's system.posix_acl_* binary form. */
+  aclAccess?: Buffer;
+  aclDefault?: Buffer;
 }
 
 export class TarReader {
@@ -50,6 +59,8 @@ export class TarReader {
   /** Body bytes of the current entry not yet read, and its padding. */
   private bodyLeft = 0;
   private padding = 0;
+  /** From a PAX global header: the mtime of every later entry that sets none itself. */
+  private globalMtime: [sec: number, nsec: number] | undefined;
 
   constructor(src: ByteSource, limits: UnpackLimits) {
     this.src = src;
@@ -127,16 +138,19 @@ export class TarReader {
   /** The next entry, or null at a proper end-of-archive (two zero blocks). */
   async next(): Promise<TarEntry | null> {
     await this.skipBodyAndPadding();
-    let pax: PaxOverrides | null = null;
+    let pax: PaxRecord[] | null = null;
     let longName: string | null = null;
     let longLink: string | null = null;
+    // Until its name is known, a fault is the next entry's, named by where its first header starts
+    // (never by the previous entry's name).
+    this.src.currentPath = `<entry at byte ${this.src.position}>`;
     for (;;) {
       const block = await this.readBlock();
       if (!block) {
         if (pax || longName !== null || longLink !== null) {
           this.reject('archive ends after an extended header, without its entry');
         }
-        this.src.currentPath = '<archive>';
+        this.src.currentPath = ARCHIVE;
         this.reject('missing end-of-archive (the stream ended without two zero blocks)');
       }
       if (isZeroBlock(block)) {
@@ -144,6 +158,7 @@ export class TarReader {
           this.reject('end-of-archive right after an extended header, without its entry');
         }
         const second = await this.readBlock();
+        this.src.currentPath = ARCHIVE;
         if (!second) this.reject('missing end-of-archive (a lone zero block ends the stream)');
         if (!isZeroBlock(second)) this.reject('a zero block followed by more headers');
         return null;
@@ -152,15 +167,22 @@ export class TarReader {
       const typeflag = String.fromCharCode(block[156]!);
       const size = this.numeric(block, 124, 12, 'size');
       if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-        if (typeflag === 'g') this.reject('PAX global headers are not supported');
         const body = await this.readMetaBody(size);
+        if (typeflag === 'g') {
+          if (pax || longName !== null || longLink !== null) {
+            this.reject('a PAX global header between an extended header and its entry');
+          }
+          this.applyGlobal(body);
+          this.src.currentPath = `<entry at byte ${this.src.position}>`;
+          continue;
+        }
         if (typeflag === 'x') {
           // One extended header per entry, and never mixed with GNU long names: which of them governs
           // the size and name of what follows is exactly where tar implementations disagree.
           if (pax) this.reject('two PAX extended headers for one entry');
           if (longName !== null || longLink !== null)
             this.reject('a PAX header mixed with GNU long-name headers');
-          pax = this.parsePax(body);
+          pax = this.paxRecords(body);
         } else {
           if (pax) this.reject('a PAX header mixed with GNU long-name headers');
           const value = this.longNameValue(body, typeflag === 'L' ? 'long name' : 'long link name');
@@ -182,17 +204,22 @@ export class TarReader {
     block: Buffer,
     typeflag: string,
     headerSize: number,
-    pax: PaxOverrides | null,
+    paxRecords: PaxRecord[] | null,
     longName: string | null,
     longLink: string | null,
   ): TarEntry {
     const isUstar = block.subarray(257, 263).toString('latin1') === 'ustar\0';
-    let rawPath = pax?.path ?? longName;
-    if (rawPath === null || rawPath === undefined) {
+    const headerName = () => {
       const name = this.textField(block, 0, 100, 'name');
       const prefix = isUstar ? this.textField(block, 345, 155, 'prefix') : '';
-      rawPath = prefix ? `${prefix}/${name}` : name;
-    }
+      return prefix ? `${prefix}/${name}` : name;
+    };
+    // The entry is named before its PAX records are checked, so a fault in them is reported as its own.
+    const paxPath = paxRecords?.findLast(([key]) => key === 'path')?.[1];
+    const named = paxPath !== undefined ? lenientUtf8(paxPath) : (longName ?? headerName());
+    if (named !== null) this.src.currentPath = named === '' ? '<empty name>' : named;
+    const pax = paxRecords ? this.parsePax(paxRecords) : null;
+    const rawPath = pax?.path ?? longName ?? headerName();
     this.src.currentPath = rawPath === '' ? '<empty name>' : rawPath;
     this.entries++;
     if (this.entries > this.limits.maxEntries) {
@@ -230,8 +257,9 @@ export class TarReader {
       default:
         this.reject(`unsupported entry type ${JSON.stringify(typeflag)}`);
     }
-    const size = pax?.size ?? headerSize;
-    if (type !== 'file' && size !== 0) this.reject(`a ${type} entry with a body of ${size} bytes`);
+    // Only regular files have a body. Old ustar writers put a size on directories and hardlinks; GNU tar
+    // ignores the size field of every other type (header or PAX), and so no body is skipped for them.
+    const size = type === 'file' ? (pax?.size ?? headerSize) : 0;
     this.src.assertWithinTotal(size);
     const path = this.normalisePath(rawPath);
     let linkname = '';
@@ -247,6 +275,17 @@ export class TarReader {
       }
     }
     const mode = this.numeric(block, 100, 8, 'mode') & 0o7777;
+    const mtime = pax?.mtime ?? this.globalMtime;
+    const xattrs = pax?.xattrs ?? null;
+    const rawAcl = xattrs?.get('system.posix_acl_access');
+    if (rawAcl && !pax?.aclAccess && rawAcl.length >= 4) {
+      // An access ACL carried as a plain attribute (SCHILY.xattr.system.posix_acl_access, e.g. mmdebstrap's
+      // tar --xattrs): GNU tar sets it, then chmods, which rewrites its mask. The same end state here,
+      // where the attribute is set after the chmod.
+      xattrs!.set('system.posix_acl_access', aclAfterChmod(rawAcl, mode));
+    }
+    if (type === 'symlink' && (pax?.aclAccess || pax?.aclDefault)) this.reject('an ACL on a symlink');
+    if (type !== 'dir' && pax?.aclDefault) this.reject(`a default ACL on a ${type}, not a directory`);
     const entry: TarEntry = {
       path,
       rawPath,
@@ -254,13 +293,13 @@ export class TarReader {
       mode,
       uid: pax?.uid ?? this.numeric(block, 108, 8, 'uid'),
       gid: pax?.gid ?? this.numeric(block, 116, 8, 'gid'),
-      mtime: pax?.mtime?.[0] ?? this.numeric(block, 136, 12, 'mtime', true),
-      mtimeNsec: pax?.mtime?.[1] ?? 0,
+      mtime: mtime?.[0] ?? this.numeric(block, 136, 12, 'mtime', true),
+      mtimeNsec: mtime?.[1] ?? 0,
       size,
       linkname,
       devmajor: type === 'char' || type === 'block' ? this.numeric(block, 329, 8, 'devmajor') : 0,
       devminor: type === 'char' || type === 'block' ? this.numeric(block, 337, 8, 'devminor') : 0,
-      xattrs: pax?.xattrs ?? null,
+      xattrs,
     };
     this.bodyLeft = size;
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
@@ -346,8 +385,9 @@ export class TarReader {
     return value;
   }
 
-  private parsePax(body: Buffer): PaxOverrides {
-    const out: PaxOverrides = {};
+  /** The records of a PAX header body, in order, each checked for form. */
+  private paxRecords(body: Buffer): PaxRecord[] {
+    const out: PaxRecord[] = [];
     let pos = 0;
     while (pos < body.length) {
       // Trailing NUL padding after the last record is tolerated.
@@ -362,11 +402,71 @@ export class TarReader {
       const eq = body.indexOf(0x3d, space + 1);
       if (eq === -1 || eq >= end) this.reject('malformed PAX record (no =)');
       const key = this.decodeUtf8(body.subarray(space + 1, eq), 'PAX key');
-      const value = body.subarray(eq + 1, end - 1);
+      out.push([key, body.subarray(eq + 1, end - 1)]);
       pos = end;
-      this.applyPaxRecord(out, key, value);
     }
     return out;
+  }
+
+  private parsePax(records: PaxRecord[]): PaxOverrides {
+    const out: PaxOverrides = {};
+    for (const [key, value] of records) this.applyPaxRecord(out, key, value);
+    if (out.selinux !== undefined) {
+      // GNU tar --selinux writes the label as RHT.security.selinux and sets it as the security.selinux
+      // attribute, NUL-terminated as libselinux does. Both spellings for one entry must agree.
+      const label = Buffer.concat([out.selinux, Buffer.alloc(1)]);
+      const xattr = out.xattrs?.get('security.selinux');
+      if (xattr && !xattr.equals(label) && !xattr.equals(out.selinux)) {
+        this.reject('RHT.security.selinux and SCHILY.xattr.security.selinux disagree');
+      }
+      out.xattrs ??= new Map();
+      out.xattrs.set('security.selinux', xattr ?? label);
+    }
+    for (const [record, xattr] of [
+      ['SCHILY.acl.access', 'system.posix_acl_access'],
+      ['SCHILY.acl.default', 'system.posix_acl_default'],
+    ] as const) {
+      const acl = record === 'SCHILY.acl.access' ? out.aclAccess : out.aclDefault;
+      if (acl === undefined) continue;
+      const other = out.xattrs?.get(xattr);
+      if (other && !other.equals(acl)) this.reject(`${record} and SCHILY.xattr.${xattr} disagree`);
+      out.xattrs ??= new Map();
+      out.xattrs.set(xattr, acl);
+    }
+    return out;
+  }
+
+  /**
+   * A PAX global header ('g'), e.g. git archive's `comment`. GNU tar applies its records to every later
+   * entry that does not set them itself; only records that cannot redirect where or what is written are
+   * accepted here: comment and charset (informative) and the time records (mtime sets every later entry's
+   * mtime, as in GNU tar; atime and ctime are not restored by GNU tar either).
+   */
+  private applyGlobal(body: Buffer): void {
+    for (const [key, value] of this.paxRecords(body)) {
+      switch (key) {
+        case 'comment':
+        case 'charset':
+        case 'atime':
+        case 'ctime':
+          break;
+        case 'mtime': {
+          const parsed: PaxOverrides = {};
+          this.applyPaxRecord(parsed, key, value);
+          this.globalMtime = parsed.mtime;
+          break;
+        }
+        case 'path':
+        case 'linkpath':
+        case 'size':
+          this.reject(`a PAX global ${key} record would change every later entry's ${key}`);
+          break;
+        default:
+          this.reject(
+            `PAX global record ${JSON.stringify(key)} is not supported (only comment, charset, mtime, atime, ctime)`,
+          );
+      }
+    }
   }
 
   private applyPaxRecord(out: PaxOverrides, key: string, value: Buffer): void {
@@ -417,9 +517,32 @@ export class TarReader {
       out.xattrs.set(name, Buffer.from(value));
       return;
     }
+    if (key === 'RHT.security.selinux') {
+      if (value.includes(0)) this.reject('RHT.security.selinux contains a NUL byte');
+      if (value.length === 0 || value.length > MAX_XATTR_VALUE)
+        this.reject('RHT.security.selinux is empty or too long');
+      out.selinux = Buffer.from(value);
+      return;
+    }
+    if (key === 'SCHILY.acl.access' || key === 'SCHILY.acl.default') {
+      const acl = posixAclXattr(text(), (reason) => this.reject(`${key}: ${reason}`));
+      if (key === 'SCHILY.acl.access') out.aclAccess = acl;
+      else out.aclDefault = acl;
+      return;
+    }
+    if (key.startsWith('SCHILY.acl.'))
+      this.reject(`unsupported ACL record ${key} (NFSv4 ACLs are not supported)`);
     if (key.startsWith('GNU.sparse.')) this.reject('GNU sparse files are not supported');
-    // Other keys (atime, ctime, uname, gname, comment, charset, LIBARCHIVE.*, SCHILY.acl.*) do not
-    // change the tree GNU tar --xattrs produces; ignoring unknown keywords is what POSIX asks.
+    // Other keys (atime, ctime, uname, gname, comment, charset, LIBARCHIVE.*) do not change the tree
+    // GNU tar --xattrs --acls --selinux produces; ignoring unknown keywords is what POSIX asks.
+  }
+}
+
+function lenientUtf8(bytes: Buffer): string | null {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return null;
   }
 }
 

@@ -59,6 +59,15 @@ export function memberAccountsContract(name: string, factory: MemberAccountsFact
         assert.equal(after?.latestVersionNumber, created.versionNumber);
         assert.equal(stored.imageId, 'ami-0000000000000000c');
         assert.equal(stored.versionDescription, 'stemcell stream=web sequence=2 release=web#00000002');
+        const all = await account.listLaunchTemplateVersions(lt.launchTemplateId);
+        assert.deepEqual(
+          all.map((v) => [v.versionNumber, v.imageId]),
+          [
+            [lt.defaultVersionNumber, f.launchTemplate.imageId],
+            [created.versionNumber, 'ami-0000000000000000c'],
+          ],
+          'every version, oldest first',
+        );
       } finally {
         await cleanup?.();
       }

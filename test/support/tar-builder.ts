@@ -34,6 +34,10 @@ export interface HeaderFields {
   prefix?: string;
   /** Replaces the 12-byte size field verbatim (base-256, garbage…). */
   rawSize?: Buffer;
+  /** Replaces the 12-byte mtime field verbatim (base-256 for times before 1970). */
+  rawMtime?: Buffer;
+  /** Written verbatim into the 100-byte name field (bytes that are not UTF-8). */
+  rawName?: Buffer;
   /** Adds this to the correct checksum (0 = correct). */
   checksumDelta?: number;
 }
@@ -68,13 +72,14 @@ export function base256(value: bigint, length = 12): Buffer {
 
 export function header(f: HeaderFields): Buffer {
   const block = Buffer.alloc(512);
-  putString(block, 0, 100, f.name);
+  putString(block, 0, 100, f.rawName ?? f.name);
   putOctal(block, 100, 8, f.mode ?? 0o644);
   putOctal(block, 108, 8, f.uid ?? 0);
   putOctal(block, 116, 8, f.gid ?? 0);
   if (f.rawSize) f.rawSize.copy(block, 124, 0, 12);
   else putOctal(block, 124, 12, f.size ?? 0);
-  putOctal(block, 136, 12, f.mtime ?? 1_700_000_000);
+  if (f.rawMtime) f.rawMtime.copy(block, 136, 0, 12);
+  else putOctal(block, 136, 12, f.mtime ?? 1_700_000_000);
   block.write(f.typeflag ?? '0', 156, 'latin1');
   putString(block, 157, 100, f.linkname ?? '');
   if ((f.format ?? 'ustar') === 'ustar') {

@@ -139,11 +139,19 @@ export function applyBuffer(archive: Buffer, target: string, opts?: ApplyOptions
   return applyTarball(Readable.from(chunks), target, opts);
 }
 
+/**
+ * GNU tar restoring every extended attribute. Tests of SCHILY.acl.* and RHT.security.selinux records add
+ * --acls / --selinux: with --acls GNU tar ignores ACLs carried as SCHILY.xattr.system.posix_acl_*
+ * attributes (mmdebstrap's Debian stream has them), which the applier applies as well.
+ */
 export const GNU_TAR_EXTRACT = ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-xpf'];
 
-/** The reference: GNU tar extracting the same archive (compression detected by tar itself). */
-export function gnuTarExtract(archivePath: string, target: string): void {
-  execFileSync('tar', [...GNU_TAR_EXTRACT, archivePath, '-C', target], {
+/**
+ * The reference: GNU tar extracting the same archive (compression detected by tar itself unless `extra`
+ * names it, e.g. --zstd for pzstd output, which tar does not recognise; `extra` also adds --acls etc.).
+ */
+export function gnuTarExtract(archivePath: string, target: string, extra: string[] = []): void {
+  execFileSync('tar', [...extra, ...GNU_TAR_EXTRACT, archivePath, '-C', target], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
 }

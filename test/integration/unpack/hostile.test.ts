@@ -438,10 +438,12 @@ describe('Function: applyTarball() with hostile archives', () => {
       expectRejected(() => tar().file('a', 'x').build(1), /missing end-of-archive/));
     it('rejects an unknown entry type', () =>
       expectRejected(() => tar().header({ name: 'v', typeflag: 'V' }).build(), /unsupported entry type/));
-    it('rejects a body on a symlink entry', () =>
+    it('reads what follows a symlink with a size as the next header, as GNU tar does (no body skipped)', () =>
       expectRejected(
-        () => tar().header({ name: 's', typeflag: '2', linkname: 't', size: 10 }, Buffer.alloc(10)).build(),
-        /symlink entry with a body/,
+        () =>
+          tar().header({ name: 's', typeflag: '2', linkname: 't', size: 10 }, Buffer.alloc(10, 0x41)).build(),
+        /checksum/,
+        '<entry at byte 512>',
       ));
     it('rejects input that is not a tar archive', () =>
       expectRejected(() => Buffer.from('just some text, not a tar archive\n'.repeat(40)), /checksum/));

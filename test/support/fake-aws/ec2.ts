@@ -355,10 +355,11 @@ export class FakeEc2 {
     mock.on(DescribeLaunchTemplateVersionsCommand).callsFake((input) => {
       const lt = this.launchTemplates.get(input.LaunchTemplateId);
       if (!lt) throw awsError('InvalidLaunchTemplateId.NotFound');
-      const wanted = (input.Versions ?? []).map(Number);
+      // Without Versions, EC2 lists every version of the template.
+      const wanted = input.Versions?.map(Number);
       return {
         LaunchTemplateVersions: lt.versions
-          .filter((v) => wanted.includes(v.number))
+          .filter((v) => !wanted || wanted.includes(v.number))
           .map((v) => ({
             LaunchTemplateId: lt.id,
             VersionNumber: v.number,

@@ -108,7 +108,9 @@ describe('Class: AwsMemberAccounts', () => {
           {
             AutoScalingGroupName: 'b',
             MixedInstancesPolicy: {
-              LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateId: 'lt-b' } },
+              LaunchTemplate: {
+                LaunchTemplateSpecification: { LaunchTemplateId: 'lt-b', Version: '$Latest' },
+              },
             },
           } as never,
         ],
@@ -117,8 +119,8 @@ describe('Class: AwsMemberAccounts', () => {
     const groups = await members.forAccount('1', 'eu-west-1').listAutoScalingGroups('stemcell:stream', 'web');
     // assess
     assert.deepEqual(groups, [
-      { name: 'a', launchTemplateId: 'lt-a', tags: {} },
-      { name: 'b', launchTemplateId: 'lt-b', tags: {} },
+      { name: 'a', launchTemplateId: 'lt-a', launchTemplateVersion: '$Default', tags: {} },
+      { name: 'b', launchTemplateId: 'lt-b', launchTemplateVersion: '$Latest', tags: {} },
     ]);
     assert.deepEqual(asg.commandCalls(DescribeAutoScalingGroupsCommand)[0]?.args[0].input.Filters, [
       { Name: 'tag:stemcell:stream', Values: ['web'] },

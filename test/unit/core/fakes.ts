@@ -457,6 +457,9 @@ export class FakeMemberAccount implements MemberAccount {
     const { clientToken: _c, ...rest } = v;
     return rest;
   }
+  async listLaunchTemplateVersions(id: string) {
+    return this.#template(id).versions.map(({ clientToken: _c, ...rest }) => rest);
+  }
   async createLaunchTemplateVersion(
     id: string,
     input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
@@ -483,9 +486,9 @@ export class FakeMemberAccount implements MemberAccount {
   async putParameter(name: string, value: string) {
     this.parameters.set(name, value);
   }
-  async listAutoScalingGroups(key: string, value: string) {
+  async listAutoScalingGroups(key?: string, value?: string) {
     return this.groups
-      .filter((g) => g.tags[key] === value)
+      .filter((g) => key === undefined || g.tags[key] === value)
       .map((g) => ({ name: g.name, launchTemplateId: g.launchTemplateId, tags: { ...g.tags } }));
   }
   async instanceRefreshInProgress(name: string) {

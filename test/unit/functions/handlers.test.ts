@@ -164,6 +164,31 @@ describe('Handler: announce', () => {
   });
 });
 
+/** Bodies as the member bus rule puts them on the subscriber's FIFO queue (Lambda's SQS event shape). */
+function sqsFifo(bodies: unknown[], groupOf: (body: unknown) => string = () => 'image-ready') {
+  return {
+    Records: bodies.map((body, i) => ({
+      messageId: `m-${i}`,
+      receiptHandle: `r-${i}`,
+      body: JSON.stringify(body),
+      attributes: {
+        ApproximateReceiveCount: '1',
+        SentTimestamp: '0',
+        SenderId: 'events',
+        ApproximateFirstReceiveTimestamp: '0',
+        MessageGroupId: groupOf(body),
+        MessageDeduplicationId: `d-${i}`,
+        SequenceNumber: String(i + 1),
+      },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:eu-west-1:222222222222:stemcell-subscriber.fifo',
+      awsRegion: 'eu-west-1',
+    })),
+  };
+}
+
 describe('Handler: subscriber', () => {
   it('moves the tagged launch template on the Image Ready sample; a repeat creates no second version', async () => {
     // prepare
@@ -184,18 +209,25 @@ describe('Handler: subscriber', () => {
       tools,
     );
     // act
-    const first = await handler(sample('stemcell-image-ready') as never, context('subscriber'));
-    await handler(sample('stemcell-image-ready') as never, context('subscriber'));
+    const first = await handler(sqsFifo([sample('stemcell-image-ready')]) as never, context('subscriber'));
+    await handler(sqsFifo([sample('stemcell-image-ready')]) as never, context('subscriber'));
     // assess
-    assert.equal(first.templates[0]?.outcome, 'updated');
+    assert.deepEqual(first.batchItemFailures, []);
+    assert.equal(
+      (events.ofType('Launch Template Updated')[0]?.detail as { outcome?: string } | undefined)?.outcome,
+      'updated',
+    );
     assert.equal(account.defaultImage('web'), 'ami-0123456789abcdef0');
     assert.equal(template.versions.length, 2);
     assert.equal(events.ofType('Launch Template Updated').length, 2);
   });
 
-  it('rejects an Image Ready whose detail breaks the contract', async () => {
-    const event = sample<{ detail: Record<string, unknown> }>('stemcell-image-ready');
-    event.detail.sequence = 0;
+  it('fails a record whose detail breaks the contract, and the records after it in its group only', async () => {
+    const bad = sample<{ detail: Record<string, unknown> }>('stemcell-image-ready');
+    bad.detail.sequence = 0;
+    const later = sample<{ detail: Record<string, unknown> }>('stemcell-image-ready');
+    const otherStream = sample<{ detail: Record<string, unknown> }>('stemcell-image-ready');
+    otherStream.detail.stream = 'batch-base';
     const members = new FakeMembers();
     const handler = subscriberHandler(
       {
@@ -209,7 +241,13 @@ describe('Handler: subscriber', () => {
       },
       tools,
     );
-    await assert.rejects(handler(event as never, context('subscriber')));
+    const event = sqsFifo([bad, later, otherStream], (body) => String((body as typeof bad).detail.stream));
+    const response = await handler(event as never, context('subscriber'));
+    assert.deepEqual(
+      response.batchItemFailures.map((f) => f.itemIdentifier),
+      [event.Records[0]?.messageId, event.Records[1]?.messageId],
+      'the bad record and the one behind it in the same group come back; the other group goes on',
+    );
   });
 });
 

@@ -117,6 +117,25 @@ describe('Template: infra/member.yml', () => {
     assert.deepEqual(deadLetterViolations(t), []);
   });
 
+  it('serialises deliveries: the rule feeds a FIFO queue (one message group) that the subscriber consumes in order', () => {
+    const [target] = t.Resources.ImageReadyRule?.Properties?.Targets ?? [];
+    assert.deepEqual(target?.Arn, { 'Fn::GetAtt': ['SubscriberQueue', 'Arn'] });
+    assert.ok(target?.SqsParameters?.MessageGroupId, 'a FIFO target needs a MessageGroupId');
+    const queue = t.Resources.SubscriberQueue?.Properties;
+    assert.equal(queue?.FifoQueue, true);
+    assert.equal(queue?.ContentBasedDeduplication, true, 'EventBridge needs content-based deduplication');
+    assert.equal(
+      t.Resources.SubscriberQueueDLQ?.Properties?.FifoQueue,
+      true,
+      'a FIFO queue needs a FIFO DLQ',
+    );
+    const [mapping] = resourcesOfType(t, 'AWS::Lambda::EventSourceMapping').map(([, r]) => r.Properties);
+    assert.deepEqual(mapping?.EventSourceArn, { 'Fn::GetAtt': ['SubscriberQueue', 'Arn'] });
+    assert.deepEqual(mapping?.FunctionName, { Ref: 'SubscriberFunction' });
+    assert.deepEqual(mapping?.FunctionResponseTypes, ['ReportBatchItemFailures']);
+    assert.equal(resourcesOfType(t, 'AWS::Lambda::Permission').length, 0, 'nothing invokes it directly');
+  });
+
   it('runs the bus, rule and subscriber in the home region only, acting on launch templates of any region', () => {
     for (const name of ['MemberBus', 'ImageReadyRule', 'SubscriberFunction', 'SubscriberRole']) {
       assert.equal(t.Resources[name]?.Condition, 'IsHomeRegion', name);
