@@ -314,6 +314,8 @@ export interface MemberAccount {
     asgName: string,
     instanceRefreshId: string,
   ): Promise<InstanceRefreshStatus | undefined>;
+  /** The images the group's running instances were launched from (the adoption view); optional. */
+  runningImages?(asgName: string): Promise<string[]>;
 }
 /** Auto Scaling's instance refresh statuses. */
 export type InstanceRefreshStatus =

@@ -47,6 +47,7 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
+import { protectedImages } from '#core/rollback.ts';
 import type { FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
 
@@ -212,7 +213,18 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
 }
 
 export async function awsExpireDeps(): Promise<ExpireDeps> {
+  const stores = {
+    releases: new DynamoReleaseStore({
+      tableName: env('STEMCELL_TABLE'),
+      client: awsClients().dynamodb(homeRegion()),
+    }),
+    rollouts: new DynamoRolloutStore({
+      tableName: env('STEMCELL_TABLE'),
+      client: awsClients().dynamodb(homeRegion()),
+    }),
+  };
   return {
+    protectedImages: (stream, region) => protectedImages(stores, stream, region),
     config: await awsConfig(),
     clock: systemClock,
     logger: powertools.logger,

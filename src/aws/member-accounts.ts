@@ -189,6 +189,34 @@ export class AwsMemberAccount implements MemberAccount {
     return { instanceRefreshId: out.InstanceRefreshId };
   }
 
+  /** The images the group's instances were launched from: their launch template versions' ImageIds. */
+  async runningImages(asgName: string): Promise<string[]> {
+    const versions = new Map<string, Set<string>>();
+    const pages = paginateDescribeAutoScalingGroups(
+      { client: this.#asg },
+      { AutoScalingGroupNames: [asgName] },
+    );
+    for await (const page of pages) {
+      for (const instance of page.AutoScalingGroups?.flatMap((g) => g.Instances ?? []) ?? []) {
+        const lt = instance.LaunchTemplate;
+        if (!lt?.LaunchTemplateId || !lt.Version) continue;
+        versions.set(lt.LaunchTemplateId, (versions.get(lt.LaunchTemplateId) ?? new Set()).add(lt.Version));
+      }
+    }
+    const images = new Set<string>();
+    for (const [launchTemplateId, numbers] of versions) {
+      const out = await this.#ec2.send(
+        new DescribeLaunchTemplateVersionsCommand({
+          LaunchTemplateId: launchTemplateId,
+          Versions: [...numbers],
+        }),
+      );
+      for (const v of out.LaunchTemplateVersions ?? [])
+        if (v.LaunchTemplateData?.ImageId) images.add(v.LaunchTemplateData.ImageId);
+    }
+    return [...images].sort();
+  }
+
   async describeInstanceRefresh(
     asgName: string,
     instanceRefreshId: string,

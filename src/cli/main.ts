@@ -17,6 +17,7 @@ const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/status.ts'),
   await import('./commands/builder.ts'),
   await import('./commands/release.ts'),
+  await import('./commands/rollback.ts'),
 ];
 for (const command of commands) command.register(program);
 

@@ -3,7 +3,7 @@
 // "Launch Template Updated" reports member accounts send back.
 import type { AmiStateChangeEnvelope } from '#events/aws.ts';
 import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
-import type { AccountRecord, RegionState } from '#ports';
+import type { AccountRecord, ImageInfo, RegionState, Release } from '#ports';
 import { recordBuildFailure } from './build-failure.ts';
 import type { AnnounceDeps, Logger } from './deps.ts';
 import { emit } from './emit.ts';
@@ -73,6 +73,21 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
 
   const release = await deps.releases.get(tagged.releaseId);
   if (!release) throw new ReleaseNotFoundError(tagged.releaseId, `image ${imageId} in ${region}`);
+  return announceRegionImage(deps, release, region, image);
+}
+
+/**
+ * Shares a region's image, publishes its "Image Ready" for `release` and records it. Also how a rollback
+ * release announces the earlier revision's images (src/core/rollback.ts).
+ */
+export async function announceRegionImage(
+  deps: AnnounceDeps,
+  release: Release,
+  region: string,
+  image: ImageInfo,
+): Promise<AnnounceResult> {
+  const { imageId } = image;
+  const { images } = deps.imaging(region);
   const config = streamConfig(deps.config, release.stream, `image ${imageId} in ${region}`);
   const regionRecord = release.regions[region];
   const log = { releaseId: release.releaseId, region, imageId };

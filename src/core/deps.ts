@@ -108,6 +108,8 @@ export interface ExpireDeps extends BaseDeps {
   organization: OrganizationDirectory;
   /** Every account in a stream's subscriber scope is asked which image its launch templates use. */
   members: MemberAccounts;
+  /** Images to keep whatever their age: the pinned revision's and those rollbacks point at (imageId → why). */
+  protectedImages?(stream: string, region: string): Promise<Map<string, string>>;
 }
 
 /** Subscriber settings straight from the stream configuration (local mode, tests). */

@@ -28,6 +28,8 @@ export interface ExpireResult {
   expired: ExpiredImage[];
   /** Images past the keep count that stay because a launch template uses them. */
   keptInUse: Array<{ stream: string; region: string; imageId: string; accounts: string[] }>;
+  /** Images past the keep count that stay because a stream is pinned to them or a rollback points at them. */
+  keptProtected?: Array<{ stream: string; region: string; imageId: string; reason: string }>;
 }
 
 export async function expireImages(deps: ExpireDeps, options: ExpireOptions = {}): Promise<ExpireResult> {
@@ -49,7 +51,16 @@ export async function expireImages(deps: ExpireDeps, options: ExpireOptions = {}
       if (candidates.length === 0) continue;
 
       const inUse = await imagesInUse(deps, stream, region, accounts);
+      const kept = (await deps.protectedImages?.(stream, region)) ?? new Map<string, string>();
       for (const { image, sequence } of candidates) {
+        const why = kept.get(image.imageId);
+        if (why) {
+          result.keptProtected = [
+            ...(result.keptProtected ?? []),
+            { stream, region, imageId: image.imageId, reason: why },
+          ];
+          continue;
+        }
         const users = inUse.get(image.imageId);
         if (users) {
           result.keptInUse.push({ stream, region, imageId: image.imageId, accounts: users });

@@ -56,6 +56,8 @@ interface RefreshRecord {
   completesAt: number | null;
   /** What the refresh ends as at completesAt (default Successful): failNextInstanceRefresh() sets it. */
   endsAs?: InstanceRefreshStatus;
+  /** The image the refresh moves the instances to. */
+  imageId?: string;
 }
 interface GroupRecord {
   name: string;
@@ -278,12 +280,20 @@ export class LocalMemberAccount implements MemberAccount {
       );
     }
     const now = this.clock.now();
+    // What the refresh rolls the instances to: the template's default version at start.
+    const template = group.launchTemplateId
+      ? state.launchTemplates.find((t) => t.launchTemplateId === group.launchTemplateId)
+      : undefined;
+    const imageId = template?.versions.find(
+      (v) => v.versionNumber === template.defaultVersionNumber,
+    )?.imageId;
     const refresh: RefreshRecord = {
       instanceRefreshId: crypto.randomUUID(),
       status: 'Pending',
       startTime: now.toISOString(),
       completesAt: now.getTime() + this.refreshMs,
       ...(group.nextRefreshEndsAs ? { endsAs: group.nextRefreshEndsAs } : {}),
+      ...(imageId ? { imageId } : {}),
     };
     delete group.nextRefreshEndsAs;
     group.instanceRefreshes.push(refresh);
@@ -299,6 +309,22 @@ export class LocalMemberAccount implements MemberAccount {
       (r) => r.instanceRefreshId === instanceRefreshId,
     );
     return refresh && this.statusOf(refresh);
+  }
+
+  /**
+   * The group's instances run the image of its last successful refresh; before any, the image its launch
+   * template's first version named (what the group was launched with). A failed refresh leaves them as they were.
+   */
+  async runningImages(asgName: string): Promise<string[]> {
+    const state = this.read();
+    const group = this.requireGroup(state, asgName);
+    const done = [...group.instanceRefreshes]
+      .reverse()
+      .find((r) => this.statusOf(r) === 'Successful' && r.imageId);
+    if (done?.imageId) return [done.imageId];
+    const template = state.launchTemplates.find((t) => t.launchTemplateId === group.launchTemplateId);
+    const first = template?.versions[0]?.imageId;
+    return first ? [first] : [];
   }
 
   // ---------------------------------------------------------------- local-only

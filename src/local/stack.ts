@@ -18,6 +18,7 @@ import type {
   SyncSubscribersDeps,
 } from '#core/deps.ts';
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
+import { protectedImages } from '#core/rollback.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
@@ -60,6 +61,8 @@ export interface LocalStackOptions {
   clock?: Clock;
   /** Builder workers per region (default 2): different streams build in parallel. */
   buildersPerRegion?: number;
+  /** Test hook: runs before a member account's subscriber handles a batch (the status page test slows it). */
+  beforeSubscriber?: (accountId: string) => Promise<void>;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
 }
@@ -254,17 +257,6 @@ export class LocalStack {
     this.#loops.push(this.#schedulerLoop());
   }
 
-  /**
-   * The control plane without builders or timers, for one-off commands (`stemcell release resume`) next to a
-   * running `stemcell dev`: the key, the member accounts and their subscriber rules. Timers it schedules land
-   * in the shared schedules folder, where `dev` fires them.
-   */
-  async openControlPlane(): Promise<void> {
-    await this.keys.ensureKey(this.config.kmsKeyId);
-    if (this.config.local) this.members.seedFromConfig(this.config.local);
-    await this.syncSubscribers();
-  }
-
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
   watchBucket(intervalMs = 500): void {
     this.#watcher ??= this.objects.watch(intervalMs, (err) =>
@@ -290,12 +282,12 @@ export class LocalStack {
 
   /**
    * Resolves once no event is in flight, no job is queued or building, no register record waits, and no bake
-   * timer is pending (a rollout that halted has none left).
+   * timer is pending (a rollout that halted has none left; `timers: false` does not wait for them).
    */
-  async settle(): Promise<void> {
+  async settle(options: { timers?: boolean } = {}): Promise<void> {
     for (;;) {
       await this.registry.drain();
-      if (this.scheduler.pending().length > 0) {
+      if (options.timers !== false && this.scheduler.pending().length > 0) {
         await realSleep(50);
         continue;
       }
@@ -388,7 +380,17 @@ export class LocalStack {
       },
     };
     const subscriber = createSubscriber({ ...this.subscriberDeps(accountId, bus), events }, this.#tools);
-    await this.#consume(queue, `stemcell-subscriber-${accountId}`, subscriber);
+    const hook = this.#options.beforeSubscriber;
+    await this.#consume(
+      queue,
+      `stemcell-subscriber-${accountId}`,
+      hook
+        ? async (event, context) => {
+            await hook(accountId);
+            return subscriber(event, context);
+          }
+        : subscriber,
+    );
   }
 
   /** Receives batches from a queue and hands them to an SQS-triggered handler; failed records stay queued. */
@@ -467,6 +469,8 @@ export class LocalStack {
       imaging: (r) => this.region(r),
       organization: this.organization,
       members: this.members,
+      protectedImages: (stream, region) =>
+        protectedImages({ releases: this.releases, rollouts: this.rollouts }, stream, region),
     };
   }
 

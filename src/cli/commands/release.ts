@@ -1,6 +1,7 @@
 // `stemcell release resume|abort <stream> <revision>`: the operator's way past a halted wave, or out of a release.
-// Local mode works on the data folder; the next wave's bake timer lands in its schedules, which `stemcell dev`
-// fires.
+// Local mode runs the local stack over the data folder until the command's effects settle (stop `stemcell dev`
+// first: two processes must not drive one data folder); the next wave's bake timer stays in its schedules for
+// the next `stemcell dev`.
 import type { Command } from 'commander';
 import { abortRelease, RolloutStateError, resumeRelease, rolloutSummary } from '#core/rollout.ts';
 import { CliError } from '../errors.ts';
@@ -39,11 +40,12 @@ async function run(
   const { LocalStack } = await import('#local/stack.ts');
   const stack = new LocalStack({ dataDir: options.data, config, log: () => {} });
   try {
-    await stack.openControlPlane();
+    await stack.start();
     const deps = { ...stack.announceDeps(), rollouts: stack.rollouts, timer: stack.scheduler };
     if (action === 'resume') await resumeRelease(deps, stream, revision);
     else await abortRelease(deps, stream, revision);
-    await stack.registry.drain();
+    // The next wave moves now; its bake timer stays in the data folder for the next `stemcell dev`.
+    await stack.settle({ timers: false });
     const release = (await stack.releases.list(stream)).find((r) => r.revision === revision);
     const summary = release && rolloutSummary(await stack.rollouts.get(release.releaseId));
     if (options.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);

@@ -7,13 +7,16 @@ import { LocalReleaseStore } from '#local/release-store.ts';
 import { LocalRolloutStore } from '#local/rollout-store.ts';
 import type { Release, ReleaseStore, RolloutStore } from '#ports';
 import { CliError } from '../errors.ts';
-import type { LocalOptions } from '../local-context.ts';
+import { type LocalOptions, resolveConfig } from '../local-context.ts';
 
-interface StatusOptions extends Pick<LocalOptions, 'data'> {
+interface StatusOptions extends LocalOptions {
   json?: boolean;
   limit: string;
   table?: string;
   region?: string;
+  adoption?: boolean;
+  serve?: string;
+  memberRole: string;
 }
 
 /** The local data folder's release and rollout stores, or with --table the deployment's DynamoDB table. */
@@ -60,11 +63,24 @@ export function register(program: Command): void {
     .command('status [stream]')
     .description('show releases: state per region (image, snapshot delta) and per member account')
     .option('--data <dir>', 'local data folder', '.stemcell')
+    .option('--config <file>', 'stream configuration (for --adoption and --serve)', 'stemcell.config.yml')
     .option('--limit <n>', 'newest releases per stream', '5')
+    .option(
+      '--adoption',
+      'who runs what: per stream, region and account, the images in use and their release',
+    )
+    .option('--serve <[host:]port>', 'serve the live status page (read-only, loopback) until interrupted')
+    .option(
+      '--member-role <name>',
+      'read-only role in member accounts (with --table)',
+      'stemcell-member-reader',
+    )
     .option('--table <name>', "read the deployment's release table on AWS (output ReleaseTableName)")
     .option('--region <region>', 'home region of the deployment (with --table)')
     .option('--json', 'print JSON')
     .action(async (stream: string | undefined, options: StatusOptions) => {
+      if (options.serve) return serve(options);
+      if (options.adoption) return printAdoption(stream, options);
       const stores = await releaseStores(options);
       const releases = await withRollouts(
         stores.rollouts,
@@ -128,4 +144,57 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>): string
     }
   }
   return lines.join('\n');
+}
+
+/** Everything the adoption view and the status page read: stores, organization and member accounts. */
+export async function pageDeps(options: StatusOptions): Promise<import('#ui/state.ts').PageDeps> {
+  const config = await resolveConfig(options);
+  const stores = await releaseStores(options);
+  if (!options.table) {
+    if (!config.local)
+      throw new CliError('status: the configuration has no local: section (accounts, OUs)', 2);
+    const { LocalOrganizationDirectory } = await import('#local/organization.ts');
+    const { LocalMemberAccounts } = await import('#local/member-accounts.ts');
+    return {
+      config,
+      ...stores,
+      organization: new LocalOrganizationDirectory(join(options.data, 'organizations'), config.local),
+      members: new LocalMemberAccounts(join(options.data, 'accounts')),
+    };
+  }
+  const { AwsClients } = await import('#aws/clients.ts');
+  const { AwsOrganizationDirectory } = await import('#aws/organization.ts');
+  const { AwsMemberAccounts } = await import('#aws/member-accounts.ts');
+  const clients = new AwsClients({ memberRoleName: options.memberRole, roleSessionName: 'stemcell-status' });
+  return {
+    config,
+    ...stores,
+    organization: new AwsOrganizationDirectory({ client: clients.organizations() }),
+    members: new AwsMemberAccounts({ clients }),
+  };
+}
+
+async function printAdoption(stream: string | undefined, options: StatusOptions): Promise<void> {
+  const { adoptionView } = await import('#core/adoption.ts');
+  const rows = await adoptionView(await pageDeps(options), stream);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ adoption: rows }, null, 2)}\n`);
+    return;
+  }
+  const ref = (r: { imageId: string; revision?: string }) =>
+    `${r.imageId}${r.revision ? ` (${r.revision})` : ''}`;
+  const lines = rows.map(
+    (r) =>
+      `${r.stream.padEnd(12)} ${r.region.padEnd(12)} ${r.accountId}  ` +
+      `${r.launchTemplates.map((t) => `${t.name} v${t.defaultVersion} → ${ref(t)}`).join('; ') || 'no launch template'}` +
+      `${r.autoScalingGroups.length ? `  | ASG ${r.autoScalingGroups.map((g) => `${g.name}: ${g.images.map(ref).join(', ') || '-'}`).join('; ')}` : ''}` +
+      `${r.current ? (r.current.adopted ? '  current' : `  BEHIND (current ${r.current.imageId})`) : ''}`,
+  );
+  process.stdout.write(`${lines.join('\n') || 'no launch templates follow a stream'}\n`);
+}
+
+/** `status --serve`: the live page over the release table (local data folder or --table). */
+async function serve(options: StatusOptions): Promise<void> {
+  const { serveStatusPage } = await import('#ui/serve.ts');
+  await serveStatusPage(await pageDeps(options), options.serve ?? '');
 }

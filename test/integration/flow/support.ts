@@ -30,6 +30,7 @@ export interface FlowOptions {
   /** `rollout:` of every stream (waves). */
   rollout?: { waves: Array<Record<string, unknown>> };
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
+  beforeSubscriber?: (accountId: string) => Promise<void>;
 }
 
 export function flowConfig(options: FlowOptions = {}): StemcellConfig {
@@ -105,6 +106,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
     log: () => {},
     ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
     ...(options.beforeBuild ? { beforeBuild: options.beforeBuild } : {}),
+    ...(options.beforeSubscriber ? { beforeSubscriber: options.beforeSubscriber } : {}),
   });
   const events: Flow['events'] = [];
   const serviceEvents: ServiceEventEnvelope[] = [];
