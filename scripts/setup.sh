@@ -11,6 +11,7 @@ tools=(
   qemu-system-x86_64:qemu-system-x86 grub-mkimage:grub-common
   debootstrap:debootstrap mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools
   perl:perl-base tar:tar fsfreeze:util-linux chattr:e2fsprogs pzstd:zstd git:git getent:libc-bin
+  java:default-jre-headless
 )
 missing=()
 for pair in "${tools[@]}"; do
