@@ -10,8 +10,9 @@ tools=(
   sgdisk:gdisk zstd:zstd xz:xz-utils rsync:rsync getfattr:attr setfattr:attr
   qemu-system-x86_64:qemu-system-x86 grub-mkimage:grub-common
   debootstrap:debootstrap mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools
-  perl:perl-base tar:tar fsfreeze:util-linux chattr:e2fsprogs
-  chromium:chromium pzstd:zstd git:git getent:libc-bin
+  perl:perl-base tar:tar fsfreeze:util-linux chattr:e2fsprogs pzstd:zstd git:git getent:libc-bin
+  java:default-jre-headless
+  chromium:chromium
 )
 missing=()
 for pair in "${tools[@]}"; do

@@ -98,6 +98,98 @@ export function releaseStoreContract(name: string, factory: ReleaseStoreFactory)
       }
     });
 
+    it('gives concurrent duplicates one release and concurrent revisions distinct, gapless sequences', async () => {
+      const { store, cleanup } = await factory();
+      try {
+        // act: a duplicate S3 event delivered 6 times at once, and 5 other revisions uploaded together
+        const duplicates = await Promise.all(
+          Array.from({ length: 6 }, () => store.create(input('web', 'dup'))),
+        );
+        const revisions = await Promise.all(
+          Array.from({ length: 5 }, (_, i) => store.create(input('web', `r${i}`))),
+        );
+        const next = await store.create(input('web', 'next'));
+        const listed = await store.list('web');
+        // assess
+        assert.equal(duplicates.filter((d) => d.created).length, 1);
+        assert.equal(new Set(duplicates.map((d) => d.release.releaseId)).size, 1);
+        assert.equal(duplicates[0]?.release.sequence, 1);
+        assert.deepEqual(
+          revisions.map((r) => r.release.sequence).sort((a, b) => a - b),
+          [2, 3, 4, 5, 6],
+        );
+        assert.equal(next.release.sequence, 7, 'a duplicate must not burn a sequence number');
+        assert.deepEqual(
+          listed.map((r) => r.sequence),
+          [1, 2, 3, 4, 5, 6, 7],
+        );
+      } finally {
+        await cleanup?.();
+      }
+    });
+
+    it('adds a region it did not have; a guard on a missing region holds nothing, on a missing release throws', async () => {
+      const { store, cleanup } = await factory();
+      try {
+        // prepare
+        const { release } = await store.create(input('web', 'r1'));
+        const id = release.releaseId;
+        // act
+        const added = await store.updateRegion(id, 'ap-southeast-2', { state: 'building', updatedAt: 't1' });
+        const merged = await store.updateRegion(id, 'ap-southeast-2', { imageId: 'ami-1', attempts: 2 });
+        const guardedMissingRegion = await store.updateRegion(
+          id,
+          'sa-east-1',
+          { state: 'building', updatedAt: 't1' },
+          { stateIn: ['queued'] },
+        );
+        const after = await store.get(id);
+        // assess
+        assert.equal(added, true);
+        assert.equal(merged, true);
+        const { updatedAt: _stamp, ...record } = after?.regions['ap-southeast-2'] ?? {};
+        assert.deepEqual(record, { state: 'building', imageId: 'ami-1', attempts: 2 });
+        assert.equal(guardedMissingRegion, false);
+        assert.equal(after?.regions['sa-east-1'], undefined);
+        await assert.rejects(
+          store.updateRegion(
+            'web#00000042',
+            'eu-west-1',
+            { state: 'building', updatedAt: 't1' },
+            { stateIn: ['queued'] },
+          ),
+          /web#00000042/,
+        );
+      } finally {
+        await cleanup?.();
+      }
+    });
+
+    it('refuses to record on, or complete, a release that does not exist, naming it', async () => {
+      const { store, cleanup } = await factory();
+      try {
+        // prepare
+        await store.create(input('web', 'r1'));
+        const record = {
+          accountId: '100000000001',
+          region: 'eu-west-1',
+          outcome: 'updated' as const,
+          launchTemplates: 1,
+          updatedAt: 't',
+        };
+        // act + assess
+        await assert.rejects(store.recordAccount('web#00000009', record), /web#00000009/);
+        await assert.rejects(store.markComplete('web#00000009', 't'), /web#00000009/);
+        await assert.rejects(
+          store.updateRegion('web#00000009', 'eu-west-1', { state: 'building', updatedAt: 't' }),
+          /web#00000009/,
+        );
+        assert.equal(await store.get('web#00000009'), undefined);
+      } finally {
+        await cleanup?.();
+      }
+    });
+
     it('records accounts and completes once', async () => {
       const { store, cleanup } = await factory();
       try {

@@ -1,11 +1,12 @@
 // Stateful fake of a DynamoDB table behind the DocumentClient, with a small evaluator for the expression
-// subset DynamoReleaseStore uses: SET / ADD updates on nested map paths, conditions attribute_exists,
+// subset DynamoReleaseStore uses: Put, SET / ADD updates on nested map paths, conditions attribute_exists,
 // attribute_not_exists, IN and =, AND; begins_with key conditions; equality filters.
 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   ScanCommand,
   TransactWriteCommand,
@@ -122,6 +123,21 @@ export class FakeDynamoTable {
       const item = this.items.get(this.#key(input.Key));
       return { Item: item ? structuredClone(item) : undefined };
     });
+    mock.on(PutCommand).callsFake((input) => {
+      const key = this.#key(input.Item);
+      if (
+        !evaluate(
+          input.ConditionExpression,
+          this.items.get(key),
+          input.ExpressionAttributeNames,
+          input.ExpressionAttributeValues,
+        )
+      ) {
+        throw awsError('ConditionalCheckFailedException');
+      }
+      this.items.set(key, structuredClone(input.Item));
+      return {};
+    });
     mock.on(UpdateCommand).callsFake((input) => {
       const key = this.#key(input.Key);
       const existing = this.items.get(key);
@@ -133,7 +149,13 @@ export class FakeDynamoTable {
           input.ExpressionAttributeValues,
         )
       ) {
-        throw awsError('ConditionalCheckFailedException');
+        // Like DynamoDB: the item as it was, when asked for (raw attribute values there; presence is enough here).
+        throw Object.assign(awsError('ConditionalCheckFailedException'), {
+          Item:
+            input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && existing
+              ? structuredClone(existing)
+              : undefined,
+        });
       }
       const item = structuredClone(existing ?? { ...input.Key });
       applyUpdate(
@@ -146,22 +168,52 @@ export class FakeDynamoTable {
       return { Attributes: input.ReturnValues === 'UPDATED_NEW' ? structuredClone(item) : undefined };
     });
     mock.on(TransactWriteCommand).callsFake((input) => {
-      const puts = (input.TransactItems ?? []).map(
-        (t: { Put: { Item: Item; ConditionExpression?: string } }) => t.Put,
-      );
-      const failed = puts.some(
-        (p: { Item: Item; ConditionExpression?: string }) =>
-          !evaluate(
-            p.ConditionExpression,
-            this.items.get(this.#key(p.Item as { pk: unknown; sk: unknown })),
-            undefined,
-            undefined,
+      // All or nothing: every condition is checked first; CancellationReasons say which failed, as DynamoDB does.
+      type Write = {
+        Put?: { Item: Item; ConditionExpression?: string };
+        Update?: {
+          Key: Item;
+          UpdateExpression: string;
+          ConditionExpression?: string;
+          ExpressionAttributeNames?: Names;
+          ExpressionAttributeValues?: Values;
+        };
+      };
+      const writes = (input.TransactItems ?? []) as Write[];
+      const reasons = writes.map((w) => {
+        const key = w.Put ? w.Put.Item : (w.Update?.Key as Item);
+        const ok = evaluate(
+          w.Put?.ConditionExpression ?? w.Update?.ConditionExpression,
+          this.items.get(this.#key(key as { pk: unknown; sk: unknown })),
+          w.Update?.ExpressionAttributeNames,
+          w.Update?.ExpressionAttributeValues,
+        );
+        return { Code: ok ? 'None' : 'ConditionalCheckFailed' };
+      });
+      if (reasons.some((r) => r.Code !== 'None')) {
+        throw Object.assign(
+          awsError(
+            'TransactionCanceledException',
+            `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
           ),
-      );
-      if (failed)
-        throw awsError('TransactionCanceledException', 'Transaction cancelled [ConditionalCheckFailed]');
-      for (const p of puts)
-        this.items.set(this.#key(p.Item as { pk: unknown; sk: unknown }), structuredClone(p.Item));
+          { CancellationReasons: reasons },
+        );
+      }
+      for (const w of writes) {
+        if (w.Put) {
+          this.items.set(this.#key(w.Put.Item as { pk: unknown; sk: unknown }), structuredClone(w.Put.Item));
+        } else if (w.Update) {
+          const key = this.#key(w.Update.Key as { pk: unknown; sk: unknown });
+          const item = structuredClone(this.items.get(key) ?? { ...w.Update.Key });
+          applyUpdate(
+            item,
+            w.Update.UpdateExpression,
+            w.Update.ExpressionAttributeNames,
+            w.Update.ExpressionAttributeValues,
+          );
+          this.items.set(key, item);
+        }
+      }
       return {};
     });
     mock.on(QueryCommand).callsFake((input) => {

@@ -4,6 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -24,12 +25,12 @@ const input = {
 };
 
 describe('Class: DynamoReleaseStore', () => {
-  it('takes the next sequence with an atomic ADD and claims the revision and release conditionally', async () => {
+  it('moves the counter, claims the revision and writes the release in one conditional transaction', async () => {
     // prepare
     const db = docClient();
     const mock = mockClient(db);
     mock.on(GetCommand).resolves({});
-    mock.on(UpdateCommand).resolves({ Attributes: { sequence: 7 } });
+    mock.on(GetCommand, { Key: { pk: 'STREAM#web', sk: 'COUNTER' } }).resolves({ Item: { sequence: 6 } });
     mock.on(TransactWriteCommand).resolves({});
     const store = new DynamoReleaseStore({ tableName: 't', client: db });
     // act
@@ -37,19 +38,19 @@ describe('Class: DynamoReleaseStore', () => {
     // assess
     assert.equal(created, true);
     assert.equal(release.releaseId, 'web#00000007');
-    assert.deepEqual(mock.commandCalls(UpdateCommand)[0]?.args[0].input, {
+    const items = mock.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems ?? [];
+    assert.deepEqual(items[0]?.Update, {
       TableName: 't',
       Key: { pk: 'STREAM#web', sk: 'COUNTER' },
-      UpdateExpression: 'ADD #seq :one',
+      UpdateExpression: 'SET #seq = :next',
+      ConditionExpression: '#seq = :last',
       ExpressionAttributeNames: { '#seq': 'sequence' },
-      ExpressionAttributeValues: { ':one': 1 },
-      ReturnValues: 'UPDATED_NEW',
+      ExpressionAttributeValues: { ':next': 7, ':last': 6 },
     });
-    const items = mock.commandCalls(TransactWriteCommand)[0]?.args[0].input.TransactItems ?? [];
-    assert.deepEqual(items[0]?.Put?.Item, { pk: 'STREAM#web', sk: 'REVISION#r1', releaseId: 'web#00000007' });
-    assert.equal(items[0]?.Put?.ConditionExpression, 'attribute_not_exists(pk)');
-    assert.equal(items[1]?.Put?.Item?.sk, 'RELEASE#00000007');
+    assert.deepEqual(items[1]?.Put?.Item, { pk: 'STREAM#web', sk: 'REVISION#r1', releaseId: 'web#00000007' });
     assert.equal(items[1]?.Put?.ConditionExpression, 'attribute_not_exists(pk)');
+    assert.equal(items[2]?.Put?.Item?.sk, 'RELEASE#00000007');
+    assert.equal(items[2]?.Put?.ConditionExpression, 'attribute_not_exists(pk)');
   });
 
   it('returns the winner when a concurrent duplicate claimed the revision first', async () => {
@@ -67,23 +68,41 @@ describe('Class: DynamoReleaseStore', () => {
       .on(GetCommand, { Key: { pk: 'STREAM#web', sk: 'REVISION#r1' } })
       .resolvesOnce({})
       .resolves({ Item: { releaseId: 'web#00000003' } });
-    mock.on(GetCommand, { Key: { pk: 'STREAM#web', sk: 'RELEASE#00000003' } }).resolves({ Item: winner });
-    mock.on(UpdateCommand).resolves({ Attributes: { sequence: 4 } });
+    mock.on(GetCommand, { Key: { pk: 'STREAM#web', sk: 'COUNTER' } }).resolves({ Item: { sequence: 2 } });
+    mock.on(QueryCommand).resolves({ Items: [winner] });
     mock.on(TransactWriteCommand).rejects(awsError('TransactionCanceledException'));
-    const store = new DynamoReleaseStore({ tableName: 't', client: db });
+    const store = new DynamoReleaseStore({ tableName: 't', client: db, sleep: async () => {} });
     // act
     const out = await store.create(input);
     // assess
     assert.equal(out.created, false);
     assert.equal(out.release.releaseId, 'web#00000003');
     assert.equal('pk' in out.release, false, 'table keys stay out of the release');
+    assert.equal(mock.commandCalls(TransactWriteCommand).length, 1);
+  });
+
+  it('gives up with the error after its rounds when the counter keeps moving', async () => {
+    // prepare
+    const db = docClient();
+    const mock = mockClient(db);
+    mock.on(GetCommand).resolves({});
+    mock.on(TransactWriteCommand).rejects(awsError('TransactionCanceledException', 'counter moved'));
+    const store = new DynamoReleaseStore({ tableName: 't', client: db, sleep: async () => {} });
+    // act + assess
+    await assert.rejects(store.create(input), /counter moved/);
+    assert.equal(mock.commandCalls(TransactWriteCommand).length, 30);
   });
 
   it('updates a region with a single conditional UpdateItem and answers false when the guard fails', async () => {
     // prepare
     const db = docClient();
     const mock = mockClient(db);
-    mock.on(UpdateCommand).resolvesOnce({}).rejects(awsError('ConditionalCheckFailedException'));
+    mock
+      .on(UpdateCommand)
+      .resolvesOnce({})
+      .rejects(
+        Object.assign(awsError('ConditionalCheckFailedException'), { Item: { pk: { S: 'STREAM#web' } } }),
+      );
     const store = new DynamoReleaseStore({ tableName: 't', client: db });
     // act
     const first = await store.updateRegion(
@@ -115,6 +134,7 @@ describe('Class: DynamoReleaseStore', () => {
         '#state': 'state',
       },
       ExpressionAttributeValues: { ':v0': 'building', ':v1': 't1', ':s0': 'queued' },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     });
   });
 
