@@ -278,7 +278,11 @@ export interface LaunchTemplate {
 export interface LaunchTemplateVersion {
   versionNumber: number;
   imageId?: string;
+  /** InstanceType of the version's launch data, when it sets one. */
+  instanceType?: string;
   versionDescription?: string;
+  /** True on the template's default version (DescribeLaunchTemplateVersions reports it per version). */
+  defaultVersion?: boolean;
 }
 export interface AutoScalingGroup {
   name: string;
@@ -316,6 +320,8 @@ export interface MemberAccount {
   ): Promise<InstanceRefreshStatus | undefined>;
   /** The images the group's running instances were launched from (the adoption view); optional. */
   runningImages?(asgName: string): Promise<string[]>;
+  /** Images of the account's pending, running and stopped instances in the region; absent where not visible. */
+  instanceImageIds?(): Promise<string[]>;
 }
 /** Auto Scaling's instance refresh statuses. */
 export type InstanceRefreshStatus =
@@ -401,6 +407,24 @@ export interface BakeTimer {
 /** CloudWatch alarm states, for a wave's optional alarm. */
 export interface Alarms {
   state(alarmArn: string): Promise<'OK' | 'ALARM' | 'INSUFFICIENT_DATA' | undefined>;
+}
+
+// ---------------------------------------------------------------- launch model (EC2 RunInstances)
+export interface LaunchRequest {
+  accountId: string;
+  region: string;
+  imageId: string;
+  instanceType: string;
+  /**
+   * Who launches: `auto-scaling` is the account's Auto Scaling service-linked role (an Auto Scaling group
+   * uses the launch template); `account` is a principal of the account calling RunInstances itself.
+   */
+  via: 'auto-scaling' | 'account';
+}
+export type LaunchVerdict = { launchable: true } | { launchable: false; reason: string };
+/** Could this account launch an instance from this image, by EC2's rules? Launches nothing. */
+export interface LaunchModel {
+  check(request: LaunchRequest): Promise<LaunchVerdict>;
 }
 
 // ---------------------------------------------------------------- clock

@@ -1,13 +1,18 @@
 // expire λ: on a schedule, keep the newest images per stream and region and retire the rest (never the newest,
-// never one a member account's launch template uses). EXPIRE_GRACE_HOURS: how long an image stays deprecated
-// before it is deregistered (0: both in one run).
+// never one anything can still launch from). EXPIRE_GRACE_HOURS: how long an image stays deprecated before it is
+// deregistered (default 168: 7 days; 0: both in one run).
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { ExpireDeps } from '#core/deps.ts';
-import { type ExpireOptions, type ExpireResult, expireImages } from '#core/expire.ts';
+import {
+  DEFAULT_EXPIRE_GRACE_MS,
+  type ExpireOptions,
+  type ExpireResult,
+  expireImages,
+} from '#core/expire.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
@@ -30,7 +35,7 @@ export function createHandler(deps: ExpireDeps, tools: Powertools = powertools, 
 
 export const handler = lazyHandler(async () => {
   const { awsExpireDeps } = await import('../commons/aws-deps.ts');
-  const graceHours = Number(process.env.EXPIRE_GRACE_HOURS ?? '0');
+  const graceHours = Number(process.env.EXPIRE_GRACE_HOURS ?? DEFAULT_EXPIRE_GRACE_MS / 3_600_000);
   if (!Number.isFinite(graceHours) || graceHours < 0) {
     throw new Error(
       `EXPIRE_GRACE_HOURS must be a number of hours ≥ 0, got ${process.env.EXPIRE_GRACE_HOURS}`,

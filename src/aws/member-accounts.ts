@@ -13,6 +13,7 @@ import {
   DescribeLaunchTemplateVersionsCommand,
   type EC2Client,
   ModifyLaunchTemplateCommand,
+  paginateDescribeInstances,
   paginateDescribeLaunchTemplates,
   paginateDescribeLaunchTemplateVersions,
 } from '@aws-sdk/client-ec2';
@@ -230,13 +231,30 @@ export class AwsMemberAccount implements MemberAccount {
     return out.InstanceRefreshes?.[0]?.Status as InstanceRefreshStatus | undefined;
   }
 
+  /** DescribeInstances: the images of pending, running, stopping and stopped instances. */
+  async instanceImageIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    const pages = paginateDescribeInstances(
+      { client: this.#ec2 },
+      { Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] },
+    );
+    for await (const page of pages) {
+      for (const reservation of page.Reservations ?? [])
+        for (const instance of reservation.Instances ?? []) if (instance.ImageId) ids.add(instance.ImageId);
+    }
+    return [...ids].sort();
+  }
+
   #toVersion(v: {
     VersionNumber?: number | undefined;
     VersionDescription?: string | undefined;
-    LaunchTemplateData?: { ImageId?: string | undefined } | undefined;
+    LaunchTemplateData?: { ImageId?: string | undefined; InstanceType?: string | undefined } | undefined;
+    DefaultVersion?: boolean | undefined;
   }): LaunchTemplateVersion {
     const version: LaunchTemplateVersion = { versionNumber: v.VersionNumber ?? 0 };
+    if (v.DefaultVersion !== undefined) version.defaultVersion = v.DefaultVersion;
     if (v.LaunchTemplateData?.ImageId) version.imageId = v.LaunchTemplateData.ImageId;
+    if (v.LaunchTemplateData?.InstanceType) version.instanceType = v.LaunchTemplateData.InstanceType;
     if (v.VersionDescription) version.versionDescription = v.VersionDescription;
     return version;
   }

@@ -2,10 +2,12 @@
 // same worker as local mode over the AWS adapters. Only this file knows it is on AWS; the worker, applier,
 // device and boot code do not.
 //
-// Volume affinity policy: a stream's volume lives in one Availability Zone and is attached only while a job of
-// that stream builds (FIFO message groups keep one stream's jobs serial across the fleet). After the snapshot it
-// is detached again, so any builder in that AZ can take the stream's next job; a builder in another AZ creates
-// (once) the stream's volume in its own AZ, whose first apply is a full one.
+// Volume affinity policy: a region's builders all run in one Availability Zone (infra/region.yml
+// BuilderSubnetId), so every stream's volume lives there and every job finds its stream's volume. A volume is
+// attached only while a job of its stream builds (FIFO message groups keep one stream's jobs serial across the
+// fleet), then detached, so any builder can take the stream's next job. Its apply manifest is on the volume
+// (volume/state.ts), so that builder applies incrementally too. A builder started in another AZ would write
+// every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
@@ -33,6 +35,8 @@ export interface AgentConfig {
   kmsKeyId: string;
   maxReceiveCount: number;
   stateDir: string;
+  /** The AZ the region's stream volumes are pinned to (region.yml BuilderAvailabilityZone). */
+  availabilityZone: string;
 }
 
 /** Agent settings from the environment written by infra/builder/bootstrap.sh (/etc/stemcell/builder.env). */
@@ -58,7 +62,18 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     kmsKeyId: need('STEMCELL_KMS_KEY_ID'),
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
+    availabilityZone: need('STEMCELL_AVAILABILITY_ZONE'),
   };
+}
+
+/** Refuses to run in an AZ other than the one the region's stream volumes are pinned to. */
+export function checkBuilderZone(pinned: string, actual: string, instanceId: string): void {
+  if (pinned === actual) return;
+  throw new Error(
+    `builder ${instanceId} runs in ${actual}, but this region's stream volumes live in ${pinned} ` +
+      `(STEMCELL_AVAILABILITY_ZONE): here it would write every stream's tree again onto a new volume. ` +
+      `Launch builders only in ${pinned}'s subnet (infra/region.yml BuilderSubnetId).`,
+  );
 }
 
 /**
@@ -107,6 +122,7 @@ export function buildMessageHandler(
 
 export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
   const identity = await instanceIdentity();
+  checkBuilderZone(config.availabilityZone, identity.availabilityZone, identity.instanceId);
   const clients = new AwsClients();
   const mountRoot = join(config.stateDir, 'mnt');
   await recoverMounts(mountRoot, log);

@@ -1,5 +1,6 @@
 // The volume as the builder sees it: a whole-disk device (a loop device locally, an NVMe device on EC2) that
-// carries a GPT, boot partition(s) and one ext4 root partition, mounted for the unpacker.
+// carries a GPT, boot partition(s), the state partition (the apply manifest, see volume/state.ts) and one ext4
+// root partition, mounted for the unpacker.
 //
 // The kernel here has no partition-table support, so the root partition is reached through a second loop
 // device at its offset and size; the same works on EC2. The filesystem is created once per volume; every
@@ -16,6 +17,8 @@ import { freeze, syncFilesystem } from './quiesce.ts';
 import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
 import { attachLoop, detachLoop, loopsOf } from './volume/loop.ts';
+import { probeFilesystem } from './volume/probe.ts';
+import { type ManifestStore, openStatePartition } from './volume/state.ts';
 import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
 
 export const ROOT_LABEL = 'stemcell-root';
@@ -55,6 +58,11 @@ export interface OpenVolumeOptions {
   /** Overrides for measurement (bench); the defaults are MKFS_EXT4_ARGS and MOUNT_OPTIONS. */
   mkfsArgs?: readonly string[];
   mountOptions?: readonly string[];
+  /**
+   * Where to mount the state partition and keep the scratch copy of its manifest (both outside the root
+   * mount). Without it the state partition stays unmounted and the volume has no `manifest`.
+   */
+  state?: { mountPoint: string; scratchPath: string };
   log?: (line: string) => void;
 }
 
@@ -71,6 +79,8 @@ export interface MountedVolume extends OpenVolume {
   readonly layout?: DiskLayout;
   readonly label: string;
   readonly bootMode: BootMode;
+  /** The apply manifest kept on the volume's state partition (block volumes that have one). */
+  readonly manifest?: ManifestStore;
   makeBootable(info: BootInfo): Promise<void>;
   /** Same as makeBootable, with what was found and written. */
   makeBootableWithResult(info: BootInfo): Promise<BootResult>;
@@ -87,19 +97,6 @@ async function deviceBytes(devicePath: string): Promise<number> {
   if (s.isFile()) return s.size;
   if (!s.isBlockDevice()) throw new Error(`${devicePath}: not a block device or disk-image file`);
   return Number((await run('blockdev', ['--getsize64', devicePath])).trim());
-}
-
-async function probeFilesystem(device: string): Promise<{ type?: string; label?: string }> {
-  // blkid exits 2 when it finds nothing: a blank partition.
-  const out = await run('blkid', ['--probe', '--output', 'export', device]).catch(() => '');
-  const fields = Object.fromEntries(
-    out
-      .split('\n')
-      .map((line) => line.split('='))
-      .filter((kv) => kv.length >= 2)
-      .map(([k, ...v]) => [k, v.join('=')]),
-  );
-  return { type: fields.TYPE, label: fields.LABEL };
 }
 
 /**
@@ -215,6 +212,16 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
     };
     cleanups.push(unmount);
 
+    let state: Awaited<ReturnType<typeof openStatePartition>> | undefined;
+    if (opts.state && layout.state) {
+      state = await openStatePartition(devicePath, layout.state, { ...opts.state, log });
+      cleanups.push(state.close);
+    } else if (opts.state) {
+      log(
+        `volume ${devicePath}: no state partition (partitioned before stemcell kept its manifest on the volume); the manifest stays on this builder`,
+      );
+    }
+
     const effectiveLabel = fs.label ?? label;
     const finalLayout = layout;
     const boot = (info: BootInfo) =>
@@ -236,6 +243,7 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       layout: finalLayout,
       label: effectiveLabel,
       bootMode: opts.bootMode,
+      ...(state ? { manifest: state.manifest } : {}),
       makeBootableWithResult: boot,
       makeBootable: async (info) => {
         await boot(info);
@@ -244,6 +252,7 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       quiesce: async () => {
         await syncFilesystem(root);
         await unmount();
+        await state?.quiesce();
       },
       close: undo,
     };
@@ -311,6 +320,10 @@ export class DeviceWorkspace implements Workspace {
     return openVolume(attachment.devicePath, {
       bootMode: opts.bootMode,
       mountPoint: join(this.#mountRoot, opts.volumeId),
+      state: {
+        mountPoint: join(this.#mountRoot, `${opts.volumeId}.state`),
+        scratchPath: join(this.#mountRoot, `${opts.volumeId}.manifest`, 'manifest.json'),
+      },
       log: this.#log,
       ...(this.#mkfsArgs ? { mkfsArgs: this.#mkfsArgs } : {}),
     });

@@ -33,6 +33,12 @@ export interface OpenVolume {
   quiesce(): Promise<void>;
   /** Releases mounts and loop devices; safe after quiesce and on failure. */
   close(): Promise<void>;
+  /** The apply manifest kept on the volume itself, when the volume has room for it. */
+  manifest?: {
+    path: string;
+    invalidate(): Promise<void>;
+    commit(): Promise<void>;
+  };
 }
 export interface Workspace {
   open(
@@ -53,7 +59,10 @@ export interface BuilderDeps {
   releases: ReleaseStore;
   publisher: EventPublisher;
   workspace: Workspace;
-  /** Where per-volume apply manifests live: outside every image tree. */
+  /**
+   * Where a volume's apply manifest lives when the volume cannot hold it (a directory volume, or one
+   * partitioned without a state partition): outside every image tree, on this builder.
+   */
   manifestPath(volumeId: string): string;
   clock: Clock;
   onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
@@ -145,7 +154,15 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
       try {
         const applied = await timed('download+apply', async () => {
           const { body } = await deps.objects.get(job.source.key, job.source.etag);
-          return applyTarball(body, opened.root, { manifestPath: deps.manifestPath(volume.volumeId) });
+          // The volume's own manifest, so that whichever builder applied the last revision, this one is
+          // incremental; it is untrusted from before the tree changes until the apply completes.
+          const manifest = opened.manifest;
+          await manifest?.invalidate();
+          const stats = await applyTarball(body, opened.root, {
+            manifestPath: manifest?.path ?? deps.manifestPath(volume.volumeId),
+          });
+          await manifest?.commit();
+          return stats;
         });
         if (job.source.sha256 && job.source.sha256 !== applied.inputSha256) {
           throw new Error(

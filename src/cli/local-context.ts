@@ -9,22 +9,28 @@ import { CliError } from './errors.ts';
 
 export interface LocalOptions {
   data: string;
-  config: string;
+  /** Absent: ./stemcell.config.yml, or the demo's configuration when there is none. */
+  config?: string;
 }
+
+const DEFAULT_CONFIG = 'stemcell.config.yml';
 
 export function localOptions(command: Command): Command {
   return command
     .option('--data <dir>', 'local data folder', '.stemcell')
-    .option('--config <file>', 'stream configuration', 'stemcell.config.yml');
+    .option('--config <file>', `stream configuration (default: ./${DEFAULT_CONFIG}, else the demo's)`);
 }
 
-/** The configuration file, or the demo's configuration when there is none yet (said once on stderr). */
+/**
+ * The configuration given with --config (an error when that file does not exist), else ./stemcell.config.yml,
+ * else the demo's configuration (said once on stderr).
+ */
 export async function resolveConfig(options: LocalOptions): Promise<StemcellConfig> {
-  const file = resolve(options.config);
+  if (options.config !== undefined && !existsSync(resolve(options.config)))
+    throw new CliError(`--config ${options.config}: no such file`, 2);
+  const file = resolve(options.config ?? DEFAULT_CONFIG);
   if (!existsSync(file)) {
-    process.stderr.write(
-      `stemcell: no ${options.config}; using the demo configuration (2 streams, 2 regions, 6 accounts)\n`,
-    );
+    process.stderr.write(`stemcell: no ${DEFAULT_CONFIG}; using the demo configuration\n`);
     return demoConfig();
   }
   try {

@@ -18,6 +18,8 @@ const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/builder.ts'),
   await import('./commands/release.ts'),
   await import('./commands/rollback.ts'),
+  await import('./commands/config.ts'),
+  await import('./commands/expire.ts'),
 ];
 for (const command of commands) command.register(program);
 

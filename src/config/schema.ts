@@ -48,19 +48,43 @@ export const Rollout = z
   });
 export type Rollout = z.infer<typeof Rollout>;
 
-export const StreamConfig = z.strictObject({
+const Sharing = z.strictObject({
+  organization: z.boolean().default(false),
+  ous: z.array(OuId).default([]),
+});
+type Sharing = z.infer<typeof Sharing>;
+type Scope = 'organization' | { ous: string[] };
+
+/** Sharing that reaches exactly the subscriber scope: what a stream gets when it sets no `sharing`. */
+export function sharingForScope(scope: Scope): Sharing {
+  return scope === 'organization'
+    ? { organization: true, ous: [] }
+    : { organization: false, ous: [...scope.ous] };
+}
+
+/**
+ * The OUs of the scope (or "the whole organization") that the sharing does not reach. An OU is reached when the
+ * sharing names the organization, the root (r-…), or the OU itself: the configuration does not know the OU
+ * tree, so a parent OU in `sharing.ous` does not count for its children.
+ */
+export function sharingGaps(sharing: Sharing, scope: Scope): string[] {
+  if (sharing.organization || sharing.ous.some((ou) => ou.startsWith('r-'))) return [];
+  if (scope === 'organization') return ['organization'];
+  return scope.ous.filter((ou) => !sharing.ous.includes(ou));
+}
+
+const StreamFields = z.strictObject({
   regions: z.array(Region).min(1, 'list at least one region'),
   architecture: Architecture.default('x86_64'),
   bootMode: BootMode.default('legacy-bios'),
   volumeSizeGiB: z.number().int().min(1).max(16384).default(4),
   /** Images kept per region; older ones are deprecated, then deregistered with their snapshots. */
   keep: z.number().int().min(1).max(100).default(3),
-  sharing: z
-    .strictObject({
-      organization: z.boolean().default(false),
-      ous: z.array(OuId).default([]),
-    })
-    .default({ organization: false, ous: [] }),
+  /**
+   * Who may launch the stream's images. Default: exactly the subscriber scope. When set, it must reach at least
+   * every account of the scope (refused otherwise): no account is told about an image it cannot launch.
+   */
+  sharing: Sharing.optional(),
   subscribers: z
     .strictObject({
       /** Who receives "Image Ready": the whole organization, or the accounts under these OUs. */
@@ -75,7 +99,30 @@ export const StreamConfig = z.strictObject({
   /** Waves with bake time; without it, one wave: every account in scope at once. */
   rollout: Rollout.optional(),
 });
+
+export const StreamConfig = StreamFields.superRefine((stream, ctx) => {
+  if (!stream.sharing) return;
+  for (const gap of sharingGaps(stream.sharing, stream.subscribers.scope)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['subscribers', 'scope'],
+      message:
+        gap === 'organization'
+          ? `every account of the organization would be told about images shared only with ${describeSharing(stream.sharing)}; share with the organization (sharing.organization: true) or narrow the scope`
+          : `accounts under ${gap} would be told about images they cannot launch (sharing: ${describeSharing(stream.sharing)}); add ${gap} to sharing.ous or drop it from the scope`,
+    });
+  }
+}).transform(({ sharing, ...stream }) => ({
+  ...stream,
+  sharing: sharing ?? sharingForScope(stream.subscribers.scope),
+}));
+
 export type StreamConfig = z.infer<typeof StreamConfig>;
+
+function describeSharing(sharing: Sharing): string {
+  const to = [...(sharing.organization ? ['the organization'] : []), ...sharing.ous];
+  return to.length > 0 ? to.join(', ') : 'nobody';
+}
 
 const LocalAccount = z.strictObject({ id: AccountId, name: z.string().min(1), ou: OuId });
 const LocalLaunchTemplate = z.strictObject({
@@ -84,6 +131,11 @@ const LocalLaunchTemplate = z.strictObject({
   name: z.string().min(1),
   stream: StreamName,
   imageId: z.string().default('ami-00000000000000000'),
+  /** The launch data's instance type; by default a small one of the stream's architecture (t3.micro, t4g.micro). */
+  instanceType: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'not an instance type such as t3.micro')
+    .optional(),
   autoScalingGroup: z.string().optional(),
   refresh: z.boolean().default(true),
 });

@@ -8,6 +8,7 @@ import { recordBuildFailure } from './build-failure.ts';
 import type { AnnounceDeps, Logger } from './deps.ts';
 import { emit } from './emit.ts';
 import { ReleaseNotFoundError, streamConfig } from './errors.ts';
+import { launchPermissionsFor, shareAndVerify } from './launch-permissions.ts';
 import { releaseFromTags, TAG } from './naming.ts';
 import {
   type MaybeRolloutDeps,
@@ -97,12 +98,10 @@ export async function announceRegionImage(
     // Checked before sharing: an unencrypted image is neither shared nor announced.
     if (!image.encrypted)
       throw new Error(`image ${imageId} in ${region} is not encrypted: refusing to announce`);
-    // Sharing is idempotent (launch permissions are a set), so a retry simply adds nothing.
-    const organizationArns = config.sharing.organization ? [(await deps.organization.describe()).arn] : [];
-    const ouArns = await Promise.all(config.sharing.ous.map((ou) => deps.organization.ouArn(ou)));
-    if (organizationArns.length > 0 || ouArns.length > 0) {
-      await images.share(imageId, { organizationArns, ouArns });
-    }
+    // Sharing is idempotent (launch permissions are a set), so a retry simply adds nothing. What was set is
+    // read back before anyone is told.
+    const permissions = await launchPermissionsFor(config.sharing, deps.organization);
+    await shareAndVerify(images, imageId, region, permissions);
 
     const sha256 = release.source.sha256 ?? image.tags[TAG.sha256];
     if (!sha256) {

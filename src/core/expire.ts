@@ -1,18 +1,29 @@
-// expire: keep the newest N images per stream and region (by sequence), deprecate the older ones, then
-// deregister them and delete their snapshots. Never the newest, and never one that a launch template's default
-// version in any account of the stream's subscriber scope still points at.
-import type { ImageInfo } from '#ports';
+// expire: keep the newest N images per stream and region (by sequence) and retire the older ones, never one that
+// anything can still launch from. Deprecation comes first; deregistration waits a grace period after it (7 days by
+// default); the snapshot is deleted only once its image is deregistered.
+//
+// "In use" is every image that:
+// - any launch-template version an Auto Scaling group references names: `$Default`, `$Latest` or an explicit
+//   version, whether or not the template is tagged for stemcell;
+// - the default version of any launch template tagged for the stream names (new instances launch from it);
+// - a running (or stopped) instance uses, where the account lets us see its instances.
+// Asked in every account that can launch the stream's images: its sharing audience and its subscriber scope.
+import type { ImageInfo, MemberAccount } from '#ports';
 import type { ExpireDeps } from './deps.ts';
 import { releaseFromTags, TAG } from './naming.ts';
 
+export const DEFAULT_EXPIRE_GRACE_MS = 7 * 24 * 3_600_000;
+
 export interface ExpireOptions {
   /**
-   * How long an image stays deprecated before it is deregistered. 0 (the default) does both in one run;
-   * a grace period gives launches that still name the image time to move on.
+   * How long an image stays deprecated before it is deregistered. 0 does both in one run.
+   * @defaultValue 7 days (DEFAULT_EXPIRE_GRACE_MS)
    */
   graceMs?: number;
   /** Only these streams; all configured streams by default. */
   streams?: string[];
+  /** Decide and report, change nothing. */
+  dryRun?: boolean;
 }
 
 export interface ExpiredImage {
@@ -22,24 +33,30 @@ export interface ExpiredImage {
   sequence: number;
   action: 'deprecated' | 'deregistered';
   snapshotDeleted?: string;
+  /** Deprecated, and waiting for the grace period to end: when it may be deregistered. */
+  deregisterAfter?: string;
 }
 
 export interface ExpireResult {
+  dryRun: boolean;
   expired: ExpiredImage[];
-  /** Images past the keep count that stay because a launch template uses them. */
-  keptInUse: Array<{ stream: string; region: string; imageId: string; accounts: string[] }>;
+  /** Images past the keep count that stay because something can still launch from them. */
+  keptInUse: Array<{ stream: string; region: string; imageId: string; accounts: string[]; uses: string[] }>;
+  /** Deprecated images whose grace period has not ended. */
+  waiting: Array<{ stream: string; region: string; imageId: string; deregisterAfter: string }>;
   /** Images past the keep count that stay because a stream is pinned to them or a rollback points at them. */
   keptProtected?: Array<{ stream: string; region: string; imageId: string; reason: string }>;
 }
 
 export async function expireImages(deps: ExpireDeps, options: ExpireOptions = {}): Promise<ExpireResult> {
-  const graceMs = options.graceMs ?? 0;
+  const graceMs = options.graceMs ?? DEFAULT_EXPIRE_GRACE_MS;
+  const dryRun = options.dryRun ?? false;
   const now = deps.clock.now();
-  const result: ExpireResult = { expired: [], keptInUse: [] };
+  const result: ExpireResult = { dryRun, expired: [], keptInUse: [], waiting: [] };
   for (const stream of options.streams ?? Object.keys(deps.config.streams)) {
     const config = deps.config.streams[stream];
     if (!config) throw new Error(`expire: unknown stream ${JSON.stringify(stream)}`);
-    const accounts = await accountsInScope(deps, stream);
+    const accounts = await audience(deps, stream);
     for (const region of config.regions) {
       const { images, snapshots } = deps.imaging(region);
       const ours = (await images.listByTag(TAG.stream, stream))
@@ -63,66 +80,119 @@ export async function expireImages(deps: ExpireDeps, options: ExpireOptions = {}
         }
         const users = inUse.get(image.imageId);
         if (users) {
-          result.keptInUse.push({ stream, region, imageId: image.imageId, accounts: users });
+          result.keptInUse.push({
+            stream,
+            region,
+            imageId: image.imageId,
+            accounts: [...users.accounts].sort(),
+            uses: [...users.uses].sort(),
+          });
           continue;
         }
+        const base = { stream, region, imageId: image.imageId, sequence };
         const deprecatedAt = image.deprecatedAt ? new Date(image.deprecatedAt) : undefined;
-        if (!deprecatedAt || deprecatedAt > now) {
-          await images.deprecate(image.imageId, now);
+        const since = deprecatedAt && deprecatedAt <= now ? deprecatedAt : undefined;
+        if (!since) {
+          if (!dryRun) await images.deprecate(image.imageId, now);
           if (graceMs > 0) {
-            result.expired.push({ stream, region, imageId: image.imageId, sequence, action: 'deprecated' });
+            const deregisterAfter = new Date(now.getTime() + graceMs).toISOString();
+            result.expired.push({ ...base, action: 'deprecated', deregisterAfter });
             continue;
           }
-        } else if (now.getTime() - deprecatedAt.getTime() < graceMs) {
+        } else if (now.getTime() - since.getTime() < graceMs) {
+          const deregisterAfter = new Date(since.getTime() + graceMs).toISOString();
+          result.waiting.push({ stream, region, imageId: image.imageId, deregisterAfter });
           continue;
         }
-        await images.deregister(image.imageId);
-        await snapshots.delete(image.snapshotId);
-        result.expired.push({
+        // Deregister first: the snapshot goes only once no image can be launched from it.
+        if (!dryRun) {
+          await images.deregister(image.imageId);
+          await snapshots.delete(image.snapshotId);
+        }
+        result.expired.push({ ...base, action: 'deregistered', snapshotDeleted: image.snapshotId });
+        deps.logger.info(dryRun ? 'image would expire' : 'image expired', {
           stream,
           region,
           imageId: image.imageId,
           sequence,
-          action: 'deregistered',
-          snapshotDeleted: image.snapshotId,
         });
-        deps.logger.info('image expired', { stream, region, imageId: image.imageId, sequence });
       }
     }
   }
   return result;
 }
 
-async function accountsInScope(deps: ExpireDeps, stream: string): Promise<string[]> {
-  const scope = deps.config.streams[stream]?.subscribers.scope ?? 'organization';
-  const accounts =
-    scope === 'organization'
-      ? await deps.organization.listAccounts()
-      : (await Promise.all(scope.ous.map((ou) => deps.organization.listAccountsInOu(ou)))).flat();
+/** Every account that may launch the stream's images: its sharing audience and its subscriber scope. */
+async function audience(deps: ExpireDeps, stream: string): Promise<string[]> {
+  const config = deps.config.streams[stream];
+  const scope = config?.subscribers.scope ?? 'organization';
+  const sharing = config?.sharing ?? { organization: false, ous: [] };
+  const wholeOrg = scope === 'organization' || sharing.organization;
+  const ous = [...new Set([...(scope === 'organization' ? [] : scope.ous), ...sharing.ous])];
+  const accounts = wholeOrg
+    ? await deps.organization.listAccounts()
+    : (await Promise.all(ous.map((ou) => deps.organization.listAccountsInOu(ou)))).flat();
   // Suspended accounts still hold launch templates that may come back: ask them too.
   return [...new Set(accounts.map((a) => a.id))].sort();
 }
 
-/** imageId → accounts whose tagged launch templates' default version uses it, in one region. */
+interface Users {
+  accounts: Set<string>;
+  /** What refers to the image, e.g. "200000000001 asg web-asg → lt-… v3". */
+  uses: Set<string>;
+}
+
+/** imageId → who can still launch from it, in one region. */
 async function imagesInUse(
   deps: ExpireDeps,
   stream: string,
   region: string,
   accounts: string[],
-): Promise<Map<string, string[]>> {
-  const inUse = new Map<string, string[]>();
+): Promise<Map<string, Users>> {
+  const inUse = new Map<string, Users>();
+  const note = (imageId: string | undefined, accountId: string, use: string) => {
+    if (!imageId) return;
+    const users = inUse.get(imageId) ?? { accounts: new Set(), uses: new Set() };
+    users.accounts.add(accountId);
+    users.uses.add(`${accountId} ${use}`);
+    inUse.set(imageId, users);
+  };
   for (const accountId of accounts) {
     const member = deps.members.forAccount(accountId, region);
-    for (const template of await member.listLaunchTemplates(TAG.stream, stream)) {
-      const version = await member.getLaunchTemplateVersion(
-        template.launchTemplateId,
-        template.defaultVersionNumber,
-      );
-      if (!version.imageId) continue;
-      const users = inUse.get(version.imageId) ?? [];
-      if (!users.includes(accountId)) users.push(accountId);
-      inUse.set(version.imageId, users);
+    const versionsOf = cachedVersions(member);
+    for (const group of await member.listAutoScalingGroups()) {
+      if (!group.launchTemplateId) continue;
+      const versions = await versionsOf(group.launchTemplateId);
+      const wanted = group.launchTemplateVersion ?? '$Default';
+      const version =
+        wanted === '$Latest'
+          ? versions.reduce(
+              (a, b) => (b.versionNumber > a.versionNumber ? b : a),
+              versions[0] ?? { versionNumber: 0 },
+            )
+          : wanted === '$Default'
+            ? versions.find((v) => v.defaultVersion)
+            : versions.find((v) => String(v.versionNumber) === wanted);
+      note(version?.imageId, accountId, `asg ${group.name} → ${group.launchTemplateId} ${wanted}`);
     }
+    for (const template of await member.listLaunchTemplates(TAG.stream, stream)) {
+      const versions = await versionsOf(template.launchTemplateId);
+      const version = versions.find((v) => v.versionNumber === template.defaultVersionNumber);
+      note(version?.imageId, accountId, `launch template ${template.launchTemplateName} default`);
+    }
+    for (const imageId of (await member.instanceImageIds?.()) ?? []) note(imageId, accountId, 'instance');
   }
   return inUse;
+}
+
+function cachedVersions(member: MemberAccount) {
+  const cache = new Map<string, ReturnType<MemberAccount['listLaunchTemplateVersions']>>();
+  return (launchTemplateId: string) => {
+    let versions = cache.get(launchTemplateId);
+    if (!versions) {
+      versions = member.listLaunchTemplateVersions(launchTemplateId).catch(() => []);
+      cache.set(launchTemplateId, versions);
+    }
+    return versions;
+  };
 }

@@ -2,6 +2,8 @@
 // (mode 0600) and a JSON record (owner account, aliases, grants). Data keys are wrapped with AES-256-GCM under the
 // master key, with the encryption context as additional authenticated data, so a wrong context fails to decrypt
 // as on KMS. Like a KMS ciphertext blob, the wrapped key names its key, so decrypt needs no key id.
+// Who may use a key is decided as KMS does (key-policy.ts): the key's account, a principal its key policy allows
+// (not a service-linked role: it has no IAM policy of its own), or a grantee for the operations of its grant.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +11,13 @@ import type { Clock, DataKey, KeyService } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './json-state.ts';
+import {
+  accountOf,
+  allowingStatement,
+  isServiceLinkedRole,
+  type KeyPolicy,
+  type KeyRequest,
+} from './key-policy.ts';
 
 const MAGIC = Buffer.from('SCK1');
 const GRANT_OPERATIONS = new Set([
@@ -48,6 +57,8 @@ interface KeyRecord {
   aliases: string[];
   grants: LocalGrant[];
   createdAt: string;
+  /** Absent: the default key policy (the key's account only). */
+  policy?: KeyPolicy;
 }
 
 export interface LocalKeyServiceOptions {
@@ -55,6 +66,15 @@ export interface LocalKeyServiceOptions {
   accountId: string;
   region: string;
   clock?: Clock;
+  /** The organization an account belongs to (aws:PrincipalOrgID); none known when absent. */
+  organizationOf?: (accountId: string) => string | undefined;
+}
+
+/** Where a key request comes from: the caller, and the service acting for it (kms:ViaService). */
+export interface KeyCaller {
+  /** IAM principal ARN, or an account id (its root). */
+  principal: string;
+  viaService?: string;
 }
 
 export class LocalKeyService implements KeyService {
@@ -62,12 +82,14 @@ export class LocalKeyService implements KeyService {
   readonly region: string;
   private readonly dir: string;
   private readonly clock: Clock;
+  private readonly organizationOf: (accountId: string) => string | undefined;
 
   constructor(root: string, options: LocalKeyServiceOptions) {
     this.accountId = options.accountId;
     this.region = options.region;
     this.dir = join(root, 'keys');
     this.clock = options.clock ?? systemClock;
+    this.organizationOf = options.organizationOf ?? (() => undefined);
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<DataKey> {
@@ -82,19 +104,17 @@ export class LocalKeyService implements KeyService {
     return { plaintext, ciphertext };
   }
 
+  /** `caller`: an account id or principal ARN, or a KeyCaller naming the service acting for it. */
   async decrypt(
     ciphertext: Buffer,
     context: Record<string, string>,
-    callerAccountId: string,
+    caller: string | KeyCaller,
   ): Promise<Buffer> {
     const blob = parseBlob(ciphertext);
     const key = this.requireKey(blob.keyId);
-    if (callerAccountId !== key.accountId && !hasGrant(key, callerAccountId, 'Decrypt')) {
-      throw new LocalServiceError(
-        'AccessDeniedException',
-        `User: arn:aws:iam::${callerAccountId}:root is not authorized to perform: kms:Decrypt on resource: ${key.arn} because no resource-based policy or grant allows the kms:Decrypt action (key ${key.keyId} belongs to account ${key.accountId})`,
-      );
-    }
+    const who = typeof caller === 'string' ? { principal: caller } : caller;
+    const denied = this.#denial(key, { ...who, operation: 'Decrypt' });
+    if (denied) throw new LocalServiceError('AccessDeniedException', denied);
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.masterKey(key), blob.iv);
       decipher.setAAD(contextAad(context));
@@ -151,7 +171,7 @@ export class LocalKeyService implements KeyService {
   // ---------------------------------------------------------------- local-only
 
   /** CreateKey (+ CreateAlias): a new customer managed key owned by `accountId` (default: this service's). */
-  createKey(input: { alias?: string; description?: string; accountId?: string } = {}): {
+  createKey(input: { alias?: string; description?: string; accountId?: string; policy?: KeyPolicy } = {}): {
     keyId: string;
     arn: string;
   } {
@@ -175,6 +195,7 @@ export class LocalKeyService implements KeyService {
       aliases: input.alias ? [input.alias] : [],
       grants: [],
       createdAt: this.clock.now().toISOString(),
+      ...(input.policy ? { policy: input.policy } : {}),
     };
     writeFileAtomic(this.masterKeyPath(keyId), randomBytes(32), 0o600);
     this.saveRecord(key);
@@ -182,13 +203,75 @@ export class LocalKeyService implements KeyService {
   }
 
   /** The key an alias names, created on first use: how local mode provides config's `kmsKeyId: alias/stemcell`. */
-  ensureKey(alias: string, description = ''): { keyId: string; arn: string } {
+  ensureKey(alias: string, description = '', policy?: KeyPolicy): { keyId: string; arn: string } {
     const existing = this.findKey(alias, this.accountId);
-    return existing ? { keyId: existing.keyId, arn: existing.arn } : this.createKey({ alias, description });
+    if (!existing) return this.createKey({ alias, description, ...(policy ? { policy } : {}) });
+    if (policy && JSON.stringify(existing.policy) !== JSON.stringify(policy))
+      this.setPolicy(existing.keyId, policy);
+    return { keyId: existing.keyId, arn: existing.arn };
   }
 
   listGrants(keyId: string): LocalGrant[] {
     return this.requireKey(keyId).grants;
+  }
+
+  /** PutKeyPolicy. */
+  setPolicy(keyId: string, policy: KeyPolicy): void {
+    const key = this.requireKey(keyId);
+    this.saveRecord({ ...key, policy });
+  }
+
+  /**
+   * Why `request` would be refused on the key, or undefined when KMS would allow it. EBS asks for the caller it
+   * acts for, with kms:ViaService = ec2.<region>.amazonaws.com.
+   */
+  explainDenial(keyId: string, request: Omit<KeyRequest, 'principalOrgId'>): string | undefined {
+    return this.#denial(this.requireKey(keyId), request);
+  }
+
+  /** CreateGrant called by `caller` (another account's principal, as infra/member.yml's custom resource is). */
+  async createGrantAs(
+    caller: string,
+    keyId: string,
+    granteePrincipal: string,
+    operations: string[],
+    options: { isForAwsResource?: boolean } = {},
+  ): Promise<{ grantId: string }> {
+    const key = this.requireKey(keyId);
+    const denied = this.#denial(key, {
+      principal: caller,
+      operation: 'CreateGrant',
+      grant: { granteePrincipal, operations, isForAwsResource: options.isForAwsResource ?? false },
+    });
+    if (denied) throw new LocalServiceError('AccessDeniedException', denied);
+    return this.createGrant(keyId, granteePrincipal, operations);
+  }
+
+  /** RevokeGrant of every grant to `granteePrincipal` (a test removes a member's grant this way). */
+  revokeGrants(keyId: string, granteePrincipal: string): number {
+    const key = this.requireKey(keyId);
+    const kept = key.grants.filter((g) => g.granteePrincipal !== granteePrincipal);
+    this.saveRecord({ ...key, grants: kept });
+    return key.grants.length - kept.length;
+  }
+
+  #denial(key: KeyRecord, request: Omit<KeyRequest, 'principalOrgId'>): string | undefined {
+    const account = accountOf(request.principal);
+    if (!account) return `principal ${request.principal} is not an account id or IAM ARN`;
+    const principal = /^\d{12}$/.test(request.principal) ? `arn:aws:iam::${account}:root` : request.principal;
+    // The key's own account: its IAM policies decide (the policy's root statement delegates to them).
+    if (account === key.accountId) return undefined;
+    if (
+      key.grants.some((g) => grantCovers(g, principal, account) && g.operations.includes(request.operation))
+    )
+      return undefined;
+    const principalOrgId = this.organizationOf(account);
+    const statement = key.policy && allowingStatement(key.policy, { ...request, principal, principalOrgId });
+    if (statement && !isServiceLinkedRole(principal)) return undefined;
+    const why = statement
+      ? `key policy statement ${statement.Sid} allows it, but ${principal} is a service-linked role with no IAM policy for the key, so it needs a grant`
+      : `no key policy statement or grant allows it${principalOrgId ? '' : ` (account ${account} is in no organization the policy names)`}`;
+    return `User: ${principal} is not authorized to perform: kms:${request.operation} on resource: ${key.arn}${request.viaService ? ` via ${request.viaService}` : ''}: ${why} (key ${key.keyId} belongs to account ${key.accountId})`;
   }
 
   // ---------------------------------------------------------------- internals
@@ -243,8 +326,11 @@ export function accountOfPrincipal(principal: string): string {
   return match[1] as string;
 }
 
-function hasGrant(key: KeyRecord, accountId: string, operation: string): boolean {
-  return key.grants.some((g) => g.granteeAccountId === accountId && g.operations.includes(operation));
+/** A grant to a principal covers that principal; one to an account (or its root) covers the account's own principals. */
+function grantCovers(grant: LocalGrant, principal: string, account: string): boolean {
+  if (grant.granteePrincipal === principal) return true;
+  const toAccount = /^\d{12}$/.test(grant.granteePrincipal) || /:root$/.test(grant.granteePrincipal);
+  return toAccount && grant.granteeAccountId === account && !isServiceLinkedRole(principal);
 }
 
 /** KMS binds the context irrespective of key order. */

@@ -114,11 +114,11 @@ export class LocalMemberAccounts implements MemberAccounts {
 
   // ---------------------------------------------------------------- seed helpers (demo, tests)
 
-  /** CreateLaunchTemplate with one version (the default) holding `imageId`. */
+  /** CreateLaunchTemplate with one version (the default) holding `imageId` (and `instanceType`). */
   createLaunchTemplate(
     accountId: string,
     region: string,
-    input: { name: string; imageId: string; tags?: Tags },
+    input: { name: string; imageId: string; instanceType?: string; tags?: Tags },
   ): LaunchTemplate {
     return this.forAccount(accountId, region).createLaunchTemplate(input);
   }
@@ -136,7 +136,7 @@ export class LocalMemberAccounts implements MemberAccounts {
    * Creates what the config's `local.launchTemplates` describe, skipping those that exist by name: each template
    * tagged `stemcell:stream=<stream>`, and its Auto Scaling group tagged with the stream and `stemcell:refresh`.
    */
-  seedFromConfig(local: LocalConfig): void {
+  seedFromConfig(local: LocalConfig, instanceTypeFor: (stream: string) => string = () => 't3.micro'): void {
     for (const lt of local.launchTemplates) {
       const account = this.forAccount(lt.account, lt.region);
       const template =
@@ -144,6 +144,7 @@ export class LocalMemberAccounts implements MemberAccounts {
         account.createLaunchTemplate({
           name: lt.name,
           imageId: lt.imageId,
+          instanceType: lt.instanceType ?? instanceTypeFor(lt.stream),
           tags: { [TAG.stream]: lt.stream },
         });
       if (lt.autoScalingGroup && !account.autoScalingGroupByName(lt.autoScalingGroup)) {
@@ -184,7 +185,11 @@ export class LocalMemberAccount implements MemberAccount {
   }
 
   async listLaunchTemplateVersions(launchTemplateId: string): Promise<LaunchTemplateVersion[]> {
-    return this.requireTemplate(this.read(), launchTemplateId).versions.map(toVersion);
+    const template = this.requireTemplate(this.read(), launchTemplateId);
+    return template.versions.map((v) => ({
+      ...toVersion(v),
+      defaultVersion: v.versionNumber === template.defaultVersionNumber,
+    }));
   }
 
   async createLaunchTemplateVersion(
@@ -215,8 +220,10 @@ export class LocalMemberAccount implements MemberAccount {
         'VersionDescription is longer than 255 characters',
       );
     }
-    this.requireVersion(template, input.sourceVersion);
+    const source = this.requireVersion(template, input.sourceVersion);
+    // Like EC2: the new version's launch data is the source version's, with the given image.
     const version: VersionRecord = {
+      ...(source.instanceType ? { instanceType: source.instanceType } : {}),
       versionNumber: Math.max(...template.versions.map((v) => v.versionNumber)) + 1,
       imageId: input.imageId,
       versionDescription: input.versionDescription,
@@ -339,7 +346,12 @@ export class LocalMemberAccount implements MemberAccount {
     this.write(state);
   }
 
-  createLaunchTemplate(input: { name: string; imageId: string; tags?: Tags }): LaunchTemplate {
+  createLaunchTemplate(input: {
+    name: string;
+    imageId: string;
+    instanceType?: string;
+    tags?: Tags;
+  }): LaunchTemplate {
     const state = this.read();
     if (state.launchTemplates.some((t) => t.launchTemplateName === input.name)) {
       throw new LocalServiceError(
@@ -352,7 +364,14 @@ export class LocalMemberAccount implements MemberAccount {
       launchTemplateName: input.name,
       tags: { ...input.tags },
       defaultVersionNumber: 1,
-      versions: [{ versionNumber: 1, imageId: input.imageId, createdAt: this.clock.now().toISOString() }],
+      versions: [
+        {
+          versionNumber: 1,
+          imageId: input.imageId,
+          ...(input.instanceType ? { instanceType: input.instanceType } : {}),
+          createdAt: this.clock.now().toISOString(),
+        },
+      ],
     };
     state.launchTemplates.push(template);
     this.write(state);
@@ -507,6 +526,7 @@ function toLaunchTemplate(t: TemplateRecord): LaunchTemplate {
 function toVersion(v: VersionRecord): LaunchTemplateVersion {
   const version: LaunchTemplateVersion = { versionNumber: v.versionNumber };
   if (v.imageId !== undefined) version.imageId = v.imageId;
+  if (v.instanceType !== undefined) version.instanceType = v.instanceType;
   if (v.versionDescription !== undefined) version.versionDescription = v.versionDescription;
   return version;
 }

@@ -18,6 +18,8 @@ import type {
   SyncSubscribersDeps,
 } from '#core/deps.ts';
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
+import type { ExpireOptions } from '#core/expire.ts';
+import { defaultInstanceType } from '#core/instance-types.ts';
 import { protectedImages } from '#core/rollback.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
@@ -33,7 +35,9 @@ import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
 import { LocalFifoQueue, toLambdaSqsEvent } from './fifo-queue.ts';
 import type { LocalImages } from './images.ts';
+import { AUTO_SCALING_GRANT_OPERATIONS, autoScalingRoleArn, stemcellKeyPolicy } from './key-policy.ts';
 import { LocalKeyService } from './key-service.ts';
+import { LocalLaunchModel } from './launch-model.ts';
 import { LocalMemberAccounts } from './member-accounts.ts';
 import { LocalObjectStore } from './object-store.ts';
 import { LocalOrganizationDirectory } from './organization.ts';
@@ -115,6 +119,8 @@ export class LocalStack {
   readonly members: LocalMemberAccounts;
   readonly centralBus: LocalEventBus;
   readonly registerQueue: LocalFifoQueue;
+  /** Whether an account could launch an image, by EC2's rules (the demo's verdict). */
+  readonly launch: LocalLaunchModel;
   readonly regions = new Map<string, RegionRuntime>();
   readonly #memberBuses = new Map<string, LocalEventBus>();
   /** Each member account's FIFO queue between its bus rule and its subscriber (infra/member.yml). */
@@ -166,6 +172,9 @@ export class LocalStack {
       accountId: account,
       region: home,
       clock: this.#clock,
+      // aws:PrincipalOrgID of a caller: the organization's id for its members.
+      organizationOf: (id) =>
+        this.organization.parentOf(id) === undefined ? undefined : this.organization.organizationId,
     });
     this.organization = new LocalOrganizationDirectory(join(dataDir, 'organizations'), config.local);
     this.members = new LocalMemberAccounts(join(dataDir, 'accounts'), { clock: this.#clock });
@@ -226,6 +235,11 @@ export class LocalStack {
         );
       }
     }
+    this.launch = new LocalLaunchModel({
+      region: (r) => this.region(r),
+      keys: this.keys,
+      organization: this.organization,
+    });
     this.#wireHomeRules(homeBus);
   }
 
@@ -243,9 +257,22 @@ export class LocalStack {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.keys.ensureKey(this.config.kmsKeyId);
+    // The key policy serverless.yml writes: the Organization may use the key through EC2.
+    await this.keys.ensureKey(
+      this.config.kmsKeyId,
+      'stemcell volumes, snapshots, images and tarballs',
+      stemcellKeyPolicy({
+        accountId: this.managementAccountId,
+        region: this.homeRegion,
+        organizationId: this.organization.organizationId,
+      }),
+    );
     const local = this.config.local;
-    if (local) this.members.seedFromConfig(local);
+    if (local) {
+      this.members.seedFromConfig(local, (stream) =>
+        defaultInstanceType(this.config.streams[stream]?.architecture ?? 'x86_64'),
+      );
+    }
     await this.syncSubscribers();
     // A small builder fleet per region: jobs of different streams build side by side, one stream stays serial
     // (FIFO message group).
@@ -309,16 +336,19 @@ export class LocalStack {
 
   /** sync-subscribers λ: rules on the central bus for every account in scope (also run by `start`). */
   async syncSubscribers(): Promise<void> {
-    for (const account of await this.organization.listAccounts()) this.memberBus(account.id);
+    for (const account of await this.organization.listAccounts()) {
+      this.memberBus(account.id);
+      await this.#grantKeyToAutoScaling(account.id);
+    }
     await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
       {},
       lambdaContext('sync-subscribers'),
     );
   }
 
-  /** expire λ. */
-  async expire(graceMs = 0) {
-    return createExpire(this.expireDeps(), this.#tools, { graceMs })({}, lambdaContext('expire'));
+  /** expire λ (7 days of grace between deprecation and deregistration unless told otherwise). */
+  async expire(options: ExpireOptions = {}) {
+    return createExpire(this.expireDeps(), this.#tools, options)({}, lambdaContext('expire'));
   }
 
   /**
@@ -357,6 +387,20 @@ export class LocalStack {
     this.subscriberQueues.set(accountId, queue);
     if (this.#running) this.#loops.push(this.#subscriberLoop(accountId, bus, queue));
     return bus;
+  }
+
+  /**
+   * infra/member.yml's custom resource in a member account: a grant on the customer key for the account's Auto
+   * Scaling service-linked role, created by the member itself (the key policy allows exactly this grant).
+   */
+  async #grantKeyToAutoScaling(accountId: string): Promise<void> {
+    if (accountId === this.managementAccountId) return;
+    await this.keys.createGrantAs(
+      `arn:aws:sts::${accountId}:assumed-role/stemcell-key-grant/stemcell-key-grant`,
+      this.config.kmsKeyId,
+      autoScalingRoleArn(accountId),
+      AUTO_SCALING_GRANT_OPERATIONS,
+    );
   }
 
   /** Lambda's SQS event source for one account's subscriber: batches of up to 10, in group order. */

@@ -1,5 +1,6 @@
 // The README's first command: `stemcell demo` runs the whole local flow and exits 0 only when every member
-// account's tagged launch templates default to the newest images.
+// account can launch from each of its tagged launch templates (through the launch model), and they default to
+// the newest images.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,7 +20,7 @@ describe('Command: stemcell demo', () => {
     const data = await mkdtemp(join(tmpdir(), 'stemcell-demo-e2e-'));
     try {
       // act
-      const { stdout } = await run('bin/stemcell', ['demo', '--json', '--data', join(data, 'd')], {
+      const { stdout, stderr } = await run('bin/stemcell', ['demo', '--json', '--data', join(data, 'd')], {
         maxBuffer: 16 * 1024 * 1024,
       });
       const result = JSON.parse(stdout);
@@ -51,6 +52,13 @@ describe('Command: stemcell demo', () => {
       }
       assert.equal(result.launchTemplates.checked, 18);
       assert.deepEqual(result.launchTemplates.failed, []);
+      assert.ok(result.launch.checked > 0);
+      assert.equal(result.launch.checked, result.launchTemplates.checked, 'every tagged launch template');
+      assert.equal(result.launch.launchable, result.launch.checked, JSON.stringify(result.launch.failures));
+      assert.deepEqual(result.launch.failures, []);
+      assert.equal(result.accountsUpdated, result.accountsInScope);
+      assert.equal(result.accountsInScope, 6);
+      assert.match(stderr, /launchable \(6\/6 accounts updated\)/);
       assert.deepEqual(result.deadLetters, []);
       const { stdout: loops } = await run('losetup', ['-a']).catch(() => ({ stdout: '' }));
       assert.ok(!loops.includes(data), `no loop device left on the demo's volumes:\n${loops}`);

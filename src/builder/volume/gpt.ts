@@ -10,10 +10,12 @@ export const PARTITION_TYPE = {
   linux: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
   biosBoot: '21686148-6449-6E6F-744E-656564454649',
   esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+  /** stemcell's own: the builder's state (the apply manifest). No OS mounts a type it does not know. */
+  state: '7C22297B-1618-4F7F-BC6D-839F97233F1A',
 } as const;
 
 /** Partition numbers as Debian's cloud images number them: root first, boot partitions at the end. */
-export const PARTITION_NUMBER = { root: 1, biosBoot: 14, esp: 15 } as const;
+export const PARTITION_NUMBER = { root: 1, state: 13, biosBoot: 14, esp: 15 } as const;
 
 export interface Partition {
   number: number;
@@ -33,11 +35,15 @@ export interface DiskLayout {
   root: Partition;
   biosBoot?: Partition;
   esp?: Partition;
+  /** The builder's state partition (volumes partitioned before it existed have none). */
+  state?: Partition;
 }
 
 /** Sizes of the boot partitions: 1 MiB BIOS boot (GRUB's core.img), 63 MiB EFI system partition. */
 const BIOS_BOOT = { start: 1 * MiB_SECTORS, sectors: 1 * MiB_SECTORS };
 const ESP_SECTORS = 63 * MiB_SECTORS;
+/** The state partition: room for a gzip'd manifest of a large tree, twice (the new one is written beside). */
+export const STATE_SECTORS = 64 * MiB_SECTORS;
 
 interface SfdiskJson {
   partitiontable?: {
@@ -82,12 +88,14 @@ export async function readLayout(device: string): Promise<DiskLayout | undefined
   const layout: DiskLayout = { diskId: table.id ?? '', lastLba: table.lastlba ?? 0, root };
   const biosBoot = parts.find((p) => p.type === PARTITION_TYPE.biosBoot);
   const esp = parts.find((p) => p.type === PARTITION_TYPE.esp);
+  const state = parts.find((p) => p.type === PARTITION_TYPE.state);
   if (biosBoot) layout.biosBoot = biosBoot;
   if (esp) layout.esp = esp;
+  if (state) layout.state = state;
   return layout;
 }
 
-/** Writes a fresh GPT for `bootMode`: boot partition(s) first on disk, the root partition filling the rest. */
+/** Writes a fresh GPT for `bootMode`: boot partition(s) first on disk, then the state partition, the root filling the rest. */
 export async function writeLayout(device: string, bootMode: BootMode): Promise<DiskLayout> {
   const args = ['--zap-all', '--clear'];
   let next = 1 * MiB_SECTORS;
@@ -105,6 +113,14 @@ export async function writeLayout(device: string, bootMode: BootMode): Promise<D
     );
     next += ESP_SECTORS;
   }
+  // The state partition sits before the root, so the root can still grow to the end of a grown volume.
+  const st = PARTITION_NUMBER.state;
+  args.push(
+    `--new=${st}:${next}:${next + STATE_SECTORS - 1}`,
+    `--typecode=${st}:${PARTITION_TYPE.state}`,
+    `--change-name=${st}:stemcell-state`,
+  );
+  next += STATE_SECTORS;
   const r = PARTITION_NUMBER.root;
   args.push(`--new=${r}:${next}:0`, `--typecode=${r}:8300`, `--change-name=${r}:root`);
   await sgdisk(device, args);

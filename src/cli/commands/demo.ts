@@ -8,6 +8,7 @@ import { objectKey } from '#core/naming.ts';
 import { demoConfig } from '#demo/config.ts';
 import { checkLaunchTemplates, type RegionReport, regionReports, reportTable } from '#demo/report.ts';
 import { buildSampleTarball } from '#demo/sample-rootfs.ts';
+import { allLaunchable, launchVerdict, type Verdict, verdictLines } from '#demo/verdict.ts';
 import type { LocalStack } from '#local/stack.ts';
 import { CliError } from '../errors.ts';
 import { createProgress } from '../progress.ts';
@@ -33,7 +34,10 @@ export function register(program: Command): void {
     .action(async (options: DemoOptions) => {
       const code = await runDemo(options);
       if (code !== 0)
-        throw new CliError('demo: some launch templates do not default to the newest image', code);
+        throw new CliError(
+          'demo: not every account can launch the newest image, or some launch templates are behind',
+          code,
+        );
     });
 }
 
@@ -57,6 +61,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const tracker = trackStack(progress, stack);
     await stack.start();
     const reports: RegionReport[] = [];
+    // After each release, every tagged launch template is launched through the launch model.
+    const verdicts: Verdict[] = [];
     for (const revision of [1, 2]) {
       const releaseIds: string[] = [];
       for (const [stream, streamConfig] of Object.entries(config.streams)) {
@@ -84,22 +90,30 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         if (releaseIds.includes(`${release.stream}/${release.revision}`))
           reports.push(...regionReports(config, release));
       }
+      const verdict = await launchVerdict(stack);
+      verdicts.push(verdict);
+      progress.line(`after revision ${revision}: ${verdictLines(verdict).join('\n')}`);
     }
+    const verdict = verdicts.at(-1) as Verdict;
     const releases = await stack.releases.list();
     const checks = checkLaunchTemplates(config, releases, stack.members);
     const failedChecks = checks.filter((c) => !c.ok);
     const deadLetters = [...stack.registry.list()].flatMap((bus) =>
       bus.deadLetters().map((d) => ({ bus: bus.arn, ...d })),
     );
-    const ok = failedChecks.length === 0 && reports.every((r) => r.state === 'announced');
+    const ok =
+      failedChecks.length === 0 &&
+      reports.every((r) => r.state === 'announced') &&
+      verdicts.every(allLaunchable);
     progress.stop();
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, releases: reports, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
+        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
       );
     } else {
       process.stdout.write(`\n${reportTable(reports)}\n\n`);
+      process.stdout.write(`${verdictLines(verdict).join('\n')}\n`);
       process.stdout.write(
         `${checks.length - failedChecks.length}/${checks.length} launch templates default to the newest image` +
           ` (volumes: ${stack.region(config.homeRegion).volumes.backend}; ${seconds.toFixed(1)} s in all)\n`,

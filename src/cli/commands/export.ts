@@ -1,9 +1,11 @@
 // `stemcell export <image-id> <out.raw>`: restores a local image to a raw disk file (bootable under qemu), as
-// launching it would: its blocks are decrypted with the customer key, so the caller account needs a grant.
+// launching it would: its blocks are decrypted with the customer key. For another account than the owner that is
+// as its Auto Scaling service-linked role, which needs the grant infra/member.yml creates in every member.
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLocalEbs } from '#local/ebs.ts';
+import { autoScalingRoleArn } from '#local/key-policy.ts';
 import { LocalKeyService } from '#local/key-service.ts';
 import { ebsStateDir } from '#local/volumes.ts';
 import { CliError } from '../errors.ts';
@@ -27,7 +29,10 @@ export function register(program: Command): void {
     .argument('<out.raw>', 'raw disk image to write')
     .option('--data <dir>', 'local data folder', '.stemcell')
     .option('--region <region>', 'region of the image (found in the data folder when omitted)')
-    .option('--account <id>', "account that launches the image (default: the image's owner)")
+    .option(
+      '--account <id>',
+      "account that launches the image, through its Auto Scaling role's key grant (default: the image's owner)",
+    )
     .action(
       async (imageId: string, out: string, opts: { data: string; region?: string; account?: string }) => {
         if (!/^ami-[0-9a-f]{17}$/.test(imageId))
@@ -61,9 +66,10 @@ export function register(program: Command): void {
         if (!image)
           throw new CliError(`export: image ${imageId} not found in region ${region} of ${dataDir}`, 1);
         const caller = opts.account ?? images.ownerOf(imageId);
+        const principal = caller === images.ownerOf(imageId) ? caller : autoScalingRoleArn(caller);
         try {
           const started = performance.now();
-          const restored = await images.restore(imageId, resolve(out), caller);
+          const restored = await images.restore(imageId, resolve(out), principal);
           process.stderr.write(
             `exported ${imageId} (${image.name}, ${image.bootMode}) to ${out}: ` +
               `${(restored.bytes / 2 ** 30).toFixed(2)} GiB ${restored.format === 'disk' ? 'raw disk' : 'tar archive'} ` +

@@ -3,29 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BuildJob } from '#events/aws.ts';
 import { TarBuilder } from '#test/support/tar-builder.ts';
-import {
-  accountId,
-  defaultImage,
-  type Flow,
-  HOME,
-  OTHER,
-  OU_A,
-  releaseOf,
-  startFlow,
-  versionCount,
-} from './support.ts';
-
-async function withFlow(
-  options: Parameters<typeof startFlow>[0],
-  body: (flow: Flow) => Promise<void>,
-): Promise<void> {
-  const flow = await startFlow(options);
-  try {
-    await body(flow);
-  } finally {
-    await flow.close();
-  }
-}
+import { accountId, defaultImage, HOME, OTHER, OU_A, releaseOf, versionCount, withFlow } from './support.ts';
 
 describe('Flow: idempotency', () => {
   it('a duplicate S3 event, a redelivered build job and a repeated bus event create nothing twice', async () => {
@@ -291,7 +269,7 @@ describe('Flow: expire', () => {
       await member.setDefaultVersion(template.launchTemplateId, rollback.versionNumber);
 
       // act
-      await flow.stack.expire();
+      await flow.stack.expire({ graceMs: 0 });
 
       // assess
       const live = (region: string) =>

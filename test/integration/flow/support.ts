@@ -31,6 +31,8 @@ export interface FlowOptions {
   rollout?: { waves: Array<Record<string, unknown>> };
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
   beforeSubscriber?: (accountId: string) => Promise<void>;
+  /** Changes the parsed configuration before the stack starts (e.g. one the schema would refuse). */
+  configure?: (config: StemcellConfig) => void;
 }
 
 export function flowConfig(options: FlowOptions = {}): StemcellConfig {
@@ -99,9 +101,11 @@ export interface Flow {
 
 export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
   const dir = await mkdtemp(join(tmpdir(), 'stemcell-flow-'));
+  const config = flowConfig(options);
+  options.configure?.(config);
   const stack = new LocalStack({
     dataDir: join(dir, 'data'),
-    config: flowConfig(options),
+    config,
     volumeBackend: 'directory',
     log: () => {},
     ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
@@ -168,4 +172,14 @@ export function versionCount(flow: Flow, account: string, region: string, stream
   const template = member.launchTemplateByName(`${stream}-lt`);
   if (!template) throw new Error(`no launch template ${stream}-lt in ${account} ${region}`);
   return member.launchTemplateVersions(template.launchTemplateId).length;
+}
+
+/** Runs `body` on a fresh flow and closes it, pass or fail. */
+export async function withFlow(options: FlowOptions, body: (flow: Flow) => Promise<void>): Promise<void> {
+  const flow = await startFlow(options);
+  try {
+    await body(flow);
+  } finally {
+    await flow.close();
+  }
 }

@@ -96,3 +96,44 @@ describe('Function: loadConfig()', () => {
     }
   });
 });
+
+describe('Function: parseConfig() — sharing follows the audience', () => {
+  const OU_PROD = 'ou-prod-11111111';
+  const OU_DEV = 'ou-devx-22222222';
+  const stream = (extra: Record<string, unknown>) => ({
+    ...valid,
+    streams: { 'web-base': { regions: ['eu-west-1'], ...extra } },
+  });
+
+  it('derives sharing from the subscriber scope when the stream sets none', () => {
+    assert.deepEqual(parseConfig(stream({})).streams['web-base']?.sharing, { organization: true, ous: [] });
+    assert.deepEqual(
+      parseConfig(stream({ subscribers: { scope: { ous: [OU_PROD] } } })).streams['web-base']?.sharing,
+      { organization: false, ous: [OU_PROD] },
+    );
+  });
+
+  it('keeps sharing set wider than the scope', () => {
+    const config = parseConfig(
+      stream({ sharing: { organization: true }, subscribers: { scope: { ous: [OU_PROD] } } }),
+    );
+    assert.equal(config.streams['web-base']?.sharing.organization, true);
+  });
+
+  it('refuses a scope wider than the sharing, one line per OU not reached, naming stream and field', () => {
+    assert.deepEqual(
+      problems(stream({ sharing: { ous: [OU_PROD] }, subscribers: { scope: { ous: [OU_PROD, OU_DEV] } } })),
+      [
+        `streams.web-base.subscribers.scope: accounts under ${OU_DEV} would be told about images they cannot launch (sharing: ${OU_PROD}); add ${OU_DEV} to sharing.ous or drop it from the scope`,
+      ],
+    );
+    assert.match(
+      problems(stream({ sharing: { organization: false } }))[0] ?? '',
+      /^streams\.web-base\.subscribers\.scope: every account of the organization would be told about images shared only with nobody/,
+    );
+  });
+
+  it('counts the organization root in sharing.ous as the whole organization', () => {
+    assert.doesNotThrow(() => parseConfig(stream({ sharing: { ous: ['r-ab12'] } })));
+  });
+});

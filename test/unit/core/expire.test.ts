@@ -70,7 +70,7 @@ describe('Function: expireImages()', () => {
     const eu = await images(imaging, 'eu-west-1', 5);
     const us = await images(imaging, 'us-east-1', 2);
     // act
-    const result = await expireImages(deps);
+    const result = await expireImages(deps, { graceMs: 0 });
     // assess
     const euImages = imaging.of('eu-west-1').images;
     assert.deepEqual(euImages.deregistered.sort(), [eu[0], eu[1], eu[2]].sort());
@@ -86,13 +86,19 @@ describe('Function: expireImages()', () => {
     const eu = await images(imaging, 'eu-west-1', 4);
     members.forAccount('200000000002', 'eu-west-1').addTemplate('web', 'web-base', eu[1]);
     // act
-    const result = await expireImages(deps);
+    const result = await expireImages(deps, { graceMs: 0 });
     // assess
     const deregistered = imaging.of('eu-west-1').images.deregistered;
     assert.equal(deregistered.includes(eu[1] as string), false);
     assert.deepEqual(deregistered.sort(), [eu[0], eu[2]].sort());
     assert.deepEqual(result.keptInUse, [
-      { stream: 'web-base', region: 'eu-west-1', imageId: eu[1], accounts: ['200000000002'] },
+      {
+        stream: 'web-base',
+        region: 'eu-west-1',
+        imageId: eu[1],
+        accounts: ['200000000002'],
+        uses: ['200000000002 launch template web default'],
+      },
     ]);
   });
 
@@ -101,8 +107,8 @@ describe('Function: expireImages()', () => {
     const { deps, imaging } = setup(1);
     const eu = await images(imaging, 'eu-west-1', 3);
     // act
-    await expireImages(deps);
-    const second = await expireImages(deps);
+    await expireImages(deps, { graceMs: 0 });
+    const second = await expireImages(deps, { graceMs: 0 });
     // assess
     assert.equal(imaging.of('eu-west-1').images.deregistered.includes(eu[2] as string), false);
     assert.equal(second.expired.length, 0);
@@ -128,5 +134,87 @@ describe('Function: expireImages()', () => {
       late.expired.map((e) => [e.imageId, e.action]),
       [[eu[0], 'deregistered']],
     );
+  });
+
+  it('counts every version an Auto Scaling group references ($Default, $Latest, explicit), tagged or not', async () => {
+    // prepare: 6 images, keep 1; three untagged templates used by groups, one running instance
+    const { deps, imaging, members } = setup(1);
+    const eu = await images(imaging, 'eu-west-1', 6);
+    const account = members.forAccount('200000000001', 'eu-west-1');
+    const byDefault = account.addTemplate('plain', 'not-stemcell', eu[0]);
+    byDefault.tags = {};
+    account.addGroup('asg-default', byDefault, false);
+    const latest = account.addTemplate('latest', 'other', eu[5]);
+    await account.createLaunchTemplateVersion(latest.launchTemplateId, {
+      sourceVersion: 1,
+      imageId: eu[1] as string,
+      versionDescription: 'by hand',
+      clientToken: 't1',
+    });
+    account.addGroup('asg-latest', latest, false, '$Latest');
+    const pinned = account.addTemplate('pinned', 'other', eu[2]);
+    await account.createLaunchTemplateVersion(pinned.launchTemplateId, {
+      sourceVersion: 1,
+      imageId: eu[5] as string,
+      versionDescription: 'newer, not used',
+      clientToken: 't2',
+    });
+    await account.setDefaultVersion(pinned.launchTemplateId, 2);
+    account.addGroup('asg-pinned', pinned, false, '1');
+    members.forAccount('200000000002', 'eu-west-1').instanceImages = [eu[3] as string];
+    // act
+    const result = await expireImages(deps, { graceMs: 0 });
+    // assess: only eu[4] is free to go
+    assert.deepEqual(imaging.of('eu-west-1').images.deregistered, [eu[4]]);
+    const uses = Object.fromEntries(result.keptInUse.map((k) => [k.imageId, k.uses]));
+    assert.deepEqual(uses[eu[0] as string], [
+      `200000000001 asg asg-default → ${byDefault.launchTemplateId} $Default`,
+    ]);
+    assert.deepEqual(uses[eu[1] as string], [
+      `200000000001 asg asg-latest → ${latest.launchTemplateId} $Latest`,
+    ]);
+    assert.deepEqual(uses[eu[2] as string], [`200000000001 asg asg-pinned → ${pinned.launchTemplateId} 1`]);
+    assert.deepEqual(uses[eu[3] as string], ['200000000002 instance']);
+  });
+
+  it('waits 7 days after deprecation by default, and deletes the snapshot only with the deregistration', async () => {
+    // prepare
+    const { deps, imaging } = setup(1);
+    const eu = await images(imaging, 'eu-west-1', 2);
+    const { images: euImages, snapshots } = imaging.of('eu-west-1');
+    // act + assess
+    const first = await expireImages(deps);
+    assert.deepEqual(
+      first.expired.map((e) => [e.imageId, e.action, e.deregisterAfter]),
+      [[eu[0], 'deprecated', '2026-12-08T00:00:00.000Z']],
+    );
+    assert.deepEqual(euImages.deregistered, []);
+    assert.deepEqual(snapshots.deleted, [], 'no snapshot goes while its image is registered');
+    deps.clock.advance(7 * 24 * 3_600_000 - 1);
+    const early = await expireImages(deps);
+    assert.deepEqual(
+      early.waiting.map((w) => w.imageId),
+      [eu[0]],
+    );
+    assert.deepEqual(euImages.deregistered, []);
+    deps.clock.advance(1);
+    const due = await expireImages(deps);
+    assert.deepEqual(
+      due.expired.map((e) => [e.imageId, e.action]),
+      [[eu[0], 'deregistered']],
+    );
+    assert.deepEqual(euImages.deregistered, [eu[0]]);
+    assert.equal(snapshots.deleted.length, 1);
+  });
+
+  it('in a dry run reports what it would do and changes nothing', async () => {
+    const { deps, imaging } = setup(1);
+    const eu = await images(imaging, 'eu-west-1', 3);
+    const result = await expireImages(deps, { graceMs: 0, dryRun: true });
+    assert.equal(result.dryRun, true);
+    assert.deepEqual(result.expired.map((e) => e.imageId).sort(), [eu[0], eu[1]].sort());
+    assert.deepEqual(imaging.of('eu-west-1').images.deprecated, []);
+    assert.deepEqual(imaging.of('eu-west-1').images.deregistered, []);
+    assert.deepEqual(imaging.of('eu-west-1').snapshots.deleted, []);
   });
 });

@@ -1,10 +1,12 @@
 // Small in-memory fakes of the ports for core and handler unit tests: just enough behaviour (idempotency by
 // name / client token, guarded updates) to test the core's own logic, with every call observable.
+
 import type { Readable } from 'node:stream';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 import type { Imaging } from '#core/deps.ts';
 import { releaseId as makeReleaseId } from '#core/naming.ts';
+import type { ImageReady } from '#events/stemcell.ts';
 import type {
   AccountRecord,
   AutoScalingGroup,
@@ -54,6 +56,27 @@ export function testConfig(overrides: Record<string, unknown> = {}): StemcellCon
     },
     ...overrides,
   });
+}
+
+/** An "Image Ready" detail of one sequence, with ids derived from it (ami-000…<sequence>). */
+export function imageReadyDetail(sequence: number, stream = 'web-base', region = 'eu-west-1'): ImageReady {
+  return {
+    version: 1,
+    stream,
+    revision: `r${sequence}`,
+    sequence,
+    releaseId: `${stream}#${String(sequence).padStart(8, '0')}`,
+    region,
+    imageId: `ami-${String(sequence).padStart(17, '0')}`,
+    imageName: `stemcell/${stream}/r${sequence}`,
+    architecture: 'x86_64',
+    bootMode: 'legacy-bios',
+    encrypted: true,
+    kmsKeyId: 'k',
+    snapshotId: 'snap-1',
+    source: { bucket: 'b', key: 'k', etag: 'e', sha256: SHA },
+    createdAt: '2026-11-20T10:00:00.000Z',
+  };
 }
 
 export class FakeClock implements Clock {
@@ -292,8 +315,18 @@ export class FakeImages implements Images {
   async listByTag(key: string, value: string) {
     return [...this.images.values()].filter((i) => i.tags[key] === value);
   }
+  /** Set to make share() accept the call and keep nothing (as a failed ModifyImageAttribute would). */
+  dropShares = false;
   async share(imageId: string, to: { organizationArns: string[]; ouArns: string[] }) {
     this.shares.push({ imageId, ...to });
+    const image = this.images.get(imageId);
+    if (!image || this.dropShares) return;
+    const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
+    image.sharedWith = {
+      organizationArns: union(image.sharedWith.organizationArns, to.organizationArns),
+      ouArns: union(image.sharedWith.ouArns, to.ouArns),
+      accountIds: image.sharedWith.accountIds,
+    };
   }
   async deprecate(imageId: string, at: Date) {
     this.deprecated.push(imageId);
@@ -423,10 +456,11 @@ export class FakeMemberAccount implements MemberAccount {
     this.templates.push(template);
     return template;
   }
-  addGroup(name: string, template: FakeTemplate, refresh = true) {
+  addGroup(name: string, template: FakeTemplate, refresh = true, launchTemplateVersion?: string) {
     const group = {
       name,
       launchTemplateId: template.launchTemplateId,
+      ...(launchTemplateVersion ? { launchTemplateVersion } : {}),
       tags: {
         'stemcell:stream': template.tags['stemcell:stream'] ?? '',
         'stemcell:refresh': String(refresh),
@@ -458,8 +492,15 @@ export class FakeMemberAccount implements MemberAccount {
     return rest;
   }
   async listLaunchTemplateVersions(id: string) {
-    return this.#template(id).versions.map(({ clientToken: _c, ...rest }) => rest);
+    const t = this.#template(id);
+    return t.versions.map(({ clientToken: _c, ...rest }) => ({
+      ...rest,
+      defaultVersion: rest.versionNumber === t.defaultVersionNumber,
+    }));
   }
+  /** Images of instances, when a test makes them visible. */
+  instanceImages: string[] | undefined;
+  instanceImageIds = async () => this.instanceImages ?? [];
   async createLaunchTemplateVersion(
     id: string,
     input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
@@ -489,7 +530,12 @@ export class FakeMemberAccount implements MemberAccount {
   async listAutoScalingGroups(key?: string, value?: string) {
     return this.groups
       .filter((g) => key === undefined || g.tags[key] === value)
-      .map((g) => ({ name: g.name, launchTemplateId: g.launchTemplateId, tags: { ...g.tags } }));
+      .map((g) => ({
+        name: g.name,
+        launchTemplateId: g.launchTemplateId,
+        launchTemplateVersion: g.launchTemplateVersion ?? '$Default',
+        tags: { ...g.tags },
+      }));
   }
   async instanceRefreshInProgress(name: string) {
     return this.groups.find((g) => g.name === name)?.refreshing ?? false;

@@ -197,7 +197,13 @@ describe('Function: announceImage()', () => {
   it('shares with the configured OUs', async () => {
     // prepare
     const config = testConfig({
-      streams: { 'web-base': { regions: ['eu-west-1'], sharing: { ous: [OU_A] } } },
+      streams: {
+        'web-base': {
+          regions: ['eu-west-1'],
+          sharing: { ous: [OU_A] },
+          subscribers: { scope: { ous: [OU_A] } },
+        },
+      },
     });
     const { deps, imaging } = setup(config);
     const { images } = await registered(deps, imaging, ['eu-west-1']);
@@ -208,6 +214,38 @@ describe('Function: announceImage()', () => {
       `arn:aws:organizations::111111111111:ou/o-abcdef1234/${OU_A}`,
     ]);
     assert.deepEqual(imaging.of('eu-west-1').images.shares[0]?.organizationArns, []);
+  });
+
+  it('reads the launch permissions back and announces nothing while they are missing', async () => {
+    // prepare
+    const { deps, imaging } = setup();
+    const { release, images } = await registered(deps, imaging, ['eu-west-1']);
+    imaging.of('eu-west-1').images.dropShares = true;
+    // act + assess
+    await assert.rejects(announceImage(deps, available('eu-west-1', images['eu-west-1'] as string)), {
+      name: 'LaunchPermissionError',
+      message:
+        /arn:aws:organizations::111111111111:organization\/o-abcdef1234 were set but are not on the image/,
+    });
+    assert.equal(deps.events.ofType('Image Ready').length, 0);
+    assert.notEqual((await deps.releases.get(release.releaseId))?.regions['eu-west-1']?.state, 'announced');
+  });
+
+  it('shares with the subscriber scope when the stream sets no sharing', async () => {
+    // prepare
+    const config = testConfig({
+      streams: { 'web-base': { regions: ['eu-west-1'], subscribers: { scope: { ous: [OU_A] } } } },
+    });
+    const { deps, imaging } = setup(config);
+    const { images } = await registered(deps, imaging, ['eu-west-1']);
+    // act
+    await announceImage(deps, available('eu-west-1', images['eu-west-1'] as string));
+    // assess
+    const image = await imaging.of('eu-west-1').images.get(images['eu-west-1'] as string);
+    assert.deepEqual(image?.sharedWith.ouArns, [
+      `arn:aws:organizations::111111111111:ou/o-abcdef1234/${OU_A}`,
+    ]);
+    assert.deepEqual(image?.sharedWith.organizationArns, []);
   });
 
   it('a retried event publishes Image Ready once; Release Complete once all regions are announced', async () => {

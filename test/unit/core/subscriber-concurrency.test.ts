@@ -10,35 +10,16 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sequenceFromVersionDescription } from '#core/naming.ts';
 import { applyImageReady } from '#core/subscriber.ts';
-import type { ImageReady } from '#events/stemcell.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
 import type { MemberAccount, MemberAccounts } from '#ports';
-import { FakeClock, FakePublisher, RecordingLogger, SHA } from './fakes.ts';
+import { FakeClock, FakePublisher, imageReadyDetail, RecordingLogger } from './fakes.ts';
 
 const ACCOUNT = '200000000001';
 const REGION = 'eu-west-1';
 const STREAM = 'web-base';
 const SCHEDULES = 250;
 
-function imageReady(sequence: number): ImageReady {
-  return {
-    version: 1,
-    stream: STREAM,
-    revision: `r${sequence}`,
-    sequence,
-    releaseId: `${STREAM}#${String(sequence).padStart(8, '0')}`,
-    region: REGION,
-    imageId: `ami-${String(sequence).padStart(17, '0')}`,
-    imageName: `stemcell/${STREAM}/r${sequence}`,
-    architecture: 'x86_64',
-    bootMode: 'legacy-bios',
-    encrypted: true,
-    kmsKeyId: 'k',
-    snapshotId: 'snap-1',
-    source: { bucket: 'b', key: 'k', etag: 'e', sha256: SHA },
-    createdAt: '2026-11-20T10:00:00.000Z',
-  };
-}
+const imageReady = (sequence: number) => imageReadyDetail(sequence, 'web-base', REGION);
 
 /** mulberry32: a small seeded generator, so a schedule can be replayed from its seed. */
 function random(seed: number): () => number {

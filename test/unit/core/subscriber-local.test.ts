@@ -5,32 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { applyImageReady } from '#core/subscriber.ts';
-import type { ImageReady } from '#events/stemcell.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
-import { FakeClock, FakePublisher, RecordingLogger, SHA } from './fakes.ts';
+import { FakeClock, FakePublisher, imageReadyDetail, RecordingLogger } from './fakes.ts';
 
 const ACCOUNT = '200000000001';
 const REGION = 'eu-west-1';
 
-function imageReady(sequence: number): ImageReady {
-  return {
-    version: 1,
-    stream: 'web-base',
-    revision: `r${sequence}`,
-    sequence,
-    releaseId: `web-base#${String(sequence).padStart(8, '0')}`,
-    region: REGION,
-    imageId: `ami-${String(sequence).padStart(17, '0')}`,
-    imageName: `stemcell/web-base/r${sequence}`,
-    architecture: 'x86_64',
-    bootMode: 'legacy-bios',
-    encrypted: true,
-    kmsKeyId: 'k',
-    snapshotId: 'snap-1',
-    source: { bucket: 'b', key: 'k', etag: 'e', sha256: SHA },
-    createdAt: '2026-11-20T10:00:00.000Z',
-  };
-}
+const imageReady = (sequence: number) => imageReadyDetail(sequence, 'web-base', REGION);
 
 describe('Function: applyImageReady() with LocalMemberAccounts', () => {
   it('moves forward, ignores repeats and late older events, refreshes once', async (t) => {

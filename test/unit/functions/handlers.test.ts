@@ -288,6 +288,6 @@ describe('Handler: expire', () => {
     // act
     const result = await expireHandler(deps, tools)({}, context('expire'));
     // assess
-    assert.deepEqual(result, { expired: [], keptInUse: [] });
+    assert.deepEqual(result, { dryRun: false, expired: [], keptInUse: [], waiting: [] });
   });
 });

@@ -33,6 +33,16 @@ describe('Template: infra/region.yml', () => {
     assert.deepEqual(deadLetterViolations(t), []);
   });
 
+  it('runs every builder in the one AZ the stream volumes are pinned to, and tells the agent which', () => {
+    // A group over several subnets would send a stream's job to an AZ without its volume: a full rewrite.
+    const group = t.Resources.BuilderGroup?.Properties;
+    assert.deepEqual(group?.VPCZoneIdentifier, [{ Ref: 'BuilderSubnetId' }]);
+    const data = t.Resources.BuilderLaunchTemplate?.Properties?.LaunchTemplateData;
+    assert.match(JSON.stringify(data.UserData), /STEMCELL_AVAILABILITY_ZONE='\$\{BuilderAvailabilityZone\}'/);
+    const bootstrap = readFileSync(new URL('../../../infra/builder/bootstrap.sh', import.meta.url), 'utf8');
+    assert.match(bootstrap, /^STEMCELL_AVAILABILITY_ZONE=\$\{STEMCELL_AVAILABILITY_ZONE\}$/m);
+  });
+
   it('requires IMDSv2 on the builder launch template and opens no way in (no SSH, no key pair)', () => {
     const data = t.Resources.BuilderLaunchTemplate?.Properties?.LaunchTemplateData;
     assert.equal(data.MetadataOptions.HttpTokens, 'required');

@@ -59,12 +59,14 @@ describe('Class: LocalKeyService', () => {
       assert.ok(err.message.includes(arn), err.message);
       return true;
     });
-    const grant = await keys.createGrant(
-      arn,
-      `arn:aws:iam::${MEMBER}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`,
-      ['Decrypt', 'GenerateDataKeyWithoutPlaintext'],
+    const autoScaling = `arn:aws:iam::${MEMBER}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
+    const grant = await keys.createGrant(arn, autoScaling, ['Decrypt', 'GenerateDataKeyWithoutPlaintext']);
+    assert.deepEqual(await keys.decrypt(dataKey.ciphertext, context, autoScaling), dataKey.plaintext);
+    await assert.rejects(
+      keys.decrypt(dataKey.ciphertext, context, MEMBER),
+      { name: 'AccessDeniedException' },
+      'the grant is for the Auto Scaling role, not the whole account',
     );
-    assert.deepEqual(await keys.decrypt(dataKey.ciphertext, context, MEMBER), dataKey.plaintext);
     assert.match(grant.grantId, /^[0-9a-f]{64}$/);
   });
 
