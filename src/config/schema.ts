@@ -202,7 +202,8 @@ export const StemcellConfig = z
             });
         }
       }
-      for (const [i, ou] of stream.sharing.ous.entries()) {
+      // A stream whose own fields failed was not transformed: its sharing may be missing.
+      for (const [i, ou] of (stream.sharing?.ous ?? []).entries()) {
         if (!ous.has(ou))
           ctx.addIssue({
             code: 'custom',
