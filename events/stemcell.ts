@@ -75,6 +75,19 @@ export const BuildFailedDetail = ReleaseFields.extend({
   failedAt: z.iso.datetime(),
 });
 
+/**
+ * An upload that tried to replace a published revision with other content. The release keeps its original
+ * tarball (the bucket is versioned); the upload is refused, and recorded on the release.
+ */
+export const ReleaseRejectedDetail = ReleaseFields.extend({
+  reason: z.string().min(1),
+  /** The object the release was built from. */
+  existing: SourceObject,
+  /** The refused upload of the same key. */
+  rejected: SourceObject,
+  rejectedAt: z.iso.datetime(),
+});
+
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   accountId: AccountId,
   region: Region,
@@ -118,6 +131,7 @@ export const StemcellDetailSchemas = {
   'Image Ready': ImageReadyDetail,
   'Release Complete': ReleaseCompleteDetail,
   'Build Failed': BuildFailedDetail,
+  'Release Rejected': ReleaseRejectedDetail,
   'Launch Template Updated': LaunchTemplateUpdatedDetail,
   'Release Halted': ReleaseHaltedDetail,
 } as const;
@@ -128,6 +142,7 @@ export type ReleaseStarted = z.infer<typeof ReleaseStartedDetail>;
 export type ImageReady = z.infer<typeof ImageReadyDetail>;
 export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
+export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
 export type LaunchTemplateUpdated = z.infer<typeof LaunchTemplateUpdatedDetail>;
 export type ReleaseHalted = z.infer<typeof ReleaseHaltedDetail>;
 export type StemcellDetail<T extends StemcellDetailType> = z.infer<(typeof StemcellDetailSchemas)[T]>;

@@ -4,23 +4,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tool:package — a tool missing from PATH pulls its Debian package.
+# The builder's packages (infra/builder/packages.list, shared with infra/builder/bootstrap.sh and checked by
+# `stemcell builder --check`): a package is installed when a command or path it provides is missing.
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+foreign=()
+while read -r pkg needs; do
+  # package:arch (another architecture's GRUB modules): that architecture must be known to dpkg.
+  [ "${pkg#*:}" = "$pkg" ] || foreign+=("${pkg#*:}")
+  for need in $needs; do
+    if [ "${need#/}" != "$need" ]; then [ -e "$need" ] || { missing+=("$pkg"); break; }
+    else command -v "$need" >/dev/null 2>&1 || { missing+=("$pkg"); break; }; fi
+  done
+done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' infra/builder/packages.list)
+
+# What only this machine needs beyond a builder (tests, benchmarks, local boots) — tool:package, a tool
+# missing from PATH pulls its Debian package.
 tools=(
-  mkfs.ext4:e2fsprogs resize2fs:e2fsprogs debugfs:e2fsprogs losetup:mount blkid:util-linux sfdisk:fdisk
-  sgdisk:gdisk zstd:zstd xz:xz-utils rsync:rsync getfattr:attr setfattr:attr
-  qemu-system-x86_64:qemu-system-x86 grub-mkimage:grub-common
-  debootstrap:debootstrap mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools
-  perl:perl-base tar:tar fsfreeze:util-linux chattr:e2fsprogs pzstd:zstd git:git getent:libc-bin
+  debugfs:e2fsprogs chattr:e2fsprogs rsync:rsync
+  qemu-system-x86_64:qemu-system-x86
+  debootstrap:debootstrap mmdebstrap:mmdebstrap pzstd:zstd git:git
   java:default-jre-headless
   chromium:chromium
 )
-missing=()
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
-# GRUB's module directories are data, not tools on PATH.
-[ -d /usr/lib/grub/i386-pc ] || missing+=(grub-pc-bin)
-[ -d /usr/lib/grub/x86_64-efi ] || missing+=(grub-efi-amd64-bin)
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "setup: installing system packages: ${missing[*]}"
@@ -29,6 +38,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Wait for another apt/dpkg run (a second checkout setting up beside this one) instead of failing on its lock.
   apt_opts=(-o DPkg::Lock::Timeout=900)
+  for arch in "${foreign[@]}"; do
+    dpkg --print-foreign-architectures | grep -qx "$arch" || "${sudo_cmd[@]}" dpkg --add-architecture "$arch"
+  done
   "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update -qq
   "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -20,8 +20,11 @@ export interface ObjectStore {
   /** Stores the object; on a bucket with notifications this emits S3 "Object Created" on the bus. */
   put(key: string, body: Readable | Buffer, metadata?: Record<string, string>): Promise<StoredObject>;
   head(key: string): Promise<StoredObject | undefined>;
-  /** Streams the body; fails if the object's etag is no longer `ifMatch`. */
-  get(key: string, ifMatch?: string): Promise<{ object: StoredObject; body: Readable }>;
+  /**
+   * Streams the body; fails if the object's etag is no longer `ifMatch`. With `versionId`, that version of the
+   * object (a versioned bucket keeps what a later upload replaced).
+   */
+  get(key: string, ifMatch?: string, versionId?: string): Promise<{ object: StoredObject; body: Readable }>;
 }
 
 // ---------------------------------------------------------------- FIFO queue (SQS)
@@ -241,6 +244,13 @@ export interface Release {
   /** keyed by `${accountId}/${region}` */
   accounts: Record<string, AccountRecord>;
   completedAt?: string;
+  /** Uploads that tried to replace this revision with other content, refused (the bucket kept the original). */
+  rejections?: Rejection[];
+}
+export interface Rejection {
+  source: SourceRef;
+  reason: string;
+  rejectedAt: string;
 }
 export interface ReleaseStore {
   /**
@@ -265,6 +275,8 @@ export interface ReleaseStore {
   ): Promise<boolean>;
   recordAccount(releaseId: string, record: AccountRecord): Promise<void>;
   markComplete(releaseId: string, completedAt: string): Promise<boolean>;
+  /** Appends a refused upload; false (and nothing recorded) when one with the same etag is already there. */
+  recordRejection(releaseId: string, rejection: Rejection): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- member accounts (EC2 launch templates, ASG, SSM)

@@ -5,6 +5,8 @@ export const SAMPLE_NAMES = [
   's3-object-created',
   'ebs-snapshot-notification',
   'ebs-snapshot-notification-failed',
+  // The older documented createSnapshot sample: StartTime/EndTime capitalised.
+  'ebs-snapshot-notification-legacy',
   'ec2-ami-state-change',
   'sqs-build-job',
   'sqs-ebs-snapshot-notification',
@@ -12,6 +14,7 @@ export const SAMPLE_NAMES = [
   'stemcell-image-ready',
   'stemcell-release-complete',
   'stemcell-build-failed',
+  'stemcell-release-rejected',
   'stemcell-launch-template-updated',
   'stemcell-release-halted',
 ] as const;

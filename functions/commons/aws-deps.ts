@@ -14,7 +14,7 @@
 //   STEMCELL_MEMBER_ROLE_NAME     role assumed in member accounts (expire reads their launch templates)
 //   STEMCELL_SUBSCRIBER_ROLE_ARN  role EventBridge uses to put events on member buses (sync-subscribers)
 //   STEMCELL_SUBSCRIBER_DLQ_ARN   SQS queue for events a member bus never accepted (sync-subscribers)
-//   STEMCELL_MEMBER_BUS_NAME      the member accounts' bus the subscriber rules target ("default")
+//   STEMCELL_MEMBER_BUS_NAME      the member accounts' bus the subscriber rules target (infra/member.yml BusName)
 //   STEMCELL_CENTRAL_BUS_ARN      where member accounts report back (subscriber)
 //   STEMCELL_SSM_PREFIX           subscriber: write <prefix><stream>/<region>/image-id when set
 //   STEMCELL_INSTANCE_REFRESH     subscriber: "false" turns instance refreshes off
@@ -47,6 +47,7 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
+import type { ReconcileDeps } from '#core/reconcile.ts';
 import { protectedImages } from '#core/rollback.ts';
 import type { FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
@@ -145,24 +146,29 @@ function ownAccountId(): Promise<string> {
   return accountId;
 }
 
-export async function awsIngestDeps(): Promise<IngestDeps> {
-  const b = await base();
+/** Queues named <STEMCELL_BUILD_QUEUE_PREFIX><region><suffix>.fifo in this account, one client per region. */
+async function regionQueues(suffix: string): Promise<(region: string) => FifoQueue> {
   const prefix = env('STEMCELL_BUILD_QUEUE_PREFIX');
   const account = await ownAccountId();
   const queues = new Map<string, FifoQueue>();
+  return (region) => {
+    let queue = queues.get(region);
+    if (!queue) {
+      queue = new SqsFifoQueue({
+        queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}${suffix}.fifo`,
+        client: awsClients().sqs(region),
+      });
+      queues.set(region, queue);
+    }
+    return queue;
+  };
+}
+
+export async function awsIngestDeps(): Promise<IngestDeps> {
+  const b = await base();
   return {
     ...b,
-    buildQueue(region) {
-      let queue = queues.get(region);
-      if (!queue) {
-        queue = new SqsFifoQueue({
-          queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}.fifo`,
-          client: awsClients().sqs(region),
-        });
-        queues.set(region, queue);
-      }
-      return queue;
-    },
+    buildQueue: await regionQueues(''),
     objects: new S3ObjectStore({ bucket: b.config.bucket, client: awsClients().s3(homeRegion()) }),
   };
 }
@@ -191,6 +197,14 @@ export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
   };
 }
 
+export async function awsReconcileDeps(): Promise<ReconcileDeps> {
+  return {
+    ...(await awsAnnounceDeps()),
+    buildDeadLetters: await regionQueues('-dlq'),
+    ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
+  };
+}
+
 export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
   const cfg = await awsConfig();
   return {
@@ -198,6 +212,7 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
     clock: systemClock,
     logger: powertools.logger,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
     rules: new EventBridgeBusRules({
       eventBusName: cfg.busName,

@@ -17,7 +17,7 @@ import {
   paginateDescribeLaunchTemplates,
   paginateDescribeLaunchTemplateVersions,
 } from '@aws-sdk/client-ec2';
-import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type {
   AutoScalingGroup,
   InstanceRefreshStatus,
@@ -27,8 +27,12 @@ import type {
   MemberAccounts,
 } from '#ports';
 import type { AwsClients } from './clients.ts';
-import { retrying, type Sleep, THROTTLING } from './retry.ts';
+import { isError, realSleep, retrying, type Sleep, THROTTLING } from './retry.ts';
 import { fromTagList, tagFilter } from './tags.ts';
+
+/** How long a write of an aws:ec2:image parameter may take to show (SSM validates it asynchronously). */
+export const PARAMETER_CONFIRM_MS = 30_000;
+const PARAMETER_POLL_MS = 1_000;
 
 /** Refreshes in these states block starting another one. */
 const ACTIVE_REFRESH = new Set(['Pending', 'InProgress', 'Cancelling', 'RollbackInProgress', 'Baking']);
@@ -134,9 +138,14 @@ export class AwsMemberAccount implements MemberAccount {
     );
   }
 
-  /** A String parameter of data type aws:ec2:image, so SSM itself checks that the value is an AMI id. */
+  /**
+   * A String parameter of data type aws:ec2:image, so SSM itself checks that the value is an AMI id. SSM does
+   * that check asynchronously, with the caller's own ec2:DescribeImages: PutParameter succeeds even when the
+   * check later fails and the parameter is never written. So the write is confirmed by reading it back, and
+   * a write that never shows is an error (nothing reports a parameter that does not exist).
+   */
   async putParameter(name: string, value: string): Promise<void> {
-    await this.#ssm.send(
+    const out = await this.#ssm.send(
       new PutParameterCommand({
         Name: name,
         Value: value,
@@ -144,6 +153,26 @@ export class AwsMemberAccount implements MemberAccount {
         DataType: 'aws:ec2:image',
         Overwrite: true,
       }),
+    );
+    const version = out.Version ?? 1;
+    const sleep = this.#sleep ?? realSleep;
+    let seen = 'not found';
+    for (let waited = 0; ; waited += PARAMETER_POLL_MS) {
+      try {
+        const got = await this.#ssm.send(new GetParameterCommand({ Name: name }));
+        const p = got.Parameter;
+        if (p?.Value === value && (p.Version ?? 0) >= version) return;
+        seen = `version ${p?.Version} = ${p?.Value}`;
+      } catch (err) {
+        if (!isError(err, 'ParameterNotFound', 'ParameterVersionNotFound')) throw err;
+      }
+      if (waited >= PARAMETER_CONFIRM_MS) break;
+      await sleep(PARAMETER_POLL_MS);
+    }
+    throw new Error(
+      `SSM parameter ${name} in ${this.region} was not written with ${value} (still ${seen} after ` +
+        `${PARAMETER_CONFIRM_MS / 1000} s): SSM validates aws:ec2:image values with the caller's ` +
+        'ec2:DescribeImages and drops the write when the image is not visible to it',
     );
   }
 

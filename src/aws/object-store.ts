@@ -69,10 +69,14 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string, ifMatch?: string): Promise<{ object: StoredObject; body: Readable }> {
+  async get(
+    key: string,
+    ifMatch?: string,
+    versionId?: string,
+  ): Promise<{ object: StoredObject; body: Readable }> {
     try {
       const out = await this.#s3.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: ifMatch }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, IfMatch: ifMatch, VersionId: versionId }),
       );
       if (!(out.Body instanceof Readable))
         throw new Error(`GetObject s3://${this.bucket}/${key}: no body stream`);

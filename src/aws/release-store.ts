@@ -14,7 +14,15 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { releaseId as formatReleaseId } from '#core/naming.ts';
-import type { AccountRecord, RegionRecord, RegionState, Release, ReleaseStore, SourceRef } from '#ports';
+import type {
+  AccountRecord,
+  RegionRecord,
+  RegionState,
+  Rejection,
+  Release,
+  ReleaseStore,
+  SourceRef,
+} from '#ports';
 import { isError, realSleep, type Sleep } from './retry.ts';
 
 const streamPk = (stream: string) => `STREAM#${stream}`;
@@ -41,6 +49,22 @@ function missing(releaseId: string): Error {
   return new Error(`release ${releaseId} does not exist`);
 }
 
+/** A refused upload is one attribute per etag ("rejection#<etag>"), so a condition refuses a duplicate. */
+const REJECTION_PREFIX = 'rejection#';
+
+/** The release with its "rejection#<etag>" attributes gathered into `rejections`, oldest first. */
+function withRejections(release: Release): Release {
+  const rejections: Rejection[] = [];
+  for (const [name, value] of Object.entries(release)) {
+    if (!name.startsWith(REJECTION_PREFIX)) continue;
+    rejections.push(value as unknown as Rejection);
+    delete (release as unknown as Record<string, unknown>)[name];
+  }
+  if (rejections.length > 0)
+    release.rejections = rejections.sort((a, b) => a.rejectedAt.localeCompare(b.rejectedAt));
+  return release;
+}
+
 /** A failed condition on an item that exists (ReturnValuesOnConditionCheckFailure: ALL_OLD hands it back). */
 function failedOnItem(err: unknown): boolean {
   const item = (err as { Item?: unknown }).Item;
@@ -60,7 +84,7 @@ function assemble(items: Record<string, unknown>[]): Release[] {
   for (const item of items) {
     if (item.type !== 'release') continue;
     const { pk: _pk, sk: _sk, type: _type, ...release } = item as unknown as ReleaseItem;
-    releases.set(release.releaseId, { ...release, accounts: { ...release.accounts } });
+    releases.set(release.releaseId, withRejections({ ...release, accounts: { ...release.accounts } }));
   }
   for (const item of items) {
     if (item.type !== 'account') continue;
@@ -330,6 +354,27 @@ export class DynamoReleaseStore implements ReleaseStore {
         ExpressionAttributeValues: { ':account': 'account', ':release': releaseId, ':record': plain(record) },
       }),
     );
+  }
+
+  async recordRejection(releaseId: string, rejection: Rejection): Promise<boolean> {
+    const release = await this.get(releaseId);
+    if (!release) throw new Error(`release ${releaseId} does not exist`);
+    try {
+      await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: this.#key(releaseId),
+          UpdateExpression: 'SET #rejection = :rejection',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#rejection)',
+          ExpressionAttributeNames: { '#rejection': `${REJECTION_PREFIX}${rejection.source.etag}` },
+          ExpressionAttributeValues: { ':rejection': plain(rejection) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isError(err, 'ConditionalCheckFailedException')) return false;
+      throw err;
+    }
   }
 
   /** Sets completedAt once; false if the release was already complete. */

@@ -8,7 +8,6 @@
 // fleet), then detached, so any builder can take the stream's next job. Its apply manifest is on the volume
 // (volume/state.ts), so that builder applies incrementally too. A builder started in another AZ would write
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
 import { AwsClients } from '#aws/clients.ts';
@@ -22,8 +21,10 @@ import { systemClock } from '#core/deps.ts';
 import { BuildJob } from '#events/aws.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
-import { run } from './volume/exec.ts';
+import { recoverMounts } from './quiesce.ts';
 import { type BuilderDeps, handleBuildFailure, runBuild } from './worker.ts';
+
+export { recoverMounts } from './quiesce.ts';
 
 export interface AgentConfig {
   homeRegion: string;
@@ -76,23 +77,6 @@ export function checkBuilderZone(pinned: string, actual: string, instanceId: str
   );
 }
 
-/**
- * The watchdog's half that survives a crash: a filesystem left frozen or mounted under our mount root by a dead
- * agent is thawed and unmounted before the next job (and by the unit's ExecStopPost).
- */
-export async function recoverMounts(mountRoot: string, log: (line: string) => void): Promise<number> {
-  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
-    .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
-    .filter((point): point is string => Boolean(point?.startsWith(`${mountRoot}/`)));
-  for (const point of mounts) {
-    await run('fsfreeze', ['--unfreeze', point]).catch(() => undefined); // not frozen: fine
-    await run('umount', [point]);
-    log(`builder: recovered ${point} left by a previous run (thawed, unmounted)`);
-  }
-  return mounts.length;
-}
-
 export function buildMessageHandler(
   deps: BuilderDeps,
   maxReceiveCount: number,
@@ -115,7 +99,7 @@ export function buildMessageHandler(
       });
       log(`builder: ${job.stream} ${job.revision} failed (${verdict}): ${(err as Error).message}`);
       // Throwing returns the message to the queue (redrive to the DLQ after maxReceiveCount).
-      if (verdict === 'retry') throw err;
+      if (verdict !== 'done') throw err;
     }
   };
 }
@@ -152,7 +136,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
     handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
-    visibilityTimeoutSeconds: 300,
+    visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
       log(`builder: queue error${message ? ` on ${message.messageId}` : ''}: ${err.message}`),
   });

@@ -249,10 +249,22 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
         await boot(info);
       },
       freeze: () => freeze(root),
+      flush: () => syncFilesystem(root),
       quiesce: async () => {
         await syncFilesystem(root);
         await unmount();
         await state?.quiesce();
+      },
+      // Read-only again after quiesce: a fresh mount reads the device, not the writer's page cache.
+      inspect: async (work) => {
+        if (mounted) throw new Error(`${root}: inspect() needs a quiesced (unmounted) volume`);
+        await run('mount', ['-t', 'ext4', '-o', 'ro,noload', rootDevice, root]);
+        mounted = true;
+        try {
+          return await work(root);
+        } finally {
+          await unmount();
+        }
       },
       close: undo,
     };
@@ -286,6 +298,7 @@ export async function openDirectoryVolume(
       if (existsSync(path)) await syncFilesystem(path);
       return async () => {};
     },
+    flush: () => syncFilesystem(path),
     quiesce: () => syncFilesystem(path),
     close: async () => {},
   };

@@ -1,6 +1,7 @@
 // The builder's job: one BuildJob (one release, one region) onto the stream's volume, then a snapshot.
 // It knows ports only, so the same code drives a loop device locally and an EBS volume on EC2; which
 // filesystem/boot tooling reaches the attached volume is the Workspace given to it.
+import { rmSync } from 'node:fs';
 
 import { buildFailedEvent } from '#core/build-failure.ts';
 import { releaseTags } from '#core/naming.ts';
@@ -15,6 +16,12 @@ import type {
   Volumes,
 } from '#ports';
 import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
+import { loadManifest, targetIdentity } from '#unpack/manifest.ts';
+import { syncFilesystem } from './quiesce.ts';
+import { classifySpaceError, DataFolderFullError, type HostSpace, requireHostSpace } from './space.ts';
+import { VolumeMismatchError, verifyAgainstManifest } from './verify.ts';
+
+export { isOutOfSpace } from './space.ts';
 
 export interface BootInfo {
   stream: string;
@@ -29,8 +36,16 @@ export interface OpenVolume {
   /** True when this open created the filesystem (first revision on the volume). */
   fresh: boolean;
   makeBootable(info: BootInfo): Promise<void>;
+  /** Flushes the filesystem (syncfs), reporting any write that did not reach the volume. Default: sync -f root. */
+  flush?(): Promise<void>;
   /** Flushes and unmounts: after this no write is in flight and none will come. */
   quiesce(): Promise<void>;
+  /**
+   * After quiesce: runs `work` over the volume's content as it is on the device (mounted read-only again, so
+   * nothing is read from the page cache of the mount that wrote it). Without it, the verification before the
+   * snapshot reads the tree before quiesce.
+   */
+  inspect?<T>(work: (root: string) => Promise<T>): Promise<T>;
   /** Releases mounts and loop devices; safe after quiesce and on failure. */
   close(): Promise<void>;
   /** The apply manifest kept on the volume itself, when the volume has room for it. */
@@ -68,15 +83,14 @@ export interface BuilderDeps {
   onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
   /** Lines for the operator: a volume grown, and why. */
   log?(line: string): void;
+  /** The builder's own data folder: a build needs room there, and an ENOSPC there never grows the volume. */
+  hostSpace?: HostSpace;
 }
 
 const MAX_GROWS = 3;
 const GROWTH_FACTOR = 1.5;
-
-export function isOutOfSpace(err: unknown): boolean {
-  const e = err as NodeJS.ErrnoException | undefined;
-  return e?.code === 'ENOSPC' || /\bENOSPC\b|No space left on device/.test(e?.message ?? '');
-}
+/** A volume that did not hold what was written is written again (manifest invalidated) this many times. */
+const MAX_REWRITES = 1;
 
 export type BuildOutcome =
   | {
@@ -143,25 +157,27 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     });
   });
 
-  /** Attach, open, apply, make bootable, quiesce, release: one attempt at writing the revision. */
+  /** Attach, open, apply, make bootable, quiesce, verify, release: one attempt at writing the revision. */
   const writeRevision = async (sizeGiB: number): Promise<ApplyStats> => {
+    requireHostSpace(deps.hostSpace);
     const attachment = await timed('attach', () => deps.volumes.attach(volume.volumeId, deps.instanceId));
     try {
       // First use partitions and formats the volume; later revisions only mount it (and grow it if needed).
       const opened = await timed('attach', () =>
         deps.workspace.open(attachment, { volumeId: volume.volumeId, bootMode: job.bootMode, sizeGiB }),
       );
+      const flush = () => (opened.flush ? opened.flush() : syncFilesystem(opened.root));
+      const manifestPath = opened.manifest?.path ?? deps.manifestPath(volume.volumeId);
       try {
         const applied = await timed('download+apply', async () => {
-          const { body } = await deps.objects.get(job.source.key, job.source.etag);
+          const { body } = await deps.objects.get(job.source.key, job.source.etag, job.source.versionId);
           // The volume's own manifest, so that whichever builder applied the last revision, this one is
-          // incremental; it is untrusted from before the tree changes until the apply completes.
-          const manifest = opened.manifest;
-          await manifest?.invalidate();
-          const stats = await applyTarball(body, opened.root, {
-            manifestPath: manifest?.path ?? deps.manifestPath(volume.volumeId),
-          });
-          await manifest?.commit();
+          // incremental; it is untrusted from before the tree changes until the apply completes (and again if a later
+          // step fails). The
+          // apply marks it complete only once the tree's writes reached the volume (flush).
+          await opened.manifest?.invalidate();
+          const stats = await applyTarball(body, opened.root, { manifestPath, beforeComplete: flush });
+          await opened.manifest?.commit();
           return stats;
         });
         if (job.source.sha256 && job.source.sha256 !== applied.inputSha256) {
@@ -177,8 +193,21 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
             sha256: applied.inputSha256,
           }),
         );
-        await timed('quiesce', () => opened.quiesce());
+        const expected = loadManifest(manifestPath, targetIdentity(opened.root));
+        if (!expected.valid) throw new Error(`apply manifest ${manifestPath}: ${expected.reason}`);
+        await timed('quiesce', async () => {
+          if (!opened.inspect) await verifyAgainstManifest(opened.root, expected.records);
+          await opened.quiesce();
+          if (opened.inspect) await opened.inspect((root) => verifyAgainstManifest(root, expected.records));
+        });
         return applied;
+      } catch (err) {
+        // Whatever failed once the apply began, the tree may not be what the manifest says: never trust it.
+        invalidateManifest(manifestPath, deps.log);
+        await opened.manifest?.invalidate().catch((e: Error) => deps.log?.(`apply manifest: ${e.message}`));
+        const space = classifySpaceError(err, deps.hostSpace);
+        if (space.kind === 'host') throw space.error;
+        throw err;
       } finally {
         await opened.close();
       }
@@ -188,15 +217,24 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   };
 
   // A revision that no longer fits grows the volume (then partition and filesystem, at the next open) and is
-  // applied again; the failed apply left its manifest invalid, so the retry verifies the whole tree.
+  // applied again; the failed apply left its manifest invalid, so the retry verifies the whole tree. A volume
+  // found not to hold what was written is written again the same way.
   let sizeGiB = Math.max(volume.sizeGiB, job.volumeSizeGiB);
   let apply: ApplyStats;
-  for (let grows = 0; ; grows++) {
+  for (let grows = 0, rewrites = 0; ; ) {
     try {
       apply = await writeRevision(sizeGiB);
       break;
     } catch (err) {
-      if (!isOutOfSpace(err) || grows >= MAX_GROWS) throw err;
+      if (err instanceof VolumeMismatchError && rewrites < MAX_REWRITES) {
+        rewrites++;
+        deps.log?.(
+          `volume ${volume.volumeId} (${job.stream}): ${err.message}; writing ${job.revision} again`,
+        );
+        continue;
+      }
+      if (err instanceof DataFolderFullError || !isVolumeFull(err) || grows >= MAX_GROWS) throw err;
+      grows++;
       const grown = Math.max(sizeGiB + 1, Math.ceil(sizeGiB * GROWTH_FACTOR));
       deps.log?.(
         `volume ${volume.volumeId} (${job.stream}): ${job.revision} does not fit in ${sizeGiB} GiB; growing to ${grown} GiB and applying again`,
@@ -224,7 +262,22 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   return { kind: 'built', snapshotId: snapshot.snapshotId, volumeId: volume.volumeId, apply, stepMs };
 }
 
-export type MessageVerdict = 'done' | 'retry';
+/** ENOSPC that the data folder is not to blame for (classified in writeRevision). */
+function isVolumeFull(err: unknown): boolean {
+  return classifySpaceError(err, undefined).kind === 'volume';
+}
+
+/** Removes the apply manifest, so the next apply verifies the whole tree. */
+function invalidateManifest(path: string, log?: (line: string) => void): void {
+  try {
+    rmSync(path, { force: true });
+  } catch (err) {
+    log?.(`apply manifest ${path} could not be removed: ${(err as Error).message}`);
+  }
+}
+
+/** done: delete the message; retry: leave it to the queue; wait: keep it and retry once space returns. */
+export type MessageVerdict = 'done' | 'retry' | 'wait';
 
 /**
  * What to do with a queue message after a build attempt: done (delete it) or retry (leave it to be
@@ -237,9 +290,18 @@ export async function handleBuildFailure(
   error: unknown,
   attempt: { receiveCount: number; maxReceiveCount: number },
 ): Promise<MessageVerdict> {
+  const reason = error instanceof Error ? error.message : String(error);
+  if (error instanceof DataFolderFullError) {
+    // The builder's disk, not the build: the attempt does not count, the job waits for space.
+    await deps.releases.updateRegion(job.releaseId, job.region, {
+      state: 'queued',
+      reason,
+      updatedAt: deps.clock.now().toISOString(),
+    });
+    return 'wait';
+  }
   const rejected = error instanceof RejectedArchiveError;
   const final = rejected || attempt.receiveCount >= attempt.maxReceiveCount;
-  const reason = error instanceof Error ? error.message : String(error);
   await deps.releases.updateRegion(job.releaseId, job.region, {
     state: final ? 'failed' : 'queued',
     reason,

@@ -103,30 +103,7 @@ export async function announceRegionImage(
     const permissions = await launchPermissionsFor(config.sharing, deps.organization);
     await shareAndVerify(images, imageId, region, permissions);
 
-    const sha256 = release.source.sha256 ?? image.tags[TAG.sha256];
-    if (!sha256) {
-      throw new Error(
-        `release ${release.releaseId}: no SHA-256 of the source tarball ${release.source.key}; ` +
-          `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
-      );
-    }
-    const detail: ImageReady = {
-      version: 1,
-      stream: release.stream,
-      revision: release.revision,
-      sequence: release.sequence,
-      releaseId: release.releaseId,
-      region,
-      imageId,
-      imageName: image.name,
-      architecture: image.architecture,
-      bootMode: image.bootMode,
-      encrypted: true,
-      kmsKeyId: image.kmsKeyId,
-      snapshotId: image.snapshotId,
-      source: { ...release.source, sha256 },
-      createdAt: new Date(image.createdAt).toISOString(),
-    };
+    const detail = imageReadyDetail(release, region, image);
     // Publish, then record: a crash in between republishes on retry, and subscribers are idempotent;
     // once recorded, a retry publishes nothing. Rollout waves decide who hears it (src/core/rollout.ts).
     const published = await publishImageReady(deps, release, detail, [imageArn(region, imageId)]);
@@ -204,7 +181,40 @@ export async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: stri
   return true;
 }
 
-function imageArn(region: string, imageId: string): string {
+/**
+ * The "Image Ready" detail of one region's image of a release: what announce publishes, and what the
+ * reconciler delivers again to an account that missed it or joined later.
+ */
+export function imageReadyDetail(release: Release, region: string, image: ImageInfo): ImageReady {
+  const sha256 = release.source.sha256 ?? image.tags[TAG.sha256];
+  if (!sha256) {
+    throw new Error(
+      `release ${release.releaseId}: no SHA-256 of the source tarball ${release.source.key}; ` +
+        `the builder tags the snapshot with ${TAG.sha256} (or the publisher sets x-amz-meta-sha256)`,
+    );
+  }
+  if (!image.encrypted)
+    throw new Error(`image ${image.imageId} in ${region} is not encrypted: refusing to announce`);
+  return {
+    version: 1,
+    stream: release.stream,
+    revision: release.revision,
+    sequence: release.sequence,
+    releaseId: release.releaseId,
+    region,
+    imageId: image.imageId,
+    imageName: image.name,
+    architecture: image.architecture,
+    bootMode: image.bootMode,
+    encrypted: true,
+    kmsKeyId: image.kmsKeyId,
+    snapshotId: image.snapshotId,
+    source: { ...release.source, sha256 },
+    createdAt: new Date(image.createdAt).toISOString(),
+  };
+}
+
+export function imageArn(region: string, imageId: string): string {
   return `arn:aws:ec2:${region}::image/${imageId}`;
 }
 

@@ -79,6 +79,11 @@ export interface SyncSubscribersDeps extends BaseDeps {
   rules: BusRules;
   /** Name of the bus in each member account that the rules target; "default" when absent. */
   memberBusName?: string;
+  /**
+   * The account the central bus is in. Organizations lists it too, but it is never a target: its target would
+   * be the central bus's own account, and with the member bus named like the central one, the bus itself.
+   */
+  ownAccountId?: string;
 }
 
 /** What a member account's subscriber does for one stream beyond moving its launch templates. */

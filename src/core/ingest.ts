@@ -40,6 +40,8 @@ export interface IngestResult {
   created: boolean;
   /** Regions a build job was sent to in this call. */
   enqueued: string[];
+  /** Set when the upload was refused: other content under a revision already published. */
+  rejected?: string;
 }
 
 const unquote = (etag: string) => etag.replace(/^"|"$/g, '');
@@ -65,7 +67,46 @@ export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<I
     uploadedAt: object.time,
   });
   if (!created && unquote(release.source.etag) !== source.etag) {
-    throw new RevisionConflictError(stream, revision, release.source.etag, object.key, source.etag);
+    // Other content under a published revision: refused, recorded on the release (status shows it) and told
+    // once. The versioned bucket still holds the original, which the release's builds read by version id.
+    const conflict = new RevisionConflictError(
+      stream,
+      revision,
+      release.source.etag,
+      object.key,
+      source.etag,
+    );
+    const rejectedAt = deps.clock.now().toISOString();
+    // Told before recorded: a crash in between tells again (consumers tolerate duplicates), never not at all.
+    if (!release.rejections?.some((r) => r.source.etag === source.etag)) {
+      await emit(
+        deps.events,
+        'Release Rejected',
+        {
+          version: 1,
+          stream,
+          revision,
+          sequence: release.sequence,
+          releaseId: release.releaseId,
+          reason: conflict.message,
+          existing: release.source,
+          rejected: source,
+          rejectedAt,
+        },
+        deps.config.busName,
+      );
+      await deps.releases.recordRejection(release.releaseId, {
+        source,
+        reason: conflict.message,
+        rejectedAt,
+      });
+    }
+    deps.logger.error('upload rejected: revision already published with other content', {
+      releaseId: release.releaseId,
+      key: object.key,
+      etag: source.etag,
+    });
+    return { release, created: false, enqueued: [], rejected: conflict.message };
   }
 
   // A duplicate event finds the release: regions still "queued" may have missed their job if the first attempt

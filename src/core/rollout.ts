@@ -480,6 +480,48 @@ export async function rolloutFinished(deps: MaybeRolloutDeps, releaseId: string)
   return !record || record.state === 'complete';
 }
 
+/**
+ * Who may be told about a release's image in a region right now: what the reconciler asks before it delivers
+ * "Image Ready" again or to a late joiner, so that it never outruns the waves or a pin. Without a rollout (or
+ * once it is complete, and for a rollback) everyone in scope; a rolling release only the accounts of waves
+ * already sent that region; a halted or aborted release, or a stream pinned to another revision, nobody.
+ */
+export type ReleaseAudience = 'everyone' | 'nobody' | ReadonlySet<string>;
+export async function releaseAudience(
+  deps: { rollouts?: RolloutStore },
+  release: Release,
+  region: string,
+): Promise<ReleaseAudience> {
+  if (!deps.rollouts) return 'everyone';
+  const record = await deps.rollouts.get(release.releaseId);
+  const pin = await deps.rollouts.getPin(release.stream);
+  if (pin && pin.revision !== release.revision && record?.rollbackOf !== pin.revision) return 'nobody';
+  if (!record || record.state === 'complete') return 'everyone';
+  if (record.state !== 'rolling') return 'nobody';
+  return new Set(record.waves.filter((w) => w.announcedAt[region]).flatMap((w) => w.accounts));
+}
+
+export function admits(audience: ReleaseAudience, accountId: string): boolean {
+  return audience === 'everyone' || (audience !== 'nobody' && audience.has(accountId));
+}
+
+/**
+ * Whether the reconciler should hand a registered, unannounced image to announce again: not while the stream
+ * is pinned to another revision (announce would hold it back again, on every run), nor when a halted or
+ * aborted rollout already recorded that region (a resume sends it on).
+ */
+export async function mayReannounce(
+  deps: { rollouts?: RolloutStore },
+  release: Release,
+  region: string,
+): Promise<boolean> {
+  if (!deps.rollouts) return true;
+  const record = await deps.rollouts.get(release.releaseId);
+  const pin = await deps.rollouts.getPin(release.stream);
+  if (pin && pin.revision !== release.revision && record?.rollbackOf !== pin.revision) return false;
+  return !(record && (record.state === 'halted' || record.state === 'aborted') && record.images[region]);
+}
+
 /** What `status --json`, the demo and the status page say about a release's rollout. */
 export interface RolloutSummary {
   state: RolloutRecord['state'];

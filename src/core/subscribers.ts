@@ -1,5 +1,5 @@
 // sync-subscribers: the rules on the central bus that forward stemcell's events to every member account's
-// default bus. AWS allows at most 5 targets per rule, so accounts are spread over numbered rules; the grouping
+// bus (infra/member.yml). AWS allows at most 5 targets per rule, so accounts are spread over numbered rules; the grouping
 // is stable: an account keeps its rule, new accounts fill gaps first, then new rules are appended.
 import { EVENT_SOURCE } from '#events/stemcell.ts';
 import type { BusRule, RuleTarget } from '#ports';
@@ -26,9 +26,11 @@ export function subscriberPattern(streams?: string[]): string {
 }
 
 /** Computes who should receive which streams from the stream configuration and the organization. */
-export async function desiredAudiences(deps: SyncSubscribersDeps): Promise<Audience[]> {
+export async function desiredAudiences(
+  deps: Pick<SyncSubscribersDeps, 'config' | 'organization' | 'ownAccountId'>,
+): Promise<Audience[]> {
   const active = (accounts: { id: string; status: string }[]) =>
-    accounts.filter((a) => a.status === 'ACTIVE').map((a) => a.id);
+    accounts.filter((a) => a.status === 'ACTIVE' && a.id !== deps.ownAccountId).map((a) => a.id);
   let organization: string[] | undefined;
   const byOu = new Map<string, string[]>();
   const streamsOf = new Map<string, Set<string>>();
@@ -201,6 +203,8 @@ const ruleOrder = (name: string) => subscriberRuleNumber(name) ?? 0;
 
 export interface SyncResult {
   rules: Array<{ name: string; accountIds: string[] }>;
+  /** Accounts no rule targeted before this run: they get the newest images (the reconciler's deliverLatestTo). */
+  joined: string[];
   added: number;
   removed: number;
   createdRules: string[];
@@ -244,10 +248,13 @@ export async function syncSubscribers(deps: SyncSubscribersDeps): Promise<SyncRe
       added += rule.add.length;
     }
   }
+  const before = new Set(existing.flatMap((r) => r.targets.map((t) => t.id)));
+  const rules = plan.rules
+    .filter((r) => !deleting.has(r.name))
+    .map((r) => ({ name: r.name, accountIds: r.targets.map((t) => t.id) }));
   const result: SyncResult = {
-    rules: plan.rules
-      .filter((r) => !deleting.has(r.name))
-      .map((r) => ({ name: r.name, accountIds: r.targets.map((t) => t.id) })),
+    rules,
+    joined: [...new Set(rules.flatMap((r) => r.accountIds))].filter((id) => !before.has(id)).sort(),
     added,
     removed,
     createdRules,

@@ -201,6 +201,24 @@ export class LocalFifoQueue implements FifoQueue {
     return this.state.messages.map((m) => this.view(m, ''));
   }
 
+  /**
+   * A restarted local stack: the process that held the in-flight messages is gone, so they are visible again at
+   * once instead of after their visibility timeout (their receive count stays: a crash counts as an attempt).
+   */
+  releaseInFlight(): number {
+    const now = this.now();
+    const held = this.state.messages.filter((m) => m.invisibleUntil > now);
+    for (const m of held) {
+      m.invisibleUntil = 0;
+      m.receiveNonce = undefined;
+    }
+    if (held.length > 0) {
+      this.persist();
+      this.wake();
+    }
+    return held.length;
+  }
+
   purge(): void {
     this.state.messages = [];
     this.persist();
@@ -231,6 +249,16 @@ export class LocalFifoQueue implements FifoQueue {
   }
 
   private take(max: number, visibilityTimeoutSeconds: number): LocalQueueMessage[] {
+    try {
+      return this.takeUnsafe(max, visibilityTimeoutSeconds);
+    } catch (err) {
+      // A redrive whose write failed half-way: back to what is on disk, so nothing is lost in between.
+      this.state = readJson<QueueState>(this.path, { lastSequence: 0, messages: [], dedup: {} });
+      throw err;
+    }
+  }
+
+  private takeUnsafe(max: number, visibilityTimeoutSeconds: number): LocalQueueMessage[] {
     const now = this.now();
     let changed = this.dropExpired(now);
     // A group is blocked while any of its messages is in flight.
@@ -301,8 +329,18 @@ export class LocalFifoQueue implements FifoQueue {
     for (const w of [...this.waiters]) w();
   }
 
+  /**
+   * Writes the state before the call that changed it returns, as SQS has stored what it acknowledged. A failed
+   * write (a full disk) undoes the change in memory too, and the call fails: nothing is acknowledged that a
+   * restart would not find.
+   */
   private persist(): void {
-    writeJsonAtomic(this.path, this.state);
+    try {
+      writeJsonAtomic(this.path, this.state);
+    } catch (err) {
+      this.state = readJson<QueueState>(this.path, { lastSequence: 0, messages: [], dedup: {} });
+      throw err;
+    }
   }
 }
 

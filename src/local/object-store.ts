@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Clock, ObjectStore, StoredObject } from '#ports';
 import { awsTime, systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, writeJsonAtomic } from './json-state.ts';
+import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
 import { type ServiceEventSink, serviceEvent } from './service-events.ts';
 
 export interface LocalObjectStoreOptions {
@@ -49,6 +49,7 @@ export class LocalObjectStore implements ObjectStore {
   private readonly sink: ServiceEventSink | undefined;
   private readonly clock: Clock;
   private readonly versioning: boolean;
+  private readonly root: string;
   private sequence = 0;
 
   constructor(root: string, options: LocalObjectStoreOptions) {
@@ -59,6 +60,7 @@ export class LocalObjectStore implements ObjectStore {
       );
     }
     this.bucket = options.bucket;
+    this.root = root;
     this.accountId = options.accountId;
     this.region = options.region;
     this.objectsDir = join(root, 'objects', this.bucket);
@@ -100,6 +102,11 @@ export class LocalObjectStore implements ObjectStore {
         }),
         createWriteStream(tmp),
       );
+      // A versioned bucket keeps what it had: the body and sidecar of the current version move aside first.
+      const previous = this.versioning
+        ? readJson<Sidecar | undefined>(this.metaPath(key), undefined)
+        : undefined;
+      if (previous?.versionId) this.archive(previous);
       renameSync(tmp, bodyPath);
     } catch (err) {
       rmSync(tmp, { force: true });
@@ -132,8 +139,14 @@ export class LocalObjectStore implements ObjectStore {
     return sidecar && this.toStored(sidecar);
   }
 
-  async get(key: string, ifMatch?: string): Promise<{ object: StoredObject; body: Readable }> {
-    const object = await this.head(key);
+  async get(
+    key: string,
+    ifMatch?: string,
+    versionId?: string,
+  ): Promise<{ object: StoredObject; body: Readable }> {
+    const current = await this.head(key);
+    if (versionId && current?.versionId !== versionId) return this.getVersion(key, versionId, ifMatch);
+    const object = current;
     if (!object) {
       throw new LocalServiceError(
         'NoSuchKey',
@@ -152,6 +165,16 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   // ---------------------------------------------------------------- local-only
+
+  /** Every version of `key`, the current one last (ListObjectVersions). */
+  versions(key: string): StoredObject[] {
+    assertKey(key);
+    const older = readJsonDir<Sidecar>(this.versionsDir(key)).sort((a, b) =>
+      a.sequencer < b.sequencer ? -1 : 1,
+    );
+    const current = readJson<Sidecar | undefined>(this.metaPath(key), undefined);
+    return [...older, ...(current ? [current] : [])].map((s) => this.toStored(s));
+  }
 
   /** Every object whose key starts with `prefix`, in key order (ListObjectsV2). */
   async list(prefix = ''): Promise<StoredObject[]> {
@@ -196,6 +219,52 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   // ---------------------------------------------------------------- internals
+
+  private versionsDir(key: string): string {
+    return join(this.root, 'object-versions', this.bucket, key);
+  }
+
+  /** Moves the current version of an object (body + sidecar) among its older versions. */
+  private archive(current: Sidecar): void {
+    const dir = this.versionsDir(current.key);
+    mkdirSync(dir, { recursive: true });
+    const id = current.versionId as string;
+    renameSync(join(this.objectsDir, current.key), join(dir, id));
+    writeJsonAtomic(join(dir, `${id}.json`), current);
+  }
+
+  private getVersion(
+    key: string,
+    versionId: string,
+    ifMatch?: string,
+  ): { object: StoredObject; body: Readable } {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(versionId))
+      throw new LocalServiceError(
+        'InvalidArgument',
+        `version id ${JSON.stringify(versionId)} is not valid`,
+        400,
+      );
+    const sidecar = readJson<Sidecar | undefined>(
+      join(this.versionsDir(key), `${versionId}.json`),
+      undefined,
+    );
+    if (!sidecar)
+      throw new LocalServiceError(
+        'NoSuchVersion',
+        `s3://${this.bucket}/${key}: version ${versionId} does not exist`,
+        404,
+      );
+    if (ifMatch !== undefined && unquote(ifMatch) !== sidecar.etag)
+      throw new LocalServiceError(
+        'PreconditionFailed',
+        `s3://${this.bucket}/${key} version ${versionId}: etag is ${sidecar.etag}, not ${unquote(ifMatch)}`,
+        412,
+      );
+    return {
+      object: this.toStored(sidecar),
+      body: createReadStream(join(this.versionsDir(key), versionId)),
+    };
+  }
 
   private metaPath(key: string): string {
     return join(this.metaDir, `${key}${META_SUFFIX}`);

@@ -6,6 +6,7 @@ import type {
   Clock,
   RegionRecord,
   RegionState,
+  Rejection,
   Release,
   ReleaseStore,
   SourceRef,
@@ -119,6 +120,14 @@ export class LocalReleaseStore implements ReleaseStore {
     const release = this.require(releaseId);
     release.accounts[`${record.accountId}/${record.region}`] = record;
     this.write(release);
+  }
+
+  async recordRejection(releaseId: string, rejection: Rejection): Promise<boolean> {
+    const release = this.require(releaseId);
+    if (release.rejections?.some((r) => r.source.etag === rejection.source.etag)) return false;
+    release.rejections = [...(release.rejections ?? []), rejection];
+    this.write(release);
+    return true;
   }
 
   /** Sets completedAt once; false if the release was already complete. */

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Context } from 'aws-lambda';
 import { DeviceWorkspace } from '#builder/device.ts';
-import { type BuildOutcome, type BuildStep, handleBuildFailure, runBuild } from '#builder/worker.ts';
+import { recoverMounts } from '#builder/quiesce.ts';
+import { requireHostSpace } from '#builder/space.ts';
+import {
+  type BuilderDeps,
+  type BuildOutcome,
+  type BuildStep,
+  handleBuildFailure,
+  runBuild,
+} from '#builder/worker.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
   AnnounceDeps,
@@ -20,20 +28,28 @@ import type {
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
 import type { ExpireOptions } from '#core/expire.ts';
 import { defaultInstanceType } from '#core/instance-types.ts';
+import {
+  deliverLatestTo,
+  type ReconcileDeps,
+  type ReconcileOptions,
+  type ReconcileReport,
+} from '#core/reconcile.ts';
 import { protectedImages } from '#core/rollback.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
 import { createHandler as createExpire } from '#functions/expire/handler.ts';
 import { createHandler as createIngest } from '#functions/ingest/handler.ts';
+import { createHandler as createReconcile } from '#functions/reconcile/handler.ts';
 import { createHandler as createRegister } from '#functions/register/handler.ts';
 import { createHandler as createSubscriber } from '#functions/subscriber/handler.ts';
 import { createHandler as createSyncSubscribers } from '#functions/sync-subscribers/handler.ts';
-import type { Clock, EventPublisher, StoredObject } from '#ports';
+import type { Clock, EventPublisher, FifoQueue, StoredObject } from '#ports';
 import { realSleep, systemClock } from './clock.ts';
 import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
-import { LocalFifoQueue, toLambdaSqsEvent } from './fifo-queue.ts';
+import { LocalFifoQueue, type LocalQueueMessage, toLambdaSqsEvent } from './fifo-queue.ts';
+import { claimDataFolder, releaseDataFolder, removeOrphanTemporaries } from './housekeeping.ts';
 import type { LocalImages } from './images.ts';
 import { AUTO_SCALING_GRANT_OPERATIONS, autoScalingRoleArn, stemcellKeyPolicy } from './key-policy.ts';
 import { LocalKeyService } from './key-service.ts';
@@ -67,6 +83,14 @@ export interface LocalStackOptions {
   buildersPerRegion?: number;
   /** Test hook: runs before a member account's subscriber handles a batch (the status page test slows it). */
   beforeSubscriber?: (accountId: string) => Promise<void>;
+  /** How often the reconciler runs besides at start (default 15 s; 0: only at start and when called). */
+  reconcileIntervalMs?: number;
+  /** How often expire runs (default 0: never on its own; `stemcell dev` runs it every minute). */
+  expireIntervalMs?: number;
+  /** The reconciler's timeouts (when an account that has not reported gets "Image Ready" again). */
+  reconcile?: ReconcileOptions;
+  /** Free bytes a build needs in the data folder before it starts (default 256 MiB). */
+  dataFolderNeededBytes?: number;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
 }
@@ -98,7 +122,15 @@ const lambdaContext = (functionName: string): Context =>
     succeed() {},
   }) as Context;
 
-const BUILD_VISIBILITY_SECONDS = 900;
+/** Short, as the heartbeat keeps a live builder's job in flight: a dead builder's job is back within a minute. */
+const BUILD_VISIBILITY_SECONDS = 60;
+/** Free space a build needs in the data folder (state, blocks of the snapshot, growth of the sparse volume). */
+const DATA_FOLDER_NEEDED = 256 * 2 ** 20;
+const SPACE_POLL_MS = 1000;
+const RECONCILE_INTERVAL_MS = 15_000;
+const RETRY_PAUSE_MS = 1000;
+/** Instance ids of the local builders; a restarted stack treats every one of them as terminated. */
+const LOCAL_BUILDER_PREFIX = 'i-local-builder-';
 const REGISTER_VISIBILITY_SECONDS = 2;
 const SUBSCRIBER_VISIBILITY_SECONDS = 2;
 
@@ -136,6 +168,10 @@ export class LocalStack {
   #busy = 0;
   readonly #loops: Promise<void>[] = [];
   #watcher: { stop(): void } | undefined;
+  #lastRepeatedLine: string | undefined;
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #expireTimer: NodeJS.Timeout | undefined;
+  #reconciling: Promise<void> | undefined;
 
   constructor(options: LocalStackOptions) {
     const { config, dataDir } = options;
@@ -257,6 +293,7 @@ export class LocalStack {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    await this.#recoverPreviousRun();
     // The key policy serverless.yml writes: the Organization may use the key through EC2.
     await this.keys.ensureKey(
       this.config.kmsKeyId,
@@ -282,6 +319,86 @@ export class LocalStack {
     }
     this.#loops.push(this.#registerLoop());
     this.#loops.push(this.#schedulerLoop());
+    await this.#reconcileSafely();
+    const expireEvery = this.#options.expireIntervalMs ?? 0;
+    if (expireEvery > 0) {
+      // `keep` holds in local mode too: expire on a schedule, as EventBridge Scheduler runs it on AWS.
+      let expiring = false;
+      this.#expireTimer = setInterval(() => {
+        if (expiring) return;
+        expiring = true;
+        this.expire()
+          .catch((err: Error) => this.#logOnce(`expire failed: ${err.message}`))
+          .finally(() => {
+            expiring = false;
+          });
+      }, expireEvery);
+      this.#expireTimer.unref();
+    }
+    const every = this.#options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS;
+    if (every > 0) {
+      this.#reconcileTimer = setInterval(() => void this.#reconcileSafely(), every);
+      this.#reconcileTimer.unref();
+    }
+  }
+
+  /** reconcile λ: finishes what a crash interrupted (also run at start and on a timer). */
+  async reconcile(options: ReconcileOptions = {}): Promise<ReconcileReport> {
+    return createReconcile(this.reconcileDeps(), this.#tools, { ...this.#options.reconcile, ...options })(
+      {},
+      lambdaContext('stemcell-reconcile'),
+    );
+  }
+
+  async #reconcileSafely(): Promise<void> {
+    if (this.#reconciling) return this.#reconciling;
+    this.#reconciling = this.reconcile()
+      .then((report) => {
+        for (const f of report.failed) this.#log(`reconcile: ${f.releaseId} ${f.region} failed: ${f.reason}`);
+        for (const r of report.registered)
+          this.#log(`reconcile: ${r.releaseId} ${r.region}: registered ${r.imageId}`);
+        for (const a of report.announced)
+          this.#log(`reconcile: ${a.releaseId} ${a.region}: announced ${a.imageId}`);
+        if (report.redelivered.length > 0)
+          this.#log(`reconcile: "Image Ready" delivered again to ${report.redelivered.length} account(s)`);
+      })
+      .catch((err: Error) => this.#logOnce(`reconcile failed: ${err.message}`))
+      .finally(() => {
+        this.#reconciling = undefined;
+      });
+    return this.#reconciling;
+  }
+
+  /**
+   * What a killed stack left behind, undone as AWS would: its builders are terminated instances, so their mounts
+   * go and their volumes are detached; the messages they held are visible again at once.
+   */
+  async #recoverPreviousRun(): Promise<void> {
+    mkdirSync(this.dataDir, { recursive: true });
+    for (const { pid, command } of claimDataFolder(this.dataDir))
+      this.#log(`killed ${pid} (${command.slice(0, 80)}), left running by a previous run`);
+    const mountRoot = join(this.dataDir, 'mnt');
+    await recoverMounts(mountRoot, this.#log);
+    for (const runtime of this.regions.values()) {
+      const released = await runtime.volumes.releaseAttachments((id) => id.startsWith(LOCAL_BUILDER_PREFIX));
+      if (released.length > 0)
+        this.#log(`${runtime.region}: released ${released.join(', ')} from builders of a previous run`);
+    }
+    for (const queue of [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)]) {
+      // (Member accounts' subscriber queues hold their messages for 2 s only: they come back on their own.)
+      const held = queue.releaseInFlight();
+      if (held > 0)
+        this.#log(`${queue.name}: ${held} message(s) in flight in a previous run are visible again`);
+    }
+    // Housekeeping: writes that never reached their rename, and blocks no snapshot references.
+    const temporaries = removeOrphanTemporaries(this.dataDir);
+    let blocks = 0;
+    for (const runtime of this.regions.values())
+      blocks += (await runtime.snapshots.collectGarbage()).removedBlocks;
+    if (temporaries.length + blocks > 0)
+      this.#log(
+        `housekeeping: removed ${temporaries.length} orphan temporary file(s), ${blocks} unreferenced block(s)`,
+      );
   }
 
   /** `stemcell dev`: also pick up objects dropped into the bucket by another process (`stemcell publish`). */
@@ -293,9 +410,13 @@ export class LocalStack {
 
   async stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#reconcileTimer);
+    clearInterval(this.#expireTimer);
+    await this.#reconciling;
     this.#watcher?.stop();
     await Promise.allSettled(this.#loops);
     await this.registry.drain();
+    releaseDataFolder(this.dataDir);
   }
 
   /** Uploads a tarball as streams/<stream>/<revision>.tar…: S3 then emits "Object Created", which starts it all. */
@@ -340,10 +461,12 @@ export class LocalStack {
       this.memberBus(account.id);
       await this.#grantKeyToAutoScaling(account.id);
     }
-    await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
+    const result = await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
       {},
       lambdaContext('sync-subscribers'),
     );
+    // Late joiners: an account new to the audience gets the newest announced image of each of its streams.
+    await deliverLatestTo(this.reconcileDeps(), result.joined);
   }
 
   /** expire λ (7 days of grace between deprecation and deregistration unless told otherwise). */
@@ -442,13 +565,18 @@ export class LocalStack {
     queue: LocalFifoQueue,
     functionName: string,
     handler: (event: never, context: Context) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>,
+    visibilityTimeoutSeconds = SUBSCRIBER_VISIBILITY_SECONDS,
   ): Promise<void> {
     while (this.#running) {
-      const messages = await queue.receive({
-        max: 10,
-        visibilityTimeoutSeconds: SUBSCRIBER_VISIBILITY_SECONDS,
-        waitSeconds: 1,
-      });
+      let messages: LocalQueueMessage[];
+      try {
+        messages = await queue.receive({ max: 10, visibilityTimeoutSeconds, waitSeconds: 1 });
+      } catch (err) {
+        // A full data folder fails the queue's own writes: report it, never crash, try again.
+        this.#logOnce(`${queue.name}: receive failed: ${(err as Error).message}`);
+        await realSleep(RETRY_PAUSE_MS);
+        continue;
+      }
       if (messages.length === 0) continue;
       this.#busy++;
       try {
@@ -501,6 +629,10 @@ export class LocalStack {
       timer: this.scheduler,
       alarms: this.alarms,
     };
+  }
+
+  reconcileDeps(): ReconcileDeps {
+    return { ...this.announceDeps(), buildDeadLetters: (r) => this.region(r).buildDlq };
   }
 
   syncSubscribersDeps(): SyncSubscribersDeps {
@@ -608,43 +740,17 @@ export class LocalStack {
   /** Lambda's SQS event source for register: batches in, failed records stay for redelivery. */
   async #registerLoop(): Promise<void> {
     const register = createRegister(this.registerDeps(), this.#tools);
-    const queue = this.registerQueue;
-    while (this.#running) {
-      const messages = await queue.receive({
-        max: 10,
-        visibilityTimeoutSeconds: REGISTER_VISIBILITY_SECONDS,
-        waitSeconds: 1,
-      });
-      if (messages.length === 0) continue;
-      this.#busy++;
-      try {
-        const response = await register(
-          toLambdaSqsEvent(
-            { arn: queue.arn, region: queue.region, accountId: queue.accountId },
-            messages,
-          ) as never,
-          lambdaContext('stemcell-register'),
-        );
-        const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-        for (const message of messages) {
-          if (!failed.has(message.messageId)) await queue.delete(message.receiptHandle);
-        }
-      } catch (err) {
-        this.#logger.error('register invocation failed', { err });
-      } finally {
-        this.#busy--;
-      }
-    }
+    await this.#consume(this.registerQueue, 'stemcell-register', register, REGISTER_VISIBILITY_SECONDS);
   }
 
   /** The builder fleet of one region: one worker, FIFO per stream. */
   async #buildLoop(runtime: RegionRuntime, builder: number): Promise<void> {
     const manifestDir = join(ebsStateDir(this.dataDir, runtime.region), 'manifests');
     mkdirSync(manifestDir, { recursive: true });
-    const deps = {
+    const deps: BuilderDeps = {
       region: runtime.region,
       availabilityZone: runtime.availabilityZone,
-      instanceId: `i-local-builder-${runtime.region}-${builder}`,
+      instanceId: `${LOCAL_BUILDER_PREFIX}${runtime.region}-${builder}`,
       kmsKeyId: this.config.kmsKeyId,
       objects: this.objects,
       volumes: runtime.volumes,
@@ -655,6 +761,10 @@ export class LocalStack {
       manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
       clock: this.#clock,
       log: this.#log,
+      hostSpace: {
+        dir: this.dataDir,
+        neededBytes: this.#options.dataFolderNeededBytes ?? DATA_FOLDER_NEEDED,
+      },
       onStep: (job: BuildJob, step: BuildStep) =>
         this.#options.onProgress?.({
           kind: 'build',
@@ -664,54 +774,138 @@ export class LocalStack {
           step,
         }),
     };
-    const maxReceiveCount = this.#options.maxReceiveCount ?? 3;
+    const queue = runtime.buildQueue;
     while (this.#running) {
-      const [message] = await runtime.buildQueue.receive({
-        max: 1,
-        visibilityTimeoutSeconds: BUILD_VISIBILITY_SECONDS,
-        waitSeconds: 1,
-      });
+      let message: LocalQueueMessage | undefined;
+      try {
+        [message] = await queue.receive({
+          max: 1,
+          visibilityTimeoutSeconds: BUILD_VISIBILITY_SECONDS,
+          waitSeconds: 1,
+        });
+      } catch (err) {
+        // A full data folder fails the queue's own writes too: report it, never crash, try again.
+        this.#logOnce(`build-${runtime.region}.fifo: receive failed: ${(err as Error).message}`);
+        await realSleep(RETRY_PAUSE_MS);
+        continue;
+      }
       if (!message) continue;
       this.#busy++;
       try {
-        const job = BuildJob.parse(JSON.parse(message.body));
-        try {
-          await this.#options.beforeBuild?.(job);
-          const outcome = await runBuild(deps, job);
-          this.#options.onProgress?.({
-            kind: 'built',
-            region: job.region,
-            stream: job.stream,
-            revision: job.revision,
-            outcome,
-          });
-          await runtime.buildQueue.delete(message.receiptHandle);
-        } catch (err) {
-          const verdict = await handleBuildFailure(deps, job, err, {
-            receiveCount: message.receiveCount,
-            maxReceiveCount,
-          });
-          this.#options.onProgress?.({
-            kind: 'build-failed',
-            region: job.region,
-            stream: job.stream,
-            revision: job.revision,
-            reason: err instanceof Error ? err.message : String(err),
-            final: verdict === 'done' || message.receiveCount >= maxReceiveCount,
-          });
-          if (verdict === 'done') await runtime.buildQueue.delete(message.receiptHandle);
-          // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
-          else await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
-        }
-      } catch (err) {
-        // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
-        this.#log(
-          `build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`,
+        await withHeartbeat(queue, message.receiptHandle, BUILD_VISIBILITY_SECONDS, this.#log, () =>
+          this.#buildMessage(runtime, deps, message),
         );
-        await runtime.buildQueue.changeVisibility(message.receiptHandle, 0);
+      } catch (err) {
+        this.#logOnce(`build-${runtime.region}.fifo: ${message.messageId}: ${(err as Error).message}`);
+        await realSleep(RETRY_PAUSE_MS);
       } finally {
         this.#busy--;
       }
     }
+  }
+
+  /** One received build message, to its end: deleted, returned to the queue, or built once space returned. */
+  async #buildMessage(runtime: RegionRuntime, deps: BuilderDeps, message: LocalQueueMessage): Promise<void> {
+    const queue = runtime.buildQueue;
+    const maxReceiveCount = this.#options.maxReceiveCount ?? 3;
+    let job: BuildJob;
+    try {
+      job = BuildJob.parse(JSON.parse(message.body));
+    } catch (err) {
+      // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
+      this.#log(
+        `build-${runtime.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`,
+      );
+      await queue.changeVisibility(message.receiptHandle, 0);
+      return;
+    }
+    for (;;) {
+      try {
+        await this.#options.beforeBuild?.(job);
+        const outcome = await runBuild(deps, job);
+        this.#options.onProgress?.({
+          kind: 'built',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          outcome,
+        });
+        await queue.delete(message.receiptHandle);
+        return;
+      } catch (err) {
+        const verdict = await handleBuildFailure(deps, job, err, {
+          receiveCount: message.receiveCount,
+          maxReceiveCount,
+        });
+        const reason = err instanceof Error ? err.message : String(err);
+        this.#options.onProgress?.({
+          kind: 'build-failed',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          reason,
+          final: verdict === 'done' || (verdict === 'retry' && message.receiveCount >= maxReceiveCount),
+        });
+        if (verdict === 'wait') {
+          // One line per build, then the job waits (heartbeat on) until the data folder has room again.
+          this.#log(`build ${job.stream} ${job.revision} in ${job.region}: ${reason}; waiting for space`);
+          await this.#waitForSpace(deps);
+          if (!this.#running) return queue.changeVisibility(message.receiptHandle, 0);
+          continue;
+        }
+        if (verdict === 'done') await queue.delete(message.receiptHandle);
+        // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
+        else await queue.changeVisibility(message.receiptHandle, 0);
+        return;
+      }
+    }
+  }
+
+  async #waitForSpace(deps: BuilderDeps): Promise<void> {
+    for (;;) {
+      if (!this.#running) return;
+      try {
+        requireHostSpace(deps.hostSpace);
+        return;
+      } catch {
+        await realSleep(SPACE_POLL_MS);
+      }
+    }
+  }
+
+  /** A line for the operator, not repeated while the same condition persists. */
+  #logOnce(line: string): void {
+    if (this.#lastRepeatedLine === line) return;
+    this.#lastRepeatedLine = line;
+    this.#log(line);
+  }
+}
+
+/**
+ * Keeps a received message in flight while `work` runs, as the builder agent's heartbeat does on SQS: the
+ * visibility timeout can stay short, and a dead builder's job comes back within it.
+ */
+export async function withHeartbeat<T>(
+  queue: FifoQueue,
+  receiptHandle: string,
+  visibilitySeconds: number,
+  log: (line: string) => void,
+  work: () => Promise<T>,
+): Promise<T> {
+  const timer = setInterval(
+    () => {
+      queue.changeVisibility(receiptHandle, visibilitySeconds).catch((err: Error) => {
+        // Gone (deleted, returned) is the normal end of a race with work's own last call.
+        if ((err as { code?: string }).code !== 'MessageNotInflight')
+          log(`${queue.name}: heartbeat failed: ${err.message}`);
+      });
+    },
+    Math.max(1000, (visibilitySeconds * 1000) / 3),
+  );
+  timer.unref(); // the work keeps the process alive, not its heartbeat
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
   }
 }

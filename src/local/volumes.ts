@@ -2,9 +2,10 @@
 // through a loop device, so the builder gets a real block device with a partition table and ext4 on it.
 // Without root or a loop driver the volume is a plain directory instead; stemcell says so once.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rm, truncate } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flushDevice } from '#builder/quiesce.ts';
+import { run } from '#builder/volume/exec.ts';
 import {
   attachLoop,
   detachLoop,
@@ -185,6 +186,37 @@ export class LocalVolumes implements Volumes {
 
   // ---------------------------------------------------------------- local-only
 
+  /**
+   * EC2 detaches the volumes of a terminated instance: every volume attached to an instance `isDead` names is
+   * released, with what a killed builder left on it (a frozen or mounted filesystem, partition loop devices).
+   * Returns the volumes released.
+   */
+  async releaseAttachments(isDead: (instanceId: string) => boolean): Promise<string[]> {
+    const released: string[] = [];
+    for (const record of this.#records()) {
+      const dead = Boolean(record.attachedTo && isDead(record.attachedTo));
+      if (record.attachedTo && !dead) continue;
+      if (record.backend === 'block') {
+        // Also a loop device the record never learnt of (killed between losetup and saving the attachment).
+        for (const disk of await loopsOf(this.imagePath(record.volumeId))) {
+          for (const part of await loopsOf(disk)) {
+            for (const target of await mountsOf(part)) {
+              await run('fsfreeze', ['--unfreeze', target]).catch(() => undefined); // not frozen: fine
+              await run('umount', [target]);
+            }
+            await detachLoop(part);
+          }
+          if (!dead || disk !== record.loop?.device) await detachLoop(disk);
+        }
+      }
+      if (dead) {
+        await this.detach(record.volumeId, record.attachedTo as string);
+        released.push(record.volumeId);
+      }
+    }
+    return released;
+  }
+
   get(volumeId: string): VolumeInfo | undefined {
     const record = this.#load(volumeId);
     return record && publicInfo(record);
@@ -288,4 +320,13 @@ function publicInfo(r: VolumeRecord): VolumeInfo {
   };
   if (r.attachedTo) info.attachedTo = r.attachedTo;
   return info;
+}
+
+/** Mount points whose source is `device`, from /proc/self/mounts. */
+async function mountsOf(device: string): Promise<string[]> {
+  return (await readFile('/proc/self/mounts', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([source]) => source === device)
+    .map(([, target]) => (target as string).replace(/\\040/g, ' '));
 }

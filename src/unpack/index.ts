@@ -25,6 +25,12 @@ export interface ApplyOptions {
   trustMtime?: boolean;
   onProgress?: (p: { entries: number; bytesIn: number; bytesWritten: number }) => void;
   signal?: AbortSignal;
+  /**
+   * Runs after the last write and before the manifest is marked complete: the builder flushes the target's
+   * filesystem here (syncfs), so a manifest never vouches for writes that could still be lost. A throw leaves
+   * the manifest in progress, which no later apply trusts.
+   */
+  beforeComplete?: () => Promise<void>;
 }
 
 export interface ApplyStats {
@@ -103,6 +109,7 @@ export async function applyTarball(
   }
   report();
   const inputSha256 = await source.inputSha256();
+  await opts.beforeComplete?.();
   if (manifestPath) {
     writeCompleteManifest(manifestPath, identity, inputSha256, applier.records(), applier.seen.size);
   }

@@ -552,21 +552,22 @@ function isZeroBlock(block: Buffer): boolean {
 }
 
 function verifyChecksum(block: Buffer, reject: (reason: string) => never): void {
-  const field = block.subarray(148, 156);
+  // The field is bytes 148-155 of the block (read in place: no view allocated per header).
   let stored = 0;
-  let i = 0;
-  while (i < 8 && field[i] === 0x20) i++;
+  let i = 148;
+  while (i < 156 && block[i] === 0x20) i++;
   let digits = 0;
-  for (; i < 8 && field[i]! >= 0x30 && field[i]! <= 0x37; i++, digits++)
-    stored = stored * 8 + (field[i]! - 0x30);
-  for (; i < 8; i++) if (field[i] !== 0 && field[i] !== 0x20) reject('invalid header checksum field');
+  for (; i < 156 && block[i]! >= 0x30 && block[i]! <= 0x37; i++, digits++)
+    stored = stored * 8 + (block[i]! - 0x30);
+  for (; i < 156; i++) if (block[i] !== 0 && block[i] !== 0x20) reject('invalid header checksum field');
   if (digits === 0) reject('invalid header checksum field');
-  let unsigned = 0;
-  let signed = 0;
-  for (let j = 0; j < BLOCK; j++) {
-    const b = j >= 148 && j < 156 ? 0x20 : block[j]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  if (stored !== unsigned && stored !== signed) reject('bad header checksum');
+  // The checksum field itself counts as eight spaces. One tight pass for the usual (unsigned) sum; the
+  // signed variant (bytes above 127 count negative, as old tars summed) only when that does not match.
+  let unsigned = 8 * 0x20;
+  for (let j = 0; j < 148; j++) unsigned += block[j]!;
+  for (let j = 156; j < BLOCK; j++) unsigned += block[j]!;
+  if (stored === unsigned) return;
+  let signed = unsigned;
+  for (let j = 0; j < BLOCK; j++) if (block[j]! > 127 && (j < 148 || j >= 156)) signed -= 256;
+  if (stored !== signed) reject('bad header checksum');
 }

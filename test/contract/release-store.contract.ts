@@ -216,5 +216,36 @@ export function releaseStoreContract(name: string, factory: ReleaseStoreFactory)
         await cleanup?.();
       }
     });
+
+    it('records a refused upload once per etag, and lists refusals in order', async () => {
+      const { store, cleanup } = await factory();
+      try {
+        // prepare
+        const { release } = await store.create(input('web', 'r1'));
+        const id = release.releaseId;
+        const rejection = (etag: string, at: string) => ({
+          source: { bucket: 'b', key: 'streams/web/r1.tar', etag },
+          reason: `other content (etag ${etag})`,
+          rejectedAt: at,
+        });
+        // act
+        const first = await store.recordRejection(id, rejection('e2', '2026-11-20T10:01:00.000Z'));
+        const again = await store.recordRejection(id, rejection('e2', '2026-11-20T10:02:00.000Z'));
+        const other = await store.recordRejection(id, rejection('e3', '2026-11-20T10:03:00.000Z'));
+        const after = await store.get(id);
+        // assess
+        assert.deepEqual([first, again, other], [true, false, true]);
+        assert.deepEqual(
+          after?.rejections?.map((r) => [r.source.etag, r.rejectedAt]),
+          [
+            ['e2', '2026-11-20T10:01:00.000Z'],
+            ['e3', '2026-11-20T10:03:00.000Z'],
+          ],
+        );
+        assert.equal(after?.source.etag, release.source.etag, 'the release keeps its own source');
+      } finally {
+        await cleanup?.();
+      }
+    });
   });
 }

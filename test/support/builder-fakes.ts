@@ -25,6 +25,9 @@ export async function fakeBuilder(options: {
   tarball: Buffer;
   findVolume?: () => Promise<void>;
   makeBootable?: OpenVolume['makeBootable'];
+  /** Overrides of the opened volume's methods (flush, quiesce, inspect, …), given the volume's root. */
+  volume?: (root: string) => Partial<OpenVolume>;
+  hostSpace?: BuilderDeps['hostSpace'];
 }): Promise<FakeBuilder> {
   const dir = await mkdtemp(join(tmpdir(), 'stemcell-builder-'));
   const releases = new LocalReleaseStore(join(dir, 'releases'));
@@ -65,12 +68,14 @@ export async function fakeBuilder(options: {
         makeBootable: options.makeBootable ?? (async () => {}),
         quiesce: async () => {},
         close: async () => {},
+        ...options.volume?.(root),
       }),
     },
     snapshots: { create: async () => ({ snapshotId: 'snap-1' }) },
     manifestPath: () => join(dir, 'manifest.json'),
     clock: { now: () => new Date() },
     log: (line: string) => void logs.push(line),
+    ...(options.hostSpace ? { hostSpace: options.hostSpace } : {}),
   } as unknown as BuilderDeps;
   const job: BuildJob = {
     version: 1,

@@ -55,7 +55,7 @@ function log(message: string): void {
   process.stderr.write(`[debian] ${message}\n`);
 }
 
-function run(
+export function run(
   cmd: string,
   args: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
@@ -81,7 +81,7 @@ function pidAlive(pid: number): boolean {
 }
 
 /** A directory lock that survives a crashed holder: a lock whose pid is gone is taken over. */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
   await mkdir(join(lockDir, '..'), { recursive: true });
   let announced = false;
   for (;;) {

@@ -17,7 +17,28 @@ export function register(program: Command): void {
       '--recover',
       'only thaw and unmount what a dead agent left behind, then exit (the unit’s ExecStopPost)',
     )
-    .action(async (options: { aws?: boolean; recover?: boolean }) => {
+    .option(
+      '--check',
+      'verify every tool and GRUB directory the builder uses (infra/builder/packages.list), then exit',
+    )
+    .action(async (options: { aws?: boolean; recover?: boolean; check?: boolean }) => {
+      if (options.check) {
+        const { checkRequirements } = await import('#builder/requirements.ts');
+        const results = checkRequirements();
+        const missing = results.filter((r) => !r.found);
+        for (const r of results) {
+          const where = r.found ?? 'MISSING';
+          process.stdout.write(
+            `${r.found ? 'ok     ' : 'missing'} ${r.requirement.need} (${r.requirement.package}): ${where}\n`,
+          );
+        }
+        if (missing.length > 0) {
+          const packages = [...new Set(missing.map((r) => r.requirement.package))].join(' ');
+          throw new CliError(`builder --check: ${missing.length} missing; install: ${packages}`, 1);
+        }
+        process.stdout.write(`builder --check: all ${results.length} tools and directories present\n`);
+        return;
+      }
       // Loaded here, not at start-up: the agent pulls in the AWS SDK, which no other command needs.
       const { agentConfigFromEnv, recoverMounts, runAgent } = await import('#builder/agent.ts');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);

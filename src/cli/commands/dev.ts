@@ -24,22 +24,45 @@ export function register(program: Command): void {
       config,
       volumeBackend: options.volumes,
       log: (line) => progress.line(line),
-      onProgress: (event) => {
-        tracker.onProgress(event);
-        if (event.kind === 'account-updated') void printRelease(event.stream, event.sequence);
-      },
+      onProgress: (event) => tracker.onProgress(event),
+      expireIntervalMs: 60_000,
     });
     const tracker = trackStack(progress, stack);
+    // A republished revision with other content is refused: say so at once, not in a dead-letter file.
+    stack.centralBus.addRule(
+      'stemcell-dev-rejected',
+      { source: ['stemcell'], 'detail-type': ['Release Rejected'] },
+      (e) => {
+        const d = e.detail as { releaseId: string; reason: string };
+        progress.line(`upload refused for ${d.releaseId}: ${d.reason}`);
+      },
+    );
+    // The end of each release, once: the table when every account in scope answered, or the failed regions.
+    // Polled, because accounts report after the last region is announced (and after a restart, too).
     const printed = new Set<string>();
-    const printRelease = async (stream: string, sequence: number) => {
-      const release = (await stack.releases.list(stream)).find((r) => r.sequence === sequence);
-      if (!release?.completedAt || printed.has(release.releaseId)) return;
-      const rows = regionReports(config, release);
-      // Complete means every region announced; print once the accounts in scope have all answered too.
-      if (rows.some((r) => r.accountsUpdated < r.accountsInScope)) return;
-      printed.add(release.releaseId);
-      progress.line(`release ${release.releaseId} complete:\n${reportTable(rows)}`);
+    const seen = new Set((await stack.releases.list()).map((r) => r.releaseId));
+    const printEnded = async () => {
+      for (const release of await stack.releases.list()) {
+        if (printed.has(release.releaseId) || seen.has(release.releaseId)) continue;
+        const regions = Object.entries(release.regions);
+        const failed = regions.filter(([, r]) => r.state === 'failed');
+        if (failed.length > 0 && regions.every(([, r]) => r.state === 'failed' || r.state === 'announced')) {
+          printed.add(release.releaseId);
+          progress.line(
+            `release ${release.releaseId} failed in ${failed.map(([region, r]) => `${region}: ${r.reason ?? 'no reason recorded'}`).join('; ')}`,
+          );
+          continue;
+        }
+        if (!release.completedAt) continue;
+        const rows = regionReports(config, release);
+        // An account without tagged launch templates never answers: a minute after completion, print anyway.
+        const waited = Date.now() - Date.parse(release.completedAt) > 60_000;
+        if (!waited && rows.some((r) => r.accountsUpdated < r.accountsInScope)) continue;
+        printed.add(release.releaseId);
+        progress.line(`release ${release.releaseId} complete:\n${reportTable(rows)}`);
+      }
     };
+    const ender = setInterval(() => void printEnded().catch(() => {}), 1000);
     await stack.start();
     stack.watchBucket();
     const page = options.ui
@@ -65,6 +88,7 @@ export function register(program: Command): void {
       process.once('SIGTERM', resolve);
     });
     progress.line('stopping: finishing the builds in progress');
+    clearInterval(ender);
     await page?.close();
     await stack.stop();
     progress.stop();

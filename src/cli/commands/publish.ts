@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { objectKey, parseObjectKey } from '#core/naming.ts';
 import { LocalObjectStore } from '#local/object-store.ts';
+import type { StoredObject } from '#ports';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 
@@ -54,10 +55,44 @@ export function register(program: Command): void {
       accountId: config.local?.managementAccountId ?? '000000000000',
       region: config.homeRegion,
     });
+    // A published revision is never overwritten: same content is a no-op, other content is refused.
+    const existing = await publishedAs(store, options.stream, revision);
+    if (existing) {
+      const existingSha = existing.metadata.sha256;
+      if (existingSha === sha256) {
+        process.stdout.write(
+          `already published: s3://${existing.bucket}/${existing.key} holds this tarball (sha256 ${sha256})\n`,
+        );
+        return;
+      }
+      throw new CliError(
+        `revision ${revision} of stream ${options.stream} is already published as ${existing.key} with sha256 ` +
+          `${existingSha ?? `unknown (etag ${existing.etag})`}; ${tarball} has sha256 ${sha256}: ` +
+          'publish it as a new revision (--revision)',
+        2,
+      );
+    }
     const stored = await store.put(key, createReadStream(tarball), { sha256 });
     process.stdout.write(
       `published s3://${stored.bucket}/${stored.key} (${size} bytes, sha256 ${sha256}); ` +
         `\`stemcell dev --data ${options.data}\` builds it, \`stemcell status ${options.stream}\` follows it\n`,
     );
+  });
+}
+
+/** The object a revision was published as, whatever its compression suffix (ingest keys releases by revision). */
+async function publishedAs(
+  store: LocalObjectStore,
+  stream: string,
+  revision: string,
+): Promise<StoredObject | undefined> {
+  const prefix = objectKey(stream, revision, '.tar');
+  return (await store.list(prefix)).find((o) => {
+    try {
+      const parsed = parseObjectKey(o.key);
+      return parsed.stream === stream && parsed.revision === revision;
+    } catch {
+      return false;
+    }
   });
 }

@@ -143,6 +143,12 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>): string
       );
     }
   }
+  for (const rejection of release.rejections ?? []) {
+    lines.push(
+      `  rejected upload ${rejection.source.key} (etag ${rejection.source.etag}${rejection.source.sha256 ? `, sha256 ${rejection.source.sha256}` : ''}) at ${rejection.rejectedAt}` +
+        `\n    reason: ${rejection.reason}`,
+    );
+  }
   return lines.join('\n');
 }
 

@@ -149,4 +149,59 @@ describe('Flow: rollout waves', () => {
       assert.equal(defaultImage(flow, accountId(2), HOME, 'web'), first.regions[HOME]?.imageId);
     }, 0.05);
   });
+
+  it('the reconciler re-driving a release never outruns its waves: nothing for the rest while the canary bakes or after a halt', async () => {
+    // prepare: a canary bake far longer than the test
+    await withFlow(async (flow) => {
+      await flow.publish('web', 1, { timers: false });
+      const release = await releaseOf(flow, 'web', 1);
+      assert.equal((await flow.stack.rollouts.get(release.releaseId))?.waves[0]?.state, 'baking');
+      // act: every account that has not reported is "overdue"
+      const report = await flow.stack.reconcile({ reportTimeoutMs: 0 });
+      await flow.stack.settle({ timers: false });
+      // assess
+      assert.deepEqual(
+        report.redelivered.filter((r) => REST_WAVE.includes(r.accountId)),
+        [],
+        'no redelivery to the rest',
+      );
+      for (const account of REST)
+        for (const region of [HOME, OTHER])
+          assert.notEqual(
+            defaultImage(flow, account, region, 'web'),
+            release.regions[region]?.imageId,
+            `${account} in ${region} stays where it was`,
+          );
+      // a late joiner of the rest gets nothing of a release its wave has not reached
+      const { deliverLatestTo } = await import('#core/reconcile.ts');
+      assert.deepEqual(await deliverLatestTo(flow.stack.reconcileDeps(), REST), []);
+    }, 30);
+  });
+
+  it('after a halt the reconciler tells no one: the rest stays on the previous release', async () => {
+    await withFlow(async (flow) => {
+      // prepare: r2 halts in the canary
+      await flow.publish('web', 1);
+      const first = await releaseOf(flow, 'web', 1);
+      flow.stack.members.forAccount(accountId(3), OTHER).failNextInstanceRefresh('web-asg');
+      await flow.publish('web', 2);
+      const release = await releaseOf(flow, 'web', 2);
+      assert.equal((await flow.stack.rollouts.get(release.releaseId))?.state, 'halted');
+      // act
+      const report = await flow.stack.reconcile({ reportTimeoutMs: 0 });
+      await flow.stack.settle();
+      // assess
+      assert.deepEqual(
+        report.redelivered.filter((r) => r.releaseId === release.releaseId),
+        [],
+      );
+      for (const account of REST)
+        for (const region of [HOME, OTHER])
+          assert.equal(defaultImage(flow, account, region, 'web'), first.regions[region]?.imageId);
+      // a late joiner gets the last release that finished its rollout
+      const { deliverLatestTo } = await import('#core/reconcile.ts');
+      const delivered = await deliverLatestTo(flow.stack.reconcileDeps(), [accountId(2)]);
+      assert.deepEqual([...new Set(delivered.map((d) => d.releaseId))], [first.releaseId]);
+    }, 0.05);
+  });
 });

@@ -95,7 +95,8 @@ export interface Flow {
   events: Array<{ detailType: string; detail: Record<string, unknown> }>;
   /** Every AWS-service event that reached the home region's default bus. */
   serviceEvents: ServiceEventEnvelope[];
-  publish(stream: string, revision: number): Promise<void>;
+  /** Publishes and settles; `{ timers: false }` does not wait for pending bake timers. */
+  publish(stream: string, revision: number, settle?: { timers?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -126,7 +127,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
     dir,
     events,
     serviceEvents,
-    async publish(stream, revision) {
+    async publish(stream, revision, settle = {}) {
       const tarball = await buildSampleTarball(
         join(dir, 'work'),
         join(dir, 'tarballs', `${stream}-${revision}.tar.zst`),
@@ -140,7 +141,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
       const body = await readFile(tarball);
       const sha256 = createHash('sha256').update(body).digest('hex');
       await stack.publish(objectKey(stream, `r${revision}`), body, { sha256 });
-      await stack.settle();
+      await stack.settle(settle);
     },
     async close() {
       await stack.stop();
@@ -172,6 +173,34 @@ export function versionCount(flow: Flow, account: string, region: string, stream
   const template = member.launchTemplateByName(`${stream}-lt`);
   if (!template) throw new Error(`no launch template ${stream}-lt in ${account} ${region}`);
   return member.launchTemplateVersions(template.launchTemplateId).length;
+}
+
+/** A stack over `dataDir` with directory volumes and a fast reconciler: a "restart" is a new one over the same folder. */
+export function stackOver(
+  dataDir: string,
+  config: StemcellConfig,
+  options: Partial<ConstructorParameters<typeof LocalStack>[0]> = {},
+): LocalStack {
+  return new LocalStack({
+    dataDir,
+    config,
+    volumeBackend: 'directory',
+    log: () => {},
+    maxReceiveCount: 3,
+    reconcileIntervalMs: 200,
+    ...options,
+  });
+}
+
+/** A sample tarball of `stream` revision `revision`, and its SHA-256, as publish sends them. */
+export async function sampleBody(dir: string, stream: string, revision: number) {
+  const tarball = await buildSampleTarball(
+    join(dir, 'work'),
+    join(dir, 'tarballs', `${stream}-${revision}.tar.zst`),
+    { stream, revision, withKernel: false, files: 20 },
+  );
+  const body = await readFile(tarball);
+  return { body, sha256: createHash('sha256').update(body).digest('hex'), tarball };
 }
 
 /** Runs `body` on a fresh flow and closes it, pass or fail. */

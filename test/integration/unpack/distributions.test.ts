@@ -131,6 +131,20 @@ describe('Function: applyTarball() on the tarballs real distributions make', () 
     });
   });
 
+  it('sets a directory mtime (pre-1970 too) after entries that come back into it, as GNU tar --delay-directory-restore', async (t) => {
+    if (!isRoot()) return t.skip('needs root: chown');
+    // GNU tar without --delay-directory-restore sets a's time when it leaves a/, and a/late then moves it.
+    const archive = tar()
+      .dir('a', { pax: [['mtime', '-100']] })
+      .file('a/first', '1\n', { mtime: T0 })
+      .dir('b', { mtime: T0 })
+      .file('b/x', 'x\n', { mtime: T0 })
+      .file('a/late', 'late\n', { mtime: T0 })
+      .build();
+    const ours = await expectParity(archive, { gnuArgs: ['--delay-directory-restore'] });
+    assert.equal(ours.a?.mtimeNs, '-100000000000');
+  });
+
   describe('an unlisted (implied) parent', () => {
     // tmp/ and tmp/foo/ are implied: only an entry below them is listed.
     const implied = () => tar().file('tmp/foo/bar', 'bar\n', { mtime: T0 }).build();
@@ -303,14 +317,14 @@ describe('Function: applyTarball() on the tarballs real distributions make', () 
       );
     });
 
-    const acls = () =>
+    const acls = (mode = 0o640) =>
       tar()
         .dir('srv', {
           mtime: T0,
           pax: [['SCHILY.acl.default', 'user::rwx\nuser:daemon:r-x\ngroup::r-x\nmask::r-x\nother::r-x\n']],
         })
         .file('srv/shared', 'x\n', {
-          mode: 0o640,
+          mode,
           mtime: T0,
           pax: [
             ['SCHILY.acl.access', 'user::rw-,user:1000:rwx,group::r--,group:33:r--,mask::rwx,other::---'],
@@ -360,19 +374,7 @@ describe('Function: applyTarball() on the tarballs real distributions make', () 
 
     it('keeps the ACL when only the mode changes (chmod rewrites its mask)', async (t) => {
       if (!isRoot()) return t.skip('needs root: ACLs on foreign ids');
-      const rev2 = tar()
-        .dir('srv', {
-          mtime: T0,
-          pax: [['SCHILY.acl.default', 'user::rwx,user:daemon:r-x,group::r-x,mask::r-x,other::r-x']],
-        })
-        .file('srv/shared', 'x\n', {
-          mode: 0o600,
-          mtime: T0,
-          pax: [
-            ['SCHILY.acl.access', 'user::rw-,user:1000:rwx,group::r--,group:33:r--,mask::rwx,other::---'],
-          ],
-        })
-        .build();
+      const rev2 = acls(0o600);
       for (const manifest of [true, false]) {
         await expectParity(rev2, { prior: acls(), manifest, gnuArgs: ['--acls'] });
       }

@@ -186,7 +186,11 @@ describe('Class: LocalSnapshots with LocalVolumes and LocalImages', { skip }, ()
       notifications.map((n) => n.detail.snapshot_id),
       [`arn:aws:ec2::${REGION}:snapshot/${snaps.r1}`, `arn:aws:ec2::${REGION}:snapshot/${snaps.r2}`],
     );
-    assert.equal(notifications[0]?.detail.source, `arn:aws:ec2::${REGION}:volume/${volume.volumeId}`);
+    // The source volume, as EBS names it (register does not parse it, so it is read from the raw event).
+    const raw = ebs.sink.ofType('EBS Snapshot Notification')[0] as
+      | { detail?: { source?: string } }
+      | undefined;
+    assert.equal(raw?.detail?.source, `arn:aws:ec2::${REGION}:volume/${volume.volumeId}`);
     assert.equal(notifications[0]?.account, OWNER);
     assert.deepEqual(
       amis.map((a) => [a.detail.ImageId, a.detail.State]),

@@ -60,7 +60,10 @@ export class FakeS3 {
         ContentLength: obj.body.length,
         VersionId: obj.versionId,
         Metadata: obj.metadata,
-        Body: Readable.from([obj.body]),
+        // A stream with the SDK's helpers, as GetObject's Body is.
+        Body: Object.assign(Readable.from([obj.body]), {
+          transformToString: async (encoding?: BufferEncoding) => obj.body.toString(encoding ?? 'utf8'),
+        }),
       };
     });
     return client;

@@ -11,7 +11,7 @@ import {
   EC2Client,
   ModifyLaunchTemplateCommand,
 } from '@aws-sdk/client-ec2';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import { awsError } from '#test/support/fake-aws/common.ts';
@@ -82,6 +82,7 @@ describe('Class: AwsMemberAccounts', () => {
   it('writes the SSM parameter as an aws:ec2:image String, overwriting', async () => {
     const { ssm, members } = setup();
     ssm.on(PutParameterCommand).resolves({ Version: 2 });
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: 'ami-2', Version: 2 } });
     await members.forAccount('100000000001', 'eu-west-1').putParameter('/stemcell/web', 'ami-2');
     assert.deepEqual(ssm.commandCalls(PutParameterCommand)[0]?.args[0].input, {
       Name: '/stemcell/web',
@@ -90,6 +91,33 @@ describe('Class: AwsMemberAccounts', () => {
       DataType: 'aws:ec2:image',
       Overwrite: true,
     });
+  });
+
+  it("confirms the parameter by reading it back, waiting out SSM's asynchronous image validation", async () => {
+    // prepare: the new version shows on the third read
+    const { ssm, members } = setup();
+    ssm.on(PutParameterCommand).resolves({ Version: 3 });
+    ssm
+      .on(GetParameterCommand)
+      .rejectsOnce(awsError('ParameterNotFound'))
+      .resolvesOnce({ Parameter: { Value: 'ami-1', Version: 2 } })
+      .resolves({ Parameter: { Value: 'ami-2', Version: 3 } });
+    // act
+    await members.forAccount('100000000001', 'eu-west-1').putParameter('/stemcell/web', 'ami-2');
+    // assess
+    assert.equal(ssm.commandCalls(GetParameterCommand).length, 3);
+  });
+
+  it('fails, naming the parameter, when SSM never writes it (image validation without ec2:DescribeImages)', async () => {
+    // prepare: SSM accepts the call, its validation drops the write, the old value stays
+    const { ssm, members } = setup();
+    ssm.on(PutParameterCommand).resolves({ Version: 2 });
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: 'ami-1', Version: 1 } });
+    // act + assess
+    await assert.rejects(
+      members.forAccount('100000000001', 'eu-west-1').putParameter('/stemcell/web', 'ami-2'),
+      /SSM parameter \/stemcell\/web in eu-west-1 was not written with ami-2.*ec2:DescribeImages/,
+    );
   });
 
   it('lists tagged groups over every page and reads their launch template, mixed instances included', async () => {

@@ -29,6 +29,7 @@ import type {
   RegionRecord,
   RegionState,
   RegisterImageInput,
+  Rejection,
   Release,
   ReleaseStore,
   RuleTarget,
@@ -215,6 +216,13 @@ export class FakeReleaseStore implements ReleaseStore {
     const r = this.releases.get(id);
     if (!r || r.completedAt) return false;
     r.completedAt = at;
+    return true;
+  }
+  async recordRejection(id: string, rejection: Rejection) {
+    const r = this.releases.get(id);
+    if (!r) throw new Error(`release ${id} does not exist`);
+    if (r.rejections?.some((x) => x.source.etag === rejection.source.etag)) return false;
+    r.rejections = [...(r.rejections ?? []), rejection];
     return true;
   }
   /** Test helper: a release in a given state without going through ingest. */

@@ -137,10 +137,28 @@ describe('Function: ingest()', () => {
     await assert.rejects(ingest(deps, upload('uploads/web-base.tar')), InvalidObjectKeyError);
   });
 
-  it('refuses the same revision from a different object', async () => {
+  it('refuses the same revision from a different object: recorded on the release and told once', async () => {
+    // prepare
     const { deps } = setup();
-    await ingest(deps, upload(undefined, 'etag-one'));
-    await assert.rejects(ingest(deps, upload(undefined, 'etag-two')), /already published/);
+    const first = await ingest(deps, upload(undefined, 'etag-one'));
+    // act
+    const refused = await ingest(deps, upload(undefined, 'etag-two'));
+    const again = await ingest(deps, upload(undefined, 'etag-two'));
+    // assess
+    assert.match(refused.rejected ?? '', /already published .* differs: publish it as a new revision/);
+    assert.deepEqual([refused.enqueued, again.enqueued], [[], []]);
+    const release = await deps.releases.get(first.release.releaseId);
+    assert.equal(release?.source.etag, 'etag-one', 'the release keeps its source');
+    assert.deepEqual(
+      release?.rejections?.map((r) => r.source.etag),
+      ['etag-two'],
+    );
+    const told = deps.events.ofType('Release Rejected');
+    assert.equal(told.length, 1);
+    assert.equal(
+      (told[0]?.detail as { rejected?: { etag: string } } | undefined)?.rejected?.etag,
+      'etag-two',
+    );
   });
 
   it('reads the object from the S3 EventBridge sample, decoding percent-escapes in the key', () => {

@@ -12,6 +12,7 @@ import { sequenceFromVersionDescription } from '#core/naming.ts';
 import { applyImageReady } from '#core/subscriber.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
 import type { MemberAccount, MemberAccounts } from '#ports';
+import { seededRandom as random } from '#test/support/random.ts';
 import { FakeClock, FakePublisher, imageReadyDetail, RecordingLogger } from './fakes.ts';
 
 const ACCOUNT = '200000000001';
@@ -20,18 +21,6 @@ const STREAM = 'web-base';
 const SCHEDULES = 250;
 
 const imageReady = (sequence: number) => imageReadyDetail(sequence, 'web-base', REGION);
-
-/** mulberry32: a small seeded generator, so a schedule can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 

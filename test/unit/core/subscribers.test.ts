@@ -52,6 +52,21 @@ describe('Function: syncSubscribers()', () => {
     });
   });
 
+  it("never targets the central bus's own account, which Organizations lists with the others", async () => {
+    // prepare: the home (publisher) account is one of the Organization's accounts
+    const ids = accountIds(6);
+    const home = ids[2] as string;
+    const { deps, rules } = setup(ids);
+    // act
+    const result = await syncSubscribers({ ...deps, ownAccountId: home, memberBusName: 'stemcell-member' });
+    // assess
+    const targets = [...rules.rules.values()].flatMap((r) => r.targets);
+    assert.equal(targets.length, 5);
+    assert.ok(!targets.some((t) => t.id === home || t.arn.includes(`:${home}:`)), JSON.stringify(targets));
+    assert.ok(!result.rules.some((r) => r.accountIds.includes(home)));
+    assert.ok(targets.every((t) => t.arn.endsWith(':event-bus/stemcell-member')));
+  });
+
   it('adding an account moves no existing account to another rule', async () => {
     // prepare
     const { deps, organization, rules } = setup(accountIds(12));

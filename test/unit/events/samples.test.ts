@@ -48,6 +48,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   's3-object-created': (e) => ObjectCreatedEvent.parse(e),
   'ebs-snapshot-notification': (e) => SnapshotNotificationEvent.parse(e),
   'ebs-snapshot-notification-failed': (e) => SnapshotNotificationEvent.parse(e),
+  'ebs-snapshot-notification-legacy': (e) => SnapshotNotificationEvent.parse(e),
   'ec2-ami-state-change': (e) => AmiStateChangeEvent.parse(e),
   'sqs-build-job': (e) => {
     for (const record of SqsSchema.parse(e).Records) BuildJob.parse(JSON.parse(record.body));
@@ -59,6 +60,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-image-ready': (e) => ImageReadyEvent.parse(e),
   'stemcell-release-complete': (e) => stemcellEnvelope('Release Complete').parse(e),
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
+  'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
   'stemcell-release-halted': (e) => stemcellEnvelope('Release Halted').parse(e),
 };
@@ -84,6 +86,21 @@ describe('Event samples', () => {
       checks[name](sample(name));
     });
   }
+
+  it("register's schema parses only what register reads (snapshot_id, result, cause)", () => {
+    // prepare: a notification with nothing but the fields register uses (no event, source or times)
+    const minimal = sample<{ detail: Record<string, unknown> }>('ebs-snapshot-notification');
+    minimal.detail = {
+      result: 'succeeded',
+      snapshot_id: 'arn:aws:ec2::eu-west-1:snapshot/snap-0123456789abcdef0',
+    };
+    // act
+    const parsed = SnapshotNotificationEvent.parse(minimal);
+    // assess
+    assert.deepEqual(Object.keys(parsed.detail).sort(), ['cause', 'result', 'snapshot_id']);
+    assert.equal(parsed.detail.cause, '');
+    assert.throws(() => SnapshotNotificationEvent.parse({ ...minimal, detail: { result: 'succeeded' } }));
+  });
 
   it('a sample with a broken field fails its schema', () => {
     const broken = sample<{ detail: { region: string } }>('stemcell-image-ready');
@@ -112,6 +129,16 @@ describe('Emitted events', () => {
         key: 'streams/web-base/2026.11.20.tar.zst',
         etag: 'e',
         time: '2026-11-20T10:00:00Z',
+      },
+    );
+    // Other content under the same revision: refused ("Release Rejected").
+    await ingest(
+      { ...base, objects, buildQueue: (r: string) => new FakeQueue(r) },
+      {
+        bucket: objects.bucket,
+        key: 'streams/web-base/2026.11.20.tar.zst',
+        etag: 'other',
+        time: '2026-11-20T10:01:00Z',
       },
     );
     const deps = {
@@ -212,6 +239,7 @@ describe('Emitted events', () => {
       'Image Ready': 'stemcell-image-ready',
       'Release Complete': 'stemcell-release-complete',
       'Build Failed': 'stemcell-build-failed',
+      'Release Rejected': 'stemcell-release-rejected',
       'Launch Template Updated': 'stemcell-launch-template-updated',
       'Release Halted': 'stemcell-release-halted',
     };

@@ -13,6 +13,7 @@ import {
   roleStatements,
   type Statement,
 } from '#test/support/cfn.ts';
+import { alarmTopicViolations, unreadEnvironment } from '#test/support/infra-checks.ts';
 
 const REGION = new URL('../../../infra/region.yml', import.meta.url).pathname;
 const MEMBER = new URL('../../../infra/member.yml', import.meta.url).pathname;
@@ -98,6 +99,57 @@ describe('Template: infra/region.yml', () => {
     });
     const grant = statements.find((s) => s.Sid === 'OrganizationLetsAwsResourcesUseTheKey');
     assert.equal(grant?.Condition?.Bool?.['kms:GrantIsForAWSResource'], 'true');
+  });
+});
+
+describe('Templates: what would break on AWS', () => {
+  const region = loadCfnYaml(REGION);
+  const member = loadCfnYaml(MEMBER);
+
+  it('encrypts every alarm topic with a key of its own that lets CloudWatch publish (not alias/aws/sns)', async () => {
+    assert.deepEqual(await alarmTopicViolations(region, 'infra/region.yml'), []);
+    assert.deepEqual(await alarmTopicViolations(member, 'infra/member.yml'), []);
+    // One policy for every stack's alarm key: serverless.yml includes the file, the others carry a copy.
+    const shared = loadCfnYaml(new URL('../../../infra/alarm-key-policy.yml', import.meta.url).pathname);
+    assert.deepEqual(region.Resources.AlarmTopicKey?.Properties?.KeyPolicy, shared);
+    assert.deepEqual(member.Resources.AlarmTopicKey?.Properties?.KeyPolicy, shared);
+  });
+
+  it('gives the replica key the policy of the primary key, kms:GrantOperations condition included', () => {
+    // The primary (serverless.yml) names the Organization by parameter value, the replica by Ref.
+    const sls = readFileSync(new URL('../../../serverless.yml', import.meta.url).pathname, 'utf8');
+    const primary = sls.slice(sls.indexOf('    StemcellKey:'), sls.indexOf('    StemcellKeyAlias:'));
+    const replica = asList<Statement>(region.Resources.StemcellReplicaKey?.Properties?.KeyPolicy.Statement);
+    const grant = replica.find((s) => s.Sid === 'OrganizationGrantsTheKeyToItsAutoScalingRole');
+    const operations = grant?.Condition?.['ForAllValues:StringEquals']?.['kms:GrantOperations'] as string[];
+    assert.ok(operations, 'the replica limits what the Auto Scaling grant may do');
+    for (const op of operations) assert.match(primary, new RegExp(`- ${op}\\n`), `primary lists ${op}`);
+    const sids = (text: string) => [...text.matchAll(/Sid: (\w+)/g)].map((m) => m[1]);
+    assert.deepEqual(
+      replica.map((s) => s.Sid),
+      sids(primary),
+    );
+  });
+
+  it("runs the builder on Debian's official AMI and installs exactly the packages setup.sh tests here", () => {
+    const image = (region as unknown as { Parameters: Record<string, { Default?: string }> }).Parameters
+      .BuilderImageId?.Default;
+    assert.match(String(image), /^\/aws\/service\/debian\/release\/[a-z0-9]+\/latest\/amd64$/);
+    const bootstrap = readFileSync(new URL('../../../infra/builder/bootstrap.sh', import.meta.url), 'utf8');
+    const setup = readFileSync(new URL('../../../scripts/setup.sh', import.meta.url), 'utf8');
+    for (const script of [bootstrap, setup]) assert.match(script, /infra\/builder\/packages\.list/);
+    assert.match(bootstrap, /apt-get .*install .*"\$\{packages\[@\]\}"/);
+    assert.doesNotMatch(bootstrap, /\b(dnf|yum)\b/, 'no Amazon Linux package manager');
+    assert.match(bootstrap, /stemcell builder --check\n/, 'the agent starts only after the check');
+    assert.ok(
+      bootstrap.indexOf('builder --check') < bootstrap.indexOf('systemctl enable'),
+      'checked before the agent is enabled',
+    );
+  });
+
+  it('sets no environment variable the subscriber never reads', async () => {
+    const vars = Object.keys(member.Resources.SubscriberFunction?.Properties?.Environment?.Variables ?? {});
+    assert.deepEqual(await unreadEnvironment(vars), []);
   });
 });
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { SUBSCRIBER_RULE_PREFIX } from '#core/naming.ts';
 import {
   asList,
   deadLetterViolations,
@@ -18,6 +19,7 @@ import {
   type Statement,
   type Template,
 } from '#test/support/cfn.ts';
+import { alarmTopicViolations, unreadEnvironment } from '#test/support/infra-checks.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const FUNCTIONS = ['ingest', 'register', 'announce', 'sync-subscribers', 'expire'];
@@ -161,10 +163,46 @@ describe('Template: serverless.yml (packaged offline)', () => {
     assert.deepEqual(openPrincipalViolations([statement], 'CentralBusPolicy'), []);
   });
 
-  it('lets sync-subscribers touch only its own rules on the central bus', () => {
+  it('lets sync-subscribers touch only its own rules on the central bus (the prefix the code names them by)', () => {
     const manage = roleStatements(template).find(
       (s) => s.statement.Sid === 'ManageSubscriberRulesOnly',
     )?.statement;
-    assert.match(JSON.stringify(manage?.Resource), /rule\/stemcell\/stemcell-subscribers-\*/);
+    assert.match(JSON.stringify(manage?.Resource), new RegExp(`rule/stemcell/${SUBSCRIBER_RULE_PREFIX}\\*`));
+  });
+
+  it('targets member buses not named like the central bus (the home account may run the member stack)', async () => {
+    const env = lambda('sync-subscribers')?.Properties?.Environment?.Variables;
+    const memberBus = env?.STEMCELL_MEMBER_BUS_NAME;
+    assert.ok(memberBus, 'sync-subscribers is told the member bus name');
+    assert.notEqual(memberBus, template.Resources.StemcellEventBridgeEventBus?.Properties?.Name);
+    const member = (await import('#test/support/cfn.ts')).loadCfnYaml(
+      join(ROOT, 'infra/member.yml'),
+    ) as unknown as {
+      Parameters: Record<string, { Default?: string }>;
+    };
+    assert.equal(member.Parameters.BusName?.Default, memberBus, 'infra/member.yml names its bus the same');
+  });
+
+  it('sets no environment variable the code never reads', async () => {
+    const unread: string[] = [];
+    for (const fn of FUNCTIONS) {
+      const vars = Object.keys(lambda(fn)?.Properties?.Environment?.Variables ?? {});
+      unread.push(...(await unreadEnvironment(vars)).map((v) => `${fn}: ${v}`));
+    }
+    assert.deepEqual(unread, []);
+  });
+
+  it('encrypts the alarm topic with a key of its own that lets CloudWatch publish (not alias/aws/sns)', async () => {
+    assert.deepEqual(await alarmTopicViolations(template, 'serverless.yml'), []);
+  });
+
+  it("blocks public access to the framework's deployment bucket", async () => {
+    const core = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    assert.deepEqual(core.Resources.ServerlessDeploymentBucket?.Properties?.PublicAccessBlockConfiguration, {
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
   });
 });

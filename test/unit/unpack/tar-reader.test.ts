@@ -160,6 +160,17 @@ describe('Function: detectCompression()', () => {
     assert.equal(detectCompression(header({ name: 'x' })), 'none');
   });
 
+  it('takes a leading zstd skippable frame (pzstd) for zstd, and only the skippable range', () => {
+    const frame = (magic: number) => {
+      const b = Buffer.alloc(8);
+      b.writeUInt32LE(magic, 0);
+      return b;
+    };
+    assert.equal(detectCompression(frame(0x184d2a50)), 'zstd');
+    assert.equal(detectCompression(frame(0x184d2a5f)), 'zstd');
+    assert.equal(detectCompression(frame(0x184d2a60)), 'none');
+  });
+
   it('reads a gzip archive whatever its file name would say', async () => {
     const entries = await readAll(gzipSync(new TarBuilder().file('z', 'zipped').build()), 7);
     assert.deepEqual(

@@ -1,0 +1,28 @@
+// The stack the gauntlet kills: `stemcell dev` reduced to what the gauntlet watches. It runs the local stack
+// over a data folder and prints one JSON line per step it takes (build steps, accounts updated, operator
+// lines), so the gauntlet can SIGKILL it at a chosen moment. Usage: node bench/gauntlet-stack.ts <data> <config.json>
+import { readFileSync } from 'node:fs';
+import { parseConfig } from '#config/load.ts';
+import { LocalStack } from '#local/stack.ts';
+
+const [dataDir, configFile] = process.argv.slice(2);
+if (!dataDir || !configFile) throw new Error('usage: gauntlet-stack.ts <data> <config.json>');
+const say = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
+const stack = new LocalStack({
+  dataDir,
+  config: parseConfig(JSON.parse(readFileSync(configFile, 'utf8'))),
+  log: (line) => say({ kind: 'log', line }),
+  onProgress: (event) => say(event as unknown as Record<string, unknown>),
+  reconcileIntervalMs: 2_000,
+  reconcile: { reportTimeoutMs: 5_000 },
+  dataFolderNeededBytes: 32 * 2 ** 20,
+});
+await stack.start();
+stack.watchBucket(200);
+say({ kind: 'started' });
+await new Promise<void>((resolve) => {
+  process.once('SIGINT', resolve);
+  process.once('SIGTERM', resolve);
+});
+await stack.stop();
+say({ kind: 'stopped' });

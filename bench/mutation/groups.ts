@@ -1,0 +1,129 @@
+// What `npm run mutation` mutates, in groups that each run as one Stryker run, and the test files each group
+// may run. Per mutant only the files whose coverage reaches it run, so a group's list is an upper bound;
+// slow suites (loop devices, GNU tar parity, e2e) stay out, which keeps a full run well under an hour.
+// `mutate` entries may carry a line range (file.ts:10-90) to keep a large file to its paths that matter.
+
+import { readFileSync } from 'node:fs';
+
+export const GOAL = 90;
+
+/**
+ * `file:first-last` line ranges of the named methods or functions, found by name (a method starts at
+ * `name(` after its modifiers and ends at the first `}` back at its indentation), so the ranges follow
+ * the code as it changes. A name that is not found is an error: the group must be updated.
+ */
+export function methods(file: string, ...names: string[]): string[] {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  return names.map((name) => {
+    const head = new RegExp(
+      `^(\\s*)(?:export )?(?:private |public |static |async |function )*${name}\\s*[(<]`,
+    );
+    const start = lines.findIndex((line) => head.test(line));
+    if (start === -1) throw new Error(`mutation groups: no method ${name} in ${file}`);
+    const indent = head.exec(lines[start] ?? '')?.[1] ?? '';
+    const end = lines.findIndex((line, i) => i > start && line === `${indent}}`);
+    if (end === -1) throw new Error(`mutation groups: no end of ${name} in ${file}`);
+    return `${file}:${start + 1}-${end + 1}`;
+  });
+}
+
+export interface Group {
+  name: string;
+  mutate: string[];
+  tests: string[];
+}
+
+export const GROUPS: Group[] = [
+  {
+    name: 'core-release',
+    mutate: [
+      'src/core/ingest.ts',
+      'src/core/register.ts',
+      'src/core/announce.ts',
+      'src/core/build-failure.ts',
+      'src/core/emit.ts',
+      'src/core/errors.ts',
+      'src/core/naming.ts',
+    ],
+    tests: [
+      'test/unit/core/ingest.test.ts',
+      'test/unit/core/register-announce.test.ts',
+      'test/unit/core/guards.test.ts',
+      'test/unit/core/naming.test.ts',
+      'test/unit/core/release-details.test.ts',
+      'test/unit/functions/handlers.test.ts',
+      'test/unit/events/samples.test.ts',
+    ],
+  },
+  {
+    name: 'core-members',
+    mutate: ['src/core/subscriber.ts', 'src/core/subscribers.ts', 'src/core/expire.ts', 'src/core/deps.ts'],
+    tests: [
+      'test/unit/core/subscriber.test.ts',
+      'test/unit/core/subscriber-local.test.ts',
+      // subscriber-concurrency.test.ts stays out: 250 random schedules take ~45 s per mutant here.
+      'test/unit/core/subscribers.test.ts',
+      'test/unit/core/expire.test.ts',
+      'test/unit/core/guards.test.ts',
+      'test/unit/functions/handlers.test.ts',
+    ],
+  },
+  {
+    name: 'local-queues',
+    mutate: ['src/local/fifo-queue.ts', 'src/local/event-bus.ts'],
+    tests: [
+      'test/unit/local/fifo-queue.test.ts',
+      'test/unit/local/fifo-queue-visibility.test.ts',
+      'test/unit/local/event-bus.test.ts',
+      'test/unit/contract-local.test.ts',
+    ],
+  },
+  {
+    name: 'event-pattern',
+    mutate: ['src/local/event-pattern.ts'],
+    tests: ['test/unit/local/event-pattern.test.ts', 'test/unit/local/event-pattern-conformance.test.ts'],
+  },
+  {
+    name: 'worker',
+    mutate: ['src/builder/worker.ts'],
+    tests: [
+      'test/unit/builder/worker.test.ts',
+      'test/unit/builder/worker-guards.test.ts',
+      'test/unit/builder/worker-outcomes.test.ts',
+      'test/unit/builder/agent.test.ts',
+    ],
+  },
+  {
+    // The unpacker's safety paths: chroot-style names, parents that must be real directories, links, the
+    // manifest's word checked against the disk before anything follows a name, removal.
+    name: 'unpack-safety',
+    mutate: [
+      ...methods('src/unpack/tar-reader.ts', 'normalisePath'),
+      ...methods(
+        'src/unpack/apply.ts',
+        'apply',
+        'ensureParents',
+        'ensureImplicitDir',
+        'applyDir',
+        'applySymlink',
+        'applyHardlink',
+        'applyMetadata',
+        'oldState',
+        'underWiped',
+        'removeOld',
+        'removeDiskEntry',
+      ),
+    ],
+    tests: [
+      'test/unit/unpack/tar-reader.test.ts',
+      'test/integration/unpack/manifest-drift.test.ts',
+      'test/integration/unpack/hostile.test.ts',
+    ],
+  },
+  {
+    // The incremental path: what is compared with the manifest or the disk, and what is written.
+    name: 'unpack-incremental',
+    mutate: methods('src/unpack/apply.ts', 'applyFile', 'sameContent', 'createFile'),
+    tests: ['test/integration/unpack/manifest-drift.test.ts', 'test/integration/unpack/incremental.test.ts'],
+  },
+];
