@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
-import type { Imaging } from '#core/deps.ts';
+import type { AnnounceDeps, Imaging, RegisterDeps } from '#core/deps.ts';
 import { releaseId as makeReleaseId } from '#core/naming.ts';
 import type { ImageReady } from '#events/stemcell.ts';
 import type {
@@ -574,4 +574,19 @@ export class FakeMembers implements MemberAccounts {
 /** Twelve-digit account ids 200000000001, 200000000002, … */
 export function accountIds(n: number, from = 1): string[] {
   return Array.from({ length: n }, (_, i) => String(200000000000 + from + i));
+}
+
+/** Register's and announce's deps over fresh fakes: one organization account in OU_A, images per region. */
+export function imagingSetup(config: StemcellConfig = testConfig()) {
+  const imaging = new FakeImaging();
+  const deps = {
+    config,
+    clock: new FakeClock(),
+    logger: new RecordingLogger(),
+    releases: new FakeReleaseStore(),
+    events: new FakePublisher(),
+    imaging: imaging.of,
+    organization: new FakeOrganization([{ id: '200000000001', ou: OU_A }]),
+  } satisfies RegisterDeps & AnnounceDeps;
+  return { deps, imaging };
 }

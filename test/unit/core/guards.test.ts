@@ -22,6 +22,7 @@ import {
   FakePublisher,
   FakeQueue,
   FakeReleaseStore,
+  imagingSetup,
   OU_A,
   RecordingLogger,
   SHA,
@@ -29,20 +30,6 @@ import {
 } from './fakes.ts';
 
 const REGION = 'eu-west-1';
-
-function imagingSetup() {
-  const imaging = new FakeImaging();
-  const deps = {
-    config: testConfig(),
-    clock: new FakeClock(),
-    logger: new RecordingLogger(),
-    releases: new FakeReleaseStore(),
-    events: new FakePublisher(),
-    imaging: imaging.of,
-    organization: new FakeOrganization([{ id: '200000000001', ou: OU_A }]),
-  };
-  return { deps, imaging };
-}
 
 async function registeredImage(setup: ReturnType<typeof imagingSetup>) {
   const { deps, imaging } = setup;

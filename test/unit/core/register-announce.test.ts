@@ -11,29 +11,16 @@ import { BuildFailedDetail, ImageReadyDetail, ReleaseCompleteDetail } from '#eve
 import type { Release } from '#ports';
 import {
   FakeClock,
-  FakeImaging,
+  type FakeImaging,
   FakeOrganization,
   FakePublisher,
   FakeReleaseStore,
+  imagingSetup,
   OU_A,
   RecordingLogger,
   SHA,
   testConfig,
 } from './fakes.ts';
-
-function setup(config = testConfig()) {
-  const imaging = new FakeImaging();
-  const deps = {
-    config,
-    clock: new FakeClock(),
-    logger: new RecordingLogger(),
-    releases: new FakeReleaseStore(),
-    events: new FakePublisher(),
-    imaging: imaging.of,
-    organization: new FakeOrganization([{ id: '200000000001', ou: OU_A }]),
-  } satisfies RegisterDeps & AnnounceDeps;
-  return { deps, imaging };
-}
 
 async function snapshotFor(imaging: FakeImaging, release: Release, region: string, sha = true) {
   return imaging.of(region).snapshots.create('vol-1', {
@@ -59,7 +46,7 @@ const available = (region: string, imageId: string) => ({
 describe('Function: registerSnapshot()', () => {
   it('registers an encrypted image named after the release, tagged with the release', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const release = deps.releases.seed('web-base', '2026.11.20', ['eu-west-1']);
     const snapshot = await snapshotFor(imaging, release, 'eu-west-1');
     // act
@@ -80,7 +67,7 @@ describe('Function: registerSnapshot()', () => {
 
   it('a redelivered notification registers no second image', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const release = deps.releases.seed('web-base', '2026.11.20', ['eu-west-1']);
     const snapshot = await snapshotFor(imaging, release, 'eu-west-1');
     const first = await registerSnapshot(deps, succeeded('eu-west-1', snapshot.snapshotId));
@@ -94,7 +81,7 @@ describe('Function: registerSnapshot()', () => {
 
   it('does not move an announced region back to registering', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const release = deps.releases.seed('web-base', '2026.11.20', ['eu-west-1']);
     const snapshot = await snapshotFor(imaging, release, 'eu-west-1');
     await deps.releases.updateRegion(release.releaseId, 'eu-west-1', { state: 'announced' });
@@ -105,7 +92,7 @@ describe('Function: registerSnapshot()', () => {
   });
 
   it('ignores snapshots that are not stemcell releases', async () => {
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const foreign = await imaging.of('eu-west-1').snapshots.create('vol-9', {
       description: 'backup',
       tags: { Name: 'nightly' },
@@ -118,7 +105,7 @@ describe('Function: registerSnapshot()', () => {
 
   it('a failed snapshot records the failure and publishes Build Failed once', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const release = deps.releases.seed('web-base', '2026.11.20', ['eu-west-1']);
     const snapshot = await snapshotFor(imaging, release, 'eu-west-1');
     const failed = {
@@ -154,7 +141,11 @@ describe('Function: registerSnapshot()', () => {
 });
 
 describe('Function: announceImage()', () => {
-  async function registered(deps: ReturnType<typeof setup>['deps'], imaging: FakeImaging, regions: string[]) {
+  async function registered(
+    deps: ReturnType<typeof imagingSetup>['deps'],
+    imaging: FakeImaging,
+    regions: string[],
+  ) {
     const release = deps.releases.seed('web-base', '2026.11.20', regions);
     const images: Record<string, string> = {};
     for (const region of regions) {
@@ -168,7 +159,7 @@ describe('Function: announceImage()', () => {
 
   it('shares with the organization and publishes a valid Image Ready with every field', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const { release, images } = await registered(deps, imaging, ['eu-west-1', 'us-east-1']);
     const imageId = images['eu-west-1'] as string;
     // act
@@ -205,7 +196,7 @@ describe('Function: announceImage()', () => {
         },
       },
     });
-    const { deps, imaging } = setup(config);
+    const { deps, imaging } = imagingSetup(config);
     const { images } = await registered(deps, imaging, ['eu-west-1']);
     // act
     await announceImage(deps, available('eu-west-1', images['eu-west-1'] as string));
@@ -218,7 +209,7 @@ describe('Function: announceImage()', () => {
 
   it('reads the launch permissions back and announces nothing while they are missing', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const { release, images } = await registered(deps, imaging, ['eu-west-1']);
     imaging.of('eu-west-1').images.dropShares = true;
     // act + assess
@@ -236,7 +227,7 @@ describe('Function: announceImage()', () => {
     const config = testConfig({
       streams: { 'web-base': { regions: ['eu-west-1'], subscribers: { scope: { ous: [OU_A] } } } },
     });
-    const { deps, imaging } = setup(config);
+    const { deps, imaging } = imagingSetup(config);
     const { images } = await registered(deps, imaging, ['eu-west-1']);
     // act
     await announceImage(deps, available('eu-west-1', images['eu-west-1'] as string));
@@ -250,7 +241,7 @@ describe('Function: announceImage()', () => {
 
   it('a retried event publishes Image Ready once; Release Complete once all regions are announced', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const { release, images } = await registered(deps, imaging, ['eu-west-1', 'us-east-1']);
     // act
     await announceImage(deps, available('eu-west-1', images['eu-west-1'] as string));
@@ -273,7 +264,7 @@ describe('Function: announceImage()', () => {
 
   it('a retry after a crash before publishing still publishes Image Ready', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const { images } = await registered(deps, imaging, ['eu-west-1']);
     deps.events.failNext = 1;
     await assert.rejects(announceImage(deps, available('eu-west-1', images['eu-west-1'] as string)));
@@ -286,7 +277,7 @@ describe('Function: announceImage()', () => {
 
   it('takes the SHA-256 from the image tag when the release has none', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const release = deps.releases.seed('web-base', '1', ['eu-west-1'], undefined);
     const snapshot = await snapshotFor(imaging, release, 'eu-west-1', true);
     const r = await registerSnapshot(deps, succeeded('eu-west-1', snapshot.snapshotId));
@@ -298,7 +289,7 @@ describe('Function: announceImage()', () => {
   });
 
   it('a failed image records a build failure', async () => {
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const { images } = await registered(deps, imaging, ['eu-west-1']);
     const result = await announceImage(deps, {
       region: 'eu-west-1',
@@ -313,7 +304,7 @@ describe('Function: announceImage()', () => {
 
   it('ignores pending images and images without release tags', async () => {
     // prepare
-    const { deps, imaging } = setup();
+    const { deps, imaging } = imagingSetup();
     const { imageId } = await imaging.of('eu-west-1').images.register({
       name: 'someone-elses-image',
       description: '',
@@ -348,7 +339,7 @@ describe('Function: announceImage()', () => {
 describe('Function: recordLaunchTemplateUpdate()', () => {
   it('keeps the best outcome per account and region', async () => {
     // prepare
-    const { deps } = setup();
+    const { deps } = imagingSetup();
     const release = deps.releases.seed('web-base', '1', ['eu-west-1']);
     const base = {
       version: 1 as const,
@@ -382,7 +373,7 @@ describe('Function: recordLaunchTemplateUpdate()', () => {
 describe('Function: recordBuildFailure()', () => {
   it('publishes Build Failed with reason and attempts, once', async () => {
     // prepare
-    const { deps } = setup();
+    const { deps } = imagingSetup();
     const release = deps.releases.seed('web-base', '1', ['eu-west-1', 'us-east-1']);
     // act
     const first = await recordBuildFailure(deps, {

@@ -18,6 +18,7 @@ import {
   FakePublisher,
   FakeQueue,
   FakeReleaseStore,
+  imagingSetup,
   OU_A,
   RecordingLogger,
   SHA,
@@ -27,21 +28,11 @@ import {
 const REGION = 'eu-west-1';
 const OTHER_SHA = 'a'.repeat(64);
 
-function setup(config = testConfig()) {
-  const imaging = new FakeImaging();
-  const deps = {
-    config,
-    clock: new FakeClock(),
-    logger: new RecordingLogger(),
-    releases: new FakeReleaseStore(),
-    events: new FakePublisher(),
-    imaging: imaging.of,
-    organization: new FakeOrganization([{ id: '200000000001', ou: OU_A }]),
-  };
-  return { deps, imaging };
-}
-
-async function registered(s: ReturnType<typeof setup>, sha: string | undefined = SHA, snapshotSha = SHA) {
+async function registered(
+  s: ReturnType<typeof imagingSetup>,
+  sha: string | undefined = SHA,
+  snapshotSha = SHA,
+) {
   const release = s.deps.releases.seed('web-base', '2026.11.20', [REGION], sha);
   const snapshot = await s.imaging.of(REGION).snapshots.create('vol-1', {
     description: 'x',
@@ -68,7 +59,7 @@ const available = (imageId: string) => ({
 describe('Function: announceImage()', () => {
   it('says why it ignores an event, and names a missing image', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const { imageId } = await s.imaging.of(REGION).images.register({
       name: 'foreign',
       description: '',
@@ -96,14 +87,14 @@ describe('Function: announceImage()', () => {
 
   it('records a failed image with its error message, or says there was none', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const { imageId } = await registered(s);
     // act
     await announceImage(s.deps, { ...available(imageId), state: 'failed', errorMessage: '' });
     // assess
     const detail = BuildFailedDetail.parse(s.deps.events.ofType('Build Failed')[0]?.detail);
     assert.equal(detail.reason, `image ${imageId} failed: no error message given`);
-    const t = setup();
+    const t = imagingSetup();
     const other = await registered(t);
     await announceImage(t.deps, { ...available(other.imageId), state: 'failed', errorMessage: 'InvalidAMI' });
     const detail2 = BuildFailedDetail.parse(t.deps.events.ofType('Build Failed')[0]?.detail);
@@ -112,7 +103,7 @@ describe('Function: announceImage()', () => {
 
   it("puts the release's SHA-256 before the image tag's, and the image ARN in resources", async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const { imageId } = await registered(s, SHA, OTHER_SHA);
     // act
     await announceImage(s.deps, available(imageId));
@@ -125,7 +116,7 @@ describe('Function: announceImage()', () => {
 
   it('refuses to announce without any SHA-256, naming the release and the object', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const release = s.deps.releases.seed('web-base', '2026.11.20', [REGION], '');
     const snapshot = await s.imaging.of(REGION).snapshots.create('vol-1', {
       description: 'x',
@@ -151,7 +142,7 @@ describe('Function: announceImage()', () => {
 
   it('names the image when its release or stream is unknown', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const { imageId, release } = await registered(s);
     const image = s.imaging.of(REGION).images.images.get(imageId);
     assert.ok(image);
@@ -173,7 +164,7 @@ describe('Function: announceImage()', () => {
 describe('Function: registerSnapshot()', () => {
   it('says why it ignores a snapshot that is gone or not stemcell’s', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const foreign = await s.imaging
       .of(REGION)
       .snapshots.create('vol-9', { description: 'b', tags: {}, clientToken: 'x' });
@@ -204,7 +195,7 @@ describe('Function: registerSnapshot()', () => {
 
   it('records a failed snapshot with its cause, or says there was none', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const release = s.deps.releases.seed('web-base', '2026.11.20', [REGION]);
     const snapshot = await s.imaging
       .of(REGION)
@@ -223,7 +214,7 @@ describe('Function: registerSnapshot()', () => {
 
   it('records the bytes written beside the delta', async () => {
     // prepare
-    const s = setup();
+    const s = imagingSetup();
     const release = s.deps.releases.seed('web-base', '2026.11.20', [REGION]);
     const snapshot = await s.imaging
       .of(REGION)
