@@ -201,6 +201,7 @@ export async function awsReconcileDeps(): Promise<ReconcileDeps> {
   return {
     ...(await awsAnnounceDeps()),
     buildDeadLetters: await regionQueues('-dlq'),
+    ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
   };
 }

@@ -25,6 +25,8 @@ export interface ReconcileDeps extends AnnounceDeps {
   buildDeadLetters?(region: string): FifoQueue;
   /** Name of the bus in each member account; "default" when absent. */
   memberBusName?: string;
+  /** The publisher's own account: never in an audience (as sync-subscribers never targets it). */
+  ownAccountId?: string;
 }
 
 export interface ReconcileOptions {

@@ -172,9 +172,17 @@ export class RoleWorld {
         this.resources.add(t.roleArn(id), t.trustPolicy(id));
       }
     }
-    // Every member account runs the same stack: the reader role of another member trusts the same way.
+    // Every member account runs the same stack: the reader role and the bus of another member admit the same.
     const reader = this.member.roleArn('MemberReaderRole');
     this.resources.add(reader.replace(MEMBER, OTHER_MEMBER), this.member.trustPolicy('MemberReaderRole'));
+    for (const [, p] of resourcesOfType(this.member.template, 'AWS::Events::EventBusPolicy')) {
+      const props = this.member.value(p.Properties);
+      const bus = this.member.attribute(p.Properties?.EventBusName?.Ref, 'Arn');
+      const statement = JSON.stringify({ Sid: props.StatementId, ...props.Statement });
+      this.resources.add(bus.replace(`:${MEMBER}:`, `:${OTHER_MEMBER}:`), {
+        Statement: [JSON.parse(statement.replaceAll(`:${MEMBER}:`, `:${OTHER_MEMBER}:`))],
+      });
+    }
     const replica = this.regions.get('us-east-1') as ResolvedTemplate;
     this.resources.add(
       `arn:aws:kms:us-east-1:${HOME}:key/${KEY_ID}`,

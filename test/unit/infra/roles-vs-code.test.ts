@@ -20,6 +20,7 @@ import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
 import { buildFailedEvent } from '#core/build-failure.ts';
 import { releaseTags } from '#core/naming.ts';
+import type { ReconcileReport } from '#core/reconcile.ts';
 import { BuildJob } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
 import { createHandler as announceHandler } from '#functions/announce/handler.ts';
@@ -50,7 +51,14 @@ import {
 
 /** Granted actions no code path sends, and what uses the role's credentials for them instead. */
 export const ALLOWED_UNUSED: AllowedUnused[] = [
-  ...['IngestRole', 'RegisterRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole'].flatMap((role) => [
+  ...[
+    'IngestRole',
+    'RegisterRole',
+    'AnnounceRole',
+    'SyncSubscribersRole',
+    'ExpireRole',
+    'ReconcileRole',
+  ].flatMap((role) => [
     {
       role,
       action: 'logs:CreateLogStream',
@@ -68,7 +76,7 @@ export const ALLOWED_UNUSED: AllowedUnused[] = [
       reason: 'active tracing: Lambda and the X-Ray SDK send segments',
     },
   ]),
-  ...['IngestRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole'].map((role) => ({
+  ...['IngestRole', 'AnnounceRole', 'SyncSubscribersRole', 'ExpireRole', 'ReconcileRole'].map((role) => ({
     role,
     action: 'sqs:SendMessage',
     reason:
@@ -168,6 +176,14 @@ function setEnv(vars: Record<string, string>) {
   for (const [k, v] of Object.entries(vars)) process.env[k] = v;
 }
 
+/** Exactly one function's environment, as Lambda gives it: nothing another function set stays behind. */
+function useFunctionEnvironment(logicalId: string) {
+  for (const [id] of resourcesOfType(world.home.template, 'AWS::Lambda::Function')) {
+    for (const k of Object.keys(world.functionEnvironment(id))) delete process.env[k];
+  }
+  setEnv(world.functionEnvironment(logicalId));
+}
+
 describe('Roles vs code: the control plane and the builder (home account)', () => {
   let role: (id: string) => RolePrincipal;
   let builderRole: (region: string) => RolePrincipal;
@@ -204,49 +220,15 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
   for (const revision of ['2026.11.20', '2026.11.21', '2026.11.22', '2026.11.23']) {
     const fails = revision === '2026.11.23';
     it(`ingest of ${revision}: every call allowed for IngestRole`, async () => {
-      setEnv(world.functionEnvironment('IngestLambdaFunction'));
-      const body = Buffer.from(`tarball ${revision}`);
-      const key = `streams/web/${revision}.tar.zst`;
-      // As the S3 event names it (the fake compares IfMatch as given).
-      const etag = createHash('md5').update(body).digest('hex');
-      world.fakes.s3.objects.set(`${world.bucket}/${key}`, {
-        body,
-        etag,
-        versionId: `v-${revision}`,
-        metadata: { sha256: createHash('sha256').update(body).digest('hex') },
-      });
-      const event = sample<{ detail: { bucket: { name: string }; object: Record<string, unknown> } }>(
-        's3-object-created',
-      );
-      event.detail.bucket.name = world.bucket;
-      event.detail.object.key = key;
-      event.detail.object.etag = etag;
-      event.detail.object.size = body.length;
-      const { awsIngestDeps } = await freshAwsDeps();
-      const judged = await asRole('IngestRole', role('IngestRole'), async () => {
-        await ingestHandler(await awsIngestDeps(), tools)(event as never, context('ingest'));
-      });
-      assert.deepEqual(deniedMessages(judged), []);
+      assert.deepEqual(deniedMessages(await ingestOnce(revision)), []);
     });
 
     it(`builder of ${revision} in every region: every call allowed for BuilderRole`, async () => {
-      for (const region of BUILD_REGIONS) {
-        const instanceId = `i-0builder${region.replaceAll('-', '')}`.slice(0, 19);
-        world.instanceTags.set(instanceId, { 'stemcell:builder': 'true', Name: 'stemcell-builder' });
-        const t = world.regions.get(region) as RoleWorld['home'];
-        const judged = await asRole(`BuilderRole`, builderRole(region), () =>
-          buildOnce(
-            region,
-            instanceId,
-            t.value(t.resource('BuilderLaunchTemplate').Properties?.LaunchTemplateData?.UserData),
-          ),
-        );
-        assert.deepEqual(deniedMessages(judged), []);
-      }
+      assert.deepEqual(deniedMessages(await buildEverywhere()), []);
     });
 
     it(`register of ${revision}: every call allowed for RegisterRole`, async () => {
-      setEnv(world.functionEnvironment('RegisterLambdaFunction'));
+      useFunctionEnvironment('RegisterLambdaFunction');
       const { awsRegisterDeps } = await freshAwsDeps();
       const event = sample<{ Records: { body: string }[] }>('sqs-ebs-snapshot-notification');
       const template = event.Records[0] as { body: string };
@@ -282,7 +264,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     const waves = revision === '2026.11.22';
     it(`announce of ${revision}: every call allowed for AnnounceRole`, async () => {
       if (waves) putConfig({ web: { ...web(2), rollout: ROLLOUT }, api });
-      setEnv(world.functionEnvironment('AnnounceLambdaFunction'));
+      useFunctionEnvironment('AnnounceLambdaFunction');
       const { awsAnnounceDeps } = await freshAwsDeps();
       const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
         const handler = announceHandler(await awsAnnounceDeps(), tools);
@@ -313,30 +295,24 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     if (!waves) continue;
     // us-east-1's "AMI available" event was lost: the reconciler announces that image (to the canary only),
     // and, the last region of the wave, starts its bake timer.
-    it(`reconcile of ${revision} (an announcement lost): the rollout's calls are allowed for ReconcileRole and use its rollout grants`, async () => {
-      setEnv(world.functionEnvironment('ReconcileLambdaFunction'));
+    it(`reconcile of ${revision} (an announcement lost): every call allowed for ReconcileRole, to the canary only`, async () => {
+      useFunctionEnvironment('ReconcileLambdaFunction');
       const { awsReconcileDeps } = await freshAwsDeps();
-      world.trace.take();
-      const report = await reconcileHandler(await awsReconcileDeps(), tools)({}, context('reconcile'));
-      const announced = report.announced.map((a) => a.region);
+      let announced: string[] = [];
+      const judged = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
+        const report = await reconcileHandler(await awsReconcileDeps(), tools)({}, context('reconcile'));
+        announced = report.announced.map((a) => a.region);
+      });
       assert.deepEqual(announced, ['us-east-1'], 'the reconciler announced the region whose event was lost');
       const readies = world.fakes.events.delivered.filter((e) => e.DetailType === 'Image Ready');
       assert.deepEqual(JSON.parse(readies.at(-1)?.Detail ?? '{}').audience, [MEMBER], 'to the canary only');
-      const judged = await world.judge(world.requests(role('ReconcileRole')));
+      // The last region of the canary: the reconciler started its bake timer.
+      assert.equal(world.fakes.scheduler.schedules.size, 1);
       assert.deepEqual(deniedMessages(judged), []);
-      // The rest of the role (DLQ consumption, registering, redelivery) has no traced scenario yet: only
-      // the grants the rollout needs are held to "used".
-      const rolloutGrants = unusedGrants(
-        role('ReconcileRole'),
-        'ReconcileRole',
-        judged,
-        ALLOWED_UNUSED,
-      ).filter((m) => /BakeTimers|PassBakeTimerRole|dynamodb:PutItem/.test(m));
-      assert.deepEqual(rolloutGrants, []);
     });
 
     it(`bake timers of ${revision}: Scheduler invokes announce with BakeTimerRole, announce reads the wave alarm`, async () => {
-      setEnv(world.functionEnvironment('AnnounceLambdaFunction'));
+      useFunctionEnvironment('AnnounceLambdaFunction');
       world.fakes.cloudwatch.alarms.set(CANARY_ALARM_NAME, 'OK');
       const { awsAnnounceDeps } = await freshAwsDeps();
       const fired: Awaited<ReturnType<ReturnType<typeof announceHandler>>>[] = [];
@@ -391,7 +367,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
   }
 
   it('sync-subscribers: every call allowed for SyncSubscribersRole; EventBridge may deliver to every target', async () => {
-    setEnv(world.functionEnvironment('SyncDashsubscribersLambdaFunction'));
+    useFunctionEnvironment('SyncDashsubscribersLambdaFunction');
     const { awsSyncSubscribersDeps } = await freshAwsDeps();
     // A rule left over with a target that must go: removal and deletion run too.
     world.fakes.events.rules.set('stemcell-subscribers-9', {
@@ -433,7 +409,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     ['keep 1, announced to an OU', { web: web(1, { ous: [OU] }), api }],
   ] as const) {
     it(`expire (${round}): every call allowed for ExpireRole, and in member accounts for the reader role`, async () => {
-      setEnv(world.functionEnvironment('ExpireLambdaFunction'));
+      useFunctionEnvironment('ExpireLambdaFunction');
       putConfig(config);
       // The home account has a launch template of its own on the newest image.
       world
@@ -474,6 +450,48 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     });
   }
 
+  it('reconcile: every call allowed for ReconcileRole, on every path it re-drives', async () => {
+    putConfig({ web: web(2), api });
+    // prepare: 2026.11.24 built everywhere, its snapshot notifications lost (snapshot, no image: register and
+    // announce are the reconciler's); 2026.11.25 ingested and never built. The fake SQS serves every queue URL
+    // from one list: the jobs of 2026.11.25 stand for the build DLQs' content (their attempts ran out).
+    assert.deepEqual(deniedMessages(await ingestOnce('2026.11.24')), []);
+    assert.deepEqual(deniedMessages(await buildEverywhere()), []);
+    const stranded = releaseId;
+    assert.deepEqual(deniedMessages(await ingestOnce('2026.11.25')), []);
+    useFunctionEnvironment('ReconcileLambdaFunction');
+    const { awsReconcileDeps } = await freshAwsDeps();
+    let report: ReconcileReport | undefined;
+    // act: one scheduled run; no report timeout, so every account of the audience is told again too.
+    const judged = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
+      report = await reconcileHandler(await awsReconcileDeps(), tools, { reportTimeoutMs: 0 })(
+        { 'detail-type': 'Scheduled Event' },
+        context('reconcile'),
+      );
+    });
+    // assess: each path ran, and each call was allowed
+    assert.deepEqual(
+      report?.failed.map((f) => f.region).sort(),
+      [...BUILD_REGIONS].sort(),
+      'the DLQ jobs failed their regions',
+    );
+    assert.deepEqual(
+      report?.registered.map((r) => `${r.releaseId} ${r.region}`).sort(),
+      BUILD_REGIONS.map((r) => `${stranded} ${r}`).sort(),
+    );
+    assert.equal(report?.announced.length, BUILD_REGIONS.length);
+    const told = new Set(report?.redelivered.map((r) => r.accountId));
+    assert.deepEqual([...told].sort(), [MEMBER, OTHER_MEMBER]);
+    const memberPuts = judged.filter(
+      (v) => v.request.action === 'events:PutEvents' && !v.request.resource.includes(`:${HOME}:`),
+    );
+    assert.ok(
+      memberPuts.every((v) => v.request.resource.endsWith(':event-bus/stemcell-member')),
+      `Image Ready goes to the member stack's bus: ${memberPuts.map((v) => v.request.resource).join(', ')}`,
+    );
+    assert.deepEqual(deniedMessages(judged), []);
+  });
+
   it("the templates' own rule targets may put events on the buses they target", async () => {
     const judged = await world.judge(world.ruleTargetRequests());
     assert.ok(judged.length >= 3);
@@ -486,15 +504,10 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
 
   it('grants nothing that no traced call uses, outside the allow-list', () => {
     const unused: string[] = [];
-    // A role with no traced scenario yet is not proven either way; listed here so the gap stays visible.
-    const untraced = new Map([
-      ['ReconcileRole', 'the reconcile λ landed beside this proof; its calls are not traced yet'],
-    ]);
     const check = (id: string, principal: RolePrincipal) =>
       unused.push(...unusedGrants(principal, id, verdicts.get(id) ?? [], ALLOWED_UNUSED));
     for (const [id] of resourcesOfType(world.home.template, 'AWS::IAM::Role')) {
       if (id === 'OrganizationEventsRole' && !verdicts.has(id)) continue; // us-east-1 home only
-      if (untraced.has(id) && !verdicts.has(id)) continue;
       check(id, role(id));
     }
     for (const region of BUILD_REGIONS) {
@@ -512,6 +525,52 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       assert.ok(entry.reason.length > 10, `${entry.role} ${entry.action}: reason`);
     }
   });
+
+  /** Ingest of one revision of web, as S3's "Object Created" event triggers it; the verdicts of its calls. */
+  async function ingestOnce(revision: string): Promise<Verdict[]> {
+    useFunctionEnvironment('IngestLambdaFunction');
+    const body = Buffer.from(`tarball ${revision}`);
+    const key = `streams/web/${revision}.tar.zst`;
+    // As the S3 event names it (the fake compares IfMatch as given).
+    const etag = createHash('md5').update(body).digest('hex');
+    world.fakes.s3.objects.set(`${world.bucket}/${key}`, {
+      body,
+      etag,
+      versionId: `v-${revision}`,
+      metadata: { sha256: createHash('sha256').update(body).digest('hex') },
+    });
+    const event = sample<{ detail: { bucket: { name: string }; object: Record<string, unknown> } }>(
+      's3-object-created',
+    );
+    event.detail.bucket.name = world.bucket;
+    event.detail.object.key = key;
+    event.detail.object.etag = etag;
+    event.detail.object.size = body.length;
+    const { awsIngestDeps } = await freshAwsDeps();
+    return asRole('IngestRole', role('IngestRole'), async () => {
+      await ingestHandler(await awsIngestDeps(), tools)(event as never, context('ingest'));
+    });
+  }
+
+  /** One build of the queued job in every build region, each as that region's BuilderRole. */
+  async function buildEverywhere(): Promise<Verdict[]> {
+    const judged: Verdict[] = [];
+    for (const region of BUILD_REGIONS) {
+      const instanceId = `i-0builder${region.replaceAll('-', '')}`.slice(0, 19);
+      world.instanceTags.set(instanceId, { 'stemcell:builder': 'true', Name: 'stemcell-builder' });
+      const t = world.regions.get(region) as RoleWorld['home'];
+      judged.push(
+        ...(await asRole(`BuilderRole`, builderRole(region), () =>
+          buildOnce(
+            region,
+            instanceId,
+            t.value(t.resource('BuilderLaunchTemplate').Properties?.LaunchTemplateData?.UserData),
+          ),
+        )),
+      );
+    }
+    return judged;
+  }
 
   /** The builder's calls for one build, through the adapters and wiring src/builder/agent.ts uses. */
   async function buildOnce(region: string, instanceId: string, userData: unknown): Promise<void> {
