@@ -177,7 +177,8 @@ export async function awsRegisterDeps(): Promise<RegisterDeps> {
   return { ...(await base()), imaging };
 }
 
-export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+/** announce's deps without the bake timer: what reads releases, rollouts and pins (late joiners) needs. */
+async function announceReadDeps(): Promise<AnnounceDeps> {
   const region = homeRegion();
   return {
     ...(await base()),
@@ -187,13 +188,19 @@ export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
       tableName: env('STEMCELL_TABLE'),
       client: awsClients().dynamodb(region),
     }),
+    alarms: new CloudWatchAlarms({ client: (r) => awsClients().cloudwatch(r) }),
+  };
+}
+
+export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+  return {
+    ...(await announceReadDeps()),
     timer: new SchedulerBakeTimer({
-      client: awsClients().scheduler(region),
+      client: awsClients().scheduler(homeRegion()),
       targetArn: env('STEMCELL_BAKE_TARGET_ARN'),
       roleArn: env('STEMCELL_BAKE_ROLE_ARN'),
       ...(process.env.STEMCELL_BAKE_DLQ_ARN ? { deadLetterArn: process.env.STEMCELL_BAKE_DLQ_ARN } : {}),
     }),
-    alarms: new CloudWatchAlarms({ client: (r) => awsClients().cloudwatch(r) }),
   };
 }
 
@@ -215,6 +222,15 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
     ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
+    // Late joiners: the reconciler's delivery of the newest images, with this function's role.
+    // Waves and pins decide what a joiner may hear (it reads rollout items); it never starts a bake timer.
+    catchUp: {
+      ...(await announceReadDeps()),
+      ownAccountId: await ownAccountId(),
+      ...(process.env.STEMCELL_MEMBER_BUS_NAME
+        ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME }
+        : {}),
+    },
     rules: new EventBridgeBusRules({
       eventBusName: cfg.busName,
       client: awsClients().eventBridge(homeRegion()),

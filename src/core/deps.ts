@@ -1,5 +1,6 @@
 // What each core function needs, as plain objects of ports. The Lambda handlers (functions/commons/aws-deps.ts)
 // and the local runtime build these the same way, so the core cannot tell where it runs.
+
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
   Alarms,
@@ -16,6 +17,7 @@ import type {
   RolloutStore,
   Snapshots,
 } from '#ports';
+import type { ReconcileDeps } from './reconcile.ts';
 
 /** The slice of a logger the core uses; Powertools' Logger satisfies it. */
 export interface Logger {
@@ -84,6 +86,11 @@ export interface SyncSubscribersDeps extends BaseDeps {
    * be the central bus's own account, and with the member bus named like the central one, the bus itself.
    */
   ownAccountId?: string;
+  /**
+   * What the reconciler needs to bring accounts that joined the audience to the newest announced image of each
+   * of their streams (late joiners, `deliverLatestTo`). Absent: joiners wait for the next release.
+   */
+  catchUp?: ReconcileDeps;
 }
 
 /** What a member account's subscriber does for one stream beyond moving its launch templates. */

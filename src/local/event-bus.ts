@@ -2,6 +2,11 @@
 // backoff and a dead-letter list. Targets are in-process handlers (a local Lambda) or other buses (the
 // cross-account targets of the central bus); buses of other accounts are found through an EventBusRegistry by
 // their ARN, as PutTargets names them on AWS.
+// Durable like EventBridge once PutEvents succeeds: every delivery an accepted event owes (one per matching
+// rule target) is written to the bus's deliveries/ folder before publish() returns, and removed only once the
+// target took it or it went to the dead letters. After a crash, resumeDeliveries() (the stack calls it at start,
+// once its rules are wired) delivers again what was in flight: at least once, never lost.
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { EVENT_SOURCE, StemcellDetailSchemas, type StemcellDetailType } from '#events/stemcell.ts';
 import type { BusEvent, BusRule, BusRules, Clock, EventPublisher, RuleTarget } from '#ports';
@@ -118,6 +123,14 @@ interface RuleState {
   persisted: boolean;
   targets: TargetState[];
 }
+/** One delivery an accepted event owes a rule target, as deliveries/<id>.json holds it until it is done. */
+interface PendingDelivery {
+  id: string;
+  ruleName: string;
+  targetId: string;
+  event: EventEnvelope;
+  acceptedAt: string;
+}
 interface PersistedRules {
   rules: { name: string; eventPattern: string; description: string; targets: RuleTarget[] }[];
 }
@@ -139,6 +152,8 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   private localTargetCounter = 0;
   /** Buses this one delivered to, so drain() can wait for what they deliver in turn. */
   private readonly forwardedTo = new Set<LocalEventBus>();
+  /** Ids of the pending deliveries this process is working on (resumeDeliveries skips them). */
+  private readonly inFlight = new Set<string>();
 
   constructor(root: string, options: LocalEventBusOptions) {
     this.name = options.name ?? 'default';
@@ -199,16 +214,84 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     this.accept(envelope);
   }
 
-  /** Takes an envelope as it is (another bus forwarding, a service emitting) and schedules its deliveries. */
+  /**
+   * Takes an envelope as it is (another bus forwarding, a service emitting), stores the deliveries it owes and
+   * schedules them. Throws, with nothing stored, if a delivery cannot be stored (a full disk): not accepted.
+   */
   accept(envelope: EventEnvelope): void {
     // Targets receive JSON, as on AWS: a copy per delivery, so no handler sees another's mutations.
     const json = JSON.stringify(envelope);
     const event = JSON.parse(json) as EventEnvelope;
-    for (const rule of this.rules.values()) {
-      if (!rule.matcher(event)) continue;
-      for (const target of rule.targets) {
-        this.tracker.track(this.deliver(rule, target, JSON.parse(json) as EventEnvelope));
+    const owed: { rule: RuleState; target: TargetState; pending: PendingDelivery }[] = [];
+    try {
+      for (const rule of this.rules.values()) {
+        if (!rule.matcher(event)) continue;
+        for (const target of rule.targets) {
+          const pending: PendingDelivery = {
+            id: crypto.randomUUID(),
+            ruleName: rule.name,
+            targetId: target.id,
+            event: JSON.parse(json) as EventEnvelope,
+            acceptedAt: this.clock.now().toISOString(),
+          };
+          writeJsonAtomic(this.pendingPath(pending.id), pending);
+          owed.push({ rule, target, pending });
+        }
       }
+    } catch (err) {
+      for (const { pending } of owed) rmSync(this.pendingPath(pending.id), { force: true });
+      throw err;
+    }
+    for (const { rule, target, pending } of owed) this.schedule(rule, target, pending);
+  }
+
+  /**
+   * Delivers again every stored delivery this process is not already working on: what a crashed process had
+   * accepted and not finished. Call it once the bus's rules and local targets are wired again. A delivery
+   * whose rule or target is gone goes to the dead letters. Returns how many were resumed.
+   */
+  resumeDeliveries(): number {
+    let names: string[];
+    try {
+      names = readdirSync(this.deliveriesDir).filter((n) => n.endsWith('.json'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    let resumed = 0;
+    for (const name of names) {
+      const pending = readJson<PendingDelivery | undefined>(join(this.deliveriesDir, name), undefined);
+      if (!pending || this.inFlight.has(pending.id)) continue;
+      const rule = this.rules.get(pending.ruleName);
+      const target = rule?.targets.find((t) => t.id === pending.targetId);
+      if (!rule || !target) {
+        this.deadLetter(
+          { name: pending.ruleName },
+          { id: pending.targetId, arn: '' },
+          pending.event,
+          new LocalServiceError(
+            'ResourceNotFoundException',
+            `rule ${pending.ruleName} or its target ${pending.targetId} no longer exists on EventBus ${this.name}`,
+            404,
+          ),
+          0,
+        );
+        rmSync(this.pendingPath(pending.id), { force: true });
+        continue;
+      }
+      this.schedule(rule, target, pending);
+      resumed++;
+    }
+    return resumed;
+  }
+
+  /** Deliveries accepted and not yet finished (stored in deliveries/). */
+  pendingDeliveries(): number {
+    try {
+      return readdirSync(this.deliveriesDir).filter((n) => n.endsWith('.json')).length;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
     }
   }
 
@@ -324,6 +407,29 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   }
   private get deadLettersPath(): string {
     return join(this.dir, 'dead-letters.json');
+  }
+  private get deliveriesDir(): string {
+    return join(this.dir, 'deliveries');
+  }
+  private pendingPath(id: string): string {
+    return join(this.deliveriesDir, `${id}.json`);
+  }
+
+  private schedule(rule: RuleState, target: TargetState, pending: PendingDelivery): void {
+    this.inFlight.add(pending.id);
+    const delivery = this.deliver(rule, target, pending.event).then(
+      () => {
+        // Done (taken, or a dead letter): no longer owed. A crash before this line delivers it again.
+        rmSync(this.pendingPath(pending.id), { force: true });
+        this.inFlight.delete(pending.id);
+      },
+      (err: unknown) => {
+        // Not even its dead letter could be written: it stays owed, for the next resumeDeliveries().
+        this.inFlight.delete(pending.id);
+        throw err;
+      },
+    );
+    this.tracker.track(delivery);
   }
 
   private persist(): void {
@@ -468,7 +574,17 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
         }
       }
     }
-    const error = lastError instanceof Error ? lastError : new Error(String(lastError));
+    this.deadLetter(rule, target, event, lastError, this.retry.maxAttempts);
+  }
+
+  private deadLetter(
+    rule: Pick<RuleState, 'name'>,
+    target: Pick<TargetState, 'id' | 'arn'>,
+    event: EventEnvelope,
+    failure: unknown,
+    attempts: number,
+  ): void {
+    const error = failure instanceof Error ? failure : new Error(String(failure));
     const letter: DeadLetter = {
       ruleName: rule.name,
       ruleArn: `arn:aws:events:${this.region}:${this.accountId}:rule/${this.name === 'default' ? '' : `${this.name}/`}${rule.name}`,
@@ -477,7 +593,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
       event,
       errorCode: error.name,
       errorMessage: error.message,
-      attempts: this.retry.maxAttempts,
+      attempts,
       failedAt: this.clock.now().toISOString(),
     };
     writeJsonAtomic(this.deadLettersPath, [...this.deadLetters(), letter]);

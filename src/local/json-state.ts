@@ -1,8 +1,20 @@
 // State files of the local adapters. Writes go to a temporary file that is renamed over the target, so a reader
-// in another process (`stemcell status`) sees the old or the new content, never half of it. Synchronous on
-// purpose: a read-modify-write then runs in one tick and cannot interleave with another async operation of the
-// same (single) writer process.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// in another process (`stemcell status`) sees the old or the new content, never half of it. Each write is
+// durable before it returns, as the AWS services it stands for are once their call succeeds: the temporary
+// file is fsynced before the rename, and its directory after it (without the second fsync a power loss can
+// forget the rename). Synchronous on purpose: a read-modify-write then runs in one tick and cannot interleave
+// with another async operation of the same (single) writer process.
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 
 let tmpCounter = 0;
@@ -30,11 +42,28 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode?: 
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
   try {
-    writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  }
+  fsyncDir(dirname(path));
+}
+
+/** Makes the entries of a directory (a rename into it, a new file) survive a power loss. */
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -5,14 +5,24 @@
 // A process without a bus (`stemcell publish`) stores objects without emitting; a long-running process
 // (`stemcell dev`) notices them with scanForNew()/watch() and emits once per (key, etag).
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Clock, ObjectStore, StoredObject } from '#ports';
 import { awsTime, systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
+import { fsyncDir, readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
 import { type ServiceEventSink, serviceEvent } from './service-events.ts';
 
 export interface LocalObjectStoreOptions {
@@ -102,12 +112,20 @@ export class LocalObjectStore implements ObjectStore {
         }),
         createWriteStream(tmp),
       );
+      // Durable before the PUT returns, as S3's is: the body's data, then (below) the rename into its folder.
+      const fd = openSync(tmp, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       // A versioned bucket keeps what it had: the body and sidecar of the current version move aside first.
       const previous = this.versioning
         ? readJson<Sidecar | undefined>(this.metaPath(key), undefined)
         : undefined;
       if (previous?.versionId) this.archive(previous);
       renameSync(tmp, bodyPath);
+      fsyncDir(dirname(bodyPath));
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
@@ -230,7 +248,7 @@ export class LocalObjectStore implements ObjectStore {
     mkdirSync(dir, { recursive: true });
     const id = current.versionId as string;
     renameSync(join(this.objectsDir, current.key), join(dir, id));
-    writeJsonAtomic(join(dir, `${id}.json`), current);
+    writeJsonAtomic(join(dir, `${id}.json`), current); // fsyncs dir: the renamed body's entry too
   }
 
   private getVersion(

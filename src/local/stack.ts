@@ -28,12 +28,7 @@ import type {
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
 import type { ExpireOptions } from '#core/expire.ts';
 import { defaultInstanceType } from '#core/instance-types.ts';
-import {
-  deliverLatestTo,
-  type ReconcileDeps,
-  type ReconcileOptions,
-  type ReconcileReport,
-} from '#core/reconcile.ts';
+import type { ReconcileDeps, ReconcileOptions, ReconcileReport } from '#core/reconcile.ts';
 import { protectedImages } from '#core/rollback.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
@@ -311,6 +306,11 @@ export class LocalStack {
       );
     }
     await this.syncSubscribers();
+    // Every bus's rules are wired now (member buses by the sync): deliveries a previous run accepted and never
+    // finished are delivered again, as EventBridge keeps retrying what PutEvents accepted.
+    let resumed = 0;
+    for (const bus of this.registry.list()) resumed += bus.resumeDeliveries();
+    if (resumed > 0) this.#log(`event buses: ${resumed} delivery(ies) in flight in a previous run resumed`);
     // A small builder fleet per region: jobs of different streams build side by side, one stream stays serial
     // (FIFO message group).
     for (const runtime of this.regions.values()) {
@@ -461,12 +461,12 @@ export class LocalStack {
       this.memberBus(account.id);
       await this.#grantKeyToAutoScaling(account.id);
     }
-    const result = await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
+    // Late joiners (an account new to the audience gets the newest announced image of each of its streams):
+    // the handler has the reconciler deliver them, as on AWS.
+    await createSyncSubscribers(this.syncSubscribersDeps(), this.#tools)(
       {},
       lambdaContext('sync-subscribers'),
     );
-    // Late joiners: an account new to the audience gets the newest announced image of each of its streams.
-    await deliverLatestTo(this.reconcileDeps(), result.joined);
   }
 
   /** expire λ (7 days of grace between deprecation and deregistration unless told otherwise). */
@@ -636,7 +636,12 @@ export class LocalStack {
   }
 
   syncSubscribersDeps(): SyncSubscribersDeps {
-    return { ...this.#base(), organization: this.organization, rules: this.centralBus };
+    return {
+      ...this.#base(),
+      organization: this.organization,
+      rules: this.centralBus,
+      catchUp: this.reconcileDeps(),
+    };
   }
 
   expireDeps(): ExpireDeps {

@@ -380,12 +380,18 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         { Id: '444444444444', Arn: 'arn:aws:events:eu-west-1:444444444444:event-bus/stemcell-member' },
       ],
     });
+    let caughtUp: { accountId: string; region: string }[] = [];
     const judged = await asRole('SyncSubscribersRole', role('SyncSubscribersRole'), async () => {
-      await syncHandler(await awsSyncSubscribersDeps(), tools)(
+      ({ caughtUp } = await syncHandler(await awsSyncSubscribersDeps(), tools)(
         { 'detail-type': 'Scheduled Event' },
         context('sync'),
-      );
+      ));
     });
+    // No rule targeted the members before this run: they are late joiners, told of the newest image everywhere.
+    assert.deepEqual(
+      caughtUp.map((c) => `${c.accountId} ${c.region}`).sort(),
+      [MEMBER, OTHER_MEMBER].flatMap((a) => BUILD_REGIONS.map((r) => `${a} ${r}`)).sort(),
+    );
     assert.deepEqual(deniedMessages(judged), []);
     // What EventBridge then does with the delivery role: put events on each member account's bus.
     const targets = [...world.fakes.events.rules.values()].flatMap((r) => r.targets);
