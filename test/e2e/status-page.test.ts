@@ -36,7 +36,9 @@ describe('Status page (Chromium)', {
       streams: ['web'],
       rollout: {
         waves: [
-          { name: 'canary', ous: [OU_A], bakeMinutes: 0.05 },
+          // Long enough for the slowed subscriber to report both regions on a loaded machine (a missing
+          // report would halt the canary for the wrong reason).
+          { name: 'canary', ous: [OU_A], bakeMinutes: 0.2 },
           { name: 'rest', bakeMinutes: 0.01 },
         ],
       },
