@@ -51,6 +51,7 @@ export const GROUPS: Group[] = [
       'test/unit/core/guards.test.ts',
       'test/unit/core/naming.test.ts',
       'test/unit/core/release-details.test.ts',
+      'test/unit/core/failures.test.ts',
       'test/unit/functions/handlers.test.ts',
       'test/unit/events/samples.test.ts',
     ],
@@ -67,6 +68,28 @@ export const GROUPS: Group[] = [
       'test/unit/core/guards.test.ts',
       'test/unit/functions/handlers.test.ts',
     ],
+  },
+  {
+    // Whether every account can launch the new image: the verdict over launch templates, the launch
+    // permissions announce sets and reads back, instance type fit, and the local launch model's EC2 rules.
+    name: 'launch-model',
+    mutate: [
+      'src/core/launch.ts',
+      'src/core/launch-permissions.ts',
+      'src/core/instance-types.ts',
+      'src/local/launch-model.ts',
+    ],
+    tests: [
+      'test/unit/core/launch.test.ts',
+      'test/unit/local/launch-model.test.ts',
+      'test/unit/core/register-announce.test.ts',
+    ],
+  },
+  {
+    // The reconciler: what a crash left unfinished, re-driven through the same core functions.
+    name: 'reconcile',
+    mutate: ['src/core/reconcile.ts'],
+    tests: ['test/unit/core/reconcile.test.ts'],
   },
   {
     name: 'local-queues',

@@ -49,12 +49,16 @@ function tsconfigFor(group: Group): string {
   return path;
 }
 
-async function runGroup(group: Group, concurrency: number): Promise<ModuleScore[]> {
+async function runGroup(group: Group, concurrency: number, only: string[]): Promise<ModuleScore[]> {
   const started = Date.now();
+  // --only=file,… keeps a group's run to some of its modules (the rest of its scores stay from the last run).
+  const mutate =
+    only.length === 0 ? group.mutate : group.mutate.filter((m) => only.includes(m.replace(/:\d+-\d+$/, '')));
+  if (mutate.length === 0) throw new Error(`mutation: --only names no module of ${group.name}`);
   const results = await new Stryker({
     testRunner: 'tap',
     tap: { testFiles: group.tests, forceBail: true },
-    mutate: group.mutate,
+    mutate,
     checkers: ['typescript'],
     tsconfigFile: tsconfigFor(group),
     typescriptChecker: { prioritizePerformanceOverAccuracy: true },
@@ -155,6 +159,8 @@ function writeSummary(modules: ModuleScore[]): void {
 const args = process.argv.slice(2);
 const concurrencyArg = args.find((a) => a.startsWith('--concurrency='));
 const concurrency = concurrencyArg ? Number(concurrencyArg.split('=')[1]) : 2;
+const onlyArg = args.find((a) => a.startsWith('--only='));
+const only = onlyArg ? (onlyArg.split('=')[1] ?? '').split(',').filter(Boolean) : [];
 const names = args.filter((a) => !a.startsWith('--'));
 const unknown = names.filter((n) => !GROUPS.some((g) => g.name === n));
 if (unknown.length > 0) {
@@ -169,8 +175,12 @@ mkdirSync(RESULTS, { recursive: true });
 let summary = readSummary();
 try {
   for (const group of selected) {
-    const scores = await runGroup(group, concurrency);
-    summary = [...summary.filter((s) => s.group !== group.name), ...scores];
+    const scores = await runGroup(group, concurrency, only);
+    const ran = new Set(scores.map((s) => s.module));
+    summary = [
+      ...summary.filter((s) => s.group !== group.name || (only.length > 0 && !ran.has(s.module))),
+      ...scores,
+    ];
     writeSummary(summary.sort((a, b) => a.group.localeCompare(b.group) || a.module.localeCompare(b.module)));
   }
 } finally {
