@@ -224,6 +224,13 @@ export async function deliverLatestTo(
       }
     }
   }
+  // Reported by region and account (the deliveries went newest release first).
+  delivered.sort(
+    (a, b) =>
+      a.region.localeCompare(b.region) ||
+      a.accountId.localeCompare(b.accountId) ||
+      a.releaseId.localeCompare(b.releaseId),
+  );
   if (delivered.length > 0) deps.logger.info('latest images delivered to new accounts', { delivered });
   return delivered;
 }
