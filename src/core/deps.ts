@@ -3,6 +3,8 @@
 
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
+  Alarms,
+  BakeTimer,
   BootChecker,
   BusRules,
   Clock,
@@ -13,6 +15,7 @@ import type {
   ObjectStore,
   OrganizationDirectory,
   ReleaseStore,
+  RolloutStore,
   Snapshots,
 } from '#ports';
 import type { ReconcileDeps } from './reconcile.ts';
@@ -65,6 +68,11 @@ export interface AnnounceDeps extends BaseDeps {
   bootChecks?: FifoQueue;
   /** The boot check of a stream that names none: qemu in local mode, a smoke instance on AWS. */
   defaultBootCheckMode?: 'qemu' | 'instance';
+  /** Rollout waves, pins and their bake timer (src/core/rollout.ts); needed once a stream has `rollout`. */
+  rollouts?: RolloutStore;
+  timer?: BakeTimer;
+  /** CloudWatch alarms of waves that name one. */
+  alarms?: Alarms;
 }
 
 /** The boot-check worker: the announce step's ports plus the machines that boot images. */
@@ -122,6 +130,8 @@ export interface ExpireDeps extends BaseDeps {
   organization: OrganizationDirectory;
   /** Every account in a stream's subscriber scope is asked which image its launch templates use. */
   members: MemberAccounts;
+  /** Images to keep whatever their age: the pinned revision's and those rollbacks point at (imageId → why). */
+  protectedImages?(stream: string, region: string): Promise<Map<string, string>>;
 }
 
 /** Subscriber settings straight from the stream configuration (local mode, tests). */
