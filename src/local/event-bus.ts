@@ -209,16 +209,25 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
 
   // ---------------------------------------------------------------- ServiceEventSink
 
-  /** An AWS service (S3, EBS, EC2 stand-ins) puts its event on this bus. */
+  /**
+   * An AWS service (S3, EBS, EC2 stand-ins) puts its event on this bus. The service's own call has already
+   * succeeded: when the deliveries cannot be stored (a full data folder) they still run, from memory only, and
+   * the reconciler covers a crash meanwhile, as it covers a lost notification on AWS.
+   */
   emit(envelope: ServiceEventEnvelope): void {
-    this.accept(envelope);
+    try {
+      this.accept(envelope);
+    } catch {
+      this.accept(envelope, { store: false });
+    }
   }
 
   /**
    * Takes an envelope as it is (another bus forwarding, a service emitting), stores the deliveries it owes and
    * schedules them. Throws, with nothing stored, if a delivery cannot be stored (a full disk): not accepted.
    */
-  accept(envelope: EventEnvelope): void {
+  accept(envelope: EventEnvelope, options: { store?: boolean } = {}): void {
+    const store = options.store ?? true;
     // Targets receive JSON, as on AWS: a copy per delivery, so no handler sees another's mutations.
     const json = JSON.stringify(envelope);
     const event = JSON.parse(json) as EventEnvelope;
@@ -234,12 +243,12 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
             event: JSON.parse(json) as EventEnvelope,
             acceptedAt: this.clock.now().toISOString(),
           };
-          writeJsonAtomic(this.pendingPath(pending.id), pending);
+          if (store) writeJsonAtomic(this.pendingPath(pending.id), pending);
           owed.push({ rule, target, pending });
         }
       }
     } catch (err) {
-      for (const { pending } of owed) rmSync(this.pendingPath(pending.id), { force: true });
+      for (const { pending } of owed) this.forget(pending.id);
       throw err;
     }
     for (const { rule, target, pending } of owed) this.schedule(rule, target, pending);
@@ -276,7 +285,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
           ),
           0,
         );
-        rmSync(this.pendingPath(pending.id), { force: true });
+        this.forget(pending.id);
         continue;
       }
       this.schedule(rule, target, pending);
@@ -415,12 +424,21 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     return join(this.deliveriesDir, `${id}.json`);
   }
 
+  /** No longer owed. A file that cannot be removed only means one more delivery after a restart. */
+  private forget(id: string): void {
+    try {
+      rmSync(this.pendingPath(id), { force: true });
+    } catch {
+      // at least once: a later resumeDeliveries() delivers it again
+    }
+  }
+
   private schedule(rule: RuleState, target: TargetState, pending: PendingDelivery): void {
     this.inFlight.add(pending.id);
     const delivery = this.deliver(rule, target, pending.event).then(
       () => {
         // Done (taken, or a dead letter): no longer owed. A crash before this line delivers it again.
-        rmSync(this.pendingPath(pending.id), { force: true });
+        this.forget(pending.id);
         this.inFlight.delete(pending.id);
       },
       (err: unknown) => {

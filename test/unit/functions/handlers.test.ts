@@ -80,6 +80,23 @@ async function sampleRelease(c: ReturnType<typeof central>) {
   return { release, images };
 }
 
+/** The sample's AMI (ami-0123456789abcdef0), registered and available. */
+function sampleImage(release: Awaited<ReturnType<typeof sampleRelease>>['release']) {
+  return {
+    imageId: 'ami-0123456789abcdef0',
+    name: 'stemcell/web-base/2026.11.20',
+    state: 'available' as const,
+    snapshotId: 'snap-0123456789abcdef0',
+    architecture: 'x86_64' as const,
+    bootMode: 'legacy-bios' as const,
+    encrypted: true,
+    kmsKeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k',
+    tags: { ...releaseTags(release), [TAG.sha256]: SHA },
+    createdAt: '2026-11-20T10:02:20Z',
+    sharedWith: { organizationArns: [], ouArns: [], accountIds: [] },
+  };
+}
+
 describe('Handler: ingest', () => {
   it('turns the S3 Object Created sample into a release and build jobs', async () => {
     // prepare
@@ -131,19 +148,7 @@ describe('Handler: announce', () => {
     // prepare
     const c = central();
     const { release, images } = await sampleRelease(c);
-    images.images.set('ami-0123456789abcdef0', {
-      imageId: 'ami-0123456789abcdef0',
-      name: 'stemcell/web-base/2026.11.20',
-      state: 'available',
-      snapshotId: 'snap-0123456789abcdef0',
-      architecture: 'x86_64',
-      bootMode: 'legacy-bios',
-      encrypted: true,
-      kmsKeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k',
-      tags: { ...releaseTags(release), [TAG.sha256]: SHA },
-      createdAt: '2026-11-20T10:02:20Z',
-      sharedWith: { organizationArns: [], ouArns: [], accountIds: [] },
-    });
+    images.images.set('ami-0123456789abcdef0', sampleImage(release));
     const handler = announceHandler(c.deps, tools);
     // act
     const announced = await handler(sample('ec2-ami-state-change') as never, context('announce'));
@@ -270,6 +275,35 @@ describe('Handler: sync-subscribers', () => {
     // assess
     assert.equal(result.rules.length, 3);
     assert.equal(rules.rules.size, 3);
+  });
+
+  it('has the reconciler tell accounts no rule targeted before of the newest announced image', async () => {
+    // prepare: web-base announced in eu-west-1; the rules target the first account already, not the second
+    const c = central();
+    const { release, images } = await sampleRelease(c);
+    images.images.set('ami-0123456789abcdef0', sampleImage(release));
+    await announceHandler(c.deps, tools)(sample('ec2-ami-state-change') as never, context('announce'));
+    c.deps.events.events = [];
+    const [known, joiner] = accountIds(2);
+    const organization = new FakeOrganization([known, joiner].map((id) => ({ id: id as string, ou: OU_A })));
+    const rules = new FakeBusRules();
+    await syncHandler({ ...c.deps, organization, rules }, tools)({}, context('sync-subscribers'));
+    await rules.removeTargets([...rules.rules.keys()][0] as string, [joiner as string]);
+    // act
+    const result = await syncHandler(
+      { ...c.deps, organization, rules, catchUp: { ...c.deps, organization } },
+      tools,
+    )({ 'detail-type': 'Scheduled Event' }, context('sync-subscribers'));
+    // assess
+    assert.deepEqual(result.joined, [joiner]);
+    assert.deepEqual(result.caughtUp, [
+      { releaseId: release.releaseId, region: 'eu-west-1', accountId: joiner },
+    ]);
+    const told = c.deps.events.ofType('Image Ready');
+    assert.deepEqual(
+      told.map((e) => [e.eventBusName, (e.detail as { imageId: string }).imageId]),
+      [[`arn:aws:events:eu-west-1:${joiner}:event-bus/default`, 'ami-0123456789abcdef0']],
+    );
   });
 });
 

@@ -119,7 +119,7 @@ describe('Class: LocalEventBus (durable deliveries)', () => {
     }
   });
 
-  it('accepts nothing when a delivery cannot be stored', async () => {
+  it('accepts nothing put when a delivery cannot be stored; a service event still runs, from memory', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stemcell-bus-durable-'));
     try {
       // prepare: the deliveries folder is a file, so no delivery can be written
@@ -134,8 +134,23 @@ describe('Class: LocalEventBus (durable deliveries)', () => {
       // act
       await assert.rejects(a.publish([{ source: 'stemcell.test', detailType: 'Test', detail: { n: 1 } }]));
       await a.drain();
+      const putGot = got.length;
+      // The service's own call (a snapshot, an upload) has succeeded already: its event is not refused.
+      a.emit({
+        version: '0',
+        id: 'e-1',
+        'detail-type': 'Test',
+        source: 'stemcell.test',
+        account: '111111111111',
+        time: '2026-12-01T00:00:00Z',
+        region: 'eu-west-1',
+        resources: [],
+        detail: { n: 2 },
+      });
+      await a.drain();
       // assess
-      assert.deepEqual(got, []);
+      assert.equal(putGot, 0);
+      assert.equal(got.length, 2, 'the service event reached both targets');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
