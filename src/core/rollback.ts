@@ -3,13 +3,13 @@
 // while the fleet goes back to the earlier content. Regions whose earlier image is gone are rebuilt from the
 // earlier revision's tarball (same object version). A pin holds new revisions back: they build and boot-check,
 // but announce keeps their images to itself until unpin.
-import { BuildJob } from '#events/aws.ts';
-import type { FifoQueue, ImageInfo, Release, RolloutStore, StreamPin } from '#ports';
+import type { FifoQueue, ImageInfo, RegionRecord, Release, RolloutStore, StreamPin } from '#ports';
 import { announceRegionImage } from './announce.ts';
 import type { AnnounceDeps } from './deps.ts';
 import { emit } from './emit.ts';
 import { streamConfig } from './errors.ts';
-import { buildJobDeduplicationId } from './naming.ts';
+import { queueBuildJob } from './ingest.ts';
+
 import { RolloutStateError, releaseByRevision } from './rollout.ts';
 
 export interface RollbackDeps extends AnnounceDeps {
@@ -99,25 +99,22 @@ export async function rollback(deps: RollbackDeps, stream: string, to: string): 
     deps.config.busName,
   );
 
-  for (const { region } of rebuilt) {
-    const job = BuildJob.parse({
-      version: 1,
-      releaseId: release.releaseId,
-      stream,
-      revision: release.revision,
-      sequence: release.sequence,
-      region,
-      architecture: config.architecture,
-      bootMode: config.bootMode,
-      volumeSizeGiB: config.volumeSizeGiB,
-      source: release.source,
-    });
-    await deps
-      .buildQueue(region)
-      .send(JSON.stringify(job), stream, buildJobDeduplicationId(release.releaseId, region));
-  }
+  for (const { region } of rebuilt) await queueBuildJob(deps, release, region, config);
   const reused: RollbackResult['reused'] = [];
   for (const [region, image] of reusable) {
+    // The image booted when `to` was released: its passed boot check carries over, so the gate opens at once.
+    const booted = target.regions[region]?.bootCheck;
+    if (booted?.passed === true && target.regions[region]?.imageId === image.imageId) {
+      const record: RegionRecord = {
+        state: 'available',
+        imageId: image.imageId,
+        snapshotId: image.snapshotId,
+        bootCheck: booted,
+        updatedAt: deps.clock.now().toISOString(),
+      };
+      await deps.releases.updateRegion(release.releaseId, region, record);
+      release.regions[region] = record;
+    }
     await announceRegionImage(deps, release, region, image);
     reused.push({ region, imageId: image.imageId });
   }

@@ -1,6 +1,7 @@
 // The demo's organization: 4 streams, 2 regions, 6 accounts in 2 OUs, a launch template per account, region and
 // stream it subscribes to, each with an Auto Scaling group tagged for instance refresh. Three streams boot (x86_64
-// legacy-bios, x86_64 UEFI, arm64 UEFI) and pass the boot gate under qemu before they are announced.
+// legacy-bios, x86_64 UEFI, arm64 UEFI) and pass the boot gate under qemu before they are announced. web-base
+// rolls out in two waves with bake times of seconds: the development OU is the canary, then everything else.
 
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
@@ -26,6 +27,13 @@ export function demoConfig(): StemcellConfig {
       keep: 3,
       subscribers: { scope: 'organization', ssmParameter: '/stemcell/{stream}/{region}/image-id' },
       bootCheck: DEMO_BOOT_CHECK,
+      // Seconds, not minutes: long enough for the canary's reports to arrive on a loaded machine.
+      rollout: {
+        waves: [
+          { name: 'canary', ous: [OU_DEV], bakeMinutes: 0.1 },
+          { name: 'rest', bakeMinutes: 0.05 },
+        ],
+      },
     },
     // UEFI (GRUB x86_64-efi under OVMF) and arm64 (GRUB arm64-efi under AAVMF): one region each, which keeps the
     // demo's boots (TCG, bounded by the cores) within its time budget.

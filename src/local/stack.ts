@@ -657,6 +657,9 @@ export class LocalStack {
       organization: this.organization,
       bootChecks: this.bootCheckQueue,
       defaultBootCheckMode: 'qemu',
+      rollouts: this.rollouts,
+      timer: this.scheduler,
+      alarms: this.alarms,
     };
   }
 
@@ -668,9 +671,6 @@ export class LocalStack {
           throw new Error(`boot check mode ${mode} needs AWS; local mode boots images under qemu`);
         return this.bootChecker;
       },
-      rollouts: this.rollouts,
-      timer: this.scheduler,
-      alarms: this.alarms,
     };
   }
 
