@@ -54,6 +54,13 @@ export const ImageReadyDetail = ReleaseFields.extend({
   snapshotId: z.string().min(1),
   source: SourceObject.required({ sha256: true }),
   createdAt: z.iso.datetime(),
+  /**
+   * The accounts this delivery is for (the open waves of a rollout). Member rules match their own account id
+   * here; an event without it is for every account in scope.
+   */
+  audience: z.array(AccountId).min(1).optional(),
+  /** Set on a rollback release: the revision whose images it points at. */
+  rollbackOf: Revision.optional(),
 });
 
 export const ReleaseCompleteDetail = ReleaseFields.extend({
@@ -91,8 +98,32 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   versionNumber: z.number().int().positive(),
   outcome: z.enum(['updated', 'already-current', 'skipped-older']),
   ssmParameter: z.string().optional(),
-  instanceRefresh: z.enum(['started', 'already-running', 'not-requested']),
+  /**
+   * started / already-running / not-requested when the subscriber moved the template; succeeded, failed,
+   * cancelled or rolled-back once the refresh it started ended (a describe at report time, or the Auto Scaling
+   * "EC2 Instance Refresh …" event). failed, cancelled and rolled-back make a rollout wave unhealthy.
+   */
+  instanceRefresh: z.enum([
+    'started',
+    'already-running',
+    'not-requested',
+    'succeeded',
+    'failed',
+    'cancelled',
+    'rolled-back',
+  ]),
   updatedAt: z.iso.datetime(),
+});
+
+export const ReleaseHaltedDetail = ReleaseFields.extend({
+  /** The wave whose health failed; no later wave receives this release. */
+  wave: z.string().min(1),
+  reason: z.string().min(1),
+  /** Accounts at fault (account/region pairs, sorted), empty when the wave's alarm fired. */
+  accounts: z.array(z.object({ accountId: AccountId, region: Region })),
+  /** Waves that received the release before the halt, in order. */
+  wavesReached: z.array(z.string().min(1)),
+  haltedAt: z.iso.datetime(),
 });
 
 export const StemcellDetailSchemas = {
@@ -102,6 +133,7 @@ export const StemcellDetailSchemas = {
   'Build Failed': BuildFailedDetail,
   'Release Rejected': ReleaseRejectedDetail,
   'Launch Template Updated': LaunchTemplateUpdatedDetail,
+  'Release Halted': ReleaseHaltedDetail,
 } as const;
 export type StemcellDetailType = keyof typeof StemcellDetailSchemas;
 export const StemcellDetailTypes = Object.keys(StemcellDetailSchemas) as StemcellDetailType[];
@@ -112,6 +144,7 @@ export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
 export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
 export type LaunchTemplateUpdated = z.infer<typeof LaunchTemplateUpdatedDetail>;
+export type ReleaseHalted = z.infer<typeof ReleaseHaltedDetail>;
 export type StemcellDetail<T extends StemcellDetailType> = z.infer<(typeof StemcellDetailSchemas)[T]>;
 
 /** EventBridge envelopes as a consumer's Lambda receives them. */

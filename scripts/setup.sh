@@ -25,6 +25,7 @@ tools=(
   qemu-system-x86_64:qemu-system-x86
   debootstrap:debootstrap mmdebstrap:mmdebstrap pzstd:zstd git:git
   java:default-jre-headless
+  chromium:chromium
 )
 for pair in "${tools[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

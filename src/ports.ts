@@ -2,6 +2,7 @@
 // src/local/ and src/aws/ hold the adapters, and both pass the same contract suite (test/contract/).
 import type { Readable } from 'node:stream';
 import type { Architecture, BootMode } from '#core/types.ts';
+import type { ImageReady } from '#events/stemcell.ts';
 
 export type Tags = Record<string, string>;
 
@@ -220,6 +221,8 @@ export interface AccountRecord {
   outcome: 'updated' | 'already-current' | 'skipped-older';
   launchTemplates: number;
   updatedAt: string;
+  /** The worst instance-refresh outcome reported (see "Launch Template Updated"); absent in older records. */
+  instanceRefresh?: string;
 }
 export interface SourceRef {
   bucket: string;
@@ -319,11 +322,103 @@ export interface MemberAccount {
   listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]>;
   instanceRefreshInProgress(asgName: string): Promise<boolean>;
   startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }>;
+  /**
+   * DescribeInstanceRefreshes for one refresh; undefined when the group does not know it. Optional: without
+   * it the subscriber reports "started" and the Auto Scaling event reports the end.
+   */
+  describeInstanceRefresh?(
+    asgName: string,
+    instanceRefreshId: string,
+  ): Promise<InstanceRefreshStatus | undefined>;
+  /** The images the group's running instances were launched from (the adoption view); optional. */
+  runningImages?(asgName: string): Promise<string[]>;
   /** Images of the account's pending, running and stopped instances in the region; absent where not visible. */
   instanceImageIds?(): Promise<string[]>;
 }
+/** Auto Scaling's instance refresh statuses. */
+export type InstanceRefreshStatus =
+  | 'Pending'
+  | 'InProgress'
+  | 'Successful'
+  | 'Failed'
+  | 'Cancelling'
+  | 'Cancelled'
+  | 'RollbackInProgress'
+  | 'RollbackFailed'
+  | 'RollbackSuccessful'
+  | 'Baking';
 export interface MemberAccounts {
   forAccount(accountId: string, region: string): MemberAccount;
+}
+
+// ---------------------------------------------------------------- rollout state (DynamoDB, the release table)
+export type WaveState = 'pending' | 'announcing' | 'baking' | 'healthy' | 'halted' | 'aborted';
+export interface WaveRecord {
+  name: string;
+  /** Accounts of the wave, resolved from OUs and account ids when the release first announced. */
+  accounts: string[];
+  bakeMinutes: number;
+  alarmArn?: string;
+  state: WaveState;
+  /** Per region: when this wave was sent that region's "Image Ready". */
+  announcedAt: Record<string, string>;
+  /** When the bake timer fires (set once the wave has every region). */
+  bakeUntil?: string;
+  finishedAt?: string;
+  /** Set when an operator resumed the release past this (halted) wave. */
+  resumedAt?: string;
+}
+export interface HaltRecord {
+  wave: string;
+  reason: string;
+  accounts: { accountId: string; region: string }[];
+  at: string;
+}
+export interface RolloutRecord {
+  releaseId: string;
+  stream: string;
+  state: 'rolling' | 'halted' | 'aborted' | 'complete';
+  waves: WaveRecord[];
+  halted?: HaltRecord;
+  /** Halts an operator resumed past, oldest first. */
+  resumed?: HaltRecord[];
+  /** Set on a rollback release: the earlier revision whose images it points at (it has no waves). */
+  rollbackOf?: string;
+  /** Each region's "Image Ready" detail (without audience) as first announced: later waves get the same. */
+  images: Record<string, ImageReady>;
+  /** Bumped by every write; put() succeeds only against the version that was read. */
+  version: number;
+}
+export interface StreamPin {
+  stream: string;
+  revision: string;
+  pinnedAt: string;
+}
+export interface RolloutStore {
+  get(releaseId: string): Promise<RolloutRecord | undefined>;
+  /** Writes `record` (with version expectedVersion + 1) if the stored one has expectedVersion (0: none). */
+  put(record: RolloutRecord, expectedVersion: number): Promise<boolean>;
+  getPin(stream: string): Promise<StreamPin | undefined>;
+  /** Pins the stream, or unpins it with undefined. */
+  setPin(stream: string, pin: StreamPin | undefined): Promise<void>;
+}
+
+/** What a bake timer delivers to announce when it fires (EventBridge Scheduler's target input). */
+export interface RolloutTimerInput {
+  kind: 'stemcell-rollout-timer';
+  releaseId: string;
+  /** Index of the wave whose bake time is over. */
+  wave: number;
+}
+/** One-time timers: EventBridge Scheduler `at()` schedules on AWS, the local clock locally. */
+export interface BakeTimer {
+  /** Idempotent by name: scheduling the same name again keeps the first. */
+  schedule(name: string, at: Date, input: RolloutTimerInput): Promise<void>;
+}
+
+/** CloudWatch alarm states, for a wave's optional alarm. */
+export interface Alarms {
+  state(alarmArn: string): Promise<'OK' | 'ALARM' | 'INSUFFICIENT_DATA' | undefined>;
 }
 
 // ---------------------------------------------------------------- launch model (EC2 RunInstances)

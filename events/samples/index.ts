@@ -16,6 +16,7 @@ export const SAMPLE_NAMES = [
   'stemcell-build-failed',
   'stemcell-release-rejected',
   'stemcell-launch-template-updated',
+  'stemcell-release-halted',
 ] as const;
 export type SampleName = (typeof SAMPLE_NAMES)[number];
 

@@ -1,5 +1,6 @@
 // announce λ: "EC2 AMI State Change" (forwarded from every region) → share, "Image Ready", "Release Complete";
-// and the member accounts' "Launch Template Updated" reports → the release's per-account state.
+// the member accounts' "Launch Template Updated" reports → the release's per-account state; and the rollout's
+// bake timers (EventBridge Scheduler one-time schedules whose input is a RolloutTimerInput) → the next wave.
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
@@ -11,23 +12,33 @@ import {
   type AnnounceResult,
   amiStateChangeFromEvent,
   announceImage,
+  onRolloutTimer,
   recordLaunchTemplateUpdate,
 } from '#core/announce.ts';
 import type { AnnounceDeps } from '#core/deps.ts';
+import type { TimerResult } from '#core/rollout.ts';
 import { AmiStateChangeEvent } from '#events/aws.ts';
 import { LaunchTemplateUpdatedEvent } from '#events/stemcell.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
-export const AnnounceInput = z.discriminatedUnion('detail-type', [
-  AmiStateChangeEvent,
-  LaunchTemplateUpdatedEvent,
+/** The Scheduler target input of a wave's bake timer (src/core/rollout.ts schedules it). */
+export const RolloutTimerEvent = z.strictObject({
+  kind: z.literal('stemcell-rollout-timer'),
+  releaseId: z.string().min(1),
+  wave: z.number().int().nonnegative(),
+});
+
+export const AnnounceInput = z.union([
+  z.discriminatedUnion('detail-type', [AmiStateChangeEvent, LaunchTemplateUpdatedEvent]),
+  RolloutTimerEvent,
 ]);
 export type AnnounceInput = z.input<typeof AnnounceInput>;
 
 export type AnnounceResponse =
   | AnnounceResult
-  | { outcome: 'account-recorded' | 'ignored'; releaseId: string; accountId: string };
+  | { outcome: 'account-recorded' | 'ignored'; releaseId: string; accountId: string }
+  | (TimerResult & { releaseComplete: boolean });
 
 export function createHandler(deps: AnnounceDeps, tools: Powertools = powertools) {
   return middy<AnnounceInput, AnnounceResponse>()
@@ -36,6 +47,13 @@ export function createHandler(deps: AnnounceDeps, tools: Powertools = powertools
     .use(logMetrics(tools.metrics))
     .use(parser({ schema: AnnounceInput }))
     .handler(async (event): Promise<AnnounceResponse> => {
+      if ('kind' in event) {
+        if (!deps.rollouts || !deps.timer)
+          throw new Error('rollout timer fired, but no rollout store is wired');
+        const result = await onRolloutTimer({ ...deps, rollouts: deps.rollouts, timer: deps.timer }, event);
+        tools.metrics.addMetric(`Rollout_${result.outcome}`, MetricUnit.Count, 1);
+        return result;
+      }
       if (event['detail-type'] === 'Launch Template Updated') {
         const record = await recordLaunchTemplateUpdate(deps, event.detail);
         tools.metrics.addMetric(`LaunchTemplates_${event.detail.outcome}`, MetricUnit.Count, 1);

@@ -21,6 +21,8 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { parse as parseYaml } from 'yaml';
+import { CloudWatchAlarms } from '#aws/alarms.ts';
+import { SchedulerBakeTimer } from '#aws/bake-timer.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgeBusRules, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
@@ -29,6 +31,7 @@ import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
+import { DynamoRolloutStore } from '#aws/rollout-store.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
@@ -45,6 +48,7 @@ import {
   systemClock,
 } from '#core/deps.ts';
 import type { ReconcileDeps } from '#core/reconcile.ts';
+import { protectedImages } from '#core/rollback.ts';
 import type { FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
 
@@ -173,11 +177,30 @@ export async function awsRegisterDeps(): Promise<RegisterDeps> {
   return { ...(await base()), imaging };
 }
 
-export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+/** announce's deps without the bake timer: what reads releases, rollouts and pins (late joiners) needs. */
+async function announceReadDeps(): Promise<AnnounceDeps> {
+  const region = homeRegion();
   return {
     ...(await base()),
     imaging,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    rollouts: new DynamoRolloutStore({
+      tableName: env('STEMCELL_TABLE'),
+      client: awsClients().dynamodb(region),
+    }),
+    alarms: new CloudWatchAlarms({ client: (r) => awsClients().cloudwatch(r) }),
+  };
+}
+
+export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+  return {
+    ...(await announceReadDeps()),
+    timer: new SchedulerBakeTimer({
+      client: awsClients().scheduler(homeRegion()),
+      targetArn: env('STEMCELL_BAKE_TARGET_ARN'),
+      roleArn: env('STEMCELL_BAKE_ROLE_ARN'),
+      ...(process.env.STEMCELL_BAKE_DLQ_ARN ? { deadLetterArn: process.env.STEMCELL_BAKE_DLQ_ARN } : {}),
+    }),
   };
 }
 
@@ -200,8 +223,9 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
     ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
     // Late joiners: the reconciler's delivery of the newest images, with this function's role.
+    // Waves and pins decide what a joiner may hear (it reads rollout items); it never starts a bake timer.
     catchUp: {
-      ...(await awsAnnounceDeps()),
+      ...(await announceReadDeps()),
       ownAccountId: await ownAccountId(),
       ...(process.env.STEMCELL_MEMBER_BUS_NAME
         ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME }
@@ -221,7 +245,18 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
 }
 
 export async function awsExpireDeps(): Promise<ExpireDeps> {
+  const stores = {
+    releases: new DynamoReleaseStore({
+      tableName: env('STEMCELL_TABLE'),
+      client: awsClients().dynamodb(homeRegion()),
+    }),
+    rollouts: new DynamoRolloutStore({
+      tableName: env('STEMCELL_TABLE'),
+      client: awsClients().dynamodb(homeRegion()),
+    }),
+  };
   return {
+    protectedImages: (stream, region) => protectedImages(stores, stream, region),
     config: await awsConfig(),
     clock: systemClock,
     logger: powertools.logger,

@@ -1,12 +1,14 @@
 // One SDK client per service, region and account, created once and reused for the life of the process.
 // Clients for another account assume a role there through STS; credentials refresh before they expire.
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
@@ -78,6 +80,12 @@ export class AwsClients {
   }
   dynamodb(region: string): DynamoDBClient {
     return this.#get(DynamoDBClient, region);
+  }
+  scheduler(region: string): SchedulerClient {
+    return this.#get(SchedulerClient, region);
+  }
+  cloudwatch(region: string): CloudWatchClient {
+    return this.#get(CloudWatchClient, region);
   }
   /** Organizations is a global service served from us-east-1. */
   organizations(): OrganizationsClient {

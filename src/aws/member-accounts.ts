@@ -3,6 +3,7 @@
 // in the member account (AwsClients with memberRoleName).
 import {
   type AutoScalingClient,
+  DescribeInstanceRefreshesCommand,
   paginateDescribeAutoScalingGroups,
   paginateDescribeInstanceRefreshes,
   StartInstanceRefreshCommand,
@@ -19,6 +20,7 @@ import {
 import { GetParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type {
   AutoScalingGroup,
+  InstanceRefreshStatus,
   LaunchTemplate,
   LaunchTemplateVersion,
   MemberAccount,
@@ -215,6 +217,47 @@ export class AwsMemberAccount implements MemberAccount {
     );
     if (!out.InstanceRefreshId) throw new Error(`StartInstanceRefresh on ${asgName} returned no id`);
     return { instanceRefreshId: out.InstanceRefreshId };
+  }
+
+  /** The images the group's instances were launched from: their launch template versions' ImageIds. */
+  async runningImages(asgName: string): Promise<string[]> {
+    const versions = new Map<string, Set<string>>();
+    const pages = paginateDescribeAutoScalingGroups(
+      { client: this.#asg },
+      { AutoScalingGroupNames: [asgName] },
+    );
+    for await (const page of pages) {
+      for (const instance of page.AutoScalingGroups?.flatMap((g) => g.Instances ?? []) ?? []) {
+        const lt = instance.LaunchTemplate;
+        if (!lt?.LaunchTemplateId || !lt.Version) continue;
+        versions.set(lt.LaunchTemplateId, (versions.get(lt.LaunchTemplateId) ?? new Set()).add(lt.Version));
+      }
+    }
+    const images = new Set<string>();
+    for (const [launchTemplateId, numbers] of versions) {
+      const out = await this.#ec2.send(
+        new DescribeLaunchTemplateVersionsCommand({
+          LaunchTemplateId: launchTemplateId,
+          Versions: [...numbers],
+        }),
+      );
+      for (const v of out.LaunchTemplateVersions ?? [])
+        if (v.LaunchTemplateData?.ImageId) images.add(v.LaunchTemplateData.ImageId);
+    }
+    return [...images].sort();
+  }
+
+  async describeInstanceRefresh(
+    asgName: string,
+    instanceRefreshId: string,
+  ): Promise<InstanceRefreshStatus | undefined> {
+    const out = await this.#asg.send(
+      new DescribeInstanceRefreshesCommand({
+        AutoScalingGroupName: asgName,
+        InstanceRefreshIds: [instanceRefreshId],
+      }),
+    );
+    return out.InstanceRefreshes?.[0]?.Status as InstanceRefreshStatus | undefined;
   }
 
   /** DescribeInstances: the images of pending, running, stopping and stopped instances. */

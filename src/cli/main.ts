@@ -16,6 +16,8 @@ const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/publish.ts'),
   await import('./commands/status.ts'),
   await import('./commands/builder.ts'),
+  await import('./commands/release.ts'),
+  await import('./commands/rollback.ts'),
   await import('./commands/config.ts'),
   await import('./commands/expire.ts'),
 ];

@@ -10,6 +10,44 @@ const OuId = z
     'not an OU or root id such as ou-ab12-cd34ef56',
   );
 
+/**
+ * One wave of a rollout: the accounts it reaches (by OU and/or account id; neither = every account in scope not
+ * in an earlier wave), how long it bakes before the next wave, and an optional CloudWatch alarm that must be OK.
+ */
+export const RolloutWave = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'wave names are [A-Za-z0-9][A-Za-z0-9._-]{0,63}'),
+  ous: z.array(OuId).optional(),
+  accounts: z.array(AccountId).optional(),
+  /** Fractions allowed (the demo bakes for seconds). */
+  bakeMinutes: z.number().min(0).max(10080),
+  alarmArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+$/, 'not a CloudWatch alarm ARN')
+    .optional(),
+});
+export type RolloutWave = z.infer<typeof RolloutWave>;
+
+export const Rollout = z
+  .strictObject({ waves: z.array(RolloutWave).min(1, 'list at least one wave') })
+  .superRefine((rollout, ctx) => {
+    const names = new Set<string>();
+    rollout.waves.forEach((wave, i) => {
+      if (names.has(wave.name))
+        ctx.addIssue({ code: 'custom', path: ['waves', i, 'name'], message: `duplicate wave ${wave.name}` });
+      names.add(wave.name);
+      const everythingElse = !wave.ous?.length && !wave.accounts?.length;
+      if (everythingElse && i !== rollout.waves.length - 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['waves', i],
+          message: 'only the last wave may omit ous and accounts ("everything else in scope")',
+        });
+    });
+  });
+export type Rollout = z.infer<typeof Rollout>;
+
 const Sharing = z.strictObject({
   organization: z.boolean().default(false),
   ous: z.array(OuId).default([]),
@@ -58,6 +96,8 @@ const StreamFields = z.strictObject({
       instanceRefresh: z.boolean().default(true),
     })
     .default({ scope: 'organization', instanceRefresh: true }),
+  /** Waves with bake time; without it, one wave: every account in scope at once. */
+  rollout: Rollout.optional(),
 });
 
 export const StreamConfig = StreamFields.superRefine((stream, ctx) => {
@@ -152,7 +192,18 @@ export const StemcellConfig = z
         });
     });
     for (const [name, stream] of Object.entries(config.streams)) {
-      for (const [i, ou] of stream.sharing.ous.entries()) {
+      for (const [w, wave] of (stream.rollout?.waves ?? []).entries()) {
+        for (const [i, ou] of (wave.ous ?? []).entries()) {
+          if (!ous.has(ou))
+            ctx.addIssue({
+              code: 'custom',
+              path: ['streams', name, 'rollout', 'waves', w, 'ous', i],
+              message: `unknown OU ${ou}`,
+            });
+        }
+      }
+      // A stream whose own fields failed was not transformed: its sharing may be missing.
+      for (const [i, ou] of (stream.sharing?.ous ?? []).entries()) {
         if (!ous.has(ou))
           ctx.addIssue({
             code: 'custom',

@@ -10,6 +10,15 @@ import { emit } from './emit.ts';
 import { ReleaseNotFoundError, streamConfig } from './errors.ts';
 import { launchPermissionsFor, shareAndVerify } from './launch-permissions.ts';
 import { releaseFromTags, TAG } from './naming.ts';
+import {
+  type MaybeRolloutDeps,
+  onBakeElapsed,
+  onLaunchTemplateReport,
+  publishImageReady,
+  type RolloutDeps,
+  rolloutFinished,
+  type TimerResult,
+} from './rollout.ts';
 
 export interface AmiStateChange {
   region: string;
@@ -36,6 +45,8 @@ export type AnnounceResult =
       releaseComplete: boolean;
     }
   | { outcome: 'failed'; releaseId: string }
+  /** Not published: the stream is pinned to another revision, or the release's rollout halted or aborted. */
+  | { outcome: 'held'; releaseId: string; imageId: string; reason: string }
   | { outcome: 'ignored'; reason: string };
 
 const NOT_ANNOUNCED: RegionState[] = ['queued', 'building', 'snapshotting', 'registering', 'available'];
@@ -63,6 +74,21 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
 
   const release = await deps.releases.get(tagged.releaseId);
   if (!release) throw new ReleaseNotFoundError(tagged.releaseId, `image ${imageId} in ${region}`);
+  return announceRegionImage(deps, release, region, image);
+}
+
+/**
+ * Shares a region's image, publishes its "Image Ready" for `release` and records it. Also how a rollback
+ * release announces the earlier revision's images (src/core/rollback.ts).
+ */
+export async function announceRegionImage(
+  deps: AnnounceDeps,
+  release: Release,
+  region: string,
+  image: ImageInfo,
+): Promise<AnnounceResult> {
+  const { imageId } = image;
+  const { images } = deps.imaging(region);
   const config = streamConfig(deps.config, release.stream, `image ${imageId} in ${region}`);
   const regionRecord = release.regions[region];
   const log = { releaseId: release.releaseId, region, imageId };
@@ -79,8 +105,22 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
 
     const detail = imageReadyDetail(release, region, image);
     // Publish, then record: a crash in between republishes on retry, and subscribers are idempotent;
-    // once recorded, a retry publishes nothing.
-    await emit(deps.events, 'Image Ready', detail, deps.config.busName, [imageArn(region, imageId)]);
+    // once recorded, a retry publishes nothing. Rollout waves decide who hears it (src/core/rollout.ts).
+    const published = await publishImageReady(deps, release, detail, [imageArn(region, imageId)]);
+    if (published !== 'published') {
+      await deps.releases.updateRegion(
+        release.releaseId,
+        region,
+        {
+          state: 'available',
+          imageId,
+          snapshotId: image.snapshotId,
+          updatedAt: deps.clock.now().toISOString(),
+        },
+        { stateIn: NOT_ANNOUNCED },
+      );
+      return { outcome: 'held', releaseId: release.releaseId, imageId, reason: published };
+    }
     await deps.releases.updateRegion(
       release.releaseId,
       region,
@@ -100,10 +140,25 @@ export async function announceImage(deps: AnnounceDeps, change: AmiStateChange):
   return { outcome, releaseId: release.releaseId, imageId, releaseComplete };
 }
 
-/** Publishes "Release Complete" when every region is announced; markComplete lets only one caller through. */
-async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: string): Promise<boolean> {
+/** The bake timer of a wave fired. */
+export async function onRolloutTimer(
+  deps: AnnounceDeps & Pick<RolloutDeps, 'rollouts' | 'timer'>,
+  input: Parameters<typeof onBakeElapsed>[1],
+): Promise<TimerResult & { releaseComplete: boolean }> {
+  const result = await onBakeElapsed(deps, input);
+  const releaseComplete =
+    result.outcome === 'rollout-complete' && (await completeIfAllAnnounced(deps, input.releaseId));
+  return { ...result, releaseComplete };
+}
+
+/**
+ * Publishes "Release Complete" when every region is announced and the rollout (if any) has reached and baked
+ * every wave; markComplete lets only one caller through.
+ */
+export async function completeIfAllAnnounced(deps: AnnounceDeps, releaseId: string): Promise<boolean> {
   const release = await deps.releases.get(releaseId);
   if (!release || release.completedAt) return false;
+  if (!(await rolloutFinished(deps, releaseId))) return false;
   const regions = Object.entries(release.regions);
   if (regions.length === 0 || !regions.every(([, r]) => r.state === 'announced' && r.imageId)) return false;
   const completedAt = deps.clock.now().toISOString();
@@ -163,6 +218,17 @@ export function imageArn(region: string, imageId: string): string {
   return `arn:aws:ec2:${region}::image/${imageId}`;
 }
 
+/** Instance-refresh outcomes, least to most telling: the account record keeps the worst it heard. */
+const REFRESH_RANK = [
+  'not-requested',
+  'already-running',
+  'started',
+  'succeeded',
+  'cancelled',
+  'rolled-back',
+  'failed',
+];
+
 const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
   'skipped-older': 0,
   'already-current': 1,
@@ -174,7 +240,7 @@ const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
  * seen and counts reports; EventBridge delivers at least once, so the count is an upper bound.
  */
 export async function recordLaunchTemplateUpdate(
-  deps: { releases: AnnounceDeps['releases']; logger: Logger },
+  deps: { releases: AnnounceDeps['releases']; logger: Logger } & Partial<MaybeRolloutDeps>,
   detail: LaunchTemplateUpdated,
 ): Promise<AccountRecord | undefined> {
   const release = await deps.releases.get(detail.releaseId);
@@ -190,6 +256,11 @@ export async function recordLaunchTemplateUpdate(
     existing && OUTCOME_RANK[existing.outcome] > OUTCOME_RANK[detail.outcome]
       ? existing.outcome
       : detail.outcome;
+  const refreshRank = (r: string | undefined) => (r === undefined ? -1 : REFRESH_RANK.indexOf(r));
+  const instanceRefresh =
+    refreshRank(existing?.instanceRefresh) > refreshRank(detail.instanceRefresh)
+      ? existing?.instanceRefresh
+      : detail.instanceRefresh;
   const reported = new Date(detail.updatedAt).toISOString();
   const updatedAt = existing && existing.updatedAt > reported ? existing.updatedAt : reported;
   const record: AccountRecord = {
@@ -198,7 +269,9 @@ export async function recordLaunchTemplateUpdate(
     outcome,
     launchTemplates: (existing?.launchTemplates ?? 0) + 1,
     updatedAt,
+    ...(instanceRefresh ? { instanceRefresh } : {}),
   };
   await deps.releases.recordAccount(release.releaseId, record);
+  if (deps.rollouts && deps.timer) await onLaunchTemplateReport(deps as MaybeRolloutDeps, detail);
   return record;
 }

@@ -3,6 +3,8 @@
 
 import type { StemcellConfig } from '#config/schema.ts';
 import type {
+  Alarms,
+  BakeTimer,
   BusRules,
   Clock,
   EventPublisher,
@@ -12,6 +14,7 @@ import type {
   ObjectStore,
   OrganizationDirectory,
   ReleaseStore,
+  RolloutStore,
   Snapshots,
 } from '#ports';
 import type { ReconcileDeps } from './reconcile.ts';
@@ -60,6 +63,11 @@ export interface AnnounceDeps extends BaseDeps {
   events: EventPublisher;
   imaging(region: string): Imaging;
   organization: OrganizationDirectory;
+  /** Rollout waves, pins and their bake timer (src/core/rollout.ts); needed once a stream has `rollout`. */
+  rollouts?: RolloutStore;
+  timer?: BakeTimer;
+  /** CloudWatch alarms of waves that name one. */
+  alarms?: Alarms;
 }
 
 export interface BuildFailureDeps extends BaseDeps {
@@ -112,6 +120,8 @@ export interface ExpireDeps extends BaseDeps {
   organization: OrganizationDirectory;
   /** Every account in a stream's subscriber scope is asked which image its launch templates use. */
   members: MemberAccounts;
+  /** Images to keep whatever their age: the pinned revision's and those rollbacks point at (imageId → why). */
+  protectedImages?(stream: string, region: string): Promise<Map<string, string>>;
 }
 
 /** Subscriber settings straight from the stream configuration (local mode, tests). */

@@ -44,6 +44,8 @@ export interface ExpireResult {
   keptInUse: Array<{ stream: string; region: string; imageId: string; accounts: string[]; uses: string[] }>;
   /** Deprecated images whose grace period has not ended. */
   waiting: Array<{ stream: string; region: string; imageId: string; deregisterAfter: string }>;
+  /** Images past the keep count that stay because a stream is pinned to them or a rollback points at them. */
+  keptProtected?: Array<{ stream: string; region: string; imageId: string; reason: string }>;
 }
 
 export async function expireImages(deps: ExpireDeps, options: ExpireOptions = {}): Promise<ExpireResult> {
@@ -66,7 +68,16 @@ export async function expireImages(deps: ExpireDeps, options: ExpireOptions = {}
       if (candidates.length === 0) continue;
 
       const inUse = await imagesInUse(deps, stream, region, accounts);
+      const kept = (await deps.protectedImages?.(stream, region)) ?? new Map<string, string>();
       for (const { image, sequence } of candidates) {
+        const why = kept.get(image.imageId);
+        if (why) {
+          result.keptProtected = [
+            ...(result.keptProtected ?? []),
+            { stream, region, imageId: image.imageId, reason: why },
+          ];
+          continue;
+        }
         const users = inUse.get(image.imageId);
         if (users) {
           result.keptInUse.push({

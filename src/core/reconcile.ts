@@ -17,6 +17,7 @@ import type { AnnounceDeps } from './deps.ts';
 import { stemcellEvent } from './emit.ts';
 import { memberBusArn } from './naming.ts';
 import { registerSnapshot } from './register.ts';
+import { admits, mayReannounce, releaseAudience } from './rollout.ts';
 import { desiredAudiences } from './subscribers.ts';
 
 export interface ReconcileDeps extends AnnounceDeps {
@@ -77,6 +78,8 @@ export async function reconcile(deps: ReconcileDeps, opts: ReconcileOptions = {}
   for (const release of await deps.releases.list()) {
     for (const [region, record] of Object.entries(release.regions)) {
       if ((record.state !== 'registering' && record.state !== 'available') || !record.imageId) continue;
+      // Held back by a pin or a halted rollout: announce would only hold it again.
+      if (!(await mayReannounce(deps, release, region))) continue;
       const image = await deps.imaging(region).images.get(record.imageId);
       if (!image || (image.state !== 'available' && image.state !== 'failed')) continue;
       const result = await announceImage(deps, {
@@ -177,7 +180,11 @@ async function redeliverUnreported(
     if (!record) continue;
     const age = now - new Date(record.updatedAt).getTime();
     if (age < timeout || age > window) continue;
-    const missing = (audience.get(release.stream) ?? []).filter((a) => !release.accounts[`${a}/${region}`]);
+    // Waves and pins decide who may hear it: never an account of a later wave, nor past a pin or a halt.
+    const allowed = await releaseAudience(deps, release, region);
+    const missing = (audience.get(release.stream) ?? []).filter(
+      (a) => !release.accounts[`${a}/${region}`] && admits(allowed, a),
+    );
     for (const accountId of missing) {
       if (await deliverImageReady(deps, release, region, accountId))
         report.redelivered.push({ releaseId: release.releaseId, region, accountId });
@@ -197,23 +204,43 @@ export async function deliverLatestTo(
   const delivered: ReconcileReport['redelivered'] = [];
   if (accountIds.length === 0) return delivered;
   const audience = await accountsByStream(deps);
-  for (const [key, release] of await newestAnnounced(await deps.releases.list())) {
-    const region = key.slice(key.indexOf('/') + 1);
-    for (const accountId of accountIds) {
-      if (!(audience.get(release.stream) ?? []).includes(accountId)) continue;
-      try {
-        if (await deliverImageReady(deps, release, region, accountId))
-          delivered.push({ releaseId: release.releaseId, region, accountId });
-      } catch (err) {
-        deps.logger.error('latest image not delivered to a new account', {
-          accountId,
-          region,
-          releaseId: release.releaseId,
-          error: (err as Error).message,
-        });
+  // Per stream and region, newest first: each account gets the newest release it may hear (a rollout still in
+  // its early waves, or a pinned stream, leaves it on the release before).
+  const served = new Set<string>();
+  const releases = (await deps.releases.list()).sort((a, b) => b.sequence - a.sequence);
+  for (const release of releases) {
+    for (const [region, record] of Object.entries(release.regions)) {
+      if (record.state !== 'announced' || !record.imageId) continue;
+      const waiting = accountIds.filter(
+        (a) =>
+          (audience.get(release.stream) ?? []).includes(a) && !served.has(`${release.stream}/${region}/${a}`),
+      );
+      if (waiting.length === 0) continue;
+      const allowed = await releaseAudience(deps, release, region);
+      for (const accountId of waiting) {
+        if (!admits(allowed, accountId)) continue;
+        served.add(`${release.stream}/${region}/${accountId}`);
+        try {
+          if (await deliverImageReady(deps, release, region, accountId))
+            delivered.push({ releaseId: release.releaseId, region, accountId });
+        } catch (err) {
+          deps.logger.error('latest image not delivered to a new account', {
+            accountId,
+            region,
+            releaseId: release.releaseId,
+            error: (err as Error).message,
+          });
+        }
       }
     }
   }
+  // Reported by region and account (the deliveries went newest release first).
+  delivered.sort(
+    (a, b) =>
+      a.region.localeCompare(b.region) ||
+      a.accountId.localeCompare(b.accountId) ||
+      a.releaseId.localeCompare(b.releaseId),
+  );
   if (delivered.length > 0) deps.logger.info('latest images delivered to new accounts', { delivered });
   return delivered;
 }

@@ -5,7 +5,7 @@
 // account and stream are serialised upstream (a FIFO queue per member account); the re-read after the write
 // (settleDefault) keeps "never backwards" true even when two deliveries do run at once.
 import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
-import type { LaunchTemplate, LaunchTemplateVersion, MemberAccount } from '#ports';
+import type { InstanceRefreshStatus, LaunchTemplate, LaunchTemplateVersion, MemberAccount } from '#ports';
 import type { SubscriberDeps } from './deps.ts';
 import { emit } from './emit.ts';
 import {
@@ -224,10 +224,51 @@ async function refreshGroups(
   );
   if (groups.length === 0) return { instanceRefresh: 'not-requested', refreshedGroups: [] };
   const refreshedGroups: string[] = [];
+  let instanceRefresh: TemplateOutcome['instanceRefresh'] = 'already-running';
   for (const group of groups) {
     if (await member.instanceRefreshInProgress(group.name)) continue;
-    await member.startInstanceRefresh(group.name);
+    const { instanceRefreshId } = await member.startInstanceRefresh(group.name);
     refreshedGroups.push(group.name);
+    // A describe at report time: a refresh that already ended is reported as such (rollout waves judge it).
+    const status = await member.describeInstanceRefresh?.(group.name, instanceRefreshId);
+    instanceRefresh = worstRefresh(instanceRefresh, refreshOutcome(status));
   }
-  return { instanceRefresh: refreshedGroups.length > 0 ? 'started' : 'already-running', refreshedGroups };
+  return { instanceRefresh, refreshedGroups };
+}
+
+/** Auto Scaling's refresh status as a "Launch Template Updated" instanceRefresh value. */
+export function refreshOutcome(
+  status: InstanceRefreshStatus | undefined,
+): TemplateOutcome['instanceRefresh'] {
+  switch (status) {
+    case 'Successful':
+      return 'succeeded';
+    case 'Failed':
+    case 'RollbackFailed':
+      return 'failed';
+    case 'Cancelling':
+    case 'Cancelled':
+      return 'cancelled';
+    case 'RollbackInProgress':
+    case 'RollbackSuccessful':
+      return 'rolled-back';
+    default:
+      return 'started';
+  }
+}
+
+const REFRESH_SEVERITY: TemplateOutcome['instanceRefresh'][] = [
+  'not-requested',
+  'already-running',
+  'started',
+  'succeeded',
+  'cancelled',
+  'rolled-back',
+  'failed',
+];
+function worstRefresh(
+  a: TemplateOutcome['instanceRefresh'],
+  b: TemplateOutcome['instanceRefresh'],
+): TemplateOutcome['instanceRefresh'] {
+  return REFRESH_SEVERITY.indexOf(a) >= REFRESH_SEVERITY.indexOf(b) ? a : b;
 }

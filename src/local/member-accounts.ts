@@ -10,6 +10,7 @@ import { TAG } from '#core/naming.ts';
 import type {
   AutoScalingGroup,
   Clock,
+  InstanceRefreshStatus,
   LaunchTemplate,
   LaunchTemplateVersion,
   MemberAccount,
@@ -20,17 +21,8 @@ import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, writeJsonAtomic } from './json-state.ts';
 
-export type InstanceRefreshStatus =
-  | 'Pending'
-  | 'InProgress'
-  | 'Successful'
-  | 'Failed'
-  | 'Cancelling'
-  | 'Cancelled'
-  | 'RollbackInProgress'
-  | 'RollbackFailed'
-  | 'RollbackSuccessful'
-  | 'Baking';
+export type { InstanceRefreshStatus };
+
 const ACTIVE_REFRESH: InstanceRefreshStatus[] = [
   'Pending',
   'InProgress',
@@ -62,6 +54,10 @@ interface RefreshRecord {
   status: InstanceRefreshStatus;
   startTime: string;
   completesAt: number | null;
+  /** What the refresh ends as at completesAt (default Successful): failNextInstanceRefresh() sets it. */
+  endsAs?: InstanceRefreshStatus;
+  /** The image the refresh moves the instances to. */
+  imageId?: string;
 }
 interface GroupRecord {
   name: string;
@@ -70,6 +66,8 @@ interface GroupRecord {
   launchTemplateVersion?: string;
   tags: Tags;
   instanceRefreshes: RefreshRecord[];
+  /** The outcome the next started refresh ends with (then cleared). */
+  nextRefreshEndsAs?: InstanceRefreshStatus;
 }
 interface ParameterRecord {
   name: string;
@@ -289,18 +287,64 @@ export class LocalMemberAccount implements MemberAccount {
       );
     }
     const now = this.clock.now();
+    // What the refresh rolls the instances to: the template's default version at start.
+    const template = group.launchTemplateId
+      ? state.launchTemplates.find((t) => t.launchTemplateId === group.launchTemplateId)
+      : undefined;
+    const imageId = template?.versions.find(
+      (v) => v.versionNumber === template.defaultVersionNumber,
+    )?.imageId;
     const refresh: RefreshRecord = {
       instanceRefreshId: crypto.randomUUID(),
       status: 'Pending',
       startTime: now.toISOString(),
       completesAt: now.getTime() + this.refreshMs,
+      ...(group.nextRefreshEndsAs ? { endsAs: group.nextRefreshEndsAs } : {}),
+      ...(imageId ? { imageId } : {}),
     };
+    delete group.nextRefreshEndsAs;
     group.instanceRefreshes.push(refresh);
     this.write(state);
     return { instanceRefreshId: refresh.instanceRefreshId };
   }
 
+  async describeInstanceRefresh(
+    asgName: string,
+    instanceRefreshId: string,
+  ): Promise<InstanceRefreshStatus | undefined> {
+    const refresh = this.requireGroup(this.read(), asgName).instanceRefreshes.find(
+      (r) => r.instanceRefreshId === instanceRefreshId,
+    );
+    return refresh && this.statusOf(refresh);
+  }
+
+  /**
+   * The group's instances run the image of its last successful refresh; before any, the image its launch
+   * template's first version named (what the group was launched with). A failed refresh leaves them as they were.
+   */
+  async runningImages(asgName: string): Promise<string[]> {
+    const state = this.read();
+    const group = this.requireGroup(state, asgName);
+    const done = [...group.instanceRefreshes]
+      .reverse()
+      .find((r) => this.statusOf(r) === 'Successful' && r.imageId);
+    if (done?.imageId) return [done.imageId];
+    const template = state.launchTemplates.find((t) => t.launchTemplateId === group.launchTemplateId);
+    const first = template?.versions[0]?.imageId;
+    return first ? [first] : [];
+  }
+
   // ---------------------------------------------------------------- local-only
+
+  /**
+   * Models a refresh that goes wrong (instances of the new image fail their health checks): the next refresh
+   * started on the group ends as `status` instead of Successful.
+   */
+  failNextInstanceRefresh(asgName: string, status: InstanceRefreshStatus = 'Failed'): void {
+    const state = this.read();
+    this.requireGroup(state, asgName).nextRefreshEndsAs = status;
+    this.write(state);
+  }
 
   createLaunchTemplate(input: {
     name: string;
@@ -417,7 +461,7 @@ export class LocalMemberAccount implements MemberAccount {
 
   private statusOf(r: RefreshRecord): InstanceRefreshStatus {
     if (r.completesAt !== null && ACTIVE_REFRESH.includes(r.status)) {
-      return this.clock.now().getTime() >= r.completesAt ? 'Successful' : 'InProgress';
+      return this.clock.now().getTime() >= r.completesAt ? (r.endsAs ?? 'Successful') : 'InProgress';
     }
     return r.status;
   }

@@ -29,6 +29,7 @@ import { subscriberSettingsFromConfig } from '#core/deps.ts';
 import type { ExpireOptions } from '#core/expire.ts';
 import { defaultInstanceType } from '#core/instance-types.ts';
 import type { ReconcileDeps, ReconcileOptions, ReconcileReport } from '#core/reconcile.ts';
+import { protectedImages } from '#core/rollback.ts';
 import { BuildJob } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
@@ -52,6 +53,8 @@ import { LocalMemberAccounts } from './member-accounts.ts';
 import { LocalObjectStore } from './object-store.ts';
 import { LocalOrganizationDirectory } from './organization.ts';
 import { LocalReleaseStore } from './release-store.ts';
+import { LocalRolloutStore } from './rollout-store.ts';
+import { LocalAlarms, LocalScheduler } from './scheduler.ts';
 import type { LocalSnapshots } from './snapshots.ts';
 import { ebsStateDir, type LocalVolumes } from './volumes.ts';
 
@@ -73,6 +76,8 @@ export interface LocalStackOptions {
   clock?: Clock;
   /** Builder workers per region (default 2): different streams build in parallel. */
   buildersPerRegion?: number;
+  /** Test hook: runs before a member account's subscriber handles a batch (the status page test slows it). */
+  beforeSubscriber?: (accountId: string) => Promise<void>;
   /** How often the reconciler runs besides at start (default 15 s; 0: only at start and when called). */
   reconcileIntervalMs?: number;
   /** How often expire runs (default 0: never on its own; `stemcell dev` runs it every minute). */
@@ -132,6 +137,10 @@ export class LocalStack {
   readonly registry = new EventBusRegistry();
   readonly objects: LocalObjectStore;
   readonly releases: LocalReleaseStore;
+  /** Rollout waves and pins (src/core/rollout.ts), their bake timers, and the waves' alarms. */
+  readonly rollouts: LocalRolloutStore;
+  readonly scheduler: LocalScheduler;
+  readonly alarms: LocalAlarms;
   readonly keys: LocalKeyService;
   readonly organization: LocalOrganizationDirectory;
   readonly members: LocalMemberAccounts;
@@ -187,6 +196,9 @@ export class LocalStack {
       clock: this.#clock,
     });
     this.releases = new LocalReleaseStore(join(dataDir, 'releases'), { clock: this.#clock });
+    this.rollouts = new LocalRolloutStore(dataDir);
+    this.scheduler = new LocalScheduler(dataDir, { clock: this.#clock });
+    this.alarms = new LocalAlarms(dataDir);
     this.keys = new LocalKeyService(join(dataDir, 'kms'), {
       accountId: account,
       region: home,
@@ -306,6 +318,7 @@ export class LocalStack {
         this.#loops.push(this.#buildLoop(runtime, i));
     }
     this.#loops.push(this.#registerLoop());
+    this.#loops.push(this.#schedulerLoop());
     await this.#reconcileSafely();
     const expireEvery = this.#options.expireIntervalMs ?? 0;
     if (expireEvery > 0) {
@@ -415,10 +428,17 @@ export class LocalStack {
     return this.objects.put(key, body, metadata);
   }
 
-  /** Resolves once no event is in flight, no job is queued or building, and no register record waits. */
-  async settle(): Promise<void> {
+  /**
+   * Resolves once no event is in flight, no job is queued or building, no register record waits, and no bake
+   * timer is pending (a rollout that halted has none left; `timers: false` does not wait for them).
+   */
+  async settle(options: { timers?: boolean } = {}): Promise<void> {
     for (;;) {
       await this.registry.drain();
+      if (options.timers !== false && this.scheduler.pending().length > 0) {
+        await realSleep(50);
+        continue;
+      }
       const queued = [
         this.registerQueue,
         ...[...this.regions.values()].map((r) => r.buildQueue),
@@ -475,7 +495,12 @@ export class LocalStack {
     });
     bus.addRule(
       'stemcell-subscriber',
-      { source: ['stemcell'], 'detail-type': ['Image Ready'] },
+      // infra/member.yml: an Image Ready with an audience (rollout waves) is for the accounts it lists.
+      {
+        source: ['stemcell'],
+        'detail-type': ['Image Ready'],
+        $or: [{ detail: { audience: [accountId] } }, { detail: { audience: [{ exists: false }] } }],
+      },
       async (event) => {
         const detail = event.detail as { stream: string };
         await queue.send(JSON.stringify(event), detail.stream, event.id);
@@ -522,7 +547,17 @@ export class LocalStack {
       },
     };
     const subscriber = createSubscriber({ ...this.subscriberDeps(accountId, bus), events }, this.#tools);
-    await this.#consume(queue, `stemcell-subscriber-${accountId}`, subscriber);
+    const hook = this.#options.beforeSubscriber;
+    await this.#consume(
+      queue,
+      `stemcell-subscriber-${accountId}`,
+      hook
+        ? async (event, context) => {
+            await hook(accountId);
+            return subscriber(event, context);
+          }
+        : subscriber,
+    );
   }
 
   /** Receives batches from a queue and hands them to an SQS-triggered handler; failed records stay queued. */
@@ -590,6 +625,9 @@ export class LocalStack {
       events: this.centralBus,
       imaging: (r) => this.region(r),
       organization: this.organization,
+      rollouts: this.rollouts,
+      timer: this.scheduler,
+      alarms: this.alarms,
     };
   }
 
@@ -612,6 +650,8 @@ export class LocalStack {
       imaging: (r) => this.region(r),
       organization: this.organization,
       members: this.members,
+      protectedImages: (stream, region) =>
+        protectedImages({ releases: this.releases, rollouts: this.rollouts }, stream, region),
     };
   }
 
@@ -682,6 +722,24 @@ export class LocalStack {
       { source: ['stemcell'], 'detail-type': ['Launch Template Updated'] },
       announceTarget,
     );
+  }
+
+  /** EventBridge Scheduler: due bake timers invoke announce with their input. */
+  async #schedulerLoop(): Promise<void> {
+    const announce = createAnnounce(this.announceDeps(), this.#tools);
+    while (this.#running) {
+      this.#busy++;
+      try {
+        await this.scheduler.poll(async (input) => {
+          await announce(input as never, lambdaContext('stemcell-announce'));
+        });
+      } catch (err) {
+        this.#logger.error('bake timer target failed', { err });
+      } finally {
+        this.#busy--;
+      }
+      await realSleep(100);
+    }
   }
 
   /** Lambda's SQS event source for register: batches in, failed records stay for redelivery. */

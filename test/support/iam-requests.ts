@@ -6,7 +6,7 @@
 //   - encrypted EBS volumes created or attached: KMS through EC2 (DescribeKey, GenerateDataKeyWithoutPlaintext,
 //     CreateGrant for an AWS resource, Decrypt);
 //   - SSM parameters of data type aws:ec2:image: ec2:DescribeImages, which SSM calls as the caller;
-//   - EventBridge targets with a RoleArn: iam:PassRole;
+//   - EventBridge targets and EventBridge Scheduler schedules with a RoleArn: iam:PassRole;
 //   - PutEvents to another account's bus: that bus's policy decides too.
 import type { TracedCall } from './sdk-trace.ts';
 
@@ -160,6 +160,23 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
       }
       return out;
     }
+    // ---- EventBridge Scheduler (the bake timers of rollout waves)
+    case 'scheduler:CreateSchedule': {
+      const group = str(input.GroupName) || 'default';
+      add(
+        'scheduler:CreateSchedule',
+        `arn:aws:scheduler:${region}:${account}:schedule/${group}/${str(input.Name)}`,
+      );
+      const target = input.Target as { RoleArn?: string } | undefined;
+      if (target?.RoleArn)
+        add('iam:PassRole', target.RoleArn, { 'iam:PassedToService': 'scheduler.amazonaws.com' });
+      return out;
+    }
+    // ---- CloudWatch (DescribeAlarms authorizes each alarm named)
+    case 'cloudwatch:DescribeAlarms':
+      for (const name of (input.AlarmNames as string[] | undefined) ?? ['*'])
+        add('cloudwatch:DescribeAlarms', `arn:aws:cloudwatch:${region}:${account}:alarm:${name}`);
+      return out;
     // ---- Organizations (no resource-level permissions for these reads)
     case 'organizations:DescribeOrganization':
     case 'organizations:ListAccounts':

@@ -4,11 +4,13 @@
 // the SDK clients of every service routed to stateful fakes through a trace.
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation !Sub strings are written with ${…}
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -17,12 +19,14 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { asList, loadCfnYaml, resourcesOfType, type Template } from './cfn.ts';
 import { ResolvedTemplate } from './cfn-resolve.ts';
 import { FakeAutoScaling } from './fake-aws/autoscaling.ts';
+import { FakeCloudWatch } from './fake-aws/cloudwatch.ts';
 import { FakeDynamoTable } from './fake-aws/dynamodb.ts';
 import { FakeEc2 } from './fake-aws/ec2.ts';
 import { FakeEventBridge } from './fake-aws/eventbridge.ts';
 import { FakeKms } from './fake-aws/kms.ts';
 import { FakeOrganizations } from './fake-aws/organizations.ts';
 import { FakeS3 } from './fake-aws/s3.ts';
+import { FakeScheduler } from './fake-aws/scheduler.ts';
 import { FakeSqsFifo } from './fake-aws/sqs.ts';
 import { FakeSsm } from './fake-aws/ssm.ts';
 import { type IamRequest, type RequestWorld, requestsFor } from './iam-requests.ts';
@@ -67,6 +71,8 @@ export class RoleWorld {
     autoScaling: new FakeAutoScaling(),
     ssm: new FakeSsm(),
     kms: new FakeKms(),
+    scheduler: new FakeScheduler(),
+    cloudwatch: new FakeCloudWatch(),
   };
   /** The account STS GetCallerIdentity answers with (the process's own credentials). */
   callerAccount = HOME;
@@ -228,6 +234,8 @@ export class RoleWorld {
     this.trace.route(AutoScalingClient, 'autoscaling', f.autoScaling.client());
     this.trace.route(SSMClient, 'ssm', f.ssm.client());
     this.trace.route(KMSClient, 'kms', f.kms.client());
+    this.trace.route(SchedulerClient, 'scheduler', f.scheduler.client());
+    this.trace.route(CloudWatchClient, 'cloudwatch', f.cloudwatch.client());
   }
 
   /** What iam-requests needs to know about existing resources (tags, keys), from the fakes' state. */

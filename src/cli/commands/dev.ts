@@ -10,8 +10,12 @@ export function register(program: Command): void {
     program
       .command('dev')
       .description('run the local stack (bucket, queues, buses, builders, handlers) until interrupted')
-      .option('--volumes <backend>', 'auto | block (loop devices) | directory', 'auto'),
-  ).action(async (options: LocalOptions & { volumes: 'auto' | 'block' | 'directory' }) => {
+      .option('--volumes <backend>', 'auto | block (loop devices) | directory', 'auto')
+      .option(
+        '--ui <host:port>',
+        'serve the live status page (read-only; loopback only), e.g. 127.0.0.1:8080',
+      ),
+  ).action(async (options: LocalOptions & { volumes: 'auto' | 'block' | 'directory'; ui?: string }) => {
     const config = await resolveConfig(options);
     const progress = createProgress(process.stderr);
     const { LocalStack } = await import('#local/stack.ts');
@@ -61,6 +65,20 @@ export function register(program: Command): void {
     const ender = setInterval(() => void printEnded().catch(() => {}), 1000);
     await stack.start();
     stack.watchBucket();
+    const page = options.ui
+      ? await (await import('#ui/serve.ts')).startStatusPage(
+          {
+            config,
+            releases: stack.releases,
+            rollouts: stack.rollouts,
+            organization: stack.organization,
+            members: stack.members,
+          },
+          options.ui,
+          { dataDir: options.data },
+        )
+      : undefined;
+    if (page) progress.line(`status page: ${page.url}`);
     progress.line(
       `stemcell dev: watching s3://${config.bucket}/streams/ in ${options.data}; ` +
         'publish with `stemcell publish <tarball> --stream <name>`; Ctrl-C stops',
@@ -71,6 +89,7 @@ export function register(program: Command): void {
     });
     progress.line('stopping: finishing the builds in progress');
     clearInterval(ender);
+    await page?.close();
     await stack.stop();
     progress.stop();
   });

@@ -27,7 +27,10 @@ export interface FlowOptions {
   streams?: string[];
   ssmParameter?: string;
   maxReceiveCount?: number;
+  /** `rollout:` of every stream (waves). */
+  rollout?: { waves: Array<Record<string, unknown>> };
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
+  beforeSubscriber?: (accountId: string) => Promise<void>;
   /** Changes the parsed configuration before the stack starts (e.g. one the schema would refuse). */
   configure?: (config: StemcellConfig) => void;
 }
@@ -57,6 +60,7 @@ export function flowConfig(options: FlowOptions = {}): StemcellConfig {
             instanceRefresh: true,
             ...(options.ssmParameter ? { ssmParameter: options.ssmParameter } : {}),
           },
+          ...(options.rollout ? { rollout: options.rollout } : {}),
         },
       ]),
     ),
@@ -91,7 +95,8 @@ export interface Flow {
   events: Array<{ detailType: string; detail: Record<string, unknown> }>;
   /** Every AWS-service event that reached the home region's default bus. */
   serviceEvents: ServiceEventEnvelope[];
-  publish(stream: string, revision: number): Promise<void>;
+  /** Publishes and settles; `{ timers: false }` does not wait for pending bake timers. */
+  publish(stream: string, revision: number, settle?: { timers?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -106,6 +111,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
     log: () => {},
     ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
     ...(options.beforeBuild ? { beforeBuild: options.beforeBuild } : {}),
+    ...(options.beforeSubscriber ? { beforeSubscriber: options.beforeSubscriber } : {}),
   });
   const events: Flow['events'] = [];
   const serviceEvents: ServiceEventEnvelope[] = [];
@@ -121,7 +127,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
     dir,
     events,
     serviceEvents,
-    async publish(stream, revision) {
+    async publish(stream, revision, settle = {}) {
       const tarball = await buildSampleTarball(
         join(dir, 'work'),
         join(dir, 'tarballs', `${stream}-${revision}.tar.zst`),
@@ -135,7 +141,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
       const body = await readFile(tarball);
       const sha256 = createHash('sha256').update(body).digest('hex');
       await stack.publish(objectKey(stream, `r${revision}`), body, { sha256 });
-      await stack.settle();
+      await stack.settle(settle);
     },
     async close() {
       await stack.stop();

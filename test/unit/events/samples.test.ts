@@ -6,6 +6,7 @@ import { recordBuildFailure } from '#core/build-failure.ts';
 import { ingest } from '#core/ingest.ts';
 import { releaseTags, TAG } from '#core/naming.ts';
 import { registerSnapshot } from '#core/register.ts';
+import { halt } from '#core/rollout.ts';
 import { applyImageReady } from '#core/subscriber.ts';
 import {
   AmiStateChangeEvent,
@@ -23,6 +24,7 @@ import {
   type StemcellDetailType,
 } from '#events/stemcell.ts';
 import type { BusEvent } from '#ports';
+import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 import {
   FakeClock,
   FakeImaging,
@@ -60,6 +62,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
   'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
+  'stemcell-release-halted': (e) => stemcellEnvelope('Release Halted').parse(e),
 };
 
 /** What EventBridge delivers for an event put on a bus. */
@@ -191,6 +194,26 @@ describe('Emitted events', () => {
       },
       imageReady,
     );
+    // A rollout wave that halts: "Release Halted".
+    const rollouts = new MemoryRolloutStore();
+    await rollouts.put(
+      {
+        releaseId: release.releaseId,
+        stream: release.stream,
+        state: 'rolling',
+        waves: [
+          { name: 'canary', accounts: ['200000000001'], bakeMinutes: 1, state: 'baking', announcedAt: {} },
+        ],
+        images: {},
+        version: 1,
+      },
+      0,
+    );
+    assert.ok(
+      await halt({ ...deps, rollouts, timer: new RecordingTimer() }, release, 0, 'instance refresh failed', [
+        { accountId: '200000000001', region: 'eu-west-1' },
+      ]),
+    );
     return published.events;
   }
 
@@ -218,6 +241,7 @@ describe('Emitted events', () => {
       'Build Failed': 'stemcell-build-failed',
       'Release Rejected': 'stemcell-release-rejected',
       'Launch Template Updated': 'stemcell-launch-template-updated',
+      'Release Halted': 'stemcell-release-halted',
     };
     for (const event of events) {
       const documented = sample<{ detail: Record<string, unknown> }>(

@@ -157,6 +157,21 @@ const api = {
   subscribers: { scope: { ous: [OU] } },
 };
 
+const CANARY_ALARM_NAME = 'stemcell-canary-errors';
+const ROLLOUT = {
+  waves: [
+    {
+      name: 'canary',
+      accounts: [MEMBER],
+      bakeMinutes: 30,
+      alarmArn: `arn:aws:cloudwatch:${HOME_REGION}:${HOME}:alarm:${CANARY_ALARM_NAME}`,
+    },
+    // An OU's accounts (the OU is walked), then everything else in scope.
+    { name: 'ou', ous: [OU], bakeMinutes: 30 },
+    { name: 'rest', bakeMinutes: 30 },
+  ],
+};
+
 function setEnv(vars: Record<string, string>) {
   for (const [k, v] of Object.entries(vars)) process.env[k] = v;
 }
@@ -245,12 +260,15 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     });
 
     if (fails) continue;
+    // The third release rolls out in waves: the canary (MEMBER, with an alarm), an OU, then everything else.
+    const waves = revision === '2026.11.22';
     it(`announce of ${revision}: every call allowed for AnnounceRole`, async () => {
+      if (waves) putConfig({ web: { ...web(2), rollout: ROLLOUT }, api });
       useFunctionEnvironment('AnnounceLambdaFunction');
       const { awsAnnounceDeps } = await freshAwsDeps();
       const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
         const handler = announceHandler(await awsAnnounceDeps(), tools);
-        for (const region of BUILD_REGIONS) {
+        for (const region of waves ? [HOME_REGION] : BUILD_REGIONS) {
           const event = sample<{ region: string; detail: { ImageId: string } }>('ec2-ami-state-change');
           event.region = region;
           event.detail.ImageId = images.get(region) as string;
@@ -272,6 +290,79 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       const shared = world.ec2(HOME_REGION).images.get(images.get(HOME_REGION) as string)?.launchPermissions;
       assert.ok(shared?.length, 'the image was shared');
       assert.deepEqual(deniedMessages(judged), []);
+    });
+
+    if (!waves) continue;
+    // us-east-1's "AMI available" event was lost: the reconciler announces that image (to the canary only),
+    // and, the last region of the wave, starts its bake timer.
+    it(`reconcile of ${revision} (an announcement lost): every call allowed for ReconcileRole, to the canary only`, async () => {
+      useFunctionEnvironment('ReconcileLambdaFunction');
+      const { awsReconcileDeps } = await freshAwsDeps();
+      let announced: string[] = [];
+      const judged = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
+        const report = await reconcileHandler(await awsReconcileDeps(), tools)({}, context('reconcile'));
+        announced = report.announced.map((a) => a.region);
+      });
+      assert.deepEqual(announced, ['us-east-1'], 'the reconciler announced the region whose event was lost');
+      const readies = world.fakes.events.delivered.filter((e) => e.DetailType === 'Image Ready');
+      assert.deepEqual(JSON.parse(readies.at(-1)?.Detail ?? '{}').audience, [MEMBER], 'to the canary only');
+      // The last region of the canary: the reconciler started its bake timer.
+      assert.equal(world.fakes.scheduler.schedules.size, 1);
+      assert.deepEqual(deniedMessages(judged), []);
+    });
+
+    it(`bake timers of ${revision}: Scheduler invokes announce with BakeTimerRole, announce reads the wave alarm`, async () => {
+      useFunctionEnvironment('AnnounceLambdaFunction');
+      world.fakes.cloudwatch.alarms.set(CANARY_ALARM_NAME, 'OK');
+      const { awsAnnounceDeps } = await freshAwsDeps();
+      const fired: Awaited<ReturnType<ReturnType<typeof announceHandler>>>[] = [];
+      const schedules: ReturnType<RoleWorld['fakes']['scheduler']['take']> = [];
+      const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
+        const handler = announceHandler(await awsAnnounceDeps(), tools);
+        // Each wave's timer, as Scheduler fires it: the target input is what announce scheduled.
+        for (let due = world.fakes.scheduler.take(); due.length > 0; due = world.fakes.scheduler.take()) {
+          for (const schedule of due) {
+            schedules.push(schedule);
+            fired.push(await handler(JSON.parse(schedule.target.Input ?? '{}'), context('announce')));
+          }
+        }
+      });
+      assert.deepEqual(
+        fired.map((f) => (f as { outcome: string }).outcome),
+        ['next-wave', 'next-wave', 'rollout-complete'],
+      );
+      assert.deepEqual(deniedMessages(judged), []);
+      // What Scheduler then does with the schedule's role: invoke the target, dead-letter what it cannot.
+      const timerRole = role('BakeTimerRole');
+      const invocations = await world.judge(
+        schedules.flatMap((s) => [
+          {
+            principal: timerRole,
+            request: { action: 'lambda:InvokeFunction', resource: s.target.Arn, context: {}, origin: s.name },
+          },
+          ...(s.target.DeadLetterConfig?.Arn
+            ? [
+                {
+                  principal: timerRole,
+                  request: {
+                    action: 'sqs:SendMessage',
+                    resource: s.target.DeadLetterConfig.Arn,
+                    context: {},
+                    origin: `${s.name} dead letter`,
+                  },
+                },
+              ]
+            : []),
+        ]),
+      );
+      assert.equal(invocations.length, 6, 'three timers, each with a target and a dead-letter queue');
+      assert.ok(
+        schedules.every((s) => s.target.RoleArn === world.home.attribute('BakeTimerRole', 'Arn')),
+        'the schedules run as BakeTimerRole',
+      );
+      assert.deepEqual(deniedMessages(invocations), []);
+      verdicts.set('BakeTimerRole', invocations);
+      putConfig({ web: web(2), api });
     });
   }
 
@@ -571,7 +662,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       },
     });
     consumer.start();
-    for (let i = 0; i < 200 && !handled; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && !handled; i++) await new Promise((r) => setTimeout(r, 10));
     await consumer.stop();
     assert.ok(handled, `the builder in ${region} received its job`);
   }
