@@ -88,6 +88,20 @@ export const ReleaseRejectedDetail = ReleaseFields.extend({
   rejectedAt: z.iso.datetime(),
 });
 
+/**
+ * Instance-refresh outcomes of "Launch Template Updated", least to most telling: announce keeps the worst it
+ * heard per account and region, and the subscriber reports the worst of the groups it refreshed.
+ */
+export const INSTANCE_REFRESH_SEVERITY = [
+  'not-requested',
+  'already-running',
+  'started',
+  'succeeded',
+  'cancelled',
+  'rolled-back',
+  'failed',
+] as const;
+
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   accountId: AccountId,
   region: Region,
@@ -100,18 +114,10 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   ssmParameter: z.string().optional(),
   /**
    * started / already-running / not-requested when the subscriber moved the template; succeeded, failed,
-   * cancelled or rolled-back once the refresh it started ended (a describe at report time, or the Auto Scaling
-   * "EC2 Instance Refresh …" event). failed, cancelled and rolled-back make a rollout wave unhealthy.
+   * cancelled or rolled-back once the refresh it started ended (a describe at report time). failed, cancelled
+   * and rolled-back make a rollout wave unhealthy.
    */
-  instanceRefresh: z.enum([
-    'started',
-    'already-running',
-    'not-requested',
-    'succeeded',
-    'failed',
-    'cancelled',
-    'rolled-back',
-  ]),
+  instanceRefresh: z.enum(INSTANCE_REFRESH_SEVERITY),
   updatedAt: z.iso.datetime(),
 });
 

@@ -113,6 +113,7 @@ export const GROUPS: Group[] = [
       'test/unit/builder/worker.test.ts',
       'test/unit/builder/worker-guards.test.ts',
       'test/unit/builder/worker-outcomes.test.ts',
+      'test/unit/builder/worker-verify.test.ts',
       'test/unit/builder/agent.test.ts',
     ],
   },

@@ -2,7 +2,7 @@
 // its region, and "Release Complete" once every region of the release is announced. Also records the
 // "Launch Template Updated" reports member accounts send back.
 import type { AmiStateChangeEnvelope } from '#events/aws.ts';
-import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
+import { type ImageReady, INSTANCE_REFRESH_SEVERITY, type LaunchTemplateUpdated } from '#events/stemcell.ts';
 import type { AccountRecord, ImageInfo, RegionState, Release } from '#ports';
 import { recordBuildFailure } from './build-failure.ts';
 import type { AnnounceDeps, Logger } from './deps.ts';
@@ -218,17 +218,6 @@ export function imageArn(region: string, imageId: string): string {
   return `arn:aws:ec2:${region}::image/${imageId}`;
 }
 
-/** Instance-refresh outcomes, least to most telling: the account record keeps the worst it heard. */
-const REFRESH_RANK = [
-  'not-requested',
-  'already-running',
-  'started',
-  'succeeded',
-  'cancelled',
-  'rolled-back',
-  'failed',
-];
-
 const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
   'skipped-older': 0,
   'already-current': 1,
@@ -256,7 +245,8 @@ export async function recordLaunchTemplateUpdate(
     existing && OUTCOME_RANK[existing.outcome] > OUTCOME_RANK[detail.outcome]
       ? existing.outcome
       : detail.outcome;
-  const refreshRank = (r: string | undefined) => (r === undefined ? -1 : REFRESH_RANK.indexOf(r));
+  const refreshRank = (r: string | undefined) =>
+    INSTANCE_REFRESH_SEVERITY.indexOf(r as (typeof INSTANCE_REFRESH_SEVERITY)[number]);
   const instanceRefresh =
     refreshRank(existing?.instanceRefresh) > refreshRank(detail.instanceRefresh)
       ? existing?.instanceRefresh

@@ -1,5 +1,7 @@
 // ingest: a tarball landed in the bucket. Record the release (which assigns its sequence), send one build job
 // per target region, announce "Release Started".
+
+import type { StreamConfig } from '#config/schema.ts';
 import { BuildJob, type ObjectCreatedEnvelope } from '#events/aws.ts';
 import type { Release, SourceRef } from '#ports';
 import type { IngestDeps } from './deps.ts';
@@ -114,23 +116,7 @@ export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<I
   const regions = created
     ? config.regions
     : config.regions.filter((region) => (release.regions[region]?.state ?? 'queued') === 'queued');
-  for (const region of regions) {
-    const job: BuildJob = BuildJob.parse({
-      version: 1,
-      releaseId: release.releaseId,
-      stream,
-      revision,
-      sequence: release.sequence,
-      region,
-      architecture: config.architecture,
-      bootMode: config.bootMode,
-      volumeSizeGiB: config.volumeSizeGiB,
-      source: release.source,
-    });
-    await deps
-      .buildQueue(region)
-      .send(JSON.stringify(job), stream, buildJobDeduplicationId(release.releaseId, region));
-  }
+  for (const region of regions) await queueBuildJob(deps, release, region, config);
 
   if (created || regions.length > 0) {
     await emit(
@@ -162,4 +148,32 @@ async function publishedSha256(deps: IngestDeps, object: ObjectCreated): Promise
   const head = await deps.objects.head(object.key);
   const value = head?.metadata[SHA256_METADATA_KEY]?.toLowerCase();
   return value && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
+}
+
+/**
+ * One region's BuildJob of a release on that region's FIFO queue (group: the stream, so one stream builds
+ * serially). Sending again is safe: the deduplication id is the release's and the region's. Ingest and a
+ * rollback that rebuilds a region both queue through here.
+ */
+export async function queueBuildJob(
+  deps: Pick<IngestDeps, 'buildQueue'>,
+  release: Release,
+  region: string,
+  config: StreamConfig,
+): Promise<void> {
+  const job: BuildJob = BuildJob.parse({
+    version: 1,
+    releaseId: release.releaseId,
+    stream: release.stream,
+    revision: release.revision,
+    sequence: release.sequence,
+    region,
+    architecture: config.architecture,
+    bootMode: config.bootMode,
+    volumeSizeGiB: config.volumeSizeGiB,
+    source: release.source,
+  });
+  await deps
+    .buildQueue(region)
+    .send(JSON.stringify(job), release.stream, buildJobDeduplicationId(release.releaseId, region));
 }

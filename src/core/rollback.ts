@@ -3,13 +3,13 @@
 // while the fleet goes back to the earlier content. Regions whose earlier image is gone are rebuilt from the
 // earlier revision's tarball (same object version). A pin holds new revisions back: they build and boot-check,
 // but announce keeps their images to itself until unpin.
-import { BuildJob } from '#events/aws.ts';
 import type { FifoQueue, ImageInfo, Release, RolloutStore, StreamPin } from '#ports';
 import { announceRegionImage } from './announce.ts';
 import type { AnnounceDeps } from './deps.ts';
 import { emit } from './emit.ts';
 import { streamConfig } from './errors.ts';
-import { buildJobDeduplicationId } from './naming.ts';
+import { queueBuildJob } from './ingest.ts';
+
 import { RolloutStateError, releaseByRevision } from './rollout.ts';
 
 export interface RollbackDeps extends AnnounceDeps {
@@ -99,23 +99,7 @@ export async function rollback(deps: RollbackDeps, stream: string, to: string): 
     deps.config.busName,
   );
 
-  for (const { region } of rebuilt) {
-    const job = BuildJob.parse({
-      version: 1,
-      releaseId: release.releaseId,
-      stream,
-      revision: release.revision,
-      sequence: release.sequence,
-      region,
-      architecture: config.architecture,
-      bootMode: config.bootMode,
-      volumeSizeGiB: config.volumeSizeGiB,
-      source: release.source,
-    });
-    await deps
-      .buildQueue(region)
-      .send(JSON.stringify(job), stream, buildJobDeduplicationId(release.releaseId, region));
-  }
+  for (const { region } of rebuilt) await queueBuildJob(deps, release, region, config);
   const reused: RollbackResult['reused'] = [];
   for (const [region, image] of reusable) {
     await announceRegionImage(deps, release, region, image);

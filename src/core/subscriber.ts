@@ -4,7 +4,7 @@
 // and instance refresh, and a "Launch Template Updated" report back to the central bus. Deliveries for one
 // account and stream are serialised upstream (a FIFO queue per member account); the re-read after the write
 // (settleDefault) keeps "never backwards" true even when two deliveries do run at once.
-import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
+import { type ImageReady, INSTANCE_REFRESH_SEVERITY, type LaunchTemplateUpdated } from '#events/stemcell.ts';
 import type { InstanceRefreshStatus, LaunchTemplate, LaunchTemplateVersion, MemberAccount } from '#ports';
 import type { SubscriberDeps } from './deps.ts';
 import { emit } from './emit.ts';
@@ -257,18 +257,9 @@ export function refreshOutcome(
   }
 }
 
-const REFRESH_SEVERITY: TemplateOutcome['instanceRefresh'][] = [
-  'not-requested',
-  'already-running',
-  'started',
-  'succeeded',
-  'cancelled',
-  'rolled-back',
-  'failed',
-];
 function worstRefresh(
   a: TemplateOutcome['instanceRefresh'],
   b: TemplateOutcome['instanceRefresh'],
 ): TemplateOutcome['instanceRefresh'] {
-  return REFRESH_SEVERITY.indexOf(a) >= REFRESH_SEVERITY.indexOf(b) ? a : b;
+  return INSTANCE_REFRESH_SEVERITY.indexOf(a) >= INSTANCE_REFRESH_SEVERITY.indexOf(b) ? a : b;
 }

@@ -1,5 +1,6 @@
 // The demo's organization: 2 streams, 2 regions, 6 accounts in 2 OUs, a launch template per account, region and
-// stream it subscribes to, each with an Auto Scaling group tagged for instance refresh.
+// stream it subscribes to, each with an Auto Scaling group tagged for instance refresh. web-base rolls out in two
+// waves with bake times of seconds: the development OU is the canary, then everything else.
 
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
@@ -22,6 +23,13 @@ export function demoConfig(): StemcellConfig {
       volumeSizeGiB: 1,
       keep: 3,
       subscribers: { scope: 'organization', ssmParameter: '/stemcell/{stream}/{region}/image-id' },
+      // Seconds, not minutes: long enough for the canary's reports to arrive on a loaded machine.
+      rollout: {
+        waves: [
+          { name: 'canary', ous: [OU_DEV], bakeMinutes: 0.1 },
+          { name: 'rest', bakeMinutes: 0.05 },
+        ],
+      },
     },
     // A data-only stream, shared with the production OU alone.
     'batch-base': {

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { objectKey } from '#core/naming.ts';
 import { demoConfig } from '#demo/config.ts';
-import { checkLaunchTemplates, type RegionReport, regionReports, reportTable } from '#demo/report.ts';
+import { checkLaunchTemplates, reportTable } from '#demo/report.ts';
 import { buildSampleTarball } from '#demo/sample-rootfs.ts';
 import { allLaunchable, launchVerdict, type Verdict, verdictLines } from '#demo/verdict.ts';
+import { haltThenRollBack, releaseRows } from '#demo/waves.ts';
 import type { LocalStack } from '#local/stack.ts';
 import { CliError } from '../errors.ts';
 import { createProgress } from '../progress.ts';
@@ -25,7 +26,8 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description(
-      'run the whole flow locally: 2 streams × 2 revisions → images in 2 regions → 6 accounts updated',
+      'run the whole flow locally: 2 streams × 2 revisions → images in 2 regions → 6 accounts updated, in waves; ' +
+        'then a revision that halts in the canary, and a rollback',
     )
     .option('--json', 'print one JSON object with the results on stdout')
     .option('--data <dir>', 'local data folder (default: a fresh temporary folder, removed afterwards)')
@@ -60,11 +62,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     });
     const tracker = trackStack(progress, stack);
     await stack.start();
-    const reports: RegionReport[] = [];
     // After each release, every tagged launch template is launched through the launch model.
     const verdicts: Verdict[] = [];
     for (const revision of [1, 2]) {
-      const releaseIds: string[] = [];
       for (const [stream, streamConfig] of Object.entries(config.streams)) {
         const label = `${stream} r${revision}`;
         const upload = progress.task(`upload:${label}`, `upload ${label}`, 2);
@@ -83,19 +83,20 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         const revisionName = `2026.11.${20 + revision}`;
         await stack.publish(objectKey(stream, revisionName), body, { sha256 });
         upload.done(`${(body.length / 1024).toFixed(0)} KiB uploaded`);
-        releaseIds.push(`${stream}/${revisionName}`);
       }
       await stack.settle();
-      for (const release of await stack.releases.list()) {
-        if (releaseIds.includes(`${release.stream}/${release.revision}`))
-          reports.push(...regionReports(config, release));
-      }
       const verdict = await launchVerdict(stack);
       verdicts.push(verdict);
       progress.line(`after revision ${revision}: ${verdictLines(verdict).join('\n')}`);
     }
+    // Rolling out safely: revision 3 halts in the canary wave, then a rollback to revision 2.
+    const story = await haltThenRollBack(stack, dataDir, (line) => progress.line(line));
+    const afterRollback = await launchVerdict(stack);
+    verdicts.push(afterRollback);
+    progress.line(`after the rollback: ${verdictLines(afterRollback).join('\n')}`);
     const verdict = verdicts.at(-1) as Verdict;
     const releases = await stack.releases.list();
+    const reports = await releaseRows(stack, config);
     const checks = checkLaunchTemplates(config, releases, stack.members);
     const failedChecks = checks.filter((c) => !c.ok);
     const deadLetters = [...stack.registry.list()].flatMap((bus) =>
@@ -104,16 +105,28 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const ok =
       failedChecks.length === 0 &&
       reports.every((r) => r.state === 'announced') &&
-      verdicts.every(allLaunchable);
+      verdicts.every(allLaunchable) &&
+      story.halted !== undefined &&
+      story.movedPastHalt.length === 0 &&
+      story.rollback !== undefined;
     progress.stop();
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
+        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, halted: story.halted ?? null, movedPastHalt: story.movedPastHalt, rollback: story.rollback ?? null, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
       );
     } else {
       process.stdout.write(`\n${reportTable(reports)}\n\n`);
       process.stdout.write(`${verdictLines(verdict).join('\n')}\n`);
+      if (story.halted)
+        process.stdout.write(
+          `${story.halted.releaseId} halted in wave ${story.halted.wave} (${story.halted.reason}); ` +
+            `${story.movedPastHalt.length} account(s) of later waves moved\n`,
+        );
+      if (story.rollback)
+        process.stdout.write(
+          `rolled back to ${story.rollback.to} as ${story.rollback.revision} (sequence ${story.rollback.sequence})\n`,
+        );
       process.stdout.write(
         `${checks.length - failedChecks.length}/${checks.length} launch templates default to the newest image` +
           ` (volumes: ${stack.region(config.homeRegion).volumes.backend}; ${seconds.toFixed(1)} s in all)\n`,

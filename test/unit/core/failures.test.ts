@@ -1,4 +1,4 @@
-// The core's error paths, written from the mutants that survived the first runs of `npm run mutation`: the
+// The core's error paths and register's details, written from the mutants that survived the first runs of `npm run mutation`: the
 // errors name the input at fault, a build failure is recorded only over a state that is not final (and not
 // over one that became final behind its read), and emitted events carry exactly the fields the contract has.
 import assert from 'node:assert/strict';
@@ -11,14 +11,18 @@ import {
   streamConfig,
   UnknownStreamError,
 } from '#core/errors.ts';
+import { clientToken, releaseTags, TAG } from '#core/naming.ts';
+import { registerSnapshot } from '#core/register.ts';
 import { BuildFailedDetail } from '#events/stemcell.ts';
-import type { RegionState } from '#ports';
+import type { RegionState, RegisterImageInput } from '#ports';
 import {
+  AttributeLogger,
   FakeClock,
   FakePublisher,
   FakeReleaseStore,
   imageReadyDetail,
-  RecordingLogger,
+  imagingSetup,
+  SHA,
   testConfig,
 } from './fakes.ts';
 
@@ -26,7 +30,7 @@ function setup() {
   const deps = {
     config: testConfig(),
     clock: new FakeClock('2026-11-20T10:05:00.000Z'),
-    logger: new RecordingLogger(),
+    logger: new AttributeLogger(),
     releases: new FakeReleaseStore(),
     events: new FakePublisher(),
   };
@@ -161,6 +165,7 @@ describe('Function: recordBuildFailure()', () => {
         updatedAt: '2026-11-20T10:05:00.000Z',
       });
       assert.ok(deps.logger.lines.some((l) => l.level === 'error' && l.message === 'build failed'));
+      assert.deepEqual(deps.logger.of('build failed'), failure(release.releaseId));
     });
   }
 
@@ -192,6 +197,10 @@ describe('Function: recordBuildFailure()', () => {
       assert.deepEqual(deps.logger.lines, [
         { level: 'warn', message: 'build failure ignored: region already final' },
       ]);
+      assert.deepEqual(deps.logger.of('build failure ignored: region already final'), {
+        ...failure(release.releaseId),
+        state,
+      });
     });
   }
 
@@ -256,3 +265,110 @@ describe('Function: buildFailedEvent()', () => {
     assert.equal('eventBusName' in event, false);
   });
 });
+
+describe('Function: registerSnapshot()', () => {
+  async function snapshotted(setup: ReturnType<typeof imagingSetup>, stream = 'web-base') {
+    const release = setup.deps.releases.seed(stream, 'r1', ['eu-west-1']);
+    const snapshot = await setup.imaging.of('eu-west-1').snapshots.create('vol-1', {
+      description: 'x',
+      tags: { ...releaseTags(release), [TAG.sha256]: SHA },
+      clientToken: 't',
+    });
+    return { release, snapshot };
+  }
+
+  it('registers the image with its root device, description, tags and a client token of release and region', async () => {
+    // prepare
+    const setup = imagingSetup();
+    const logger = new AttributeLogger();
+    setup.deps.logger = logger;
+    const { release, snapshot } = await snapshotted(setup);
+    const images = setup.imaging.of('eu-west-1').images;
+    const inputs: RegisterImageInput[] = [];
+    const register = images.register.bind(images);
+    images.register = async (input) => {
+      inputs.push(input);
+      return register(input);
+    };
+    // act
+    const first = await registerSnapshot(setup.deps, notification(snapshot.snapshotId));
+    const again = await registerSnapshot(setup.deps, notification(snapshot.snapshotId));
+    // assess
+    assert.equal(first.outcome, 'registered');
+    assert.equal(again.outcome, 'already-registered');
+    assert.deepEqual(inputs[0], {
+      name: 'stemcell/web-base/r1',
+      description: 'stemcell web-base r1 (sequence 1)',
+      snapshotId: snapshot.snapshotId,
+      architecture: 'x86_64',
+      bootMode: setup.deps.config.streams['web-base']?.bootMode,
+      rootDeviceName: '/dev/xvda',
+      tags: { ...releaseTags(release), [TAG.region]: 'eu-west-1', [TAG.sha256]: SHA },
+      clientToken: clientToken('register', release.releaseId, 'eu-west-1'),
+    });
+    const imageId = first.outcome === 'registered' ? first.imageId : '';
+    const said = {
+      releaseId: release.releaseId,
+      region: 'eu-west-1',
+      imageId,
+      snapshotId: snapshot.snapshotId,
+    };
+    assert.deepEqual(
+      logger.attributes.map((a) => [a.message, a.attributes]),
+      [
+        ['image registered', said],
+        ['image already registered', said],
+      ],
+    );
+  });
+
+  it("keeps the bytes the builder recorded when the snapshot port reports none (EBS's describe does not)", async () => {
+    // prepare
+    const setup = imagingSetup();
+    const { release, snapshot } = await snapshotted(setup);
+    delete snapshot.deltaBytes;
+    await setup.deps.releases.updateRegion(release.releaseId, 'eu-west-1', {
+      deltaBytes: 8192,
+      writtenBytes: 9000,
+    });
+    // act
+    await registerSnapshot(setup.deps, notification(snapshot.snapshotId));
+    // assess
+    const region = (await setup.deps.releases.get(release.releaseId))?.regions['eu-west-1'];
+    assert.equal(region?.state, 'registering');
+    assert.equal(region?.deltaBytes, 8192);
+    assert.equal(region?.writtenBytes, 9000);
+  });
+
+  it('says in its log which snapshot it could not find', async () => {
+    // prepare
+    const setup = imagingSetup();
+    const logger = new AttributeLogger();
+    setup.deps.logger = logger;
+    // act
+    await registerSnapshot(setup.deps, notification('snap-00000000000000404', 'us-east-1'));
+    // assess
+    assert.deepEqual(logger.lines, [{ level: 'warn', message: 'snapshot not found; nothing to register' }]);
+    assert.deepEqual(logger.of('snapshot not found; nothing to register'), {
+      region: 'us-east-1',
+      snapshotId: 'snap-00000000000000404',
+    });
+  });
+
+  it('names the snapshot and region when its stream is not configured', async () => {
+    // prepare
+    const setup = imagingSetup();
+    const { snapshot } = await snapshotted(setup, 'gone-stream');
+    // act + assess
+    await assert.rejects(
+      registerSnapshot(setup.deps, notification(snapshot.snapshotId)),
+      (err: unknown) =>
+        err instanceof UnknownStreamError &&
+        err.message.includes(`(snapshot ${snapshot.snapshotId} in eu-west-1)`),
+    );
+  });
+});
+
+function notification(snapshotId: string, region = 'eu-west-1') {
+  return { region, snapshotId, result: 'succeeded' as const, cause: '' };
+}

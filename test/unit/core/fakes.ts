@@ -590,3 +590,21 @@ export function imagingSetup(config: StemcellConfig = testConfig()) {
   } satisfies RegisterDeps & AnnounceDeps;
   return { deps, imaging };
 }
+
+/** Keeps what each line says beside its message: the operator reads the ids in it. */
+export class AttributeLogger extends RecordingLogger {
+  attributes: Array<{ message: string; attributes: Record<string, unknown> }> = [];
+  #keep(level: string, message: string, attributes: Record<string, unknown> = {}) {
+    this.attributes.push({ message, attributes: structuredClone(attributes) });
+    return this.lines.push({ level, message });
+  }
+  override info = (message: string, attributes?: Record<string, unknown>) =>
+    this.#keep('info', message, attributes);
+  override warn = (message: string, attributes?: Record<string, unknown>) =>
+    this.#keep('warn', message, attributes);
+  override error = (message: string, attributes?: Record<string, unknown>) =>
+    this.#keep('error', message, attributes);
+  of(message: string): Record<string, unknown> | undefined {
+    return this.attributes.find((a) => a.message === message)?.attributes;
+  }
+}

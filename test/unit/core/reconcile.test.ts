@@ -9,6 +9,7 @@ import { deliverLatestTo, type ReconcileDeps, reconcile } from '#core/reconcile.
 import { BuildFailedDetail, ImageReadyDetail } from '#events/stemcell.ts';
 import type { FifoQueue, QueueMessage, Release } from '#ports';
 import {
+  AttributeLogger,
   FakeClock,
   FakeImaging,
   FakeOrganization,
@@ -16,7 +17,6 @@ import {
   FakeReleaseStore,
   OU_A,
   OU_B,
-  RecordingLogger,
   SHA,
   testConfig,
 } from './fakes.ts';
@@ -26,22 +26,6 @@ const US = 'us-east-1';
 const A1 = '200000000001';
 const A2 = '200000000002';
 const A3 = '200000000003';
-
-/** Keeps what each line says beside its message: the operator reads the ids in it. */
-class AttributeLogger extends RecordingLogger {
-  attributes: Array<{ message: string; attributes: Record<string, unknown> }> = [];
-  #keep(level: string, message: string, attributes: Record<string, unknown> = {}) {
-    this.attributes.push({ message, attributes: structuredClone(attributes) });
-    return this.lines.push({ level, message });
-  }
-  override info = (message: string, attributes?: Record<string, unknown>) =>
-    this.#keep('info', message, attributes);
-  override error = (message: string, attributes?: Record<string, unknown>) =>
-    this.#keep('error', message, attributes);
-  of(message: string): Record<string, unknown> | undefined {
-    return this.attributes.find((a) => a.message === message)?.attributes;
-  }
-}
 
 /** A dead-letter queue holding messages until deleted; every receive is recorded. */
 class FakeDeadLetters implements FifoQueue {
