@@ -202,7 +202,7 @@ export async function runGauntlet(options: GauntletOptions): Promise<GauntletRes
         20_000,
       );
       if (fill) {
-        execFileSync('fallocate', ['-l', String(Math.max(0, freeBytes(data) - 2 ** 20)), filler]);
+        fillUp(data, filler);
         log('gauntlet: data folder filled');
         await realSleep(1000 + rng() * 2000);
       }
@@ -372,4 +372,21 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve('bench/gauntlet.ts')
     0
       ? 1
       : 0;
+}
+
+/**
+ * Fills the data folder to within 1 MiB. The stack writes meanwhile, so the space measured can be gone by the
+ * time fallocate asks for it (which then fails, allocating nothing): measure again and leave more room.
+ */
+function fillUp(data: string, filler: string): void {
+  for (let margin = 2 ** 20; ; margin *= 4) {
+    try {
+      execFileSync('fallocate', ['-l', String(Math.max(0, freeBytes(data) - margin)), filler], {
+        stdio: 'pipe',
+      });
+      return;
+    } catch (err) {
+      if (margin >= 2 ** 28) throw err;
+    }
+  }
 }

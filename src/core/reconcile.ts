@@ -190,15 +190,16 @@ async function redeliverUnreported(
       (a) => !release.accounts[`${a}/${region}`] && admits(allowed, a),
     );
     for (const accountId of missing) {
-      await deliverImageReady(deps, release, region, accountId);
-      report.redelivered.push({ releaseId: release.releaseId, region, accountId });
+      if (await deliverImageReady(deps, release, region, accountId))
+        report.redelivered.push({ releaseId: release.releaseId, region, accountId });
     }
   }
 }
 
 /**
  * Late joiners: accounts that entered a stream's audience get the newest announced image of each of their
- * streams, in every region, without waiting for the next release. Returns what was delivered.
+ * streams, in every region, without waiting for the next release. Returns what was delivered. An account whose
+ * bus refuses (its member stack not deployed yet) is logged and skipped: it does not keep the others waiting.
  */
 export async function deliverLatestTo(
   deps: ReconcileDeps,
@@ -223,8 +224,17 @@ export async function deliverLatestTo(
       for (const accountId of waiting) {
         if (!admits(allowed, accountId)) continue;
         served.add(`${release.stream}/${region}/${accountId}`);
-        await deliverImageReady(deps, release, region, accountId);
-        delivered.push({ releaseId: release.releaseId, region, accountId });
+        try {
+          if (await deliverImageReady(deps, release, region, accountId))
+            delivered.push({ releaseId: release.releaseId, region, accountId });
+        } catch (err) {
+          deps.logger.error('latest image not delivered to a new account', {
+            accountId,
+            region,
+            releaseId: release.releaseId,
+            error: (err as Error).message,
+          });
+        }
       }
     }
   }
@@ -245,15 +255,16 @@ async function deliverImageReady(
   release: Release,
   region: string,
   accountId: string,
-): Promise<void> {
+): Promise<boolean> {
   const imageId = release.regions[region]?.imageId;
-  if (!imageId) return;
+  if (!imageId) return false;
   const image = await deps.imaging(region).images.get(imageId);
-  if (image?.state !== 'available') return;
+  if (image?.state !== 'available') return false;
   const bus = memberBusArn(deps.config.homeRegion, accountId, deps.memberBusName);
   await deps.events.publish([
     stemcellEvent('Image Ready', imageReadyDetail(release, region, image), bus, [imageArn(region, imageId)]),
   ]);
+  return true;
 }
 
 function safeJson(text: string): unknown {

@@ -305,6 +305,32 @@ describe('Handler: sync-subscribers', () => {
       [[`arn:aws:events:eu-west-1:${joiner}:event-bus/default`, 'ami-0123456789abcdef0']],
     );
   });
+
+  it('tells the other joiners when one joiner’s bus refuses, and logs the one it could not tell', async () => {
+    // prepare: web-base announced; two accounts no rule targets yet; the first PutEvents fails
+    const c = central();
+    const { release, images } = await sampleRelease(c);
+    images.images.set('ami-0123456789abcdef0', sampleImage(release));
+    await announceHandler(c.deps, tools)(sample('ec2-ami-state-change') as never, context('announce'));
+    c.deps.events.events = [];
+    c.deps.events.failNext = 1;
+    const joiners = accountIds(2);
+    const organization = new FakeOrganization(joiners.map((id) => ({ id, ou: OU_A })));
+    const logger = new RecordingLogger();
+    // act
+    const result = await syncHandler(
+      { ...c.deps, organization, rules: new FakeBusRules(), catchUp: { ...c.deps, organization, logger } },
+      tools,
+    )({}, context('sync-subscribers'));
+    // assess
+    assert.deepEqual(result.joined, joiners);
+    assert.deepEqual(
+      result.caughtUp.map((d) => d.accountId),
+      [joiners[1]],
+    );
+    assert.equal(c.deps.events.ofType('Image Ready').length, 1);
+    assert.ok(logger.lines.some((l) => l.level === 'error' && /not delivered/.test(l.message)));
+  });
 });
 
 describe('Handler: expire', () => {
