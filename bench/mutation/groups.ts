@@ -47,7 +47,9 @@ export const GROUPS: Group[] = [
     ],
     tests: [
       'test/unit/core/ingest.test.ts',
+      'test/unit/core/ingest-details.test.ts',
       'test/unit/core/register-announce.test.ts',
+      'test/unit/core/announce-details.test.ts',
       'test/unit/core/guards.test.ts',
       'test/unit/core/naming.test.ts',
       'test/unit/core/release-details.test.ts',
