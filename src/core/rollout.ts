@@ -440,7 +440,10 @@ export async function resumeRelease(
     throw new RolloutStateError(
       `release ${stream}/${revision} is ${record.state}, not halted: nothing to resume`,
     );
-  const index = record.waves.findIndex((w) => w.state === 'halted');
+  // The wave the halt names: waves resumed past earlier keep their `halted` state, so the first one halted
+  // is not necessarily this one.
+  const halted = record.halted;
+  const index = record.waves.findIndex((w) => w.name === halted.wave);
   return openNextWave(deps, release, index, (w, r) => {
     w.resumedAt = deps.clock.now().toISOString();
     if (r.halted) r.resumed = [...(r.resumed ?? []), r.halted];
