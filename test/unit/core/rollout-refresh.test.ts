@@ -80,7 +80,10 @@ async function world() {
   return { deps, release, rollouts, events, timer, clock, report };
 }
 
-const halts = (events: FakePublisher) => events.events.filter((e) => e.detailType === 'Release Halted');
+const halts = (events: FakePublisher) =>
+  events.events
+    .filter((e) => e.detailType === 'Release Halted')
+    .map((e) => e.detail as { reason: string; accounts: unknown });
 
 describe('Function: recordLaunchTemplateUpdate() with a refresh end', () => {
   it('a Failed end event reported after the "started" update report halts the rolling release', async () => {
@@ -107,13 +110,8 @@ describe('Function: recordLaunchTemplateUpdate() with a refresh end', () => {
     );
     const halted = halts(w.events);
     assert.equal(halted.length, 1);
-    assert.deepEqual((halted[0]?.detail as { accounts: unknown }).accounts, [
-      { accountId: CANARY, region: REGION },
-    ]);
-    assert.match(
-      String((halted[0]?.detail as { reason: string }).reason),
-      /instance refresh failed: 200000000001/,
-    );
+    assert.deepEqual(halted[0]?.accounts, [{ accountId: CANARY, region: REGION }]);
+    assert.match(String(halted[0]?.reason), /instance refresh failed: 200000000001/);
     // The bake timer that fires later finds nothing to judge: no later wave opens.
     const fired = await onBakeElapsed(w.deps, {
       kind: 'stemcell-rollout-timer',
@@ -169,7 +167,7 @@ describe('Function: onBakeElapsed() with refreshes still running', () => {
     assert.equal(w.timer.scheduled[0]?.at.toISOString(), '2026-11-20T10:16:00.000Z', 'one step: 5 minutes');
     assert.deepEqual(w.timer.scheduled.at(-1)?.input.wait, REFRESH_WAITS);
     const halted = halts(w.events);
-    assert.match(String((halted[0]?.detail as { reason: string }).reason), /still running 60 minutes after/);
+    assert.match(String(halted[0]?.reason), /still running 60 minutes after/);
   });
 
   it('a refresh that ends during the wait lets the next wave open', async () => {

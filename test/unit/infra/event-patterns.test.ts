@@ -134,7 +134,10 @@ describe('Template: deployed event patterns', () => {
       const matches = compileEventPattern(resolved(rulePattern(member, id)) as object);
       // assess
       for (const event of others) assert.equal(matches(event), false, `${id} takes ${event['detail-type']}`);
-      assert.equal(matches({ ...sample<object>('autoscaling-instance-refresh-failed'), source: 'aws.ec2' }), false);
+      assert.equal(
+        matches({ ...sample<object>('autoscaling-instance-refresh-failed'), source: 'aws.ec2' }),
+        false,
+      );
     }
   });
 
