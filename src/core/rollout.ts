@@ -444,6 +444,8 @@ export async function onLaunchTemplateReport(
   if (record?.state !== 'rolling') return false;
   const index = record.waves.findIndex((w) => w.accounts.includes(detail.accountId));
   if (index < 0) return false;
+  // An operator resumed past this wave: its faults, a refresh's end reported late among them, are accepted.
+  if (record.waves[index]?.resumedAt) return false;
   const release = await deps.releases.get(detail.releaseId);
   if (!release) return false;
   return halt(

@@ -144,6 +144,34 @@ describe('Function: recordLaunchTemplateUpdate() with a refresh end', () => {
   });
 });
 
+describe('Function: recordLaunchTemplateUpdate() after a resume', () => {
+  it("a refresh's late failure in a wave the operator resumed past halts nothing again", async () => {
+    // prepare: the canary halted, then an operator resumed past it; the rest is announcing
+    const w = await world();
+    await recordLaunchTemplateUpdate(w.deps, w.report({ instanceRefresh: 'failed' }));
+    const record = await w.rollouts.get(w.release.releaseId);
+    assert.ok(record);
+    record.state = 'rolling';
+    record.waves[0] = {
+      ...(record.waves[0] as RolloutRecord['waves'][number]),
+      resumedAt: '2026-11-20T10:12:00.000Z',
+    };
+    record.waves[1] = { ...(record.waves[1] as RolloutRecord['waves'][number]), state: 'announcing' };
+    await w.rollouts.put(record, record.version);
+    // act: the end event's report of that failure comes late
+    await recordLaunchTemplateUpdate(
+      w.deps,
+      w.report({
+        instanceRefresh: 'failed',
+        refresh: { autoScalingGroupName: 'web-asg', instanceRefreshId: 'x' },
+      }),
+    );
+    // assess
+    assert.equal((await w.rollouts.get(w.release.releaseId))?.state, 'rolling');
+    assert.equal(halts(w.events).length, 1, 'only the first halt');
+  });
+});
+
 describe('Function: onBakeElapsed() with refreshes still running', () => {
   it('waits in steps while a refresh is "started", then halts after the bound', async () => {
     // prepare: the canary reported, its refresh never ends
