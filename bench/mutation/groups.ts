@@ -92,6 +92,25 @@ export const GROUPS: Group[] = [
     tests: ['test/unit/core/reconcile.test.ts'],
   },
   {
+    // The boot gate: no "Image Ready" before the image booted; a failed boot fails the region. The gate and the
+    // boot-check worker's core are one module (announce asks, advanceBootCheck looks once and decides).
+    name: 'boot-gate',
+    mutate: ['src/core/boot-gate.ts'],
+    tests: ['test/unit/core/boot-gate.test.ts', 'test/unit/core/boot-gate-rules.test.ts'],
+  },
+  {
+    // Release waves: who gets "Image Ready" when, a wave's health, halt / resume / abort, rollback and pin,
+    // and the adoption view of who runs what.
+    name: 'waves',
+    mutate: ['src/core/rollout.ts', 'src/core/rollback.ts', 'src/core/adoption.ts'],
+    tests: [
+      'test/unit/core/rollout.test.ts',
+      'test/unit/core/waves.test.ts',
+      'test/unit/core/rollback.test.ts',
+      'test/unit/core/adoption.test.ts',
+    ],
+  },
+  {
     name: 'local-queues',
     mutate: ['src/local/fifo-queue.ts', 'src/local/event-bus.ts'],
     tests: [
