@@ -119,21 +119,7 @@ export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<I
   for (const region of regions) await queueBuildJob(deps, release, region, config);
 
   if (created || regions.length > 0) {
-    await emit(
-      deps.events,
-      'Release Started',
-      {
-        version: 1,
-        stream,
-        revision,
-        sequence: release.sequence,
-        releaseId: release.releaseId,
-        regions: config.regions,
-        source: release.source,
-        startedAt: deps.clock.now().toISOString(),
-      },
-      deps.config.busName,
-    );
+    await emitReleaseStarted(deps, release, config.regions);
   }
   deps.logger.info(created ? 'release created' : 'release already recorded', {
     releaseId: release.releaseId,
@@ -155,6 +141,29 @@ async function publishedSha256(deps: IngestDeps, object: ObjectCreated): Promise
  * serially). Sending again is safe: the deduplication id is the release's and the region's. Ingest and a
  * rollback that rebuilds a region both queue through here.
  */
+/** "Release Started" for a release and the regions it builds in (ingest, and a rollback's new release). */
+export async function emitReleaseStarted(
+  deps: Pick<IngestDeps, 'events' | 'clock' | 'config'>,
+  release: Release,
+  regions: string[],
+): Promise<void> {
+  await emit(
+    deps.events,
+    'Release Started',
+    {
+      version: 1,
+      stream: release.stream,
+      revision: release.revision,
+      sequence: release.sequence,
+      releaseId: release.releaseId,
+      regions,
+      source: release.source,
+      startedAt: deps.clock.now().toISOString(),
+    },
+    deps.config.busName,
+  );
+}
+
 export async function queueBuildJob(
   deps: Pick<IngestDeps, 'buildQueue'>,
   release: Release,

@@ -6,9 +6,8 @@
 import type { FifoQueue, ImageInfo, RegionRecord, Release, RolloutStore, StreamPin } from '#ports';
 import { announceRegionImage } from './announce.ts';
 import type { AnnounceDeps } from './deps.ts';
-import { emit } from './emit.ts';
 import { streamConfig } from './errors.ts';
-import { queueBuildJob } from './ingest.ts';
+import { emitReleaseStarted, queueBuildJob } from './ingest.ts';
 
 import { RolloutStateError, releaseByRevision } from './rollout.ts';
 
@@ -83,21 +82,7 @@ export async function rollback(deps: RollbackDeps, stream: string, to: string): 
     },
     0,
   );
-  await emit(
-    deps.events,
-    'Release Started',
-    {
-      version: 1,
-      stream,
-      revision: release.revision,
-      sequence: release.sequence,
-      releaseId: release.releaseId,
-      regions: config.regions,
-      source: release.source,
-      startedAt: deps.clock.now().toISOString(),
-    },
-    deps.config.busName,
-  );
+  await emitReleaseStarted(deps, release, config.regions);
 
   for (const { region } of rebuilt) await queueBuildJob(deps, release, region, config);
   const reused: RollbackResult['reused'] = [];

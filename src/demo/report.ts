@@ -11,6 +11,8 @@ export interface RegionReport {
   sequence: number;
   region: string;
   state: string;
+  /** Why the region failed (its "Build Failed" reason), when it did. */
+  reason?: string;
   imageId?: string;
   snapshotDeltaBytes?: number;
   writtenBytes?: number;
@@ -38,6 +40,7 @@ export function regionReports(config: StemcellConfig, release: Release): RegionR
       sequence: release.sequence,
       region,
       state: record.state,
+      ...(record.state === 'failed' && record.reason ? { reason: record.reason } : {}),
       ...(record.imageId ? { imageId: record.imageId } : {}),
       ...(record.deltaBytes === undefined ? {} : { snapshotDeltaBytes: record.deltaBytes }),
       ...(record.writtenBytes === undefined ? {} : { writtenBytes: record.writtenBytes }),

@@ -29,6 +29,11 @@ export interface ReleaseRow extends RegionReport {
 
 export interface SafetyStory {
   halted?: { releaseId: string; revision: string; wave: string; reason: string };
+  /**
+   * Regions of the halted revision whose image booted but was never announced: the halt came first, and a halted
+   * release announces nowhere else. Which regions these are depends on which boot check finishes first.
+   */
+  heldByHalt: string[];
   /** Accounts of later waves that got revision 3 anyway (must be none). */
   movedPastHalt: string[];
   rollback?: {
@@ -64,7 +69,7 @@ export async function haltThenRollBack(
     sha256: createHash('sha256').update(body).digest('hex'),
   });
   await stack.settle();
-  const story: SafetyStory = { movedPastHalt: [] };
+  const story: SafetyStory = { movedPastHalt: [], heldByHalt: [] };
   const release = (await stack.releases.list(stream)).find((r) => r.revision === revision);
   const rollout = release && (await stack.rollouts.get(release.releaseId));
   if (release && rollout?.halted) {
@@ -74,6 +79,12 @@ export async function haltThenRollBack(
     story.movedPastHalt = later
       .flatMap((w) => w.accounts)
       .filter((a) => Object.values(release.accounts).some((r) => r.accountId === a));
+    story.heldByHalt = Object.entries(release.regions)
+      .filter(([, r]) => r.state === 'available' && (streamConfig.bootMode === 'none' || r.bootCheck?.passed))
+      .map(([region]) => region)
+      .sort();
+    for (const region of story.heldByHalt)
+      log(`${stream} ${revision} ${region}: booted, held back by the halt (not announced there)`);
   } else log(`${stream} ${revision}: did NOT halt (rollout ${rollout?.state ?? 'missing'})`);
 
   const to = '2026.11.22';

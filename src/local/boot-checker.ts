@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { BootChecker, BootCheckRequest, BootObservation } from '#ports';
 import type { LocalImages } from './images.ts';
-import { QemuBoot } from './qemu.ts';
+import { QemuBoot, type QemuBootOptions } from './qemu.ts';
 
 export interface LocalBootCheckerOptions {
   /** Where console logs (kept) and scratch disks (removed after each boot) go: <dataDir>/boot-checks. */
@@ -18,13 +18,18 @@ export interface LocalBootCheckerOptions {
   slots?: number;
   memoryMiB?: number;
   log?: (line: string) => void;
+  /** The machine for one boot: qemu, or a scripted one in tests. */
+  createBoot?: (options: QemuBootOptions) => BootMachine;
 }
+
+/** What the checker needs of one boot (QemuBoot's surface). */
+export type BootMachine = Pick<QemuBoot, 'start' | 'state' | 'lastLines' | 'stop'>;
 
 interface Entry {
   request: BootCheckRequest;
   consoleLog: string;
   disk: string;
-  boot?: QemuBoot;
+  boot?: BootMachine;
   /** Set when the boot could not even start (restore failed, qemu missing). */
   error?: string;
   done: Promise<void>;
@@ -39,6 +44,11 @@ export class LocalQemuBootChecker implements BootChecker {
   readonly mode = 'qemu' as const;
   readonly #options: LocalBootCheckerOptions;
   readonly #entries = new Map<string, Entry>();
+  /**
+   * What each stopped check last showed, by checkId: a second look at a decided boot (a duplicate or late
+   * delivery racing the one that decided) must see the same verdict, not "stopped" or a fresh boot.
+   */
+  readonly #finished = new Map<string, { imageId: string; seen: BootObservation; lastLines: string[] }>();
   readonly #slots: number;
   #running = 0;
   readonly #waiting: Array<() => void> = [];
@@ -50,6 +60,7 @@ export class LocalQemuBootChecker implements BootChecker {
 
   async start(request: BootCheckRequest): Promise<void> {
     if (this.#entries.has(request.checkId)) return;
+    if (this.#finished.get(request.checkId)?.imageId === request.imageId) return;
     const entry: Entry = {
       request,
       consoleLog: consoleLogPath(this.#options.dir, request.checkId),
@@ -62,7 +73,11 @@ export class LocalQemuBootChecker implements BootChecker {
 
   async observe(request: BootCheckRequest): Promise<BootObservation> {
     const entry = this.#entries.get(request.checkId);
-    if (!entry) return { state: 'stopped', reason: 'no such boot check here', lastLines: [] };
+    if (!entry) {
+      const finished = this.#finished.get(request.checkId);
+      if (finished?.imageId === request.imageId) return finished.seen;
+      return { state: 'stopped', reason: 'no such boot check here', lastLines: [] };
+    }
     if (entry.error)
       return { state: 'stopped', reason: entry.error, lastLines: [], consoleLog: entry.consoleLog };
     const s = entry.boot?.state();
@@ -83,13 +98,25 @@ export class LocalQemuBootChecker implements BootChecker {
 
   async stop(request: BootCheckRequest): Promise<{ consoleLog?: string; lastLines: string[] }> {
     const entry = this.#entries.get(request.checkId);
-    if (!entry) return { lastLines: [] };
-    // A check still waiting for a slot must not start after this.
-    entry.error ??= 'stopped';
+    if (!entry) {
+      const finished = this.#finished.get(request.checkId);
+      if (finished?.imageId !== request.imageId) return { lastLines: [] };
+      const consoleLog = 'consoleLog' in finished.seen ? finished.seen.consoleLog : undefined;
+      return { ...(consoleLog ? { consoleLog } : {}), lastLines: finished.lastLines };
+    }
+    // A check still waiting for a slot must not start after this; a boot that already decided keeps its verdict.
+    const decided = entry.boot?.state();
+    if (!decided || decided.state === 'booting') entry.error ??= 'stopped';
     await entry.boot?.stop();
     await entry.done;
+    const lastLines = entry.boot?.lastLines() ?? [];
+    this.#finished.set(request.checkId, {
+      imageId: request.imageId,
+      seen: await this.observe(request),
+      lastLines,
+    });
     this.#entries.delete(request.checkId);
-    return { consoleLog: entry.consoleLog, lastLines: entry.boot?.lastLines() ?? [] };
+    return { consoleLog: entry.consoleLog, lastLines };
   }
 
   /** Stops every boot (the stack shutting down). */
@@ -106,7 +133,8 @@ export class LocalQemuBootChecker implements BootChecker {
       try {
         await mkdir(dirname(entry.disk), { recursive: true });
         await images.restore(request.imageId, entry.disk, images.ownerOf(request.imageId));
-        const boot = new QemuBoot({
+        const createBoot = this.#options.createBoot ?? ((o: QemuBootOptions) => new QemuBoot(o));
+        const boot = createBoot({
           disk: entry.disk,
           architecture: request.architecture,
           bootMode: request.bootMode,

@@ -99,6 +99,11 @@ export class LocalSnapshots implements Snapshots {
   readonly #events: ServiceEventSink;
   readonly #clock: Clock;
   #tmpCounter = 0;
+  /**
+   * The blocks each snapshot still being written refers to (its parent's and those walked so far): its manifest
+   * is not published yet, so without this, garbage collection (a concurrent delete) would take them.
+   */
+  readonly #pinned = new Set<Set<string>>();
 
   constructor(opts: LocalSnapshotsOptions) {
     this.dir = opts.dir;
@@ -124,8 +129,12 @@ export class LocalSnapshots implements Snapshots {
     const snapshotId = `snap-${randomBytes(9).toString('hex').slice(0, 17)}`;
     const startTime = this.#clock.now().toISOString();
     const started = performance.now();
+    const pinned = new Set<string>();
+    this.#pinned.add(pinned);
     try {
       const parent = this.latestForVolume(volumeId);
+      // Pinned before the first await: a delete of the parent from here on leaves its blocks to this snapshot.
+      for (const hash of parent?.blocks ?? []) if (hash) pinned.add(hash);
       const dataKey = await this.#volumeKey(volumeId, volume.kmsKeyId);
       const backend = this.#volumes.backendOf(volumeId);
       const writtenTotal = backend === 'block' ? await this.#volumes.writtenBytesTotal(volumeId) : undefined;
@@ -133,7 +142,15 @@ export class LocalSnapshots implements Snapshots {
         backend === 'block'
           ? await readFileBlocks(this.#volumes.imagePath(volumeId))
           : tarBlocks(this.#volumes.directoryPath(volumeId));
-      const scanned = await this.#storeBlocks(source.blocks, dataKey, parent);
+      const scanned = await this.#storeBlocks(source.blocks, dataKey, parent, pinned);
+      // A block found in the store may have been mid-deletion when it was pinned: every block must be there now
+      // (and stays, being pinned) before a manifest says the snapshot is complete.
+      for (const hash of new Set(scanned.blocks)) {
+        if (hash && !this.blocks.has(hash))
+          throw new Error(
+            `snapshot of ${volumeId}: block ${hash} was removed while the snapshot was written (a concurrent snapshot delete); take it again`,
+          );
+      }
       const syncStarted = performance.now();
       await this.blocks.sync();
       const syncMs = Math.round(performance.now() - syncStarted);
@@ -188,6 +205,8 @@ export class LocalSnapshots implements Snapshots {
         this.#clock.now().toISOString(),
       );
       throw err;
+    } finally {
+      this.#pinned.delete(pinned);
     }
   }
 
@@ -268,7 +287,7 @@ export class LocalSnapshots implements Snapshots {
     for (const m of this.#manifests()) for (const h of m.blocks) if (h) referenced.add(h);
     let removedBlocks = 0;
     for await (const hash of this.blocks.list()) {
-      if (referenced.has(hash)) continue;
+      if (referenced.has(hash) || this.#isPinned(hash)) continue;
       await this.blocks.delete(hash);
       removedBlocks++;
     }
@@ -277,10 +296,16 @@ export class LocalSnapshots implements Snapshots {
 
   // ---------------------------------------------------------------- internals
 
+  #isPinned(hash: string): boolean {
+    for (const pinned of this.#pinned) if (pinned.has(hash)) return true;
+    return false;
+  }
+
   async #storeBlocks(
     source: AsyncIterable<Buffer>,
     dataKey: BlockKey,
     parent: SnapshotManifest | undefined,
+    pinned: Set<string>,
   ): Promise<{
     blocks: Array<string | null>;
     nonZeroBlocks: number;
@@ -313,6 +338,7 @@ export class LocalSnapshots implements Snapshots {
       const index = blocks.length;
       const hash = isZeroBlock(block) ? null : hashBlock(block);
       blocks.push(hash);
+      if (hash) pinned.add(hash);
       if ((parentBlocks[index] ?? null) !== hash) changedBlocks++;
       if (!hash) continue;
       nonZeroBlocks++;

@@ -126,7 +126,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const ok =
       failedChecks.length === 0 &&
       unbooted.length === 0 &&
-      reports.every((r) => r.state === 'announced') &&
+      reports.every(
+        (r) =>
+          r.state === 'announced' ||
+          (r.releaseId === story.halted?.releaseId &&
+            story.heldByHalt.includes(r.region) &&
+            r.accountsUpdated === 0),
+      ) &&
+      // The halt itself came from a region where the canary got the revision.
+      reports.some((r) => r.releaseId === story.halted?.releaseId && r.state === 'announced') &&
       verdicts.every(allLaunchable) &&
       story.halted !== undefined &&
       story.movedPastHalt.length === 0 &&
@@ -135,7 +143,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, halted: story.halted ?? null, movedPastHalt: story.movedPastHalt, rollback: story.rollback ?? null, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
+        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, halted: story.halted ?? null, heldByHalt: story.heldByHalt, movedPastHalt: story.movedPastHalt, rollback: story.rollback ?? null, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
       );
     } else {
       process.stdout.write(`\n${reportTable(reports)}\n\n`);
@@ -143,7 +151,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       if (story.halted)
         process.stdout.write(
           `${story.halted.releaseId} halted in wave ${story.halted.wave} (${story.halted.reason}); ` +
-            `${story.movedPastHalt.length} account(s) of later waves moved\n`,
+            `${story.movedPastHalt.length} account(s) of later waves moved` +
+            (story.heldByHalt.length > 0
+              ? `; not announced in ${story.heldByHalt.join(', ')} (held by the halt)`
+              : '') +
+            '\n',
         );
       if (story.rollback)
         process.stdout.write(

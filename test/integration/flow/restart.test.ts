@@ -48,11 +48,12 @@ describe('Flow: restart after a kill', () => {
       const started = Date.now();
       await stack.start();
       await stack.settle();
-      // assess: well within the build visibility timeout, and no "already attached"
+      // assess: before the build visibility timeout (60 s) could have handed the dead builders' messages back,
+      // so the restart released them itself; and no "already attached". The bound is that timeout, not a speed goal.
       const [release] = await stack.releases.list('web');
       for (const region of [HOME, OTHER])
         assert.equal(release?.regions[region]?.state, 'announced', JSON.stringify(release?.regions));
-      assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
+      assert.ok(Date.now() - started < 55_000, `took ${Date.now() - started} ms`);
       assert.match(logs.join('\n'), /released vol-\S+ from builders of a previous run/);
       for (const region of [HOME, OTHER])
         assert.ok(

@@ -11,11 +11,14 @@ const CANARY = [accountId(1), accountId(3)];
 const REST = [accountId(2), accountId(4)];
 /** "Everything else in scope" includes the management account (it has no launch template, so never reports). */
 const REST_WAVE = [accountId(0), ...REST];
-/** Canary, then the rest; a canary bake long enough that reports arrive within it on a loaded machine. */
+/**
+ * Canary, then the rest; bakes long enough that reports arrive within them on a loaded machine (the rest's
+ * accounts report twice now: the update, then how its refresh ended).
+ */
 const waves = (canaryBakeMinutes: number) => ({
   waves: [
     { name: 'canary', ous: [OU_A], bakeMinutes: canaryBakeMinutes },
-    { name: 'rest', bakeMinutes: 0.01 },
+    { name: 'rest', bakeMinutes: 0.05 },
   ],
 });
 
@@ -71,7 +74,9 @@ describe('Flow: rollout waves', () => {
 
   it('a failed instance refresh in the canary halts the release: Release Halted, no account of the rest moves', async () => {
     await withFlow(async (flow) => {
-      // prepare: revision 1 everywhere, then one canary account's next refresh fails
+      // prepare: revision 1 everywhere, then one canary account's next refresh fails. The canary bakes 15 s: the
+      // failed refresh halts at once, and on a loaded machine the other canary reports must not miss the bake
+      // (that would halt for a "missing report" instead).
       await flow.publish('web', 1);
       const first = await releaseOf(flow, 'web', 1);
       flow.stack.members.forAccount(accountId(3), OTHER).failNextInstanceRefresh('web-asg');
@@ -119,7 +124,7 @@ describe('Flow: rollout waves', () => {
           assert.equal(defaultImage(flow, account, region, 'web'), release.regions[region]?.imageId);
       }
       assert.equal((await flow.stack.rollouts.get(release.releaseId))?.state, 'complete');
-    }, 0.05);
+    }, 0.25);
   });
 
   it('abort keeps the later waves where they are for good', async () => {

@@ -289,4 +289,33 @@ describe('Class: LocalSnapshots on the directory fallback', () => {
       rmSync(ebs.root, { recursive: true, force: true });
     }
   });
+
+  it('a snapshot taken while its parent is deleted (expire in `dev`) keeps every block it needs', async () => {
+    // prepare: revision A on the volume, then the same tree again as B, whose parent A is deleted meanwhile
+    const ebs = localEbs('directory');
+    try {
+      const volume = await newVolume(ebs, 'gc-volume');
+      const attachment = await ebs.volumes.attach(volume.volumeId, INSTANCE);
+      if (attachment.kind !== 'directory') throw new Error('expected a directory volume');
+      const payload = Buffer.alloc(6 * 1024 * 1024);
+      for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE((i * 2654435761) >>> 0, i);
+      writeFileSync(join(attachment.path, 'payload.bin'), payload);
+      await ebs.volumes.detach(volume.volumeId, INSTANCE);
+      const a = await ebs.snapshots.create(volume.volumeId, { description: 'a', tags: {}, clientToken: 'a' });
+      // act: B starts (and reads its parent), then A's delete collects garbage before B's manifest exists
+      const b = ebs.snapshots.create(volume.volumeId, { description: 'b', tags: {}, clientToken: 'b' });
+      await ebs.snapshots.delete(a.snapshotId);
+      const snap = await b;
+      await ebs.snapshots.collectGarbage();
+      const out = join(ebs.root, 'restored.tar');
+      await ebs.snapshots.restore(snap.snapshotId, out, OWNER);
+      const restored = execFileSync('tar', ['-xOf', out, './payload.bin'], { maxBuffer: 16 * 1024 * 1024 });
+      // assess
+      assert.ok(restored.equals(payload), 'B restores the payload byte for byte');
+      assert.equal(ebs.snapshots.manifest(a.snapshotId), undefined, 'A is gone');
+    } finally {
+      ebs.cleanup();
+      rmSync(ebs.root, { recursive: true, force: true });
+    }
+  });
 });
