@@ -39,6 +39,39 @@ export const AmiStateChangeEvent = EventBridgeSchema.extend({
 });
 export type AmiStateChangeEnvelope = z.infer<typeof AmiStateChangeEvent>;
 
+/**
+ * Auto Scaling's instance-refresh end events, as the EC2 Auto Scaling user guide documents them: the detail
+ * names the group and the refresh, nothing else (no status, no launch template). The detail-type says how it
+ * ended; INSTANCE_REFRESH_END maps it to the refresh outcome "Launch Template Updated" reports.
+ */
+export const INSTANCE_REFRESH_END = {
+  'EC2 Auto Scaling Instance Refresh Succeeded': 'succeeded',
+  'EC2 Auto Scaling Instance Refresh Failed': 'failed',
+  'EC2 Auto Scaling Instance Refresh Cancelled': 'cancelled',
+  'EC2 Auto Scaling Instance Refresh Rollback Succeeded': 'rolled-back',
+  'EC2 Auto Scaling Instance Refresh Rollback Failed': 'failed',
+} as const;
+export type InstanceRefreshEndType = keyof typeof INSTANCE_REFRESH_END;
+export const INSTANCE_REFRESH_END_TYPES = Object.keys(INSTANCE_REFRESH_END) as InstanceRefreshEndType[];
+
+export const InstanceRefreshEndedEvent = EventBridgeSchema.extend({
+  source: z.literal('aws.autoscaling'),
+  'detail-type': z.enum(INSTANCE_REFRESH_END_TYPES),
+  detail: z.object({
+    InstanceRefreshId: z.string().min(1),
+    AutoScalingGroupName: z.string().min(1),
+  }),
+});
+export type InstanceRefreshEndedEnvelope = z.infer<typeof InstanceRefreshEndedEvent>;
+
+/** The member rules' pattern for those events (infra/member.yml deploys it; the local stack uses it as is). */
+export const INSTANCE_REFRESH_END_PATTERN = {
+  source: ['aws.autoscaling'],
+  'detail-type': INSTANCE_REFRESH_END_TYPES,
+};
+/** Their FIFO message group on the subscriber's queue (EventBridge sets one static group per target). */
+export const INSTANCE_REFRESH_MESSAGE_GROUP = 'instance-refresh';
+
 /** One build of one release in one region; the body of a message on build-<region>.fifo. */
 export const BuildJob = z.object({
   version: z.literal(1),

@@ -118,6 +118,14 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
    * and rolled-back make a rollout wave unhealthy.
    */
   instanceRefresh: z.enum(INSTANCE_REFRESH_SEVERITY),
+  /**
+   * Set on the subscriber's second report for a template: the instance refresh it started ended (Auto
+   * Scaling's end event reached the member account), and instanceRefresh says how. Absent on the report the
+   * subscriber sends when it moves the template.
+   */
+  refresh: z
+    .object({ autoScalingGroupName: z.string().min(1), instanceRefreshId: z.string().min(1) })
+    .optional(),
   updatedAt: z.iso.datetime(),
 });
 

@@ -344,6 +344,8 @@ export interface MemberAccount {
   listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]>;
   instanceRefreshInProgress(asgName: string): Promise<boolean>;
   startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }>;
+  /** CreateOrUpdateTags on the group (not propagated to its instances). */
+  tagAutoScalingGroup(asgName: string, tags: Tags): Promise<void>;
   /**
    * DescribeInstanceRefreshes for one refresh; undefined when the group does not know it. Optional: without
    * it the subscriber reports "started" and the Auto Scaling event reports the end.
@@ -467,6 +469,8 @@ export interface RolloutTimerInput {
   releaseId: string;
   /** Index of the wave whose bake time is over. */
   wave: number;
+  /** Set on a re-check of a wave whose instance refreshes were still running: how many waits so far. */
+  wait?: number;
 }
 /** One-time timers: EventBridge Scheduler `at()` schedules on AWS, the local clock locally. */
 export interface BakeTimer {

@@ -8,6 +8,12 @@ export const SAMPLE_NAMES = [
   // The older documented createSnapshot sample: StartTime/EndTime capitalised.
   'ebs-snapshot-notification-legacy',
   'ec2-ami-state-change',
+  // Auto Scaling's documented instance-refresh end events (the user guide's samples, placeholders filled in).
+  'autoscaling-instance-refresh-succeeded',
+  'autoscaling-instance-refresh-failed',
+  'autoscaling-instance-refresh-cancelled',
+  'autoscaling-instance-refresh-rollback-succeeded',
+  'autoscaling-instance-refresh-rollback-failed',
   'sqs-build-job',
   'sqs-ebs-snapshot-notification',
   'stemcell-release-started',
@@ -16,6 +22,8 @@ export const SAMPLE_NAMES = [
   'stemcell-build-failed',
   'stemcell-release-rejected',
   'stemcell-launch-template-updated',
+  // The subscriber's second report for one template: how the instance refresh it started ended.
+  'stemcell-launch-template-updated-refresh',
   'stemcell-release-halted',
 ] as const;
 export type SampleName = (typeof SAMPLE_NAMES)[number];

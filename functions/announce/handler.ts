@@ -27,6 +27,7 @@ export const RolloutTimerEvent = z.strictObject({
   kind: z.literal('stemcell-rollout-timer'),
   releaseId: z.string().min(1),
   wave: z.number().int().nonnegative(),
+  wait: z.number().int().positive().optional(),
 });
 
 export const AnnounceInput = z.union([

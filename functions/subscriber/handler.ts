@@ -1,7 +1,9 @@
 // subscriber λ (member accounts): the account's FIFO queue of "Image Ready" events (the member bus rule's
 // target; one message group) → launch templates tagged stemcell:stream=<stream> move to the new image (never
-// backwards), SSM parameter, instance refresh, "Launch Template Updated" back to the centre. The FIFO processor
-// keeps the order: once a record fails, the rest of its group fails too and comes back in order.
+// backwards), SSM parameter, instance refresh, "Launch Template Updated" back to the centre. The same queue
+// carries Auto Scaling's instance-refresh end events (their own message group): how a refresh the subscriber
+// started ended goes back as a second report. The FIFO processor keeps the order: once a record fails, the
+// rest of its group fails too and comes back in order.
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -11,13 +13,21 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SubscriberDeps } from '#core/deps.ts';
 import { applyImageReady } from '#core/subscriber.ts';
+import { reportInstanceRefresh } from '#core/subscriber-refresh.ts';
+import { InstanceRefreshEndedEvent } from '#events/aws.ts';
 import { ImageReadyEvent } from '#events/stemcell.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
 export function createHandler(deps: SubscriberDeps, tools: Powertools = powertools) {
   const record = async (record: SQSRecord) => {
-    const event = ImageReadyEvent.parse(JSON.parse(record.body));
+    const body = JSON.parse(record.body) as { source?: unknown };
+    if (body.source === 'aws.autoscaling') {
+      const report = await reportInstanceRefresh(deps, InstanceRefreshEndedEvent.parse(body));
+      tools.metrics.addMetric(`InstanceRefreshEnds_${report.outcome}`, MetricUnit.Count, 1);
+      return report;
+    }
+    const event = ImageReadyEvent.parse(body);
     const result = await applyImageReady(deps, event.detail);
     for (const outcome of ['updated', 'already-current', 'skipped-older'] as const) {
       tools.metrics.addMetric(

@@ -3,6 +3,7 @@
 // in the member account (AwsClients with memberRoleName).
 import {
   type AutoScalingClient,
+  CreateOrUpdateTagsCommand,
   DescribeInstanceRefreshesCommand,
   paginateDescribeAutoScalingGroups,
   paginateDescribeInstanceRefreshes,
@@ -25,6 +26,7 @@ import type {
   LaunchTemplateVersion,
   MemberAccount,
   MemberAccounts,
+  Tags,
 } from '#ports';
 import type { AwsClients } from './clients.ts';
 import { isError, realSleep, retrying, type Sleep, THROTTLING } from './retry.ts';
@@ -217,6 +219,21 @@ export class AwsMemberAccount implements MemberAccount {
     );
     if (!out.InstanceRefreshId) throw new Error(`StartInstanceRefresh on ${asgName} returned no id`);
     return { instanceRefreshId: out.InstanceRefreshId };
+  }
+
+  async tagAutoScalingGroup(asgName: string, tags: Tags): Promise<void> {
+    await this.#asg.send(
+      new CreateOrUpdateTagsCommand({
+        Tags: Object.entries(tags).map(([Key, Value]) => ({
+          ResourceId: asgName,
+          ResourceType: 'auto-scaling-group',
+          Key,
+          Value,
+          // Bookkeeping of stemcell's, not a tag for the group's instances.
+          PropagateAtLaunch: false,
+        })),
+      }),
+    );
   }
 
   /** The images the group's instances were launched from: their launch template versions' ImageIds. */

@@ -241,7 +241,8 @@ const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
 
 /**
  * A member account reported one launch template. The account's record for the region keeps the best outcome
- * seen and counts reports; EventBridge delivers at least once, so the count is an upper bound.
+ * seen, the worst instance-refresh outcome, and counts reports; EventBridge delivers at least once, so the
+ * count is an upper bound.
  */
 export async function recordLaunchTemplateUpdate(
   deps: { releases: AnnounceDeps['releases']; logger: Logger } & Partial<MaybeRolloutDeps>,
@@ -272,7 +273,8 @@ export async function recordLaunchTemplateUpdate(
     accountId: detail.accountId,
     region: detail.region,
     outcome,
-    launchTemplates: (existing?.launchTemplates ?? 0) + 1,
+    // A refresh's end (`refresh` set) is a second report of a template already counted, or about to be.
+    launchTemplates: (existing?.launchTemplates ?? 0) + (detail.refresh ? 0 : 1),
     updatedAt,
     ...(instanceRefresh ? { instanceRefresh } : {}),
   };

@@ -12,6 +12,12 @@ export const TAG = {
   /** On an Auto Scaling group: start an instance refresh when its launch template moves. */
   refresh: 'stemcell:refresh',
   /**
+   * On an Auto Scaling group: the instance refresh the subscriber started last, and for which launch template
+   * version and revision (instanceRefreshTag). Auto Scaling's end event names only the group and the refresh;
+   * this tag ties it to a release.
+   */
+  instanceRefresh: 'stemcell:instance-refresh',
+  /**
    * SHA-256 of the source tarball, set by the builder on the snapshot (it hashes while it streams);
    * register copies it to the image, announce puts it in "Image Ready".
    */
@@ -118,6 +124,42 @@ export function sequenceFromVersionDescription(
   const match = /^stemcell stream=(\S+) sequence=(\d+) /.exec(description);
   if (!match || match[1] !== stream) return undefined;
   return Number(match[2]);
+}
+
+/** The release a version description written by launchTemplateVersionDescription names; undefined if none. */
+export function releaseFromVersionDescription(
+  description: string | undefined,
+): { stream: string; sequence: number; releaseId: string } | undefined {
+  const match = /^stemcell stream=(\S+) sequence=(\d+) release=(\S+)$/.exec(description ?? '');
+  if (!match?.[1] || !match[2] || !match[3]) return undefined;
+  return { stream: match[1], sequence: Number(match[2]), releaseId: match[3] };
+}
+
+export interface InstanceRefreshTag {
+  instanceRefreshId: string;
+  launchTemplateId: string;
+  versionNumber: number;
+  revision: string;
+}
+
+/**
+ * The value of TAG.instanceRefresh: "<refresh id> <launch template id>:<version> <revision>". Auto Scaling tag
+ * values hold 256 characters: 255 for a refresh id would not fit, but Auto Scaling's are UUIDs (36), launch
+ * template ids are 20, revisions at most 128.
+ */
+export function instanceRefreshTag(t: InstanceRefreshTag): string {
+  return `${t.instanceRefreshId} ${t.launchTemplateId}:${t.versionNumber} ${t.revision}`;
+}
+
+export function parseInstanceRefreshTag(value: string | undefined): InstanceRefreshTag | undefined {
+  const match = /^(\S+) (lt-[^\s:]+):([1-9]\d*) (\S+)$/.exec(value ?? '');
+  if (!match?.[1] || !match[2] || !match[3] || !match[4]) return undefined;
+  return {
+    instanceRefreshId: match[1],
+    launchTemplateId: match[2],
+    versionNumber: Number(match[3]),
+    revision: match[4],
+  };
 }
 
 /** The FIFO build queue of one region. */

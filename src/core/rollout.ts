@@ -209,9 +209,23 @@ async function deliver(deps: RolloutDeps, releaseId: string): Promise<RolloutRec
   });
 }
 
-/** Timer name: EventBridge Scheduler names are [0-9a-zA-Z-_.]{1,64}. */
-export function timerName(releaseId: string, wave: number): string {
-  return `stemcell-${releaseId.replace(/[^0-9a-zA-Z-_.]/g, '-')}-wave-${wave}`.slice(0, 64);
+/** Timer name: EventBridge Scheduler names are [0-9a-zA-Z-_.]{1,64}; the wave (and wait) part always fits. */
+export function timerName(releaseId: string, wave: number, wait = 0): string {
+  const suffix = `-wave-${wave}${wait > 0 ? `-wait-${wait}` : ''}`;
+  return `stemcell-${releaseId.replace(/[^0-9a-zA-Z-_.]/g, '-')}`.slice(0, 64 - suffix.length) + suffix;
+}
+
+/**
+ * A wave whose bake time is over while an instance refresh it started is still running (reported "started",
+ * no end event yet) is not healthy yet: it is judged again after a step of its bake time (at most
+ * REFRESH_WAIT_MINUTES), up to REFRESH_WAITS times; a refresh still running after that halts the release.
+ * A failure reported meanwhile halts it at once (onLaunchTemplateReport).
+ */
+export const REFRESH_WAIT_MINUTES = 5;
+export const REFRESH_WAITS = 12;
+/** One wait step of a wave, in minutes (a few seconds at least: the demo bakes for seconds). */
+export function refreshWaitMinutes(wave: Pick<WaveRecord, 'bakeMinutes'>): number {
+  return Math.min(REFRESH_WAIT_MINUTES, Math.max(wave.bakeMinutes, 0.05));
 }
 
 /** The current wave has every region: it bakes, and the timer calls announce back when that is over. */
@@ -243,6 +257,8 @@ export interface WaveHealth {
   healthy: boolean;
   reason?: string;
   accounts: { accountId: string; region: string }[];
+  /** Healthy so far, but these accounts' instance refreshes have not ended yet. */
+  refreshing?: { accountId: string; region: string }[];
 }
 
 /**
@@ -264,6 +280,7 @@ export async function waveHealth(
   }
   const failed: WaveHealth['accounts'] = [];
   const missing: WaveHealth['accounts'] = [];
+  const refreshing: WaveHealth['accounts'] = [];
   for (const accountId of wave.accounts) {
     for (const region of regions) {
       const key = `${accountId}/${region}`;
@@ -272,6 +289,7 @@ export async function waveHealth(
         if (followers.has(key)) missing.push({ accountId, region });
       } else if (record.instanceRefresh && FAILED_REFRESH.has(record.instanceRefresh))
         failed.push({ accountId, region });
+      else if (record.instanceRefresh === 'started') refreshing.push({ accountId, region });
     }
   }
   const list = (xs: WaveHealth['accounts']) => xs.map((x) => `${x.accountId} in ${x.region}`).join(', ');
@@ -290,13 +308,14 @@ export async function waveHealth(
     if (state !== 'OK')
       return { healthy: false, reason: `alarm ${wave.alarmArn} is ${state ?? 'missing'}`, accounts: [] };
   }
-  return { healthy: true, accounts: [] };
+  return { healthy: true, accounts: [], ...(refreshing.length > 0 ? { refreshing } : {}) };
 }
 
 export type TimerResult =
   | { outcome: 'next-wave'; wave: string }
   | { outcome: 'rollout-complete' }
   | { outcome: 'halted'; reason: string }
+  | { outcome: 'waiting'; reason: string }
   | { outcome: 'ignored'; reason: string };
 
 /** The bake timer of one wave fired: judge the wave, then open the next one or halt. */
@@ -313,6 +332,26 @@ export async function onBakeElapsed(deps: RolloutDeps, input: RolloutTimerInput)
     const reason = health.reason ?? 'unhealthy';
     await halt(deps, release, input.wave, reason, health.accounts);
     return { outcome: 'halted', reason };
+  }
+  if (health.refreshing) {
+    const list = health.refreshing.map((x) => `${x.accountId} in ${x.region}`).join(', ');
+    const wait = (input.wait ?? 0) + 1;
+    const step = refreshWaitMinutes(wave);
+    if (wait > REFRESH_WAITS) {
+      const minutes = Math.round(REFRESH_WAITS * step * 100) / 100;
+      const reason = `instance refresh still running ${minutes} minutes after the bake time: ${list}`;
+      await halt(deps, release, input.wave, reason, health.refreshing);
+      return { outcome: 'halted', reason };
+    }
+    const at = new Date(deps.clock.now().getTime() + step * 60_000);
+    await deps.timer.schedule(timerName(release.releaseId, input.wave, wait), at, { ...input, wait });
+    const reason = `waiting for the instance refresh of ${list} (${wait}/${REFRESH_WAITS})`;
+    deps.logger.info('wave waits for instance refreshes', {
+      releaseId: release.releaseId,
+      wave: wave.name,
+      reason,
+    });
+    return { outcome: 'waiting', reason };
   }
   return openNextWave(deps, release, input.wave, (w) => {
     w.state = 'healthy';
@@ -405,6 +444,8 @@ export async function onLaunchTemplateReport(
   if (record?.state !== 'rolling') return false;
   const index = record.waves.findIndex((w) => w.accounts.includes(detail.accountId));
   if (index < 0) return false;
+  // An operator resumed past this wave: its faults, a refresh's end reported late among them, are accepted.
+  if (record.waves[index]?.resumedAt) return false;
   const release = await deps.releases.get(detail.releaseId);
   if (!release) return false;
   return halt(
@@ -440,7 +481,10 @@ export async function resumeRelease(
     throw new RolloutStateError(
       `release ${stream}/${revision} is ${record.state}, not halted: nothing to resume`,
     );
-  const index = record.waves.findIndex((w) => w.state === 'halted');
+  // The wave the halt names: waves resumed past earlier keep their `halted` state, so the first one halted
+  // is not necessarily this one.
+  const halted = record.halted;
+  const index = record.waves.findIndex((w) => w.name === halted.wave);
   return openNextWave(deps, release, index, (w, r) => {
     w.resumedAt = deps.clock.now().toISOString();
     if (r.halted) r.resumed = [...(r.resumed ?? []), r.halted];

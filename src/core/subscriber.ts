@@ -1,7 +1,8 @@
 // subscriber: runs in a member account. On "Image Ready" for stream S in region R, move every launch template
 // tagged stemcell:stream=S in R to the new image: a new version from the default one, made the default. Never
 // backwards: the default version's description records the sequence it holds. Then the optional SSM parameter
-// and instance refresh, and a "Launch Template Updated" report back to the central bus. Deliveries for one
+// and instance refresh, and a "Launch Template Updated" report back to the central bus (how each refresh ends
+// is reported later, from Auto Scaling's end event: src/core/subscriber-refresh.ts). Deliveries for one
 // account and stream are serialised upstream (a FIFO queue per member account); the re-read after the write
 // (settleDefault) keeps "never backwards" true even when two deliveries do run at once.
 import { type ImageReady, INSTANCE_REFRESH_SEVERITY, type LaunchTemplateUpdated } from '#events/stemcell.ts';
@@ -11,6 +12,7 @@ import { emit } from './emit.ts';
 import {
   clientToken,
   expandParameterName,
+  instanceRefreshTag,
   launchTemplateVersionDescription,
   sequenceFromVersionDescription,
   TAG,
@@ -132,7 +134,7 @@ async function moveTemplate(
     return unchanged('skipped-older', settled);
   }
 
-  const refresh = await refreshGroups(deps, member, template, image.stream);
+  const refresh = await refreshGroups(deps, member, template, image, created.versionNumber);
   return { ...base, outcome: 'updated', versionNumber: created.versionNumber, ...refresh };
 }
 
@@ -215,8 +217,10 @@ async function refreshGroups(
   deps: SubscriberDeps,
   member: MemberAccount,
   template: LaunchTemplate,
-  stream: string,
+  image: ImageReady,
+  versionNumber: number,
 ): Promise<Pick<TemplateOutcome, 'instanceRefresh' | 'refreshedGroups'>> {
+  const stream = image.stream;
   if (!deps.settings(stream).instanceRefresh)
     return { instanceRefresh: 'not-requested', refreshedGroups: [] };
   const groups = (await member.listAutoScalingGroups(TAG.stream, stream)).filter(
@@ -229,6 +233,17 @@ async function refreshGroups(
     if (await member.instanceRefreshInProgress(group.name)) continue;
     const { instanceRefreshId } = await member.startInstanceRefresh(group.name);
     refreshedGroups.push(group.name);
+    // Which refresh is stemcell's, for which version and revision: Auto Scaling's end event names only the
+    // group and the refresh id. Tagged before the describe, so that a refresh whose end event came before the
+    // tag (and was ignored) has ended by the describe, which then reports it.
+    await member.tagAutoScalingGroup(group.name, {
+      [TAG.instanceRefresh]: instanceRefreshTag({
+        instanceRefreshId,
+        launchTemplateId: template.launchTemplateId,
+        versionNumber,
+        revision: image.revision,
+      }),
+    });
     // A describe at report time: a refresh that already ended is reported as such (rollout waves judge it).
     const status = await member.describeInstanceRefresh?.(group.name, instanceRefreshId);
     instanceRefresh = worstRefresh(instanceRefresh, refreshOutcome(status));

@@ -2,8 +2,12 @@
 // instance refreshes) and SSM parameters, one JSON file per account and region under
 // <root>/member-accounts/<account>/<region>.json. createLaunchTemplateVersion is idempotent on the client token
 // like EC2. Instance refreshes run for `instanceRefreshSeconds` of (injectable) clock time, then succeed; a test
-// can pin one "InProgress" with setInstanceRefresh().
+// can pin one "InProgress" with setInstanceRefresh(). Like Auto Scaling, a refresh that ends puts its end event
+// ("EC2 Auto Scaling Instance Refresh Succeeded/Failed/…", the documented shape) on the account's bus, when the
+// stack gives a sink: at once for a refresh that ends as it starts, else when deliverRefreshEvents() sees it over.
+
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalConfig } from '#config/schema.ts';
 import { TAG } from '#core/naming.ts';
@@ -17,9 +21,10 @@ import type {
   MemberAccounts,
   Tags,
 } from '#ports';
-import { systemClock } from './clock.ts';
+import { awsTime, systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, writeJsonAtomic } from './json-state.ts';
+import { type ServiceEventSink, serviceEvent } from './service-events.ts';
 
 export type { InstanceRefreshStatus };
 
@@ -58,7 +63,18 @@ interface RefreshRecord {
   endsAs?: InstanceRefreshStatus;
   /** The image the refresh moves the instances to. */
   imageId?: string;
+  /** Its end event: still to put on the account's bus once it ends, or put there. */
+  endEvent?: 'pending' | 'sent';
 }
+
+/** The detail-type Auto Scaling sends when a refresh reaches each end state. */
+const END_EVENT: Partial<Record<InstanceRefreshStatus, string>> = {
+  Successful: 'EC2 Auto Scaling Instance Refresh Succeeded',
+  Failed: 'EC2 Auto Scaling Instance Refresh Failed',
+  Cancelled: 'EC2 Auto Scaling Instance Refresh Cancelled',
+  RollbackSuccessful: 'EC2 Auto Scaling Instance Refresh Rollback Succeeded',
+  RollbackFailed: 'EC2 Auto Scaling Instance Refresh Rollback Failed',
+};
 interface GroupRecord {
   name: string;
   launchTemplateId?: string;
@@ -87,17 +103,55 @@ export interface LocalMemberAccountsOptions {
   clock?: Clock;
   /** How long a started instance refresh stays in progress (clock time). Default 0: done at once. */
   instanceRefreshSeconds?: number;
+  /** Where an account's Auto Scaling events go (the member's bus); none: no events. */
+  autoScalingEvents?: (accountId: string) => ServiceEventSink | undefined;
+}
+
+/** What an account handle needs to emit end events: the sink, and a flag that some refresh still owes one. */
+interface RefreshEvents {
+  sink(accountId: string): ServiceEventSink | undefined;
+  owed(): void;
 }
 
 export class LocalMemberAccounts implements MemberAccounts {
   private readonly root: string;
   private readonly clock: Clock;
   private readonly refreshMs: number;
+  private readonly events: RefreshEvents | undefined;
+  /** True until a scan found no refresh owing its end event (starts true: a restart may have left some). */
+  private mayOweEvents = true;
 
   constructor(root: string, options: LocalMemberAccountsOptions = {}) {
     this.root = join(root, 'member-accounts');
     this.clock = options.clock ?? systemClock;
     this.refreshMs = (options.instanceRefreshSeconds ?? 0) * 1000;
+    const sinkOf = options.autoScalingEvents;
+    this.events = sinkOf && {
+      sink: sinkOf,
+      owed: () => {
+        this.mayOweEvents = true;
+      },
+    };
+  }
+
+  /**
+   * Puts the end event of every refresh that ended since it started on its account's bus (what Auto Scaling
+   * does by itself; the local stack calls this on a timer). Returns how many it sent.
+   */
+  deliverRefreshEvents(): number {
+    if (!this.events || !this.mayOweEvents) return 0;
+    let sent = 0;
+    let owing = false;
+    for (const accountId of listDir(this.root)) {
+      for (const file of listDir(join(this.root, accountId)).filter((f) => f.endsWith('.json'))) {
+        const account = this.forAccount(accountId, file.slice(0, -'.json'.length));
+        const result = account.sendEndedRefreshEvents();
+        sent += result.sent;
+        owing ||= result.owing;
+      }
+    }
+    this.mayOweEvents = owing;
+    return sent;
   }
 
   forAccount(accountId: string, region: string): LocalMemberAccount {
@@ -109,6 +163,7 @@ export class LocalMemberAccounts implements MemberAccounts {
       region,
       this.clock,
       this.refreshMs,
+      this.events,
     );
   }
 
@@ -164,13 +219,22 @@ export class LocalMemberAccount implements MemberAccount {
   private readonly path: string;
   private readonly clock: Clock;
   private readonly refreshMs: number;
+  private readonly events: RefreshEvents | undefined;
 
-  constructor(path: string, accountId: string, region: string, clock: Clock, refreshMs: number) {
+  constructor(
+    path: string,
+    accountId: string,
+    region: string,
+    clock: Clock,
+    refreshMs: number,
+    events?: RefreshEvents,
+  ) {
     this.path = path;
     this.accountId = accountId;
     this.region = region;
     this.clock = clock;
     this.refreshMs = refreshMs;
+    this.events = events;
   }
 
   async listLaunchTemplates(tagKey: string, tagValue: string): Promise<LaunchTemplate[]> {
@@ -301,11 +365,67 @@ export class LocalMemberAccount implements MemberAccount {
       completesAt: now.getTime() + this.refreshMs,
       ...(group.nextRefreshEndsAs ? { endsAs: group.nextRefreshEndsAs } : {}),
       ...(imageId ? { imageId } : {}),
+      ...(this.events ? { endEvent: 'pending' as const } : {}),
     };
     delete group.nextRefreshEndsAs;
     group.instanceRefreshes.push(refresh);
     this.write(state);
+    // A refresh that ends as it starts (instanceRefreshSeconds 0) sends its end event now; others owe it.
+    if (this.events && !this.sendEndedRefreshEvents().sent) this.events.owed();
     return { instanceRefreshId: refresh.instanceRefreshId };
+  }
+
+  async tagAutoScalingGroup(asgName: string, tags: Tags): Promise<void> {
+    const state = this.read();
+    const group = this.requireGroup(state, asgName);
+    for (const [key, value] of Object.entries(tags)) {
+      if (key.length > 128 || value.length > 256) {
+        throw new LocalServiceError(
+          'ValidationError',
+          `tag ${key} on ${asgName}: keys hold 128 characters, values 256`,
+        );
+      }
+    }
+    group.tags = { ...group.tags, ...tags };
+    this.write(state);
+  }
+
+  /** Emits the end event of each refresh of this account and region that ended and still owes one. */
+  sendEndedRefreshEvents(): { sent: number; owing: boolean } {
+    const sink = this.events?.sink(this.accountId);
+    if (!sink) return { sent: 0, owing: false };
+    const state = this.read();
+    const envelopes = [];
+    let owing = false;
+    for (const group of state.autoScalingGroups) {
+      for (const refresh of group.instanceRefreshes) {
+        if (refresh.endEvent !== 'pending') continue;
+        const detailType = END_EVENT[this.statusOf(refresh)];
+        if (!detailType) {
+          owing = true;
+          continue;
+        }
+        refresh.endEvent = 'sent';
+        envelopes.push(
+          serviceEvent({
+            'detail-type': detailType,
+            source: 'aws.autoscaling',
+            account: this.accountId,
+            region: this.region,
+            time: awsTime(this.clock.now()),
+            resources: [
+              `arn:aws:autoscaling:${this.region}:${this.accountId}:autoScalingGroup:${groupUuid(this.accountId, this.region, group.name)}:autoScalingGroupName/${group.name}`,
+            ],
+            detail: { InstanceRefreshId: refresh.instanceRefreshId, AutoScalingGroupName: group.name },
+          }),
+        );
+      }
+    }
+    if (envelopes.length === 0) return { sent: 0, owing };
+    // Recorded as sent before it goes out: EventBridge's delivery is at least once, but Auto Scaling sends once.
+    this.write(state);
+    for (const envelope of envelopes) sink.emit(envelope);
+    return { sent: envelopes.length, owing };
   }
 
   async describeInstanceRefresh(
@@ -511,6 +631,20 @@ export class LocalMemberAccount implements MemberAccount {
     }
     return group;
   }
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+/** A stable stand-in for the UUID in an Auto Scaling group's ARN. */
+function groupUuid(accountId: string, region: string, name: string): string {
+  const h = createHash('sha256').update(`${accountId}/${region}/${name}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 function toLaunchTemplate(t: TemplateRecord): LaunchTemplate {

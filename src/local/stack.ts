@@ -31,7 +31,7 @@ import type { ExpireOptions } from '#core/expire.ts';
 import { defaultInstanceType } from '#core/instance-types.ts';
 import type { ReconcileDeps, ReconcileOptions, ReconcileReport } from '#core/reconcile.ts';
 import { protectedImages } from '#core/rollback.ts';
-import { BuildJob } from '#events/aws.ts';
+import { BuildJob, INSTANCE_REFRESH_END_PATTERN, INSTANCE_REFRESH_MESSAGE_GROUP } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createHandler as createBootCheck } from '#functions/boot-check/handler.ts';
 import { createPowertools, type Powertools } from '#functions/commons/powertools.ts';
@@ -91,6 +91,11 @@ export interface LocalStackOptions {
   dataFolderNeededBytes?: number;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
+  /**
+   * How long member accounts' instance refreshes run (clock time; default 0: they end as they start). Longer,
+   * the subscriber reports "started" and Auto Scaling's end event reports the outcome, as on AWS.
+   */
+  instanceRefreshSeconds?: number;
 }
 
 interface RegionRuntime {
@@ -217,7 +222,12 @@ export class LocalStack {
         this.organization.parentOf(id) === undefined ? undefined : this.organization.organizationId,
     });
     this.organization = new LocalOrganizationDirectory(join(dataDir, 'organizations'), config.local);
-    this.members = new LocalMemberAccounts(join(dataDir, 'accounts'), { clock: this.#clock });
+    this.members = new LocalMemberAccounts(join(dataDir, 'accounts'), {
+      clock: this.#clock,
+      instanceRefreshSeconds: options.instanceRefreshSeconds ?? 0,
+      // Auto Scaling's events reach the account's bus (on AWS: each region's default bus, forwarded home).
+      autoScalingEvents: (accountId) => this.memberBus(accountId),
+    });
     this.registerQueue = new LocalFifoQueue(join(dataDir, 'queues'), 'register.fifo', {
       accountId: account,
       region: home,
@@ -347,6 +357,7 @@ export class LocalStack {
     this.#loops.push(this.#registerLoop());
     this.#loops.push(this.#bootCheckLoop());
     this.#loops.push(this.#schedulerLoop());
+    this.#loops.push(this.#autoScalingEventsLoop());
     await this.#reconcileSafely();
     const expireEvery = this.#options.expireIntervalMs ?? 0;
     if (expireEvery > 0) {
@@ -536,6 +547,10 @@ export class LocalStack {
         await queue.send(JSON.stringify(event), detail.stream, event.id);
       },
     );
+    // infra/member.yml's InstanceRefreshEndsToSubscriber: how refreshes ended, in their own message group.
+    bus.addRule('stemcell-instance-refresh-ends', INSTANCE_REFRESH_END_PATTERN, async (event) => {
+      await queue.send(JSON.stringify(event), INSTANCE_REFRESH_MESSAGE_GROUP, event.id);
+    });
     this.#memberBuses.set(accountId, bus);
     this.subscriberQueues.set(accountId, queue);
     if (this.#running) this.#loops.push(this.#subscriberLoop(accountId, bus, queue));
@@ -564,7 +579,9 @@ export class LocalStack {
       async publish(entries) {
         await bus.publish(entries);
         for (const e of entries) {
-          if (e.detailType !== 'Launch Template Updated') continue;
+          // A refresh's end is a second report of a template already counted.
+          if (e.detailType !== 'Launch Template Updated' || (e.detail as { refresh?: unknown }).refresh)
+            continue;
           const d = e.detail as { region: string; stream: string; sequence: number };
           onProgress?.({
             kind: 'account-updated',
@@ -782,6 +799,18 @@ export class LocalStack {
         this.#busy--;
       }
       await realSleep(100);
+    }
+  }
+
+  /** Auto Scaling's side: refreshes that ended since they started put their end events on the member's bus. */
+  async #autoScalingEventsLoop(): Promise<void> {
+    while (this.#running) {
+      try {
+        this.members.deliverRefreshEvents();
+      } catch (err) {
+        this.#logger.error('instance refresh end events failed', { err });
+      }
+      await realSleep(250);
     }
   }
 

@@ -112,5 +112,27 @@ export function memberAccountsContract(name: string, factory: MemberAccountsFact
         await cleanup?.();
       }
     });
+
+    it('tags an Auto Scaling group, keeping its other tags, and overwrites a tag it sets again', async () => {
+      const { members, cleanup } = await factory(f);
+      try {
+        const account = members.forAccount(f.accountId, f.region);
+        const [before] = await account.listAutoScalingGroups('stemcell:stream', 'web');
+        // act
+        await account.tagAutoScalingGroup(f.autoScalingGroup, {
+          'stemcell:instance-refresh': 'a lt-01:2 r2',
+        });
+        await account.tagAutoScalingGroup(f.autoScalingGroup, {
+          'stemcell:instance-refresh': 'b lt-01:3 r3',
+        });
+        const [after] = await account.listAutoScalingGroups('stemcell:stream', 'web');
+        // assess
+        assert.ok(before);
+        assert.equal(after?.name, f.autoScalingGroup);
+        assert.deepEqual(after?.tags, { ...before.tags, 'stemcell:instance-refresh': 'b lt-01:3 r3' });
+      } finally {
+        await cleanup?.();
+      }
+    });
   });
 }

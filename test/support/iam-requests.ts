@@ -363,6 +363,24 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
       );
       return out;
     }
+    case 'autoscaling:CreateOrUpdateTags': {
+      // One request per group tagged, with the tags it writes (aws:RequestTag, aws:TagKeys).
+      const tags = (input.Tags as { ResourceId?: string; Key: string; Value?: string }[]) ?? [];
+      for (const name of new Set(tags.map((t) => str(t.ResourceId)))) {
+        const written = Object.fromEntries(
+          tags.filter((t) => str(t.ResourceId) === name).map((t) => [t.Key, str(t.Value)]),
+        );
+        add(
+          'autoscaling:CreateOrUpdateTags',
+          `arn:aws:autoscaling:${region}:${account}:autoScalingGroup:00000000-0000-0000-0000-000000000000:autoScalingGroupName/${name}`,
+          {
+            ...tagContext('aws:ResourceTag', world.tagsOf(name)),
+            ...tagContext('aws:RequestTag', written),
+          },
+        );
+      }
+      return out;
+    }
     // ---- SSM
     case 'ssm:PutParameter':
     case 'ssm:GetParameter': {

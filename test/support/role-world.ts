@@ -300,13 +300,20 @@ export class RoleWorld {
     return out;
   }
 
-  /** Role targets of the templates' own rules: EventBridge puts events with that role on the target bus. */
-  ruleTargetRequests(): { principal: RolePrincipal; request: IamRequest }[] {
+  /**
+   * Role targets of the templates' own rules: EventBridge puts events with that role on the target bus. The
+   * home account's templates, or the member stack's (infra/member.yml).
+   */
+  ruleTargetRequests(stack: 'home' | 'member' = 'home'): { principal: RolePrincipal; request: IamRequest }[] {
     const out: { principal: RolePrincipal; request: IamRequest }[] = [];
-    for (const [label, t] of [
-      ['serverless.yml', this.home],
-      ...[...this.regions].map(([r, t]) => [`infra/region.yml (${r})`, t] as const),
-    ] as const) {
+    const templates: (readonly [string, ResolvedTemplate])[] =
+      stack === 'member'
+        ? [['infra/member.yml', this.member]]
+        : [
+            ['serverless.yml', this.home],
+            ...[...this.regions].map(([r, t]) => [`infra/region.yml (${r})`, t] as const),
+          ];
+    for (const [label, t] of templates) {
       for (const [id, rule] of resourcesOfType(t.template, 'AWS::Events::Rule')) {
         for (const target of asList(rule.Properties?.Targets)) {
           const roleId = target.RoleArn?.['Fn::GetAtt']?.[0];

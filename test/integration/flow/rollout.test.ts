@@ -11,11 +11,14 @@ const CANARY = [accountId(1), accountId(3)];
 const REST = [accountId(2), accountId(4)];
 /** "Everything else in scope" includes the management account (it has no launch template, so never reports). */
 const REST_WAVE = [accountId(0), ...REST];
-/** Canary, then the rest; a canary bake long enough that reports arrive within it on a loaded machine. */
+/**
+ * Canary, then the rest; bakes long enough that reports arrive within them on a loaded machine (the rest's
+ * accounts report twice now: the update, then how its refresh ended).
+ */
 const waves = (canaryBakeMinutes: number) => ({
   waves: [
     { name: 'canary', ous: [OU_A], bakeMinutes: canaryBakeMinutes },
-    { name: 'rest', bakeMinutes: 0.01 },
+    { name: 'rest', bakeMinutes: 0.05 },
   ],
 });
 

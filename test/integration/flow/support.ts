@@ -33,6 +33,8 @@ export interface FlowOptions {
   beforeSubscriber?: (accountId: string) => Promise<void>;
   /** Changes the parsed configuration before the stack starts (e.g. one the schema would refuse). */
   configure?: (config: StemcellConfig) => void;
+  /** How long member accounts' instance refreshes run (default 0: they end as they start). */
+  instanceRefreshSeconds?: number;
 }
 
 export function flowConfig(options: FlowOptions = {}): StemcellConfig {
@@ -112,6 +114,7 @@ export async function startFlow(options: FlowOptions = {}): Promise<Flow> {
     ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
     ...(options.beforeBuild ? { beforeBuild: options.beforeBuild } : {}),
     ...(options.beforeSubscriber ? { beforeSubscriber: options.beforeSubscriber } : {}),
+    ...(options.instanceRefreshSeconds ? { instanceRefreshSeconds: options.instanceRefreshSeconds } : {}),
   });
   const events: Flow['events'] = [];
   const serviceEvents: ServiceEventEnvelope[] = [];

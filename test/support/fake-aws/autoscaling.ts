@@ -1,6 +1,7 @@
 // Stateful fake of Auto Scaling groups and instance refreshes.
 import {
   AutoScalingClient,
+  CreateOrUpdateTagsCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeInstanceRefreshesCommand,
   StartInstanceRefreshCommand,
@@ -56,6 +57,17 @@ export class FakeAutoScaling {
       const id = fakeId('refresh', 32);
       g.refreshes.unshift({ id, status: 'InProgress' });
       return { InstanceRefreshId: id };
+    });
+    mock.on(CreateOrUpdateTagsCommand).callsFake((input) => {
+      for (const tag of input.Tags ?? []) {
+        const g = this.groups.get(tag.ResourceId);
+        if (!g || tag.ResourceType !== 'auto-scaling-group')
+          throw awsError('ValidationError', 'no such group');
+        if (tag.PropagateAtLaunch !== false)
+          throw new Error('stemcell tags groups only, never their instances');
+        g.tags[tag.Key] = tag.Value ?? '';
+      }
+      return {};
     });
     return client;
   }

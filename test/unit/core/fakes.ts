@@ -562,6 +562,11 @@ export class FakeMemberAccount implements MemberAccount {
     g.refreshes++;
     return { instanceRefreshId: `refresh-${g.refreshes}` };
   }
+  async tagAutoScalingGroup(name: string, tags: Record<string, string>) {
+    const g = this.groups.find((x) => x.name === name);
+    if (!g) throw new Error(`no group ${name}`);
+    g.tags = { ...g.tags, ...tags };
+  }
 }
 
 export class FakeMembers implements MemberAccounts {

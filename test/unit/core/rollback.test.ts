@@ -18,6 +18,7 @@ import type { ImageReady } from '#events/stemcell.ts';
 import type { Release } from '#ports';
 import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 import {
+  AttributeLogger,
   FakeClock,
   FakeImaging,
   FakeOrganization,
@@ -25,7 +26,6 @@ import {
   FakeQueue,
   FakeReleaseStore,
   OU_A,
-  RecordingLogger,
   testConfig,
 } from './fakes.ts';
 
@@ -47,7 +47,7 @@ function setup(bootCheck: Record<string, unknown> = { mode: 'none', allowUnverif
       },
     }),
     clock: new FakeClock(),
-    logger: new RecordingLogger(),
+    logger: new AttributeLogger(),
     releases: new FakeReleaseStore(),
     events: new FakePublisher(),
     imaging: imaging.of,
@@ -141,9 +141,22 @@ describe('Function: rollback()', () => {
         [US, imageOf(r1, US), 'r1', undefined, result.release.releaseId],
       ],
     );
-    const marker = await c.deps.rollouts.get(result.release.releaseId);
-    assert.equal(marker?.rollbackOf, 'r1');
-    assert.equal(marker?.state, 'complete');
+    assert.deepEqual(await c.deps.rollouts.get(result.release.releaseId), {
+      releaseId: result.release.releaseId,
+      stream: 'web-base',
+      state: 'complete',
+      waves: [],
+      images: {},
+      rollbackOf: 'r1',
+      version: 1,
+    });
+    assert.deepEqual(c.deps.logger.of('rollback'), {
+      releaseId: result.release.releaseId,
+      to: 'r1',
+      reused: result.reused,
+      rebuilt: [],
+    });
+    assert.equal(result.release.uploadedAt, c.deps.clock.now().toISOString());
     const stored = await c.deps.releases.get(result.release.releaseId);
     assert.equal(stored?.regions[EU]?.state, 'announced');
     assert.equal(stored?.regions[EU]?.imageId, imageOf(r1, EU));

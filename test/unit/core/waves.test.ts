@@ -27,6 +27,7 @@ import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
 import type { Release, RolloutRecord, WaveRecord } from '#ports';
 import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 import {
+  AttributeLogger,
   FakeClock,
   FakeOrganization,
   FakePublisher,
@@ -34,7 +35,6 @@ import {
   imageReadyDetail,
   OU_A,
   OU_B,
-  RecordingLogger,
   testConfig,
 } from './fakes.ts';
 
@@ -71,7 +71,7 @@ function setup(
   const deps = {
     config,
     clock: new FakeClock(),
-    logger: new RecordingLogger(),
+    logger: new AttributeLogger(),
     releases: new FakeReleaseStore(),
     events: new FakePublisher(),
     organization: new FakeOrganization([
@@ -861,6 +861,199 @@ describe('Function: waveHealth() edge cases', () => {
       healthy: false,
       reason: `instance refresh failed: ${A1} in ${EU}`,
       accounts: [{ accountId: A1, region: EU }],
+    });
+  });
+});
+
+describe('Function: publishImageReady() and resumeRelease() with a region held during a halt', () => {
+  it('sends a region recorded while halted to the halted wave and the next one on resume, accounts sorted', async () => {
+    // prepare: the canary (A3) halts on a failed refresh before US is ready; US arrives while halted
+    const c = setup({
+      waves: [
+        { name: 'canary', accounts: [A3], bakeMinutes: 30 },
+        { name: 'rest', bakeMinutes: 60 },
+      ],
+    });
+    await publishImageReady(c.deps, c.release, detail(EU), []);
+    await onLaunchTemplateReport(c.deps, report(A3, 'failed'));
+    const held = await publishImageReady(c.deps, c.release, detail(US), []);
+    // act
+    await resumeRelease(c.deps, 'web-base', 'r1');
+    // assess
+    assert.equal(held, 'halted');
+    assert.deepEqual(
+      ready(c).map((e) => [e.region, e.audience]),
+      [
+        [EU, [A3]],
+        [EU, [A1, A2]],
+        [US, [A1, A2, A3]],
+      ],
+    );
+    const r = await record(c);
+    assert.deepEqual(
+      r.waves.map((w) => [w.state, Object.keys(w.announcedAt).sort()]),
+      [
+        ['halted', [EU, US]],
+        ['baking', [EU, US]],
+      ],
+    );
+  });
+
+  it('delivers recorded regions in region order, whatever order they came in', async () => {
+    // prepare
+    const c = setup();
+    await publishImageReady(c.deps, c.release, detail(US), []);
+    await publishImageReady(c.deps, c.release, detail(EU), []);
+    // act
+    await onBakeElapsed(c.deps, { kind: 'stemcell-rollout-timer', releaseId: c.release.releaseId, wave: 0 });
+    // assess
+    assert.deepEqual(
+      ready(c).map((e) => e.region),
+      [US, EU, EU, US],
+    );
+  });
+
+  it('keeps every halt an operator resumed past, oldest first', async () => {
+    // prepare
+    const c = setup({
+      waves: [
+        { name: 'one', accounts: [A1], bakeMinutes: 1 },
+        { name: 'two', accounts: [A2], bakeMinutes: 1 },
+        { name: 'three', bakeMinutes: 1 },
+      ],
+    });
+    await baking(c);
+    await halt(c.deps, c.release, 0, 'first', []);
+    await resumeRelease(c.deps, 'web-base', 'r1');
+    await halt(c.deps, c.release, 1, 'second', []);
+    // act
+    const result = await resumeRelease(c.deps, 'web-base', 'r1');
+    // assess
+    assert.deepEqual(result, { outcome: 'next-wave', wave: 'three' });
+    const r = await record(c);
+    assert.deepEqual(
+      r.resumed?.map((h) => [h.wave, h.reason]),
+      [
+        ['one', 'first'],
+        ['two', 'second'],
+      ],
+    );
+    assert.deepEqual(
+      r.waves.map((w) => w.state),
+      ['halted', 'halted', 'baking'],
+    );
+  });
+});
+
+describe('Function: abortRelease() in other states', () => {
+  it('aborts a wave still announcing, and leaves a halted wave halted', async () => {
+    // prepare
+    const announcing = setup();
+    await publishImageReady(announcing.deps, announcing.release, detail(EU), []);
+    const halted = setup();
+    await baking(halted);
+    await halt(halted.deps, halted.release, 0, 'why', []);
+    // act
+    const a = await abortRelease(announcing.deps, 'web-base', 'r1');
+    const h = await abortRelease(halted.deps, 'web-base', 'r1');
+    // assess
+    assert.deepEqual(
+      a.waves.map((w) => w.state),
+      ['aborted', 'aborted'],
+    );
+    assert.deepEqual(
+      h.waves.map((w) => w.state),
+      ['halted', 'aborted'],
+    );
+    assert.equal(h.state, 'aborted');
+    const held = await publishImageReady(announcing.deps, announcing.release, detail(US), []);
+    assert.equal(held, 'aborted');
+  });
+});
+
+describe('Function: waveHealth() reasons', () => {
+  it('lists every failed and every silent account and region, comma-separated', async () => {
+    // prepare
+    const c = setup();
+    const wave: WaveRecord = {
+      name: 'w',
+      accounts: [A1, A2],
+      bakeMinutes: 1,
+      state: 'baking',
+      announcedAt: {},
+    };
+    const reported = (accountId: string, region: string, instanceRefresh?: string) => ({
+      accountId,
+      region,
+      outcome: 'updated' as const,
+      launchTemplates: 1,
+      updatedAt: 'x',
+      ...(instanceRefresh ? { instanceRefresh } : {}),
+    });
+    const earlier = c.deps.releases.releases.get(c.release.releaseId);
+    assert.ok(earlier);
+    for (const a of [A1, A2])
+      for (const region of [EU, US]) earlier.accounts[`${a}/${region}`] = reported(a, region);
+    const current = c.deps.releases.seed('web-base', 'r2', [EU, US]);
+    // act
+    const silent = await waveHealth(c.deps, current, wave);
+    current.accounts[`${A1}/${EU}`] = reported(A1, EU, 'failed');
+    current.accounts[`${A2}/${US}`] = reported(A2, US, 'cancelled');
+    const failed = await waveHealth(c.deps, current, wave);
+    // assess
+    assert.equal(
+      silent.reason,
+      `no "Launch Template Updated" report within the bake time from ${A1} in ${EU}, ${A1} in ${US}, ${A2} in ${EU}, ${A2} in ${US}`,
+    );
+    assert.equal(silent.accounts.length, 4);
+    assert.equal(failed.reason, `instance refresh failed: ${A1} in ${EU}, ${A2} in ${US}`);
+  });
+});
+
+describe('Rollout log lines', () => {
+  it('name the release, wave and reason an operator looks for', async () => {
+    // prepare
+    const c = setup();
+    const logs = c.deps.logger;
+    // act
+    await baking(c);
+    await onBakeElapsed(c.deps, { kind: 'stemcell-rollout-timer', releaseId: c.release.releaseId, wave: 0 });
+    await halt(c.deps, c.release, 1, 'alarm', []);
+    await abortRelease(c.deps, 'web-base', 'r1');
+    const done = setup({ waves: [{ name: 'all', bakeMinutes: 1 }] });
+    await baking(done);
+    await onBakeElapsed(done.deps, {
+      kind: 'stemcell-rollout-timer',
+      releaseId: done.release.releaseId,
+      wave: 0,
+    });
+    const pinned = setup({ waves: null });
+    await pinTo(pinned, 'r0');
+    await publishImageReady(pinned.deps, pinned.release, detail(EU), []);
+    const stopped = setup();
+    await publishImageReady(stopped.deps, stopped.release, detail(EU), []);
+    await halt(stopped.deps, stopped.release, 0, 'why', []);
+    await publishImageReady(stopped.deps, stopped.release, detail(US), []);
+    // assess
+    const id = c.release.releaseId;
+    assert.deepEqual(logs.of('image ready to waves'), { releaseId: id, region: EU });
+    assert.deepEqual(logs.of('wave baking'), {
+      releaseId: id,
+      wave: 'canary',
+      until: new Date('2026-11-20T10:30:00.000Z'),
+    });
+    assert.deepEqual(logs.of('wave opened'), { releaseId: id, wave: 'rest' });
+    assert.deepEqual(logs.of('release halted'), { releaseId: id, wave: 'rest', reason: 'alarm' });
+    assert.deepEqual(logs.of('release aborted'), { releaseId: id });
+    assert.deepEqual(done.deps.logger.of('rollout complete'), { releaseId: id });
+    assert.deepEqual(pinned.deps.logger.of('stream pinned: image held back'), {
+      releaseId: id,
+      region: EU,
+      pinnedTo: 'r0',
+    });
+    assert.deepEqual(stopped.deps.logger.of('image ready held: release not rolling'), {
+      releaseId: id,
+      state: 'halted',
     });
   });
 });

@@ -11,6 +11,7 @@ import { applyImageReady } from '#core/subscriber.ts';
 import {
   AmiStateChangeEvent,
   BuildJob,
+  InstanceRefreshEndedEvent,
   ObjectCreatedEvent,
   SnapshotNotificationEvent,
   SqsSchema,
@@ -50,6 +51,11 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'ebs-snapshot-notification-failed': (e) => SnapshotNotificationEvent.parse(e),
   'ebs-snapshot-notification-legacy': (e) => SnapshotNotificationEvent.parse(e),
   'ec2-ami-state-change': (e) => AmiStateChangeEvent.parse(e),
+  'autoscaling-instance-refresh-succeeded': (e) => InstanceRefreshEndedEvent.parse(e),
+  'autoscaling-instance-refresh-failed': (e) => InstanceRefreshEndedEvent.parse(e),
+  'autoscaling-instance-refresh-cancelled': (e) => InstanceRefreshEndedEvent.parse(e),
+  'autoscaling-instance-refresh-rollback-succeeded': (e) => InstanceRefreshEndedEvent.parse(e),
+  'autoscaling-instance-refresh-rollback-failed': (e) => InstanceRefreshEndedEvent.parse(e),
   'sqs-build-job': (e) => {
     for (const record of SqsSchema.parse(e).Records) BuildJob.parse(JSON.parse(record.body));
   },
@@ -62,6 +68,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
   'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
+  'stemcell-launch-template-updated-refresh': (e) => LaunchTemplateUpdatedEvent.parse(e),
   'stemcell-release-halted': (e) => stemcellEnvelope('Release Halted').parse(e),
 };
 

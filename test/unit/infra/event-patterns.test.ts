@@ -30,6 +30,14 @@ function resolved(value: unknown): unknown {
   return value;
 }
 
+const REFRESH_ENDS: SampleName[] = [
+  'autoscaling-instance-refresh-succeeded',
+  'autoscaling-instance-refresh-failed',
+  'autoscaling-instance-refresh-cancelled',
+  'autoscaling-instance-refresh-rollback-succeeded',
+  'autoscaling-instance-refresh-rollback-failed',
+];
+
 const rulePattern = (t: Template, logicalId: string): unknown => {
   const found = resourcesOfType(t, 'AWS::Events::Rule').find(([id]) => id === logicalId);
   if (!found) throw new Error(`no rule ${logicalId}`);
@@ -72,10 +80,25 @@ const cases: { where: string; pattern: unknown; delivers: SampleName[]; ignores:
   },
   {
     where: 'infra/member.yml Image Ready rule',
-    pattern: resourcesOfType(member, 'AWS::Events::Rule')[0]?.[1].Properties?.EventPattern,
+    pattern: rulePattern(member, 'ImageReadyRule'),
     delivers: ['stemcell-image-ready'],
-    ignores: ['stemcell-release-complete', 'stemcell-launch-template-updated'],
+    ignores: [
+      'stemcell-release-complete',
+      'stemcell-launch-template-updated',
+      'autoscaling-instance-refresh-failed',
+    ],
   },
+  ...['InstanceRefreshEndsToHome', 'InstanceRefreshEndsToSubscriber'].map((id) => ({
+    where: `infra/member.yml ${id}`,
+    pattern: rulePattern(member, id),
+    // AWS's documented samples of every end state (events/samples/autoscaling-instance-refresh-*.json).
+    delivers: REFRESH_ENDS,
+    ignores: [
+      'stemcell-image-ready',
+      'ec2-ami-state-change',
+      'stemcell-launch-template-updated',
+    ] as SampleName[],
+  })),
 ];
 
 describe('Template: deployed event patterns', () => {
@@ -94,6 +117,29 @@ describe('Template: deployed event patterns', () => {
       for (const name of c.ignores) assert.equal(matches(sample(name)), false, `${c.where} takes ${name}`);
     });
   }
+
+  it("infra/member.yml's refresh rules take only the refresh's end, not its start or checkpoints", () => {
+    // prepare: the documented shapes of the events that are no end (same detail, other detail-types)
+    const others = [
+      'EC2 Auto Scaling Instance Refresh Started',
+      'EC2 Auto Scaling Instance Refresh Checkpoint Reached',
+      'EC2 Auto Scaling Instance Refresh Rollback Started',
+      'EC2 Instance Launch Unsuccessful',
+    ].map((detailType) => ({
+      ...sample<object>('autoscaling-instance-refresh-failed'),
+      'detail-type': detailType,
+    }));
+    for (const id of ['InstanceRefreshEndsToHome', 'InstanceRefreshEndsToSubscriber']) {
+      // act
+      const matches = compileEventPattern(resolved(rulePattern(member, id)) as object);
+      // assess
+      for (const event of others) assert.equal(matches(event), false, `${id} takes ${event['detail-type']}`);
+      assert.equal(
+        matches({ ...sample<object>('autoscaling-instance-refresh-failed'), source: 'aws.ec2' }),
+        false,
+      );
+    }
+  });
 
   it('every other rule pattern in the templates compiles', () => {
     const all = [sls.resources, region, member].flatMap((t) =>

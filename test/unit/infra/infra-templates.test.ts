@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { TAG } from '#core/naming.ts';
+import { INSTANCE_REFRESH_END_PATTERN, INSTANCE_REFRESH_MESSAGE_GROUP } from '#events/aws.ts';
 import {
   asList,
   deadLetterViolations,
@@ -177,6 +179,50 @@ describe('Template: infra/member.yml', () => {
     // other regions' images.
     assert.equal(pattern.detail?.region, undefined);
     assert.deepEqual(deadLetterViolations(t), []);
+  });
+
+  it("forwards Auto Scaling's refresh ends from every region to the subscriber's queue, in their own message group", () => {
+    // Every region's default bus → the member bus in the home region (a role target) ...
+    const home = t.Resources.InstanceRefreshEndsToHome;
+    assert.equal(home?.Condition, undefined, 'in every region: Auto Scaling sends to the group region');
+    assert.equal(home?.Properties?.EventBusName, undefined, "Auto Scaling's events reach the default bus");
+    assert.deepEqual(home?.Properties?.EventPattern, INSTANCE_REFRESH_END_PATTERN);
+    const [forward] = home?.Properties?.Targets ?? [];
+    assert.deepEqual(forward?.Arn, {
+      'Fn::Sub': 'arn:${AWS::Partition}:events:${HomeRegion}:${AWS::AccountId}:event-bus/${BusName}',
+    });
+    assert.deepEqual(forward?.RoleArn, { 'Fn::GetAtt': ['InstanceRefreshForwardRole', 'Arn'] });
+    // ... → the subscriber's FIFO queue, whose policy admits that rule only.
+    const rule = t.Resources.InstanceRefreshEndsToSubscriber;
+    assert.equal(rule?.Condition, 'IsHomeRegion');
+    assert.deepEqual(rule?.Properties?.EventBusName, { Ref: 'MemberBus' });
+    assert.deepEqual(rule?.Properties?.EventPattern, INSTANCE_REFRESH_END_PATTERN);
+    const [target] = rule?.Properties?.Targets ?? [];
+    assert.deepEqual(target?.Arn, { 'Fn::GetAtt': ['SubscriberQueue', 'Arn'] });
+    assert.equal(target?.SqsParameters?.MessageGroupId, INSTANCE_REFRESH_MESSAGE_GROUP);
+    assert.notEqual(
+      INSTANCE_REFRESH_MESSAGE_GROUP,
+      t.Resources.ImageReadyRule?.Properties?.Targets?.[0]?.SqsParameters?.MessageGroupId,
+      'refresh ends never wait behind Image Ready',
+    );
+    const statements = asList(t.Resources.SubscriberQueuePolicy?.Properties?.PolicyDocument?.Statement);
+    const admits = statements.find(
+      (st) =>
+        st.Effect === 'Allow' &&
+        st.Principal?.Service === 'events.amazonaws.com' &&
+        asList(st.Action).includes('sqs:SendMessage') &&
+        JSON.stringify(st.Condition?.ArnEquals?.['aws:SourceArn']) ===
+          JSON.stringify({ 'Fn::GetAtt': ['InstanceRefreshEndsToSubscriber', 'Arn'] }),
+    );
+    assert.ok(admits, 'the queue policy lets the refresh rule send, by its ARN');
+    // The subscriber may write its bookkeeping tag on opted-in groups, and no other tag.
+    const tagging = roleStatements(t).find((st) =>
+      asList(st.statement.Action).includes('autoscaling:CreateOrUpdateTags'),
+    )?.statement;
+    assert.deepEqual(tagging?.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'], [
+      TAG.instanceRefresh,
+    ]);
+    assert.equal(tagging?.Condition?.StringLike?.['aws:ResourceTag/stemcell:stream'], '*');
   });
 
   it('serialises deliveries: the rule feeds a FIFO queue (one message group) that the subscriber consumes in order', () => {

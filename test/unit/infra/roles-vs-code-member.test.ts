@@ -114,6 +114,7 @@ describe('Roles vs code: a member account', () => {
     for (const needed of [
       'ec2:CreateLaunchTemplateVersion',
       'autoscaling:StartInstanceRefresh',
+      'autoscaling:CreateOrUpdateTags',
       'ec2:DescribeImages',
       'events:PutEvents',
     ])
@@ -121,6 +122,47 @@ describe('Roles vs code: a member account', () => {
     const report = verdicts.find((v) => v.request.action === 'events:PutEvents');
     assert.equal(report?.request.resource, `arn:aws:events:${HOME_REGION}:${HOME}:event-bus/stemcell`);
     assert.deepEqual(deniedMessages(verdicts), []);
+  });
+
+  it('subscriber, a refresh it started failed: every call allowed, and the failure goes back to the centre', async () => {
+    // prepare: Auto Scaling's documented "Failed" event for the refresh the test above started, through the queue
+    const group = world.fakes.autoScaling.groups.get('web-asg');
+    const started = group?.refreshes[0]?.id;
+    assert.ok(started, 'the first test started a refresh');
+    assert.match(group?.tags['stemcell:instance-refresh'] ?? '', new RegExp(`^${started} lt-`));
+    const end = sample<{ account: string; region: string; detail: Record<string, unknown> }>(
+      'autoscaling-instance-refresh-failed',
+    );
+    Object.assign(end, { account: MEMBER, region: HOME_REGION });
+    Object.assign(end.detail, { AutoScalingGroupName: 'web-asg', InstanceRefreshId: started });
+    const records = sample<{ Records: Record<string, unknown>[] }>('sqs-build-job');
+    const sqsEvent = { Records: [{ ...records.Records[0], body: JSON.stringify(end) }] };
+    const { awsSubscriberDeps } = await import('#functions/commons/aws-deps.ts');
+    // act
+    world.trace.take();
+    const before = world.fakes.events.delivered.length;
+    const response = await subscriberHandler(await awsSubscriberDeps(), tools)(sqsEvent as never, context);
+    const judged = await world.judge(world.requests(subscriber));
+    verdicts.push(...judged);
+    // assess
+    assert.deepEqual(response, { batchItemFailures: [] });
+    const reports = world.fakes.events.delivered.slice(before).map((e) => JSON.parse(e.Detail ?? '{}'));
+    assert.equal(reports.length, 1);
+    assert.equal(reports[0].instanceRefresh, 'failed');
+    assert.deepEqual(reports[0].refresh, { autoScalingGroupName: 'web-asg', instanceRefreshId: started });
+    assert.equal(reports[0].releaseId, 'web#00000002');
+    assert.ok(judged.some((v) => v.request.action === 'events:PutEvents'));
+    assert.deepEqual(deniedMessages(judged), []);
+  });
+
+  it("the member stack's forward rule may put Auto Scaling's events on the member bus", async () => {
+    const judged = await world.judge(world.ruleTargetRequests('member'));
+    assert.deepEqual(
+      judged.map((v) => `${v.request.origin} ${v.request.resource}`),
+      [`rule InstanceRefreshEndsToHome arn:aws:events:${HOME_REGION}:${MEMBER}:event-bus/stemcell-member`],
+    );
+    assert.deepEqual(deniedMessages(judged), []);
+    verdicts.push(...judged);
   });
 
   it("the key-grant custom resource may grant the publisher's key, primary and replica, to Auto Scaling", async () => {

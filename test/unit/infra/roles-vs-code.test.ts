@@ -435,6 +435,16 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
           const parsed = (await import('#events/stemcell.ts')).LaunchTemplateUpdatedEvent.safeParse(updated);
           assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
           await handler(updated as never, context('announce'));
+          // The subscriber's second report: the refresh it started succeeded (Auto Scaling's end event).
+          const ended = structuredClone(updated);
+          Object.assign(ended.detail, {
+            instanceRefresh: 'succeeded',
+            refresh: {
+              autoScalingGroupName: 'web-asg',
+              instanceRefreshId: 'c613620e-07e2-4ed2-a9e2-ef8258911ade',
+            },
+          });
+          await handler(ended as never, context('announce'));
         });
         assert.deepEqual(deniedMessages(judged), []);
       });

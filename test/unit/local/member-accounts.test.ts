@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { LocalConfig } from '#config/schema.ts';
 import { TAG } from '#core/naming.ts';
+import {
+  INSTANCE_REFRESH_END_PATTERN,
+  type InstanceRefreshEndedEnvelope,
+  InstanceRefreshEndedEvent,
+} from '#events/aws.ts';
 import { ManualClock } from '#local/clock.ts';
+import { compileEventPattern } from '#local/event-pattern.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
 
 const roots: string[] = [];
@@ -206,5 +212,87 @@ describe('Class: LocalMemberAccounts', () => {
       group?.launchTemplateId,
       templates.find((t) => t.launchTemplateName === 'web')?.launchTemplateId,
     );
+  });
+});
+
+describe('Class: LocalMemberAccounts (Auto Scaling end events)', () => {
+  /** A sink like the member's bus: what it was given, parsed as the subscriber parses it. */
+  const sink = () => {
+    const got: InstanceRefreshEndedEnvelope[] = [];
+    return { got, emit: (e: unknown) => void got.push(InstanceRefreshEndedEvent.parse(e)) };
+  };
+
+  it('sends the documented end event when a refresh ends, once, matched by the member rule', async () => {
+    // prepare: refreshes of 60 s; the next one fails
+    const clock = new ManualClock('2026-11-20T10:00:00.000Z');
+    const bus = sink();
+    const members = new LocalMemberAccounts(tempRoot(), {
+      clock,
+      instanceRefreshSeconds: 60,
+      autoScalingEvents: (accountId) => (accountId === ACCOUNT ? bus : undefined),
+    });
+    members.createAutoScalingGroup(ACCOUNT, REGION, { name: 'web-asg', tags: streamTag });
+    const account = members.forAccount(ACCOUNT, REGION);
+    account.failNextInstanceRefresh('web-asg');
+    // act
+    const { instanceRefreshId } = await account.startInstanceRefresh('web-asg');
+    const early = members.deliverRefreshEvents();
+    clock.advance(60_000);
+    const due = members.deliverRefreshEvents();
+    const again = members.deliverRefreshEvents();
+    // assess
+    assert.deepEqual([early, due, again], [0, 1, 0]);
+    assert.equal(bus.got.length, 1);
+    const [event] = bus.got;
+    assert.equal(event?.['detail-type'], 'EC2 Auto Scaling Instance Refresh Failed');
+    assert.deepEqual(event?.detail, {
+      InstanceRefreshId: instanceRefreshId,
+      AutoScalingGroupName: 'web-asg',
+    });
+    assert.equal(event?.account, ACCOUNT);
+    assert.equal(event?.region, REGION);
+    assert.match(
+      event?.resources[0] ?? '',
+      /^arn:aws:autoscaling:eu-west-1:200000000001:autoScalingGroup:.*:autoScalingGroupName\/web-asg$/,
+    );
+    assert.equal(compileEventPattern(INSTANCE_REFRESH_END_PATTERN)(JSON.parse(JSON.stringify(event))), true);
+  });
+
+  it('a refresh that ends as it starts sends its event at once; a new instance finds what a stopped one owed', async () => {
+    // prepare
+    const root = tempRoot();
+    const clock = new ManualClock('2026-11-20T10:00:00.000Z');
+    const bus = sink();
+    const instant = new LocalMemberAccounts(root, { clock, autoScalingEvents: () => bus });
+    instant.createAutoScalingGroup(ACCOUNT, REGION, { name: 'web-asg', tags: streamTag });
+    // act: one refresh ending at once; one that runs 60 s, started by an instance that then "stops"
+    await instant.forAccount(ACCOUNT, REGION).startInstanceRefresh('web-asg');
+    const slow = new LocalMemberAccounts(root, {
+      clock,
+      instanceRefreshSeconds: 60,
+      autoScalingEvents: () => undefined,
+    });
+    await slow.forAccount(ACCOUNT, REGION).startInstanceRefresh('web-asg');
+    clock.advance(60_000);
+    const restarted = new LocalMemberAccounts(root, { clock, autoScalingEvents: () => bus });
+    const sent = restarted.deliverRefreshEvents();
+    // assess
+    assert.equal(sent, 1);
+    assert.deepEqual(
+      bus.got.map((e) => e['detail-type']),
+      ['EC2 Auto Scaling Instance Refresh Succeeded', 'EC2 Auto Scaling Instance Refresh Succeeded'],
+    );
+  });
+
+  it('tags a group (CreateOrUpdateTags), keeping its other tags', async () => {
+    const members = new LocalMemberAccounts(tempRoot());
+    members.createAutoScalingGroup(ACCOUNT, REGION, { name: 'web-asg', tags: streamTag });
+    const account = members.forAccount(ACCOUNT, REGION);
+    await account.tagAutoScalingGroup('web-asg', { [TAG.instanceRefresh]: 'r lt-1:2 r2' });
+    assert.deepEqual(account.autoScalingGroupByName('web-asg')?.tags, {
+      ...streamTag,
+      [TAG.instanceRefresh]: 'r lt-1:2 r2',
+    });
+    await assert.rejects(account.tagAutoScalingGroup('nope', { a: 'b' }), { name: 'ValidationError' });
   });
 });
