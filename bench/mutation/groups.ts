@@ -107,6 +107,7 @@ export const GROUPS: Group[] = [
     mutate: ['src/core/rollout.ts', 'src/core/rollback.ts', 'src/core/adoption.ts'],
     tests: [
       'test/unit/core/rollout.test.ts',
+      'test/unit/core/rollout-refresh.test.ts',
       'test/unit/core/waves.test.ts',
       'test/unit/core/rollback.test.ts',
       'test/unit/core/adoption.test.ts',

@@ -352,3 +352,28 @@ describe('Function: protectedImages()', () => {
     assert.equal((await protectedImages(unpinned.deps, 'web-base', EU)).size, 0);
   });
 });
+
+describe('Function: rollback() and unpin() edges', () => {
+  it('names the command of an unknown stream', async () => {
+    // prepare
+    const c = setup();
+    // act + assess
+    await assert.rejects(rollback(c.deps, 'nope', 'r1'), /unknown stream "nope" \(rollback\)/);
+  });
+
+  it('unpin announces no region of the newest release whose boot failed, even with its image still there', async () => {
+    // prepare
+    const c = setup();
+    await announced(c, 'r1');
+    await pin(c.deps, 'web-base', 'r1');
+    const r2 = c.deps.releases.seed('web-base', 'r2', [EU, US]);
+    const imageId = await register(c, 'r2', EU);
+    await c.deps.releases.updateRegion(r2.releaseId, EU, { state: 'failed', imageId, reason: 'boot: panic' });
+    c.deps.events.events = [];
+    // act
+    const result = await unpin(c.deps, 'web-base');
+    // assess
+    assert.deepEqual(result, {});
+    assert.equal(c.deps.events.ofType('Image Ready').length, 0);
+  });
+});

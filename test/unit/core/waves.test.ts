@@ -1057,3 +1057,96 @@ describe('Rollout log lines', () => {
     });
   });
 });
+
+describe('Rollout errors and orders', () => {
+  it('names what failed: the stream, the bake timer, the revision, and the error kind', async () => {
+    // prepare
+    const c = setup();
+    // act + assess
+    await assert.rejects(resolveWaves(c.deps, 'nope'), /unknown stream "nope" \(rollout\)/);
+    await assert.rejects(
+      onBakeElapsed(c.deps, { kind: 'stemcell-rollout-timer', releaseId: 'web-base#00000009', wave: 2 }),
+      /bake timer of wave 2/,
+    );
+    await assert.rejects(releaseByRevision(c.deps.releases, 'web-base', 'r9'), /no release of that revision/);
+    await assert.rejects(resumeRelease(c.deps, 'web-base', 'r1'), { name: 'RolloutStateError' });
+  });
+
+  it('refuses to resume a release aborted after it halted', async () => {
+    // prepare
+    const c = setup();
+    await baking(c);
+    await halt(c.deps, c.release, 0, 'why', []);
+    await abortRelease(c.deps, 'web-base', 'r1');
+    // act + assess
+    await assert.rejects(
+      resumeRelease(c.deps, 'web-base', 'r1'),
+      /is aborted, not halted: nothing to resume/,
+    );
+    assert.equal((await record(c)).state, 'aborted');
+    assert.equal(ready(c).length, 2);
+  });
+
+  it('lists a wave accounts sorted, whatever order the configuration names them in', async () => {
+    // prepare
+    const c = setup({ waves: [{ name: 'some', accounts: [A3, A1, A2], bakeMinutes: 1 }] });
+    // act
+    const waves = await resolveWaves(c.deps, 'web-base');
+    // assess
+    assert.deepEqual(waves?.[0]?.accounts, [A1, A2, A3]);
+  });
+
+  it('names silent accounts in region order, whatever order the release lists its regions in', async () => {
+    // prepare
+    const c = setup({ regions: [US, EU] });
+    const earlier = c.deps.releases.releases.get(c.release.releaseId);
+    assert.ok(earlier);
+    for (const region of [US, EU])
+      earlier.accounts[`${A1}/${region}`] = {
+        accountId: A1,
+        region,
+        outcome: 'updated',
+        launchTemplates: 1,
+        updatedAt: 'x',
+      };
+    const current = c.deps.releases.seed('web-base', 'r2', [US, EU]);
+    const wave: WaveRecord = { name: 'w', accounts: [A1], bakeMinutes: 1, state: 'baking', announcedAt: {} };
+    // act
+    const health = await waveHealth(c.deps, current, wave);
+    // assess
+    assert.deepEqual(health.accounts, [
+      { accountId: A1, region: EU },
+      { accountId: A1, region: US },
+    ]);
+  });
+
+  it('gives up on a conflicting write after twenty tries', async () => {
+    // prepare
+    const c = setup();
+    await publishImageReady(c.deps, c.release, detail(EU), []);
+    let puts = 0;
+    c.deps.rollouts.put = async () => {
+      puts++;
+      return false;
+    };
+    // act
+    await assert.rejects(publishImageReady(c.deps, c.release, detail(US), []), /too many concurrent updates/);
+    // assess: the create (lost, as a second region's is) and twenty updates
+    assert.equal(puts, 21);
+  });
+});
+
+describe('Function: mayReannounce() while rolling or pinned to the release itself', () => {
+  it('allows a re-announce of a region a rolling release recorded, and under a pin to its own revision', async () => {
+    // prepare
+    const c = setup();
+    await publishImageReady(c.deps, c.release, detail(EU), []);
+    // act
+    const rolling = await mayReannounce(c.deps, c.release, EU);
+    await pinTo(c, 'r1');
+    const ownPin = await mayReannounce(c.deps, c.release, EU);
+    // assess
+    assert.equal(rolling, true);
+    assert.equal(ownPin, true);
+  });
+});
