@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
-import type { AnnounceDeps, Imaging, RegisterDeps } from '#core/deps.ts';
+import type { AnnounceDeps, Imaging, IngestDeps, RegisterDeps } from '#core/deps.ts';
 import { releaseId as makeReleaseId } from '#core/naming.ts';
 import type { ImageReady } from '#events/stemcell.ts';
 import type {
@@ -600,6 +600,28 @@ export function imagingSetup(config: StemcellConfig = testConfig()) {
     organization: new FakeOrganization([{ id: '200000000001', ou: OU_A }]),
   } satisfies RegisterDeps & AnnounceDeps;
   return { deps, imaging };
+}
+
+/** Ingest's deps over fresh fakes, with one build queue per region made on first use. */
+export function ingestSetup<L extends RecordingLogger>(logger: L, config: StemcellConfig = testConfig()) {
+  const queues = new Map<string, FakeQueue>();
+  const deps = {
+    config,
+    clock: new FakeClock(),
+    logger,
+    releases: new FakeReleaseStore(),
+    events: new FakePublisher(),
+    objects: new FakeObjects(),
+    buildQueue(region: string) {
+      let q = queues.get(region);
+      if (!q) {
+        q = new FakeQueue(`build-${region}.fifo`);
+        queues.set(region, q);
+      }
+      return q;
+    },
+  } satisfies IngestDeps;
+  return { deps, queues };
 }
 
 /** Keeps what each line says beside its message: the operator reads the ids in it. */

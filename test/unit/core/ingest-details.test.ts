@@ -3,40 +3,12 @@
 // after the release was recorded, and the source recorded without a SHA-256 when none was published.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { IngestDeps } from '#core/deps.ts';
 import { ingest, type ObjectCreated } from '#core/ingest.ts';
-import {
-  AttributeLogger,
-  FakeClock,
-  FakeObjects,
-  FakePublisher,
-  FakeQueue,
-  FakeReleaseStore,
-  testConfig,
-} from './fakes.ts';
+import { AttributeLogger, ingestSetup } from './fakes.ts';
 
 const KEY = 'streams/web-base/2026.11.20.tar.zst';
 
-function setup() {
-  const queues = new Map<string, FakeQueue>();
-  const deps = {
-    config: testConfig(),
-    clock: new FakeClock(),
-    logger: new AttributeLogger(),
-    releases: new FakeReleaseStore(),
-    events: new FakePublisher(),
-    objects: new FakeObjects(),
-    buildQueue(region: string) {
-      let q = queues.get(region);
-      if (!q) {
-        q = new FakeQueue(`build-${region}.fifo`);
-        queues.set(region, q);
-      }
-      return q;
-    },
-  } satisfies IngestDeps;
-  return { deps, queues };
-}
+const setup = () => ingestSetup(new AttributeLogger());
 
 const upload = (etag = 'abc'): ObjectCreated => ({
   bucket: 'stemcell-tarballs',

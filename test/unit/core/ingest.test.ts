@@ -1,42 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { IngestDeps } from '#core/deps.ts';
 import { UnknownStreamError } from '#core/errors.ts';
 import { ingest, type ObjectCreated, objectCreatedFromEvent } from '#core/ingest.ts';
 import { InvalidObjectKeyError } from '#core/naming.ts';
 import { BuildJob, ObjectCreatedEvent } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
-import {
-  FakeClock,
-  FakeObjects,
-  FakePublisher,
-  FakeQueue,
-  FakeReleaseStore,
-  RecordingLogger,
-  SHA,
-  testConfig,
-} from './fakes.ts';
+import { ingestSetup, RecordingLogger, SHA } from './fakes.ts';
 
-function setup() {
-  const queues = new Map<string, FakeQueue>();
-  const deps = {
-    config: testConfig(),
-    clock: new FakeClock(),
-    logger: new RecordingLogger(),
-    releases: new FakeReleaseStore(),
-    events: new FakePublisher(),
-    objects: new FakeObjects(),
-    buildQueue(region: string) {
-      let q = queues.get(region);
-      if (!q) {
-        q = new FakeQueue(`build-${region}.fifo`);
-        queues.set(region, q);
-      }
-      return q;
-    },
-  } satisfies IngestDeps;
-  return { deps, queues };
-}
+const setup = () => ingestSetup(new RecordingLogger());
 
 const upload = (key = 'streams/web-base/2026.11.20.tar.zst', etag = 'abc'): ObjectCreated => ({
   bucket: 'stemcell-tarballs',
