@@ -225,6 +225,25 @@ describe('Function: onBakeElapsed() with refreshes still running', () => {
     });
   });
 
+  it('names every account and region still refreshing, comma-separated', async () => {
+    // prepare: two canary accounts, both refreshing
+    const w = await world();
+    const record = await w.rollouts.get(w.release.releaseId);
+    assert.ok(record?.waves[0]);
+    record.waves[0].accounts = [CANARY, REST];
+    await w.rollouts.put(record, record.version);
+    await recordLaunchTemplateUpdate(w.deps, w.report({ instanceRefresh: 'started' }));
+    await recordLaunchTemplateUpdate(w.deps, w.report({ instanceRefresh: 'started', accountId: REST }));
+    const input = { kind: 'stemcell-rollout-timer' as const, releaseId: w.release.releaseId, wave: 0 };
+    // act
+    const fired = await onBakeElapsed(w.deps, input);
+    // assess
+    assert.deepEqual(fired, {
+      outcome: 'waiting',
+      reason: `waiting for the instance refresh of ${CANARY} in ${REGION}, ${REST} in ${REGION} (1/${REFRESH_WAITS})`,
+    });
+  });
+
   it('a refresh that ends during the wait lets the next wave open', async () => {
     const w = await world();
     await recordLaunchTemplateUpdate(w.deps, w.report({ instanceRefresh: 'started' }));
