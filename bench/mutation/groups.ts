@@ -119,7 +119,10 @@ export const GROUPS: Group[] = [
     tests: [
       'test/unit/local/fifo-queue.test.ts',
       'test/unit/local/fifo-queue-visibility.test.ts',
+      'test/unit/local/fifo-queue-sqs.test.ts',
       'test/unit/local/event-bus.test.ts',
+      'test/unit/local/event-bus-durable.test.ts',
+      'test/unit/local/event-bus-api.test.ts',
       'test/unit/contract-local.test.ts',
     ],
   },
