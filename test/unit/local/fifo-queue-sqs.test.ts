@@ -44,6 +44,21 @@ function setup(
 const untilWoken: Sleep = (_ms, signal) =>
   new Promise((resolve) => signal?.addEventListener('abort', () => resolve()));
 
+/**
+ * Runs `act` while `poll` waits, and returns what the poll got. Fails (instead of hanging) when the poll is still
+ * waiting once `act` and the callbacks it caused have run: the change did not wake it.
+ */
+async function wokenBy<T>(poll: Promise<T>, act: () => unknown): Promise<T> {
+  let got: { value: T } | undefined;
+  void poll.then((value) => {
+    got = { value };
+  });
+  await act();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(got, 'the long poll ended on the change, without waiting out its time');
+  return got.value;
+}
+
 function handleFor(queueArn: string, messageId: unknown, nonce: unknown): string {
   return Buffer.from(JSON.stringify({ q: queueArn, m: messageId, n: nonce })).toString('base64url');
 }
@@ -318,10 +333,10 @@ describe('Class: LocalFifoQueue (long polling wake-ups)', () => {
     assert.ok(first);
     const pending = queue.receive({ max: 1, visibilityTimeoutSeconds: 30, waitSeconds: 20 });
     // act
-    await queue.delete(first.receiptHandle);
+    const got = await wokenBy(pending, () => queue.delete(first.receiptHandle));
     // assess
     assert.deepEqual(
-      (await pending).map((m) => m.body),
+      got.map((m) => m.body),
       ['second'],
     );
   });
@@ -333,8 +348,7 @@ describe('Class: LocalFifoQueue (long polling wake-ups)', () => {
     const [m] = await queue.receive({ max: 1, visibilityTimeoutSeconds: 30 });
     assert.ok(m);
     const pending = queue.receive({ max: 1, visibilityTimeoutSeconds: 30, waitSeconds: 20 });
-    await queue.changeVisibility(m.receiptHandle, 0);
-    const [again] = await pending;
+    const [again] = await wokenBy(pending, () => queue.changeVisibility(m.receiptHandle, 0));
     assert.equal(again?.messageId, m.messageId);
     assert.equal(again?.receiveCount, 2);
   });
@@ -352,10 +366,12 @@ describe('Class: LocalFifoQueue (long polling wake-ups)', () => {
     assert.equal(free?.body, 'free');
     const waiting = queue.receive({ max: 10, visibilityTimeoutSeconds: 30, waitSeconds: 20 });
     // act
-    const released = queue.releaseInFlight();
+    let released = 0;
+    const again = await wokenBy(waiting, () => {
+      released = queue.releaseInFlight();
+    });
     // assess
     assert.equal(released, 2);
-    const again = await waiting;
     assert.deepEqual(
       again.map((m) => [m.body, m.receiveCount]),
       [
@@ -381,10 +397,12 @@ describe('Class: LocalFifoQueue (long polling wake-ups)', () => {
     clock.advance(10_000);
     const waiting = dlq.receive({ max: 1, visibilityTimeoutSeconds: 30, waitSeconds: 20 });
     // act
-    const fromSource = await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
+    let fromSource: unknown[] = [];
+    const [dead] = await wokenBy(waiting, async () => {
+      fromSource = await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
+    });
     // assess
     assert.deepEqual(fromSource, []);
-    const [dead] = await waiting;
     assert.equal(dead?.body, 'poison');
     assert.equal(dead?.deadLetterQueueSourceArn, queue.arn);
     assert.equal(dead?.sequenceNumber, '00000000000000000001', 'numbered by the dead-letter queue');
