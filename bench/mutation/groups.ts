@@ -165,14 +165,20 @@ export const GROUPS: Group[] = [
     ],
     tests: [
       'test/unit/unpack/tar-reader.test.ts',
+      'test/unit/unpack/normalise-path.test.ts',
       'test/integration/unpack/manifest-drift.test.ts',
       'test/integration/unpack/hostile.test.ts',
+      'test/integration/unpack/revision-paths.test.ts',
     ],
   },
   {
     // The incremental path: what is compared with the manifest or the disk, and what is written.
     name: 'unpack-incremental',
     mutate: methods('src/unpack/apply.ts', 'applyFile', 'sameContent', 'createFile'),
-    tests: ['test/integration/unpack/manifest-drift.test.ts', 'test/integration/unpack/incremental.test.ts'],
+    tests: [
+      'test/integration/unpack/manifest-drift.test.ts',
+      'test/integration/unpack/incremental.test.ts',
+      'test/integration/unpack/incremental-content.test.ts',
+    ],
   },
 ];
