@@ -176,6 +176,17 @@ describe('Function: compileEventPattern() operators at their edges', () => {
       );
     });
 
+    it('is never below the complexity of the most complex value of the field', () => {
+      // prepare: every value's prefixes count, so the first value can only add to the second one's 12
+      const operands = ['bbbab*aababb', 'ab*abb*a*bbb*bbbbab*'];
+      const alone = operands.map((w) => wildcardComplexity([w]));
+      // act
+      const together = wildcardComplexity(operands);
+      // assess
+      assert.deepEqual(alone, [3, 12]);
+      assert.ok(together >= 12, `together ${together}`);
+    });
+
     it('counts a limit equal to the complexity as not exceeded', () => {
       // "*a*a*" keeps 5 prefixes alive on "aa"
       assert.equal(wildcardComplexity(['*a*a*'], 5), 5);
