@@ -35,8 +35,7 @@ export async function rollback(deps: RollbackDeps, stream: string, to: string): 
   const config = streamConfig(deps.config, stream, 'rollback');
   const target = await releaseByRevision(deps.releases, stream, to);
   const all = await deps.releases.list(stream);
-  const newest = all.reduce((a, b) => (b.sequence > a.sequence ? b : a), target);
-  if (newest.releaseId === target.releaseId)
+  if (!all.some((r) => r.sequence > target.sequence))
     throw new RolloutStateError(`rollback ${stream} --to ${to}: ${to} is already the newest release`);
 
   // Which regions still have the earlier image, available to launch.
@@ -88,8 +87,9 @@ export async function rollback(deps: RollbackDeps, stream: string, to: string): 
   const reused: RollbackResult['reused'] = [];
   for (const [region, image] of reusable) {
     // The image booted when `to` was released: its passed boot check carries over, so the gate opens at once.
+    // (`image` was looked up by the target region's own imageId, so the check is of this very image.)
     const booted = target.regions[region]?.bootCheck;
-    if (booted?.passed === true && target.regions[region]?.imageId === image.imageId) {
+    if (booted?.passed === true) {
       const record: RegionRecord = {
         state: 'available',
         imageId: image.imageId,

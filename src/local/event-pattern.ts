@@ -113,19 +113,28 @@ function parsePattern(text: string): unknown {
 
 // ---------------------------------------------------------------- compile
 
-/** An object of the pattern → its alternatives (more than one only under `$or`). */
-function compileObject(obj: Record<string, unknown>, path: string[]): Conjunct[] {
+/**
+ * An object of the pattern → its alternatives (more than one only under `$or`). Below a `$or`, at any depth, an
+ * operator name is no field name (event-ruler's parseObjectInsideOrRelationship): it is a misplaced operator.
+ */
+function compileObject(obj: Record<string, unknown>, path: string[], insideOr = false): Conjunct[] {
   let alternatives: Conjunct[] = [new Map()];
   for (const [key, value] of Object.entries(obj)) {
     const at = [...path, key];
     let sub: Conjunct[];
+    if (insideOr && RESERVED_IN_OR.has(key)) {
+      throw new InvalidEventPatternError(
+        `${JSON.stringify(key)} is an operator, not a field; inside $or it may only appear in a list of match values`,
+        at,
+      );
+    }
     if (key === '$or') {
       sub = compileOr(value, at, path);
     } else if (Array.isArray(value)) {
       sub = [new Map([[at.join('.'), compileLeaf(value, at)]])];
     } else if (isPlainObject(value)) {
       if (Object.keys(value).length === 0) throw new InvalidEventPatternError('empty object', at);
-      sub = compileObject(value, at);
+      sub = compileObject(value, at, insideOr);
     } else {
       throw new InvalidEventPatternError(
         `match values must be in an array, e.g. [${JSON.stringify(value)}], not ${JSON.stringify(value)}`,
@@ -142,16 +151,10 @@ function compileOr(value: unknown, at: string[], parent: string[]): Conjunct[] {
     throw new InvalidEventPatternError('$or takes an array of at least two pattern objects', at);
   }
   return value.flatMap((alt, i) => {
-    const keys = Object.keys(alt);
-    if (keys.length === 0) throw new InvalidEventPatternError('empty $or alternative', [...at, String(i)]);
-    const reserved = keys.find((k) => RESERVED_IN_OR.has(k));
-    if (reserved) {
-      throw new InvalidEventPatternError(
-        `a $or alternative is a pattern object, and ${JSON.stringify(reserved)} is an operator, not a field`,
-        [...at, String(i)],
-      );
+    if (Object.keys(alt).length === 0) {
+      throw new InvalidEventPatternError('empty $or alternative', [...at, String(i)]);
     }
-    return compileObject(alt, parent);
+    return compileObject(alt, parent, true);
   });
 }
 
@@ -303,7 +306,9 @@ function numericTest(arg: unknown, at: string[]): ValueTest {
       throw new InvalidEventPatternError(`unknown numeric operator ${JSON.stringify(op)}`, at);
     }
     if (typeof n !== 'number' || !Number.isFinite(n)) {
-      throw new InvalidEventPatternError(`numeric operand must be a number, got ${JSON.stringify(n)}`, at);
+      // String(n), not JSON: an object pattern may hold Infinity or NaN, which JSON would print as null.
+      const got = typeof n === 'number' ? String(n) : JSON.stringify(n);
+      throw new InvalidEventPatternError(`numeric operand must be a finite number, got ${got}`, at);
     }
     comparisons.push([op, n]);
   }
@@ -338,9 +343,12 @@ function cidrTest(arg: unknown, at: string[]): ValueTest {
   const cidr = requireString(arg, at);
   const parts = cidr.split('/');
   const [address, bitsText] = parts;
-  const bits = /^\d{1,3}$/.test(bitsText ?? '') ? Number(bitsText) : Number.NaN;
+  // Mask bits as Java's Integer.parseInt reads them (event-ruler): an optional sign, then decimal digits. `|| 0`
+  // turns "-0" into 0, which BlockList needs (it aborts the process on -0).
+  const bits = /^[+-]?\d+$/.test(bitsText ?? '') ? Number(bitsText) || 0 : Number.NaN;
   const family = address && isIPv4(address) ? 'ipv4' : address && isIPv6(address) ? 'ipv6' : undefined;
-  if (parts.length !== 2 || !family || !(bits >= 0 && bits <= (family === 'ipv4' ? 32 : 128))) {
+  // Mask bits below 32 (IPv4) or 128 (IPv6): event-ruler's CIDR.cidr refuses a /32 or /128 block.
+  if (parts.length !== 2 || !family || !(bits >= 0 && bits < (family === 'ipv4' ? 32 : 128))) {
     throw new InvalidEventPatternError(`not a CIDR block: ${JSON.stringify(cidr)}`, at);
   }
   const list = new BlockList();
@@ -490,7 +498,8 @@ function flattenEvent(event: Record<string, unknown>): Map<string, Field[]> {
       for (const [i, element] of value.entries()) walk(element, path, [...trail, [id, i]]);
     } else if (isPlainObject(value)) {
       for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k, trail);
-    } else if (path) {
+    } else {
+      // the root is an object, so a leaf always has a path; "" is the path of a top-level key "", as in event-ruler
       const list = fields.get(path);
       if (list) list.push({ value, trail });
       else fields.set(path, [{ value, trail }]);

@@ -4,9 +4,10 @@
 // policies, and for a key, a bus, a role or a bucket its resource policy. A request the simulator does not
 // allow is a denied call; a granted action no traced request used is an unused grant.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { asList, type Statement, type Template } from './cfn.ts';
@@ -15,9 +16,29 @@ import type { IamRequest } from './iam-requests.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
-/** serverless.yml packaged offline (osls), as CloudFormation would receive it. */
-export async function packagedServerlessTemplate(): Promise<Template> {
-  const out = await mkdtemp(join(tmpdir(), 'stemcell-sls-roles-'));
+const PACKAGE_LOCK = join(tmpdir(), `stemcell-sls-package-${ROOT.replaceAll('/', '_')}.lock`);
+
+/**
+ * `serverless package` of this checkout into `out`, one at a time across test processes: serverless-esbuild
+ * builds in the shared `.esbuild/` and `.serverless/` of the service folder and deletes them when done, so two
+ * packaging runs at once (test files run in parallel) pull them from under each other. The lock is a directory,
+ * which mkdir creates atomically; one left by a killed run is taken over after 5 minutes.
+ */
+export async function packageServerless(out: string): Promise<void> {
+  for (;;) {
+    try {
+      await mkdir(PACKAGE_LOCK);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const since = await stat(PACKAGE_LOCK).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (since > 300_000) await rm(PACKAGE_LOCK, { recursive: true, force: true });
+      else await sleep(250);
+    }
+  }
   try {
     await promisify(execFile)(
       join(ROOT, 'node_modules/.bin/serverless'),
@@ -33,6 +54,16 @@ export async function packagedServerlessTemplate(): Promise<Template> {
         },
       },
     );
+  } finally {
+    await rm(PACKAGE_LOCK, { recursive: true, force: true });
+  }
+}
+
+/** serverless.yml packaged offline (osls), as CloudFormation would receive it. */
+export async function packagedServerlessTemplate(): Promise<Template> {
+  const out = await mkdtemp(join(tmpdir(), 'stemcell-sls-roles-'));
+  try {
+    await packageServerless(out);
     return JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
   } finally {
     await rm(out, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // that cannot be inspected after quiesce is verified before it, step times are durations, and a failed attempt
 // with no manifest yet removes nothing it could complain about.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -86,6 +86,67 @@ describe('Function: runBuild()', () => {
       assert.deepEqual(
         t.logs.filter((l) => l.includes('could not be removed')),
         [],
+      );
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the attempt, naming the manifest and why, when the apply manifest is gone before verification', async () => {
+    // prepare: making the volume bootable removes what the apply recorded
+    const t = await fakeBuilder({
+      tarball: tarball(),
+      makeBootable: async () => rmSync(join(t.dir, 'manifest.json')),
+    });
+    try {
+      // act + assess
+      await assert.rejects(runBuild(t.deps, t.job), {
+        message: `apply manifest ${join(t.dir, 'manifest.json')}: no manifest`,
+      });
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps a failed attempt's own error when the volume's manifest cannot be invalidated, and logs why", async () => {
+    // prepare: the volume keeps its own manifest; invalidating it works before the apply, then fails
+    let invalidations = 0;
+    const t = await fakeBuilder({
+      tarball: tarball(),
+      volume: (root) => ({
+        manifest: {
+          path: join(root, '..', 'volume-manifest.json'),
+          invalidate: async () => {
+            if (++invalidations > 1) throw new Error('EROFS: read-only file system');
+          },
+          commit: async () => {},
+        },
+        makeBootable: async () => {
+          throw new Error('grub-install: no space for core.img');
+        },
+      }),
+    });
+    try {
+      // act + assess
+      await assert.rejects(runBuild(t.deps, t.job), /grub-install: no space for core.img/);
+      assert.ok(t.logs.includes('apply manifest: EROFS: read-only file system'), t.logs.join('\n'));
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps a failed attempt's own error when the host manifest cannot be removed, and logs which and why", async () => {
+    // prepare: the manifest path is a directory, so reading it fails the apply and removing it fails too
+    const t = await fakeBuilder({ tarball: tarball() });
+    const manifestPath = join(t.dir, 'manifest.json');
+    mkdirSync(manifestPath);
+    try {
+      // act + assess
+      await assert.rejects(runBuild(t.deps, t.job), { code: 'EISDIR' });
+      assert.equal(
+        t.logs.filter((l) => l.startsWith(`apply manifest ${manifestPath} could not be removed: `)).length,
+        1,
+        t.logs.join('\n'),
       );
     } finally {
       await rm(t.dir, { recursive: true, force: true });

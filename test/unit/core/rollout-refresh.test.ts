@@ -4,17 +4,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { recordLaunchTemplateUpdate } from '#core/announce.ts';
-import { onBakeElapsed, REFRESH_WAITS, refreshWaitMinutes, timerName } from '#core/rollout.ts';
+import {
+  onBakeElapsed,
+  onLaunchTemplateReport,
+  REFRESH_WAITS,
+  refreshWaitMinutes,
+  timerName,
+} from '#core/rollout.ts';
 import { sample } from '#events/samples/index.ts';
 import { type LaunchTemplateUpdated, LaunchTemplateUpdatedDetail } from '#events/stemcell.ts';
 import type { RolloutRecord } from '#ports';
 import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 import {
+  AttributeLogger,
   FakeClock,
   FakeOrganization,
   FakePublisher,
   FakeReleaseStore,
-  RecordingLogger,
   testConfig,
 } from './fakes.ts';
 
@@ -59,7 +65,7 @@ async function world() {
   const deps = {
     config: testConfig(),
     clock,
-    logger: new RecordingLogger(),
+    logger: new AttributeLogger(),
     releases,
     events,
     organization: new FakeOrganization(),
@@ -169,6 +175,11 @@ describe('Function: recordLaunchTemplateUpdate() after a resume', () => {
     // assess
     assert.equal((await w.rollouts.get(w.release.releaseId))?.state, 'rolling');
     assert.equal(halts(w.events).length, 1, 'only the first halt');
+    const late = w.report({
+      instanceRefresh: 'cancelled',
+      refresh: { autoScalingGroupName: 'a', instanceRefreshId: 'y' },
+    });
+    assert.equal(await onLaunchTemplateReport(w.deps, late), false, 'reports no halt');
   });
 });
 
@@ -180,10 +191,12 @@ describe('Function: onBakeElapsed() with refreshes still running', () => {
     const input = { kind: 'stemcell-rollout-timer' as const, releaseId: w.release.releaseId, wave: 0 };
     // act
     const outcomes: string[] = [];
+    const reasons: string[] = [];
     let next: typeof input & { wait?: number } = input;
     for (let i = 0; i <= REFRESH_WAITS; i++) {
       const fired = await onBakeElapsed(w.deps, next);
       outcomes.push(fired.outcome);
+      if ('reason' in fired) reasons.push(fired.reason);
       const scheduled = w.timer.scheduled.at(-1);
       if (fired.outcome === 'waiting' && scheduled) next = scheduled.input;
       w.clock.t += refreshWaitMinutes({ bakeMinutes: 10 }) * 60_000;
@@ -195,7 +208,40 @@ describe('Function: onBakeElapsed() with refreshes still running', () => {
     assert.equal(w.timer.scheduled[0]?.at.toISOString(), '2026-11-20T10:16:00.000Z', 'one step: 5 minutes');
     assert.deepEqual(w.timer.scheduled.at(-1)?.input.wait, REFRESH_WAITS);
     const halted = halts(w.events);
-    assert.match(String(halted[0]?.reason), /still running 60 minutes after/);
+    assert.equal(
+      halted[0]?.reason,
+      `instance refresh still running 60 minutes after the bake time: ${CANARY} in ${REGION}`,
+    );
+    // Each wait names who is still refreshing and how far along the bound it is, in the result and the log.
+    assert.equal(
+      reasons[0],
+      `waiting for the instance refresh of ${CANARY} in ${REGION} (1/${REFRESH_WAITS})`,
+    );
+    assert.equal(reasons[REFRESH_WAITS - 1]?.endsWith(`(${REFRESH_WAITS}/${REFRESH_WAITS})`), true);
+    assert.deepEqual(w.deps.logger.of('wave waits for instance refreshes'), {
+      releaseId: w.release.releaseId,
+      wave: 'canary',
+      reason: reasons[0],
+    });
+  });
+
+  it('names every account and region still refreshing, comma-separated', async () => {
+    // prepare: two canary accounts, both refreshing
+    const w = await world();
+    const record = await w.rollouts.get(w.release.releaseId);
+    assert.ok(record?.waves[0]);
+    record.waves[0].accounts = [CANARY, REST];
+    await w.rollouts.put(record, record.version);
+    await recordLaunchTemplateUpdate(w.deps, w.report({ instanceRefresh: 'started' }));
+    await recordLaunchTemplateUpdate(w.deps, w.report({ instanceRefresh: 'started', accountId: REST }));
+    const input = { kind: 'stemcell-rollout-timer' as const, releaseId: w.release.releaseId, wave: 0 };
+    // act
+    const fired = await onBakeElapsed(w.deps, input);
+    // assess
+    assert.deepEqual(fired, {
+      outcome: 'waiting',
+      reason: `waiting for the instance refresh of ${CANARY} in ${REGION}, ${REST} in ${REGION} (1/${REFRESH_WAITS})`,
+    });
   });
 
   it('a refresh that ends during the wait lets the next wave open', async () => {

@@ -2,12 +2,10 @@
 // serverless.yml: packages offline (osls + serverless-esbuild, no login, no AWS), then the generated
 // CloudFormation template is held to the rules of issue 5.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { SUBSCRIBER_RULE_PREFIX } from '#core/naming.ts';
 import {
   asList,
@@ -20,6 +18,7 @@ import {
   type Template,
 } from '#test/support/cfn.ts';
 import { alarmTopicViolations, unreadEnvironment } from '#test/support/infra-checks.ts';
+import { packageServerless } from '#test/support/roles.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const FUNCTIONS = ['ingest', 'register', 'announce', 'sync-subscribers', 'expire'];
@@ -39,20 +38,7 @@ describe('Template: serverless.yml (packaged offline)', () => {
   before(async () => {
     // prepare: one package run for the whole suite (a few seconds)
     out = await mkdtemp(join(tmpdir(), 'stemcell-sls-'));
-    await promisify(execFile)(
-      join(ROOT, 'node_modules/.bin/serverless'),
-      ['package', '--stage', 'ci', '--package', out],
-      {
-        cwd: ROOT,
-        timeout: 120_000,
-        env: {
-          ...process.env,
-          SLS_TELEMETRY_DISABLED: '1',
-          SLS_NOTIFICATIONS_MODE: 'off',
-          AWS_SDK_LOAD_CONFIG: '0',
-        },
-      },
-    );
+    await packageServerless(out);
     template = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
   });
   after(async () => {
