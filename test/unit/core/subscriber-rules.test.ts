@@ -71,6 +71,11 @@ describe('Function: applyImageReady()', () => {
     );
     assert.equal(account.defaultImage('web'), imageReady(2).imageId);
     assert.equal(web.defaultVersionNumber, 2);
+    assert.deepEqual(
+      [result.templates[1]?.instanceRefresh, result.templates[1]?.refreshedGroups],
+      ['not-requested', []],
+      'refresh asked for, but web has no group to refresh',
+    );
     assert.equal(account.defaultImage('api'), imageReady(3).imageId);
     assert.equal(account.parameters.get(parameterName), imageReady(2).imageId);
     assert.equal(result.ssmParameter, parameterName);
@@ -181,8 +186,9 @@ describe('Function: applyImageReady()', () => {
   });
 
   it('when EC2 refuses the reused token, takes the version the duplicate delivery made', async () => {
-    // prepare: a duplicate delivery made version 3 (image and description of this release) from another source
-    // version; an operator's version 2 has the same image with another description
+    // prepare: a duplicate delivery made version 4 (image and description of this release) from another source
+    // version; an operator's version 2 has the same image with another description, and version 3 a copy of
+    // the release's description with another image
     const { deps, account } = setup({ instanceRefresh: false });
     const web = account.addTemplate('web', 'web-base');
     await account.createLaunchTemplateVersion(web.launchTemplateId, {
@@ -190,6 +196,12 @@ describe('Function: applyImageReady()', () => {
       imageId: imageReady(2).imageId,
       versionDescription: 'operator test',
       clientToken: 'op',
+    });
+    await account.createLaunchTemplateVersion(web.launchTemplateId, {
+      sourceVersion: 1,
+      imageId: 'ami-0000000000000000f',
+      versionDescription: launchTemplateVersionDescription(imageReady(2)),
+      clientToken: 'op-copy',
     });
     await account.createLaunchTemplateVersion(web.launchTemplateId, {
       sourceVersion: 1,
@@ -206,8 +218,9 @@ describe('Function: applyImageReady()', () => {
     const result = await applyImageReady(deps, imageReady(2));
     // assess
     assert.equal(result.templates[0]?.outcome, 'updated');
-    assert.equal(result.templates[0]?.versionNumber, 3);
-    assert.equal(web.defaultVersionNumber, 3);
+    assert.equal(result.templates[0]?.versionNumber, 4);
+    assert.equal(web.defaultVersionNumber, 4);
+    assert.equal(account.defaultImage('web'), imageReady(2).imageId);
   });
 
   it('fails with EC2 error when the token is refused and no version of the release exists', async () => {
@@ -240,7 +253,7 @@ describe('Function: applyImageReady()', () => {
       throw Object.assign(new Error('Rate exceeded'), { name: 'RequestLimitExceeded' });
     };
     // act + assess
-    await assert.rejects(applyImageReady(deps, imageReady(3)), /Rate exceeded/);
+    await assert.rejects(applyImageReady(deps, imageReady(2)), /Rate exceeded/);
     assert.equal(web.defaultVersionNumber, 1);
   });
 
