@@ -241,6 +241,30 @@ describe('Function: expireImages()', () => {
     assert.deepEqual(result.keptInUse, []);
   });
 
+  it('fails, naming the template and the account, and retires nothing, when it cannot read what a group launches', async () => {
+    // prepare: the group launches sequence 1; reading its template's versions is throttled
+    const { deps, imaging, members } = setup();
+    const ours = await register(imaging, 3);
+    const account = members.forAccount('200000000001', REGION);
+    const template = account.addTemplate('web', 'not-stemcell', id(ours, 1));
+    template.tags = {};
+    account.addGroup('asg', template, false);
+    account.listLaunchTemplateVersions = async () => {
+      throw Object.assign(new Error('Rate exceeded'), { name: 'RequestLimitExceeded' });
+    };
+    // act + assess: the error names what could not be read, and keeps EC2's error as its cause
+    await assert.rejects(expireImages(deps, { graceMs: 0 }), (err: Error) => {
+      assert.match(
+        err.message,
+        new RegExp(`launch template ${template.launchTemplateId} in 200000000001/${REGION}: Rate exceeded`),
+      );
+      assert.equal((err.cause as Error | undefined)?.name, 'RequestLimitExceeded');
+      return true;
+    });
+    assert.deepEqual(imaging.of(REGION).images.deprecated, []);
+    assert.deepEqual(imaging.of(REGION).images.deregistered, []);
+  });
+
   it('asks every account of the organization when the scope is the organization and the images are shared with its root', async () => {
     // prepare: sharing with the root reaches every account, whatever OU it is in
     const { deps, imaging, asked } = setup({
