@@ -190,7 +190,15 @@ function cachedVersions(member: MemberAccount) {
   return (launchTemplateId: string) => {
     let versions = cache.get(launchTemplateId);
     if (!versions) {
-      versions = member.listLaunchTemplateVersions(launchTemplateId).catch(() => []);
+      versions = member.listLaunchTemplateVersions(launchTemplateId).catch((err: unknown) => {
+        // A group may still name a template deleted since: nothing launches from it. Any other failure
+        // (throttling, a missing permission) leaves the use unknown, and an image in use never goes on a guess.
+        if (err instanceof Error && err.name === 'InvalidLaunchTemplateId.NotFound') return [];
+        throw new Error(
+          `expire: cannot read the versions of launch template ${launchTemplateId} in ${member.accountId}/${member.region}: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
+      });
       cache.set(launchTemplateId, versions);
     }
     return versions;
