@@ -179,6 +179,7 @@ export const GROUPS: Group[] = [
       'test/unit/unpack/tar-reader.test.ts',
       'test/unit/unpack/normalise-path.test.ts',
       'test/integration/unpack/manifest-drift.test.ts',
+      'test/integration/unpack/manifest-drift-dirs.test.ts',
       'test/integration/unpack/hostile.test.ts',
       'test/integration/unpack/revision-paths.test.ts',
     ],
@@ -192,6 +193,7 @@ export const GROUPS: Group[] = [
       'test/integration/unpack/incremental.test.ts',
       'test/integration/unpack/incremental-content.test.ts',
       'test/integration/unpack/incremental-links.test.ts',
+      'test/integration/unpack/manifest-drift-dirs.test.ts',
       // re-linking a hardlink whose target got a new inode (inodeReplaced), checked over an earlier revision
       'test/integration/unpack/revision-paths.test.ts',
     ],

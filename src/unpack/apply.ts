@@ -231,6 +231,8 @@ export class TreeApplier {
       if (st) this.removeOld(dir, { rec: { t: typeOfStats(st) }, xattrs: null });
       mkdirSync(abs, IMPLIED_DIR_MODE);
       this.freshDirs.add(dir);
+      // Nothing below a directory made now is on disk, whatever the manifest says was there.
+      this.wiped.add(dir);
       this.markDirty(parentOf(dir));
     } else {
       this.resetImpliedDir(dir, abs, st);
@@ -429,6 +431,8 @@ export class TreeApplier {
         mkdirSync(abs, 0o700);
       }
       this.freshDirs.add(rel);
+      // A manifest-known directory found gone or replaced behind its back: its records below are void too.
+      this.wiped.add(rel);
       created = true;
     }
     const rec = withMtime({ t: 'dir', m: modeOf(entry), u: entry.uid, g: entry.gid }, entry);
