@@ -11,11 +11,14 @@ import {
   expandParameterName,
   InvalidObjectKeyError,
   imageName,
+  instanceRefreshTag,
   launchTemplateVersionDescription,
   memberBusArn,
   objectKey,
+  parseInstanceRefreshTag,
   parseObjectKey,
   releaseFromTags,
+  releaseFromVersionDescription,
   releaseId,
   releaseTags,
   SHA256_METADATA_KEY,
@@ -42,6 +45,7 @@ describe('Function: parseObjectKey()', () => {
       'uploads/web/r1.tar',
       'streams/web/sub/r1.tar',
       'streams/web/r1.tar.bz2',
+      'backup/streams/web/r1.tar',
     ]) {
       assert.throws(
         () => parseObjectKey(key),
@@ -171,8 +175,69 @@ describe('Function: subscriberRuleName() / subscriberRuleNumber()', () => {
       'stemcell-subscribers-x',
       'other-3',
       'xstemcell-subscribers-3',
+      // Another team's rule whose name is as long as the prefix: its tail must not be read as a number.
+      'stemcell-forwarders-12',
     ]) {
       assert.equal(subscriberRuleNumber(name), undefined, name);
+    }
+  });
+});
+
+describe('Function: releaseFromVersionDescription()', () => {
+  it('reads back the whole release a version description names, and nothing from any other text', () => {
+    const description = launchTemplateVersionDescription({
+      stream: 'web-base',
+      sequence: 120,
+      releaseId: 'web-base#00000120',
+    });
+    assert.deepEqual(releaseFromVersionDescription(description), {
+      stream: 'web-base',
+      sequence: 120,
+      releaseId: 'web-base#00000120',
+    });
+    for (const other of [
+      `note: ${description}`,
+      `${description} (edited by hand)`,
+      'stemcell stream=web-base sequence=12a release=web-base#00000012',
+      'stemcell stream=web base sequence=12 release=web-base#00000012',
+      'stemcell stream=web-base sequence=12 release=web base',
+      'stemcell stream= sequence=12 release=r',
+      '',
+      undefined,
+    ]) {
+      assert.equal(releaseFromVersionDescription(other), undefined, String(other));
+    }
+  });
+});
+
+describe('Function: instanceRefreshTag() / parseInstanceRefreshTag()', () => {
+  it('writes the refresh, template version and revision the subscriber started, and reads them back', () => {
+    const tag = {
+      instanceRefreshId: '08b91cf7-8fa6-48af-b6a6-d227f40f1b9b',
+      launchTemplateId: 'lt-0a20c965061f64abc',
+      versionNumber: 17,
+      revision: '2026.11.20+build.3',
+    };
+    const value = instanceRefreshTag(tag);
+    assert.equal(value, '08b91cf7-8fa6-48af-b6a6-d227f40f1b9b lt-0a20c965061f64abc:17 2026.11.20+build.3');
+    assert.deepEqual(parseInstanceRefreshTag(value), tag);
+  });
+
+  it('reads nothing from a value it did not write: another tool, version 0, or extra text either side', () => {
+    for (const other of [
+      'r-1 lt-0a20c965061f64abc:0 r1',
+      'r-1 lt-0a20c965061f64abc:07 r1',
+      'r-1 lt-0a20c965061f64abc:x r1',
+      'r-1 0a20c965061f64abc:3 r1',
+      'r-1 lt-:3 r1',
+      'r-1 lt-0a20 c965:3 r1',
+      'note r-1 lt-0a20c965061f64abc:3 r1',
+      'r-1 lt-0a20c965061f64abc:3 r1 more',
+      'r-1 lt-0a20c965061f64abc:3',
+      '',
+      undefined,
+    ]) {
+      assert.equal(parseInstanceRefreshTag(other), undefined, String(other));
     }
   });
 });
