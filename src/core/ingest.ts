@@ -136,11 +136,6 @@ async function publishedSha256(deps: IngestDeps, object: ObjectCreated): Promise
   return value && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
 }
 
-/**
- * One region's BuildJob of a release on that region's FIFO queue (group: the stream, so one stream builds
- * serially). Sending again is safe: the deduplication id is the release's and the region's. Ingest and a
- * rollback that rebuilds a region both queue through here.
- */
 /** "Release Started" for a release and the regions it builds in (ingest, and a rollback's new release). */
 export async function emitReleaseStarted(
   deps: Pick<IngestDeps, 'events' | 'clock' | 'config'>,
@@ -164,6 +159,11 @@ export async function emitReleaseStarted(
   );
 }
 
+/**
+ * One region's BuildJob of a release on that region's FIFO queue (group: the stream, so one stream builds
+ * serially). Sending again is safe: the deduplication id is the release's and the region's. Ingest and a
+ * rollback that rebuilds a region both queue through here.
+ */
 export async function queueBuildJob(
   deps: Pick<IngestDeps, 'buildQueue'>,
   release: Release,

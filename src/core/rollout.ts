@@ -292,13 +292,12 @@ export async function waveHealth(
       else if (record.instanceRefresh === 'started') refreshing.push({ accountId, region });
     }
   }
-  const list = (xs: WaveHealth['accounts']) => xs.map((x) => `${x.accountId} in ${x.region}`).join(', ');
   if (failed.length > 0)
-    return { healthy: false, reason: `instance refresh failed: ${list(failed)}`, accounts: failed };
+    return { healthy: false, reason: `instance refresh failed: ${accountList(failed)}`, accounts: failed };
   if (missing.length > 0)
     return {
       healthy: false,
-      reason: `no "Launch Template Updated" report within the bake time from ${list(missing)}`,
+      reason: `no "Launch Template Updated" report within the bake time from ${accountList(missing)}`,
       accounts: missing,
     };
   if (wave.alarmArn) {
@@ -309,6 +308,11 @@ export async function waveHealth(
       return { healthy: false, reason: `alarm ${wave.alarmArn} is ${state ?? 'missing'}`, accounts: [] };
   }
   return { healthy: true, accounts: [], ...(refreshing.length > 0 ? { refreshing } : {}) };
+}
+
+/** "<account> in <region>, …": who a wave verdict is about, in reasons and halts. */
+function accountList(xs: WaveHealth['accounts']): string {
+  return xs.map((x) => `${x.accountId} in ${x.region}`).join(', ');
 }
 
 export type TimerResult =
@@ -334,7 +338,7 @@ export async function onBakeElapsed(deps: RolloutDeps, input: RolloutTimerInput)
     return { outcome: 'halted', reason };
   }
   if (health.refreshing) {
-    const list = health.refreshing.map((x) => `${x.accountId} in ${x.region}`).join(', ');
+    const list = accountList(health.refreshing);
     const wait = (input.wait ?? 0) + 1;
     const step = refreshWaitMinutes(wave);
     if (wait > REFRESH_WAITS) {
