@@ -55,6 +55,10 @@ export class BuildQueueConsumer {
       heartbeatInterval: heartbeat,
       messageSystemAttributeNames: ['ApproximateReceiveCount', 'MessageGroupId'],
       suppressFifoWarning: true,
+      // Without it sqs-consumer emits 'stopped' at once, mid-build; with it, stop() waits (checking each
+      // second) until the message in hand is handled and deleted or handed back. A build has no upper bound
+      // here: the heartbeat keeps it hidden, and Auto Scaling's lifecycle hook bounds the wait.
+      pollingCompleteWaitTimeMs: Number.MAX_SAFE_INTEGER,
       // A failed build comes back after a backoff that grows with its receive count, not the whole timeout.
       terminateVisibilityTimeout: (messages) =>
         retryDelaySeconds(toQueueMessage(messages[0] ?? {}).receiveCount),

@@ -87,6 +87,36 @@ describe('Class: BuildQueueConsumer', () => {
     assert.equal(change?.VisibilityTimeout, retryDelaySeconds(2));
   });
 
+  it('stop() waits for the message in hand to be handled and deleted', async () => {
+    // prepare
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started: () => void = () => {};
+    const inHand = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const { mock, consumer } = setup(async () => {
+      started();
+      await gate;
+    });
+    consumer.start();
+    await inHand;
+    // act
+    let stopped = false;
+    const stopping = consumer.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((r) => setTimeout(r, 1_500));
+    const stoppedMidBuild = stopped;
+    release();
+    await stopping;
+    // assess
+    assert.equal(stoppedMidBuild, false, 'stop() resolved while the build was still running');
+    assert.equal(mock.commandCalls(DeleteMessageCommand)[0]?.args[0].input.ReceiptHandle, 'rh-1');
+  });
+
   it('refuses a heartbeat that is not shorter than the visibility timeout', () => {
     const sqs = new SQSClient({ region: 'eu-west-1' });
     assert.throws(

@@ -827,14 +827,19 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       eventBusName: 'stemcell',
     });
     const queueUrl = world.regions.get(region)?.ref('BuildQueue') as string;
-    let handled = false;
+    // Settled by the handler or the consumer's first error, not by a poll: under CI load a build of
+    // one job took longer than a fixed wait (stop 17 failed on a 10-second poll).
+    let settle: (outcome: Error | undefined) => void = () => {};
+    const outcome = new Promise<Error | undefined>((resolve) => {
+      settle = resolve;
+    });
     const consumer = new BuildQueueConsumer({
       queueUrl,
       sqs: clients.sqs(region),
       waitTimeSeconds: 0,
       visibilityTimeoutSeconds: 900,
       heartbeatSeconds: 1,
-      onError: (err) => console.error('builder consumer:', err),
+      onError: (err) => settle(err),
       handleMessage: async (message) => {
         // The worker's steps (src/builder/worker.ts), each through its port.
         const job = BuildJob.parse(JSON.parse(message.body));
@@ -885,12 +890,16 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         });
         // The last attempt of a failed build reports it (handleBuildFailure); its PutEvents is the same call.
         await publisher.publish([buildFailedEvent(job, 'the last attempt of another build', 5, new Date())]);
-        handled = true;
+        settle(undefined);
       },
     });
     consumer.start();
-    for (let i = 0; i < 1000 && !handled; i++) await new Promise((r) => setTimeout(r, 10));
-    await consumer.stop();
-    assert.ok(handled, `the builder in ${region} received its job`);
+    // A liveness guard, not a timing bound: a job that never arrives fails the test instead of hanging it.
+    const guard = setTimeout(() => settle(new Error('no job received within 300 s')), 300_000);
+    const failure = await outcome.finally(() => {
+      clearTimeout(guard);
+      return consumer.stop();
+    });
+    assert.equal(failure, undefined, `the builder in ${region} handled its job: ${failure?.message}`);
   }
 });
