@@ -136,6 +136,13 @@ describe('Function: applyTarball() with hostile archives', () => {
         (ws) => tar().symlink('s1', 's2').symlink('s2', ws.canary).hardlink('h', 's1/secret').build(),
         /not an earlier entry/,
       ));
+    // The entry replaces the earlier `f` before its target is looked up, so the target is gone by then.
+    it('rejects a hardlink to itself, which would unlink the only copy of its content', () =>
+      expectRejected(
+        () => tar().file('f', 'x').hardlink('f', 'f').build(),
+        /"f" is not an earlier entry/,
+        'f',
+      ));
     it('rejects a hardlink to a directory', () =>
       expectRejected(() => tar().dir('d').hardlink('h', 'd').build(), /hardlink to directory/));
     it('contains a hardlink to a symlink (a second name for the link itself), then a file over it', () =>
