@@ -518,3 +518,27 @@ describe('Function: toLambdaSqsEvent()', () => {
     assert.equal(r?.awsRegion, REGION);
   });
 });
+
+describe('Class: LocalFifoQueue, what a restarted process reads back', () => {
+  it('keeps a delete, a changed visibility and a release across a reopen of the queue', async () => {
+    // prepare: three messages in three groups, all received
+    const { clock, queue, root } = setup();
+    const reopen = () => setup({ clock }, root).queue;
+    for (const g of ['a', 'b', 'c']) await queue.send(`job-${g}`, g, `d-${g}`);
+    const [a, b] = await queue.receive({ max: 3, visibilityTimeoutSeconds: 30 });
+    // act + assess: each change is on disk before the next one writes the state again
+    await queue.delete(a?.receiptHandle ?? '');
+    assert.deepEqual(
+      reopen()
+        .peek()
+        .map((m) => m.body),
+      ['job-b', 'job-c'],
+    );
+    await queue.changeVisibility(b?.receiptHandle ?? '', 600);
+    clock.advance(60_000);
+    const reopened = reopen();
+    assert.deepEqual(reopened.stats(), { visible: 1, inFlight: 1 }, 'b stays hidden past its first 30 s');
+    assert.equal(reopened.releaseInFlight(), 1);
+    assert.deepEqual(reopen().stats(), { visible: 2, inFlight: 0 });
+  });
+});
