@@ -27,10 +27,7 @@ function setup(handle: (m: QueueMessage) => Promise<void>) {
     .resolves({ Messages: [] });
   mock.on(DeleteMessageCommand).resolves({});
   mock.on(ChangeMessageVisibilityCommand).resolves({});
-  let settle: () => void = () => {};
-  const handled = new Promise<void>((resolve) => {
-    settle = resolve;
-  });
+  const { promise: handled, resolve: settle } = Promise.withResolvers<void>();
   const consumer = new BuildQueueConsumer({
     queueUrl: URL,
     sqs,
@@ -89,14 +86,8 @@ describe('Class: BuildQueueConsumer', () => {
 
   it('stop() waits for the message in hand to be handled and deleted', async () => {
     // prepare
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let started: () => void = () => {};
-    const inHand = new Promise<void>((resolve) => {
-      started = resolve;
-    });
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
+    const { promise: inHand, resolve: started } = Promise.withResolvers<void>();
     const { mock, consumer } = setup(async () => {
       started();
       await gate;

@@ -829,10 +829,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     const queueUrl = world.regions.get(region)?.ref('BuildQueue') as string;
     // Settled by the handler or the consumer's first error, not by a poll: under CI load a build of
     // one job took longer than a fixed wait (stop 17 failed on a 10-second poll).
-    let settle: (outcome: Error | undefined) => void = () => {};
-    const outcome = new Promise<Error | undefined>((resolve) => {
-      settle = resolve;
-    });
+    const { promise: outcome, resolve: settle } = Promise.withResolvers<Error | undefined>();
     const consumer = new BuildQueueConsumer({
       queueUrl,
       sqs: clients.sqs(region),

@@ -494,10 +494,7 @@ describe('Class: LocalEventBus (stored deliveries)', () => {
 
   it('stores one delivery per matching rule target until it is done', async () => {
     const central = bus(tempRoot());
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
     central.addRule('r', { source: ['stemcell.test'] }, [() => gate, () => gate]);
     central.addRule('other', { source: ['else'] }, () => {});
     await central.publish([test()]);
