@@ -149,14 +149,16 @@ export class LocalFifoQueue implements FifoQueue {
     }
     const deadline = this.now() + waitSeconds * 1000;
     for (;;) {
-      const taken = this.take(max, visibilityTimeoutSeconds);
+      // One instant for the take and the wake-up time: a message whose visibility ends between the two reads of
+      // the clock was otherwise neither taken nor waited for, and the poll slept to its deadline.
       const now = this.now();
+      const taken = this.take(max, visibilityTimeoutSeconds, now);
       if (taken.length > 0 || now >= deadline) return taken;
       // Sleep until the deadline, the next visibility expiry, or an arrival, whichever comes first.
       const nextVisible = Math.min(
         ...this.state.messages.filter((m) => m.invisibleUntil > now).map((m) => m.invisibleUntil),
       );
-      await this.waitForChange(Math.min(deadline, nextVisible) - now);
+      await this.waitForChange(Math.min(deadline, nextVisible) - this.now());
     }
   }
 
@@ -248,9 +250,9 @@ export class LocalFifoQueue implements FifoQueue {
     this.wake();
   }
 
-  private take(max: number, visibilityTimeoutSeconds: number): LocalQueueMessage[] {
+  private take(max: number, visibilityTimeoutSeconds: number, now: number): LocalQueueMessage[] {
     try {
-      return this.takeUnsafe(max, visibilityTimeoutSeconds);
+      return this.takeUnsafe(max, visibilityTimeoutSeconds, now);
     } catch (err) {
       // A redrive whose write failed half-way: back to what is on disk, so nothing is lost in between.
       this.state = readJson<QueueState>(this.path, { lastSequence: 0, messages: [], dedup: {} });
@@ -258,8 +260,7 @@ export class LocalFifoQueue implements FifoQueue {
     }
   }
 
-  private takeUnsafe(max: number, visibilityTimeoutSeconds: number): LocalQueueMessage[] {
-    const now = this.now();
+  private takeUnsafe(max: number, visibilityTimeoutSeconds: number, now: number): LocalQueueMessage[] {
     let changed = this.dropExpired(now);
     // A group is blocked while any of its messages is in flight.
     const blocked = new Set(this.state.messages.filter((m) => m.invisibleUntil > now).map((m) => m.groupId));

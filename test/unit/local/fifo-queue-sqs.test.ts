@@ -542,3 +542,88 @@ describe('Class: LocalFifoQueue, what a restarted process reads back', () => {
     assert.deepEqual(reopen().stats(), { visible: 2, inFlight: 0 });
   });
 });
+
+describe('Class: LocalFifoQueue (handles of messages that are not first in the queue)', () => {
+  it('deletes and changes the visibility of the message its handle names, wherever it lies', async () => {
+    // prepare: three groups, so all three are in flight at once
+    const { queue } = setup();
+    for (const g of ['a', 'b', 'c']) await queue.send(`job-${g}`, g, g);
+    const taken = await queue.receive({ max: 3, visibilityTimeoutSeconds: 30 });
+    assert.equal(taken.length, 3);
+    const [, second, third] = taken;
+    // act
+    await queue.delete(third!.receiptHandle);
+    await queue.changeVisibility(second!.receiptHandle, 0);
+    // assess: the third is gone, the second is visible again, the first still in flight
+    assert.deepEqual(
+      queue.peek().map((m) => m.body),
+      ['job-a', 'job-b'],
+    );
+    assert.deepEqual(queue.stats(), { visible: 1, inFlight: 1 });
+  });
+
+  it('counts a message visible again at the very millisecond its visibility timeout ends, as receive does', async () => {
+    // prepare
+    const { queue, clock } = setup();
+    await queue.send('job', 'g', 'd');
+    await queue.receive({ max: 1, visibilityTimeoutSeconds: 5 });
+    clock.advance(4_999);
+    assert.deepEqual(queue.stats(), { visible: 0, inFlight: 1 });
+    // act
+    clock.advance(1);
+    // assess
+    assert.deepEqual(queue.stats(), { visible: 1, inFlight: 0 });
+    assert.equal((await queue.receive({ max: 1, visibilityTimeoutSeconds: 5 })).length, 1);
+  });
+
+  it('a long poll takes a message whose visibility ends while it looks, not at its deadline', async () => {
+    // A clock that moves 1 ms each time it is read, started a few ms before the visibility ends: at one of the
+    // starts the end falls between two reads of one pass of the poll.
+    for (let early = 1; early <= 8; early++) {
+      // prepare
+      const clock = new ManualClock();
+      const { queue, root } = setup({ clock });
+      await queue.send('job', 'g', 'd');
+      await queue.receive({ max: 1, visibilityTimeoutSeconds: 1 });
+      clock.advance(1_000 - early);
+      const ticking = { now: () => (clock.advance(1), clock.now()) };
+      const polling = new LocalFifoQueue(root, queue.name, {
+        accountId: ACCOUNT,
+        region: REGION,
+        clock: ticking,
+        sleep: advancingSleep(clock),
+      });
+      const start = clock.now().getTime();
+      // act
+      const [got] = await polling.receive({ max: 1, visibilityTimeoutSeconds: 30, waitSeconds: 20 });
+      // assess
+      const took = clock.now().getTime() - start;
+      assert.equal(got?.body, 'job');
+      assert.ok(took < 1_000, `${early} ms before the end: took ${took} ms of a 20 s poll`);
+    }
+  });
+
+  it('a redrive to the dead-letter queue is on disk in the source queue too: a reopened source does not hold it', async () => {
+    // prepare
+    const root = tempRoot();
+    const clock = new ManualClock();
+    const { queue: dlq } = setup({ clock }, root, 'build-dlq.fifo');
+    const { queue } = setup({ clock, deadLetterQueue: dlq, maxReceiveCount: 1 }, root);
+    await queue.send('poison', 'g', 'p');
+    await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
+    clock.advance(10_000);
+    // act: the receive that redrives it, and takes nothing else
+    assert.deepEqual(await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 }), []);
+    // assess
+    const reopened = new LocalFifoQueue(root, 'build-eu-west-1.fifo', {
+      accountId: ACCOUNT,
+      region: REGION,
+      clock,
+    });
+    assert.deepEqual(reopened.peek(), []);
+    assert.deepEqual(
+      dlq.peek().map((m) => m.body),
+      ['poison'],
+    );
+  });
+});
