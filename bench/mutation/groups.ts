@@ -182,6 +182,7 @@ export const GROUPS: Group[] = [
       'test/integration/unpack/manifest-drift-dirs.test.ts',
       'test/integration/unpack/hostile.test.ts',
       'test/integration/unpack/revision-paths.test.ts',
+      'test/integration/unpack/revision-bookkeeping.test.ts',
     ],
   },
   {

@@ -121,7 +121,20 @@ function writeSurvivors(group: Group, results: MutantResult[]): void {
     const file = relative(process.cwd(), r.fileName);
     if (!sources.has(file)) sources.set(file, readFileSync(file, 'utf8').split('\n'));
     const { start, end } = r.location;
-    const code = sources.get(file)?.[start.line - 1]?.trim() ?? '';
+    // The mutated range itself, not its whole line: several mutants start on one line (a && b → false can
+    // be the whole condition or its first operand).
+    const source = sources.get(file) ?? [];
+    const code = (
+      start.line === end.line
+        ? (source[start.line - 1] ?? '').slice(start.column - 1, end.column - 1)
+        : [
+            (source[start.line - 1] ?? '').slice(start.column - 1),
+            ...source.slice(start.line, end.line - 1),
+            (source[end.line - 1] ?? '').slice(0, end.column - 1),
+          ].join(' ')
+    )
+      .replace(/\s+/g, ' ')
+      .trim();
     const replacement = (r.replacement ?? '').replace(/\s+/g, ' ').slice(0, 120);
     return `- ${file}:${start.line}:${start.column} ${r.status} ${r.mutatorName}${end.line !== start.line ? ` (to line ${end.line})` : ''}: \`${code.slice(0, 120)}\` → \`${replacement}\``;
   });

@@ -1,5 +1,6 @@
 // Shared pieces of the unpacker tests: a workspace with a canary beside the target, a tree snapshot that
 // records everything GNU tar is compared on, and GNU tar itself.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -15,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import type { TarBuilder } from '#test/support/tar-builder.ts';
 import { type ApplyOptions, type ApplyStats, applyTarball } from '#unpack/index.ts';
 import { dumpXattrs } from '#unpack/xattrs.ts';
 
@@ -158,4 +160,43 @@ export function gnuTarExtract(archivePath: string, target: string, extra: string
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
+}
+
+/** Revision 2 applied over revision 1, compared with GNU tar's fresh extract of revision 2. */
+export interface RevisionCase {
+  rev1: TarBuilder;
+  rev2: TarBuilder;
+  /** What happens to the tree between the two applies (behind the manifest's back). */
+  between?: (ws: Workspace) => void;
+  /** Paths whose directory mtime is not compared (implied parents get the time of the apply). */
+  ignoreMtime?: string[];
+  /** Extra GNU tar options for the reference (--acls for SCHILY.acl.* records). */
+  gnuArgs?: string[];
+  check?: (ws: Workspace, stats: ApplyStats) => void;
+}
+
+export async function overRevision(withManifest: boolean, c: RevisionCase): Promise<void> {
+  const ws = makeWorkspace();
+  try {
+    // prepare
+    const opts = withManifest ? { manifestPath: ws.manifest } : {};
+    await applyBuffer(c.rev1.build(), ws.root, opts);
+    c.between?.(ws);
+    const before = await canaries(ws);
+    const archive = c.rev2.build();
+    const archivePath = join(ws.dir, 'rev2.tar');
+    writeFileSync(archivePath, archive);
+    const gnu = join(ws.dir, 'gnu');
+    mkdirSync(gnu);
+    gnuTarExtract(archivePath, gnu, c.gnuArgs);
+    // act
+    const stats = await applyBuffer(archive, ws.root, opts);
+    // assess
+    assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
+    const snap = { ignoreMtime: ['', ...(c.ignoreMtime ?? [])] };
+    assert.deepEqual(await snapshotTree(ws.root, snap), await snapshotTree(gnu, snap));
+    c.check?.(ws, stats);
+  } finally {
+    ws.cleanup();
+  }
 }

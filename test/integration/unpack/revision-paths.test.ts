@@ -11,55 +11,16 @@ import { describe, it } from 'node:test';
 import { TarBuilder } from '#test/support/tar-builder.ts';
 import {
   applyBuffer,
-  canaries,
-  gnuTarExtract,
   isRoot,
   makeWorkspace,
-  snapshotTree,
-  type Workspace,
+  overRevision,
+  type RevisionCase,
 } from '#test/support/unpack-harness.ts';
-import type { ApplyStats } from '#unpack/index.ts';
 
 const T0 = 1_700_000_000;
 const tar = () => new TarBuilder();
 
-interface Case {
-  rev1: TarBuilder;
-  rev2: TarBuilder;
-  /** What happens to the tree between the two applies (behind the manifest's back). */
-  between?: (ws: Workspace) => void;
-  /** Paths whose directory mtime is not compared (implied parents get the time of the apply). */
-  ignoreMtime?: string[];
-  check?: (ws: Workspace, stats: ApplyStats) => void;
-}
-
-async function overRevision(withManifest: boolean, c: Case): Promise<void> {
-  const ws = makeWorkspace();
-  try {
-    // prepare
-    const opts = withManifest ? { manifestPath: ws.manifest } : {};
-    await applyBuffer(c.rev1.build(), ws.root, opts);
-    c.between?.(ws);
-    const before = await canaries(ws);
-    const archive = c.rev2.build();
-    const archivePath = join(ws.dir, 'rev2.tar');
-    writeFileSync(archivePath, archive);
-    const gnu = join(ws.dir, 'gnu');
-    mkdirSync(gnu);
-    gnuTarExtract(archivePath, gnu);
-    // act
-    const stats = await applyBuffer(archive, ws.root, opts);
-    // assess
-    assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
-    const snap = { ignoreMtime: ['', ...(c.ignoreMtime ?? [])] };
-    assert.deepEqual(await snapshotTree(ws.root, snap), await snapshotTree(gnu, snap));
-    c.check?.(ws, stats);
-  } finally {
-    ws.cleanup();
-  }
-}
-
-const cases: Record<string, Case> = {
+const cases: Record<string, RevisionCase> = {
   'replaces a symlink planted where revision 2 adds a directory': {
     rev1: tar().file('keep', 'k'),
     rev2: tar().file('keep', 'k').dir('opt', { mode: 0o750 }).file('opt/tool', 'tool'),
