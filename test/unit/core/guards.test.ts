@@ -15,7 +15,6 @@ import {
   accountIds,
   FakeBusRules,
   FakeClock,
-  FakeImaging,
   FakeMembers,
   FakeObjects,
   FakeOrganization,

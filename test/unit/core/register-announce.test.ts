@@ -2,25 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { amiStateChangeFromEvent, announceImage, recordLaunchTemplateUpdate } from '#core/announce.ts';
 import { buildFailedEvent, recordBuildFailure } from '#core/build-failure.ts';
-import type { AnnounceDeps, RegisterDeps } from '#core/deps.ts';
 import { releaseTags, TAG } from '#core/naming.ts';
 import { registerSnapshot, snapshotNotificationFromEvent } from '#core/register.ts';
 import { AmiStateChangeEvent, SnapshotNotificationEvent } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
 import { BuildFailedDetail, ImageReadyDetail, ReleaseCompleteDetail } from '#events/stemcell.ts';
 import type { Release } from '#ports';
-import {
-  FakeClock,
-  type FakeImaging,
-  FakeOrganization,
-  FakePublisher,
-  FakeReleaseStore,
-  imagingSetup,
-  OU_A,
-  RecordingLogger,
-  SHA,
-  testConfig,
-} from './fakes.ts';
+import { type FakeImaging, imagingSetup, OU_A, SHA, testConfig } from './fakes.ts';
 
 async function snapshotFor(imaging: FakeImaging, release: Release, region: string, sha = true) {
   return imaging.of(region).snapshots.create('vol-1', {

@@ -12,14 +12,11 @@ import { sample } from '#events/samples/index.ts';
 import { BuildFailedDetail } from '#events/stemcell.ts';
 import {
   FakeClock,
-  FakeImaging,
   FakeObjects,
-  FakeOrganization,
   FakePublisher,
   FakeQueue,
   FakeReleaseStore,
   imagingSetup,
-  OU_A,
   RecordingLogger,
   SHA,
   testConfig,

@@ -586,7 +586,12 @@ describe('Class: LocalFifoQueue (handles of messages that are not first in the q
       await queue.send('job', 'g', 'd');
       await queue.receive({ max: 1, visibilityTimeoutSeconds: 1 });
       clock.advance(1_000 - early);
-      const ticking = { now: () => (clock.advance(1), clock.now()) };
+      const ticking = {
+        now: () => {
+          clock.advance(1);
+          return clock.now();
+        },
+      };
       const polling = new LocalFifoQueue(root, queue.name, {
         accountId: ACCOUNT,
         region: REGION,
