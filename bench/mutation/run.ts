@@ -111,32 +111,39 @@ async function runGroup(group: Group, concurrency: number, only: string[]): Prom
   return [...byModule.values()].sort((a, b) => a.module.localeCompare(b.module));
 }
 
-/** One line per mutant left alive: where, which mutator, what the code became. Triage starts here. */
+/**
+ * One line per mutant left alive: where, which mutator, the code it replaced, what that became, and the line it
+ * sits in. Triage starts here. The replaced span is shown on its own: a line holds several mutants (the error
+ * code and the message of one `throw`), and a whole line next to a replacement reads as if all of it changed.
+ */
 function writeSurvivors(group: Group, results: MutantResult[]): void {
   const alive = results
     .filter((r) => r.status === 'Survived' || r.status === 'NoCoverage')
-    .sort((a, b) => a.fileName.localeCompare(b.fileName) || a.location.start.line - b.location.start.line);
+    .sort(
+      (a, b) =>
+        a.fileName.localeCompare(b.fileName) ||
+        a.location.start.line - b.location.start.line ||
+        a.location.start.column - b.location.start.column,
+    );
   const sources = new Map<string, string[]>();
+  const flat = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 120);
   const lines = alive.map((r) => {
     const file = relative(process.cwd(), r.fileName);
     if (!sources.has(file)) sources.set(file, readFileSync(file, 'utf8').split('\n'));
-    const { start, end } = r.location;
-    // The mutated range itself, not its whole line: several mutants start on one line (a && b → false can
-    // be the whole condition or its first operand).
     const source = sources.get(file) ?? [];
-    const code = (
+    // Lines and columns of the report's locations are 1-based; the end column is exclusive.
+    const { start, end } = r.location;
+    const spanLines = source.slice(start.line - 1, end.line);
+    const original =
       start.line === end.line
-        ? (source[start.line - 1] ?? '').slice(start.column - 1, end.column - 1)
+        ? (spanLines[0] ?? '').slice(start.column - 1, end.column - 1)
         : [
-            (source[start.line - 1] ?? '').slice(start.column - 1),
-            ...source.slice(start.line, end.line - 1),
-            (source[end.line - 1] ?? '').slice(0, end.column - 1),
-          ].join(' ')
-    )
-      .replace(/\s+/g, ' ')
-      .trim();
-    const replacement = (r.replacement ?? '').replace(/\s+/g, ' ').slice(0, 120);
-    return `- ${file}:${start.line}:${start.column} ${r.status} ${r.mutatorName}${end.line !== start.line ? ` (to line ${end.line})` : ''}: \`${code.slice(0, 120)}\` → \`${replacement}\``;
+            (spanLines[0] ?? '').slice(start.column - 1),
+            ...spanLines.slice(1, -1),
+            (spanLines.at(-1) ?? '').slice(0, end.column - 1),
+          ].join('\n');
+    const code = flat(source[start.line - 1] ?? '');
+    return `- ${file}:${start.line}:${start.column} ${r.status} ${r.mutatorName}${end.line !== start.line ? ` (to line ${end.line})` : ''}: \`${flat(original)}\` → \`${flat(r.replacement ?? '')}\` in \`${code}\``;
   });
   writeFileSync(
     join(RESULTS, `${group.name}.survivors.md`),

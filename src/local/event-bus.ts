@@ -526,9 +526,14 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     if (typeof entry.detail !== 'object' || entry.detail === null || Array.isArray(entry.detail)) {
       throw new LocalServiceError('ValidationException', `${at}: detail must be a JSON object`);
     }
-    const size = Buffer.byteLength(
-      JSON.stringify({ s: entry.source, t: entry.detailType, d: entry.detail, r: entry.resources }),
-    );
+    // Measured as EventBridge documents it ("Calculating PutEvents event entry size"): the UTF-8 bytes of
+    // Source, DetailType, Detail (its JSON) and each of Resources. The API reference calls 256 KB the maximum
+    // entry size, so an entry of exactly 256 KiB is taken.
+    const size =
+      Buffer.byteLength(entry.source) +
+      Buffer.byteLength(entry.detailType) +
+      Buffer.byteLength(JSON.stringify(entry.detail)) +
+      (entry.resources ?? []).reduce((sum, resource) => sum + Buffer.byteLength(resource), 0);
     if (size > MAX_ENTRY_BYTES) {
       throw new LocalServiceError(
         'ValidationException',

@@ -1,11 +1,12 @@
 // The local EventBridge held to the API rules EventBridge documents: PutEvents entry validation (source and
-// detail-type required, detail a JSON object, 256 KiB per entry, no "aws." source from a caller), which bus an
-// entry names (name or ARN), rule and target management (ListRules by prefix in name order, PutRule updating in
-// place, PutTargets validation, 5 targets per rule), the default retry schedule, and the dead-letter record
-// (rule ARN as EventBridge spells it). Written from the mutants StrykerJS left alive in src/local/event-bus.ts
-// (bench/mutation/groups.ts, group local-queues).
+// detail-type required, detail a JSON object, 256 KiB per entry measured as EventBridge measures it, no "aws."
+// source from a caller), which bus an entry names (name or ARN), rule and target management (ListRules by prefix
+// in name order, PutRule updating in place, PutTargets validation of ids and event bus ARNs of any partition,
+// 5 targets per rule, what persists), the default retry schedule, the dead-letter record (rule ARN as
+// EventBridge spells it), and the stored deliveries when storing, removing or dead-lettering one fails. Written
+// from the mutants StrykerJS left alive in src/local/event-bus.ts (bench/mutation/groups.ts, group local-queues).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -101,20 +102,33 @@ describe('Class: LocalEventBus (PutEvents)', () => {
     // prepare
     const central = bus(tempRoot());
     const got = collect(central);
-    const refused: [BusEvent, RegExp][] = [
-      [test({}, { source: '' }), /^PutEvents entry 1 \( \/ Test\): source and detail-type are required$/],
+    const refused: [BusEvent, string, RegExp][] = [
+      [
+        test({}, { source: '' }),
+        'ValidationException',
+        /^PutEvents entry 1 \( \/ Test\): source and detail-type are required$/,
+      ],
       [
         test({}, { detailType: '' }),
+        'ValidationException',
         /^PutEvents entry 1 \(stemcell\.test \/ \): source and detail-type are required$/,
       ],
-      [test([1, 2]), /^PutEvents entry 1 \(stemcell\.test \/ Test\): detail must be a JSON object$/],
-      [test(null), /detail must be a JSON object/],
-      [test('text'), /detail must be a JSON object/],
-      [test({}, { source: 'aws.ec2' }), /only AWS services may put events with source aws\.ec2/],
+      [
+        test([1, 2]),
+        'ValidationException',
+        /^PutEvents entry 1 \(stemcell\.test \/ Test\): detail must be a JSON object$/,
+      ],
+      [test(null), 'ValidationException', /detail must be a JSON object/],
+      [test('text'), 'ValidationException', /detail must be a JSON object/],
+      [
+        test({}, { source: 'aws.ec2' }),
+        'NotAuthorizedForSourceException',
+        /only AWS services may put events with source aws\.ec2/,
+      ],
     ];
     // act + assess: the first, valid entry of each batch is not put either
-    for (const [entry, message] of refused) {
-      await assert.rejects(central.publish([test(), entry]), { message }, message.source);
+    for (const [entry, name, message] of refused) {
+      await assert.rejects(central.publish([test(), entry]), { name, message }, message.source);
     }
     await central.drain();
     assert.equal(got.length, 0);
@@ -133,9 +147,36 @@ describe('Class: LocalEventBus (PutEvents)', () => {
     assert.equal(got.length, 1);
   });
 
+  it('measures an entry as EventBridge does (UTF-8 bytes of source, detail-type, detail, resources) and takes exactly 256 KiB', async () => {
+    // prepare: entries whose documented size is 256 KiB exactly, with and without resources, and one byte more
+    const central = bus(tempRoot());
+    const got = collect(central);
+    const detailType = 'Tést'; // 5 bytes in UTF-8
+    const resources = ['arn:aws:ec2:eu-west-1::image/ami-1', 'arn:aws:s3:::b/ü'];
+    const fixed = (res: string[]) =>
+      Buffer.byteLength('stemcell.test') +
+      Buffer.byteLength(detailType) +
+      Buffer.byteLength('{"blob":""}') +
+      res.reduce((n, r) => n + Buffer.byteLength(r), 0);
+    const sized = (res: string[] | undefined, extra: number) =>
+      test({ blob: 'x'.repeat(256 * 1024 - fixed(res ?? []) + extra) }, { detailType, resources: res });
+    // act + assess
+    await central.publish([sized(resources, 0)]);
+    await central.publish([sized(undefined, 0)]);
+    for (const res of [resources, undefined]) {
+      await assert.rejects(central.publish([sized(res, 1)]), {
+        name: 'ValidationException',
+        message: `PutEvents entry 0 (stemcell.test / ${detailType}): entry is ${256 * 1024 + 1} bytes, more than the 256 KiB EventBridge takes`,
+      });
+    }
+    await central.drain();
+    assert.equal(got.length, 2);
+  });
+
   it('refuses an unknown stemcell detail-type, listing the known ones', async () => {
     const central = bus(tempRoot());
     await assert.rejects(central.publish([{ source: 'stemcell', detailType: 'Nope', detail: {} }]), {
+      name: 'ValidationException',
       message: /unknown detail-type for source stemcell; expected one of Release Started, Image Ready, /,
     });
   });
@@ -179,6 +220,23 @@ describe('Class: LocalEventBus (PutEvents)', () => {
     await assert.rejects(alone.publish([test({}, { eventBusName: central.arn })]), {
       name: 'ResourceNotFoundException',
     });
+  });
+
+  it('takes its own name or ARN as EventBusName without a registry to look them up in', async () => {
+    // prepare
+    const alone = bus(tempRoot(), { name: 'alone' });
+    const got = collect(alone);
+    // act
+    await alone.publish([
+      test({ to: 'by-name' }, { eventBusName: 'alone' }),
+      test({ to: 'by-arn' }, { eventBusName: alone.arn }),
+    ]);
+    await alone.drain();
+    // assess
+    assert.deepEqual(
+      got.map((e) => e.detail.to),
+      ['by-name', 'by-arn'],
+    );
   });
 
   it('gives each target its own copy of the event', async () => {
@@ -276,6 +334,30 @@ describe('Class: LocalEventBus (rules and targets)', () => {
     assert.deepEqual((await central.listRules('r'))[0]?.targets, [], 'a refused PutTargets changed nothing');
   });
 
+  it('PutTargets takes an event bus ARN of any partition and refuses one with anything before or after it', async () => {
+    // prepare
+    const central = bus(tempRoot());
+    await central.putRule('r', '{"source":["x"]}', '');
+    const good = eventBusArn(REGION, MEMBER, 'stemcell');
+    // act + assess: EventBridge answers an ARN that is not one with a ValidationException
+    for (const arn of [` ${good}`, `x${good}`, `${good} `, `${good}:rule`, `${good}\nx`]) {
+      await assert.rejects(
+        central.putTargets('r', [{ id: 't', arn }]),
+        {
+          name: 'ValidationException',
+          message: `target t: ${JSON.stringify(arn)} is not an event bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>), the only target the local bus takes by ARN`,
+        },
+        JSON.stringify(arn),
+      );
+    }
+    const partitions = [
+      { id: 'cn', arn: `arn:aws-cn:events:cn-north-1:${MEMBER}:event-bus/stemcell` },
+      { id: 'gov', arn: `arn:aws-us-gov:events:us-gov-west-1:${MEMBER}:event-bus/stemcell` },
+    ];
+    await central.putTargets('r', partitions);
+    assert.deepEqual((await central.listRules('r'))[0]?.targets, partitions);
+  });
+
   it('a LimitExceededException names the rule and the count', async () => {
     const central = bus(tempRoot());
     await central.putRule('r', '{"source":["x"]}', '');
@@ -290,6 +372,33 @@ describe('Class: LocalEventBus (rules and targets)', () => {
     });
     assert.deepEqual((await central.listRules('r'))[0]?.targets, []);
     assert.equal(central.maxTargetsPerRule, 5);
+  });
+
+  it('deleting a rule persists at once', async () => {
+    const root = tempRoot();
+    const central = bus(root);
+    await central.putRule('gone', '{"source":["x"]}', '');
+    await central.putRule('kept', '{"source":["x"]}', '');
+    await central.deleteRule('gone');
+    assert.deepEqual(
+      (await bus(root).listRules('')).map((r) => r.name),
+      ['kept'],
+    );
+  });
+
+  it('rules read back stay persisted through the next write; rules made with addRule are never written', async () => {
+    // prepare
+    const root = tempRoot();
+    await bus(root).putRule('kept', '{"source":["x"]}', '');
+    const second = bus(root);
+    second.addRule('local', { source: ['x'] }, { id: 'h', handler: () => {} });
+    // act
+    await second.putRule('added', '{"source":["y"]}', '');
+    // assess
+    assert.deepEqual(
+      (await bus(root).listRules('')).map((r) => r.name),
+      ['added', 'kept'],
+    );
   });
 
   it('removing targets persists', async () => {
@@ -333,6 +442,7 @@ describe('Class: LocalEventBus (rules and targets)', () => {
     });
     assert.throws(() => central.addRule('bad name', { source: ['y'] }, () => {}), {
       name: 'ValidationException',
+      message: 'rule name "bad name" is not valid ([.-_A-Za-z0-9]{1,64})',
     });
     assert.deepEqual(await central.listRules('s'), [], 'a refused rule is not kept');
   });
@@ -490,6 +600,102 @@ describe('Class: LocalEventBus (stored deliveries)', () => {
     );
     assert.equal(central.pendingDeliveries(), 0);
     assert.equal(central.resumeDeliveries(), 0);
+  });
+
+  it('a deliveries folder that cannot be read is an error, not "nothing pending"', () => {
+    const root = tempRoot();
+    const central = bus(root);
+    const busDir = join(root, 'event-buses', HOME, REGION, 'stemcell');
+    mkdirSync(busDir, { recursive: true });
+    writeFileSync(join(busDir, 'deliveries'), 'not a folder');
+    assert.throws(() => central.resumeDeliveries(), { code: 'ENOTDIR' });
+    assert.throws(() => central.pendingDeliveries(), { code: 'ENOTDIR' });
+  });
+
+  it("keeps none of an event's deliveries when one of them cannot be stored", async () => {
+    // prepare: two targets owed; the clock (read once for the envelope, then once per delivery) fails on the second
+    let reads = 0;
+    const central = bus(tempRoot(), {
+      clock: {
+        now: () => {
+          if (++reads === 3) throw new Error('clock broke');
+          return new Date('2026-12-01T00:00:00.000Z');
+        },
+      },
+    });
+    const got: unknown[] = [];
+    central.addRule('r', { source: ['stemcell.test'] }, [() => void got.push(1), () => void got.push(2)]);
+    // act
+    await assert.rejects(central.publish([test()]), { message: 'clock broke' });
+    await central.drain();
+    // assess
+    assert.equal(reads, 3);
+    assert.equal(central.pendingDeliveries(), 0, 'the first delivery, stored already, was removed again');
+    assert.deepEqual(got, []);
+  });
+
+  it('a delivery whose file outlived it (it could not be removed) is delivered again by a later resumeDeliveries()', async () => {
+    // prepare: a delivery in flight, its file read while it is
+    const root = tempRoot();
+    const central = bus(root);
+    const dir = join(root, 'event-buses', HOME, REGION, 'stemcell', 'deliveries');
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
+    const got: unknown[] = [];
+    central.addRule(
+      'r',
+      { source: ['stemcell.test'] },
+      {
+        id: 'h',
+        handler: async (e) => {
+          got.push(e.detail);
+          await gate;
+        },
+      },
+    );
+    await central.publish([test({ n: 1 })]);
+    const [name] = readdirSync(dir);
+    const file = readFileSync(join(dir, name ?? ''), 'utf8');
+    release();
+    await central.drain();
+    assert.equal(central.pendingDeliveries(), 0);
+    // act: the file is back, as if its removal had failed
+    writeFileSync(join(dir, name ?? ''), file);
+    const resumed = central.resumeDeliveries();
+    await central.drain();
+    // assess: at least once
+    assert.equal(resumed, 1);
+    assert.deepEqual(got, [{ n: 1 }, { n: 1 }]);
+    assert.equal(central.pendingDeliveries(), 0);
+  });
+
+  it('a delivery whose dead letter cannot be written fails drain() once and stays owed for resumeDeliveries()', async () => {
+    // prepare: the dead letters' file is a folder, and the target fails the first time only
+    const root = tempRoot();
+    const central = bus(root, { retry: { maxAttempts: 1 } });
+    const lettersPath = join(root, 'event-buses', HOME, REGION, 'stemcell', 'dead-letters.json');
+    mkdirSync(lettersPath, { recursive: true });
+    let calls = 0;
+    central.addRule(
+      'r',
+      { source: ['stemcell.test'] },
+      {
+        id: 'h',
+        handler: () => {
+          if (++calls === 1) throw new Error('down');
+        },
+      },
+    );
+    // act + assess
+    await central.publish([test()]);
+    await assert.rejects(central.drain(), { code: 'EISDIR' });
+    await central.drain(); // the failure is reported once, not held for ever
+    assert.equal(central.pendingDeliveries(), 1, 'not delivered, not a dead letter: still owed');
+    rmSync(lettersPath, { recursive: true });
+    assert.equal(central.resumeDeliveries(), 1, 'no longer in flight here');
+    await central.drain();
+    assert.equal(calls, 2);
+    assert.equal(central.pendingDeliveries(), 0);
+    assert.deepEqual(central.deadLetters(), []);
   });
 
   it('stores one delivery per matching rule target until it is done', async () => {

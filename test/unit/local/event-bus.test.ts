@@ -104,6 +104,14 @@ describe('Class: LocalEventBus', () => {
       name: 'ValidationException',
       message: /entry 1 .*detail\.region/,
     });
+    // every issue, each by its path in the detail
+    const { bucket: _, ...withoutBucket } = (imageReady().detail as { source: Record<string, string> })
+      .source;
+    await assert.rejects(central.publish([imageReady({ region: 'mars', source: withoutBucket })]), {
+      name: 'ValidationException',
+      message:
+        /^PutEvents entry 0 \(stemcell \/ Image Ready\): detail\.region: [^;]+; detail\.source\.bucket: [^;]+$/,
+    });
     await assert.rejects(
       central.publish([{ source: 'stemcell', detailType: 'Nope', detail: {} }]),
       /unknown detail-type/,
@@ -233,6 +241,7 @@ describe('Class: LocalEventBus', () => {
     const [letter] = central.deadLetters();
     assert.equal(letter?.targetArn, ghost);
     assert.equal(letter?.errorCode, 'ResourceNotFoundException');
+    assert.equal(letter?.errorMessage, `event bus ${ghost} does not exist`);
   });
 
   it('drain() waits for deliveries caused by deliveries, across buses', async () => {
@@ -283,6 +292,25 @@ describe('Class: LocalEventBus', () => {
     central.addRule('to-member', { 'detail-type': ['Image Ready'] }, member);
     // act
     await central.publish([imageReady()]);
+    await central.drain();
+    // assess
+    assert.equal(handled, 1);
+  });
+
+  it('drain() waits for a bus an entry was put on, also one registered that keeps its own deliveries', async () => {
+    // prepare: "other" was made without the registry (its own delivery tracker) and registered afterwards
+    const registry = new EventBusRegistry();
+    const root = tempRoot();
+    const central = bus(root, { registry });
+    const other = bus(root, { name: 'other' });
+    registry.register(other);
+    let handled = 0;
+    other.addRule('slow', { 'detail-type': ['Image Ready'] }, async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      handled++;
+    });
+    // act
+    await central.publish([{ ...imageReady(), eventBusName: 'other' }]);
     await central.drain();
     // assess
     assert.equal(handled, 1);
