@@ -200,3 +200,24 @@ export async function overRevision(withManifest: boolean, c: RevisionCase): Prom
     ws.cleanup();
   }
 }
+
+/**
+ * Revision 1, then revision 2 over it, in one workspace the caller cleans up (`ws.cleanup()`); checks that
+ * nothing outside the target changed and that only an apply without a manifest verified against the disk.
+ */
+export async function twoRevisions(
+  withManifest: boolean,
+  rev1: TarBuilder,
+  rev2: TarBuilder,
+  between?: (ws: Workspace) => void,
+) {
+  const ws = makeWorkspace();
+  const opts = withManifest ? { manifestPath: ws.manifest } : {};
+  await applyBuffer(rev1.build(), ws.root, opts);
+  between?.(ws);
+  const before = await canaries(ws);
+  const stats = await applyBuffer(rev2.build(), ws.root, opts);
+  assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
+  assert.equal(stats.verified, !withManifest);
+  return { ws, stats };
+}

@@ -11,7 +11,7 @@ import { closeSync, linkSync, lstatSync, openSync, readFileSync, writeSync } fro
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TarBuilder } from '#test/support/tar-builder.ts';
-import { applyBuffer, canaries, makeWorkspace, type Workspace } from '#test/support/unpack-harness.ts';
+import { twoRevisions, type Workspace } from '#test/support/unpack-harness.ts';
 import { WINDOW } from '#unpack/apply.ts';
 
 const T0 = 1_700_000_000;
@@ -20,23 +20,6 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Random bytes: no two windows alike, so a window compare cannot pass by accident. */
 const pattern = (length: number) => randomBytes(length);
-
-async function twoRevisions(
-  withManifest: boolean,
-  rev1: TarBuilder,
-  rev2: TarBuilder,
-  between?: (ws: Workspace) => void,
-) {
-  const ws = makeWorkspace();
-  const opts = withManifest ? { manifestPath: ws.manifest } : {};
-  await applyBuffer(rev1.build(), ws.root, opts);
-  between?.(ws);
-  const before = await canaries(ws);
-  const stats = await applyBuffer(rev2.build(), ws.root, opts);
-  assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
-  assert.equal(stats.verified, !withManifest);
-  return { ws, stats };
-}
 
 for (const withManifest of [true, false]) {
   const how = withManifest ? 'with a manifest' : 'without a manifest';

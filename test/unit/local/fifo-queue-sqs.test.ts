@@ -620,12 +620,8 @@ describe('Class: LocalFifoQueue (handles of messages that are not first in the q
     clock.advance(10_000);
     // act: the receive that redrives it, and takes nothing else
     assert.deepEqual(await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 }), []);
-    // assess
-    const reopened = new LocalFifoQueue(root, 'build-eu-west-1.fifo', {
-      accountId: ACCOUNT,
-      region: REGION,
-      clock,
-    });
+    // assess: a second instance over the same files, as a restarted stack opens it
+    const { queue: reopened } = setup({ clock }, root);
     assert.deepEqual(reopened.peek(), []);
     assert.deepEqual(
       dlq.peek().map((m) => m.body),
