@@ -8,6 +8,7 @@ import { releaseTags, TAG } from '#core/naming.ts';
 import { deliverLatestTo, type ReconcileDeps, reconcile } from '#core/reconcile.ts';
 import { BuildFailedDetail, ImageReadyDetail } from '#events/stemcell.ts';
 import type { FifoQueue, QueueMessage, Release } from '#ports';
+import { MemoryRolloutStore } from '#test/support/rollout-fakes.ts';
 import {
   AttributeLogger,
   FakeClock,
@@ -118,7 +119,7 @@ async function snapshotting(
 async function imaged(
   s: Setup,
   region: string,
-  recorded: 'registering' | 'available' | 'announced' | 'snapshotting',
+  recorded: 'registering' | 'available' | 'booting' | 'announced' | 'snapshotting',
   imageState: 'available' | 'pending' | 'failed' | 'deregistered' = 'available',
   updatedAt = '2026-11-20T12:00:00.000Z',
 ) {
@@ -647,6 +648,146 @@ describe('Function: deliverLatestTo()', () => {
     assert.deepEqual(outsider, []);
     assert.equal(listed, 1);
     assert.equal(s.deps.logger.lines.length, 0);
+    assert.equal(s.deps.events.events.length, 0);
+  });
+});
+
+describe('Function: reconcile() and deliverLatestTo() with releases held back or newer', () => {
+  it('announces a region left booting (a crash after its boot check), through the gate', async () => {
+    // prepare: no boot check configured, so the gate is open
+    const s = setup();
+    const { release, imageId } = await imaged(s, EU, 'booting');
+    // act
+    const report = await reconcile(s.deps);
+    // assess
+    assert.deepEqual(report.announced, [{ releaseId: release.releaseId, region: EU, imageId }]);
+    assert.equal((await stored(s, release, EU))?.state, 'announced');
+  });
+
+  it('leaves an image of a stream pinned to another revision alone: not announced, shared or rewritten', async () => {
+    // prepare
+    const s = setup();
+    const rollouts = new MemoryRolloutStore();
+    s.deps.rollouts = rollouts;
+    const { release } = await imaged(s, EU, 'available');
+    await rollouts.setPin('web-base', {
+      stream: 'web-base',
+      revision: 'r0',
+      pinnedAt: '2026-11-20T11:00:00Z',
+    });
+    const before = await stored(s, release, EU);
+    (s.deps.clock as FakeClock).advance(60_000);
+    // act
+    const report = await reconcile(s.deps);
+    // assess: announce is not even asked (it would share the image and rewrite the record on every run)
+    assert.deepEqual(report.announced, []);
+    assert.deepEqual(await stored(s, release, EU), before);
+    assert.deepEqual(s.imaging.of(EU).images.shares, []);
+    assert.equal(s.deps.events.events.length, 0);
+  });
+
+  it('gives a joiner only the newest announced release of a stream and region, not the ones before it', async () => {
+    // prepare: r1 and r2 both announced in eu-west-1
+    const s = setup();
+    await imaged(s, EU, 'announced');
+    const newer = await imaged(s, EU, 'announced');
+    // act
+    const delivered = await deliverLatestTo(s.deps, [A2]);
+    // assess
+    assert.deepEqual(delivered, [{ releaseId: newer.release.releaseId, region: EU, accountId: A2 }]);
+    assert.equal(s.deps.events.events.length, 1);
+  });
+
+  it('gives a joiner the newest release that is announced, not a newer one still on its way', async () => {
+    // prepare: r2's image is available but its region not announced yet
+    const s = setup();
+    const announced = await imaged(s, EU, 'announced');
+    await imaged(s, EU, 'available');
+    // act
+    const delivered = await deliverLatestTo(s.deps, [A2]);
+    // assess
+    assert.deepEqual(delivered, [{ releaseId: announced.release.releaseId, region: EU, accountId: A2 }]);
+  });
+
+  it('gives a joiner of a pinned stream the pinned revision, not the newest', async () => {
+    // prepare
+    const s = setup();
+    const rollouts = new MemoryRolloutStore();
+    s.deps.rollouts = rollouts;
+    const pinned = await imaged(s, EU, 'announced');
+    await imaged(s, EU, 'announced');
+    await rollouts.setPin('web-base', {
+      stream: 'web-base',
+      revision: pinned.release.revision,
+      pinnedAt: '2026-11-20T11:00:00Z',
+    });
+    // act
+    const delivered = await deliverLatestTo(s.deps, [A2]);
+    // assess
+    assert.deepEqual(delivered, [{ releaseId: pinned.release.releaseId, region: EU, accountId: A2 }]);
+  });
+
+  it('logs a joiner whose bus refuses, names it, and still delivers to the others', async () => {
+    // prepare
+    const s = setup();
+    const { release } = await imaged(s, EU, 'announced');
+    const publish = s.deps.events.publish.bind(s.deps.events);
+    s.deps.events.publish = async (entries) => {
+      if (entries.some((e) => e.eventBusName?.includes(`:${A1}:`))) throw new Error('AccessDeniedException');
+      return publish(entries);
+    };
+    // act
+    const delivered = await deliverLatestTo(s.deps, [A1, A2]);
+    // assess
+    assert.deepEqual(delivered, [{ releaseId: release.releaseId, region: EU, accountId: A2 }]);
+    assert.deepEqual(s.deps.logger.of('latest image not delivered to a new account'), {
+      accountId: A1,
+      region: EU,
+      releaseId: release.releaseId,
+      error: 'AccessDeniedException',
+    });
+  });
+
+  it('reports what it delivered by region, then account, whatever order it went in', async () => {
+    // prepare: one release announced in us-east-1 first, then eu-west-1; joiners named out of order
+    const s = setup();
+    const release = s.deps.releases.seed('web-base', 'r1', [US, EU]);
+    for (const region of [US, EU]) {
+      const { imageId } = await s.imaging.of(region).images.register({
+        name: 'stemcell/web-base/r1',
+        description: 'x',
+        snapshotId: 'snap-1',
+        architecture: 'x86_64',
+        bootMode: 'legacy-bios',
+        rootDeviceName: '/dev/xvda',
+        tags: { ...releaseTags(release), [TAG.sha256]: SHA },
+        clientToken: `t-${region}`,
+      });
+      await s.deps.releases.updateRegion(release.releaseId, region, {
+        state: 'announced',
+        imageId,
+        updatedAt: '2026-11-20T12:00:00.000Z',
+      });
+    }
+    // act
+    const delivered = await deliverLatestTo(s.deps, [A2, A1]);
+    // assess
+    assert.deepEqual(
+      delivered.map((d) => `${d.region}/${d.accountId}`),
+      [`${EU}/${A1}`, `${EU}/${A2}`, `${US}/${A1}`, `${US}/${A2}`],
+    );
+  });
+
+  it('reports no redelivery for an announced image that is no longer available', async () => {
+    // prepare
+    const s = setup();
+    await imaged(s, EU, 'announced', 'deregistered', '2026-11-20T11:55:00.000Z');
+    // act
+    const report = await reconcile(s.deps);
+    const latest = await deliverLatestTo(s.deps, [A2]);
+    // assess
+    assert.deepEqual(report.redelivered, []);
+    assert.deepEqual(latest, []);
     assert.equal(s.deps.events.events.length, 0);
   });
 });
