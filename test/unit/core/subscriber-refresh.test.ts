@@ -12,7 +12,7 @@ import { type SampleName, sample } from '#events/samples/index.ts';
 import { LaunchTemplateUpdatedDetail } from '#events/stemcell.ts';
 import { createPowertools } from '#functions/commons/powertools.ts';
 import { createHandler } from '#functions/subscriber/handler.ts';
-import { FakeClock, FakeMembers, FakePublisher, imageReadyDetail, RecordingLogger } from './fakes.ts';
+import { AttributeLogger, FakeClock, FakeMembers, FakePublisher, imageReadyDetail } from './fakes.ts';
 
 const ACCOUNT = '200000000001';
 const REGION = 'eu-west-1';
@@ -23,7 +23,7 @@ function world() {
   const template = account.addTemplate('web', 'web-base');
   account.addGroup('web-asg', template);
   const events = new FakePublisher();
-  const logger = new RecordingLogger();
+  const logger = new AttributeLogger();
   const deps = {
     accountId: ACCOUNT,
     members,
@@ -160,6 +160,99 @@ describe('Function: reportInstanceRefresh()', () => {
       instanceRefresh: 'failed',
     });
     assert.equal(LaunchTemplateUpdatedDetail.parse(w.events.events[0]?.detail).revision, 'r3');
+  });
+});
+
+describe('Function: reportInstanceRefresh() among several groups and templates', () => {
+  it('logs why an end is ignored and what was reported, naming the group, refresh and region', async () => {
+    // prepare
+    const w = world();
+    await applyImageReady(w.deps, imageReadyDetail(2));
+    w.account.addGroup('manual-asg', w.template, false);
+    // act
+    const foreign = await reportInstanceRefresh(
+      w.deps,
+      endEvent('autoscaling-instance-refresh-failed', 'web-asg', 'refresh-1', '200000000009'),
+    );
+    const untagged = await reportInstanceRefresh(
+      w.deps,
+      endEvent('autoscaling-instance-refresh-failed', 'manual-asg', 'x'),
+    );
+    await reportInstanceRefresh(
+      w.deps,
+      endEvent('autoscaling-instance-refresh-succeeded', 'web-asg', 'refresh-1'),
+    );
+    // assess
+    assert.deepEqual(foreign, { outcome: 'ignored', reason: 'an event of account 200000000009' });
+    assert.deepEqual(untagged, {
+      outcome: 'ignored',
+      reason: 'stemcell started no instance refresh on this group',
+    });
+    assert.deepEqual(w.logger.of('instance refresh end ignored'), {
+      autoScalingGroupName: 'web-asg',
+      instanceRefreshId: 'refresh-1',
+      region: REGION,
+      reason: 'an event of account 200000000009',
+    });
+    assert.deepEqual(w.logger.of('instance refresh end reported'), {
+      releaseId: 'web-base#00000002',
+      autoScalingGroupName: 'web-asg',
+      region: REGION,
+      instanceRefresh: 'succeeded',
+    });
+  });
+
+  it('finds the group the end names among several stemcell refreshed, and the template the refresh used', async () => {
+    // prepare: two groups on "web" and one on "api", all of stream web-base, each refreshed by r2
+    const w = world();
+    w.account.addGroup('web-asg-2', w.template);
+    const api = w.account.addTemplate('api', 'web-base');
+    w.account.addGroup('api-asg', api);
+    await applyImageReady(w.deps, imageReadyDetail(2));
+    const refreshOf = (name: string) =>
+      w.account.groups.find((g) => g.name === name)?.tags[TAG.instanceRefresh]?.split(' ')[0] ?? '';
+    w.events.events.length = 0;
+    // act
+    const second = await reportInstanceRefresh(
+      w.deps,
+      endEvent('autoscaling-instance-refresh-failed', 'web-asg-2', refreshOf('web-asg-2')),
+    );
+    const onApi = await reportInstanceRefresh(
+      w.deps,
+      endEvent('autoscaling-instance-refresh-succeeded', 'api-asg', refreshOf('api-asg')),
+    );
+    // assess
+    assert.equal(second.outcome, 'reported');
+    assert.equal(onApi.outcome, 'reported');
+    const [fromSecond, fromApi] = w.events.events.map((e) => LaunchTemplateUpdatedDetail.parse(e.detail));
+    assert.deepEqual(fromSecond?.refresh, {
+      autoScalingGroupName: 'web-asg-2',
+      instanceRefreshId: refreshOf('web-asg-2'),
+    });
+    assert.equal(fromSecond?.launchTemplateName, 'web');
+    assert.equal(fromApi?.launchTemplateName, 'api');
+    assert.equal(fromApi?.launchTemplateId, api.launchTemplateId);
+  });
+
+  it('ignores an end whose launch template version no longer names a stemcell release', async () => {
+    // prepare: the version the refresh used, its description changed by hand
+    const w = world();
+    await applyImageReady(w.deps, imageReadyDetail(2));
+    const version = w.template.versions.find((v) => v.versionNumber === 2);
+    assert.ok(version);
+    version.versionDescription = 'hand-made';
+    w.events.events.length = 0;
+    // act
+    const result = await reportInstanceRefresh(
+      w.deps,
+      endEvent('autoscaling-instance-refresh-failed', 'web-asg', 'refresh-1'),
+    );
+    // assess
+    assert.deepEqual(result, {
+      outcome: 'ignored',
+      reason: `launch template ${w.template.launchTemplateId} version 2 holds no stemcell release`,
+    });
+    assert.deepEqual(w.events.events, []);
   });
 });
 
