@@ -124,6 +124,18 @@ async function imaged(
   updatedAt = '2026-11-20T12:00:00.000Z',
 ) {
   const release = s.deps.releases.seed('web-base', `r${s.deps.releases.releases.size + 1}`, [EU, US]);
+  const imageId = await registered(s, region, release, imageState);
+  await s.deps.releases.updateRegion(release.releaseId, region, { state: recorded, imageId, updatedAt });
+  return { release, imageId };
+}
+
+/** An image of `release` registered in `region`, in `imageState`. */
+async function registered(
+  s: Setup,
+  region: string,
+  release: Release,
+  imageState: 'available' | 'pending' | 'failed' | 'deregistered' = 'available',
+): Promise<string> {
   const images = s.imaging.of(region).images;
   const { imageId } = await images.register({
     name: `stemcell/web-base/${release.revision}`,
@@ -133,12 +145,11 @@ async function imaged(
     bootMode: 'legacy-bios',
     rootDeviceName: '/dev/xvda',
     tags: { ...releaseTags(release), [TAG.sha256]: SHA },
-    clientToken: 't',
+    clientToken: `t-${region}`,
   });
   const image = images.images.get(imageId);
   if (image) image.state = imageState;
-  await s.deps.releases.updateRegion(release.releaseId, region, { state: recorded, imageId, updatedAt });
-  return { release, imageId };
+  return imageId;
 }
 
 const stored = async (s: Setup, release: Release, region: string) =>
@@ -753,16 +764,7 @@ describe('Function: reconcile() and deliverLatestTo() with releases held back or
     const s = setup();
     const release = s.deps.releases.seed('web-base', 'r1', [US, EU]);
     for (const region of [US, EU]) {
-      const { imageId } = await s.imaging.of(region).images.register({
-        name: 'stemcell/web-base/r1',
-        description: 'x',
-        snapshotId: 'snap-1',
-        architecture: 'x86_64',
-        bootMode: 'legacy-bios',
-        rootDeviceName: '/dev/xvda',
-        tags: { ...releaseTags(release), [TAG.sha256]: SHA },
-        clientToken: `t-${region}`,
-      });
+      const imageId = await registered(s, region, release);
       await s.deps.releases.updateRegion(release.releaseId, region, {
         state: 'announced',
         imageId,
