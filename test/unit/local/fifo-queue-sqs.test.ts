@@ -40,6 +40,21 @@ function setup(
   return { clock, queue, root };
 }
 
+/**
+ * A source queue with a dead-letter queue after one receive (maxReceiveCount 1), holding one message whose
+ * visibility has just run out: the next receive of the source redrives it.
+ */
+async function poisoned(dlqOptions: Partial<LocalFifoQueueOptions> = {}) {
+  const root = tempRoot();
+  const clock = new ManualClock();
+  const { queue: dlq } = setup({ clock, ...dlqOptions }, root, 'build-dlq.fifo');
+  const { queue } = setup({ clock, deadLetterQueue: dlq, maxReceiveCount: 1 }, root);
+  await queue.send('poison', 'g', 'p');
+  await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
+  clock.advance(10_000);
+  return { root, clock, dlq, queue };
+}
+
 /** A sleep that never ends by itself: only a wake-up (an arrival, a release) ends a long poll. */
 const untilWoken: Sleep = (_ms, signal) =>
   new Promise((resolve) => signal?.addEventListener('abort', () => resolve()));
@@ -388,13 +403,7 @@ describe('Class: LocalFifoQueue (long polling wake-ups)', () => {
 
   it('a redrive ends a long poll on the dead-letter queue, which receives the message at once', async () => {
     // prepare
-    const root = tempRoot();
-    const clock = new ManualClock();
-    const { queue: dlq } = setup({ clock, sleep: untilWoken }, root, 'build-dlq.fifo');
-    const { queue } = setup({ clock, deadLetterQueue: dlq, maxReceiveCount: 1 }, root);
-    await queue.send('poison', 'g', 'p');
-    await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
-    clock.advance(10_000);
+    const { dlq, queue } = await poisoned({ sleep: untilWoken });
     const waiting = dlq.receive({ max: 1, visibilityTimeoutSeconds: 30, waitSeconds: 20 });
     // act
     let fromSource: unknown[] = [];
@@ -460,13 +469,7 @@ describe('Class: LocalFifoQueue (failed writes)', () => {
   it('a redrive the dead-letter queue cannot store fails the receive and keeps the message in its queue', async (t) => {
     if (!isRoot) return t.skip('needs root: chattr +i');
     // prepare
-    const root = tempRoot();
-    const clock = new ManualClock();
-    const { queue: dlq } = setup({ clock }, root, 'build-dlq.fifo');
-    const { queue } = setup({ clock, deadLetterQueue: dlq, maxReceiveCount: 1 }, root);
-    await queue.send('poison', 'g', 'p');
-    await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
-    clock.advance(10_000);
+    const { root, dlq, queue } = await poisoned();
     const thaw = freeze(join(root, 'queues', ACCOUNT, REGION));
     try {
       // act
@@ -611,13 +614,7 @@ describe('Class: LocalFifoQueue (handles of messages that are not first in the q
 
   it('a redrive to the dead-letter queue is on disk in the source queue too: a reopened source does not hold it', async () => {
     // prepare
-    const root = tempRoot();
-    const clock = new ManualClock();
-    const { queue: dlq } = setup({ clock }, root, 'build-dlq.fifo');
-    const { queue } = setup({ clock, deadLetterQueue: dlq, maxReceiveCount: 1 }, root);
-    await queue.send('poison', 'g', 'p');
-    await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 });
-    clock.advance(10_000);
+    const { root, clock, dlq, queue } = await poisoned();
     // act: the receive that redrives it, and takes nothing else
     assert.deepEqual(await queue.receive({ max: 1, visibilityTimeoutSeconds: 10 }), []);
     // assess: a second instance over the same files, as a restarted stack opens it
