@@ -176,23 +176,15 @@ export interface RevisionCase {
 }
 
 export async function overRevision(withManifest: boolean, c: RevisionCase): Promise<void> {
-  const ws = makeWorkspace();
+  const archive = c.rev2.build();
+  const { ws, stats } = await twoRevisions(withManifest, c.rev1, archive, c.between);
   try {
-    // prepare
-    const opts = withManifest ? { manifestPath: ws.manifest } : {};
-    await applyBuffer(c.rev1.build(), ws.root, opts);
-    c.between?.(ws);
-    const before = await canaries(ws);
-    const archive = c.rev2.build();
+    // the reference: GNU tar's fresh extract of revision 2
     const archivePath = join(ws.dir, 'rev2.tar');
     writeFileSync(archivePath, archive);
     const gnu = join(ws.dir, 'gnu');
     mkdirSync(gnu);
     gnuTarExtract(archivePath, gnu, c.gnuArgs);
-    // act
-    const stats = await applyBuffer(archive, ws.root, opts);
-    // assess
-    assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
     const snap = { ignoreMtime: ['', ...(c.ignoreMtime ?? [])] };
     assert.deepEqual(await snapshotTree(ws.root, snap), await snapshotTree(gnu, snap));
     c.check?.(ws, stats);
@@ -202,22 +194,28 @@ export async function overRevision(withManifest: boolean, c: RevisionCase): Prom
 }
 
 /**
- * Revision 1, then revision 2 over it, in one workspace the caller cleans up (`ws.cleanup()`); checks that
- * nothing outside the target changed and that only an apply without a manifest verified against the disk.
+ * Revision 1, then revision 2 over it, in one workspace the caller cleans up (`ws.cleanup()`; it is cleaned
+ * here if the applies or checks fail); checks that nothing outside the target changed and that only an apply
+ * without a manifest verified against the disk.
  */
 export async function twoRevisions(
   withManifest: boolean,
   rev1: TarBuilder,
-  rev2: TarBuilder,
+  rev2: TarBuilder | Buffer,
   between?: (ws: Workspace) => void,
 ) {
   const ws = makeWorkspace();
-  const opts = withManifest ? { manifestPath: ws.manifest } : {};
-  await applyBuffer(rev1.build(), ws.root, opts);
-  between?.(ws);
-  const before = await canaries(ws);
-  const stats = await applyBuffer(rev2.build(), ws.root, opts);
-  assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
-  assert.equal(stats.verified, !withManifest);
-  return { ws, stats };
+  try {
+    const opts = withManifest ? { manifestPath: ws.manifest } : {};
+    await applyBuffer(rev1.build(), ws.root, opts);
+    between?.(ws);
+    const before = await canaries(ws);
+    const stats = await applyBuffer(Buffer.isBuffer(rev2) ? rev2 : rev2.build(), ws.root, opts);
+    assert.deepEqual(await canaries(ws), before, 'nothing outside the target changed');
+    assert.equal(stats.verified, !withManifest);
+    return { ws, stats };
+  } catch (err) {
+    ws.cleanup();
+    throw err;
+  }
 }
