@@ -106,7 +106,6 @@ export class RoleWorld {
             BuilderImageId: 'ami-0debian000000000',
             BuilderInstanceType: 'c7i.large',
             VpcId: 'vpc-0123',
-            SubnetIds: 'subnet-0123',
             BuilderSubnetId: 'subnet-0123',
             BuilderAvailabilityZone: `${region}a`,
             MinBuilders: '1',
