@@ -1,0 +1,78 @@
+"""KMS keys created by CloudFormation:
+
+- AWS::KMS::Key honours MultiRegion (moto's CloudFormation ignores it, so the key id lacks its mrk- prefix):
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-kms-key.html
+- AWS::KMS::ReplicaKey (not modelled by moto's CloudFormation) replicates the primary into the stack's Region,
+  with the same key id, and `Ref` returns that id:
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-kms-replicakey.html
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def apply() -> None:
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+    from moto.kms.models import Key, kms_backends
+
+    def create_key(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Key:
+        props = cloudformation_json["Properties"]
+        policy = props["KeyPolicy"]
+        key = kms_backends[account_id][region_name].create_key(
+            policy=policy if isinstance(policy, str) else json.dumps(policy),
+            key_usage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            key_spec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            description=props.get("Description"),
+            tags=props.get("Tags", []),
+            multi_region=str(props.get("MultiRegion", "false")).lower() == "true",
+        )
+        key.key_rotation_status = props.get("EnableKeyRotation", False)
+        key.enabled = props.get("Enabled", True)
+        return key
+
+    Key.create_from_cloudformation_json = classmethod(create_key)  # type: ignore[assignment]
+
+    class ReplicaKey(CloudFormationModel):
+        def __init__(self, key: Key) -> None:
+            self.key = key
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::KMS::ReplicaKey"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.key.id
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("Arn", "KeyId")
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.key.arn if attribute_name == "Arn" else self.key.id
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[misc]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        ) -> "ReplicaKey":
+            props = cloudformation_json["Properties"]
+            primary = props["PrimaryKeyArn"]
+            primary_region = primary.split(":")[3]
+            key_id = primary.split(":key/")[1]
+            replica = kms_backends[account_id][primary_region].replicate_key(key_id, region_name)
+            policy = props.get("KeyPolicy")
+            if policy is not None:
+                replica.policy = policy if isinstance(policy, str) else json.dumps(policy)
+            replica.description = props.get("Description", replica.description)
+            return cls(replica)
+
+    parsing.get_model_map()["AWS::KMS::ReplicaKey"] = ReplicaKey
