@@ -9,17 +9,18 @@
 // (volume/state.ts), so that builder applies incrementally too. A builder started in another AZ would write
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
 import { join } from 'node:path';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgePublisher } from '#aws/event-bus.ts';
-import { instanceIdentity } from '#aws/instance-identity.ts';
+import { type InstanceIdentity, instanceIdentity } from '#aws/instance-identity.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
 import { systemClock } from '#core/deps.ts';
 import { BuildJob } from '#events/aws.ts';
-import type { QueueMessage } from '#ports';
+import type { QueueMessage, Volumes } from '#ports';
 import { DeviceWorkspace } from './device.ts';
 import { recoverMounts } from './quiesce.ts';
 import { type BuilderDeps, handleBuildFailure, runBuild } from './worker.ts';
@@ -104,8 +105,27 @@ export function buildMessageHandler(
   };
 }
 
-export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
-  const identity = await instanceIdentity();
+/** What a test host supplies instead of an EC2 instance's own: its identity, and how volumes reach it. */
+export interface AgentHost {
+  /** Who and where this builder is. @defaultValue read from IMDSv2 */
+  identity?: InstanceIdentity;
+  /** The volumes port over the region's EC2 client. @defaultValue Ec2Volumes (NVMe device lookup) */
+  volumes?: (ec2: EC2Client) => Volumes;
+}
+
+export interface RunningAgent {
+  instanceId: string;
+  /** Stops polling; resolves once the job in hand is finished (never a half-applied snapshot). */
+  stop(): Promise<void>;
+}
+
+/** Starts polling the region's build queue; the agent runs until stop(). */
+export async function startAgent(
+  config: AgentConfig,
+  log: (line: string) => void,
+  host: AgentHost = {},
+): Promise<RunningAgent> {
+  const identity = host.identity ?? (await instanceIdentity());
   checkBuilderZone(config.availabilityZone, identity.availabilityZone, identity.instanceId);
   const clients = new AwsClients();
   const mountRoot = join(config.stateDir, 'mnt');
@@ -117,7 +137,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     instanceId: identity.instanceId,
     kmsKeyId: config.kmsKeyId,
     objects: new S3ObjectStore({ bucket: config.bucket, client: clients.s3(config.homeRegion) }),
-    volumes: new Ec2Volumes({ client: ec2 }),
+    volumes: host.volumes ? host.volumes(ec2) : new Ec2Volumes({ client: ec2 }),
     snapshots: new EbsSnapshots({ client: ec2 }),
     releases: new DynamoReleaseStore({
       tableName: config.tableName,
@@ -142,11 +162,16 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
   });
   consumer.start();
   log(`builder: ${identity.instanceId} in ${identity.availabilityZone} polling ${config.queueUrl}`);
+  return { instanceId: identity.instanceId, stop: () => consumer.stop() };
+}
+
+export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
+  const agent = await startAgent(config, log);
   await new Promise<void>((resolve) => {
     // Scale-in or shutdown: stop polling, finish the job in hand (never snapshot half-applied content).
     const stop = (signal: string) => {
       log(`builder: ${signal}: finishing the job in hand, then exiting`);
-      void consumer.stop().then(resolve);
+      void agent.stop().then(resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -22,9 +22,10 @@ const PACKAGE_LOCK = join(tmpdir(), `stemcell-sls-package-${ROOT.replaceAll('/',
  * `serverless package` of this checkout into `out`, one at a time across test processes: serverless-esbuild
  * builds in the shared `.esbuild/` and `.serverless/` of the service folder and deletes them when done, so two
  * packaging runs at once (test files run in parallel) pull them from under each other. The lock is a directory,
- * which mkdir creates atomically; one left by a killed run is taken over after 5 minutes.
+ * which mkdir creates atomically; one left by a killed run is taken over after 5 minutes. `params` are the
+ * stage parameters a deployment passes (`--param=organizationId=o-…`).
  */
-export async function packageServerless(out: string): Promise<void> {
+export async function packageServerless(out: string, params: Record<string, string> = {}): Promise<void> {
   for (;;) {
     try {
       await mkdir(PACKAGE_LOCK);
@@ -42,7 +43,7 @@ export async function packageServerless(out: string): Promise<void> {
   try {
     await promisify(execFile)(
       join(ROOT, 'node_modules/.bin/serverless'),
-      ['package', '--stage', 'ci', '--package', out],
+      ['package', '--stage', 'ci', '--package', out, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)],
       {
         cwd: ROOT,
         timeout: 180_000,

@@ -7,14 +7,21 @@ the test's Lambda runtime runs them. moto 5.2.1 runs functions in Docker, which 
 - SQS event source mappings are polled by the runtime, as Lambda's pollers do
   (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html); moto's own shortcut, which hands a message
   to the function the moment it is sent and deletes it on success, is switched off.
+- Inline code (a CloudFormation ZipFile) of a Node.js function is stored as index.js (moto names it index.py
+  whatever the runtime):
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-lambda-function-code.html
+- GET /moto-api/stemcell/function-code?arn=… hands the runtime a function's deployed files.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import zipfile
 from typing import Any
 
-from .common import enqueue_invocation
+from .common import enqueue_invocation, parse_arn, route
 
 
 def apply() -> None:
@@ -39,3 +46,37 @@ def apply() -> None:
         return esm
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+    original_cfn = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        props = cloudformation_json["Properties"]
+        if "ZipFile" in props.get("Code", {}) and str(props.get("Runtime", "")).startswith("nodejs"):
+
+            def as_index_js(source: str) -> bytes:
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                    z.writestr("index.js", source)
+                return buf.getvalue()
+
+            original_zip = cls._create_zipfile_from_plaintext_code
+            cls._create_zipfile_from_plaintext_code = staticmethod(as_index_js)
+            try:
+                return original_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            finally:
+                cls._create_zipfile_from_plaintext_code = staticmethod(original_zip)
+        return original_cfn(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+
+@route("function-code")
+def _function_code(_body: dict[str, Any], query: dict[str, str]) -> Any:
+    from moto.awslambda.models import lambda_backends
+
+    arn = parse_arn(query["arn"])
+    fn = lambda_backends[arn["account"]][arn["region"]].get_function(query["arn"])
+    with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as z:
+        return {"files": {name: base64.b64encode(z.read(name)).decode() for name in z.namelist()}}

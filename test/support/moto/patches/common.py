@@ -204,3 +204,50 @@ def install_routes() -> None:
 def _invocations_route(_body: dict[str, Any], query: dict[str, str]) -> Any:
     return {"invocations": take_invocations(float(query.get("wait", "0")))}
 
+
+
+@route("queues")
+def _queues_route(_body: dict[str, Any], _query: dict[str, str]) -> Any:
+    """Every SQS queue's visible and in-flight message counts: how the test knows the flow is quiet."""
+    from moto.sqs.models import sqs_backends
+
+    out = []
+    for account, regions in list(sqs_backends.items()):
+        for region, backend in list(regions.items()):
+            for queue in list(backend.queues.values()):
+                out.append(
+                    {
+                        "account": account,
+                        "region": region,
+                        "name": queue.name,
+                        "visible": queue.approximate_number_of_messages,
+                        "inFlight": queue.approximate_number_of_messages_not_visible,
+                    }
+                )
+    return {"queues": out}
+
+
+@route("fire-rule")
+def _fire_rule(body: dict[str, Any], _query: dict[str, str]) -> Any:
+    """A scheduled rule's time came: EventBridge sends its targets the "Scheduled Event"
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html)."""
+    from moto.events.models import events_backends
+
+    backend = events_backends[body["account"]][body["region"]]
+    rule = backend.event_buses[body.get("bus", "default")].rules[body["rule"]]
+    if not rule.scheduled_expression:
+        raise ValueError(f"rule {body['rule']} has no schedule")
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": body["account"],
+        "time": now_iso(),
+        "region": body["region"],
+        "resources": [rule.arn],
+        "detail": {},
+    }
+    for target in list(rule.targets):
+        send_to_target(rule, target, event)
+    return {"targets": len(rule.targets)}

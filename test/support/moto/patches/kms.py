@@ -5,6 +5,8 @@
 - AWS::KMS::ReplicaKey (not modelled by moto's CloudFormation) replicates the primary into the stack's Region,
   with the same key id, and `Ref` returns that id:
   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-kms-replicakey.html
+- Another account's key is used by its key ARN (moto looks every key up in the caller's account):
+  https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html
 """
 
 from __future__ import annotations
@@ -76,3 +78,16 @@ def apply() -> None:
             return cls(replica)
 
     parsing.get_model_map()["AWS::KMS::ReplicaKey"] = ReplicaKey
+
+    # A key of another account is used by its ARN (moto looks every key id up in the caller's account); whether
+    # the key policy lets the caller in is not evaluated here (the IAM simulator test covers policies).
+    from moto.kms.responses import KmsResponse
+
+    def kms_backend(self: KmsResponse) -> Any:
+        key_id = str(self._get_param("KeyId") or "")
+        if key_id.startswith("arn:") and ":key/" in key_id:
+            _, _, _, region, account = key_id.split(":")[:5]
+            return kms_backends[account][region]
+        return kms_backends[self.current_account][self.region]
+
+    KmsResponse.kms_backend = property(kms_backend)  # type: ignore[assignment]

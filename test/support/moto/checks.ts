@@ -1,0 +1,39 @@
+// Named checks of a long scenario: every check runs (one failing does not hide the next), each phase asserts
+// its own at its end, and the run ends with one summary line of them all.
+import { isDeepStrictEqual } from 'node:util';
+
+export class Checks {
+  readonly failures: string[] = [];
+  #total = 0;
+  #phaseStart = 0;
+
+  get total(): number {
+    return this.#total;
+  }
+
+  get failed(): number {
+    return this.failures.length;
+  }
+
+  ok(name: string, condition: boolean, detail?: unknown): void {
+    this.#total++;
+    if (!condition)
+      this.failures.push(detail === undefined ? name : `${name}: ${JSON.stringify(detail, null, 1)}`);
+  }
+
+  equal(name: string, actual: unknown, expected: unknown): void {
+    this.ok(name, isDeepStrictEqual(actual, expected), { actual, expected });
+  }
+
+  /** Fails the current phase if any of its checks failed. */
+  assertAll(): void {
+    const failed = this.failures.slice(this.#phaseStart);
+    this.#phaseStart = this.failures.length;
+    if (failed.length > 0) throw new Error(`${failed.length} check(s) failed:\n- ${failed.join('\n- ')}`);
+  }
+
+  summary(run: { moto: string; regions: number; accounts: number; seconds: number }): string {
+    const passed = this.#total - this.failed;
+    return `aws e2e: ${this.#total} checks, ${passed} passed, ${this.failed} failed (moto ${run.moto}, ${run.regions} regions, ${run.accounts} accounts, ${run.seconds} s)`;
+  }
+}
