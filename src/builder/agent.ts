@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
+import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgePublisher } from '#aws/event-bus.ts';
 import { type InstanceIdentity, instanceIdentity } from '#aws/instance-identity.ts';
@@ -127,7 +128,8 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const identity = host.identity ?? (await instanceIdentity());
   checkBuilderZone(config.availabilityZone, identity.availabilityZone, identity.instanceId);
-  const clients = new AwsClients();
+  // Endpoint and retries from the environment (AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, ...), as the functions do.
+  const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
   await recoverMounts(mountRoot, log);
   const ec2 = clients.ec2(identity.region);
