@@ -8,6 +8,7 @@
 // fleet), then detached, so any builder can take the stream's next job. Its apply manifest is on the volume
 // (volume/state.ts), so that builder applies incrementally too. A builder started in another AZ would write
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
@@ -132,6 +133,8 @@ export async function startAgent(
   const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
   await recoverMounts(mountRoot, log);
+  // Where a volume without a state partition keeps its apply manifest (BuilderDeps.manifestPath).
+  await mkdir(join(config.stateDir, 'manifests'), { recursive: true });
   const ec2 = clients.ec2(identity.region);
   const deps: BuilderDeps = {
     region: identity.region,

@@ -3,13 +3,19 @@
 // and the instance role's keys. What the test host supplies instead of EC2: the instance's identity (its id and
 // Availability Zone in moto), and a directory per EBS volume where the attached block device would appear.
 // AttachVolume, DetachVolume, CreateVolume and CreateSnapshot still go to EC2 (moto).
+import { enableCompileCache } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { InstanceIdentity } from '#aws/instance-identity.ts';
-import { Ec2Volumes } from '#aws/volumes.ts';
-import { type AgentConfig, startAgent } from '#builder/agent.ts';
+import type { AgentConfig } from '#builder/agent.ts';
 import type { Attachment, Volumes } from '#ports';
+
+// The same code cache as the Lambda environments' (lambda-worker.ts): the agent loads much the same modules.
+enableCompileCache(join(tmpdir(), 'stemcell-e2e-compile-cache'));
+const { Ec2Volumes } = await import('#aws/volumes.ts');
+const { startAgent } = await import('#builder/agent.ts');
 
 interface Setup {
   config: AgentConfig;
@@ -20,7 +26,7 @@ interface Setup {
 
 /** EBS volumes through EC2's API; what the instance sees of an attached volume is a directory. */
 class DirectoryAttachedVolumes implements Volumes {
-  readonly #ebs: Ec2Volumes;
+  readonly #ebs: InstanceType<typeof Ec2Volumes>;
   readonly #dir: string;
 
   constructor(ec2: EC2Client, dir: string) {

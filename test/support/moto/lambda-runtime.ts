@@ -152,6 +152,14 @@ export class LambdaRuntime {
     }
   }
 
+  /** Ends a function's environment: the next invocation starts cold, with the function's current configuration. */
+  async recycle(functionArn: string): Promise<void> {
+    const key = baseArn(functionArn);
+    const env = this.#environments.get(key);
+    this.#environments.delete(key);
+    if (env) await (await env).worker.terminate();
+  }
+
   /** What each environment wrote on stdout/stderr (structured logs, EMF metrics), by function name. */
   logs(): Map<string, string[]> {
     return this.#logs;

@@ -3,14 +3,19 @@
 // builder per region (builders.ts), and the member accounts' own launch templates and Auto Scaling groups.
 // The test drives it the way people do (upload a tarball, let time pass, run an operator command) and reads
 // what a user sees.
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import {
   CreateLaunchTemplateCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
+  DescribeImagesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import {
@@ -19,6 +24,11 @@ import {
   PutRuleCommand,
   PutTargetsCommand,
 } from '@aws-sdk/client-eventbridge';
+import {
+  GetFunctionConfigurationCommand,
+  LambdaClient,
+  UpdateFunctionConfigurationCommand,
+} from '@aws-sdk/client-lambda';
 import {
   CreateAccountCommand,
   CreateOrganizationalUnitCommand,
@@ -32,18 +42,19 @@ import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { HOME_ACCOUNT, MotoAccounts } from './accounts.ts';
 import { type Builder, startBuilder } from './builders.ts';
 import { type DeployedStack, deployServerless, deployTemplate } from './deploy.ts';
 import { LambdaRuntime } from './lambda-runtime.ts';
 import { type MotoServer, startMoto } from './server.ts';
 
-const INFRA = new URL('../../../infra/', import.meta.url).pathname;
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const INFRA = join(ROOT, 'infra');
+const run = promisify(execFile);
 
 export interface BusEvent {
   'detail-type': string;
@@ -238,25 +249,25 @@ export class MotoWorld {
 
   /** README step 4: infra/member.yml in every region of the account, as the StackSet's instances. */
   async deployMember(member: Member): Promise<void> {
-    // The home-region instance last: its subscriber's queue waits for nothing, the others only hold a grant.
-    for (const region of [...this.regions].sort(
-      (a, b) => Number(a === this.homeRegion) - Number(b === this.homeRegion),
-    )) {
-      await deployTemplate(this.accounts, {
-        account: member.id,
-        region,
-        stackName: 'stemcell-member',
-        templatePath: join(INFRA, 'member.yml'),
-        parameters: {
-          PublisherAccountId: this.home,
-          HomeRegion: this.homeRegion,
-          OrganizationId: this.organization.id,
-          StemcellKeyId: this.output('StemcellKeyId'),
-          SubscriberCodeBucketPrefix: 'stemcell-artifacts',
-          ExpireRoleName: this.homeStack?.resources.ExpireRole ?? '',
-        },
-      });
-    }
+    // One stack instance per region, at once (the StackSet's regional concurrency).
+    await Promise.all(
+      this.regions.map((region) =>
+        deployTemplate(this.accounts, {
+          account: member.id,
+          region,
+          stackName: 'stemcell-member',
+          templatePath: join(INFRA, 'member.yml'),
+          parameters: {
+            PublisherAccountId: this.home,
+            HomeRegion: this.homeRegion,
+            OrganizationId: this.organization.id,
+            StemcellKeyId: this.output('StemcellKeyId'),
+            SubscriberCodeBucketPrefix: 'stemcell-artifacts',
+            ExpireRoleName: this.homeStack?.resources.ExpireRole ?? '',
+          },
+        }),
+      ),
+    );
     await this.runtime.watchEventSources(member.id, this.homeRegion);
   }
 
@@ -301,11 +312,15 @@ export class MotoWorld {
   }
 
   async startBuilders(): Promise<void> {
-    for (const region of this.regions) {
-      const stack = this.regionStacks.get(region);
-      if (!stack) throw new Error(`no region stack in ${region}`);
-      this.builders.push(await startBuilder(this.accounts, { stack, stateDir: join(this.dir, 'builders') }));
-    }
+    await Promise.all(
+      this.regions.map(async (region) => {
+        const stack = this.regionStacks.get(region);
+        if (!stack) throw new Error(`no region stack in ${region}`);
+        this.builders.push(
+          await startBuilder(this.accounts, { stack, stateDir: join(this.dir, 'builders') }),
+        );
+      }),
+    );
   }
 
   // ---------------------------------------------------------------------------------------------- time and events
@@ -407,12 +422,131 @@ export class MotoWorld {
     }
   }
 
-  /** Build queues' attributes: how many jobs wait (for reports). */
-  async buildQueueDepth(region: string): Promise<number> {
-    const url = this.regionStacks.get(region)?.outputs.BuildQueueUrl ?? '';
-    const out = await this.client(SQSClient, this.home, region).send(
-      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages'] }),
+  /** `aws lambda update-function-configuration` of one environment variable (the others kept). */
+  async setFunctionVariable(functionName: string, name: string, value: string): Promise<void> {
+    const lambda = this.client(LambdaClient, this.home);
+    const current = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: functionName }));
+    await lambda.send(
+      new UpdateFunctionConfigurationCommand({
+        FunctionName: functionName,
+        Environment: { Variables: { ...(current.Environment?.Variables ?? {}), [name]: value } },
+      }),
     );
-    return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0);
+    // Lambda runs the next invocations in new environments, with the new configuration.
+    await this.runtime.recycle(current.FunctionArn ?? functionName);
   }
+
+  // ---------------------------------------------------------------------------------------------- what users see
+  /** A member's launch template: its default version, that version's image and description. */
+  async launchTemplate(
+    account: string,
+    region: string,
+    name: string,
+  ): Promise<{ defaultVersion: number; imageId: string; description: string; versions: number }> {
+    const ec2 = this.client(EC2Client, account, region);
+    const lt = (await ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] })))
+      .LaunchTemplates?.[0];
+    const version = (
+      await ec2.send(
+        new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateName: name, Versions: ['$Default'] }),
+      )
+    ).LaunchTemplateVersions?.[0];
+    return {
+      defaultVersion: lt?.DefaultVersionNumber ?? 0,
+      imageId: version?.LaunchTemplateData?.ImageId ?? '',
+      description: version?.VersionDescription ?? '',
+      versions: lt?.LatestVersionNumber ?? 0,
+    };
+  }
+
+  async parameter(account: string, region: string, name: string): Promise<string | undefined> {
+    try {
+      const out = await this.client(SSMClient, account, region).send(new GetParameterCommand({ Name: name }));
+      return out.Parameter?.Value;
+    } catch (err) {
+      if ((err as Error).name === 'ParameterNotFound') return undefined;
+      throw err;
+    }
+  }
+
+  /** The home account's image of a stream revision in a region, as DescribeImages shows it (or undefined). */
+  async image(
+    region: string,
+    stream: string,
+    revision: string,
+  ): Promise<{ imageId: string; deprecationTime?: string; tags: Record<string, string> } | undefined> {
+    const out = await this.client(EC2Client, this.home, region).send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        Filters: [{ Name: 'name', Values: [`stemcell/${stream}/${revision}`] }],
+      }),
+    );
+    const image = out.Images?.[0];
+    if (!image?.ImageId) return undefined;
+    return {
+      imageId: image.ImageId,
+      ...(image.DeprecationTime ? { deprecationTime: image.DeprecationTime } : {}),
+      tags: Object.fromEntries((image.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+    };
+  }
+
+  /** Whether an image id still exists for its owner (DescribeImages by id). */
+  async imageExists(region: string, imageId: string): Promise<boolean> {
+    try {
+      const out = await this.client(EC2Client, this.home, region).send(
+        new DescribeImagesCommand({ ImageIds: [imageId] }),
+      );
+      return (out.Images ?? []).some((i) => i.ImageId === imageId && i.State !== 'deregistered');
+    } catch (err) {
+      if ((err as Error).name.startsWith('InvalidAMIID')) return false;
+      throw err;
+    }
+  }
+
+  /** `stemcell status --table … --json`, run as a user runs it, against this world's AWS. */
+  async status(): Promise<StatusRelease[]> {
+    const keys = await this.accounts.credentials(this.home);
+    const { stdout } = await run(
+      process.execPath,
+      [
+        join(ROOT, 'src/cli/main.ts'),
+        'status',
+        '--table',
+        this.output('ReleaseTableName'),
+        '--region',
+        this.homeRegion,
+        '--json',
+        '--limit',
+        '10',
+      ],
+      {
+        cwd: ROOT,
+        maxBuffer: 16 * 1024 * 1024,
+        env: {
+          PATH: process.env.PATH ?? '',
+          AWS_ACCESS_KEY_ID: keys.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
+          AWS_ENDPOINT_URL: this.accounts.endpoint,
+        },
+      },
+    );
+    return JSON.parse(stdout) as StatusRelease[];
+  }
+}
+
+/** What `stemcell status --json` prints per release (the fields the e2e reads). */
+export interface StatusRelease {
+  releaseId: string;
+  stream: string;
+  revision: string;
+  sequence: number;
+  completedAt?: string;
+  regions: Record<
+    string,
+    { state: string; imageId?: string; reason?: string; bootCheck?: { passed?: boolean } }
+  >;
+  accounts: Record<string, { accountId: string; region: string; outcome: string; instanceRefresh?: string }>;
+  rollout?: string;
+  waves: { name: string; state: string; accounts: string[] }[];
+  halted: { wave: string; reason: string } | null;
 }

@@ -52,7 +52,7 @@ def _boot_rule(instance: Any) -> dict[str, Any] | None:
     backend = instance.ec2_backend
     image = backend.amis.get(instance.image_id)
     tags = image.get_tags() if image is not None else []
-    tag_map = {t["Key"]: t["Value"] for t in tags}
+    tag_map = {t["key"]: t["value"] for t in tags}
     for rule in _boot_rules:
         if rule.get("region") not in (None, backend.region_name):
             continue
