@@ -50,12 +50,23 @@ export interface InvocationFailure {
 
 interface Environment {
   worker: Worker;
+  /** The init phase: the handler module loaded (or why it could not be). */
+  ready: Promise<void>;
   config: GetFunctionConfigurationCommandOutput;
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined };
   /** Invocations run one after another in an environment. */
   queue: Promise<unknown>;
   pending: Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
   logs: string[];
+}
+
+/** From an environment: its init ended (ready), or an invocation did (id). */
+interface WorkerMessage {
+  ready?: boolean;
+  id?: string;
+  ok?: boolean;
+  result?: unknown;
+  error?: InvocationFailure['error'];
 }
 
 interface Mapping {
@@ -65,6 +76,13 @@ interface Mapping {
   batchSize: number;
   reportFailures: boolean;
 }
+
+/**
+ * Functions' timeouts are multiplied by this: the machine running the test shares its CPU and loads TypeScript
+ * from source, so a slow moment is not a function that would time out on Lambda. STEMCELL_E2E_TIMEOUT_FACTOR=1
+ * holds every function to its configured timeout.
+ */
+const TIMEOUT_FACTOR = Number(process.env.STEMCELL_E2E_TIMEOUT_FACTOR ?? 3);
 
 const arnParts = (arn: string) => {
   const [, , , region = '', account = ''] = arn.split(':');
@@ -85,6 +103,8 @@ export class LambdaRuntime {
   readonly #logs = new Map<string, string[]>();
   #inFlight = 0;
   #stopped = false;
+  /** Ends the long polls at stop(). */
+  readonly #abort = new AbortController();
   #invocations = 0;
 
   constructor(options: { moto: MotoServer; accounts: MotoAccounts }) {
@@ -103,7 +123,7 @@ export class LambdaRuntime {
   }
 
   start(): void {
-    this.#loops.push(this.#asyncLoop());
+    this.#loops.push(this.#guard('invocations', () => this.#asyncLoop()));
   }
 
   /** Polls the SQS event source mappings of the account and Region (a stack just deployed them). */
@@ -121,7 +141,7 @@ export class LambdaRuntime {
           reportFailures: (m.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
         };
         this.#mappings.set(m.UUID, mapping);
-        this.#loops.push(this.#pollQueue(mapping));
+        this.#loops.push(this.#guard(mapping.queueArn, () => this.#pollQueue(mapping)));
       }
     }
   }
@@ -131,7 +151,7 @@ export class LambdaRuntime {
     const key = `${account}/${region}`;
     if (this.#schedulers.has(key)) return;
     this.#schedulers.add(key);
-    this.#loops.push(this.#scheduleLoop(account, region));
+    this.#loops.push(this.#guard(`scheduler ${key}`, () => this.#scheduleLoop(account, region)));
   }
 
   /** A synchronous invocation (RequestResponse) by the test itself: the result, or the function's error. */
@@ -167,10 +187,26 @@ export class LambdaRuntime {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     await Promise.allSettled(this.#loops);
     await Promise.allSettled([...this.#environments.values()].map(async (e) => (await e).worker.terminate()));
     this.#environments.clear();
     await Promise.all(this.#codeDirs.map((d) => rm(d, { recursive: true, force: true })));
+  }
+
+  /** A poller that fails is reported as a failure of the service it stands for (the check on failures sees it). */
+  async #guard(source: string, loop: () => Promise<void>): Promise<void> {
+    try {
+      await loop();
+    } catch (err) {
+      if (this.#stopped) return;
+      const e = err as Error;
+      this.failures.push({
+        functionArn: '(runtime)',
+        source,
+        error: { name: e.name, message: e.message, stack: e.stack ?? '' },
+      });
+    }
   }
 
   async #tracked<T>(work: () => Promise<T>): Promise<T> {
@@ -187,7 +223,7 @@ export class LambdaRuntime {
     while (!this.#stopped) {
       let taken: { invocations: { functionArn: string; payload: unknown; source: string }[] };
       try {
-        taken = await this.#moto.api('invocations', undefined, { wait: '0.5' });
+        taken = await this.#moto.api('invocations', undefined, { wait: '5' }, this.#abort.signal);
       } catch (err) {
         if (this.#stopped) return;
         throw err;
@@ -232,15 +268,21 @@ export class LambdaRuntime {
       new GetQueueUrlCommand({ QueueName: queueName, QueueOwnerAWSAccountId: account }),
     );
     while (!this.#stopped) {
-      const out = await sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: queueUrl,
-          MaxNumberOfMessages: Math.min(10, mapping.batchSize),
-          WaitTimeSeconds: 1,
-          MessageSystemAttributeNames: ['All'],
-          MessageAttributeNames: ['All'],
-        }),
-      );
+      const out = await sqs
+        .send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: Math.min(10, mapping.batchSize),
+            WaitTimeSeconds: 5,
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+          { abortSignal: this.#abort.signal },
+        )
+        .catch((err: Error) => {
+          if (this.#stopped) return { Messages: [] };
+          throw err;
+        });
       const messages = out.Messages ?? [];
       if (messages.length === 0) continue;
       await this.#tracked(async () => {
@@ -303,7 +345,7 @@ export class LambdaRuntime {
         void this.#invokeAsync(d.arn, d.input, `scheduler:${d.name}`).finally(() => this.#inFlight--);
         if (d.remove) await scheduler.send(new DeleteScheduleCommand({ Name: d.name, GroupName: d.group }));
       }
-      await sleep(250);
+      await sleep(1000);
     }
   }
 
@@ -322,34 +364,36 @@ export class LambdaRuntime {
       this.trace.push(
         `${new Date().toISOString()} ${account} ${name} ${how} (${Math.round(performance.now() - t0)} ms)`,
       );
-    const run = env.queue.then(
-      () =>
-        new Promise<unknown>((resolve, reject) => {
-          const timeoutMs = (env.config.Timeout ?? 3) * 1000;
-          const timer = setTimeout(() => {
-            // Lambda ends the environment of a timed-out invocation; the next one starts cold.
-            env.pending.delete(id);
-            this.#environments.delete(baseArn(functionArn));
-            void env.worker.terminate();
-            reject(
-              Object.assign(new Error(`Task timed out after ${timeoutMs / 1000}.00 seconds`), {
-                name: 'TimeoutError',
-              }),
-            );
-          }, timeoutMs);
-          env.pending.set(id, {
-            resolve: (v) => {
-              clearTimeout(timer);
-              resolve(v);
-            },
-            reject: (e) => {
-              clearTimeout(timer);
-              reject(e);
-            },
-          });
-          env.worker.postMessage({ id, event });
-        }),
-    );
+    const run = env.queue
+      .then(() => env.ready)
+      .then(
+        () =>
+          new Promise<unknown>((resolve, reject) => {
+            const timeoutMs = (env.config.Timeout ?? 3) * 1000 * TIMEOUT_FACTOR;
+            const timer = setTimeout(() => {
+              // Lambda ends the environment of a timed-out invocation; the next one starts cold.
+              env.pending.delete(id);
+              this.#environments.delete(baseArn(functionArn));
+              void env.worker.terminate();
+              reject(
+                Object.assign(new Error(`Task timed out after ${timeoutMs / 1000}.00 seconds`), {
+                  name: 'TimeoutError',
+                }),
+              );
+            }, timeoutMs);
+            env.pending.set(id, {
+              resolve: (v) => {
+                clearTimeout(timer);
+                resolve(v);
+              },
+              reject: (e) => {
+                clearTimeout(timer);
+                reject(e);
+              },
+            });
+            env.worker.postMessage({ id, event });
+          }),
+      );
     env.queue = run.catch(() => undefined);
     run.then(
       () => note('ok'),
@@ -427,30 +471,41 @@ export class LambdaRuntime {
     };
     worker.stdout.on('data', keep);
     worker.stderr.on('data', keep);
+    let initialized: (error?: InvocationFailure['error']) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      initialized = (error) => {
+        if (!error) return resolve();
+        const err = new Error(`init of ${name}: ${error.message}`);
+        err.name = error.name;
+        err.stack = error.stack;
+        reject(err);
+      };
+    });
+    ready.catch(() => undefined);
     const env: Environment = {
       worker,
+      ready,
       config,
       credentials,
       queue: Promise.resolve(),
       pending: new Map(),
       logs,
     };
-    worker.on(
-      'message',
-      (msg: { id: string; ok: boolean; result?: unknown; error?: InvocationFailure['error'] }) => {
-        const waiter = env.pending.get(msg.id);
-        if (!waiter) return;
-        env.pending.delete(msg.id);
-        if (msg.ok) waiter.resolve(msg.result);
-        else {
-          const err = new Error(msg.error?.message ?? 'function error');
-          err.name = msg.error?.name ?? 'Error';
-          err.stack = `${err.name}: ${err.message} (in ${name})\n${msg.error?.stack ?? ''}`;
-          waiter.reject(err);
-        }
-      },
-    );
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg.ready !== undefined) return initialized(msg.ready ? undefined : msg.error);
+      const waiter = msg.id ? env.pending.get(msg.id) : undefined;
+      if (!msg.id || !waiter) return;
+      env.pending.delete(msg.id);
+      if (msg.ok) waiter.resolve(msg.result);
+      else {
+        const err = new Error(msg.error?.message ?? 'function error');
+        err.name = msg.error?.name ?? 'Error';
+        err.stack = `${err.name}: ${err.message} (in ${name})\n${msg.error?.stack ?? ''}`;
+        waiter.reject(err);
+      }
+    });
     worker.on('error', (err) => {
+      initialized({ name: err.name, message: err.message, stack: err.stack ?? '' });
       for (const waiter of env.pending.values()) waiter.reject(err);
       env.pending.clear();
       this.#environments.delete(functionArn);

@@ -28,12 +28,21 @@ interface Invocation {
 const setup = workerData as Setup;
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 
+// The init phase: the handler module is loaded before the first invocation (its time is not the invocation's).
 const loaded: Promise<Handler> = import(setup.modulePath).then((mod) => {
   const handler = mod[setup.exportName] ?? mod.default?.[setup.exportName];
   if (typeof handler !== 'function')
     throw new Error(`${setup.modulePath} exports no function ${setup.exportName}`);
   return handler as Handler;
 });
+loaded.then(
+  () => parentPort?.postMessage({ ready: true }),
+  (err: Error) =>
+    parentPort?.postMessage({
+      ready: false,
+      error: { name: err.name, message: err.message, stack: err.stack ?? '' },
+    }),
+);
 
 function hex(length: number): string {
   return Array.from({ length }, () => Math.floor(Math.random() * 16).toString(16)).join('');

@@ -14,7 +14,7 @@ export interface MotoServer {
   /** The last lines moto wrote on stderr (tracebacks of requests it failed on). */
   log(): string;
   /** GET or POST /moto-api/stemcell/<name> (the launcher's routes). */
-  api<T>(name: string, body?: unknown, query?: Record<string, string>): Promise<T>;
+  api<T>(name: string, body?: unknown, query?: Record<string, string>, signal?: AbortSignal): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -49,10 +49,16 @@ export async function startMoto(options: { python?: string; startupMs?: number }
     endpoint,
     version: first.moto,
     log: () => lines.join('\n'),
-    async api<T>(name: string, body?: unknown, query: Record<string, string> = {}): Promise<T> {
+    async api<T>(
+      name: string,
+      body?: unknown,
+      query: Record<string, string> = {},
+      signal?: AbortSignal,
+    ): Promise<T> {
       const qs = new URLSearchParams(query).toString();
       const res = await fetch(`${endpoint}/moto-api/stemcell/${name}${qs ? `?${qs}` : ''}`, {
         method: body === undefined ? 'GET' : 'POST',
+        ...(signal ? { signal } : {}),
         ...(body === undefined
           ? {}
           : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
