@@ -491,7 +491,9 @@ function config(world: MotoWorld): string {
         subscribers: { scope: 'organization', instanceRefresh: true },
         rollout: {
           waves: [
-            { name: 'canary', ous: [canaryOu], bakeMinutes: 0.05 },
+            // Long enough for every canary account to report (a silent follower halts the wave too): the halt
+            // of revision 2 must come from its failed instance refresh, which halts at once.
+            { name: 'canary', ous: [canaryOu], bakeMinutes: 0.34 },
             { name: 'everyone', bakeMinutes: 0.05 },
           ],
         },

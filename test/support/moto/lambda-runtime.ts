@@ -437,7 +437,7 @@ export class LambdaRuntime {
         functionName: name,
         functionArn,
         memoryMb: config.MemorySize ?? 128,
-        timeoutMs: (config.Timeout ?? 3) * 1000,
+        timeoutMs: (config.Timeout ?? 3) * 1000 * TIMEOUT_FACTOR,
       },
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',

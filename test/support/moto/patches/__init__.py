@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import autoscaling, awslambda, cloudformation, common, ec2, events, kms, s3, sqs
+from . import autoscaling, awslambda, cloudformation, common, dynamodb, ec2, events, kms, s3, sqs
 
 
 def apply_all(samples_dir: str, endpoint: str) -> None:
@@ -12,6 +12,6 @@ def apply_all(samples_dir: str, endpoint: str) -> None:
 
     # CloudFormation custom resources answer on this URL (moto assumes Docker's host name otherwise).
     moto.settings.moto_server_host = lambda: "http://127.0.0.1"
-    for module in (events, s3, awslambda, sqs, kms, cloudformation, ec2, autoscaling):
+    for module in (events, s3, awslambda, sqs, kms, cloudformation, ec2, autoscaling, dynamodb):
         module.apply()
     common.install_routes()

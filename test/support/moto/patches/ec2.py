@@ -193,7 +193,7 @@ def apply() -> None:
             own = [i for i in ami_ids if i in self.amis or i in self.deleted_amis]
             found = original_describe(self, ami_ids=own, filters=filters) if own else []
             found += [a for a in shared if a.id in ami_ids]
-            if not found:
+            if not found and not own:
                 from moto.ec2.exceptions import InvalidAMIIdError
 
                 raise InvalidAMIIdError(ami_ids)

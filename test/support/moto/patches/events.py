@@ -11,6 +11,11 @@
   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-eventbus.html
 - PutEvents' EventBusName may be another account's bus ARN (moto looks the name up in the caller's account):
   https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html
+- A rule has at most 5 targets (moto takes any number):
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html
+- PutEvents reports an entry that failed on the service's side per entry (ErrorCode, FailedEntryCount), the
+  others accepted; a test makes the next entries of a detail-type fail so (POST /moto-api/stemcell/put-events-failures):
+  https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ import json
 import uuid
 from typing import Any
 
-from .common import deliver, iso, now_iso, parse_arn, send_to_target
+from .common import deliver, iso, now_iso, parse_arn, route, send_to_target
+
+# detail-type → how many of its next PutEvents entries fail with InternalFailure
+_failures: dict[str, int] = {}
+
+
+@route("put-events-failures")
+def _set_failures(body: dict[str, Any], _query: dict[str, str]) -> Any:
+    _failures[body["detailType"]] = int(body.get("times", 1))
+    return {"detailType": body["detailType"], "times": _failures[body["detailType"]]}
 
 
 def apply() -> None:
@@ -70,6 +84,10 @@ def apply() -> None:
                     account, region, name = arn["account"], arn["region"], arn["resource"].split("/", 1)[1]
                 if name not in events_backends[account][region].event_buses:
                     raise ResourceNotFoundException(f"Event bus {name} does not exist.")
+                if _failures.get(entry["DetailType"], 0) > 0:
+                    _failures[entry["DetailType"]] -= 1
+                    results.append({"ErrorCode": "InternalFailure", "ErrorMessage": "injected by the test"})
+                    continue
                 event_id = str(uuid.uuid4())
                 time = entry.get("Time")
                 deliver(
@@ -93,3 +111,21 @@ def apply() -> None:
         return results
 
     EventsBackend.put_events = put_events
+
+    original_put_targets = EventsBackend.put_targets
+
+    def put_targets(self: EventsBackend, name: str, event_bus_arn: str | None, targets: list[dict[str, Any]]) -> None:
+        from moto.core.exceptions import JsonRESTError
+
+        bus = self._get_event_bus(self._normalize_event_bus_arn(event_bus_arn))
+        rule = bus.rules.get(name)
+        if rule is not None:
+            ids = {t["Id"] for t in rule.targets} | {t["Id"] for t in targets}
+            if len(ids) > 5:
+                raise JsonRESTError(
+                    "LimitExceededException",
+                    f"The requested resource exceeds the maximum number allowed: rule {name} would have {len(ids)} targets (5 allowed)."
+                )
+        original_put_targets(self, name, event_bus_arn, targets)
+
+    EventsBackend.put_targets = put_targets

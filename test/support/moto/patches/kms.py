@@ -1,5 +1,8 @@
 """KMS keys created by CloudFormation:
 
+- A multi-Region key's id is mrk- and 32 hex digits (moto puts a dashed UUID after mrk-, 40 characters, which
+  its own ciphertext format cuts to 36, so nothing encrypted under such a key decrypts):
+  https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html
 - AWS::KMS::Key honours MultiRegion (moto's CloudFormation ignores it, so the key id lacks its mrk- prefix):
   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-kms-key.html
 - AWS::KMS::ReplicaKey (not modelled by moto's CloudFormation) replicates the primary into the stack's Region,
@@ -7,6 +10,8 @@
   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-kms-replicakey.html
 - Another account's key is used by its key ARN (moto looks every key up in the caller's account):
   https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html
+- Another account decrypts with a key once a grant lets one of its principals (moto refuses it even then):
+  https://docs.aws.amazon.com/kms/latest/developerguide/grants.html
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from typing import Any
 
 
 def apply() -> None:
+    import uuid
+
+    from moto.kms import models as kms_models
+
+    kms_models.generate_key_id = lambda multi_region=False: (
+        f"mrk-{uuid.uuid4().hex}" if multi_region else str(uuid.uuid4())
+    )
     from moto.cloudformation import parsing
     from moto.core.common_models import CloudFormationModel
     from moto.kms.models import Key, kms_backends
@@ -91,3 +103,39 @@ def apply() -> None:
         return kms_backends[self.current_account][self.region]
 
     KmsResponse.kms_backend = property(kms_backend)  # type: ignore[assignment]
+
+    # Decrypt by another account: allowed when a grant on the key names a principal of that account with the
+    # Decrypt operation (moto looks the key up in the caller's account only, so every grant is in vain).
+    from moto.kms.exceptions import AccessDeniedException
+    from moto.kms.models import KmsBackend
+    from moto.kms.utils import decrypt as decrypt_blob
+
+    original_decrypt = KmsBackend.decrypt
+
+    def decrypt(self: KmsBackend, ciphertext_blob: bytes, encryption_context: Any, key_id: Any = None) -> Any:
+        try:
+            return original_decrypt(self, ciphertext_blob, encryption_context, key_id)
+        except Exception as own:
+            for account, regions in list(kms_backends.items()):
+                if account == self.account_id:
+                    continue
+                owner = regions[self.region_name]
+                try:
+                    plaintext, actual = decrypt_blob(
+                        master_keys=owner.keys, ciphertext_blob=ciphertext_blob, encryption_context=encryption_context
+                    )
+                except Exception:
+                    continue
+                key = owner.keys[actual]
+                granted = any(
+                    g.grantee_principal.split(":")[4:5] == [self.account_id] and "Decrypt" in g.operations
+                    for g in key.grants.values()
+                )
+                if not granted:
+                    raise AccessDeniedException(
+                        f"account {self.account_id} is not allowed to use key {key.arn} (no grant)"
+                    ) from own
+                return plaintext, key.arn
+            raise
+
+    KmsBackend.decrypt = decrypt  # type: ignore[method-assign]
