@@ -324,6 +324,12 @@ export async function awsExpireDeps(): Promise<ExpireDeps> {
   };
 }
 
+/** expire's grace period from EXPIRE_GRACE_HOURS, when set. */
+export function awsExpireGraceMs(): number | undefined {
+  const hours = environment('expire').EXPIRE_GRACE_HOURS;
+  return hours === undefined ? undefined : hours * 3_600_000;
+}
+
 /** In a member account: its own id from STS, its settings from its own deployment. */
 export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
   const e = environment('subscriber');
