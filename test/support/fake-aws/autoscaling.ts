@@ -1,4 +1,5 @@
 // Stateful fake of Auto Scaling groups and instance refreshes.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import {
   AutoScalingClient,
   CreateOrUpdateTagsCommand,

@@ -1,4 +1,5 @@
 // Fake of CloudWatch DescribeAlarms by name: the alarms a test sets, with their state.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { mockClient } from 'aws-sdk-client-mock';
 

@@ -1,4 +1,12 @@
 // Shared bits of the stateful in-memory AWS fakes: errors shaped like the SDK's, ids, a fake clock.
+//
+// The AWS adapters' port contracts run on moto, an emulator nobody here wrote (test/unit/contract-aws.test.ts), and
+// the whole AWS flow does too (test/e2e/aws-moto.test.ts). These fakes stay only for the role-vs-code test
+// (test/support/role-world.ts), for what moto cannot give it: that test turns each traced SDK call into IAM
+// requests *as the call is made*, reading synchronously the tags and keys of the resources it names (moto answers
+// only over HTTP, after the fact), and it sets state between calls that moto has no API for (an SSM write dropped
+// by validation, a CloudWatch composite alarm, a Scheduler schedule that fires). `awsError` also serves the
+// adapters' unit tests, which script failures with aws-sdk-client-mock.
 import { createHash, randomBytes } from 'node:crypto';
 
 /** An error as SDK v3 throws it: `name` is the service's error code. */

@@ -1,6 +1,7 @@
 // Stateful fake of a DynamoDB table behind the DocumentClient, with a small evaluator for the expression
 // subset DynamoReleaseStore uses: Put, SET / ADD updates on nested map paths, conditions attribute_exists,
 // attribute_not_exists, IN and =, AND; begins_with key conditions; equality filters.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {

@@ -2,6 +2,7 @@
 // (register, name uniqueness, launch permissions, deprecation, tags), launch templates and their versions, and
 // the boot gate's smoke instances (launch by client token, state, status checks, console output, terminate).
 // State changes are immediate (creating → available at once) so waiters succeed on their first poll.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import {
   AttachVolumeCommand,
   CreateLaunchTemplateVersionCommand,

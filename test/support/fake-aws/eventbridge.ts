@@ -1,5 +1,6 @@
 // Stateful fake of EventBridge: PutEvents (recorded, with injectable per-entry failures), rules and targets
 // on one bus, the 5-targets-per-rule limit, and NextToken pagination.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import {
   DeleteRuleCommand,
   EventBridgeClient,

@@ -1,5 +1,6 @@
 // Stateful fake of KMS for one key: data keys wrapped with the key, decrypt allowed to the key's account and
 // to grantees, encryption context enforced.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import {
   CreateGrantCommand,

@@ -1,4 +1,5 @@
 // Stateful fake of AWS Organizations: accounts under a tree of OUs, paginated lists.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import {
   DescribeOrganizationCommand,
   ListAccountsCommand,

@@ -1,4 +1,5 @@
 // Stateful fake of the S3 calls S3ObjectStore makes (PutObject, HeadObject, GetObject with IfMatch).
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';

@@ -1,5 +1,6 @@
 // Stateful fake of EventBridge Scheduler one-time schedules: CreateSchedule keeps the schedule (a name taken in
 // its group is a ConflictException, as AWS answers), so a test can fire what is due as Scheduler would.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsError } from './common.ts';

@@ -1,5 +1,6 @@
 // Stateful fake of an SQS FIFO queue: message groups (one in flight per group, in order), deduplication,
 // visibility timeout, receive count.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,

@@ -1,5 +1,6 @@
 // Stateful fake of SSM parameters. Like SSM, an aws:ec2:image value is validated after PutParameter has
 // returned: an image the caller cannot describe (see `describableImages`) is never written.
+// Kept only for the role-vs-code test (test/support/role-world.ts); why moto cannot stand in there: common.ts.
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsError } from './common.ts';

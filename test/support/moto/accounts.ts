@@ -26,7 +26,7 @@ export class MotoAccounts {
 
   constructor(endpoint: string) {
     this.endpoint = endpoint;
-    this.#sts = new STSClient(this.#config(HOME_ACCOUNT, 'us-east-1', async () => HOME_KEYS));
+    this.#sts = new STSClient(this.#config('us-east-1', async () => HOME_KEYS));
   }
 
   /** Keys of a role (its account is in its ARN), as Lambda or EC2 hand them to the code they run. */
@@ -58,7 +58,7 @@ export class MotoAccounts {
   }
 
   config(account: string, region: string): ClientConfig {
-    return this.#config(account, region, () => this.credentials(account));
+    return this.#config(region, () => this.credentials(account));
   }
 
   /** An SDK v3 client of a service, in an account and Region, pointed at moto. */
@@ -66,7 +66,7 @@ export class MotoAccounts {
     return new ctor(this.config(account, region));
   }
 
-  #config(_account: string, region: string, credentials: () => Promise<AwsCredentialIdentity>): ClientConfig {
+  #config(region: string, credentials: () => Promise<AwsCredentialIdentity>): ClientConfig {
     return { region, endpoint: this.endpoint, credentials, forcePathStyle: true, maxAttempts: 3 };
   }
 }

@@ -98,10 +98,15 @@ export class MotoWorld {
 
   static async start(options: { homeRegion: string; regions: string[] }): Promise<MotoWorld> {
     const moto = await startMoto();
-    const dir = await mkdtemp(join(tmpdir(), 'stemcell-moto-e2e-'));
-    const world = new MotoWorld(moto, dir, options.homeRegion, options.regions);
-    world.runtime.start();
-    return world;
+    try {
+      const dir = await mkdtemp(join(tmpdir(), 'stemcell-moto-e2e-'));
+      const world = new MotoWorld(moto, dir, options.homeRegion, options.regions);
+      world.runtime.start();
+      return world;
+    } catch (err) {
+      await moto.stop();
+      throw err;
+    }
   }
 
   client<T>(
