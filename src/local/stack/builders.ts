@@ -1,0 +1,229 @@
+// infra/region.yml's builder fleet, locally: a few workers per region taking jobs from the region's FIFO build
+// queue (one stream stays serial: its message group), each running the same worker as the EC2 agent.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DeviceWorkspace } from '#builder/device.ts';
+import { requireHostSpace } from '#builder/space.ts';
+import {
+  type BuilderDeps,
+  type BuildOutcome,
+  type BuildStep,
+  handleBuildFailure,
+  runBuild,
+} from '#builder/worker.ts';
+import { BuildJob } from '#events/aws.ts';
+import type { FifoQueue } from '#ports';
+import { realSleep } from '../clock.ts';
+import type { LocalQueueMessage } from '../fifo-queue.ts';
+import { ebsStateDir } from '../volumes.ts';
+import type { LambdaRuntime, OperatorLog } from './lambda.ts';
+import type { LocalRegion, LocalServices } from './services.ts';
+
+export type BuildProgress =
+  | { kind: 'build'; region: string; stream: string; revision: string; step: BuildStep }
+  | { kind: 'built'; region: string; stream: string; revision: string; outcome: BuildOutcome }
+  | {
+      kind: 'build-failed';
+      region: string;
+      stream: string;
+      revision: string;
+      reason: string;
+      final: boolean;
+    };
+
+/** Short, as the heartbeat keeps a live builder's job in flight: a dead builder's job is back within a minute. */
+const BUILD_VISIBILITY_SECONDS = 60;
+/** Free space a build needs in the data folder (state, blocks of the snapshot, growth of the sparse volume). */
+const DATA_FOLDER_NEEDED = 256 * 2 ** 20;
+const SPACE_POLL_MS = 1000;
+const RETRY_PAUSE_MS = 1000;
+/** Instance ids of the local builders; a restarted stack treats every one of them as terminated. */
+export const LOCAL_BUILDER_PREFIX = 'i-local-builder-';
+
+export interface BuilderFleetOptions {
+  services: LocalServices;
+  runtime: LambdaRuntime;
+  workspace: DeviceWorkspace;
+  log: OperatorLog;
+  /** Build attempts before a job goes to the region's DLQ (SQS maxReceiveCount). */
+  maxReceiveCount: number;
+  /** Builder workers per region: different streams build in parallel. */
+  buildersPerRegion: number;
+  dataFolderNeededBytes?: number;
+  onProgress?: (event: BuildProgress) => void;
+  beforeBuild?: (job: BuildJob) => void | Promise<void>;
+}
+
+export class BuilderFleet {
+  readonly #options: BuilderFleetOptions;
+
+  constructor(options: BuilderFleetOptions) {
+    this.#options = options;
+  }
+
+  /** A small fleet per region: jobs of different streams build side by side. */
+  start(): void {
+    const { services, runtime, buildersPerRegion } = this.#options;
+    for (const region of services.regions.values()) {
+      for (let i = 0; i < buildersPerRegion; i++) runtime.spawn(this.#buildLoop(region, i));
+    }
+  }
+
+  /** The builder fleet of one region: one worker, FIFO per stream. */
+  async #buildLoop(target: LocalRegion, builder: number): Promise<void> {
+    const { services, runtime, log } = this.#options;
+    const manifestDir = join(ebsStateDir(services.dataDir, target.region), 'manifests');
+    mkdirSync(manifestDir, { recursive: true });
+    const deps: BuilderDeps = {
+      region: target.region,
+      availabilityZone: target.availabilityZone,
+      instanceId: `${LOCAL_BUILDER_PREFIX}${target.region}-${builder}`,
+      kmsKeyId: services.config.kmsKeyId,
+      objects: services.objects,
+      volumes: target.volumes,
+      snapshots: target.snapshots,
+      releases: services.releases,
+      publisher: services.centralBus,
+      workspace: this.#options.workspace,
+      manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
+      clock: services.clock,
+      log: log.line,
+      hostSpace: {
+        dir: services.dataDir,
+        neededBytes: this.#options.dataFolderNeededBytes ?? DATA_FOLDER_NEEDED,
+      },
+      onStep: (job: BuildJob, step: BuildStep) =>
+        this.#options.onProgress?.({
+          kind: 'build',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          step,
+        }),
+    };
+    const queue = target.buildQueue;
+    while (runtime.running) {
+      let message: LocalQueueMessage | undefined;
+      try {
+        [message] = await queue.receive({
+          max: 1,
+          visibilityTimeoutSeconds: BUILD_VISIBILITY_SECONDS,
+          waitSeconds: 1,
+        });
+      } catch (err) {
+        // A full data folder fails the queue's own writes too: report it, never crash, try again.
+        log.once(`build-${target.region}.fifo: receive failed: ${(err as Error).message}`);
+        await realSleep(RETRY_PAUSE_MS);
+        continue;
+      }
+      if (!message) continue;
+      const received = message;
+      await runtime.invoke(async () => {
+        try {
+          await withHeartbeat(queue, received.receiptHandle, BUILD_VISIBILITY_SECONDS, log.line, () =>
+            this.#buildMessage(target, deps, received),
+          );
+        } catch (err) {
+          log.once(`build-${target.region}.fifo: ${received.messageId}: ${(err as Error).message}`);
+          await realSleep(RETRY_PAUSE_MS);
+        }
+      });
+    }
+  }
+
+  /** One received build message, to its end: deleted, returned to the queue, or built once space returned. */
+  async #buildMessage(target: LocalRegion, deps: BuilderDeps, message: LocalQueueMessage): Promise<void> {
+    const { runtime, log, maxReceiveCount, onProgress } = this.#options;
+    const queue = target.buildQueue;
+    let job: BuildJob;
+    try {
+      job = BuildJob.parse(JSON.parse(message.body));
+    } catch (err) {
+      // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
+      log.line(`build-${target.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`);
+      await queue.changeVisibility(message.receiptHandle, 0);
+      return;
+    }
+    for (;;) {
+      try {
+        await this.#options.beforeBuild?.(job);
+        const outcome = await runBuild(deps, job);
+        onProgress?.({
+          kind: 'built',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          outcome,
+        });
+        await queue.delete(message.receiptHandle);
+        return;
+      } catch (err) {
+        const verdict = await handleBuildFailure(deps, job, err, {
+          receiveCount: message.receiveCount,
+          maxReceiveCount,
+        });
+        const reason = err instanceof Error ? err.message : String(err);
+        onProgress?.({
+          kind: 'build-failed',
+          region: job.region,
+          stream: job.stream,
+          revision: job.revision,
+          reason,
+          final: verdict === 'done' || (verdict === 'retry' && message.receiveCount >= maxReceiveCount),
+        });
+        if (verdict === 'wait') {
+          // One line per build, then the job waits (heartbeat on) until the data folder has room again.
+          log.line(`build ${job.stream} ${job.revision} in ${job.region}: ${reason}; waiting for space`);
+          await this.#waitForSpace(deps);
+          if (!runtime.running) return queue.changeVisibility(message.receiptHandle, 0);
+          continue;
+        }
+        if (verdict === 'done') await queue.delete(message.receiptHandle);
+        // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
+        else await queue.changeVisibility(message.receiptHandle, 0);
+        return;
+      }
+    }
+  }
+
+  async #waitForSpace(deps: BuilderDeps): Promise<void> {
+    for (;;) {
+      if (!this.#options.runtime.running) return;
+      try {
+        requireHostSpace(deps.hostSpace);
+        return;
+      } catch {
+        await realSleep(SPACE_POLL_MS);
+      }
+    }
+  }
+}
+
+/**
+ * Keeps a received message in flight while `work` runs, as the builder agent's heartbeat does on SQS: the
+ * visibility timeout can stay short, and a dead builder's job comes back within it.
+ */
+export async function withHeartbeat<T>(
+  queue: FifoQueue,
+  receiptHandle: string,
+  visibilitySeconds: number,
+  log: (line: string) => void,
+  work: () => Promise<T>,
+): Promise<T> {
+  const timer = setInterval(
+    () => {
+      queue.changeVisibility(receiptHandle, visibilitySeconds).catch((err: Error) => {
+        // Gone (deleted, returned) is the normal end of a race with work's own last call.
+        if ((err as { code?: string }).code !== 'MessageNotInflight')
+          log(`${queue.name}: heartbeat failed: ${err.message}`);
+      });
+    },
+    Math.max(1000, (visibilitySeconds * 1000) / 3),
+  );
+  timer.unref(); // the work keeps the process alive, not its heartbeat
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
