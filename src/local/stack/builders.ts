@@ -3,15 +3,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DeviceWorkspace } from '#builder/device.ts';
-import { requireHostSpace } from '#builder/space.ts';
-import {
-  type BuilderDeps,
-  type BuildOutcome,
-  type BuildStep,
-  handleBuildFailure,
-  runBuild,
-} from '#builder/worker.ts';
-import { BuildJob } from '#events/aws.ts';
+import { handleBuildMessage } from '#builder/message.ts';
+import type { BuilderDeps, BuildOutcome, BuildStep } from '#builder/worker.ts';
+import type { BuildJob } from '#events/aws.ts';
 import type { FifoQueue } from '#ports';
 import { realSleep } from '../clock.ts';
 import type { LocalQueueMessage } from '../fifo-queue.ts';
@@ -37,6 +31,11 @@ const BUILD_VISIBILITY_SECONDS = 60;
 const DATA_FOLDER_NEEDED = 256 * 2 ** 20;
 const SPACE_POLL_MS = 1000;
 const RETRY_PAUSE_MS = 1000;
+/**
+ * A failed attempt comes back after 1 s, 2 s, 4 s …: the agent's backoff (30 s, 60 s …) on the local scale, so
+ * the local flow runs the same rule without waiting minutes.
+ */
+const RETRY_BASE_SECONDS = 1;
 /** Instance ids of the local builders; a restarted stack treats every one of them as terminated. */
 export const LOCAL_BUILDER_PREFIX = 'i-local-builder-';
 
@@ -131,71 +130,24 @@ export class BuilderFleet {
     }
   }
 
-  /** One received build message, to its end: deleted, returned to the queue, or built once space returned. */
+  /** One received build message, to its end (src/builder/message.ts), its answer applied to the local queue. */
   async #buildMessage(target: LocalRegion, deps: BuilderDeps, message: LocalQueueMessage): Promise<void> {
     const { runtime, log, maxReceiveCount, onProgress } = this.#options;
-    const queue = target.buildQueue;
-    let job: BuildJob;
-    try {
-      job = BuildJob.parse(JSON.parse(message.body));
-    } catch (err) {
-      // Not a BuildJob: it cannot succeed; let the queue's receive count move it to the DLQ.
-      log.line(`build-${target.region}.fifo: unreadable job ${message.messageId}: ${(err as Error).message}`);
-      await queue.changeVisibility(message.receiptHandle, 0);
-      return;
-    }
-    for (;;) {
-      try {
-        await this.#options.beforeBuild?.(job);
-        const outcome = await runBuild(deps, job);
-        onProgress?.({
-          kind: 'built',
-          region: job.region,
-          stream: job.stream,
-          revision: job.revision,
-          outcome,
-        });
-        await queue.delete(message.receiptHandle);
-        return;
-      } catch (err) {
-        const verdict = await handleBuildFailure(deps, job, err, {
-          receiveCount: message.receiveCount,
-          maxReceiveCount,
-        });
-        const reason = err instanceof Error ? err.message : String(err);
-        onProgress?.({
-          kind: 'build-failed',
-          region: job.region,
-          stream: job.stream,
-          revision: job.revision,
-          reason,
-          final: verdict === 'done' || (verdict === 'retry' && message.receiveCount >= maxReceiveCount),
-        });
-        if (verdict === 'wait') {
-          // One line per build, then the job waits (heartbeat on) until the data folder has room again.
-          log.line(`build ${job.stream} ${job.revision} in ${job.region}: ${reason}; waiting for space`);
-          await this.#waitForSpace(deps);
-          if (!runtime.running) return queue.changeVisibility(message.receiptHandle, 0);
-          continue;
-        }
-        if (verdict === 'done') await queue.delete(message.receiptHandle);
-        // Retry now rather than after the visibility timeout; past maxReceiveCount the queue moves it to the DLQ.
-        else await queue.changeVisibility(message.receiptHandle, 0);
-        return;
-      }
-    }
-  }
-
-  async #waitForSpace(deps: BuilderDeps): Promise<void> {
-    for (;;) {
-      if (!this.#options.runtime.running) return;
-      try {
-        requireHostSpace(deps.hostSpace);
-        return;
-      } catch {
-        await realSleep(SPACE_POLL_MS);
-      }
-    }
+    const progress = (job: BuildJob) => ({ region: job.region, stream: job.stream, revision: job.revision });
+    const end = await handleBuildMessage(deps, message, {
+      maxReceiveCount,
+      retryBaseSeconds: RETRY_BASE_SECONDS,
+      log: log.line,
+      running: () => runtime.running,
+      spacePollMs: SPACE_POLL_MS,
+      ...(this.#options.beforeBuild ? { beforeBuild: this.#options.beforeBuild } : {}),
+      onBuilt: (job, outcome) => onProgress?.({ kind: 'built', ...progress(job), outcome }),
+      onFailed: (job, reason, _verdict, final) =>
+        onProgress?.({ kind: 'build-failed', ...progress(job), reason, final }),
+    });
+    if (end.kind === 'delete') await target.buildQueue.delete(message.receiptHandle);
+    // Past maxReceiveCount the queue moves it to the DLQ.
+    else await target.buildQueue.changeVisibility(message.receiptHandle, end.afterSeconds);
   }
 }
 
