@@ -39,6 +39,7 @@ import {
   type RegisterDeps,
   type SubscriberDeps,
   type SubscriberSettings,
+  type SweepDeps,
   type SyncSubscribersDeps,
   subscriberSettingsFromConfig,
   systemClock,
@@ -352,7 +353,7 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
 }
 
 /** The sweeper: every build region's smoke instances, no settings needed (it only lists and terminates). */
-export async function awsSweepDeps(): Promise<import('../sweep-smoke-instances/handler.ts').SweepDeps> {
+export async function awsSweepDeps(): Promise<SweepDeps> {
   const e = environment('sweep-smoke-instances');
   const cfg = await awsConfig(e);
   return {
