@@ -4,7 +4,6 @@
 // hand has finished, so a half-done build is never abandoned mid-step.
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { Consumer } from 'sqs-consumer';
-import { retryDelaySeconds } from '#builder/message.ts';
 import type { QueueMessage } from '#ports';
 
 export interface BuildQueueConsumerOptions {
@@ -15,6 +14,11 @@ export interface BuildQueueConsumerOptions {
    * the RetryLater's delay when it throws one.
    */
   handleMessage: (message: QueueMessage) => Promise<void>;
+  /**
+   * Seconds before a message whose handler threw (other than RetryLater) is visible again, by its receive count:
+   * the builder's backoff (src/builder/message.ts), never the whole visibility timeout.
+   */
+  retryDelaySeconds(receiveCount: number): number;
   /** Seconds a received message stays hidden; extended by the heartbeat while the handler runs. */
   visibilityTimeoutSeconds?: number;
   heartbeatSeconds?: number;
@@ -76,7 +80,7 @@ export class BuildQueueConsumer {
         const message = toQueueMessage(messages[0] ?? {});
         const delay = asked.get(message.messageId);
         asked.delete(message.messageId);
-        return delay ?? retryDelaySeconds(message.receiveCount);
+        return delay ?? options.retryDelaySeconds(message.receiveCount);
       },
       handleMessage: async (message) => {
         try {

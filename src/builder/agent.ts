@@ -21,7 +21,7 @@ import { Ec2Volumes } from '#aws/volumes.ts';
 import { systemClock } from '#core/deps.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
-import { handleBuildMessage } from './message.ts';
+import { handleBuildMessage, retryDelaySeconds } from './message.ts';
 import { recoverMounts } from './quiesce.ts';
 import type { BuilderDeps } from './worker.ts';
 
@@ -138,6 +138,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
     handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
+    retryDelaySeconds: (receiveCount) => retryDelaySeconds(receiveCount),
     visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
       log(`builder: queue error${message ? ` on ${message.messageId}` : ''}: ${err.message}`),

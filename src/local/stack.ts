@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeviceWorkspace } from '#builder/device.ts';
 import type { StemcellConfig } from '#config/schema.ts';
-import type { AnnounceDeps, ReconcileDeps } from '#core/deps.ts';
 import type { ExpireOptions } from '#core/images/expire.ts';
 import { defaultInstanceType } from '#core/images/instance-types.ts';
 import type { ReconcileOptions, ReconcileReport } from '#core/release/reconcile.ts';
@@ -25,11 +24,11 @@ import type { LocalFifoQueue } from './fifo-queue.ts';
 import { releaseDataFolder } from './housekeeping.ts';
 import { stemcellKeyPolicy } from './key-policy.ts';
 import { BuilderFleet, type BuildProgress } from './stack/builders.ts';
-import { LocalDeps } from './stack/deps.ts';
-import { LambdaRuntime, lambdaContext, OperatorLog } from './stack/lambda.ts';
+import { LambdaHost, lambdaContext, OperatorLog } from './stack/lambda.ts';
 import { type MemberProgress, MemberStacks } from './stack/member.ts';
 import { recoverPreviousRun } from './stack/recovery.ts';
 import { wireRegionForwarding } from './stack/region.ts';
+import { LocalRuntime } from './stack/runtime.ts';
 import { startServerlessFunctions, wireServerlessRules } from './stack/serverless.ts';
 import { LocalServices } from './stack/services.ts';
 
@@ -72,12 +71,12 @@ export interface LocalStackOptions {
 const RECONCILE_INTERVAL_MS = 15_000;
 
 export class LocalStack extends LocalServices {
-  /** What each function gets, over these services. */
-  readonly deps: LocalDeps;
+  /** What each function, the builders and the operator's commands get, over these services. */
+  readonly runtime: LocalRuntime;
   readonly #options: LocalStackOptions;
   readonly #tools: Powertools;
   readonly #log: OperatorLog;
-  readonly #lambda: LambdaRuntime;
+  readonly #lambda: LambdaHost;
   readonly #members: MemberStacks;
   readonly #builders: BuilderFleet;
   #watcher: { stop(): void } | undefined;
@@ -104,12 +103,12 @@ export class LocalStack extends LocalServices {
     this.#options = options;
     this.#log = log;
     this.#tools = createPowertools({ quiet: true });
-    this.deps = new LocalDeps(this, this.#tools.logger);
-    this.#lambda = new LambdaRuntime({ logger: this.#tools.logger, log });
+    this.runtime = new LocalRuntime(this, this.#tools.logger);
+    this.#lambda = new LambdaHost({ logger: this.#tools.logger, log });
     members = new MemberStacks({
       services: this,
-      runtime: this.#lambda,
-      deps: this.deps,
+      lambda: this.#lambda,
+      runtime: this.runtime,
       tools: this.#tools,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.beforeSubscriber ? { beforeSubscriber: options.beforeSubscriber } : {}),
@@ -117,7 +116,8 @@ export class LocalStack extends LocalServices {
     this.#members = members;
     this.#builders = new BuilderFleet({
       services: this,
-      runtime: this.#lambda,
+      runtime: this.runtime,
+      lambda: this.#lambda,
       workspace: new DeviceWorkspace({ mountRoot: join(options.dataDir, 'mnt'), log: log.line }),
       log,
       maxReceiveCount,
@@ -129,7 +129,7 @@ export class LocalStack extends LocalServices {
       ...(options.beforeBuild ? { beforeBuild: options.beforeBuild } : {}),
     });
     wireRegionForwarding(this);
-    wireServerlessRules(this, this.deps, this.#tools);
+    wireServerlessRules(this, this.runtime, this.#tools);
   }
 
   /** Each member account's FIFO queue between its bus rule and its subscriber (infra/member.yml). */
@@ -166,7 +166,7 @@ export class LocalStack extends LocalServices {
     if (resumed > 0)
       this.#log.line(`event buses: ${resumed} delivery(ies) in flight in a previous run resumed`);
     this.#builders.start();
-    startServerlessFunctions(this.#lambda, this, this.deps, this.#tools);
+    startServerlessFunctions(this.#lambda, this, this.runtime, this.#tools);
     // Auto Scaling's side: refreshes that ended since they started put their end events on the member's bus.
     this.#lambda.poll(250, () => this.members.deliverRefreshEvents(), 'instance refresh end events');
     await this.#reconcileSafely();
@@ -185,7 +185,7 @@ export class LocalStack extends LocalServices {
 
   /** reconcile λ: finishes what a crash interrupted (also run at start and on a timer). */
   async reconcile(options: ReconcileOptions = {}): Promise<ReconcileReport> {
-    return createReconcile(this.deps.reconcile(), this.#tools, { ...this.#options.reconcile, ...options })(
+    return createReconcile(this.runtime.reconcile(), this.#tools, { ...this.#options.reconcile, ...options })(
       {},
       lambdaContext('stemcell-reconcile'),
     );
@@ -273,7 +273,7 @@ export class LocalStack extends LocalServices {
     }
     // Late joiners (an account new to the audience gets the newest announced image of each of its streams):
     // the handler has the reconciler deliver them, as on AWS.
-    await createSyncSubscribers(this.deps.syncSubscribers(), this.#tools)(
+    await createSyncSubscribers(this.runtime.syncSubscribers(), this.#tools)(
       {},
       lambdaContext('sync-subscribers'),
     );
@@ -281,19 +281,11 @@ export class LocalStack extends LocalServices {
 
   /** expire λ (7 days of grace between deprecation and deregistration unless told otherwise). */
   async expire(options: ExpireOptions = {}) {
-    return createExpire(this.deps.expire(), this.#tools, options)({}, lambdaContext('expire'));
+    return createExpire(this.runtime.expire(), this.#tools, options)({}, lambdaContext('expire'));
   }
 
   /** A member account's default bus, with what infra/member.yml deploys in it (./stack/member.ts). */
   memberBus(accountId: string): LocalEventBus {
     return this.#members.bus(accountId);
-  }
-
-  announceDeps(): AnnounceDeps {
-    return this.deps.announce();
-  }
-
-  reconcileDeps(): ReconcileDeps {
-    return this.deps.reconcile();
   }
 }

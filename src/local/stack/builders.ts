@@ -10,7 +10,8 @@ import type { FifoQueue } from '#ports';
 import { realSleep } from '../clock.ts';
 import type { LocalQueueMessage } from '../fifo-queue.ts';
 import { ebsStateDir } from '../volumes.ts';
-import type { LambdaRuntime, OperatorLog } from './lambda.ts';
+import type { LambdaHost, OperatorLog } from './lambda.ts';
+import type { LocalRuntime } from './runtime.ts';
 import type { LocalRegion, LocalServices } from './services.ts';
 
 export type BuildProgress =
@@ -41,7 +42,9 @@ export const LOCAL_BUILDER_PREFIX = 'i-local-builder-';
 
 export interface BuilderFleetOptions {
   services: LocalServices;
-  runtime: LambdaRuntime;
+  /** What a builder gets from the world (the same entry the EC2 agent's wiring implements). */
+  runtime: LocalRuntime;
+  lambda: LambdaHost;
   workspace: DeviceWorkspace;
   log: OperatorLog;
   /** Build attempts before a job goes to the region's DLQ (SQS maxReceiveCount). */
@@ -62,30 +65,24 @@ export class BuilderFleet {
 
   /** A small fleet per region: jobs of different streams build side by side. */
   start(): void {
-    const { services, runtime, buildersPerRegion } = this.#options;
+    const { services, lambda, buildersPerRegion } = this.#options;
     for (const region of services.regions.values()) {
-      for (let i = 0; i < buildersPerRegion; i++) runtime.spawn(this.#buildLoop(region, i));
+      for (let i = 0; i < buildersPerRegion; i++) lambda.spawn(this.#buildLoop(region, i));
     }
   }
 
   /** The builder fleet of one region: one worker, FIFO per stream. */
   async #buildLoop(target: LocalRegion, builder: number): Promise<void> {
-    const { services, runtime, log } = this.#options;
+    const { services, runtime, lambda, log } = this.#options;
     const manifestDir = join(ebsStateDir(services.dataDir, target.region), 'manifests');
     mkdirSync(manifestDir, { recursive: true });
     const deps: BuilderDeps = {
+      ...runtime.builder(target.region),
       region: target.region,
       availabilityZone: target.availabilityZone,
       instanceId: `${LOCAL_BUILDER_PREFIX}${target.region}-${builder}`,
-      kmsKeyId: services.config.kmsKeyId,
-      objects: services.objects,
-      volumes: target.volumes,
-      snapshots: target.snapshots,
-      releases: services.releases,
-      publisher: services.centralBus,
       workspace: this.#options.workspace,
       manifestPath: (volumeId: string) => join(manifestDir, `${volumeId}.json`),
-      clock: services.clock,
       log: log.line,
       hostSpace: {
         dir: services.dataDir,
@@ -101,7 +98,7 @@ export class BuilderFleet {
         }),
     };
     const queue = target.buildQueue;
-    while (runtime.running) {
+    while (lambda.running) {
       let message: LocalQueueMessage | undefined;
       try {
         [message] = await queue.receive({
@@ -117,7 +114,7 @@ export class BuilderFleet {
       }
       if (!message) continue;
       const received = message;
-      await runtime.invoke(async () => {
+      await lambda.invoke(async () => {
         try {
           await withHeartbeat(queue, received.receiptHandle, BUILD_VISIBILITY_SECONDS, log.line, () =>
             this.#buildMessage(target, deps, received),
@@ -132,13 +129,13 @@ export class BuilderFleet {
 
   /** One received build message, to its end (src/builder/message.ts), its answer applied to the local queue. */
   async #buildMessage(target: LocalRegion, deps: BuilderDeps, message: LocalQueueMessage): Promise<void> {
-    const { runtime, log, maxReceiveCount, onProgress } = this.#options;
+    const { lambda, log, maxReceiveCount, onProgress } = this.#options;
     const progress = (job: BuildJob) => ({ region: job.region, stream: job.stream, revision: job.revision });
     const end = await handleBuildMessage(deps, message, {
       maxReceiveCount,
       retryBaseSeconds: RETRY_BASE_SECONDS,
       log: log.line,
-      running: () => runtime.running,
+      running: () => lambda.running,
       spacePollMs: SPACE_POLL_MS,
       ...(this.#options.beforeBuild ? { beforeBuild: this.#options.beforeBuild } : {}),
       onBuilt: (job, outcome) => onProgress?.({ kind: 'built', ...progress(job), outcome }),

@@ -59,7 +59,7 @@ export class OperatorLog {
 
 const RETRY_PAUSE_MS = 1000;
 
-export class LambdaRuntime {
+export class LambdaHost {
   readonly #logger: Logger;
   readonly #log: OperatorLog;
   readonly #loops: Promise<void>[] = [];

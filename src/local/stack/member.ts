@@ -9,8 +9,8 @@ import type { EventPublisher } from '#ports';
 import { eventBusArn, type LocalEventBus } from '../event-bus.ts';
 import { LocalFifoQueue } from '../fifo-queue.ts';
 import { AUTO_SCALING_GRANT_OPERATIONS, autoScalingRoleArn } from '../key-policy.ts';
-import type { LocalDeps } from './deps.ts';
-import type { LambdaRuntime, SqsHandler } from './lambda.ts';
+import type { LambdaHost, SqsHandler } from './lambda.ts';
+import type { LocalRuntime } from './runtime.ts';
 import type { LocalServices } from './services.ts';
 
 const SUBSCRIBER_VISIBILITY_SECONDS = 2;
@@ -25,8 +25,8 @@ export interface MemberProgress {
 
 export interface MemberStacksOptions {
   services: LocalServices;
-  runtime: LambdaRuntime;
-  deps: LocalDeps;
+  lambda: LambdaHost;
+  runtime: LocalRuntime;
   tools: Powertools;
   onProgress?: (event: MemberProgress) => void;
   /** Test hook: runs before a member account's subscriber handles a batch. */
@@ -51,7 +51,7 @@ export class MemberStacks {
   bus(accountId: string): LocalEventBus {
     let bus = this.#buses.get(accountId);
     if (bus) return bus;
-    const { services, runtime } = this.#options;
+    const { services, lambda } = this.#options;
     const home = services.homeRegion;
     // The management account's default bus is the home bus that already exists.
     bus =
@@ -83,7 +83,7 @@ export class MemberStacks {
     });
     this.#buses.set(accountId, bus);
     this.queues.set(accountId, queue);
-    if (runtime.running) this.#startSubscriber(accountId, bus, queue);
+    if (lambda.running) this.#startSubscriber(accountId, bus, queue);
     return bus;
   }
 
@@ -104,7 +104,7 @@ export class MemberStacks {
 
   /** Lambda's SQS event source for one account's subscriber: batches of up to 10, in group order. */
   #startSubscriber(accountId: string, bus: LocalEventBus, queue: LocalFifoQueue): void {
-    const { runtime, deps, tools, onProgress, beforeSubscriber } = this.#options;
+    const { lambda, runtime, tools, onProgress, beforeSubscriber } = this.#options;
     // The progress line follows the reports the subscriber sends back, one per launch template it handled.
     const events: EventPublisher = {
       async publish(entries) {
@@ -124,8 +124,8 @@ export class MemberStacks {
         }
       },
     };
-    const subscriber: SqsHandler = createSubscriber(deps.subscriber(accountId, events), tools);
-    runtime.eventSource(
+    const subscriber: SqsHandler = createSubscriber(runtime.member(accountId, events).subscriber(), tools);
+    lambda.eventSource(
       queue,
       `stemcell-subscriber-${accountId}`,
       beforeSubscriber

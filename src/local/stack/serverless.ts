@@ -6,8 +6,8 @@ import { createHandler as createBootCheck } from '#functions/boot-check/handler.
 import type { Powertools } from '#functions/commons/powertools.ts';
 import { createHandler as createIngest } from '#functions/ingest/handler.ts';
 import { createHandler as createRegister } from '#functions/register/handler.ts';
-import type { LocalDeps } from './deps.ts';
-import { type LambdaRuntime, lambdaContext } from './lambda.ts';
+import { type LambdaHost, lambdaContext } from './lambda.ts';
+import type { LocalRuntime } from './runtime.ts';
 import type { LocalServices } from './services.ts';
 
 const REGISTER_VISIBILITY_SECONDS = 2;
@@ -16,9 +16,9 @@ const BOOT_CHECK_VISIBILITY_SECONDS = 120;
 const BOOT_CHECK_POLL_SECONDS = 1;
 
 /** The rules on the home region's default and central buses. */
-export function wireServerlessRules(services: LocalServices, deps: LocalDeps, tools: Powertools): void {
+export function wireServerlessRules(services: LocalServices, runtime: LocalRuntime, tools: Powertools): void {
   const { homeBus, centralBus, config } = services;
-  const ingest = createIngest(deps.ingest(), tools);
+  const ingest = createIngest(runtime.ingest(), tools);
   homeBus.addRule(
     'stemcell-ingest',
     {
@@ -42,7 +42,7 @@ export function wireServerlessRules(services: LocalServices, deps: LocalDeps, to
       await services.registerQueue.send(JSON.stringify(event), event.id, event.id);
     },
   );
-  const announce = createAnnounce(deps.announce(), tools);
+  const announce = createAnnounce(runtime.announce(), tools);
   const announceTarget = async (event: unknown) => {
     await announce(event as never, lambdaContext('stemcell-announce'));
   };
@@ -60,23 +60,23 @@ export function wireServerlessRules(services: LocalServices, deps: LocalDeps, to
 
 /** register and boot-check on their queues, and announce as the bake timers' target. */
 export function startServerlessFunctions(
-  runtime: LambdaRuntime,
+  lambda: LambdaHost,
   services: LocalServices,
-  deps: LocalDeps,
+  runtime: LocalRuntime,
   tools: Powertools,
 ): void {
-  runtime.eventSource(services.registerQueue, 'stemcell-register', createRegister(deps.register(), tools), {
+  lambda.eventSource(services.registerQueue, 'stemcell-register', createRegister(runtime.register(), tools), {
     visibilityTimeoutSeconds: REGISTER_VISIBILITY_SECONDS,
   });
   // A boot still under way is a failed record: it comes back after the poll interval.
-  runtime.eventSource(
+  lambda.eventSource(
     services.bootCheckQueue,
     'stemcell-boot-check',
-    createBootCheck(deps.bootCheck(), tools),
+    createBootCheck(runtime.bootCheck(), tools),
     { visibilityTimeoutSeconds: BOOT_CHECK_VISIBILITY_SECONDS, retryAfterSeconds: BOOT_CHECK_POLL_SECONDS },
   );
-  const announce = createAnnounce(deps.announce(), tools);
-  runtime.bakeTimers(services.scheduler, async (input) => {
+  const announce = createAnnounce(runtime.announce(), tools);
+  lambda.bakeTimers(services.scheduler, async (input) => {
     await announce(input as never, lambdaContext('stemcell-announce'));
   });
 }

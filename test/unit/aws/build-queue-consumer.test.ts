@@ -34,6 +34,7 @@ function setup(handle: (m: QueueMessage) => Promise<void>) {
     sqs,
     waitTimeSeconds: 0,
     visibilityTimeoutSeconds: 120,
+    retryDelaySeconds,
     handleMessage: async (m) => {
       try {
         await handle(m);
@@ -135,6 +136,7 @@ describe('Class: BuildQueueConsumer', () => {
           sqs,
           visibilityTimeoutSeconds: 30,
           heartbeatSeconds: 30,
+          retryDelaySeconds,
           handleMessage: async () => {},
         }),
       /heartbeatSeconds \(30\) must be below visibilityTimeoutSeconds \(30\)/,

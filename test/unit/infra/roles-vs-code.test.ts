@@ -836,6 +836,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       waitTimeSeconds: 0,
       visibilityTimeoutSeconds: 900,
       heartbeatSeconds: 1,
+      retryDelaySeconds: () => 0,
       onError: (err) => settle(err),
       handleMessage: async (message) => {
         // The worker's steps (src/builder/worker.ts), each through its port.

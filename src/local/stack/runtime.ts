@@ -1,5 +1,5 @@
-// What each function gets in local mode: the same dependency objects functions/commons/aws-deps.ts builds on
-// AWS, here over the emulated services.
+// The local wiring of the one runtime shape (src/core/runtime.ts): what each function, the builder and the
+// operator's commands get, over the emulated services. functions/commons/aws/ builds the same set on AWS.
 import type {
   AnnounceDeps,
   BootCheckDeps,
@@ -9,14 +9,22 @@ import type {
   ReconcileDeps,
   RegisterDeps,
   SubscriberDeps,
+  SweepDeps,
   SyncSubscribersDeps,
 } from '#core/deps.ts';
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
-import { protectedImages } from '#core/rollout/rollback.ts';
+import { protectedImages, type RollbackDeps } from '#core/rollout/rollback.ts';
+import type { RolloutDeps } from '#core/rollout/rollout.ts';
+import type { BuilderServices, MemberRuntime, Runtime } from '#core/runtime.ts';
 import type { EventPublisher } from '#ports';
 import type { LocalServices } from './services.ts';
 
-export class LocalDeps {
+/** A member account's deployment, locally: no entry needs a first call. */
+export interface LocalMemberRuntime extends MemberRuntime {
+  subscriber(): SubscriberDeps;
+}
+
+export class LocalRuntime implements Runtime {
   readonly #services: LocalServices;
   readonly #logger: Logger;
 
@@ -44,16 +52,10 @@ export class LocalDeps {
   announce(): AnnounceDeps {
     const s = this.#services;
     return {
-      ...this.#base(),
-      releases: s.releases,
-      events: s.centralBus,
+      ...this.rollout(),
       imaging: (r) => s.region(r),
-      organization: s.organization,
       bootChecks: s.bootCheckQueue,
       defaultBootCheckMode: 'qemu',
-      rollouts: s.rollouts,
-      timer: s.scheduler,
-      alarms: s.alarms,
     };
   }
 
@@ -94,10 +96,53 @@ export class LocalDeps {
     };
   }
 
-  /** A member account's subscriber, reporting on `events` (its own bus). */
-  subscriber(accountId: string, events: EventPublisher): SubscriberDeps {
+  /**
+   * Local boot checks run under qemu, and the stack stops every machine of theirs when it stops: there is no
+   * smoke instance to sweep, so each region's sweep finds none.
+   */
+  sweepSmokeInstances(): SweepDeps {
+    return { config: this.#services.config, sweeper: () => ({ sweep: async () => [] }) };
+  }
+
+  builder(region: string): BuilderServices {
+    const s = this.#services;
+    const { volumes, snapshots } = s.region(region);
+    return {
+      kmsKeyId: s.config.kmsKeyId,
+      objects: s.objects,
+      volumes,
+      snapshots,
+      releases: s.releases,
+      publisher: s.centralBus,
+      clock: s.clock,
+    };
+  }
+
+  rollout(): RolloutDeps {
     const s = this.#services;
     return {
+      ...this.#base(),
+      releases: s.releases,
+      events: s.centralBus,
+      organization: s.organization,
+      rollouts: s.rollouts,
+      timer: s.scheduler,
+      alarms: s.alarms,
+    };
+  }
+
+  rollback(): RollbackDeps {
+    return {
+      ...this.announce(),
+      rollouts: this.#services.rollouts,
+      buildQueue: (r) => this.#services.region(r).buildQueue,
+    };
+  }
+
+  /** A member account's deployment; its subscriber reports on `events` (the account's own bus). */
+  member(accountId: string, events: EventPublisher): LocalMemberRuntime {
+    const s = this.#services;
+    const deps: SubscriberDeps = {
       accountId,
       members: s.members,
       centralBus: s.centralBus.arn,
@@ -106,6 +151,7 @@ export class LocalDeps {
       clock: s.clock,
       logger: this.#logger,
     };
+    return { subscriber: () => deps };
   }
 
   #base() {
