@@ -10,15 +10,10 @@
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
 import { join } from 'node:path';
 import { BuildQueueConsumer, RetryLater } from '#aws/build-queue-consumer.ts';
+import { awsBuilderServices } from '#aws/builder-services.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
-import { EventBridgePublisher } from '#aws/event-bus.ts';
 import { instanceIdentity } from '#aws/instance-identity.ts';
-import { S3ObjectStore } from '#aws/object-store.ts';
-import { DynamoReleaseStore } from '#aws/release-store.ts';
-import { EbsSnapshots } from '#aws/snapshots.ts';
-import { Ec2Volumes } from '#aws/volumes.ts';
-import { systemClock } from '#core/deps.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
 import { handleBuildMessage, retryDelaySeconds } from './message.ts';
@@ -27,6 +22,7 @@ import type { BuilderDeps } from './worker.ts';
 
 export { recoverMounts } from './quiesce.ts';
 
+/** The builder's deployment (BuilderDeployment: table, bucket, bus, key) and its own queue, AZ and state. */
 export interface AgentConfig {
   homeRegion: string;
   queueUrl: string;
@@ -112,26 +108,13 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
   const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
   await recoverMounts(mountRoot, log);
-  const ec2 = clients.ec2(identity.region);
   const deps: BuilderDeps = {
+    ...awsBuilderServices(clients, config, identity.region),
     region: identity.region,
     availabilityZone: identity.availabilityZone,
     instanceId: identity.instanceId,
-    kmsKeyId: config.kmsKeyId,
-    objects: new S3ObjectStore({ bucket: config.bucket, client: clients.s3(config.homeRegion) }),
-    volumes: new Ec2Volumes({ client: ec2 }),
-    snapshots: new EbsSnapshots({ client: ec2 }),
-    releases: new DynamoReleaseStore({
-      tableName: config.tableName,
-      client: clients.dynamodb(config.homeRegion),
-    }),
-    publisher: new EventBridgePublisher({
-      client: clients.eventBridge(config.homeRegion),
-      eventBusName: config.centralBus,
-    }),
     workspace: new DeviceWorkspace({ mountRoot, log }),
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
-    clock: systemClock,
     log,
   };
   const consumer = new BuildQueueConsumer({
