@@ -41,10 +41,10 @@ export const FunctionEnv = AwsClientEnv.extend({
   STEMCELL_CENTRAL_BUS_ARN: arn,
   /** Subscriber: write <prefix><stream>/<region>/image-id when set. */
   STEMCELL_SSM_PREFIX: text,
+  /** Expire: hours between deprecating an image and deregistering it. @defaultValue 7 days */
+  EXPIRE_GRACE_HOURS: optionalEnv(z.coerce.number().min(0, 'must be a number of hours ≥ 0')),
   /** Subscriber: "false" turns instance refreshes off. */
   STEMCELL_INSTANCE_REFRESH: optionalEnv(z.enum(['true', 'false'])),
-  /** Expire: hours between an image's deprecation and its deregistration. @defaultValue 168 (7 days) */
-  EXPIRE_GRACE_HOURS: optionalEnv(z.coerce.number().min(0, 'a number of hours ≥ 0')),
   /** The service name on logs, metrics and traces (Powertools reads it too). @defaultValue stemcell */
   POWERTOOLS_SERVICE_NAME: text,
   /** Read by Powertools only: the handlers name their metrics' namespace (stemcell) themselves. */
