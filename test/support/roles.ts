@@ -43,7 +43,14 @@ export async function packageServerless(out: string, params: Record<string, stri
   try {
     await promisify(execFile)(
       join(ROOT, 'node_modules/.bin/serverless'),
-      ['package', '--stage', 'ci', '--package', out, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)],
+      [
+        'package',
+        '--stage',
+        'ci',
+        '--package',
+        out,
+        ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`),
+      ],
       {
         cwd: ROOT,
         timeout: 180_000,

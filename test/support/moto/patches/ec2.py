@@ -18,6 +18,8 @@
   both); DescribeLaunchTemplateVersions pages with NextToken (moto truncates at MaxResults):
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplateVersion.html
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeLaunchTemplateVersions.html
+- GetAllowedImagesSettings (not in moto) answers as for an account that never enabled Allowed AMIs, "disabled":
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetAllowedImagesSettings.html
 - GetConsoleOutput and DescribeInstanceStatus say how an instance booted; a test sets, per Region and image
   tags, what the console shows and whether the reachability check passes (moto prints one fixed Xen log):
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html
@@ -314,6 +316,12 @@ def apply() -> None:
         )
 
     General.get_console_output = get_console_output
+
+    def get_allowed_images_settings(self: Any) -> Any:
+        self.error_on_dryrun()
+        return ActionResult({"State": "disabled", "ImageCriteria": [], "ManagedBy": "account"})
+
+    General.get_allowed_images_settings = get_allowed_images_settings
 
     original_status = Instance.instance_status
 
