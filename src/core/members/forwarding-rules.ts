@@ -412,7 +412,8 @@ export async function syncSubscribers(
     .filter((r) => !deleting.has(r.name))
     .map((r) => ({ name: r.name, accountIds: r.targets.map((t) => t.id) }));
   const rulesPerBus: Record<string, number> = {};
-  for (const r of plan.rules) if (r.bus && !deleting.has(r.name)) rulesPerBus[r.bus] = (rulesPerBus[r.bus] ?? 0) + 1;
+  for (const r of plan.rules)
+    if (r.bus && !deleting.has(r.name)) rulesPerBus[r.bus] = (rulesPerBus[r.bus] ?? 0) + 1;
   const result: SyncResult = {
     rules,
     joined: [...new Set(addedIds)].filter((id) => !before.has(id)).sort(),

@@ -159,7 +159,11 @@ export class ApiPacer {
   readonly #perSecond: number;
   readonly #now: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
-  constructor(perSecond: number, now: () => number = Date.now, sleep: (ms: number) => Promise<void> = realSleep) {
+  constructor(
+    perSecond: number,
+    now: () => number = Date.now,
+    sleep: (ms: number) => Promise<void> = realSleep,
+  ) {
     this.#perSecond = perSecond;
     this.#now = now;
     this.#sleep = sleep;
