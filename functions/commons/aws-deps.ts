@@ -21,6 +21,7 @@
 //   STEMCELL_BOOT_CHECK_QUEUE_URL the boot gate's queue (announce asks, boot-check consumes)
 //   STEMCELL_SMOKE_PARAMETER      SSM parameter, in each build region, with that region's smoke-instance
 //                                 settings as JSON {subnetIds, securityGroupId, instanceTypes?} (infra/region.yml)
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
@@ -28,7 +29,7 @@ import { parse as parseYaml } from 'yaml';
 import { CloudWatchAlarms } from '#aws/alarms.ts';
 import { SchedulerBakeTimer } from '#aws/bake-timer.ts';
 import { AwsClients } from '#aws/clients.ts';
-import { EventBridgeBusRules, EventBridgePublisher } from '#aws/event-bus.ts';
+import { EventBridgeBusRules, EventBridgeFanoutBuses, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
 import { Ec2Images } from '#aws/images.ts';
 import { AwsMemberAccounts } from '#aws/member-accounts.ts';
@@ -54,6 +55,8 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
+import { fanOutPublisher } from '#core/members/fan-out.ts';
+import { ApiPacer, EVENTBRIDGE, ORGANIZATIONS } from '#core/members/quotas.ts';
 import { protectedImages } from '#core/rollout/rollback.ts';
 import type { BootChecker, FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
@@ -187,8 +190,11 @@ export async function awsRegisterDeps(): Promise<RegisterDeps> {
 async function announceReadDeps(): Promise<AnnounceDeps> {
   const region = homeRegion();
   const queueUrl = process.env.STEMCELL_BOOT_CHECK_QUEUE_URL;
+  const b = await base();
   return {
-    ...(await base()),
+    ...b,
+    // Subscriber events go to every fan-out bus too, where the rules to member accounts are.
+    events: fanOutPublisher(b.events, fanoutBuses(b.config.busName), b.config.busName),
     imaging,
     organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
     defaultBootCheckMode: 'instance',
@@ -268,13 +274,38 @@ export async function awsReconcileDeps(): Promise<ReconcileDeps> {
   };
 }
 
+/**
+ * The fan-out buses of the home Region (`<central bus>-fanout-<n>`). Their rules' targets are member buses,
+ * reached with STEMCELL_SUBSCRIBER_ROLE_ARN (member buses trust the Organization, not our account id).
+ */
+function fanoutBuses(busName: string, opts: { client?: EventBridgeClient; pacer?: ApiPacer } = {}) {
+  return new EventBridgeFanoutBuses({
+    namePrefix: `${busName}-fanout-`,
+    region: homeRegion(),
+    client: opts.client ?? awsClients().eventBridge(homeRegion()),
+    ...(opts.pacer ? { pacer: opts.pacer } : {}),
+    ...(process.env.STEMCELL_SUBSCRIBER_ROLE_ARN
+      ? { targetRoleArn: process.env.STEMCELL_SUBSCRIBER_ROLE_ARN }
+      : {}),
+    ...(process.env.STEMCELL_SUBSCRIBER_DLQ_ARN
+      ? { deadLetterArn: process.env.STEMCELL_SUBSCRIBER_DLQ_ARN }
+      : {}),
+  });
+}
+
 export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
   const cfg = await awsConfig();
+  const eventBridge = awsClients().eventBridge(homeRegion());
+  // sync-subscribers makes thousands of control-plane calls at 10,000 accounts: each API stays under its rate.
+  const pacer = new ApiPacer(EVENTBRIDGE.controlPlanePerSecond);
   return {
     config: cfg,
     clock: systemClock,
     logger: powertools.logger,
-    organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    organization: new AwsOrganizationDirectory({
+      client: awsClients().organizations(),
+      pacer: new ApiPacer(ORGANIZATIONS.requestsPerSecond),
+    }),
     ownAccountId: await ownAccountId(),
     ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
     // Late joiners: the reconciler's delivery of the newest images, with this function's role.
@@ -286,16 +317,8 @@ export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
         ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME }
         : {}),
     },
-    rules: new EventBridgeBusRules({
-      eventBusName: cfg.busName,
-      client: awsClients().eventBridge(homeRegion()),
-      ...(process.env.STEMCELL_SUBSCRIBER_ROLE_ARN
-        ? { targetRoleArn: process.env.STEMCELL_SUBSCRIBER_ROLE_ARN }
-        : {}),
-      ...(process.env.STEMCELL_SUBSCRIBER_DLQ_ARN
-        ? { deadLetterArn: process.env.STEMCELL_SUBSCRIBER_DLQ_ARN }
-        : {}),
-    }),
+    rules: new EventBridgeBusRules({ eventBusName: cfg.busName, client: eventBridge, pacer }),
+    fanout: fanoutBuses(cfg.busName, { client: eventBridge, pacer }),
   };
 }
 

@@ -30,6 +30,7 @@ import type {
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
 import type { ExpireOptions } from '#core/images/expire.ts';
 import { defaultInstanceType } from '#core/images/instance-types.ts';
+import { fanOutPublisher } from '#core/members/fan-out.ts';
 import type { ReconcileOptions, ReconcileReport } from '#core/release/reconcile.ts';
 import { protectedImages } from '#core/rollout/rollback.ts';
 import { BuildJob, INSTANCE_REFRESH_END_PATTERN, INSTANCE_REFRESH_MESSAGE_GROUP } from '#events/aws.ts';
@@ -47,6 +48,7 @@ import { LocalQemuBootChecker } from './boot-checker.ts';
 import { realSleep, systemClock } from './clock.ts';
 import { createLocalEbs } from './ebs.ts';
 import { EventBusRegistry, eventBusArn, LocalEventBus } from './event-bus.ts';
+import { LocalFanoutBuses } from './fanout-buses.ts';
 import { LocalFifoQueue, type LocalQueueMessage, toLambdaSqsEvent } from './fifo-queue.ts';
 import { claimDataFolder, releaseDataFolder, removeOrphanTemporaries } from './housekeeping.ts';
 import type { LocalImages } from './images.ts';
@@ -157,6 +159,8 @@ export class LocalStack {
   readonly organization: LocalOrganizationDirectory;
   readonly members: LocalMemberAccounts;
   readonly centralBus: LocalEventBus;
+  /** The buses that hold the subscriber rules (src/core/members/fan-out.ts). */
+  readonly fanout: LocalFanoutBuses;
   readonly registerQueue: LocalFifoQueue;
   /** The boot gate's queue and machines (qemu): see src/core/release/boot-gate.ts. */
   readonly bootCheckQueue: LocalFifoQueue;
@@ -203,6 +207,12 @@ export class LocalStack {
 
     const homeBus = this.#bus(account, home, 'default');
     this.centralBus = this.#bus(account, home, config.busName);
+    this.fanout = new LocalFanoutBuses({
+      dir: join(dataDir, 'buses', account, home),
+      namePrefix: `${config.busName}-fanout-`,
+      region: home,
+      open: (name) => this.#bus(account, home, name),
+    });
     this.objects = new LocalObjectStore(join(dataDir, 'objects'), {
       bucket: config.bucket,
       accountId: account,
@@ -670,7 +680,7 @@ export class LocalStack {
     return {
       ...this.#base(),
       releases: this.releases,
-      events: this.centralBus,
+      events: fanOutPublisher(this.centralBus, this.fanout, this.config.busName),
       imaging: (r) => this.region(r),
       organization: this.organization,
       bootChecks: this.bootCheckQueue,
@@ -701,6 +711,7 @@ export class LocalStack {
       ...this.#base(),
       organization: this.organization,
       rules: this.centralBus,
+      fanout: this.fanout,
       catchUp: this.reconcileDeps(),
     };
   }
