@@ -161,6 +161,15 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'events:ListRules':
       add('events:ListRules', '*');
       return out;
+    case 'events:ListEventBuses':
+      add('events:ListEventBuses', '*');
+      return out;
+    case 'events:CreateEventBus': {
+      const arn = busArn(str(input.Name), region, account);
+      add('events:CreateEventBus', arn);
+      if ((input.Tags as unknown[] | undefined)?.length) add('events:TagResource', arn);
+      return out;
+    }
     case 'events:ListTargetsByRule':
     case 'events:PutRule':
     case 'events:DeleteRule':

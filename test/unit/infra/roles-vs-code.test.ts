@@ -551,8 +551,17 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     );
     assert.deepEqual(deniedMessages(judged), []);
     // What EventBridge then does with the delivery role: put events on each member account's bus.
-    const targets = [...world.fakes.events.rules.values()].flatMap((r) => r.targets);
+    const targets = world.fakes.events.allRules().flatMap((r) => r.targets);
     assert.deepEqual(targets.map((t) => t.Id).sort(), [MEMBER, OTHER_MEMBER]);
+    assert.deepEqual(
+      [...world.fakes.events.buses.keys()],
+      ['stemcell-fanout-1'],
+      'the rules are on a fan-out bus',
+    );
+    assert.ok(
+      !world.fakes.events.rules.has('stemcell-subscribers-9'),
+      'the rule left on the central bus was removed',
+    );
     const delivery = role('SubscriberDeliveryRole');
     const deliveries = await world.judge(
       targets.map((t) => ({
