@@ -10,10 +10,11 @@
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
 import { join } from 'node:path';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
+import { AwsFleetControl } from '#aws/builder-fleet.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgePublisher } from '#aws/event-bus.ts';
-import { instanceIdentity } from '#aws/instance-identity.ts';
+import { instanceIdentity, targetLifecycleState } from '#aws/instance-identity.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
@@ -22,6 +23,7 @@ import { systemClock } from '#core/deps.ts';
 import { BuildJob } from '#events/aws.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
+import { BuilderLifecycle, HandedBackError, withLifecycle } from './fleet.ts';
 import { recoverMounts } from './quiesce.ts';
 import { type BuilderDeps, handleBuildFailure, runBuild } from './worker.ts';
 
@@ -39,6 +41,9 @@ export interface AgentConfig {
   stateDir: string;
   /** The AZ the region's stream volumes are pinned to (region.yml BuilderAvailabilityZone). */
   availabilityZone: string;
+  /** The builders' Auto Scaling group and its termination lifecycle hook (region.yml); absent: no fleet. */
+  groupName?: string;
+  lifecycleHookName?: string;
 }
 
 /** Agent settings from the environment written by infra/builder/bootstrap.sh (/etc/stemcell/builder.env). */
@@ -65,6 +70,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
     availabilityZone: need('STEMCELL_AVAILABILITY_ZONE'),
+    ...(env.STEMCELL_BUILDER_GROUP ? { groupName: env.STEMCELL_BUILDER_GROUP } : {}),
+    ...(env.STEMCELL_LIFECYCLE_HOOK ? { lifecycleHookName: env.STEMCELL_LIFECYCLE_HOOK } : {}),
   };
 }
 
@@ -94,6 +101,8 @@ export function buildMessageHandler(
           : `builder: ${job.stream} ${job.revision}: ${outcome.reason}`,
       );
     } catch (err) {
+      // Handed back to the queue for another builder (this one is terminating): not a failed attempt.
+      if (err instanceof HandedBackError) throw err;
       const verdict = await handleBuildFailure(deps, job, err, {
         receiveCount: message.receiveCount,
         maxReceiveCount,
@@ -134,10 +143,30 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     clock: systemClock,
     log,
   };
+  const lifecycle =
+    config.groupName && config.lifecycleHookName
+      ? new BuilderLifecycle(
+          new AwsFleetControl({
+            autoScaling: clients.autoScaling(identity.region),
+            cloudwatch: clients.cloudwatch(identity.region),
+            sqs: clients.sqs(identity.region),
+            instanceId: identity.instanceId,
+            groupName: config.groupName,
+            hookName: config.lifecycleHookName,
+            queueUrl: config.queueUrl,
+          }),
+          log,
+        )
+      : undefined;
+  const handle = buildMessageHandler(
+    lifecycle ? withLifecycle(deps, lifecycle) : deps,
+    config.maxReceiveCount,
+    log,
+  );
   const consumer = new BuildQueueConsumer({
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
-    handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
+    handleMessage: lifecycle ? lifecycle.wrap(handle) : handle,
     visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
       log(`builder: queue error${message ? ` on ${message.messageId}` : ''}: ${err.message}`),
@@ -152,5 +181,19 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    if (!lifecycle) return;
+    // The backlog metric each minute, and the termination hook seen through IMDS every 5 seconds.
+    const metric = setInterval(() => {
+      lifecycle.publishBacklog().catch((e: Error) => log(`builder: backlog metric: ${e.message}`));
+    }, 60_000);
+    const watch = setInterval(() => {
+      void targetLifecycleState().then((state) => {
+        if (state !== 'Terminated' || lifecycle.draining) return;
+        clearInterval(watch);
+        clearInterval(metric);
+        log('builder: terminating (lifecycle hook): no new job');
+        void Promise.all([consumer.stop(), lifecycle.terminating()]).then(() => resolve());
+      });
+    }, 5_000);
   });
 }
