@@ -96,8 +96,8 @@ export class AwsFleetControl implements FleetControl {
       ),
       this.#asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [this.#o.groupName] })),
     ]);
-    const visible = Number(queue.Attributes?.ApproximateNumberOfMessages ?? 0);
-    const inService = (groups.AutoScalingGroups?.[0]?.Instances ?? []).filter(
+    const visible = Number(queue?.Attributes?.ApproximateNumberOfMessages ?? 0);
+    const inService = (groups?.AutoScalingGroups?.[0]?.Instances ?? []).filter(
       (i) => i.LifecycleState === 'InService',
     ).length;
     return { visible, inService };
