@@ -39,6 +39,7 @@ import {
   type RegisterDeps,
   type SubscriberDeps,
   type SubscriberSettings,
+  type SweepDeps,
   type SyncSubscribersDeps,
   subscriberSettingsFromConfig,
   systemClock,
@@ -354,6 +355,12 @@ export async function awsExpireDeps(): Promise<ExpireDeps> {
   };
 }
 
+/** expire's grace period from EXPIRE_GRACE_HOURS, when set. */
+export function awsExpireGraceMs(): number | undefined {
+  const hours = environment('expire').EXPIRE_GRACE_HOURS;
+  return hours === undefined ? undefined : hours * 3_600_000;
+}
+
 /** In a member account: its own id from STS, its settings from its own deployment. */
 export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
   const e = environment('subscriber');
@@ -382,7 +389,7 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
 }
 
 /** The sweeper: every build region's smoke instances, no settings needed (it only lists and terminates). */
-export async function awsSweepDeps(): Promise<import('../sweep-smoke-instances/handler.ts').SweepDeps> {
+export async function awsSweepDeps(): Promise<SweepDeps> {
   const e = environment('sweep-smoke-instances');
   const cfg = await awsConfig(e);
   return {

@@ -41,6 +41,8 @@ export const FunctionEnv = AwsClientEnv.extend({
   STEMCELL_CENTRAL_BUS_ARN: arn,
   /** Subscriber: write <prefix><stream>/<region>/image-id when set. */
   STEMCELL_SSM_PREFIX: text,
+  /** Expire: hours between deprecating an image and deregistering it. @defaultValue 7 days */
+  EXPIRE_GRACE_HOURS: optionalEnv(z.coerce.number().min(0, 'must be a number of hours ≥ 0')),
   /** Subscriber: "false" turns instance refreshes off. */
   STEMCELL_INSTANCE_REFRESH: optionalEnv(z.enum(['true', 'false'])),
 });

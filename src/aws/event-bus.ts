@@ -1,4 +1,5 @@
 // EventPublisher (PutEvents) and BusRules (rules and cross-account targets on the central bus) on EventBridge.
+
 import {
   CreateEventBusCommand,
   DeleteRuleCommand,
@@ -14,6 +15,7 @@ import {
   type Target,
 } from '@aws-sdk/client-eventbridge';
 import { type ApiPacer, EVENTBRIDGE, rulesPerBus } from '#core/members/quotas.ts';
+import { DependencyError } from '#errors';
 import type { BusEvent, BusRule, BusRules, EventPublisher, FanoutBuses, RuleTarget } from '#ports';
 import { isError, realSleep, type Sleep } from './retry.ts';
 
@@ -50,7 +52,7 @@ export function putEventsBatches(entries: PutEventsRequestEntry[]): PutEventsReq
   return batches;
 }
 
-export class PublishError extends Error {
+export class PublishError extends DependencyError {
   readonly failures: { detailType: string; errorCode: string; errorMessage: string }[];
   constructor(failures: { detailType: string; errorCode: string; errorMessage: string }[], attempts: number) {
     super(

@@ -114,4 +114,13 @@ describe('Module: functions/commons/aws-deps', () => {
       assert.ok(error.message.includes(line), `${line} in:\n${error.message}`);
     assert.match(error.message, /^function ingest: bad environment/);
   });
+
+  it('reads the expire grace period as hours, and refuses a negative one by name', async () => {
+    const { parseFunctionEnv } = await import('#functions/commons/env.ts');
+    assert.equal(parseFunctionEnv('expire', { ...ENV, EXPIRE_GRACE_HOURS: '36' }).EXPIRE_GRACE_HOURS, 36);
+    assert.throws(
+      () => parseFunctionEnv('expire', { ...ENV, EXPIRE_GRACE_HOURS: '-1' }),
+      /EXPIRE_GRACE_HOURS: must be a number of hours ≥ 0 \(got "-1"\)/,
+    );
+  });
 });
