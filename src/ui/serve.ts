@@ -13,7 +13,7 @@ export async function startStatusPage(
   return startStatusServer({
     host,
     port,
-    state: () => pageState(deps),
+    state: (options) => pageState(deps, options),
     // A boot-check console log the builder recorded for the region (a path under the data folder locally).
     bootLogPath: async (releaseId, region) => {
       const release = await deps.releases.get(releaseId);
