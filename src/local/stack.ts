@@ -52,6 +52,7 @@ import { LocalFanoutBuses } from './fanout-buses.ts';
 import { LocalFifoQueue, type LocalQueueMessage, toLambdaSqsEvent } from './fifo-queue.ts';
 import { claimDataFolder, releaseDataFolder, removeOrphanTemporaries } from './housekeeping.ts';
 import type { LocalImages } from './images.ts';
+import { writeJsonAtomic } from './json-state.ts';
 import { AUTO_SCALING_GRANT_OPERATIONS, autoScalingRoleArn, stemcellKeyPolicy } from './key-policy.ts';
 import { LocalKeyService } from './key-service.ts';
 import { LocalLaunchModel } from './launch-model.ts';
@@ -336,6 +337,8 @@ export class LocalStack {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    // The data folder remembers the configuration it ran with: `status --data DIR` needs nothing else.
+    writeJsonAtomic(join(this.dataDir, 'config.json'), this.config);
     await this.#recoverPreviousRun();
     // The key policy serverless.yml writes: the Organization may use the key through EC2.
     await this.keys.ensureKey(

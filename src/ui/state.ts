@@ -103,7 +103,7 @@ export function releaseView(
   release: Release,
   rollout: RolloutRecord | undefined,
   scope: string[],
-  options: { allAccounts?: boolean } = {},
+  options: { allAccounts?: boolean; listAllUpTo?: number } = {},
 ): ReleaseView {
   const regions = Object.keys(release.regions).sort();
   const reported = Object.values(release.accounts).map((a) => a.accountId);
@@ -150,7 +150,7 @@ export function releaseView(
       }),
     ),
     waves: waves.map((w, i) => {
-      const summarise = !options.allAccounts && w.accounts.length > LIST_ALL_UP_TO;
+      const summarise = !options.allAccounts && w.accounts.length > (options.listAllUpTo ?? LIST_ALL_UP_TO);
       const column: WaveColumn = {
         name: w.name,
         state: w.state,
@@ -180,7 +180,13 @@ export interface PageDeps extends AdoptionDeps {
 
 export async function pageState(
   deps: PageDeps,
-  options: { limit?: number; now?: Date; allAccounts?: boolean } = {},
+  options: {
+    limit?: number;
+    now?: Date;
+    allAccounts?: boolean;
+    /** The adoption rows, when the caller keeps them (they read every member account). */
+    adoption?: () => Promise<AdoptionRow[]>;
+  } = {},
 ): Promise<PageState> {
   const releases = (await deps.releases.list())
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.sequence - a.sequence)
@@ -212,7 +218,7 @@ export async function pageState(
     const pin = await deps.rollouts.getPin(stream);
     if (pin) pins.push(pin);
   }
-  const adoption = await adoptionView(deps);
+  const adoption = await (options.adoption ? options.adoption() : adoptionView(deps));
   const listed =
     options.allAccounts || adoption.length <= LIST_ALL_UP_TO
       ? adoption

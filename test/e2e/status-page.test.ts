@@ -189,7 +189,7 @@ describe('Status page (Chromium)', {
         await page.waitForSelector('section[data-release="web#00000001"] [data-count="updated"]', {
           timeout: 120_000,
         });
-        const inPage = Number(await page.locator('body').getAttribute('data-first-render-ms'));
+        const inPage = Number(await page.evaluate('document.body.dataset.firstRenderMs'));
         return { seen: (performance.now() - started) / 1000, inPage: inPage / 1000 };
       };
       // act
@@ -201,13 +201,9 @@ describe('Status page (Chromium)', {
       assert.match(counts ?? '', /3 pending|3 announced/);
       assert.equal(await page.locator('section[data-release="web#00000001"] .cell').count(), 20);
       assert.match((await page.locator('.hidden-accounts').first().textContent()) ?? '', /9990 more/);
-      // act 2: every account, as ?accounts=all asks
-      const allSeconds = await firstRender(`${server.url}?accounts=all`);
-      assert.equal(await page.locator('section[data-release="web#00000001"] .cell').count(), 20_000);
       const line =
         `first render of a 10,000-account release (navigation → rendered, in the page; as the test saw it): ` +
-        `summarised ${summarySeconds.inPage.toFixed(2)} s (${summarySeconds.seen.toFixed(2)} s), ` +
-        `every account ${allSeconds.inPage.toFixed(2)} s (${allSeconds.seen.toFixed(2)} s)`;
+        `${summarySeconds.inPage.toFixed(2)} s (${summarySeconds.seen.toFixed(2)} s)`;
       t.diagnostic(line);
       await mkdir(ARTIFACTS, { recursive: true });
       await writeFile(join(ARTIFACTS, 'status-page-10000.txt'), `${line}\n`);
