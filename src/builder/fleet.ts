@@ -48,6 +48,7 @@ export class BuilderLifecycle {
   #done: Promise<void> | undefined;
   #jobEnded: (() => void) | undefined;
   #completed = false;
+  #handedBack = false;
 
   constructor(control: FleetControl, log: (line: string) => void) {
     this.#control = control;
@@ -62,7 +63,10 @@ export class BuilderLifecycle {
   onStep(job: BuildJob, step: BuildStep): void {
     if (!this.#job || this.#job.job.releaseId !== job.releaseId) return;
     this.#job.step = step;
-    if (this.#draining && step !== 'snapshot') throw new HandedBackError(job, step);
+    if (this.#draining && step !== 'snapshot') {
+      this.#handedBack = true;
+      throw new HandedBackError(job, step);
+    }
   }
 
   /** Wraps the message handler: protection around each job, the hand-back when draining. */
@@ -78,12 +82,14 @@ export class BuilderLifecycle {
       const job = JSON.parse(message.body) as BuildJob;
       await this.#control.protect(true);
       this.#job = { job, receiptHandle: message.receiptHandle };
+      this.#handedBack = false;
       try {
         await handle(message);
       } catch (err) {
-        if (err instanceof HandedBackError) {
+        // The worker may wrap it (the agent's RetryLater): the step hook says whether it was a hand-back.
+        if (this.#handedBack) {
           await this.#control.handBack(message.receiptHandle);
-          this.#log(`builder: ${err.message}`);
+          this.#log(`builder: handed back ${job.stream} ${job.revision}: this builder is terminating`);
         }
         throw err;
       } finally {
