@@ -71,7 +71,12 @@ describe('Class: BuilderLifecycle', () => {
   it('told to stop mid-apply, hands the message back for another builder and writes no snapshot', async () => {
     const b = await builderStoppedAt('download+apply');
     try {
-      await assert.rejects(b.handle(b.t.message(1)), HandedBackError);
+      // Back to the queue at once (RetryLater after 0 s), because of the hand-back.
+      await assert.rejects(b.handle(b.t.message(1)), (err: Error & { retryAfterSeconds?: number }) => {
+        assert.ok(err.cause instanceof HandedBackError, String(err));
+        assert.equal(err.retryAfterSeconds, 0);
+        return true;
+      });
       await b.terminated();
       assert.deepEqual(b.events, [
         'protect true',
