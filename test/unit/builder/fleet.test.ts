@@ -38,8 +38,14 @@ async function builderStoppedAt(stopAt: BuildStep | undefined) {
   const volumes = deps.volumes as Record<string, (...a: unknown[]) => Promise<unknown>>;
   const attach = volumes.attach?.bind(volumes);
   const detach = volumes.detach?.bind(volumes);
-  volumes.attach = async (...a) => (events.push('attach'), attach?.(...a));
-  volumes.detach = async (...a) => (events.push('detach'), detach?.(...a));
+  volumes.attach = async (...a) => {
+    events.push('attach');
+    return attach?.(...a);
+  };
+  volumes.detach = async (...a) => {
+    events.push('detach');
+    return detach?.(...a);
+  };
   deps.snapshots = {
     create: async () => {
       events.push('snapshot written');
