@@ -12,12 +12,14 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { BuildQueueConsumer, RetryLater } from '#aws/build-queue-consumer.ts';
+import { AwsFleetControl } from '#aws/builder-fleet.ts';
 import { awsBuilderServices } from '#aws/builder-services.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
-import { type InstanceIdentity, instanceIdentity } from '#aws/instance-identity.ts';
+import { type InstanceIdentity, instanceIdentity, targetLifecycleState } from '#aws/instance-identity.ts';
 import type { QueueMessage, Volumes } from '#ports';
 import { DeviceWorkspace } from './device.ts';
+import { BuilderLifecycle, withLifecycle } from './fleet.ts';
 import { handleBuildMessage, retryDelaySeconds } from './message.ts';
 import { recoverMounts } from './quiesce.ts';
 import type { BuilderDeps } from './worker.ts';
@@ -37,6 +39,9 @@ export interface AgentConfig {
   stateDir: string;
   /** The AZ the region's stream volumes are pinned to (region.yml BuilderAvailabilityZone). */
   availabilityZone: string;
+  /** The builders' Auto Scaling group and its termination lifecycle hook (region.yml); absent: no fleet. */
+  groupName?: string;
+  lifecycleHookName?: string;
 }
 
 /** Agent settings from the environment written by infra/builder/bootstrap.sh (/etc/stemcell/builder.env). */
@@ -63,6 +68,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
     availabilityZone: need('STEMCELL_AVAILABILITY_ZONE'),
+    ...(env.STEMCELL_BUILDER_GROUP ? { groupName: env.STEMCELL_BUILDER_GROUP } : {}),
+    ...(env.STEMCELL_LIFECYCLE_HOOK ? { lifecycleHookName: env.STEMCELL_LIFECYCLE_HOOK } : {}),
   };
 }
 
@@ -113,11 +120,13 @@ export interface AgentHost {
 
 export interface RunningAgent {
   instanceId: string;
+  /** Resolves when the agent stopped on its own: its lifecycle hook said the instance terminates. */
+  finished: Promise<void>;
   /** Stops polling; resolves once the job in hand is finished (never a half-applied snapshot). */
   stop(): Promise<void>;
 }
 
-/** Starts polling the region's build queue; the agent runs until stop(). */
+/** Starts polling the region's build queue; the agent runs until stop() or its instance terminates. */
 export async function startAgent(
   config: AgentConfig,
   log: (line: string) => void,
@@ -131,9 +140,8 @@ export async function startAgent(
   await recoverMounts(mountRoot, log);
   // Where a volume without a state partition keeps its apply manifest (BuilderDeps.manifestPath).
   await mkdir(join(config.stateDir, 'manifests'), { recursive: true });
-  const services = awsBuilderServices(clients, config, identity.region);
   const deps: BuilderDeps = {
-    ...services,
+    ...awsBuilderServices(clients, config, identity.region),
     ...(host.volumes ? { volumes: host.volumes(clients.ec2(identity.region)) } : {}),
     region: identity.region,
     availabilityZone: identity.availabilityZone,
@@ -142,10 +150,30 @@ export async function startAgent(
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
     log,
   };
+  const lifecycle =
+    config.groupName && config.lifecycleHookName
+      ? new BuilderLifecycle(
+          new AwsFleetControl({
+            autoScaling: clients.autoScaling(identity.region),
+            cloudwatch: clients.cloudwatch(identity.region),
+            sqs: clients.sqs(identity.region),
+            instanceId: identity.instanceId,
+            groupName: config.groupName,
+            hookName: config.lifecycleHookName,
+            queueUrl: config.queueUrl,
+          }),
+          log,
+        )
+      : undefined;
+  const handle = buildMessageHandler(
+    lifecycle ? withLifecycle(deps, lifecycle) : deps,
+    config.maxReceiveCount,
+    log,
+  );
   const consumer = new BuildQueueConsumer({
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
-    handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
+    handleMessage: lifecycle ? lifecycle.wrap(handle) : handle,
     retryDelaySeconds: (receiveCount) => retryDelaySeconds(receiveCount),
     visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
@@ -153,7 +181,32 @@ export async function startAgent(
   });
   consumer.start();
   log(`builder: ${identity.instanceId} in ${identity.availabilityZone} polling ${config.queueUrl}`);
-  return { instanceId: identity.instanceId, stop: () => consumer.stop() };
+  const timers: NodeJS.Timeout[] = [];
+  const finished = new Promise<void>((resolve) => {
+    if (!lifecycle) return;
+    // The backlog metric each minute, and the termination hook seen through IMDS every 5 seconds.
+    const metric = setInterval(() => {
+      lifecycle.publishBacklog().catch((e: Error) => log(`builder: backlog metric: ${e.message}`));
+    }, 60_000);
+    const watch = setInterval(() => {
+      void targetLifecycleState().then((state) => {
+        if (state !== 'Terminated' || lifecycle.draining) return;
+        clearInterval(watch);
+        clearInterval(metric);
+        log('builder: terminating (lifecycle hook): no new job');
+        void Promise.all([consumer.stop(), lifecycle.terminating()]).then(() => resolve());
+      });
+    }, 5_000);
+    timers.push(metric, watch);
+  });
+  return {
+    instanceId: identity.instanceId,
+    finished,
+    stop: async () => {
+      for (const timer of timers) clearInterval(timer);
+      await consumer.stop();
+    },
+  };
 }
 
 export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
@@ -166,5 +219,6 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    void agent.finished.then(resolve);
   });
 }

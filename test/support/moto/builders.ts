@@ -19,13 +19,14 @@ export interface Builder {
   stop(): Promise<void>;
 }
 
-/** `export A='x' B='y'` lines of a user data script: what it puts in the agent's environment. */
+/** `export A='x' B=y` lines of a user data script: what it puts in the agent's environment. */
 export function userDataExports(script: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of script.split('\n')) {
-    if (!line.startsWith('export ')) continue;
-    for (const m of line.slice(7).matchAll(/([A-Z_][A-Z0-9_]*)='([^']*)'/g))
-      env[m[1] as string] = m[2] as string;
+    const exported = /^\s*export\s+(.*)$/.exec(line)?.[1];
+    if (!exported) continue;
+    for (const m of exported.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(?:'([^']*)'|([^\s']*))/g))
+      env[m[1] as string] = m[2] ?? m[3] ?? '';
   }
   return env;
 }
