@@ -74,6 +74,7 @@ describe('AWS end to end on moto', { timeout: 30 * 60_000 }, () => {
     step('region stacks deployed');
     // Builders boot while the StackSet deploys to the member accounts.
     const builders = world.startBuilders();
+    builders.catch(() => {}); // awaited below, once the member stacks are deployed
     canary = await world.createAccount('canary-a', 'canary');
     prodA = await world.createAccount('prod-a', 'prod');
     prodB = await world.createAccount('prod-b', 'prod');

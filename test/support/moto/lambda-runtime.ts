@@ -105,16 +105,10 @@ export class LambdaRuntime {
   #stopped = false;
   /** Ends the long polls at stop(). */
   readonly #abort = new AbortController();
-  #invocations = 0;
 
   constructor(options: { moto: MotoServer; accounts: MotoAccounts }) {
     this.#moto = options.moto;
     this.#accounts = options.accounts;
-  }
-
-  /** How many invocations ran (all sources). */
-  get invocations(): number {
-    return this.#invocations;
   }
 
   /** No invocation is running or waiting for a retry. */
@@ -152,11 +146,6 @@ export class LambdaRuntime {
     if (this.#schedulers.has(key)) return;
     this.#schedulers.add(key);
     this.#loops.push(this.#guard(`scheduler ${key}`, () => this.#scheduleLoop(account, region)));
-  }
-
-  /** A synchronous invocation (RequestResponse) by the test itself: the result, or the function's error. */
-  invoke(functionArn: string, event: unknown): Promise<unknown> {
-    return this.#tracked(() => this.#run(functionArn, event));
   }
 
   /**
@@ -351,7 +340,6 @@ export class LambdaRuntime {
 
   // ------------------------------------------------------------------------------------------------ running
   async #run(functionArn: string, event: unknown): Promise<unknown> {
-    this.#invocations++;
     return this.#send(await this.#environment(functionArn), functionArn, event);
   }
 

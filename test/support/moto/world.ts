@@ -246,6 +246,8 @@ export class MotoWorld {
         BuilderSubnetId: subnet,
         BuilderAvailabilityZone: az,
         BuilderImageId: '/stemcell-e2e/builder-image',
+        // One builder always in service: moto runs no alarm, so the fleet's scale-out from zero never happens.
+        MinBuilders: '1',
       },
     });
     this.regionStacks.set(region, stack);
