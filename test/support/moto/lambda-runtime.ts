@@ -22,6 +22,7 @@ import {
   type GetFunctionConfigurationCommandOutput,
   LambdaClient,
   paginateListEventSourceMappings,
+  paginateListFunctions,
 } from '@aws-sdk/client-lambda';
 import {
   DeleteScheduleCommand,
@@ -136,6 +137,19 @@ export class LambdaRuntime {
         };
         this.#mappings.set(m.UUID, mapping);
         this.#loops.push(this.#guard(mapping.queueArn, () => this.#pollQueue(mapping)));
+      }
+    }
+  }
+
+  /**
+   * Provisioned concurrency: every function of the account and Region gets its environment now (its module
+   * loaded), so the first invocation does not wait for a cold start. A failed init surfaces at invocation.
+   */
+  async provision(account: string, region: string): Promise<void> {
+    const lambda = this.#accounts.client(LambdaClient, account, region);
+    for await (const page of paginateListFunctions({ client: lambda }, {})) {
+      for (const fn of page.Functions ?? []) {
+        if (fn.FunctionArn) this.#environment(fn.FunctionArn).catch(() => undefined);
       }
     }
   }

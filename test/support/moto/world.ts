@@ -173,6 +173,7 @@ export class MotoWorld {
     await this.#observeCentralBus();
     await this.runtime.watchEventSources(this.home, this.homeRegion);
     this.runtime.watchSchedules(this.home, this.homeRegion);
+    await this.runtime.provision(this.home, this.homeRegion);
     return stack;
   }
 
@@ -276,6 +277,7 @@ export class MotoWorld {
       ),
     );
     await this.runtime.watchEventSources(member.id, this.homeRegion);
+    await this.runtime.provision(member.id, this.homeRegion);
   }
 
   /** README "Opting in": a launch template per stream (and an Auto Scaling group for one) in every region. */
