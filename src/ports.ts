@@ -522,3 +522,19 @@ export interface LaunchModel {
 export interface Clock {
   now(): Date;
 }
+
+/** What the builder asks of Auto Scaling, CloudWatch and SQS for its own instance (src/aws adapters on EC2). */
+export interface FleetControl {
+  /** SetInstanceProtection (ProtectedFromScaleIn) on this instance. */
+  protect(on: boolean): Promise<void>;
+  /** RecordLifecycleActionHeartbeat: the hook waits longer while a job is finished. */
+  heartbeat(): Promise<void>;
+  /** CompleteLifecycleAction CONTINUE: the instance may go. */
+  complete(): Promise<void>;
+  /** ChangeMessageVisibility 0: the job is visible again at once, for another builder. */
+  handBack(receiptHandle: string): Promise<void>;
+  /** ApproximateNumberOfMessagesVisible of the build queue, and the group's InService builders. */
+  backlog(): Promise<{ visible: number; inService: number }>;
+  /** PutMetricData stemcell/Builders BacklogPerBuilder. */
+  publishBacklogPerBuilder(value: number): Promise<void>;
+}
