@@ -268,24 +268,42 @@ export interface Release {
   completedAt?: string;
   /** Uploads that tried to replace this revision with other content, refused (the bucket kept the original). */
   rejections?: Rejection[];
+  /** Set on a rollback release, in its first write: what it announces, so a restart can finish it. */
+  rollback?: RollbackIntent;
+}
+/**
+ * What a rollback release is to do, persisted with its record before anything is announced: the reconciler
+ * finishes it from here (src/core/rollout/rollback.ts), never from the images' tags, which name the earlier
+ * release.
+ */
+export interface RollbackIntent {
+  /** The earlier revision whose images it points at. */
+  of: string;
+  /** Regions announced with the earlier image: its id and snapshot, and the boot check it passed then. */
+  images: Record<string, { imageId: string; snapshotId: string; bootCheck?: BootCheckRecord }>;
+  /** Regions whose earlier image is gone, rebuilt from the earlier revision's tarball: region → why. */
+  rebuild: Record<string, string>;
 }
 export interface Rejection {
   source: SourceRef;
   reason: string;
   rejectedAt: string;
 }
+export interface CreateReleaseInput {
+  stream: string;
+  revision: string;
+  source: SourceRef;
+  regions: string[];
+  uploadedAt: string;
+  rollback?: RollbackIntent;
+}
 export interface ReleaseStore {
   /**
-   * Creates the release for a source object, assigning the stream's next sequence atomically.
+   * Creates the release for a source object: the stream's next sequence, the record and the revision's claim in
+   * one atomic step, so a sequence is never given twice and no record is ever overwritten, whatever crashes.
    * Idempotent on (stream, revision): a second call returns the existing release with created=false.
    */
-  create(input: {
-    stream: string;
-    revision: string;
-    source: SourceRef;
-    regions: string[];
-    uploadedAt: string;
-  }): Promise<{ release: Release; created: boolean }>;
+  create(input: CreateReleaseInput): Promise<{ release: Release; created: boolean }>;
   get(releaseId: string): Promise<Release | undefined>;
   list(stream?: string): Promise<Release[]>;
   /** Merges the patch into the region record; `onlyIf` guards state transitions (returns false if not met). */

@@ -183,6 +183,7 @@ export class FakeReleaseStore implements ReleaseStore {
         input.regions.map((r) => [r, { state: 'queued' as RegionState, updatedAt: input.uploadedAt }]),
       ),
       accounts: {},
+      ...(input.rollback ? { rollback: structuredClone(input.rollback) } : {}),
     };
     this.releases.set(release.releaseId, release);
     return { release: structuredClone(release), created: true };

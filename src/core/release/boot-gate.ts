@@ -13,7 +13,7 @@ import type { BootCheckRecord, BootCheckRequest, ImageInfo, RegionState, Release
 import type { AnnounceDeps, BootCheckDeps } from '../deps.ts';
 import { streamConfig } from '../model/errors.ts';
 import { releaseTags } from '../model/naming.ts';
-import { announceImage } from './announce.ts';
+import { announceRegionImage } from './announce.ts';
 import { recordBuildFailure } from './build-failure.ts';
 
 /** Tag on an image whose boot check failed, and on every smoke instance (value: the check id). */
@@ -176,12 +176,9 @@ export async function advanceBootCheck(deps: BootCheckDeps, job: BootCheckJob): 
       { stateIn: ['booting'] },
     );
     deps.logger.info('boot check passed', { ...ids, imageId: image.imageId, seconds: seen.seconds });
-    const announced = await announceImage(deps, {
-      region: job.region,
-      imageId: image.imageId,
-      state: 'available',
-      errorMessage: '',
-    });
+    // As the release the job names: a rollback's image carries the tags of the earlier release.
+    const current = (await deps.releases.get(release.releaseId)) ?? release;
+    const announced = await announceRegionImage(deps, current, job.region, image);
     return { outcome: 'passed', ...ids, seconds: seen.seconds, announced: announced.outcome === 'announced' };
   }
 
