@@ -52,6 +52,7 @@ import { claimDataFolder, releaseDataFolder, removeOrphanTemporaries } from './h
 import type { LocalImages } from './images.ts';
 import { AUTO_SCALING_GRANT_OPERATIONS, autoScalingRoleArn, stemcellKeyPolicy } from './key-policy.ts';
 import { LocalKeyService } from './key-service.ts';
+import { type Checkpoint, killPointsFromEnv } from './kill-points.ts';
 import { LocalLaunchModel } from './launch-model.ts';
 import { LocalMemberAccounts } from './member-accounts.ts';
 import { LocalObjectStore } from './object-store.ts';
@@ -92,6 +93,8 @@ export interface LocalStackOptions {
   dataFolderNeededBytes?: number;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
+  /** Crash-test hook (src/local/kill-points.ts); STEMCELL_KILL_AT's by default. */
+  checkpoint?: Checkpoint;
   /**
    * How long member accounts' instance refreshes run (clock time; default 0: they end as they start). Longer,
    * the subscriber reports "started" and Auto Scaling's end event reports the outcome, as on AWS.
@@ -174,6 +177,8 @@ export class LocalStack {
   /** Operator lines (volume backend, grows): the caller's, or stderr. */
   readonly #log: (line: string) => void;
   readonly #workspace: DeviceWorkspace;
+  /** Crash-test hook: kill -9 at a named point (src/local/kill-points.ts); undefined unless asked for. */
+  readonly checkpoint: Checkpoint | undefined;
   #running = false;
   #busy = 0;
   readonly #loops: Promise<void>[] = [];
@@ -210,7 +215,11 @@ export class LocalStack {
       sink: homeBus,
       clock: this.#clock,
     });
-    this.releases = new LocalReleaseStore(join(dataDir, 'releases'), { clock: this.#clock });
+    this.checkpoint = 'checkpoint' in options ? options.checkpoint : killPointsFromEnv();
+    this.releases = new LocalReleaseStore(join(dataDir, 'releases'), {
+      clock: this.#clock,
+      ...(this.checkpoint ? { checkpoint: this.checkpoint } : {}),
+    });
     this.rollouts = new LocalRolloutStore(dataDir);
     this.scheduler = new LocalScheduler(dataDir, { clock: this.#clock });
     this.alarms = new LocalAlarms(dataDir);
@@ -424,7 +433,12 @@ export class LocalStack {
       if (released.length > 0)
         this.#log(`${runtime.region}: released ${released.join(', ')} from builders of a previous run`);
     }
-    for (const queue of [this.registerQueue, ...[...this.regions.values()].map((r) => r.buildQueue)]) {
+    const queues = [
+      this.registerQueue,
+      this.bootCheckQueue,
+      ...[...this.regions.values()].map((r) => r.buildQueue),
+    ];
+    for (const queue of queues) {
       // (Member accounts' subscriber queues hold their messages for 2 s only: they come back on their own.)
       const held = queue.releaseInFlight();
       if (held > 0)
@@ -639,6 +653,7 @@ export class LocalStack {
         for (const message of messages) {
           if (!failed.has(message.messageId)) await queue.delete(message.receiptHandle);
         }
+        if (functionName.startsWith('stemcell-subscriber-')) this.checkpoint?.('subscriber:applied');
       } catch (err) {
         this.#logger.error(`${functionName} invocation failed`, { err });
       } finally {
@@ -693,7 +708,11 @@ export class LocalStack {
   }
 
   reconcileDeps(): ReconcileDeps {
-    return { ...this.announceDeps(), buildDeadLetters: (r) => this.region(r).buildDlq };
+    return {
+      ...this.announceDeps(),
+      buildDeadLetters: (r) => this.region(r).buildDlq,
+      buildQueue: (r) => this.region(r).buildQueue,
+    };
   }
 
   syncSubscribersDeps(): SyncSubscribersDeps {

@@ -1,6 +1,6 @@
 // `stemcell dev`: keep the local stack running over a data folder; `stemcell publish` feeds it.
 import type { Command } from 'commander';
-import { regionReports, reportTable } from '#demo/report.ts';
+import { regionReports, releaseEnded, reportTable } from '#demo/report.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 import { createProgress } from '../progress.ts';
 import { trackStack } from '../stack-progress.ts';
@@ -38,9 +38,11 @@ export function register(program: Command): void {
       },
     );
     // The end of each release, once: the table when every account in scope answered, or the failed regions.
-    // Polled, because accounts report after the last region is announced (and after a restart, too).
+    // Polled, because accounts report after the last region is announced (and after a restart, too). Only the
+    // releases that had already ended before this run are not told again: one in flight when a previous run
+    // was killed is reported when it ends now.
     const printed = new Set<string>();
-    const seen = new Set((await stack.releases.list()).map((r) => r.releaseId));
+    const seen = new Set((await stack.releases.list()).filter(releaseEnded).map((r) => r.releaseId));
     const printEnded = async () => {
       for (const release of await stack.releases.list()) {
         if (printed.has(release.releaseId) || seen.has(release.releaseId)) continue;

@@ -26,9 +26,14 @@ export function register(program: Command): void {
         )
         .option('--json', 'print the rollout as JSON'),
     );
-    if (action === 'abort') command.option('--reason <text>', 'why, recorded on the release', 'by the operator');
+    if (action === 'abort')
+      command.option('--reason <text>', 'why, recorded on the release', 'by the operator');
     command.action(
-      async (stream: string, revision: string, options: LocalOptions & { json?: boolean; reason?: string }) => {
+      async (
+        stream: string,
+        revision: string,
+        options: LocalOptions & { json?: boolean; reason?: string },
+      ) => {
         await run(action, stream, revision, options);
       },
     );
@@ -48,7 +53,8 @@ async function run(
   try {
     await stack.start();
     const deps = { ...stack.announceDeps(), rollouts: stack.rollouts, timer: stack.scheduler };
-    const aborted = action === 'abort' ? await abortRelease(deps, stream, revision, options.reason) : undefined;
+    const aborted =
+      action === 'abort' ? await abortRelease(deps, stream, revision, options.reason) : undefined;
     if (action === 'resume') await resumeRelease(deps, stream, revision);
     // The next wave moves now; its bake timer stays in the data folder for the next `stemcell dev`.
     await stack.settle({ timers: false });
@@ -59,7 +65,9 @@ async function run(
       const waves = summary?.waves.length
         ? `; waves ${summary.waves.map((w) => `${w.name}=${w.state}`).join(', ')}`
         : '';
-      const ended = aborted?.failed.length ? `; failed in ${aborted.failed.join(', ')} (${aborted.reason})` : '';
+      const ended = aborted?.failed.length
+        ? `; failed in ${aborted.failed.join(', ')} (${aborted.reason})`
+        : '';
       process.stdout.write(`${stream} ${revision}: ${summary?.state ?? 'aborted'}${waves}${ended}\n`);
     }
   } catch (err) {

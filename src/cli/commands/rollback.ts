@@ -80,6 +80,7 @@ async function withStack(
       ...stack.announceDeps(),
       rollouts: stack.rollouts,
       buildQueue: (region) => stack.region(region).buildQueue,
+      ...(stack.checkpoint ? { checkpoint: stack.checkpoint } : {}),
     };
     const out = await body(stack, deps);
     await stack.settle({ timers: false });

@@ -32,6 +32,14 @@ export class RevisionConflictError extends Error {
   }
 }
 
+/**
+ * The host cannot run a boot check now — no instance capacity, the account's instance limit, a full data
+ * folder — and the image is not to blame: the check waits and tries again, it never fails on this.
+ */
+export class BootHostError extends Error {
+  override readonly name = 'BootHostError';
+}
+
 export function streamConfig(config: StemcellConfig, stream: string, context: string): StreamConfig {
   const found = config.streams[stream];
   if (!found) throw new UnknownStreamError(stream, context);

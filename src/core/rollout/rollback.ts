@@ -3,7 +3,7 @@
 // while the fleet goes back to the earlier content. Regions whose earlier image is gone are rebuilt from the
 // earlier revision's tarball (same object version). A pin holds new revisions back: they build and boot-check,
 // but announce keeps their images to itself until unpin.
-import type { FifoQueue, ImageInfo, Release, RollbackIntent, RolloutStore, StreamPin } from '#ports';
+import type { FifoQueue, Release, RollbackIntent, RolloutStore, StreamPin } from '#ports';
 import type { AnnounceDeps } from '../deps.ts';
 import { streamConfig } from '../model/errors.ts';
 import { announceRegionImage } from '../release/announce.ts';

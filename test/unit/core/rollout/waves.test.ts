@@ -599,7 +599,10 @@ describe('Function: abortRelease()', () => {
     await baking(c);
     await onBakeElapsed(c.deps, { kind: 'stemcell-rollout-timer', releaseId: c.release.releaseId, wave: 0 });
     for (const region of [EU, US])
-      await c.deps.releases.updateRegion(c.release.releaseId, region, { state: 'announced', imageId: 'ami-1' });
+      await c.deps.releases.updateRegion(c.release.releaseId, region, {
+        state: 'announced',
+        imageId: 'ami-1',
+      });
     const completed = setup({ waves: null });
     await completed.deps.releases.markComplete(completed.release.releaseId, '2026-11-20T10:00:00.000Z');
     const d = setup();
@@ -1089,7 +1092,11 @@ describe('Rollout log lines', () => {
     });
     assert.deepEqual(logs.of('wave opened'), { releaseId: id, wave: 'rest' });
     assert.deepEqual(logs.of('release halted'), { releaseId: id, wave: 'rest', reason: 'alarm' });
-    assert.deepEqual(logs.of('release aborted'), { releaseId: id, reason: 'by the operator', failed: [EU, US] });
+    assert.deepEqual(logs.of('release aborted'), {
+      releaseId: id,
+      reason: 'by the operator',
+      failed: [EU, US],
+    });
     assert.deepEqual(done.deps.logger.of('rollout complete'), { releaseId: id });
     assert.deepEqual(pinned.deps.logger.of('stream pinned: image held back'), {
       releaseId: id,
