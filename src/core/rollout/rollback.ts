@@ -128,6 +128,19 @@ export async function finishRollback(deps: FinishRollbackDeps, release: Release)
     if (deps.buildQueue) await queueBuildJob({ buildQueue: deps.buildQueue }, release, region, config);
   }
   const announced: string[] = [];
+  // The crash test's point between an "Image Ready" the bus accepted and the region recording it.
+  const checkpoint = deps.checkpoint;
+  const announcing: FinishRollbackDeps = checkpoint
+    ? {
+        ...deps,
+        events: {
+          publish: async (events) => {
+            await deps.events.publish(events);
+            if (events.some((e) => e.detailType === 'Image Ready')) checkpoint('rollback:delivered');
+          },
+        },
+      }
+    : deps;
   for (const [region, reused] of Object.entries(intent.images).sort(([a], [b]) => a.localeCompare(b))) {
     if (release.regions[region]?.state === 'queued') {
       await deps.releases.updateRegion(
@@ -157,7 +170,7 @@ export async function finishRollback(deps: FinishRollbackDeps, release: Release)
       });
       continue;
     }
-    const result = await announceRegionImage(deps, current, region, image);
+    const result = await announceRegionImage(announcing, current, region, image);
     if (result.outcome === 'announced') announced.push(region);
   }
   return announced;
