@@ -21,8 +21,9 @@ import { stemcellEvent } from '../model/emit.ts';
 import { memberBusArn } from '../model/naming.ts';
 import { finishRollback } from '../rollout/rollback.ts';
 import { admits, mayReannounce, releaseAudience } from '../rollout/rollout.ts';
-import { announceRegionImage, imageArn, imageReadyDetail } from './announce.ts';
+import { announceRegionImage } from './announce.ts';
 import { recordBuildFailure } from './build-failure.ts';
+import { imageArn, imageReadyDetail } from './image-ready.ts';
 import { registerSnapshot } from './register.ts';
 
 export interface ReconcileOptions {

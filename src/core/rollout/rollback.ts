@@ -9,6 +9,7 @@ import { streamConfig } from '../model/errors.ts';
 import { announceRegionImage } from '../release/announce.ts';
 import { recordBuildFailure } from '../release/build-failure.ts';
 import { emitReleaseStarted, queueBuildJob } from '../release/ingest.ts';
+import { moveRegion } from '../release/region-state.ts';
 
 import { RolloutStateError, releaseByRevision } from './rollout.ts';
 
@@ -143,18 +144,13 @@ export async function finishRollback(deps: FinishRollbackDeps, release: Release)
     : deps;
   for (const [region, reused] of Object.entries(intent.images).sort(([a], [b]) => a.localeCompare(b))) {
     if (release.regions[region]?.state === 'queued') {
-      await deps.releases.updateRegion(
-        release.releaseId,
-        region,
-        {
-          state: 'available',
-          imageId: reused.imageId,
-          snapshotId: reused.snapshotId,
-          ...(reused.bootCheck ? { bootCheck: reused.bootCheck } : {}),
-          updatedAt: deps.clock.now().toISOString(),
-        },
-        { stateIn: ['queued'] },
-      );
+      await moveRegion(deps.releases, release.releaseId, region, {
+        state: 'available',
+        imageId: reused.imageId,
+        snapshotId: reused.snapshotId,
+        ...(reused.bootCheck ? { bootCheck: reused.bootCheck } : {}),
+        updatedAt: deps.clock.now().toISOString(),
+      });
     }
     const current = await deps.releases.get(release.releaseId);
     const state = current?.regions[region]?.state;

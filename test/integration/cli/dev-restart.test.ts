@@ -73,7 +73,10 @@ describe('Command: stemcell dev restarted in the middle of a release', () => {
       running = undefined;
       // assess
       assert.ok(reported, second.output());
-      assert.match(second.output(), /release web#00000001 complete:\n[^[]*eu-west-1 +announced[^[]*us-east-1 +announced/);
+      assert.match(
+        second.output(),
+        /release web#00000001 complete:\n[^[]*eu-west-1 +announced[^[]*us-east-1 +announced/,
+      );
     } finally {
       running?.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
