@@ -240,7 +240,8 @@ export interface RegionRecord {
 export interface AccountRecord {
   accountId: string;
   region: string;
-  outcome: 'updated' | 'already-current' | 'skipped-older';
+  /** nothing-to-move: the account has no launch template of the stream there; it answered, and is done. */
+  outcome: 'updated' | 'already-current' | 'skipped-older' | 'nothing-to-move';
   launchTemplates: number;
   updatedAt: string;
   /** The worst instance-refresh outcome reported (see "Launch Template Updated"); absent in older records. */

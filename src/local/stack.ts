@@ -595,7 +595,12 @@ export class LocalStack {
         await bus.publish(entries);
         for (const e of entries) {
           // A refresh's end is a second report of a template already counted.
-          if (e.detailType !== 'Launch Template Updated' || (e.detail as { refresh?: unknown }).refresh)
+          const report = e.detail as { refresh?: unknown; outcome?: string };
+          if (
+            e.detailType !== 'Launch Template Updated' ||
+            report.refresh ||
+            report.outcome === 'nothing-to-move'
+          )
             continue;
           const d = e.detail as { region: string; stream: string; sequence: number };
           onProgress?.({

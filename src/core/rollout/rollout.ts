@@ -459,7 +459,7 @@ export async function onLaunchTemplateReport(
     deps as RolloutDeps,
     release,
     index,
-    `instance refresh ${detail.instanceRefresh}: ${detail.accountId} in ${detail.region} (${detail.launchTemplateName})`,
+    `instance refresh ${detail.instanceRefresh}: ${detail.accountId} in ${detail.region} (${detail.launchTemplateName ?? 'no template'})`,
     [{ accountId: detail.accountId, region: detail.region }],
   );
 }
