@@ -86,10 +86,12 @@ export const BuildFailedDetail = ReleaseFields.extend({
  * An upload that tried to replace a published revision with other content. The release keeps its original
  * tarball (the bucket is versioned); the upload is refused, and recorded on the release.
  */
-export const ReleaseRejectedDetail = ReleaseFields.extend({
+export const ReleaseRejectedDetail = ReleaseFields.partial({ sequence: true, releaseId: true }).extend({
   reason: z.string().min(1),
-  existing: SourceObject.describe('The object the release was built from.'),
-  rejected: SourceObject.describe('The refused upload of the same key.'),
+  existing: SourceObject.optional().describe(
+    'The object the release was built from; absent when the upload was refused before it had a release (not a tar archive: no sequence was taken, and sequence and releaseId are absent too).',
+  ),
+  rejected: SourceObject.describe('The refused upload.'),
   rejectedAt: z.iso.datetime(),
 });
 

@@ -12,12 +12,14 @@ import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
 export interface IngestResponse {
-  releaseId: string;
-  stream: string;
-  revision: string;
-  sequence: number;
+  /** Absent for an upload refused before it had a release (not a tar archive: `rejected` says why). */
+  releaseId?: string;
+  stream?: string;
+  revision?: string;
+  sequence?: number;
   created: boolean;
   enqueued: string[];
+  rejected?: string;
 }
 
 export function createHandler(deps: IngestDeps, tools: Powertools = powertools) {
@@ -27,9 +29,10 @@ export function createHandler(deps: IngestDeps, tools: Powertools = powertools) 
     .use(logMetrics(tools.metrics))
     .use(parser({ schema: ObjectCreatedEvent }))
     .handler(async (event) => {
-      const { release, created, enqueued } = await ingest(deps, objectCreatedFromEvent(event));
+      const { release, created, enqueued, rejected } = await ingest(deps, objectCreatedFromEvent(event));
       tools.metrics.addMetric('ReleasesCreated', MetricUnit.Count, created ? 1 : 0);
       tools.metrics.addMetric('BuildJobsSent', MetricUnit.Count, enqueued.length);
+      if (!release) return { created, enqueued, ...(rejected ? { rejected } : {}) };
       return {
         releaseId: release.releaseId,
         stream: release.stream,

@@ -154,7 +154,7 @@ export class FakeObjects implements ObjectStore {
   async head(key: string) {
     return this.objects.get(key);
   }
-  async get(): Promise<never> {
+  async get(_key: string, _ifMatch?: string): Promise<{ object: StoredObject; body: Readable }> {
     throw new Error('not in this fake');
   }
 }

@@ -33,8 +33,8 @@ export function register(program: Command): void {
       'stemcell-dev-rejected',
       { source: ['stemcell'], 'detail-type': ['Release Rejected'] },
       (e) => {
-        const d = e.detail as { releaseId: string; reason: string };
-        progress.line(`upload refused for ${d.releaseId}: ${d.reason}`);
+        const d = e.detail as { releaseId?: string; stream: string; revision: string; reason: string };
+        progress.line(`upload refused for ${d.releaseId ?? `${d.stream} ${d.revision}`}: ${d.reason}`);
       },
     );
     // The end of each release, once: the table when every account in scope answered, or the failed regions.
