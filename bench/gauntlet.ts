@@ -63,6 +63,8 @@ const STEMCELL = resolve('bin/stemcell');
 export interface GauntletOptions {
   kills: number;
   seed: number;
+  /** Chance in percent, after each kill, of a `stemcell rollback` killed inside it (default 20). */
+  rollbackPercent?: number;
   /** Lines of progress (stderr by default). */
   log?: (line: string) => void;
 }
@@ -258,7 +260,7 @@ export async function runGauntlet(options: GauntletOptions): Promise<GauntletRes
         `gauntlet: kill ${kill}/${options.kills} at ${moment}${hit ? '' : ' (not reached: killed anyway)'}`,
       );
       // Now and then an operator rolls back while the stack is down, and the command is killed inside.
-      if (rng() < 0.2)
+      if (rng() * 100 < (options.rollbackPercent ?? 20))
         await rollbackKilled(ROLLBACK_POINTS[Math.floor(rng() * ROLLBACK_POINTS.length)] ?? '');
     }
     // The last restart: every release must end within 2 minutes, and this run must report each one that was in
@@ -451,7 +453,11 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve('bench/gauntlet.ts')
     if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a whole number`);
     return value;
   };
-  const result = await runGauntlet({ kills: arg('kills', 10), seed: arg('seed', Date.now() % 100000) });
+  const result = await runGauntlet({
+    kills: arg('kills', 10),
+    seed: arg('seed', Date.now() % 100000),
+    rollbackPercent: arg('rollback-percent', 20),
+  });
   for (const leak of result.leakDetails) process.stderr.write(`leak: ${leak}\n`);
   process.stderr.write(
     `gauntlet: ${result.compared} announced images compared with their tarballs; ` +
