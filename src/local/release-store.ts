@@ -22,16 +22,16 @@ interface StreamIndex {
 }
 
 export class LocalReleaseStore implements ReleaseStore {
-  private readonly dir: string;
-  private readonly clock: Clock;
+  readonly #dir: string;
+  readonly #clock: Clock;
 
   /** Crash-test hook (src/local/kill-points.ts): passed between the release file and the stream index. */
-  private readonly checkpoint: Checkpoint | undefined;
+  readonly #checkpoint: Checkpoint | undefined;
 
   constructor(root: string, options: { clock?: Clock; checkpoint?: Checkpoint } = {}) {
-    this.dir = join(root, 'releases');
-    this.clock = options.clock ?? systemClock;
-    this.checkpoint = options.checkpoint;
+    this.#dir = join(root, 'releases');
+    this.#clock = options.clock ?? systemClock;
+    this.#checkpoint = options.checkpoint;
   }
 
   async create(input: CreateReleaseInput): Promise<{ release: Release; created: boolean }> {
@@ -53,12 +53,12 @@ export class LocalReleaseStore implements ReleaseStore {
     // overwritten. The stream index is derived from the files, and repaired from them when a crash left it
     // behind a release file.
     for (let attempt = 0; attempt < 100; attempt++) {
-      const index = this.streamIndex(input.stream);
+      const index = this.#streamIndex(input.stream);
       const existingId = index.revisions[input.revision];
-      const existing = existingId ? this.read(existingId) : undefined;
+      const existing = existingId ? this.#read(existingId) : undefined;
       if (existing) return { release: existing, created: false };
       const sequence = index.lastSequence + 1;
-      const now = this.clock.now().toISOString();
+      const now = this.#clock.now().toISOString();
       const release: Release = {
         releaseId: makeReleaseId(input.stream, sequence),
         stream: input.stream,
@@ -73,12 +73,12 @@ export class LocalReleaseStore implements ReleaseStore {
         accounts: {},
         ...(input.rollback ? { rollback: input.rollback } : {}),
       };
-      if (!createFileExclusive(this.releasePath(release.releaseId), `${JSON.stringify(release, null, 2)}\n`))
+      if (!createFileExclusive(this.#releasePath(release.releaseId), `${JSON.stringify(release, null, 2)}\n`))
         continue; // another writer took this sequence: the next round's index has it
-      this.checkpoint?.('release-store:recorded');
+      this.#checkpoint?.('release-store:recorded');
       index.lastSequence = sequence;
       index.revisions[input.revision] = release.releaseId;
-      writeJsonAtomic(this.indexPath(input.stream), index);
+      writeJsonAtomic(this.#indexPath(input.stream), index);
       return { release, created: true };
     }
     throw new Error(`release ${input.stream}/${input.revision}: too many concurrent creates`);
@@ -88,18 +88,18 @@ export class LocalReleaseStore implements ReleaseStore {
    * The stream's index with every release file of the stream folded in: a file whose index entry a crash
    * prevented is a committed release all the same (its sequence taken, its revision claimed).
    */
-  private streamIndex(stream: string): StreamIndex {
-    const path = this.indexPath(stream);
+  #streamIndex(stream: string): StreamIndex {
+    const path = this.#indexPath(stream);
     const index = readJson<StreamIndex>(path, { lastSequence: 0, revisions: {} });
     let repaired = false;
-    for (const release of readJsonDir<Release>(this.dir)) {
+    for (const release of readJsonDir<Release>(this.#dir)) {
       if (release.stream !== stream) continue;
       if (release.sequence > index.lastSequence) {
         index.lastSequence = release.sequence;
         repaired = true;
       }
       const claimed = index.revisions[release.revision];
-      const holder = claimed ? this.read(claimed) : undefined;
+      const holder = claimed ? this.#read(claimed) : undefined;
       if (!holder || holder.sequence > release.sequence) {
         index.revisions[release.revision] = release.releaseId;
         repaired = true;
@@ -110,12 +110,12 @@ export class LocalReleaseStore implements ReleaseStore {
   }
 
   async get(releaseId: string): Promise<Release | undefined> {
-    return this.read(releaseId);
+    return this.#read(releaseId);
   }
 
   /** Releases of one stream (or all), ordered by stream, then sequence. */
   async list(stream?: string): Promise<Release[]> {
-    return readJsonDir<Release>(this.dir)
+    return readJsonDir<Release>(this.#dir)
       .filter((r) => stream === undefined || r.stream === stream)
       .sort((a, b) => (a.stream === b.stream ? a.sequence - b.sequence : a.stream < b.stream ? -1 : 1));
   }
@@ -126,7 +126,7 @@ export class LocalReleaseStore implements ReleaseStore {
     patch: Partial<RegionRecord>,
     onlyIf?: { stateIn: RegionState[] },
   ): Promise<boolean> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     const current = release.regions[region];
     if (onlyIf && (!current || !onlyIf.stateIn.includes(current.state))) return false;
     const state = patch.state ?? current?.state;
@@ -140,57 +140,57 @@ export class LocalReleaseStore implements ReleaseStore {
       ...current,
       ...patch,
       state,
-      updatedAt: patch.updatedAt ?? this.clock.now().toISOString(),
+      updatedAt: patch.updatedAt ?? this.#clock.now().toISOString(),
     };
-    this.write(release);
+    this.#write(release);
     return true;
   }
 
   async recordAccount(releaseId: string, record: AccountRecord): Promise<void> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     release.accounts[`${record.accountId}/${record.region}`] = record;
-    this.write(release);
+    this.#write(release);
   }
 
   async recordRejection(releaseId: string, rejection: Rejection): Promise<boolean> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     if (release.rejections?.some((r) => r.source.etag === rejection.source.etag)) return false;
     release.rejections = [...(release.rejections ?? []), rejection];
-    this.write(release);
+    this.#write(release);
     return true;
   }
 
   /** Sets completedAt once; false if the release was already complete. */
   async markComplete(releaseId: string, completedAt: string): Promise<boolean> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     if (release.completedAt) return false;
     release.completedAt = completedAt;
-    this.write(release);
+    this.#write(release);
     return true;
   }
 
   // ---------------------------------------------------------------- internals
 
-  private indexPath(stream: string): string {
-    return join(this.dir, 'streams', `${stream}.json`);
+  #indexPath(stream: string): string {
+    return join(this.#dir, 'streams', `${stream}.json`);
   }
 
-  private releasePath(releaseId: string): string {
-    return join(this.dir, `${encodeURIComponent(releaseId)}.json`);
+  #releasePath(releaseId: string): string {
+    return join(this.#dir, `${encodeURIComponent(releaseId)}.json`);
   }
 
-  private read(releaseId: string): Release | undefined {
-    return readJson<Release | undefined>(this.releasePath(releaseId), undefined);
+  #read(releaseId: string): Release | undefined {
+    return readJson<Release | undefined>(this.#releasePath(releaseId), undefined);
   }
 
-  private require(releaseId: string): Release {
-    const release = this.read(releaseId);
+  #require(releaseId: string): Release {
+    const release = this.#read(releaseId);
     if (!release)
       throw new LocalServiceError('ResourceNotFoundException', `release ${releaseId} does not exist`, 404);
     return release;
   }
 
-  private write(release: Release): void {
-    writeJsonAtomic(this.releasePath(release.releaseId), release);
+  #write(release: Release): void {
+    writeJsonAtomic(this.#releasePath(release.releaseId), release);
   }
 }

@@ -2,9 +2,11 @@
 // Local mode runs the local stack over the data folder until the command's effects settle (stop `stemcell dev`
 // first: two processes must not drive one data folder); the next wave's bake timer stays in its schedules for
 // the next `stemcell dev`.
+
 import type { Command } from 'commander';
 import { abortRelease } from '#core/rollout/abort.ts';
-import { RolloutStateError, resumeRelease, rolloutSummary } from '#core/rollout/rollout.ts';
+import { resumeRelease, rolloutSummary } from '#core/rollout/rollout.ts';
+import { isInputError } from '#errors';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 
@@ -52,7 +54,7 @@ async function run(
   const stack = new LocalStack({ dataDir: options.data, config, log: () => {} });
   try {
     await stack.start();
-    const deps = { ...stack.announceDeps(), rollouts: stack.rollouts, timer: stack.scheduler };
+    const deps = stack.runtime.rollout();
     const aborted =
       action === 'abort' ? await abortRelease(deps, stream, revision, options.reason) : undefined;
     if (action === 'resume') await resumeRelease(deps, stream, revision);
@@ -71,8 +73,7 @@ async function run(
       process.stdout.write(`${stream} ${revision}: ${summary?.state ?? 'aborted'}${waves}${ended}\n`);
     }
   } catch (err) {
-    if (err instanceof RolloutStateError || (err instanceof Error && err.name === 'ReleaseNotFoundError'))
-      throw new CliError(`release ${action}: ${err.message}`, 2);
+    if (isInputError(err)) throw new CliError(`release ${action}: ${err.message}`, 2, { cause: err });
     throw err;
   } finally {
     await stack.stop();

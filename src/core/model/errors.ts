@@ -1,7 +1,9 @@
 // Errors the core raises for inputs it cannot act on. Each names the input at fault.
-import type { StemcellConfig, StreamConfig } from '#config/schema.ts';
 
-export class UnknownStreamError extends Error {
+import type { StemcellConfig, StreamConfig } from '#config/schema.ts';
+import { DependencyError, InputError } from '#errors';
+
+export class UnknownStreamError extends InputError {
   readonly stream: string;
   constructor(stream: string, context: string) {
     super(
@@ -12,7 +14,7 @@ export class UnknownStreamError extends Error {
   }
 }
 
-export class ReleaseNotFoundError extends Error {
+export class ReleaseNotFoundError extends InputError {
   readonly releaseId: string;
   constructor(releaseId: string, context: string) {
     super(`release ${JSON.stringify(releaseId)} not found in the release store (${context})`);
@@ -22,7 +24,7 @@ export class ReleaseNotFoundError extends Error {
 }
 
 /** A revision is immutable: the same stream/revision published again from a different object is refused. */
-export class RevisionConflictError extends Error {
+export class RevisionConflictError extends InputError {
   constructor(stream: string, revision: string, existingEtag: string, key: string, etag: string) {
     super(
       `revision ${revision} of stream ${stream} was already published from an object with etag ${existingEtag}; ` +
@@ -36,9 +38,7 @@ export class RevisionConflictError extends Error {
  * The host cannot run a boot check now — no instance capacity, the account's instance limit, a full data
  * folder — and the image is not to blame: the check waits and tries again, it never fails on this.
  */
-export class BootHostError extends Error {
-  override readonly name = 'BootHostError';
-}
+export class BootHostError extends DependencyError {}
 
 export function streamConfig(config: StemcellConfig, stream: string, context: string): StreamConfig {
   const found = config.streams[stream];

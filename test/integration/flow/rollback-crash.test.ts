@@ -174,12 +174,7 @@ describe('Flow: a rollback killed with SIGKILL', () => {
         rollbackCommand(flow, configFile, point);
         const idle = stackOver(flow.stack.dataDir, CONFIG);
         // act: aborted before anything restarts it
-        const aborted = await abortRelease(
-          { ...idle.announceDeps(), rollouts: idle.rollouts },
-          'web',
-          'r1-rollback-1',
-          'wrong target',
-        );
+        const aborted = await abortRelease(idle.runtime.rollout(), 'web', 'r1-rollback-1', 'wrong target');
         stack = stackOver(flow.stack.dataDir, CONFIG, { reconcile: { reportTimeoutMs: 500 } });
         await stack.start();
         await stack.settle();
