@@ -362,9 +362,9 @@ async function check(
       const template = member.launchTemplateByName('web-lt');
       if (!template) continue;
       const versions = member.launchTemplateVersions(template.launchTemplateId).slice(1);
-      const images = versions.map((v) => v.imageId);
-      duplicateVersions += images.length - new Set(images).size;
+      // One version per release: a rollback's version holds an earlier image again, under a higher sequence.
       const sequences = versions.map((v) => sequenceFromVersionDescription(v.versionDescription, 'web') ?? 0);
+      duplicateVersions += sequences.length - new Set(sequences).size;
       for (let i = 1; i < sequences.length; i++)
         if ((sequences[i] ?? 0) <= (sequences[i - 1] ?? 0)) backwards++;
       const current = member.launchTemplateByName('web-lt');
