@@ -2,6 +2,7 @@
 // over a data folder and prints one JSON line per step it takes (build steps, accounts updated, operator
 // lines), so the gauntlet can SIGKILL it at a chosen moment. Usage: node bench/gauntlet-stack.ts <data> <config.json>
 import { readFileSync } from 'node:fs';
+import { releaseEndReporter } from '#cli/release-ends.ts';
 import { parseConfig } from '#config/load.ts';
 import { LocalStack } from '#local/stack.ts';
 
@@ -17,6 +18,13 @@ const stack = new LocalStack({
   reconcile: { reportTimeoutMs: 5_000 },
   dataFolderNeededBytes: 32 * 2 ** 20,
 });
+// What `stemcell dev` prints at the end of each release, as events the gauntlet checks (those in flight at
+// start included).
+const config = parseConfig(JSON.parse(readFileSync(configFile, 'utf8')));
+const reportEnds = await releaseEndReporter(stack.releases, config, (end) =>
+  say({ kind: 'ended', releaseId: end.release.releaseId, outcome: end.outcome }),
+);
+const ender = setInterval(() => void reportEnds().catch(() => {}), 250);
 await stack.start();
 stack.watchBucket(200);
 say({ kind: 'started' });
@@ -24,5 +32,7 @@ await new Promise<void>((resolve) => {
   process.once('SIGINT', resolve);
   process.once('SIGTERM', resolve);
 });
+clearInterval(ender);
+await reportEnds();
 await stack.stop();
 say({ kind: 'stopped' });

@@ -2,11 +2,17 @@
 // moments spread over every step of a release (volume, mkfs, apply, boot, quiesce, snapshot, between the
 // snapshot and its notification, register, announce, mid-way through the account updates), restarted after
 // each kill. Meanwhile it publishes revisions, fills the data folder at random moments (root: the data folder
-// is a tmpfs of its own) and republishes a revision with other content. Then it checks the invariants and
-// prints, last: `kills N: complete C, failed-with-reason F, stuck 0, duplicate images 0, backwards 0, corrupt 0, leaks 0`.
+// is a tmpfs of its own) and republishes a revision with other content. Between two runs it may roll the stream
+// back with `stemcell rollback`, killed with SIGKILL inside it (STEMCELL_KILL_AT: after its release file, after
+// its record, after its rollout marker, after the bus accepted its first "Image Ready"). Then it checks the
+// invariants and prints, last: `kills N: complete C, failed-with-reason F, stuck 0, duplicate images 0,
+// backwards 0, corrupt 0, leaks 0, split 0, sequence reuse 0, unreported 0` — split: a region whose accounts
+// do not all hold the same release; sequence reuse: a release given a sequence another one had (a release lost
+// to an overwrite counts); unreported: a release in flight when the last run started whose end that run (doing
+// what `stemcell dev` does) did not report.
 // Leak checks are scoped to its own data folder: loop devices backed by files under it, mounts under it,
 // processes marked with it, temporary files in it. Other engineers' loops and processes are never looked at.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -44,10 +50,21 @@ const MOMENTS = [
   'accounts',
 ] as const;
 type Moment = (typeof MOMENTS)[number];
+/** Where `stemcell rollback` is killed (src/local/kill-points.ts); '' lets it finish. */
+const ROLLBACK_POINTS = [
+  'release-store:recorded',
+  'rollback:recorded',
+  'rollback:marker',
+  'rollback:delivered',
+  '',
+] as const;
+const STEMCELL = resolve('bin/stemcell');
 
 export interface GauntletOptions {
   kills: number;
   seed: number;
+  /** Chance in percent, after each kill, of a `stemcell rollback` killed inside it (default 20). */
+  rollbackPercent?: number;
   /** Lines of progress (stderr by default). */
   log?: (line: string) => void;
 }
@@ -65,6 +82,11 @@ export interface GauntletResult {
   compared: number;
   leaks: number;
   leakDetails: string[];
+  split: number;
+  sequenceReuse: number;
+  /** Releases in flight when the last run started whose end it did not report. */
+  unreported: number;
+  rollbacks: number;
   line: string;
 }
 
@@ -167,6 +189,30 @@ export async function runGauntlet(options: GauntletOptions): Promise<GauntletRes
   };
   const filler = join(data, 'gauntlet-filler');
   let child: Child | undefined;
+  let rollbacks = 0;
+  /** `stemcell rollback web --to <the first revision>`, killed at `point`; between two runs of the stack. */
+  const rollbackKilled = async (point: string) => {
+    const all = await releases.list('web');
+    const newest = all.at(-1);
+    const target = all.find((r) => r.completedAt && !r.rollback);
+    if (!target || !newest || newest.sequence === target.sequence) return;
+    const result = spawnSync(
+      STEMCELL,
+      ['rollback', 'web', '--to', target.revision, '--data', data, '--config', configFile],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, ...(point ? { STEMCELL_KILL_AT: point } : {}) },
+        timeout: 180_000,
+        killSignal: 'SIGKILL',
+      },
+    );
+    // Whether it died at its point or ran out of time, a release was recorded once it passed its first write.
+    if ((await releases.list('web')).length > all.length) rollbacks++;
+    log(
+      `gauntlet: rollback to ${target.revision} ${point ? `killed at ${point}` : 'run to its end'}` +
+        ` (${result.signal ?? `exit ${result.status}`})`,
+    );
+  };
   try {
     await publishNext();
     for (let kill = 1; kill <= options.kills; kill++) {
@@ -213,18 +259,32 @@ export async function runGauntlet(options: GauntletOptions): Promise<GauntletRes
       log(
         `gauntlet: kill ${kill}/${options.kills} at ${moment}${hit ? '' : ' (not reached: killed anyway)'}`,
       );
+      // Now and then an operator rolls back while the stack is down, and the command is killed inside.
+      if (rng() * 100 < (options.rollbackPercent ?? 20))
+        await rollbackKilled(ROLLBACK_POINTS[Math.floor(rng() * ROLLBACK_POINTS.length)] ?? '');
     }
-    // The last restart: every release must end within 2 minutes.
+    // The last restart: every release must end within 2 minutes, and this run must report each one that was in
+    // flight when it started, as `stemcell dev` does.
+    const inFlight = (await releases.list('web')).filter((r) => !ended(r)).map((r) => r.releaseId);
     child = startStack(data, configFile, log);
     const last = child;
     await until(() => last.events.some((e) => e.kind === 'started'), 60_000);
     await until(async () => (await releases.list('web')).every(ended), 120_000);
+    const reported = () => new Set(last.events.filter((e) => e.kind === 'ended').map((e) => e.releaseId));
+    await until(() => inFlight.every((id) => reported().has(id)), 30_000);
     // Accounts report after the announcement: give them a moment, then stop as Ctrl-C would.
     await realSleep(3000);
     last.process.kill('SIGINT');
     await Promise.race([last.exited, realSleep(60_000)]);
     child = undefined;
-    return await check(data, dir, tarballs, options.kills, block);
+    const unreported = inFlight.filter((id) => !reported().has(id));
+    for (const id of unreported)
+      log(`gauntlet: ${id} was in flight at the last start; its end was not reported`);
+    return await check(data, dir, tarballs, options.kills, block, {
+      unreported: unreported.length,
+      rollbacks,
+      published: revision,
+    });
   } finally {
     if (child) {
       child.process.kill('SIGKILL');
@@ -244,6 +304,7 @@ async function check(
   tarballs: Map<string, string>,
   kills: number,
   block: boolean,
+  run: { unreported: number; rollbacks: number; published: number },
 ): Promise<GauntletResult> {
   const releases = await new LocalReleaseStore(join(data, 'releases')).list('web');
   let complete = 0;
@@ -282,7 +343,8 @@ async function check(
       const imageId = r.regions[region]?.state === 'announced' ? r.regions[region]?.imageId : undefined;
       if (!imageId || !block) continue;
       try {
-        await imageHoldsTarball(images, imageId, tarballs.get(r.revision) as string, dir);
+        // A rollback's image is its target's: compared with the target's tarball.
+        await imageHoldsTarball(images, imageId, tarballs.get(r.rollback?.of ?? r.revision) as string, dir);
         compared++;
       } catch (err) {
         corrupt++;
@@ -300,9 +362,9 @@ async function check(
       const template = member.launchTemplateByName('web-lt');
       if (!template) continue;
       const versions = member.launchTemplateVersions(template.launchTemplateId).slice(1);
-      const images = versions.map((v) => v.imageId);
-      duplicateVersions += images.length - new Set(images).size;
+      // One version per release: a rollback's version holds an earlier image again, under a higher sequence.
       const sequences = versions.map((v) => sequenceFromVersionDescription(v.versionDescription, 'web') ?? 0);
+      duplicateVersions += sequences.length - new Set(sequences).size;
       for (let i = 1; i < sequences.length; i++)
         if ((sequences[i] ?? 0) <= (sequences[i - 1] ?? 0)) backwards++;
       const current = member.launchTemplateByName('web-lt');
@@ -313,6 +375,37 @@ async function check(
       if (sequences.length > 0 && defaultSequence !== Math.max(...sequences)) backwards++;
     }
   }
+  // No split fleet: in each region every account holds the same release, the newest announced one.
+  let split = 0;
+  for (const region of REGIONS) {
+    const held = new Set<number | undefined>();
+    for (const account of ACCOUNTS) {
+      const member = members.forAccount(account, region);
+      const template = member.launchTemplateByName('web-lt');
+      const versions = template ? member.launchTemplateVersions(template.launchTemplateId) : [];
+      const current = versions.find((v) => v.versionNumber === template?.defaultVersionNumber);
+      held.add(sequenceFromVersionDescription(current?.versionDescription, 'web'));
+    }
+    const newest = Math.max(
+      0,
+      ...releases.filter((r) => r.regions[region]?.state === 'announced').map((r) => r.sequence),
+    );
+    if (held.size > 1 || (newest > 0 && !held.has(newest))) {
+      split++;
+      process.stderr.write(
+        `gauntlet: ${region} split: accounts hold ${[...held].join(', ')}, newest ${newest}\n`,
+      );
+    }
+  }
+  // No sequence given twice: one release per sequence, and every publish and rollback that recorded a release
+  // still has it (an overwritten record would be missing). Refused republishes take none.
+  const sequences = releases.map((r) => r.sequence);
+  const expected = run.published + run.rollbacks;
+  const sequenceReuse = sequences.length - new Set(sequences).size + Math.max(0, expected - releases.length);
+  if (sequenceReuse > 0)
+    process.stderr.write(
+      `gauntlet: ${releases.length} releases for ${run.published} publishes and ${run.rollbacks} rollbacks\n`,
+    );
   // Leaks, scoped to this data folder.
   const leakDetails: string[] = [];
   if (block) {
@@ -331,7 +424,8 @@ async function check(
   const duplicates = duplicateImages + duplicateVersions;
   const line =
     `kills ${kills}: complete ${complete}, failed-with-reason ${failedWithReason}, stuck ${stuck}, ` +
-    `duplicate images ${duplicates}, backwards ${backwards}, corrupt ${corrupt}, leaks ${leakDetails.length}`;
+    `duplicate images ${duplicates}, backwards ${backwards}, corrupt ${corrupt}, leaks ${leakDetails.length}, ` +
+    `split ${split}, sequence reuse ${sequenceReuse}, unreported ${run.unreported}`;
   return {
     kills,
     complete,
@@ -344,6 +438,10 @@ async function check(
     compared,
     leaks: leakDetails.length,
     leakDetails,
+    split,
+    sequenceReuse,
+    unreported: run.unreported,
+    rollbacks: run.rollbacks,
     line,
   };
 }
@@ -355,11 +453,15 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve('bench/gauntlet.ts')
     if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a whole number`);
     return value;
   };
-  const result = await runGauntlet({ kills: arg('kills', 10), seed: arg('seed', Date.now() % 100000) });
+  const result = await runGauntlet({
+    kills: arg('kills', 10),
+    seed: arg('seed', Date.now() % 100000),
+    rollbackPercent: arg('rollback-percent', 20),
+  });
   for (const leak of result.leakDetails) process.stderr.write(`leak: ${leak}\n`);
   process.stderr.write(
     `gauntlet: ${result.compared} announced images compared with their tarballs; ` +
-      `duplicate template versions ${result.duplicateVersions}\n`,
+      `duplicate template versions ${result.duplicateVersions}; ${result.rollbacks} rollback(s) recorded\n`,
   );
   process.stdout.write(`${result.line}\n`);
   process.exitCode =
@@ -368,7 +470,10 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve('bench/gauntlet.ts')
       result.corrupt +
       result.leaks +
       result.duplicateImages +
-      result.duplicateVersions >
+      result.duplicateVersions +
+      result.split +
+      result.sequenceReuse +
+      result.unreported >
     0
       ? 1
       : 0;

@@ -86,10 +86,12 @@ export const BuildFailedDetail = ReleaseFields.extend({
  * An upload that tried to replace a published revision with other content. The release keeps its original
  * tarball (the bucket is versioned); the upload is refused, and recorded on the release.
  */
-export const ReleaseRejectedDetail = ReleaseFields.extend({
+export const ReleaseRejectedDetail = ReleaseFields.partial({ sequence: true, releaseId: true }).extend({
   reason: z.string().min(1),
-  existing: SourceObject.describe('The object the release was built from.'),
-  rejected: SourceObject.describe('The refused upload of the same key.'),
+  existing: SourceObject.optional().describe(
+    'The object the release was built from; absent when the upload was refused before it had a release (not a tar archive: no sequence was taken, and sequence and releaseId are absent too).',
+  ),
+  rejected: SourceObject.describe('The refused upload.'),
   rejectedAt: z.iso.datetime(),
 });
 
@@ -111,14 +113,29 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   accountId: AccountId,
   region: Region,
   imageId: z.string().min(1),
-  launchTemplateId: z.string().min(1),
-  launchTemplateName: z.string().min(1),
+  launchTemplateId: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('The template reported on; absent only with outcome nothing-to-move.'),
+  launchTemplateName: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Its name; absent only with outcome nothing-to-move.'),
   versionNumber: z
     .number()
     .int()
     .positive()
-    .describe('The new default version, or the unchanged one when the update was skipped.'),
-  outcome: z.enum(['updated', 'already-current', 'skipped-older']),
+    .optional()
+    .describe(
+      'The new default version, or the unchanged one when the update was skipped; absent only with outcome nothing-to-move.',
+    ),
+  outcome: z
+    .enum(['updated', 'already-current', 'skipped-older', 'nothing-to-move'])
+    .describe(
+      'nothing-to-move: the account has no launch template of the stream in the region (the management account, say). It is reported once, without a template, so the account counts as done and is not told again.',
+    ),
   ssmParameter: z.string().optional(),
   instanceRefresh: z
     .enum(INSTANCE_REFRESH_SEVERITY)
@@ -132,6 +149,11 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
       "Set on the subscriber's second report for a template: the instance refresh it started ended (Auto Scaling's end event reached the member account), and instanceRefresh says how. Absent on the report the subscriber sends when it moves the template.",
     ),
   updatedAt: z.iso.datetime(),
+}).superRefine((detail, ctx) => {
+  if (detail.outcome === 'nothing-to-move') return;
+  for (const field of ['launchTemplateId', 'launchTemplateName', 'versionNumber'] as const)
+    if (detail[field] === undefined)
+      ctx.addIssue({ code: 'custom', path: [field], message: `required with outcome ${detail.outcome}` });
 });
 
 export const ReleaseHaltedDetail = ReleaseFields.extend({

@@ -257,7 +257,8 @@ export interface RegionRecord {
 export interface AccountRecord {
   accountId: string;
   region: string;
-  outcome: 'updated' | 'already-current' | 'skipped-older';
+  /** nothing-to-move: the account has no launch template of the stream there; it answered, and is done. */
+  outcome: 'updated' | 'already-current' | 'skipped-older' | 'nothing-to-move';
   launchTemplates: number;
   updatedAt: string;
   /** The worst instance-refresh outcome reported (see "Launch Template Updated"); absent in older records. */
@@ -285,24 +286,42 @@ export interface Release {
   completedAt?: string;
   /** Uploads that tried to replace this revision with other content, refused (the bucket kept the original). */
   rejections?: Rejection[];
+  /** Set on a rollback release, in its first write: what it announces, so a restart can finish it. */
+  rollback?: RollbackIntent;
+}
+/**
+ * What a rollback release is to do, persisted with its record before anything is announced: the reconciler
+ * finishes it from here (src/core/rollout/rollback.ts), never from the images' tags, which name the earlier
+ * release.
+ */
+export interface RollbackIntent {
+  /** The earlier revision whose images it points at. */
+  of: string;
+  /** Regions announced with the earlier image: its id and snapshot, and the boot check it passed then. */
+  images: Record<string, { imageId: string; snapshotId: string; bootCheck?: BootCheckRecord }>;
+  /** Regions whose earlier image is gone, rebuilt from the earlier revision's tarball: region → why. */
+  rebuild: Record<string, string>;
 }
 export interface Rejection {
   source: SourceRef;
   reason: string;
   rejectedAt: string;
 }
+export interface CreateReleaseInput {
+  stream: string;
+  revision: string;
+  source: SourceRef;
+  regions: string[];
+  uploadedAt: string;
+  rollback?: RollbackIntent;
+}
 export interface ReleaseStore {
   /**
-   * Creates the release for a source object, assigning the stream's next sequence atomically.
+   * Creates the release for a source object: the stream's next sequence, the record and the revision's claim in
+   * one atomic step, so a sequence is never given twice and no record is ever overwritten, whatever crashes.
    * Idempotent on (stream, revision): a second call returns the existing release with created=false.
    */
-  create(input: {
-    stream: string;
-    revision: string;
-    source: SourceRef;
-    regions: string[];
-    uploadedAt: string;
-  }): Promise<{ release: Release; created: boolean }>;
+  create(input: CreateReleaseInput): Promise<{ release: Release; created: boolean }>;
   get(releaseId: string): Promise<Release | undefined>;
   list(stream?: string): Promise<Release[]>;
   /** Merges the patch into the region record; `onlyIf` guards state transitions (returns false if not met). */
@@ -407,20 +426,32 @@ export interface BootCheckRequest {
 }
 /**
  * What a checker sees of a boot; the core decides on timeouts, so the same rules hold in both worlds.
- * - `waiting`: not booting yet (a free qemu slot, an instance still pending);
+ * - `waiting`: not booting yet (a free qemu slot, an instance still pending, the host short of space or capacity);
  * - `booting`: since `startedAt`, the marker not seen yet;
  * - `marker-seen`: success, `seconds` after the boot started;
  * - `stopped`: the machine is gone without the marker (qemu exited, kernel panic, instance stopped, a
  *   status check failed, or the checker does not know the check).
  */
 export type BootObservation =
-  | { state: 'waiting' }
+  | {
+      state: 'waiting';
+      /**
+       * Set while the host, not the image, holds the boot back (a full data folder, no instance capacity): the
+       * check waits without a limit, and never fails for it.
+       */
+      hostCondition?: string;
+      /** When this wait began, if later than the request (a boot retried once the host condition cleared). */
+      since?: string;
+    }
   | { state: 'booting'; startedAt: string; lastLines: string[] }
   | { state: 'marker-seen'; startedAt: string; seconds: number; consoleLog: string }
   | { state: 'stopped'; startedAt?: string; reason: string; lastLines: string[]; consoleLog?: string };
 export interface BootChecker {
   readonly mode: 'qemu' | 'instance';
-  /** Starts booting the image (idempotent on checkId). */
+  /**
+   * Starts booting the image (idempotent on checkId). Throws BootHostError (src/core/model/errors.ts) when the
+   * host cannot run it now: the check waits and asks again.
+   */
   start(request: BootCheckRequest): Promise<void>;
   /** Looks at the boot, once; never waits for it. */
   observe(request: BootCheckRequest): Promise<BootObservation>;
@@ -521,4 +552,20 @@ export interface LaunchModel {
 // ---------------------------------------------------------------- clock
 export interface Clock {
   now(): Date;
+}
+
+/** What the builder asks of Auto Scaling, CloudWatch and SQS for its own instance (src/aws adapters on EC2). */
+export interface FleetControl {
+  /** SetInstanceProtection (ProtectedFromScaleIn) on this instance. */
+  protect(on: boolean): Promise<void>;
+  /** RecordLifecycleActionHeartbeat: the hook waits longer while a job is finished. */
+  heartbeat(): Promise<void>;
+  /** CompleteLifecycleAction CONTINUE: the instance may go. */
+  complete(): Promise<void>;
+  /** ChangeMessageVisibility 0: the job is visible again at once, for another builder. */
+  handBack(receiptHandle: string): Promise<void>;
+  /** ApproximateNumberOfMessagesVisible of the build queue, and the group's InService builders. */
+  backlog(): Promise<{ visible: number; inService: number }>;
+  /** PutMetricData stemcell/Builders BacklogPerBuilder. */
+  publishBacklogPerBuilder(value: number): Promise<void>;
 }

@@ -8,12 +8,14 @@ import { instrumented, withLogKeys } from '../commons/middleware.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
 export interface IngestResponse {
-  releaseId: string;
-  stream: string;
-  revision: string;
-  sequence: number;
+  /** Absent for an upload refused before it had a release (not a tar archive: `rejected` says why). */
+  releaseId?: string;
+  stream?: string;
+  revision?: string;
+  sequence?: number;
   created: boolean;
   enqueued: string[];
+  rejected?: string;
 }
 
 export function createHandler(deps: IngestDeps, tools: Powertools = powertools) {
@@ -21,11 +23,14 @@ export function createHandler(deps: IngestDeps, tools: Powertools = powertools) 
     .use(parser({ schema: ObjectCreatedEvent }))
     .handler(async (event) => {
       const stream = /^streams\/([^/]+)\//.exec(event.detail.object.key)?.[1];
-      const { release, created, enqueued } = await withLogKeys(tools, { stream, region: event.region }, () =>
-        ingest(deps, objectCreatedFromEvent(event)),
+      const { release, created, enqueued, rejected } = await withLogKeys(
+        tools,
+        { stream, region: event.region },
+        () => ingest(deps, objectCreatedFromEvent(event)),
       );
       tools.metrics.addMetric('ReleasesCreated', MetricUnit.Count, created ? 1 : 0);
       tools.metrics.addMetric('BuildJobsSent', MetricUnit.Count, enqueued.length);
+      if (!release) return { created, enqueued, ...(rejected ? { rejected } : {}) };
       return {
         releaseId: release.releaseId,
         stream: release.stream,

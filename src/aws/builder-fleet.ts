@@ -13,7 +13,7 @@ import {
   GetQueueAttributesCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { FleetControl } from '#builder/fleet.ts';
+import type { FleetControl } from '#ports';
 
 /** Namespace and name of the metric (infra/region.yml BuilderScaling follows the same). */
 export const BACKLOG_METRIC = { namespace: 'stemcell/Builders', name: 'BacklogPerBuilder' } as const;

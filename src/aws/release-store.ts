@@ -16,12 +16,12 @@ import {
 import { releaseId as formatReleaseId } from '#core/model/naming.ts';
 import type {
   AccountRecord,
+  CreateReleaseInput,
   RegionRecord,
   RegionState,
   Rejection,
   Release,
   ReleaseStore,
-  SourceRef,
 } from '#ports';
 import { isError, realSleep, type Sleep } from './retry.ts';
 
@@ -114,13 +114,7 @@ export class DynamoReleaseStore implements ReleaseStore {
         : DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
 
-  async create(input: {
-    stream: string;
-    revision: string;
-    source: SourceRef;
-    regions: string[];
-    uploadedAt: string;
-  }): Promise<{ release: Release; created: boolean }> {
+  async create(input: CreateReleaseInput): Promise<{ release: Release; created: boolean }> {
     // Optimistic: read the counter, then in one transaction move it from that value to the next, claim the
     // revision and write the release. A duplicate (S3 delivers events at least once) loses on the revision
     // claim and returns the winner; a concurrent other revision loses on the counter and tries again. So a
@@ -190,10 +184,7 @@ export class DynamoReleaseStore implements ReleaseStore {
     }
   }
 
-  #newRelease(
-    input: { stream: string; revision: string; source: SourceRef; regions: string[]; uploadedAt: string },
-    sequence: number,
-  ): Release {
+  #newRelease(input: CreateReleaseInput, sequence: number): Release {
     const now = new Date().toISOString();
     return {
       releaseId: formatReleaseId(input.stream, sequence),
@@ -205,6 +196,7 @@ export class DynamoReleaseStore implements ReleaseStore {
       uploadedAt: input.uploadedAt,
       regions: Object.fromEntries(input.regions.map((r) => [r, { state: 'queued', updatedAt: now }])),
       accounts: {},
+      ...(input.rollback ? { rollback: input.rollback } : {}),
     };
   }
 

@@ -13,6 +13,7 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import { BootHostError } from '#core/model/errors.ts';
 import { consoleLines } from '#core/release/boot-check.ts';
 import { BOOT_CHECK_TAG } from '#core/release/boot-gate.ts';
 import type { BootChecker, BootCheckRequest, BootObservation, Clock, ObjectStore } from '#ports';
@@ -31,6 +32,10 @@ export interface SmokeInstanceSettings {
 }
 
 const DEFAULT_TYPES = { x86_64: 't3.micro', arm64: 't4g.micro' } as const;
+/** RunInstances errors of the account's limits: the smoke instance waits for room, the image is not at fault. */
+const LIMIT_ERRORS = ['InstanceLimitExceeded', 'VcpuLimitExceeded', 'InsufficientFreeAddressesInSubnet'];
+const errorText = (err: unknown) =>
+  `${(err as Error).name}: ${(err as Error).message}`.replace(/\s+/g, ' ').slice(0, 200);
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
 
 export class Ec2SmokeInstances implements BootChecker {
@@ -87,11 +92,22 @@ export class Ec2SmokeInstances implements BootChecker {
         );
         return;
       } catch (err) {
+        // The account's instance limits: no subnet helps. The host's condition, not the image's: retried.
+        if (isError(err, ...LIMIT_ERRORS))
+          throw new BootHostError(
+            `boot check in ${request.region}: ${instanceType} not launched (${errorText(err)}); retried`,
+            { cause: err },
+          );
         // No capacity for this type in this AZ: try the next subnet.
         if (!isError(err, 'InsufficientInstanceCapacity', 'Unsupported')) throw err;
         lastError = err;
       }
     }
+    if (isError(lastError, 'InsufficientInstanceCapacity'))
+      throw new BootHostError(
+        `boot check in ${request.region}: no ${instanceType} capacity in any builder subnet (${errorText(lastError)}); retried`,
+        { cause: lastError },
+      );
     throw lastError;
   }
 
@@ -100,7 +116,8 @@ export class Ec2SmokeInstances implements BootChecker {
     if (!instance?.InstanceId) return { state: 'waiting' };
     const state = instance.State?.Name ?? 'pending';
     const startedAt = (instance.LaunchTime ?? this.#clock.now()).toISOString();
-    if (state === 'pending') return { state: 'waiting' };
+    // Launched (capacity found): the wait for it to run counts from its launch, not from the request.
+    if (state === 'pending') return { state: 'waiting', since: startedAt };
     if (state !== 'running') {
       const output = await this.#console(instance.InstanceId);
       return {

@@ -9,23 +9,11 @@
 //   another builder; once the snapshot has started it is finished, so no snapshot is ever left half-written.
 //   Then it completes the lifecycle action.
 import type { BuildJob } from '#events/aws.ts';
-import type { BuilderDeps, BuildStep } from './worker.ts';
+import type { FleetControl } from '#ports';
 
-/** What the builder asks of Auto Scaling, CloudWatch and SQS for its own instance (src/aws adapters on EC2). */
-export interface FleetControl {
-  /** SetInstanceProtection (ProtectedFromScaleIn) on this instance. */
-  protect(on: boolean): Promise<void>;
-  /** RecordLifecycleActionHeartbeat: the hook waits longer while a job is finished. */
-  heartbeat(): Promise<void>;
-  /** CompleteLifecycleAction CONTINUE: the instance may go. */
-  complete(): Promise<void>;
-  /** ChangeMessageVisibility 0: the job is visible again at once, for another builder. */
-  handBack(receiptHandle: string): Promise<void>;
-  /** ApproximateNumberOfMessagesVisible of the build queue, and the group's InService builders. */
-  backlog(): Promise<{ visible: number; inService: number }>;
-  /** PutMetricData stemcell/Builders BacklogPerBuilder. */
-  publishBacklogPerBuilder(value: number): Promise<void>;
-}
+export type { FleetControl } from '#ports';
+
+import type { BuilderDeps, BuildStep } from './worker.ts';
 
 /** Thrown at a step boundary when the builder is draining and the job has not reached its snapshot. */
 export class HandedBackError extends Error {

@@ -11,9 +11,14 @@ export function freeBytes(path: string): number {
   return Number(s.bavail) * Number(s.bsize);
 }
 
+/** No space left, or the writer's quota used up (EDQUOT): either way the filesystem refused to grow a file. */
 export function isOutOfSpace(err: unknown): boolean {
   const e = err as NodeJS.ErrnoException | undefined;
-  return e?.code === 'ENOSPC' || /\bENOSPC\b|No space left on device/.test(e?.message ?? '');
+  return (
+    e?.code === 'ENOSPC' ||
+    e?.code === 'EDQUOT' ||
+    /\b(ENOSPC|EDQUOT)\b|No space left on device|Disk quota exceeded/.test(e?.message ?? '')
+  );
 }
 
 /** A write error the volume's filesystem reports when its backing store failed under it (loop on a full host). */

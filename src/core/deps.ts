@@ -112,6 +112,8 @@ export interface SyncSubscribersDeps extends BaseDeps {
 export interface ReconcileDeps extends AnnounceDeps {
   /** A region's build dead-letter queue: jobs whose attempts ran out. Absent: the DLQ step is skipped. */
   buildDeadLetters?(region: string): FifoQueue;
+  /** A region's build queue, for a rollback's rebuilt regions a crash left queued. Absent: they wait. */
+  buildQueue?(region: string): FifoQueue;
   /** Name of the bus in each member account; "default" when absent. */
   memberBusName?: string;
   /** The publisher's own account: never in an audience (as sync-subscribers never targets it). */

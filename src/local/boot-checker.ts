@@ -1,11 +1,13 @@
 // The local boot checker: what a smoke instance is on AWS, a qemu boot is here. start() restores the image to a
 // scratch disk as `stemcell export` does (decrypting its blocks as the owner would launch it) and boots it with
 // the firmware of its boot mode; at most as many boots run at once as the machine has cores, the rest wait for
-// a slot. The console log is kept under the data folder, next to the release; the scratch disk is removed.
+// a slot. The console log is kept under the data folder, next to the release; the scratch disk is removed. A data
+// folder without room for the scratch disk is waited out ("data folder full: …"), never blamed on the image.
 
 import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
+import { DataFolderFullError, freeBytes, isOutOfSpace } from '#builder/space.ts';
 import type { BootChecker, BootCheckRequest, BootObservation } from '#ports';
 import type { LocalImages } from './images.ts';
 import { QemuBoot, type QemuBootOptions } from './qemu.ts';
@@ -20,6 +22,10 @@ export interface LocalBootCheckerOptions {
   log?: (line: string) => void;
   /** The machine for one boot: qemu, or a scripted one in tests. */
   createBoot?: (options: QemuBootOptions) => BootMachine;
+  /** Free bytes of the data folder (statfs by default; tests pass their own). */
+  free?: (path: string) => number;
+  /** Test hook: runs just before the image is restored to its scratch disk. */
+  beforeRestore?: (request: BootCheckRequest) => void | Promise<void>;
 }
 
 /** What the checker needs of one boot (QemuBoot's surface). */
@@ -32,8 +38,16 @@ interface Entry {
   boot?: BootMachine;
   /** Set when the boot could not even start (restore failed, qemu missing). */
   error?: string;
+  /** Set while the data folder lacks the room to restore the image: the host's fault, waited out. */
+  hostCondition?: string;
+  /** When the boot began waiting for a slot (again, once space returned). */
+  waitingSince: Date;
   done: Promise<void>;
 }
+
+/** Room beyond the image's own blocks: the console log, the UEFI variable store, the state files meanwhile. */
+const SPACE_SLACK = 32 * 2 ** 20;
+const SPACE_POLL_MS = 1000;
 
 /** Console logs are named after the check: one per release and region. */
 export function consoleLogPath(dir: string, checkId: string): string {
@@ -65,6 +79,7 @@ export class LocalQemuBootChecker implements BootChecker {
       request,
       consoleLog: consoleLogPath(this.#options.dir, request.checkId),
       disk: join(this.#options.dir, 'scratch', `${request.checkId}.raw`),
+      waitingSince: new Date(),
       done: Promise.resolve(),
     };
     this.#entries.set(request.checkId, entry);
@@ -80,8 +95,9 @@ export class LocalQemuBootChecker implements BootChecker {
     }
     if (entry.error)
       return { state: 'stopped', reason: entry.error, lastLines: [], consoleLog: entry.consoleLog };
+    if (entry.hostCondition) return { state: 'waiting', hostCondition: entry.hostCondition };
     const s = entry.boot?.state();
-    if (!entry.boot || !s) return { state: 'waiting' };
+    if (!entry.boot || !s) return { state: 'waiting', since: entry.waitingSince.toISOString() };
     const startedAt = s.startedAt.toISOString();
     if (s.state === 'marker-seen')
       return { state: 'marker-seen', startedAt, seconds: s.seconds, consoleLog: entry.consoleLog };
@@ -131,8 +147,7 @@ export class LocalQemuBootChecker implements BootChecker {
       const { request } = entry;
       const images = this.#options.images(request.region);
       try {
-        await mkdir(dirname(entry.disk), { recursive: true });
-        await images.restore(request.imageId, entry.disk, images.ownerOf(request.imageId));
+        if (!(await this.#restore(entry, images))) return;
         const createBoot = this.#options.createBoot ?? ((o: QemuBootOptions) => new QemuBoot(o));
         const boot = createBoot({
           disk: entry.disk,
@@ -162,6 +177,41 @@ export class LocalQemuBootChecker implements BootChecker {
       await rm(entry.disk, { force: true }).catch(() => {});
       await rm(`${entry.disk}.efivars.fd`, { force: true }).catch(() => {});
       this.#release();
+    }
+  }
+
+  /**
+   * Restores the image to the scratch disk. A data folder without the room for it (checked first, or an ENOSPC
+   * or EDQUOT on the way) is the host's condition, not the image's: said once, waited out, restored again.
+   * False when the check was stopped meanwhile.
+   */
+  async #restore(entry: Entry, images: LocalImages): Promise<boolean> {
+    const { request } = entry;
+    const dir = this.#options.dir;
+    const free = this.#options.free ?? freeBytes;
+    await mkdir(dirname(entry.disk), { recursive: true });
+    const needed = images.restoreBytes(request.imageId) + SPACE_SLACK;
+    for (;;) {
+      if (entry.error) return false;
+      try {
+        const room = free(dir);
+        if (room < needed) throw new DataFolderFullError(dir, room, needed);
+        await this.#options.beforeRestore?.(request);
+        await images.restore(request.imageId, entry.disk, images.ownerOf(request.imageId));
+        return true;
+      } catch (err) {
+        if (!(err instanceof DataFolderFullError) && !isOutOfSpace(err)) throw err;
+        const full =
+          err instanceof DataFolderFullError ? err : new DataFolderFullError(dir, free(dir), needed);
+        await rm(entry.disk, { force: true }).catch(() => {});
+        entry.hostCondition = full.message;
+        this.#options.log?.(`boot check ${request.checkId}: ${full.message}; waiting for space`);
+        while (!entry.error && free(dir) < needed) await new Promise((r) => setTimeout(r, SPACE_POLL_MS));
+        delete entry.hostCondition;
+        entry.waitingSince = new Date();
+        if (!entry.error)
+          this.#options.log?.(`boot check ${request.checkId}: space is back; restoring again`);
+      }
     }
   }
 

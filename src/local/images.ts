@@ -156,6 +156,12 @@ export class LocalImages implements Images {
     return { ...restored, image: publicInfo(record) };
   }
 
+  /** Bytes a restore of the image writes: its non-zero blocks (the rest of the raw disk stays sparse). */
+  restoreBytes(imageId: string): number {
+    const manifest = this.#snapshots.manifest(this.#require(imageId).snapshotId);
+    return manifest ? manifest.nonZeroBlocks * manifest.blockSize : 0;
+  }
+
   ownerOf(imageId: string): string {
     return this.#require(imageId).ownerAccountId;
   }

@@ -7,6 +7,7 @@
 import {
   closeSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -55,6 +56,34 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode?: 
     throw err;
   }
   fsyncDir(dirname(path));
+}
+
+/**
+ * Writes a new file, durably, only if `path` does not exist yet: false (and nothing written) if it does. The
+ * content is complete before the name appears (link(2) of a synced temporary), so a reader never sees half.
+ */
+export function createFileExclusive(path: string, data: string | Uint8Array): boolean {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  fsyncDir(dirname(path));
+  return true;
 }
 
 /** Makes the entries of a directory (a rename into it, a new file) survive a power loss. */

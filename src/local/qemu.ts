@@ -134,6 +134,8 @@ export class QemuBoot {
     const { cmd, args } = qemuCommand({ ...o, ...(varsFile ? { varsFile } : {}) });
     await mkdir(dirname(o.consoleLog), { recursive: true });
     const log = createWriteStream(o.consoleLog);
+    // A full data folder must not take the process down: the marker is searched in memory, the log is a copy.
+    log.on('error', () => {});
     this.#log = log;
     log.write(`# ${cmd} ${args.join(' ')}\n`);
     const startedAt = new Date();

@@ -4,16 +4,17 @@ import { StreamName } from '#events/stemcell.ts';
 import type {
   AccountRecord,
   Clock,
+  CreateReleaseInput,
   RegionRecord,
   RegionState,
   Rejection,
   Release,
   ReleaseStore,
-  SourceRef,
 } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
-import { readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
+import { createFileExclusive, readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
+import type { Checkpoint } from './kill-points.ts';
 
 interface StreamIndex {
   lastSequence: number;
@@ -24,18 +25,16 @@ export class LocalReleaseStore implements ReleaseStore {
   readonly #dir: string;
   readonly #clock: Clock;
 
-  constructor(root: string, options: { clock?: Clock } = {}) {
+  /** Crash-test hook (src/local/kill-points.ts): passed between the release file and the stream index. */
+  readonly #checkpoint: Checkpoint | undefined;
+
+  constructor(root: string, options: { clock?: Clock; checkpoint?: Checkpoint } = {}) {
     this.#dir = join(root, 'releases');
     this.#clock = options.clock ?? systemClock;
+    this.#checkpoint = options.checkpoint;
   }
 
-  async create(input: {
-    stream: string;
-    revision: string;
-    source: SourceRef;
-    regions: string[];
-    uploadedAt: string;
-  }): Promise<{ release: Release; created: boolean }> {
+  async create(input: CreateReleaseInput): Promise<{ release: Release; created: boolean }> {
     const stream = StreamName.safeParse(input.stream);
     if (!stream.success) {
       throw new LocalServiceError(
@@ -49,34 +48,65 @@ export class LocalReleaseStore implements ReleaseStore {
         `release ${input.stream}/${input.revision}: no regions`,
       );
     }
-    const indexPath = this.#indexPath(input.stream);
-    const index = readJson<StreamIndex>(indexPath, { lastSequence: 0, revisions: {} });
-    const existingId = index.revisions[input.revision];
-    if (existingId) {
-      const existing = this.#read(existingId);
+    // The release file is the commit: created exclusively (link(2) refuses an existing name), so a sequence
+    // is never given twice, even to another process (`stemcell rollback` beside `dev`), and no record is ever
+    // overwritten. The stream index is derived from the files, and repaired from them when a crash left it
+    // behind a release file.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const index = this.#streamIndex(input.stream);
+      const existingId = index.revisions[input.revision];
+      const existing = existingId ? this.#read(existingId) : undefined;
       if (existing) return { release: existing, created: false };
+      const sequence = index.lastSequence + 1;
+      const now = this.#clock.now().toISOString();
+      const release: Release = {
+        releaseId: makeReleaseId(input.stream, sequence),
+        stream: input.stream,
+        revision: input.revision,
+        sequence,
+        source: input.source,
+        createdAt: now,
+        uploadedAt: input.uploadedAt,
+        regions: Object.fromEntries(
+          input.regions.map((r) => [r, { state: 'queued', updatedAt: now } satisfies RegionRecord]),
+        ),
+        accounts: {},
+        ...(input.rollback ? { rollback: input.rollback } : {}),
+      };
+      if (!createFileExclusive(this.#releasePath(release.releaseId), `${JSON.stringify(release, null, 2)}\n`))
+        continue; // another writer took this sequence: the next round's index has it
+      this.#checkpoint?.('release-store:recorded');
+      index.lastSequence = sequence;
+      index.revisions[input.revision] = release.releaseId;
+      writeJsonAtomic(this.#indexPath(input.stream), index);
+      return { release, created: true };
     }
-    const sequence = index.lastSequence + 1;
-    const now = this.#clock.now().toISOString();
-    const release: Release = {
-      releaseId: makeReleaseId(input.stream, sequence),
-      stream: input.stream,
-      revision: input.revision,
-      sequence,
-      source: input.source,
-      createdAt: now,
-      uploadedAt: input.uploadedAt,
-      regions: Object.fromEntries(
-        input.regions.map((r) => [r, { state: 'queued', updatedAt: now } satisfies RegionRecord]),
-      ),
-      accounts: {},
-    };
-    // Release first, index second: a crash in between leaves an orphan file, never an index entry without a release.
-    this.#write(release);
-    index.lastSequence = sequence;
-    index.revisions[input.revision] = release.releaseId;
-    writeJsonAtomic(indexPath, index);
-    return { release, created: true };
+    throw new Error(`release ${input.stream}/${input.revision}: too many concurrent creates`);
+  }
+
+  /**
+   * The stream's index with every release file of the stream folded in: a file whose index entry a crash
+   * prevented is a committed release all the same (its sequence taken, its revision claimed).
+   */
+  #streamIndex(stream: string): StreamIndex {
+    const path = this.#indexPath(stream);
+    const index = readJson<StreamIndex>(path, { lastSequence: 0, revisions: {} });
+    let repaired = false;
+    for (const release of readJsonDir<Release>(this.#dir)) {
+      if (release.stream !== stream) continue;
+      if (release.sequence > index.lastSequence) {
+        index.lastSequence = release.sequence;
+        repaired = true;
+      }
+      const claimed = index.revisions[release.revision];
+      const holder = claimed ? this.#read(claimed) : undefined;
+      if (!holder || holder.sequence > release.sequence) {
+        index.revisions[release.revision] = release.releaseId;
+        repaired = true;
+      }
+    }
+    if (repaired) writeJsonAtomic(path, index);
+    return index;
   }
 
   async get(releaseId: string): Promise<Release | undefined> {

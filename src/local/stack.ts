@@ -24,6 +24,7 @@ import type { LocalFifoQueue } from './fifo-queue.ts';
 import { releaseDataFolder } from './housekeeping.ts';
 import { writeJsonAtomic } from './json-state.ts';
 import { stemcellKeyPolicy } from './key-policy.ts';
+import { type Checkpoint, killPointsFromEnv } from './kill-points.ts';
 import { BuilderFleet, type BuildProgress } from './stack/builders.ts';
 import { LambdaHost, lambdaContext, OperatorLog } from './stack/lambda.ts';
 import { type MemberProgress, MemberStacks } from './stack/member.ts';
@@ -62,6 +63,8 @@ export interface LocalStackOptions {
   dataFolderNeededBytes?: number;
   /** Test hook: runs before each build attempt; a throw fails that attempt like a builder crash would. */
   beforeBuild?: (job: BuildJob) => void | Promise<void>;
+  /** Crash-test hook (src/local/kill-points.ts). @defaultValue STEMCELL_KILL_AT's, none when unset */
+  checkpoint?: Checkpoint;
   /**
    * How long member accounts' instance refreshes run (clock time; 0: they end as they start). Longer, the
    * subscriber reports "started" and Auto Scaling's end event reports the outcome, as on AWS. @defaultValue 0
@@ -96,6 +99,10 @@ export class LocalStack extends LocalServices {
       ...(options.volumeBackend ? { volumeBackend: options.volumeBackend } : {}),
       maxReceiveCount,
       instanceRefreshSeconds: options.instanceRefreshSeconds ?? 0,
+      ...(() => {
+        const checkpoint = 'checkpoint' in options ? options.checkpoint : killPointsFromEnv();
+        return checkpoint ? { checkpoint } : {};
+      })(),
       memberBus: (accountId) => {
         if (!members) throw new Error(`member account ${accountId}: its bus is not wired yet`);
         return members.bus(accountId);

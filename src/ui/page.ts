@@ -16,7 +16,7 @@ export const PAGE_HTML = `<!doctype html>
   th { background: #f0f0f0; font-weight: 600; }
   .cell { display: inline-block; min-width: 7.5rem; margin: 1px; padding: .1rem .3rem; border-radius: 3px; font-size: 12px; }
   .pending { background: #eee; color: #666; } .announced { background: #dbeafe; } .updated { background: #d1fae5; }
-  .already-current { background: #e0f2e9; } .skipped-older { background: #fef3c7; }
+  .already-current { background: #e0f2e9; } .skipped-older { background: #fef3c7; } .nothing-to-move { background: #f3f4f6; }
   .failed { background: #fecaca; font-weight: 600; } .halted { background: #fca5a5; font-weight: 600; }
   .aborted { background: #e5e7eb; text-decoration: line-through; }
   .wave-halted { color: #b91c1c; } .wave-healthy, .wave-complete { color: #15803d; } .wave-baking { color: #b45309; }

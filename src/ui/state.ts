@@ -11,6 +11,7 @@ export type CellState =
   | 'updated'
   | 'already-current'
   | 'skipped-older'
+  | 'nothing-to-move'
   | 'failed'
   | 'halted'
   | 'aborted';

@@ -154,7 +154,7 @@ export class FakeObjects implements ObjectStore {
   async head(key: string) {
     return this.objects.get(key);
   }
-  async get(): Promise<never> {
+  async get(_key: string, _ifMatch?: string): Promise<{ object: StoredObject; body: Readable }> {
     throw new Error('not in this fake');
   }
 }
@@ -183,6 +183,7 @@ export class FakeReleaseStore implements ReleaseStore {
         input.regions.map((r) => [r, { state: 'queued' as RegionState, updatedAt: input.uploadedAt }]),
       ),
       accounts: {},
+      ...(input.rollback ? { rollback: structuredClone(input.rollback) } : {}),
     };
     this.releases.set(release.releaseId, release);
     return { release: structuredClone(release), created: true };

@@ -1,8 +1,8 @@
 // `stemcell dev`: keep the local stack running over a data folder; `stemcell publish` feeds it.
 import type { Command } from 'commander';
-import { regionReports, reportTable } from '#demo/report.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 import { createProgress } from '../progress.ts';
+import { releaseEndReporter } from '../release-ends.ts';
 import { trackStack } from '../stack-progress.ts';
 
 export function register(program: Command): void {
@@ -33,35 +33,12 @@ export function register(program: Command): void {
       'stemcell-dev-rejected',
       { source: ['stemcell'], 'detail-type': ['Release Rejected'] },
       (e) => {
-        const d = e.detail as { releaseId: string; reason: string };
-        progress.line(`upload refused for ${d.releaseId}: ${d.reason}`);
+        const d = e.detail as { releaseId?: string; stream: string; revision: string; reason: string };
+        progress.line(`upload refused for ${d.releaseId ?? `${d.stream} ${d.revision}`}: ${d.reason}`);
       },
     );
-    // The end of each release, once: the table when every account in scope answered, or the failed regions.
-    // Polled, because accounts report after the last region is announced (and after a restart, too).
-    const printed = new Set<string>();
-    const seen = new Set((await stack.releases.list()).map((r) => r.releaseId));
-    const printEnded = async () => {
-      for (const release of await stack.releases.list()) {
-        if (printed.has(release.releaseId) || seen.has(release.releaseId)) continue;
-        const regions = Object.entries(release.regions);
-        const failed = regions.filter(([, r]) => r.state === 'failed');
-        if (failed.length > 0 && regions.every(([, r]) => r.state === 'failed' || r.state === 'announced')) {
-          printed.add(release.releaseId);
-          progress.line(
-            `release ${release.releaseId} failed in ${failed.map(([region, r]) => `${region}: ${r.reason ?? 'no reason recorded'}`).join('; ')}`,
-          );
-          continue;
-        }
-        if (!release.completedAt) continue;
-        const rows = regionReports(config, release);
-        // An account without tagged launch templates never answers: a minute after completion, print anyway.
-        const waited = Date.now() - Date.parse(release.completedAt) > 60_000;
-        if (!waited && rows.some((r) => r.accountsUpdated < r.accountsInScope)) continue;
-        printed.add(release.releaseId);
-        progress.line(`release ${release.releaseId} complete:\n${reportTable(rows)}`);
-      }
-    };
+    // The end of each release, once, those in flight at start included (src/cli/release-ends.ts).
+    const printEnded = await releaseEndReporter(stack.releases, config, (end) => progress.line(end.line));
     const ender = setInterval(() => void printEnded().catch(() => {}), 1000);
     await stack.start();
     stack.watchBucket();

@@ -4,7 +4,8 @@
 // the next `stemcell dev`.
 
 import type { Command } from 'commander';
-import { abortRelease, resumeRelease, rolloutSummary } from '#core/rollout/rollout.ts';
+import { abortRelease } from '#core/rollout/abort.ts';
+import { resumeRelease, rolloutSummary } from '#core/rollout/rollout.ts';
 import { isInputError } from '#errors';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
@@ -16,18 +17,28 @@ export function register(program: Command): void {
     .command('release')
     .description('operate on a release in flight: resume it past a halted wave, or abort it');
   for (const action of ['resume', 'abort'] as const) {
-    localOptions(
+    const command = localOptions(
       release
         .command(`${action} <stream> <revision>`)
         .description(
           action === 'resume'
             ? 'count the halted wave as done and send the release to the next wave now'
-            : 'stop the release for good: no further wave receives it',
+            : 'end a release that has not completed, for good: no wave or account receives it any more, and ' +
+                'every region not announced yet fails with the reason',
         )
         .option('--json', 'print the rollout as JSON'),
-    ).action(async (stream: string, revision: string, options: LocalOptions & { json?: boolean }) => {
-      await run(action, stream, revision, options);
-    });
+    );
+    if (action === 'abort')
+      command.option('--reason <text>', 'why, recorded on the release', 'by the operator');
+    command.action(
+      async (
+        stream: string,
+        revision: string,
+        options: LocalOptions & { json?: boolean; reason?: string },
+      ) => {
+        await run(action, stream, revision, options);
+      },
+    );
   }
 }
 
@@ -35,7 +46,7 @@ async function run(
   action: Action,
   stream: string,
   revision: string,
-  options: LocalOptions & { json?: boolean },
+  options: LocalOptions & { json?: boolean; reason?: string },
 ) {
   const config = await resolveConfig(options);
   if (!config.streams[stream]) throw new CliError(`release ${action}: unknown stream ${stream}`, 2);
@@ -44,17 +55,23 @@ async function run(
   try {
     await stack.start();
     const deps = stack.runtime.rollout();
+    const aborted =
+      action === 'abort' ? await abortRelease(deps, stream, revision, options.reason) : undefined;
     if (action === 'resume') await resumeRelease(deps, stream, revision);
-    else await abortRelease(deps, stream, revision);
     // The next wave moves now; its bake timer stays in the data folder for the next `stemcell dev`.
     await stack.settle({ timers: false });
     const release = (await stack.releases.list(stream)).find((r) => r.revision === revision);
     const summary = release && rolloutSummary(await stack.rollouts.get(release.releaseId));
-    if (options.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else
-      process.stdout.write(
-        `${stream} ${revision}: ${summary?.state}; waves ${summary?.waves.map((w) => `${w.name}=${w.state}`).join(', ')}\n`,
-      );
+    if (options.json) process.stdout.write(`${JSON.stringify(summary ?? aborted, null, 2)}\n`);
+    else {
+      const waves = summary?.waves.length
+        ? `; waves ${summary.waves.map((w) => `${w.name}=${w.state}`).join(', ')}`
+        : '';
+      const ended = aborted?.failed.length
+        ? `; failed in ${aborted.failed.join(', ')} (${aborted.reason})`
+        : '';
+      process.stdout.write(`${stream} ${revision}: ${summary?.state ?? 'aborted'}${waves}${ended}\n`);
+    }
   } catch (err) {
     if (isInputError(err)) throw new CliError(`release ${action}: ${err.message}`, 2, { cause: err });
     throw err;

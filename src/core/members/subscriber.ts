@@ -51,6 +51,28 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
   }
 
   const updatedAt = deps.clock.now().toISOString();
+  if (templates.length === 0) {
+    // Said once, so the account counts as done: otherwise the reconciler, hearing nothing, tells it again and
+    // again (the management account, which is in the Organization and launches nothing from the stream).
+    await emit(
+      deps.events,
+      'Launch Template Updated',
+      {
+        version: 1,
+        stream: image.stream,
+        revision: image.revision,
+        sequence: image.sequence,
+        releaseId: image.releaseId,
+        accountId: deps.accountId,
+        region: image.region,
+        imageId: image.imageId,
+        outcome: 'nothing-to-move',
+        instanceRefresh: 'not-requested',
+        updatedAt,
+      },
+      deps.centralBus,
+    );
+  }
   for (const o of outcomes) {
     await emit(
       deps.events,

@@ -1,7 +1,7 @@
 // Errors the core raises for inputs it cannot act on. Each names the input at fault.
 
 import type { StemcellConfig, StreamConfig } from '#config/schema.ts';
-import { InputError } from '#errors';
+import { DependencyError, InputError } from '#errors';
 
 export class UnknownStreamError extends InputError {
   readonly stream: string;
@@ -33,6 +33,12 @@ export class RevisionConflictError extends InputError {
     this.name = 'RevisionConflictError';
   }
 }
+
+/**
+ * The host cannot run a boot check now — no instance capacity, the account's instance limit, a full data
+ * folder — and the image is not to blame: the check waits and tries again, it never fails on this.
+ */
+export class BootHostError extends DependencyError {}
 
 export function streamConfig(config: StemcellConfig, stream: string, context: string): StreamConfig {
   const found = config.streams[stream];

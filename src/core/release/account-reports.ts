@@ -6,6 +6,7 @@ import type { AnnounceDeps, Logger } from '../deps.ts';
 import { type MaybeRolloutDeps, onLaunchTemplateReport } from '../rollout/rollout.ts';
 
 const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
+  'nothing-to-move': -1,
   'skipped-older': 0,
   'already-current': 1,
   updated: 2,
@@ -45,8 +46,10 @@ export async function recordLaunchTemplateUpdate(
     accountId: detail.accountId,
     region: detail.region,
     outcome,
-    // A refresh's end (`refresh` set) is a second report of a template already counted, or about to be.
-    launchTemplates: (existing?.launchTemplates ?? 0) + (detail.refresh ? 0 : 1),
+    // A refresh's end (`refresh` set) is a second report of a template already counted, or about to be; an
+    // account with nothing to move reported no template.
+    launchTemplates:
+      (existing?.launchTemplates ?? 0) + (detail.refresh || detail.outcome === 'nothing-to-move' ? 0 : 1),
     updatedAt,
     ...(instanceRefresh ? { instanceRefresh } : {}),
   };

@@ -4,8 +4,9 @@
 // `boot: …`, boot-gate.ts's closeFailedRegion), or "look again later" (an SQS redelivery after the visibility
 // timeout). The gate that asks for the check is boot-gate.ts.
 import type { BootCheckJob } from '#events/aws.ts';
-import type { BootCheckRecord, BootCheckRequest, Release } from '#ports';
+import type { BootCheckRecord, BootCheckRequest, BootObservation, Release } from '#ports';
 import type { BootCheckDeps } from '../deps.ts';
+import { BootHostError } from '../model/errors.ts';
 import { releaseTags } from '../model/naming.ts';
 import { BOOT_CHECK_TAG, bootCheckId, closeFailedRegion, WAIT_BUDGET_SECONDS } from './boot-gate.ts';
 import { shareAndAnnounce } from './image-ready.ts';
@@ -15,7 +16,14 @@ import { moveRegion } from './region-state.ts';
 const REASON_LINES = 8;
 
 export type BootCheckOutcome =
-  | { outcome: 'pending'; state: 'waiting' | 'booting'; releaseId: string; region: string }
+  | {
+      outcome: 'pending';
+      state: 'waiting' | 'booting';
+      releaseId: string;
+      region: string;
+      /** The host holds the boot back (full data folder, no capacity): not the image's fault. */
+      hostCondition?: string;
+    }
   | { outcome: 'passed'; releaseId: string; region: string; seconds: number; announced: boolean }
   | { outcome: 'failed'; releaseId: string; region: string; reason: string }
   | { outcome: 'skipped'; reason: string };
@@ -55,8 +63,19 @@ export async function advanceBootCheck(deps: BootCheckDeps, job: BootCheckJob): 
   const checker = deps.bootChecker(job.region, check.mode);
   const now = () => deps.clock.now();
   // Idempotent: a running check is left alone; one the checker lost (a restart) is started again.
-  await checker.start(request);
-  const seen = await checker.observe(request);
+  let seen: BootObservation;
+  try {
+    await checker.start(request);
+    seen = await checker.observe(request);
+  } catch (err) {
+    if (!(err instanceof BootHostError)) throw err;
+    seen = { state: 'waiting', hostCondition: err.message };
+  }
+  if (seen.state === 'waiting' && seen.hostCondition) {
+    // The host's fault, not the image's: look again later, for as long as it takes.
+    deps.logger.warn('boot check held back by the host', { ...ids, reason: seen.hostCondition });
+    return { outcome: 'pending', state: 'waiting', ...ids, hostCondition: seen.hostCondition };
+  }
 
   if (seen.state === 'marker-seen') {
     const stopped = await checker.stop(request);
@@ -92,7 +111,8 @@ export async function advanceBootCheck(deps: BootCheckDeps, job: BootCheckJob): 
     if (elapsed > check.timeoutSeconds)
       failure = `"${check.marker}" not seen within ${check.timeoutSeconds} s`;
   } else {
-    const waited = (now().getTime() - Date.parse(check.requestedAt)) / 1000;
+    // From the request, or from when the host let go of the boot (a full data folder, no capacity).
+    const waited = (now().getTime() - Date.parse(seen.since ?? check.requestedAt)) / 1000;
     if (waited > check.timeoutSeconds + WAIT_BUDGET_SECONDS)
       failure = `no ${check.mode === 'qemu' ? 'qemu slot' : 'running smoke instance'} within ${Math.round(waited)} s`;
   }

@@ -1,6 +1,7 @@
 // ingest: a tarball landed in the bucket. Record the release (which assigns its sequence), send one build job
 // per target region, announce "Release Started".
 
+import type { Readable } from 'node:stream';
 import type { StreamConfig } from '#config/schema.ts';
 import { BuildJob, type ObjectCreatedEnvelope } from '#events/aws.ts';
 import type { Release, SourceRef } from '#ports';
@@ -13,6 +14,7 @@ import {
   parseObjectKey,
   SHA256_METADATA_KEY,
 } from '../model/naming.ts';
+import { checkArchiveHead } from './archive-head.ts';
 
 export interface ObjectCreated {
   bucket: string;
@@ -42,7 +44,8 @@ export function objectCreatedFromEvent(event: ObjectCreatedEnvelope): ObjectCrea
 }
 
 export interface IngestResult {
-  release: Release;
+  /** Absent when the upload was refused before it had a release (not a tar archive). */
+  release?: Release;
   /** False for a duplicate event of a release that already exists. */
   created: boolean;
   /** Regions a build job was sent to in this call. */
@@ -65,6 +68,24 @@ export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<I
   };
   const sha256 = await publishedSha256(deps, object);
   if (sha256) source.sha256 = sha256;
+
+  // Before a sequence is taken: a file that is not a tar archive is refused now, without one.
+  const notTar = await notATarArchive(deps, object);
+  if (notTar) {
+    const rejectedAt = deps.clock.now().toISOString();
+    await emit(
+      deps.events,
+      'Release Rejected',
+      { version: 1, stream, revision, reason: notTar, rejected: source, rejectedAt },
+      deps.config.busName,
+    );
+    deps.logger.error('upload rejected: not a tar archive', {
+      key: object.key,
+      etag: source.etag,
+      reason: notTar,
+    });
+    return { created: false, enqueued: [], rejected: notTar };
+  }
 
   const { release, created } = await deps.releases.create({
     stream,
@@ -132,6 +153,26 @@ export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<I
     enqueued: regions,
   });
   return { release, created, enqueued: regions };
+}
+
+/**
+ * Why the upload is not a tar archive, read from its first header (archive-head.ts); undefined when it is one,
+ * or when it cannot be read here (gone, replaced, no access): the builder reads it in any case, and judges.
+ */
+async function notATarArchive(deps: IngestDeps, object: ObjectCreated): Promise<string | undefined> {
+  if (!deps.objects || deps.objects.bucket !== object.bucket) return undefined;
+  let body: Readable;
+  try {
+    ({ body } = await deps.objects.get(object.key, unquote(object.etag)));
+  } catch (err) {
+    deps.logger.warn('upload not checked before its sequence: unreadable here', {
+      key: object.key,
+      error: (err as Error).message,
+    });
+    return undefined;
+  }
+  const head = await checkArchiveHead(body);
+  return head.ok ? undefined : `${object.key}: ${head.reason}`;
 }
 
 async function publishedSha256(deps: IngestDeps, object: ObjectCreated): Promise<string | undefined> {

@@ -4,6 +4,8 @@
 // is missing, through the same idempotent core functions the handlers call:
 // - a build job that ran out of attempts (in the DLQ) → the region fails, with its reason and "Build Failed";
 // - a completed snapshot with no image → register it;
+// - a rollback cut short → finished from the intent its release recorded in its first write (its own release id,
+//   never the images' tags, which name the earlier release);
 // - an available image not announced → announce it, through the boot gate like announce λ: an image that has
 //   not booted gets its boot check (asked again for a region left `booting`, the job deduplicated), one whose
 //   check passed is announced, one whose check failed fails its region — never "Image Ready" before a boot;
@@ -17,8 +19,9 @@ import type { ReconcileDeps } from '../deps.ts';
 import { desiredAudiences } from '../members/forwarding-rules.ts';
 import { stemcellEvent } from '../model/emit.ts';
 import { memberBusArn } from '../model/naming.ts';
+import { finishRollback } from '../rollout/rollback.ts';
 import { admits, mayReannounce, releaseAudience } from '../rollout/rollout.ts';
-import { announceImage } from './announce.ts';
+import { announceRegionImage } from './announce.ts';
 import { recordBuildFailure } from './build-failure.ts';
 import { imageArn, imageReadyDetail } from './image-ready.ts';
 import { registerSnapshot } from './register.ts';
@@ -68,8 +71,22 @@ export async function reconcile(deps: ReconcileDeps, opts: ReconcileOptions = {}
       }
     }
   }
-  // Registered (now or before) but not announced: announce, once the image is available — announceImage opens
-  // the boot gate only for an image that booted.
+  // A rollback (or a retried one) cut short after its first write: finish it from its recorded intent.
+  if (deps.rollouts) {
+    const rollouts = deps.rollouts;
+    for (const release of await deps.releases.list()) {
+      if (!release.rollback || release.completedAt) continue;
+      for (const region of await finishRollback({ ...deps, rollouts }, release))
+        report.announced.push({
+          releaseId: release.releaseId,
+          region,
+          imageId: release.rollback.images[region]?.imageId ?? '',
+        });
+    }
+  }
+  // Registered (now or before) but not announced: announce, once the image is available — announcing opens
+  // the boot gate only for an image that booted. Always as the release that records the region: a rollback's
+  // images carry the tags of the earlier release.
   const UNANNOUNCED = ['registering', 'available', 'booting'];
   for (const release of await deps.releases.list()) {
     for (const [region, record] of Object.entries(release.regions)) {
@@ -78,12 +95,16 @@ export async function reconcile(deps: ReconcileDeps, opts: ReconcileOptions = {}
       if (!(await mayReannounce(deps, release, region))) continue;
       const image = await deps.imaging(region).images.get(record.imageId);
       if (!image || (image.state !== 'available' && image.state !== 'failed')) continue;
-      const result = await announceImage(deps, {
-        region,
-        imageId: record.imageId,
-        state: image.state,
-        errorMessage: image.state === 'failed' ? 'image failed (found by the reconciler)' : '',
-      });
+      if (image.state === 'failed') {
+        await recordBuildFailure(deps, {
+          releaseId: release.releaseId,
+          region,
+          reason: `image ${record.imageId} failed: image failed (found by the reconciler)`,
+          attempts: 1,
+        });
+        continue;
+      }
+      const result = await announceRegionImage(deps, release, region, image);
       if (result.outcome === 'announced')
         report.announced.push({ releaseId: release.releaseId, region, imageId: result.imageId });
     }

@@ -96,7 +96,7 @@ export async function resolveWaves(
 }
 
 /** Read-modify-write with the store's version check; `change` returns false to write nothing. */
-async function update(
+export async function updateRollout(
   deps: RolloutDeps,
   releaseId: string,
   change: (record: RolloutRecord) => boolean | Promise<boolean>,
@@ -127,7 +127,10 @@ export async function publishImageReady(
   resources: string[],
 ): Promise<ImageReadyOutcome> {
   // A rollback release (src/core/rollout/rollback.ts) carries its marker in the rollout store.
-  const rollbackOf = (await deps.rollouts?.get(release.releaseId))?.rollbackOf;
+  const marker = await deps.rollouts?.get(release.releaseId);
+  // An aborted rollback (`stemcell release abort`): nobody hears of it any more.
+  if (marker?.rollbackOf && marker.state === 'aborted') return 'aborted';
+  const rollbackOf = marker?.rollbackOf;
   if (rollbackOf) detail = { ...detail, rollbackOf };
   const pin = await deps.rollouts?.getPin(release.stream);
   if (pin && pin.revision !== release.revision && rollbackOf !== pin.revision) {
@@ -154,7 +157,7 @@ export async function publishImageReady(
   );
   // Record the region's image first (whatever the state: a resume sends it on), then deliver outside any
   // read-modify-write, so a halt that a delivery triggers (local buses deliver at once) never races it.
-  const recorded = await update(rollout, release.releaseId, (r) => {
+  const recorded = await updateRollout(rollout, release.releaseId, (r) => {
     if (r.images[detail.region]) return false;
     r.images[detail.region] = detail;
     return true;
@@ -201,7 +204,7 @@ async function deliver(deps: RolloutDeps, releaseId: string): Promise<RolloutRec
   }
   if (sent.length === 0) return record;
   const now = deps.clock.now().toISOString();
-  return update(deps, releaseId, (r) => {
+  return updateRollout(deps, releaseId, (r) => {
     for (const { wave, region } of sent) {
       const w = r.waves[wave];
       if (w) w.announcedAt[region] ??= now;
@@ -237,7 +240,7 @@ async function startBakeIfReady(deps: RolloutDeps, release: Release, record: Rol
   const regions = Object.keys(release.regions);
   if (!regions.every((region) => wave.announcedAt[region])) return;
   const at = new Date(deps.clock.now().getTime() + wave.bakeMinutes * 60_000);
-  const updated = await update(deps, release.releaseId, (r) => {
+  const updated = await updateRollout(deps, release.releaseId, (r) => {
     const w = r.waves[index];
     if (w?.state !== 'announcing') return false;
     w.state = 'baking';
@@ -372,7 +375,7 @@ async function openNextWave(
   finish: (wave: WaveRecord, record: RolloutRecord) => void,
 ): Promise<TimerResult> {
   let next: WaveRecord | undefined;
-  const record = await update(deps, release.releaseId, (r) => {
+  const record = await updateRollout(deps, release.releaseId, (r) => {
     const w = r.waves[done];
     if (!w) return false;
     finish(w, r);
@@ -404,7 +407,7 @@ export async function halt(
 ): Promise<boolean> {
   const haltedAt = deps.clock.now().toISOString();
   let halted: HaltRecord | undefined;
-  const record = await update(deps, release.releaseId, (r) => {
+  const record = await updateRollout(deps, release.releaseId, (r) => {
     const w = r.waves[index];
     if (!w || r.state !== 'rolling') return false;
     w.state = 'halted';
@@ -457,7 +460,7 @@ export async function onLaunchTemplateReport(
     deps as RolloutDeps,
     release,
     index,
-    `instance refresh ${detail.instanceRefresh}: ${detail.accountId} in ${detail.region} (${detail.launchTemplateName})`,
+    `instance refresh ${detail.instanceRefresh}: ${detail.accountId} in ${detail.region} (${detail.launchTemplateName ?? 'no template'})`,
     [{ accountId: detail.accountId, region: detail.region }],
   );
 }
@@ -496,31 +499,6 @@ export async function resumeRelease(
     delete r.halted;
     r.state = 'rolling';
   });
-}
-
-/** `stemcell release abort`: no further wave ever receives this release. */
-export async function abortRelease(
-  deps: RolloutDeps,
-  stream: string,
-  revision: string,
-): Promise<RolloutRecord> {
-  const release = await releaseByRevision(deps.releases, stream, revision);
-  const at = deps.clock.now().toISOString();
-  const record = await update(deps, release.releaseId, (r) => {
-    if (r.state === 'complete' || r.state === 'aborted')
-      throw new RolloutStateError(`release ${stream}/${revision} is ${r.state}: nothing to abort`);
-    for (const w of r.waves) {
-      if (w.state === 'pending' || w.state === 'announcing' || w.state === 'baking') {
-        w.state = 'aborted';
-        w.finishedAt = at;
-      }
-    }
-    r.state = 'aborted';
-    return true;
-  });
-  if (!record) throw new RolloutStateError(`release ${stream}/${revision} has no rollout waves`);
-  deps.logger.warn('release aborted', { releaseId: release.releaseId });
-  return record;
 }
 
 /** Release Complete waits for the rollout: true when there is none, or its last wave is healthy. */

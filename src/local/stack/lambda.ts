@@ -39,6 +39,8 @@ export interface EventSourceOptions {
    * Lambda leaves it. The boot check sets a short one: a record it fails is a boot still under way.
    */
   retryAfterSeconds?: number;
+  /** Crash-test hook: after a batch's handled records were deleted (src/local/kill-points.ts). */
+  afterBatch?: () => void;
 }
 
 /** Operator lines (volume backend, grows, failures); `once` does not repeat a line while it persists. */
@@ -156,6 +158,7 @@ export class LambdaHost {
             else if (options.retryAfterSeconds !== undefined)
               await queue.changeVisibility(message.receiptHandle, options.retryAfterSeconds);
           }
+          options.afterBatch?.();
         } catch (err) {
           this.#logger.error(`${functionName} invocation failed`, { err });
         }

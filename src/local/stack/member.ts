@@ -110,8 +110,13 @@ export class MemberStacks {
       async publish(entries) {
         await bus.publish(entries);
         for (const e of entries) {
-          // A refresh's end is a second report of a template already counted.
-          if (e.detailType !== 'Launch Template Updated' || (e.detail as { refresh?: unknown }).refresh)
+          // A refresh's end is a second report of a template already counted; nothing-to-move counts none.
+          const report = e.detail as { refresh?: unknown; outcome?: string };
+          if (
+            e.detailType !== 'Launch Template Updated' ||
+            report.refresh ||
+            report.outcome === 'nothing-to-move'
+          )
             continue;
           const d = e.detail as { region: string; stream: string; sequence: number };
           onProgress?.({
@@ -124,6 +129,7 @@ export class MemberStacks {
         }
       },
     };
+    const checkpoint = this.#options.services.checkpoint;
     const subscriber: SqsHandler = createSubscriber(runtime.member(accountId, events).subscriber(), tools);
     lambda.eventSource(
       queue,
@@ -134,7 +140,11 @@ export class MemberStacks {
             return subscriber(event, context);
           }
         : subscriber,
-      { visibilityTimeoutSeconds: SUBSCRIBER_VISIBILITY_SECONDS },
+      {
+        visibilityTimeoutSeconds: SUBSCRIBER_VISIBILITY_SECONDS,
+        // The crash tests' point "a member account applied an Image Ready".
+        ...(checkpoint ? { afterBatch: () => checkpoint('subscriber:applied') } : {}),
+      },
     );
   }
 }

@@ -23,7 +23,11 @@ export async function recoverPreviousRun(
     if (released.length > 0)
       log(`${r.region}: released ${released.join(', ')} from builders of a previous run`);
   }
-  for (const queue of [services.registerQueue, ...regions.map((r) => r.buildQueue)]) {
+  for (const queue of [
+    services.registerQueue,
+    services.bootCheckQueue,
+    ...regions.map((r) => r.buildQueue),
+  ]) {
     // (Member accounts' subscriber queues hold their messages for 2 s only: they come back on their own.)
     const held = queue.releaseInFlight();
     if (held > 0) log(`${queue.name}: ${held} message(s) in flight in a previous run are visible again`);

@@ -73,7 +73,11 @@ export class LocalRuntime implements Runtime {
   }
 
   reconcile(): ReconcileDeps {
-    return { ...this.announce(), buildDeadLetters: (r) => this.#services.region(r).buildDlq };
+    return {
+      ...this.announce(),
+      buildDeadLetters: (r) => this.#services.region(r).buildDlq,
+      buildQueue: (r) => this.#services.region(r).buildQueue,
+    };
   }
 
   syncSubscribers(): SyncSubscribersDeps {
@@ -139,6 +143,7 @@ export class LocalRuntime implements Runtime {
       ...this.announce(),
       rollouts: this.#services.rollouts,
       buildQueue: (r) => this.#services.region(r).buildQueue,
+      ...(this.#services.checkpoint ? { checkpoint: this.#services.checkpoint } : {}),
     };
   }
 

@@ -11,6 +11,7 @@ import { LocalFanoutBuses } from '../fanout-buses.ts';
 import { LocalFifoQueue } from '../fifo-queue.ts';
 import type { LocalImages } from '../images.ts';
 import { LocalKeyService } from '../key-service.ts';
+import type { Checkpoint } from '../kill-points.ts';
 import { LocalLaunchModel } from '../launch-model.ts';
 import { LocalMemberAccounts } from '../member-accounts.ts';
 import { LocalObjectStore } from '../object-store.ts';
@@ -45,6 +46,8 @@ export interface LocalServicesOptions {
   instanceRefreshSeconds: number;
   /** The bus Auto Scaling's events of a member account reach (member.ts creates it on first use). */
   memberBus(accountId: string): LocalEventBus;
+  /** Crash-test hook: kill -9 at a named point (src/local/kill-points.ts). */
+  checkpoint?: Checkpoint;
 }
 
 export class LocalServices {
@@ -57,6 +60,8 @@ export class LocalServices {
   readonly homeBus: LocalEventBus;
   readonly objects: LocalObjectStore;
   readonly releases: LocalReleaseStore;
+  /** Crash-test hook: kill -9 at a named point (src/local/kill-points.ts); undefined unless asked for. */
+  readonly checkpoint: Checkpoint | undefined;
   /** Rollout waves and pins (src/core/rollout/rollout.ts), their bake timers, and the waves' alarms. */
   readonly rollouts: LocalRolloutStore;
   readonly scheduler: LocalScheduler;
@@ -104,7 +109,11 @@ export class LocalServices {
       sink: this.homeBus,
       clock,
     });
-    this.releases = new LocalReleaseStore(join(dataDir, 'releases'), { clock });
+    this.checkpoint = options.checkpoint;
+    this.releases = new LocalReleaseStore(join(dataDir, 'releases'), {
+      clock,
+      ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
+    });
     this.rollouts = new LocalRolloutStore(dataDir);
     this.scheduler = new LocalScheduler(dataDir, { clock });
     this.alarms = new LocalAlarms(dataDir);

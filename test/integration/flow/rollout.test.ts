@@ -3,7 +3,8 @@
 // and no account of a later wave moves; resume and abort are the operator's way on.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { abortRelease, resumeRelease } from '#core/rollout/rollout.ts';
+import { abortRelease } from '#core/rollout/abort.ts';
+import { resumeRelease } from '#core/rollout/rollout.ts';
 import { accountId, defaultImage, type Flow, HOME, OTHER, OU_A, releaseOf, startFlow } from './support.ts';
 
 // OU_A holds accounts 1 and 3, OU_B accounts 2 and 4.
@@ -137,9 +138,9 @@ describe('Flow: rollout waves', () => {
       const aborted = await abortRelease(deps, 'web', 'r2');
       await flow.stack.settle();
       // assess
-      assert.equal(aborted.state, 'aborted');
+      assert.equal(aborted.rollout?.state, 'aborted');
       assert.deepEqual(
-        aborted.waves.map((w) => w.state),
+        aborted.rollout?.waves.map((w) => w.state),
         ['halted', 'aborted'],
       );
       await assert.rejects(resumeRelease(deps, 'web', 'r2'), /aborted, not halted/);

@@ -1,5 +1,6 @@
 // The short gauntlet (issue 9): 10 SIGKILLs of the local stack at random moments over every step, with
-// restarts, a full data folder and a republished revision; the invariants must hold. `npm run gauntlet --
+// restarts, a full data folder, a republished revision and rollbacks killed inside `stemcell rollback`; the
+// invariants must hold, no split fleet and no sequence given twice among them. `npm run gauntlet --
 // --kills 50` is the long run.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -16,7 +17,7 @@ describe('Gauntlet: kill -9 anywhere, fill the disk, publish twice', () => {
     const context = `${result.line}\n${result.leakDetails.join('\n')}\n${lines.slice(-20).join('\n')}`;
     assert.match(
       result.line,
-      /^kills 10: complete \d+, failed-with-reason \d+, stuck 0, duplicate images 0, backwards 0, corrupt 0, leaks 0$/,
+      /^kills 10: complete \d+, failed-with-reason \d+, stuck 0, duplicate images 0, backwards 0, corrupt 0, leaks 0, split 0, sequence reuse 0, unreported 0$/,
       context,
     );
     assert.ok(result.complete >= 1, context);

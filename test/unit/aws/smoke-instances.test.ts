@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Ec2SmokeInstances } from '#aws/smoke-instances.ts';
+import { BootHostError } from '#core/model/errors.ts';
 import type { BootCheckRequest, ObjectStore } from '#ports';
 import { awsError } from '#test/support/fake-aws/common.ts';
 
@@ -93,6 +94,45 @@ describe('Class: Ec2SmokeInstances', () => {
       mock.commandCalls(RunInstancesCommand).map((c) => c.args[0].input.SubnetId),
       ['subnet-a', 'subnet-b'],
     );
+  });
+
+  it("turns no capacity in any subnet, and the account's instance limits, into a host condition, never the image's fault", async () => {
+    // prepare
+    const ec2 = client();
+    const mock = mockClient(ec2);
+    mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    mock.on(RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity'));
+    const checker = new Ec2SmokeInstances({ client: ec2, settings, clock });
+    // act
+    const noCapacity = await checker.start(request).catch((err: Error) => err);
+    mock.on(RunInstancesCommand).rejects(awsError('InstanceLimitExceeded'));
+    const limit = await checker.start(request).catch((err: Error) => err);
+    mock.on(RunInstancesCommand).rejects(awsError('InvalidAMIID.Malformed'));
+    const other = await checker.start(request).catch((err: Error) => err);
+    // assess
+    assert.ok(noCapacity instanceof BootHostError);
+    assert.match(
+      noCapacity.message,
+      /no t4g\.micro capacity in any builder subnet \(InsufficientInstanceCapacity/,
+    );
+    assert.ok(limit instanceof BootHostError);
+    assert.match(limit.message, /t4g\.micro not launched \(InstanceLimitExceeded/);
+    assert.ok(other instanceof Error && !(other instanceof BootHostError), 'an error of the image stays one');
+    assert.equal(
+      mock.commandCalls(RunInstancesCommand).length,
+      2 + 1 + 1,
+      'every subnet tried for capacity only',
+    );
+  });
+
+  it('counts the wait of a launched, still pending instance from its launch', async () => {
+    // prepare
+    const ec2 = client();
+    mockClient(ec2).on(DescribeInstancesCommand).resolves(instance('pending'));
+    // act
+    const seen = await new Ec2SmokeInstances({ client: ec2, settings, clock }).observe(request);
+    // assess
+    assert.deepEqual(seen, { state: 'waiting', since: '2026-11-20T10:00:00.000Z' });
   });
 
   it('sees the marker in the latest console output, else passes on both status checks ok', async () => {

@@ -138,6 +138,7 @@ describe('Emitted events', () => {
         time: '2026-11-20T10:00:00Z',
       },
     );
+    assert.ok(release);
     // Other content under the same revision: refused ("Release Rejected").
     await ingest(
       { ...base, objects, buildQueue: (r: string) => new FakeQueue(r) },

@@ -62,6 +62,7 @@ async function setup() {
       return {};
     },
     ownerOf: () => '111111111111',
+    restoreBytes: () => 4,
   } as unknown as LocalImages;
   const checker = new LocalQemuBootChecker({
     dir,

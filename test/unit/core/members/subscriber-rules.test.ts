@@ -81,7 +81,7 @@ describe('Function: applyImageReady()', () => {
     assert.equal(result.ssmParameter, parameterName);
   });
 
-  it('writes no parameter and reports nothing in an account with no template of the stream', async () => {
+  it('writes no parameter in an account with no template of the stream, and reports once: nothing to move', async () => {
     // prepare
     const { deps, account } = setup();
     account.addTemplate('db', 'db-base');
@@ -90,7 +90,10 @@ describe('Function: applyImageReady()', () => {
     // assess
     assert.deepEqual(result, { accountId: ACCOUNT, region: REGION, templates: [] });
     assert.equal(account.parameters.size, 0);
-    assert.deepEqual(deps.events.events, []);
+    assert.deepEqual(
+      deps.events.events.map((e) => [e.detailType, (e.detail as { outcome: string }).outcome]),
+      [['Launch Template Updated', 'nothing-to-move']],
+    );
   });
 
   it('reports each template back to the central bus with the release, the version and when', async () => {

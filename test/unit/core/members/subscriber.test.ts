@@ -57,6 +57,27 @@ function setup(
 }
 
 describe('Function: applyImageReady()', () => {
+  it('reports once that an account without a template of the stream has nothing to move, with no template', async () => {
+    // prepare: the account has a template, but of another stream
+    const { deps, account } = setup();
+    account.addTemplate('db', 'db-base');
+    // act
+    const result = await applyImageReady(deps, imageReady(1));
+    // assess
+    assert.deepEqual(result.templates, []);
+    const reports = deps.events.ofType('Launch Template Updated');
+    assert.equal(reports.length, 1);
+    const detail = LaunchTemplateUpdatedDetail.parse(reports[0]?.detail);
+    assert.equal(detail.outcome, 'nothing-to-move');
+    assert.equal(detail.launchTemplateId, undefined);
+    assert.equal(detail.accountId, ACCOUNT);
+    assert.equal(detail.releaseId, imageReady(1).releaseId);
+    assert.throws(
+      () => LaunchTemplateUpdatedDetail.parse({ ...detail, outcome: 'updated' }),
+      /launchTemplateId[\s\S]*required with outcome updated/,
+    );
+  });
+
   it('creates a default version with the new image, writes the parameter, refreshes the group, reports back', async () => {
     // prepare
     const { deps, account } = setup();

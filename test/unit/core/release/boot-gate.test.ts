@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BootCheckDeps } from '#core/deps.ts';
+import { BootHostError } from '#core/model/errors.ts';
 import { releaseTags, TAG } from '#core/model/naming.ts';
 import { announceImage } from '#core/release/announce.ts';
 import { advanceBootCheck } from '#core/release/boot-check.ts';
@@ -31,8 +32,11 @@ class ScriptedChecker implements BootChecker {
   starts: BootCheckRequest[] = [];
   stops = 0;
   next: BootObservation = { state: 'waiting' };
+  /** Thrown by start (the host cannot run the boot now), when set. */
+  hostError: Error | undefined;
   async start(request: BootCheckRequest) {
     this.starts.push(request);
+    if (this.hostError) throw this.hostError;
   }
   async observe() {
     return this.next;
@@ -246,6 +250,47 @@ describe('Function: advanceBootCheck()', () => {
     assert.match(after.outcome === 'failed' ? after.reason : '', /^boot: "READY>" not seen within 60 s/);
     assert.equal(c.deps.events.ofType('Image Ready').length, 0);
     assert.equal(c.checker.stops, 1);
+  });
+
+  it('keeps a check the host holds back pending past any budget, blaming no image, and counts the wait anew after it', async () => {
+    // prepare
+    const c = setup();
+    const { job, imageId } = await bootingImage(c);
+    c.checker.hostError = new BootHostError(
+      'boot check in eu-west-1: no t3.micro capacity in any builder subnet',
+    );
+    // act: an hour of no capacity, then a full data folder as the checker reports it
+    const held = [];
+    for (let i = 0; i < 6; i++) {
+      c.clock.advance(10 * 60_000);
+      held.push(await advanceBootCheck(c.deps, job));
+    }
+    c.checker.hostError = undefined;
+    c.checker.next = {
+      state: 'waiting',
+      hostCondition: 'data folder full: 1.0 MiB free, 40.0 MiB needed (/d)',
+    };
+    const full = await advanceBootCheck(c.deps, job);
+    c.checker.next = { state: 'waiting', since: c.clock.now().toISOString() };
+    c.clock.advance(60_000);
+    const afterwards = await advanceBootCheck(c.deps, job);
+    // assess
+    assert.deepEqual(
+      held.map((o) => o.outcome === 'pending' && o.hostCondition),
+      Array(6).fill('boot check in eu-west-1: no t3.micro capacity in any builder subnet'),
+    );
+    assert.equal(
+      full.outcome === 'pending' && full.hostCondition,
+      'data folder full: 1.0 MiB free, 40.0 MiB needed (/d)',
+    );
+    assert.equal(
+      afterwards.outcome,
+      'pending',
+      'the waiting budget counts from the end of the host condition',
+    );
+    assert.equal(c.deps.events.ofType('Build Failed').length, 0);
+    assert.deepEqual(c.imaging.of('eu-west-1').images.deprecated, []);
+    assert.equal((await c.deps.releases.list())[0]?.regions['eu-west-1']?.state, 'booting', imageId);
   });
 
   it('fails a check that never got a machine within the waiting budget', async () => {

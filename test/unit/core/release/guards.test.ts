@@ -148,8 +148,8 @@ describe('Function: ingest()', () => {
       time: '2026-11-20T10:00:00.000Z',
     });
     // assess
-    assert.equal(result.release.source.bucket, 'someone-elses-bucket');
-    assert.equal(result.release.source.sha256, undefined, 'the SHA-256 of another object is not taken');
+    assert.equal(result.release?.source.bucket, 'someone-elses-bucket');
+    assert.equal(result.release?.source.sha256, undefined, 'the SHA-256 of another object is not taken');
     const job = JSON.parse(queue.messages[0]?.body ?? '{}') as { source?: { sha256?: string } };
     assert.equal(job.source?.sha256, undefined);
   });
@@ -176,8 +176,8 @@ describe('Function: ingest()', () => {
       time: '2026-11-20T10:00:00.000Z',
     });
     // assess
-    assert.equal(result.release.source.sha256, SHA);
-    assert.equal(result.release.source.etag, 'abc');
+    assert.equal(result.release?.source.sha256, SHA);
+    assert.equal(result.release?.source.etag, 'abc');
   });
 });
 

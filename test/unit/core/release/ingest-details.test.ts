@@ -36,7 +36,7 @@ describe('Function: ingest()', () => {
       ['etag-two', 'etag-three'],
     );
     assert.deepEqual(deps.logger.of('upload rejected: revision already published with other content'), {
-      releaseId: refused.release.releaseId,
+      releaseId: refused.release?.releaseId,
       key: KEY,
       etag: 'etag-two',
     });
@@ -96,9 +96,9 @@ describe('Function: ingest()', () => {
     // act
     const result = await ingest(deps, upload('"quoted"'));
     // assess
-    assert.deepStrictEqual(result.release.source, { bucket: 'stemcell-tarballs', key: KEY, etag: 'quoted' });
+    assert.deepStrictEqual(result.release?.source, { bucket: 'stemcell-tarballs', key: KEY, etag: 'quoted' });
     assert.deepEqual(deps.logger.of('release created'), {
-      releaseId: result.release.releaseId,
+      releaseId: result.release?.releaseId,
       sequence: 1,
       enqueued: ['eu-west-1', 'us-east-1'],
     });

@@ -25,17 +25,17 @@ describe('Function: ingest()', () => {
     const result = await ingest(deps, upload());
     // assess
     assert.equal(result.created, true);
-    assert.equal(result.release.sequence, 1);
+    assert.equal(result.release?.sequence, 1);
     assert.deepEqual(result.enqueued, ['eu-west-1', 'us-east-1']);
     for (const region of ['eu-west-1', 'us-east-1']) {
       const messages = queues.get(region)?.messages ?? [];
       assert.equal(messages.length, 1);
       const job = BuildJob.parse(JSON.parse(messages[0]?.body ?? ''));
       assert.equal(job.region, region);
-      assert.equal(job.releaseId, result.release.releaseId);
+      assert.equal(job.releaseId, result.release?.releaseId);
       assert.equal(job.source.sha256, SHA);
       assert.equal(messages[0]?.groupId, 'web-base');
-      assert.equal(messages[0]?.deduplicationId, `${result.release.releaseId}:${region}`);
+      assert.equal(messages[0]?.deduplicationId, `${result.release?.releaseId}:${region}`);
     }
     const started = deps.events.ofType('Release Started');
     assert.equal(started.length, 1);
@@ -46,6 +46,7 @@ describe('Function: ingest()', () => {
     // prepare
     const { deps, queues } = setup();
     const first = await ingest(deps, upload());
+    assert.ok(first.release);
     for (const region of ['eu-west-1', 'us-east-1']) {
       await deps.releases.updateRegion(first.release.releaseId, region, { state: 'building' });
     }
@@ -54,7 +55,7 @@ describe('Function: ingest()', () => {
     const second = await ingest(deps, upload());
     // assess
     assert.equal(second.created, false);
-    assert.equal(second.release.releaseId, first.release.releaseId);
+    assert.equal(second.release?.releaseId, first.release?.releaseId);
     assert.deepEqual(second.enqueued, []);
     assert.equal(
       [...queues.values()].reduce((n, q) => n + q.sends, 0),
@@ -90,7 +91,7 @@ describe('Function: ingest()', () => {
     // act
     const second = await ingest(deps, upload('streams/web-base/2.tar.gz'));
     // assess
-    assert.equal(second.release.sequence, 2);
+    assert.equal(second.release?.sequence, 2);
   });
 
   it('refuses an unknown stream, naming the key', async () => {
@@ -112,6 +113,7 @@ describe('Function: ingest()', () => {
     // prepare
     const { deps } = setup();
     const first = await ingest(deps, upload(undefined, 'etag-one'));
+    assert.ok(first.release);
     // act
     const refused = await ingest(deps, upload(undefined, 'etag-two'));
     const again = await ingest(deps, upload(undefined, 'etag-two'));

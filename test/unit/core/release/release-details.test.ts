@@ -286,6 +286,7 @@ describe('Function: ingest()', () => {
         versionId: 'v7',
         time: '2026-11-20T10:00:00.000Z',
       });
+      assert.ok(release);
       // assess
       assert.equal(release.source.sha256, expected, published);
       assert.equal(release.source.versionId, 'v7');
@@ -301,6 +302,7 @@ describe('Function: ingest()', () => {
       etag: 'e1',
       time: '2026-11-20T10:00:00.000Z',
     });
+    assert.ok(release);
     for (const region of Object.keys(release.regions))
       await d.releases.updateRegion(release.releaseId, region, { state: 'building' });
     // act

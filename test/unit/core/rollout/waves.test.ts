@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReleaseNotFoundError } from '#core/model/errors.ts';
+import { abortRelease } from '#core/rollout/abort.ts';
 import {
-  abortRelease,
   admits,
   halt,
   mayReannounce,
@@ -579,36 +579,84 @@ describe('Function: abortRelease()', () => {
       wave: 1,
     });
     // assess
-    assert.equal(aborted.state, 'aborted');
+    assert.equal(aborted.rollout?.state, 'aborted');
     assert.deepEqual(
-      aborted.waves.map((w) => [w.state, w.finishedAt]),
+      aborted.rollout?.waves.map((w) => [w.state, w.finishedAt]),
       [
         ['healthy', '2026-11-20T10:00:00.000Z'],
         ['aborted', '2026-11-20T10:00:01.000Z'],
         ['aborted', '2026-11-20T10:00:01.000Z'],
       ],
     );
-    assert.deepEqual(await record(c), aborted);
+    assert.deepEqual(await record(c), aborted.rollout);
     assert.equal(late.outcome, 'ignored');
     assert.equal(ready(c).length, 4);
   });
 
-  it('refuses a release that is complete, aborted, or has no waves', async () => {
+  it('refuses only a release that is over: completed, every wave holding every region, or already aborted', async () => {
     // prepare
     const c = setup({ waves: [{ name: 'all', bakeMinutes: 1 }] });
     await baking(c);
     await onBakeElapsed(c.deps, { kind: 'stemcell-rollout-timer', releaseId: c.release.releaseId, wave: 0 });
-    // act + assess
-    await assert.rejects(
-      abortRelease(c.deps, 'web-base', 'r1'),
-      /web-base\/r1 is complete: nothing to abort/,
-    );
+    for (const region of [EU, US])
+      await c.deps.releases.updateRegion(c.release.releaseId, region, {
+        state: 'announced',
+        imageId: 'ami-1',
+      });
+    const completed = setup({ waves: null });
+    await completed.deps.releases.markComplete(completed.release.releaseId, '2026-11-20T10:00:00.000Z');
     const d = setup();
     await baking(d);
     await abortRelease(d.deps, 'web-base', 'r1');
-    await assert.rejects(abortRelease(d.deps, 'web-base', 'r1'), RolloutStateError);
-    const plain = setup({ waves: null });
-    await assert.rejects(abortRelease(plain.deps, 'web-base', 'r1'), /web-base\/r1 has no rollout waves/);
+    // act + assess
+    await assert.rejects(
+      abortRelease(c.deps, 'web-base', 'r1'),
+      /web-base\/r1 is complete: every wave has every region, nothing to abort/,
+    );
+    await assert.rejects(
+      abortRelease(completed.deps, 'web-base', 'r1'),
+      /web-base\/r1 is complete \(2026-11-20T10:00:00.000Z\): nothing to abort/,
+    );
+    await assert.rejects(abortRelease(d.deps, 'web-base', 'r1'), /is already aborted: nothing to abort/);
+  });
+
+  it('ends a release without waves that has not completed: its open regions fail with the reason, once', async () => {
+    // prepare: no waves, one region announced, one still building
+    const c = setup({ waves: null });
+    await c.deps.releases.updateRegion(c.release.releaseId, EU, { state: 'announced', imageId: 'ami-1' });
+    await c.deps.releases.updateRegion(c.release.releaseId, US, { state: 'building' });
+    // act
+    const aborted = await abortRelease(c.deps, 'web-base', 'r1', 'bad kernel');
+    // assess
+    assert.deepEqual(aborted.failed, [US]);
+    assert.equal(aborted.reason, 'aborted: bad kernel');
+    assert.equal(aborted.rollout, undefined);
+    const stored = await c.deps.releases.get(c.release.releaseId);
+    assert.equal(stored?.regions[US]?.state, 'failed');
+    assert.equal(stored?.regions[US]?.reason, 'aborted: bad kernel');
+    assert.equal(stored?.regions[EU]?.state, 'announced');
+    assert.deepEqual(
+      c.deps.events.ofType('Build Failed').map((e) => (e.detail as { region: string }).region),
+      [US],
+    );
+    await assert.rejects(
+      abortRelease(c.deps, 'web-base', 'r1'),
+      /web-base\/r1 has already ended \(failed in us-east-1\): nothing to abort/,
+    );
+  });
+
+  it('ends a stuck rollback although its marker says complete, and nothing is delivered for it afterwards', async () => {
+    // prepare: a rollback whose marker landed, regions still queued
+    const c = setup({ waves: null });
+    await markRollbackOf(c, 'r0');
+    // act
+    const aborted = await abortRelease(c.deps, 'web-base', 'r1');
+    const after = await publishImageReady(c.deps, c.release, detail(EU), []);
+    // assess
+    assert.equal(aborted.rollout?.state, 'aborted');
+    assert.deepEqual(aborted.failed.sort(), [EU, US].sort());
+    assert.equal(after, 'aborted');
+    assert.equal(ready(c).length, 0);
   });
 });
 
@@ -958,14 +1006,14 @@ describe('Function: abortRelease() in other states', () => {
     const h = await abortRelease(halted.deps, 'web-base', 'r1');
     // assess
     assert.deepEqual(
-      a.waves.map((w) => w.state),
+      a.rollout?.waves.map((w) => w.state),
       ['aborted', 'aborted'],
     );
     assert.deepEqual(
-      h.waves.map((w) => w.state),
+      h.rollout?.waves.map((w) => w.state),
       ['halted', 'aborted'],
     );
-    assert.equal(h.state, 'aborted');
+    assert.equal(h.rollout?.state, 'aborted');
     const held = await publishImageReady(announcing.deps, announcing.release, detail(US), []);
     assert.equal(held, 'aborted');
   });
@@ -1044,7 +1092,11 @@ describe('Rollout log lines', () => {
     });
     assert.deepEqual(logs.of('wave opened'), { releaseId: id, wave: 'rest' });
     assert.deepEqual(logs.of('release halted'), { releaseId: id, wave: 'rest', reason: 'alarm' });
-    assert.deepEqual(logs.of('release aborted'), { releaseId: id });
+    assert.deepEqual(logs.of('release aborted'), {
+      releaseId: id,
+      reason: 'by the operator',
+      failed: [EU, US],
+    });
     assert.deepEqual(done.deps.logger.of('rollout complete'), { releaseId: id });
     assert.deepEqual(pinned.deps.logger.of('stream pinned: image held back'), {
       releaseId: id,
