@@ -102,15 +102,27 @@ export const INSTANCE_REFRESH_SEVERITY = [
   'failed',
 ] as const;
 
+/**
+ * What a member's subscriber checks, as the member, before it moves a launch template to an image
+ * (src/core/images/launchable.ts), in order: the image is visible to the account; its key is usable (the key
+ * described, the Auto Scaling role's grant present); the account's Allowed AMIs setting admits it; the template's
+ * instance type runs its architecture and boot mode; EC2's RunInstances dry run accepts it.
+ */
+export const LAUNCH_CHECKS = ['image', 'key', 'allowed-images', 'instance-type', 'dry-run'] as const;
+export const LaunchCheck = z.enum(LAUNCH_CHECKS);
+
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   accountId: AccountId,
   region: Region,
   imageId: z.string().min(1),
   launchTemplateId: z.string().min(1),
   launchTemplateName: z.string().min(1),
-  /** The new default version, or the unchanged one when the update was skipped. */
+  /** The new default version, or the unchanged one when the update was skipped or refused. */
   versionNumber: z.number().int().positive(),
-  outcome: z.enum(['updated', 'already-current', 'skipped-older']),
+  /** `refused`: the account could not launch the image (see `refusal`), so the template stayed where it is. */
+  outcome: z.enum(['updated', 'already-current', 'skipped-older', 'refused']),
+  /** Set with outcome `refused` only: which launch check failed, and why (EC2's or KMS's own words included). */
+  refusal: z.object({ check: LaunchCheck, reason: z.string().min(1) }).optional(),
   ssmParameter: z.string().optional(),
   /**
    * started / already-running / not-requested when the subscriber moved the template; succeeded, failed,
@@ -127,6 +139,9 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
     .object({ autoScalingGroupName: z.string().min(1), instanceRefreshId: z.string().min(1) })
     .optional(),
   updatedAt: z.iso.datetime(),
+}).refine((d) => (d.outcome === 'refused') === (d.refusal !== undefined), {
+  message: 'refusal is set exactly when outcome is refused',
+  path: ['refusal'],
 });
 
 export const ReleaseHaltedDetail = ReleaseFields.extend({
@@ -158,6 +173,7 @@ export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
 export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
 export type LaunchTemplateUpdated = z.infer<typeof LaunchTemplateUpdatedDetail>;
+export type LaunchCheck = z.infer<typeof LaunchCheck>;
 export type ReleaseHalted = z.infer<typeof ReleaseHaltedDetail>;
 export type StemcellDetail<T extends StemcellDetailType> = z.infer<(typeof StemcellDetailSchemas)[T]>;
 

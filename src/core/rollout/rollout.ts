@@ -1,5 +1,6 @@
 // Rollout in waves: "Image Ready" goes to wave 1's accounts; once that wave has every region and its bake time
-// is over, and it is healthy (every account reported, no instance refresh failed, its alarm OK), the next wave
+// is over, and it is healthy (every account reported, none refused the image as not launchable, no instance
+// refresh failed, its alarm OK), the next wave
 // gets the same images. An unhealthy wave halts the release ("Release Halted"): no later wave moves until an
 // operator resumes it. Pins hold new revisions back. The state lives in the RolloutStore, next to the release;
 // the bake timer is a port (EventBridge Scheduler on AWS, the local clock locally) that calls announce back.
@@ -262,7 +263,8 @@ export interface WaveHealth {
 }
 
 /**
- * A wave is healthy when no account of it reported a failed, cancelled or rolled-back instance refresh, every
+ * A wave is healthy when no account of it refused the image (it could not launch it, so its templates stayed),
+ * none reported a failed, cancelled or rolled-back instance refresh, every
  * account that follows the stream reported each region, and its alarm (if any) is OK. Followers are the
  * account/region pairs that reported for an earlier release of the stream: an account without a tagged launch
  * template (the management account, say) never reports, and its silence is no failure; a follower's is.
@@ -278,6 +280,8 @@ export async function waveHealth(
     if (earlier.sequence < release.sequence)
       for (const key of Object.keys(earlier.accounts)) followers.add(key);
   }
+  const refused: WaveHealth['accounts'] = [];
+  const why: string[] = [];
   const failed: WaveHealth['accounts'] = [];
   const missing: WaveHealth['accounts'] = [];
   const refreshing: WaveHealth['accounts'] = [];
@@ -287,11 +291,17 @@ export async function waveHealth(
       const record = release.accounts[key];
       if (!record) {
         if (followers.has(key)) missing.push({ accountId, region });
+      } else if (record.refused && record.refused.length > 0) {
+        refused.push({ accountId, region });
+        for (const r of record.refused)
+          why.push(`${accountId} in ${region} (${r.launchTemplateName}): ${r.check}: ${r.reason}`);
       } else if (record.instanceRefresh && FAILED_REFRESH.has(record.instanceRefresh))
         failed.push({ accountId, region });
       else if (record.instanceRefresh === 'started') refreshing.push({ accountId, region });
     }
   }
+  if (refused.length > 0)
+    return { healthy: false, reason: `not launchable, launch templates kept: ${why.join('; ')}`, accounts: refused };
   if (failed.length > 0)
     return { healthy: false, reason: `instance refresh failed: ${accountList(failed)}`, accounts: failed };
   if (missing.length > 0)
@@ -436,14 +446,15 @@ export async function halt(
 }
 
 /**
- * A "Launch Template Updated" report was recorded: a failed, cancelled or rolled-back instance refresh halts a
- * rolling release at once (no need to wait for the bake time).
+ * A "Launch Template Updated" report was recorded: a refusal (the account cannot launch the image) or a failed,
+ * cancelled or rolled-back instance refresh halts a rolling release at once (no need to wait for the bake time).
  */
 export async function onLaunchTemplateReport(
   deps: MaybeRolloutDeps,
   detail: LaunchTemplateUpdated,
 ): Promise<boolean> {
-  if (!FAILED_REFRESH.has(detail.instanceRefresh) || !deps.rollouts || !deps.timer) return false;
+  const refusal = detail.outcome === 'refused' ? detail.refusal : undefined;
+  if ((!refusal && !FAILED_REFRESH.has(detail.instanceRefresh)) || !deps.rollouts || !deps.timer) return false;
   const record = await deps.rollouts.get(detail.releaseId);
   if (record?.state !== 'rolling') return false;
   const index = record.waves.findIndex((w) => w.accounts.includes(detail.accountId));
@@ -452,11 +463,14 @@ export async function onLaunchTemplateReport(
   if (record.waves[index]?.resumedAt) return false;
   const release = await deps.releases.get(detail.releaseId);
   if (!release) return false;
+  const where = `${detail.accountId} in ${detail.region} (${detail.launchTemplateName})`;
   return halt(
     deps as RolloutDeps,
     release,
     index,
-    `instance refresh ${detail.instanceRefresh}: ${detail.accountId} in ${detail.region} (${detail.launchTemplateName})`,
+    refusal
+      ? `not launchable, launch template kept: ${where}: ${refusal.check}: ${refusal.reason}`
+      : `instance refresh ${detail.instanceRefresh}: ${where}`,
     [{ accountId: detail.accountId, region: detail.region }],
   );
 }
