@@ -11,8 +11,8 @@
 // - the dry run refuses what EC2's would: an SCP's explicit deny, an image the account cannot see or that is
 //   not available, an instance type that does not run it.
 
-import { allowedImagesVerdict } from '#core/images/launchable.ts';
 import { instanceTypeInfo, instanceTypeMismatch } from '#core/images/instance-types.ts';
+import { allowedImagesVerdict } from '#core/images/launchable.ts';
 import type {
   AllowedImagesSettings,
   Clock,
@@ -87,7 +87,13 @@ class LocalLaunchView implements LaunchView {
     };
     const settings = this.#settings();
     if (settings.state !== 'disabled') {
-      const verdict = allowedImagesVerdict(settings, visible, this.accountId, this.#now());
+      // EC2's ImageAllowed: what the criteria say, enforced or not.
+      const verdict = allowedImagesVerdict(
+        { ...settings, state: 'enabled' },
+        visible,
+        this.accountId,
+        this.#now(),
+      );
       // Enabled, Allowed AMIs hides what it does not admit; in audit mode it only says so.
       if (settings.state === 'enabled' && verdict.admitted === false) return undefined;
       if (verdict.admitted !== undefined) visible.allowed = verdict.admitted;
@@ -98,7 +104,10 @@ class LocalLaunchView implements LaunchView {
   async describeKey(keyId: string): Promise<KeyDescription | Denied> {
     const keys = this.#opts.keys;
     try {
-      const denied = keys.explainDenial(keyId, { principal: callerOf(this.accountId), operation: 'DescribeKey' });
+      const denied = keys.explainDenial(keyId, {
+        principal: callerOf(this.accountId),
+        operation: 'DescribeKey',
+      });
       if (denied) return { denied: `AccessDeniedException: ${denied}` };
       return await keys.describeKey(keyId);
     } catch (err) {
@@ -109,7 +118,10 @@ class LocalLaunchView implements LaunchView {
   async grantedOperations(keyArn: string, granteePrincipal: string): Promise<string[] | Denied> {
     const keys = this.#opts.keys;
     try {
-      const denied = keys.explainDenial(keyArn, { principal: callerOf(this.accountId), operation: 'ListGrants' });
+      const denied = keys.explainDenial(keyArn, {
+        principal: callerOf(this.accountId),
+        operation: 'ListGrants',
+      });
       if (denied) return { denied: `AccessDeniedException: ${denied}` };
       const grants = await keys.listGrants(keyArn, granteePrincipal);
       return [...new Set(grants.flatMap((g) => g.operations))].sort();

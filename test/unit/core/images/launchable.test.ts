@@ -143,10 +143,11 @@ describe('Function: checkLaunchable()', () => {
       check: 'key',
       reason: `ListGrants on ${FAKE_KEY_ARN} as ${MEMBER}: AccessDeniedException: kms:ListGrants`,
     });
-    assert.equal(
-      e.launchable === false && e.reason,
-      `image ${IMAGE} is encrypted, and neither DescribeImages nor the announcement names its key`,
-    );
+    assert.deepEqual(e, {
+      launchable: false,
+      check: 'key',
+      reason: `image ${IMAGE} is encrypted, and neither DescribeImages nor the announcement names its key`,
+    });
     assert.equal(announced.launchable, true);
     assert.ok(unnamed.asked.includes('describeKey arn:aws:kms:eu-west-1:1:key/k'));
   });
