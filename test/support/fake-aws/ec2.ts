@@ -95,7 +95,13 @@ interface FakeLaunchTemplate {
   id: string;
   name: string;
   defaultVersion: number;
-  versions: { number: number; imageId?: string; description?: string; token?: string }[];
+  versions: {
+    number: number;
+    imageId?: string;
+    instanceType?: string;
+    description?: string;
+    token?: string;
+  }[];
   tags: Tags;
 }
 
@@ -112,16 +118,49 @@ export class FakeEc2 {
   readonly #describes = new Map<string, number>();
   readonly pageSize = 2;
 
-  addLaunchTemplate(name: string, tags: Tags, imageId: string): FakeLaunchTemplate {
+  addLaunchTemplate(name: string, tags: Tags, imageId: string, instanceType?: string): FakeLaunchTemplate {
     const lt: FakeLaunchTemplate = {
       id: fakeId('lt'),
       name,
       defaultVersion: 1,
-      versions: [{ number: 1, imageId }],
+      versions: [{ number: 1, imageId, ...(instanceType ? { instanceType } : {}) }],
       tags,
     };
     this.launchTemplates.set(lt.id, lt);
     return lt;
+  }
+
+  /** A client calling as `accountId` (the owner of what it registers; others see only what is shared). */
+  /** An available image of `owner` on an encrypted snapshot, as another account's publisher registered it. */
+  addImage(input: {
+    id: string;
+    owner: string;
+    kmsKeyId: string;
+    architecture?: string;
+    bootMode?: string;
+  }): void {
+    const snapshotId = fakeId('snap');
+    this.snapshots.set(snapshotId, {
+      id: snapshotId,
+      volumeId: fakeId('vol'),
+      state: 'completed',
+      kmsKeyId: input.kmsKeyId,
+      description: '',
+      tags: {},
+    });
+    this.images.set(input.id, {
+      id: input.id,
+      owner: input.owner,
+      name: `stemcell/test/${input.id}`,
+      state: 'available',
+      snapshotId,
+      architecture: input.architecture ?? 'x86_64',
+      ...(input.bootMode ? { bootMode: input.bootMode } : {}),
+      rootDevice: '/dev/xvda',
+      tags: {},
+      created: new Date().toISOString(),
+      launchPermissions: [],
+    });
   }
 
   /** A client calling as `accountId` (the owner of what it registers; others see only what is shared). */
@@ -493,7 +532,7 @@ export class FakeEc2 {
             LaunchTemplateId: lt.id,
             VersionNumber: v.number,
             VersionDescription: v.description,
-            LaunchTemplateData: { ImageId: v.imageId },
+            LaunchTemplateData: { ImageId: v.imageId, InstanceType: v.instanceType },
           })),
       };
     });
@@ -502,9 +541,11 @@ export class FakeEc2 {
       if (!lt) throw awsError('InvalidLaunchTemplateId.NotFound');
       let v = lt.versions.find((x) => input.ClientToken && x.token === input.ClientToken);
       if (!v) {
+        const source = lt.versions.find((x) => String(x.number) === String(input.SourceVersion));
         v = {
           number: lt.versions.length + 1,
           imageId: input.LaunchTemplateData?.ImageId,
+          ...(source?.instanceType ? { instanceType: source.instanceType } : {}),
           description: input.VersionDescription,
           token: input.ClientToken,
         };

@@ -21,7 +21,8 @@ function contextAad(context: Record<string, string> | undefined): Buffer {
 
 export class FakeKms {
   readonly keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
-  readonly arn = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${this.keyId}`;
+  /** The key's ARN; a test of a resolved deployment sets the one its templates name (a multi-Region key's). */
+  arn = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${this.keyId}`;
   readonly owner = ACCOUNT;
   readonly grants = new Map<string, { grantee: string; operations: string[] }>();
   /** KeyState DescribeKey reports. */
