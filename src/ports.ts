@@ -97,7 +97,10 @@ export interface KeyService {
   createGrant(keyId: string, granteePrincipal: string, operations: string[]): Promise<{ grantId: string }>;
   describeKey(keyId: string): Promise<KeyDescription>;
   /** ListGrants (every page), optionally for one grantee principal. */
-  listGrants(keyId: string, granteePrincipal?: string): Promise<{ grantId: string; granteePrincipal: string; operations: string[] }[]>;
+  listGrants(
+    keyId: string,
+    granteePrincipal?: string,
+  ): Promise<{ grantId: string; granteePrincipal: string; operations: string[] }[]>;
 }
 
 // ---------------------------------------------------------------- organization (Organizations)
@@ -532,10 +535,7 @@ export interface ImageCriterion {
   marketplaceProductCodes?: string[];
   maximumDaysSinceCreated?: number;
   maximumDaysSinceDeprecated?: number;
-  /**
-   * Conditions of the criterion no launch check can evaluate from the image alone (watermarks, Inspector scan
-   * results), by name: where one is set, EC2's own verdict on the image decides.
-   */
+  /** Conditions only EC2 can judge (watermarks, Inspector scan results), by name: EC2's verdict decides. */
   opaque?: string[];
 }
 /** GetAllowedImagesSettings: `enabled` restricts which images the account can see and launch. */
@@ -560,18 +560,19 @@ export interface DryRunInput {
   via: 'auto-scaling' | 'account';
 }
 /**
- * EC2's answer to a dry run: allowed (DryRunOperation), or refused with EC2's error code and message. `note`
- * says why an answer that was not DryRunOperation still counts as allowed (the dry run had no network to place
- * the instance in: a question about the account's VPCs, not about the image).
+ * EC2's answer to a dry run: allowed (DryRunOperation), or refused with EC2's code and message. `note`: why an
+ * answer other than DryRunOperation still counts (no network to place the instance: not about the image).
  */
-export type DryRunVerdict = { allowed: true; note?: string } | { allowed: false; code: string; message: string };
+export type DryRunVerdict =
+  | { allowed: true; note?: string }
+  | { allowed: false; code: string; message: string };
 /** A question the account was not allowed (or able) to ask, with the service's own words. */
 export interface Denied {
   denied: string;
 }
 /**
- * What one account can find out about launching an image in one region, asking as itself: the launch check's
- * inputs (src/core/images/launchable.ts). Throws only for errors worth retrying (throttling, service faults).
+ * What one account finds out, asking as itself, for the launch check (src/core/images/launchable.ts). Throws
+ * only what is worth retrying (throttling, service faults); refusals are answers.
  */
 export interface LaunchView {
   readonly accountId: string;

@@ -11,7 +11,7 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { BootCheckDeps } from '#core/deps.ts';
-import { advanceBootCheck } from '#core/release/boot-gate.ts';
+import { advanceBootCheck } from '#core/release/boot-check.ts';
 import { BootCheckJob } from '#events/aws.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';

@@ -52,6 +52,7 @@ import {
   type RegisterDeps,
   type SubscriberDeps,
   type SubscriberSettings,
+  type SweepDeps,
   type SyncSubscribersDeps,
   subscriberSettingsFromConfig,
   systemClock,
@@ -364,7 +365,7 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
 }
 
 /** The sweeper: every build region's smoke instances, no settings needed (it only lists and terminates). */
-export async function awsSweepDeps(): Promise<import('../sweep-smoke-instances/handler.ts').SweepDeps> {
+export async function awsSweepDeps(): Promise<SweepDeps> {
   const cfg = await awsConfig();
   return {
     config: cfg,

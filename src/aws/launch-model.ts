@@ -9,14 +9,14 @@
 // The dry run sends the image and the template's instance type, not the template's network or instance profile:
 // those are the account's own business, and the subscriber's role may not pass the account's roles.
 import {
+  type _InstanceType,
   DescribeImagesCommand,
   DescribeInstanceTypesCommand,
   type EC2Client,
+  type ImageCriterion as Ec2ImageCriterion,
   GetAllowedImagesSettingsCommand,
   type Image,
-  type ImageCriterion as Ec2ImageCriterion,
   RunInstancesCommand,
-  type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import type { Architecture, BootMode } from '#core/model/types.ts';
 import type {
@@ -49,14 +49,24 @@ export class Ec2LaunchModel implements LaunchModel {
   }
 
   forAccount(accountId: string, region: string): LaunchView {
-    return new Ec2LaunchView(accountId, region, this.#opts.ec2(accountId, region), this.#opts.keys(accountId, region));
+    return new Ec2LaunchView(
+      accountId,
+      region,
+      this.#opts.ec2(accountId, region),
+      this.#opts.keys(accountId, region),
+    );
   }
 }
 
 /** The image ids EC2 answers "not there" for, as far as this account can tell. */
 const NO_IMAGE = ['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable', 'InvalidAMIID.Malformed'];
 /** KMS's answers that mean "not for you" (or not there): a refusal, not an outage. */
-const KEY_REFUSED = ['AccessDeniedException', 'NotFoundException', 'KMSInvalidStateException', 'DisabledException'];
+const KEY_REFUSED = [
+  'AccessDeniedException',
+  'NotFoundException',
+  'KMSInvalidStateException',
+  'DisabledException',
+];
 /**
  * Dry-run answers about where to put the instance, not about the image: the dry run names no subnet, and an
  * account without a default VPC has nowhere to put it. The launch template or Auto Scaling group supplies one.

@@ -25,7 +25,10 @@ export async function launchVerdict(
   const targets: LaunchTarget[] = Object.entries(config.streams).flatMap(([stream, s]) =>
     accounts.flatMap((accountId) => s.regions.map((region) => ({ accountId, region, stream }))),
   );
-  const launch = await checkLaunches({ members: stack.members, launch: stack.launch, clock: stack.clock }, targets);
+  const launch = await checkLaunches(
+    { members: stack.members, launch: stack.launch, clock: stack.clock },
+    targets,
+  );
   const inScope = new Set(Object.keys(config.streams).flatMap((stream) => accountsInScope(config, stream)));
   const checks = checkLaunchTemplates(config, await stack.releases.list(), stack.members);
   const behind = new Set(checks.filter((c) => !c.ok).map((c) => c.account));

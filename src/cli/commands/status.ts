@@ -144,7 +144,9 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>): string
       );
       // Not launchable: the template stayed where it was, and why.
       for (const r of a.refused ?? [])
-        lines.push(`      REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`);
+        lines.push(
+          `      REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`,
+        );
     }
   }
   for (const rejection of release.rejections ?? []) {

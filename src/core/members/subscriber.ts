@@ -58,7 +58,8 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
     groups ??= member.listAutoScalingGroups();
     return groups;
   };
-  for (const template of templates) outcomes.push(await moveTemplate(deps, member, template, image, allGroups));
+  for (const template of templates)
+    outcomes.push(await moveTemplate(deps, member, template, image, allGroups));
 
   // The parameter follows the newest sequence only: written when some template moved or already holds it.
   let ssmParameter: string | undefined;

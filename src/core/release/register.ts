@@ -1,11 +1,12 @@
 // register: EBS finished (or failed) a snapshot the builder took. Register it as an encrypted AMI named after
 // the release; a redelivered notification finds the image by name and registers nothing new.
 import { type SnapshotNotificationEnvelope, snapshotIdFromArn } from '#events/aws.ts';
-import type { RegionState, Tags } from '#ports';
+import type { Tags } from '#ports';
 import type { RegisterDeps } from '../deps.ts';
 import { streamConfig } from '../model/errors.ts';
 import { clientToken, imageName, releaseFromTags, releaseTags, TAG } from '../model/naming.ts';
 import { recordBuildFailure } from './build-failure.ts';
+import { moveRegion } from './region-state.ts';
 
 export interface SnapshotNotification {
   region: string;
@@ -31,8 +32,6 @@ export type RegisterResult =
 
 /** Root device of every stemcell image; the builder partitions the volume for it. */
 export const ROOT_DEVICE_NAME = '/dev/xvda';
-
-const BEFORE_IMAGE: RegionState[] = ['queued', 'building', 'snapshotting', 'registering'];
 
 export async function registerSnapshot(
   deps: RegisterDeps,
@@ -83,19 +82,14 @@ export async function registerSnapshot(
   });
 
   // Guarded: a late duplicate must not move a region the announce step already finished back to registering.
-  await deps.releases.updateRegion(
-    release.releaseId,
-    region,
-    {
-      state: 'registering',
-      snapshotId,
-      imageId,
-      updatedAt: deps.clock.now().toISOString(),
-      ...(snapshot.deltaBytes !== undefined ? { deltaBytes: snapshot.deltaBytes } : {}),
-      ...(snapshot.writtenBytes !== undefined ? { writtenBytes: snapshot.writtenBytes } : {}),
-    },
-    { stateIn: BEFORE_IMAGE },
-  );
+  await moveRegion(deps.releases, release.releaseId, region, {
+    state: 'registering',
+    snapshotId,
+    imageId,
+    updatedAt: deps.clock.now().toISOString(),
+    ...(snapshot.deltaBytes !== undefined ? { deltaBytes: snapshot.deltaBytes } : {}),
+    ...(snapshot.writtenBytes !== undefined ? { writtenBytes: snapshot.writtenBytes } : {}),
+  });
   deps.logger.info(created ? 'image registered' : 'image already registered', {
     releaseId: release.releaseId,
     region,

@@ -103,7 +103,7 @@ export class FakeEc2Accounts {
         'UnauthorizedOperation',
         `You are not authorized to perform this operation. User: arn:aws:sts::${accountId}:assumed-role/stemcell-subscriber is not authorized to perform: ec2:RunInstances with an explicit deny in a service control policy (${scp})`,
       );
-    if (!image || image.state !== 'available' || !this.visible(image, accountId))
+    if (image?.state !== 'available' || !this.visible(image, accountId))
       throw awsError('InvalidAMIID.NotFound', `The image id '[${input.ImageId}]' does not exist`);
     const type = INSTANCE_TYPES[input.InstanceType ?? 'm1.small'];
     if (!type)

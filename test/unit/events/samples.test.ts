@@ -122,8 +122,14 @@ describe('Event samples', () => {
     (unknownCheck.detail.refusal as { check: string }).check = 'vibes';
     // act / assess
     assert.equal(LaunchTemplateUpdatedEvent.parse(refused).detail.refusal?.check, 'allowed-images');
-    assert.throws(() => LaunchTemplateUpdatedEvent.parse(bare), /refusal is set exactly when outcome is refused/);
-    assert.throws(() => LaunchTemplateUpdatedEvent.parse(moved), /refusal is set exactly when outcome is refused/);
+    assert.throws(
+      () => LaunchTemplateUpdatedEvent.parse(bare),
+      /refusal is set exactly when outcome is refused/,
+    );
+    assert.throws(
+      () => LaunchTemplateUpdatedEvent.parse(moved),
+      /refusal is set exactly when outcome is refused/,
+    );
     assert.throws(() => LaunchTemplateUpdatedEvent.parse(unknownCheck));
   });
 
