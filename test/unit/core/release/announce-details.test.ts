@@ -452,7 +452,7 @@ describe('Function: recordLaunchTemplateUpdate()', () => {
     const halted = s.deps.events.ofType('Release Halted');
     assert.equal(halted.length, 1);
     assert.equal(
-      (halted[0]?.detail as { reason: string }).reason,
+      (halted[0]?.detail as { reason?: string } | undefined)?.reason,
       `not launchable, launch template kept: ${ACCOUNT} in eu-west-1 (web): allowed-images: Allowed AMIs excludes 111111111111`,
     );
   });
