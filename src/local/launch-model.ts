@@ -5,8 +5,8 @@
 //   enabled and does not admit it; a deregistered image is gone;
 // - DescribeKey and ListGrants as a principal of the account are decided by the key policy and grants, as KMS
 //   does (key-service.ts, key-policy.ts);
-// - the Allowed AMIs setting and any service control policy denying launches are the account's own state
-//   (member-accounts.ts);
+// - the Allowed AMIs setting and any service control policy denying launches are the account's own settings
+//   (account-settings.ts);
 // - instance types are the table of src/core/images/instance-types.ts;
 // - the dry run refuses what EC2's would: an SCP's explicit deny, an image the account cannot see or that is
 //   not available, an instance type that does not run it.
@@ -26,10 +26,10 @@ import type {
   LaunchView,
   VisibleImage,
 } from '#ports';
+import type { LocalAccountSettings } from './account-settings.ts';
 import { systemClock } from './clock.ts';
 import type { LocalImages } from './images.ts';
 import type { LocalKeyService } from './key-service.ts';
-import type { LocalMemberAccounts } from './member-accounts.ts';
 import type { LocalOrganizationDirectory } from './organization.ts';
 
 export interface LocalLaunchModelOptions {
@@ -37,8 +37,8 @@ export interface LocalLaunchModelOptions {
   region(region: string): { images: LocalImages };
   keys: LocalKeyService;
   organization: LocalOrganizationDirectory;
-  /** Each account's Allowed AMIs setting and service control policy. */
-  members: LocalMemberAccounts;
+  /** Each account's Allowed AMIs setting and any service control policy denying launches. */
+  settings: LocalAccountSettings;
   clock?: Clock;
 }
 
@@ -139,7 +139,7 @@ class LocalLaunchView implements LaunchView {
   }
 
   async dryRun(input: DryRunInput): Promise<DryRunVerdict> {
-    const scp = this.#opts.members.forAccount(this.accountId, this.region).launchDenial();
+    const scp = this.#opts.settings.launchDenial(this.accountId);
     if (scp)
       return {
         allowed: false,
@@ -165,7 +165,7 @@ class LocalLaunchView implements LaunchView {
   }
 
   #settings(): AllowedImagesSettings {
-    return this.#opts.members.forAccount(this.accountId, this.region).allowedImagesSettings();
+    return this.#opts.settings.allowedImages(this.accountId, this.region);
   }
 
   #now(): Date {

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { autoScalingRoleArn } from '#core/images/launchable.ts';
+import { LocalAccountSettings } from '#local/account-settings.ts';
 import { createLocalEbs } from '#local/ebs.ts';
 import { LocalEventBus } from '#local/event-bus.ts';
 import { LocalFifoQueue } from '#local/fifo-queue.ts';
@@ -219,7 +220,7 @@ launchModelContract('local', async () => {
   const shared = await register('stemcell/web/r1');
   const unshared = await register('stemcell/web/r1-private');
   await images.share(shared.imageId, { organizationArns: [(await organization.describe()).arn], ouArns: [] });
-  const members = new LocalMemberAccounts(root);
+  const settings = new LocalAccountSettings(root);
   return {
     launch: new LocalLaunchModel({
       region: (r) => {
@@ -228,7 +229,7 @@ launchModelContract('local', async () => {
       },
       keys,
       organization,
-      members,
+      settings,
     }),
     region: REGION,
     publisher: ACCOUNT,
@@ -239,8 +240,8 @@ launchModelContract('local', async () => {
     revokeGrant: async (id) => {
       keys.revokeGrants(arn, autoScalingRoleArn(id));
     },
-    setAllowedImages: async (id, settings) => members.forAccount(id, REGION).setAllowedImages(settings),
-    denyLaunches: async (id, statement) => members.forAccount(id, REGION).denyLaunches(statement),
+    setAllowedImages: async (id, allowed) => settings.setAllowedImages(id, REGION, allowed),
+    denyLaunches: async (id, statement) => settings.denyLaunches(id, statement),
     cleanup,
   };
 });

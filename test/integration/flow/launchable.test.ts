@@ -159,12 +159,12 @@ describe('Flow: launchable', () => {
         // prepare
         const { stack } = flow;
         stack.keys.revokeGrants(stack.config.kmsKeyId, autoScalingRoleArn(accountId(1)));
-        for (const region of [HOME, OTHER]) {
-          stack.members
-            .forAccount(accountId(3), region)
-            .setAllowedImages({ state: 'enabled', criteria: [{ imageProviders: ['amazon'] }] });
-          stack.members.forAccount(accountId(7), region).denyLaunches('p-deny-run-instances');
-        }
+        for (const region of [HOME, OTHER])
+          stack.accountSettings.setAllowedImages(accountId(3), region, {
+            state: 'enabled',
+            criteria: [{ imageProviders: ['amazon'] }],
+          });
+        stack.accountSettings.denyLaunches(accountId(7), 'p-deny-run-instances');
         // act
         await flow.publish('web', 1);
         const release = await releaseOf(flow, 'web', 1);

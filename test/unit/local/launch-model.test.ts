@@ -5,10 +5,10 @@
 // test/integration/flow/launchable.test.ts over the whole local flow.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { LocalAccountSettings } from '#local/account-settings.ts';
 import type { LocalImages } from '#local/images.ts';
 import type { LocalKeyService } from '#local/key-service.ts';
 import { LocalLaunchModel } from '#local/launch-model.ts';
-import type { LocalMemberAccounts } from '#local/member-accounts.ts';
 import type { LocalOrganizationDirectory } from '#local/organization.ts';
 import type { AllowedImagesSettings, ImageInfo } from '#ports';
 
@@ -74,9 +74,10 @@ function setup(opts: { image?: ImageInfo; parentOf?: Record<string, string> } = 
     describe: async () => ({ id: 'o-abcdef1234', arn: ORG_ARN, managementAccountId: OWNER }),
     ouArn: async (ou: string) => ouArn(ou),
   } as unknown as LocalOrganizationDirectory;
-  const members = {
-    forAccount: () => ({ allowedImagesSettings: () => state.allowed, launchDenial: () => state.scp }),
-  } as unknown as LocalMemberAccounts;
+  const settings = {
+    allowedImages: () => state.allowed,
+    launchDenial: () => state.scp,
+  } as unknown as LocalAccountSettings;
   const model = new LocalLaunchModel({
     region: (r) => {
       if (r !== 'eu-west-1') throw new Error(`region ${r} is not a target`);
@@ -84,7 +85,7 @@ function setup(opts: { image?: ImageInfo; parentOf?: Record<string, string> } = 
     },
     keys,
     organization,
-    members,
+    settings,
     clock: { now: () => new Date('2026-11-25T00:00:00.000Z') },
   });
   return { model, state, asked };
