@@ -10,6 +10,7 @@ import { formatRelease, withRollouts } from '#cli/commands/status.ts';
 import { checkLaunchable } from '#core/images/launchable.ts';
 import { allLaunchable, launchVerdict } from '#demo/verdict.ts';
 import { autoScalingRoleArn } from '#local/key-policy.ts';
+import { releaseView } from '#ui/state.ts';
 import { accountId, defaultImage, type Flow, HOME, OTHER, OU_A, releaseOf, withFlow } from './support.ts';
 
 /** The "Launch Template Updated" reports of one release that refused, as `account region check`. */
@@ -21,10 +22,13 @@ function refusals(flow: Flow, releaseId: string): string[] {
     .sort();
 }
 
+/** What `stemcell status` prints for the release: the summary, which lists what needs a look. */
 async function statusOf(flow: Flow, stream: string, revision: number): Promise<string> {
   const release = await releaseOf(flow, stream, revision);
   const [withRollout] = await withRollouts(flow.stack.rollouts, [release]);
-  return formatRelease(withRollout ?? release);
+  const rollout = await flow.stack.rollouts.get(release.releaseId);
+  const scope = (await flow.stack.organization.listAccounts()).map((a) => a.id);
+  return formatRelease(withRollout ?? release, releaseView(release, rollout, scope, { listAllUpTo: 0 }));
 }
 
 describe('Flow: launchable', () => {
@@ -218,7 +222,7 @@ describe('Flow: launchable', () => {
         assert.match(status, /HALTED at wave canary: not launchable, launch template kept: /);
         assert.match(
           status,
-          /200000000001 {2}refused .*\n {6}REFUSED web-lt \(lt-[0-9a-f]+\), key check: key arn:aws:kms:[^ ]+: the Auto Scaling role of 200000000001 has no grant for /,
+          /200000000001 {2}refused .*\n {8}REFUSED web-lt \(lt-[0-9a-f]+\), key check: key arn:aws:kms:[^ ]+: the Auto Scaling role of 200000000001 has no grant for /,
         );
         assert.match(
           status,
