@@ -150,7 +150,9 @@ describe('Flow: launchable', () => {
         streams: ['web'],
         rollout: {
           waves: [
-            { name: 'canary', ous: [OU_A], bakeMinutes: 0.01 },
+            // A first release has no followers: a canary silent at the end of its bake would pass. The bake
+            // is long enough that the refusals arrive first on a loaded machine; the first one halts at once.
+            { name: 'canary', ous: [OU_A], bakeMinutes: 0.25 },
             { name: 'rest', bakeMinutes: 0.01 },
           ],
         },
