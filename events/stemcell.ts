@@ -109,6 +109,15 @@ export const INSTANCE_REFRESH_SEVERITY = [
   'failed',
 ] as const;
 
+/**
+ * What a member's subscriber checks, as the member, before it moves a launch template to an image
+ * (src/core/images/launchable.ts), in order: the image is visible to the account; its key is usable (the key
+ * described, the Auto Scaling role's grant present); the account's Allowed AMIs setting admits it; the template's
+ * instance type runs its architecture and boot mode; EC2's RunInstances dry run accepts it.
+ */
+export const LAUNCH_CHECKS = ['image', 'key', 'allowed-images', 'instance-type', 'dry-run'] as const;
+export const LaunchCheck = z.enum(LAUNCH_CHECKS);
+
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   accountId: AccountId,
   region: Region,
@@ -129,12 +138,18 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
     .positive()
     .optional()
     .describe(
-      'The new default version, or the unchanged one when the update was skipped; absent only with outcome nothing-to-move.',
+      'The new default version, or the unchanged one when the update was skipped or refused; absent only with outcome nothing-to-move.',
     ),
   outcome: z
-    .enum(['updated', 'already-current', 'skipped-older', 'nothing-to-move'])
+    .enum(['updated', 'already-current', 'skipped-older', 'nothing-to-move', 'refused'])
     .describe(
-      'nothing-to-move: the account has no launch template of the stream in the region (the management account, say). It is reported once, without a template, so the account counts as done and is not told again.',
+      'nothing-to-move: the account has no launch template of the stream in the region (the management account, say). It is reported once, without a template, so the account counts as done and is not told again. refused: the account could not launch the image (see refusal), so the launch template stayed where it is.',
+    ),
+  refusal: z
+    .object({ check: LaunchCheck, reason: z.string().min(1) })
+    .optional()
+    .describe(
+      "Set with outcome refused only: the launch check that failed (image, key, allowed-images, instance-type, dry-run) and why, in EC2's or KMS's own words where they gave them.",
     ),
   ssmParameter: z.string().optional(),
   instanceRefresh: z
@@ -150,6 +165,12 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
     ),
   updatedAt: z.iso.datetime(),
 }).superRefine((detail, ctx) => {
+  if ((detail.outcome === 'refused') !== (detail.refusal !== undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['refusal'],
+      message: 'refusal is set exactly when outcome is refused',
+    });
   if (detail.outcome === 'nothing-to-move') return;
   for (const field of ['launchTemplateId', 'launchTemplateName', 'versionNumber'] as const)
     if (detail[field] === undefined)
@@ -186,6 +207,7 @@ export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
 export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
 export type LaunchTemplateUpdated = z.infer<typeof LaunchTemplateUpdatedDetail>;
+export type LaunchCheck = z.infer<typeof LaunchCheck>;
 export type ReleaseHalted = z.infer<typeof ReleaseHaltedDetail>;
 export type StemcellDetail<T extends StemcellDetailType> = z.infer<(typeof StemcellDetailSchemas)[T]>;
 

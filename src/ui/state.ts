@@ -12,6 +12,8 @@ export type CellState =
   | 'already-current'
   | 'skipped-older'
   | 'nothing-to-move'
+  /** The account could not launch the image: its launch templates stayed (the reason is the cell's). */
+  | 'refused'
   | 'failed'
   | 'halted'
   | 'aborted';
@@ -21,6 +23,8 @@ export interface Cell {
   state: CellState;
   at?: string;
   instanceRefresh?: string;
+  /** Why the account refused the image (a launch check), for a `refused` cell. */
+  reason?: string;
 }
 
 export interface WaveColumn {
@@ -37,8 +41,8 @@ export interface WaveColumn {
 
 /** A wave of at most this many accounts lists every cell; a larger one lists what needs a look. */
 export const LIST_ALL_UP_TO = 50;
-/** What a summary still lists: failures, and accounts that have not reported. */
-const NEEDS_A_LOOK = new Set<CellState>(['failed', 'halted', 'aborted', 'pending', 'announced']);
+/** What a summary still lists: failures, refusals, and accounts that have not reported. */
+const NEEDS_A_LOOK = new Set<CellState>(['failed', 'refused', 'halted', 'aborted', 'pending', 'announced']);
 
 export interface ReleaseView {
   releaseId: string;
@@ -78,11 +82,15 @@ export function cellFor(
   const report = release.accounts[`${accountId}/${region}`];
   if (report) {
     const failed = report.instanceRefresh !== undefined && FAILED_REFRESH.has(report.instanceRefresh);
+    const refused = report.refused ?? [];
     return {
       accountId,
-      state: failed ? 'failed' : report.outcome,
+      state: refused.length > 0 ? 'refused' : failed ? 'failed' : report.outcome,
       at: report.updatedAt,
       ...(report.instanceRefresh ? { instanceRefresh: report.instanceRefresh } : {}),
+      ...(refused.length > 0
+        ? { reason: refused.map((r) => `${r.launchTemplateName}: ${r.check}: ${r.reason}`).join('; ') }
+        : {}),
     };
   }
   const w = rollout?.waves[wave];

@@ -3,6 +3,8 @@
 // same set over the emulated services; the type checker holds both to the same interfaces.
 import { awsBuilderServices } from '#aws/builder-services.ts';
 import { EventBridgeBusRules } from '#aws/event-bus.ts';
+import { KmsKeyService } from '#aws/key-service.ts';
+import { Ec2LaunchModel } from '#aws/launch-model.ts';
 import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import {
   type AnnounceDeps,
@@ -256,10 +258,16 @@ export class AwsMemberRuntime implements MemberRuntime {
         ...(prefix ? { ssmParameter: `${prefix}{stream}/{region}/image-id` } : {}),
       });
     }
+    // The subscriber acts in its own account, with its own credentials: no role to assume.
+    const own = this.container.clients.with({ ownAccountId: account });
     return {
       accountId: account,
-      // The subscriber acts in its own account: no role to assume.
-      members: new AwsMemberAccounts({ clients: this.container.clients.with({ ownAccountId: account }) }),
+      members: new AwsMemberAccounts({ clients: own }),
+      // The launch check before every move asks EC2 and KMS as this account.
+      launch: new Ec2LaunchModel({
+        ec2: (id, region) => own.ec2(region, id),
+        keys: (id, region) => new KmsKeyService({ client: own.kms(region, id) }),
+      }),
       centralBus: e.STEMCELL_CENTRAL_BUS_ARN,
       events: new AwsServices(this.container).publisher(),
       settings,

@@ -165,6 +165,11 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>, view?: 
         lines.push(
           `      ${cell.accountId}  ${cell.state.padEnd(16)} ${report ? `${report.launchTemplates} launch template(s)${report.instanceRefresh ? `, refresh ${report.instanceRefresh}` : ''}  ` : ''}${cell.at ?? ''}`,
         );
+        // Not launchable: the template stayed where it was, and why.
+        for (const r of report?.refused ?? [])
+          lines.push(
+            `        REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`,
+          );
       }
     }
   }

@@ -153,6 +153,7 @@ export class LocalRuntime implements Runtime {
     const deps: SubscriberDeps = {
       accountId,
       members: s.members,
+      launch: s.launch,
       centralBus: s.centralBus.arn,
       events,
       settings: subscriberSettingsFromConfig(s.config),

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { StemcellConfig } from '#config/schema.ts';
 import type { Clock } from '#ports';
+import { LocalAccountSettings } from '../account-settings.ts';
 import { LocalQemuBootChecker } from '../boot-checker.ts';
 import { createLocalEbs } from '../ebs.ts';
 import { EventBusRegistry, LocalEventBus } from '../event-bus.ts';
@@ -76,8 +77,10 @@ export class LocalServices {
   /** The boot gate's queue and machines (qemu): see src/core/release/boot-gate.ts. */
   readonly bootCheckQueue: LocalFifoQueue;
   readonly bootChecker: LocalQemuBootChecker;
-  /** Whether an account could launch an image, by EC2's rules (the demo's verdict). */
+  /** What each account sees of launching an image, by EC2's and KMS's rules: subscribers check it before a move. */
   readonly launch: LocalLaunchModel;
+  /** Each account's Allowed AMIs setting and any SCP denying it launches (what the launch model reads). */
+  readonly accountSettings: LocalAccountSettings;
   readonly regions = new Map<string, LocalRegion>();
   readonly clock: Clock;
 
@@ -198,10 +201,13 @@ export class LocalServices {
         images,
       });
     }
+    this.accountSettings = new LocalAccountSettings(dataDir);
     this.launch = new LocalLaunchModel({
       region: (r) => this.region(r),
       keys: this.keys,
       organization: this.organization,
+      settings: this.accountSettings,
+      clock: this.clock,
     });
   }
 
