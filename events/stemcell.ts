@@ -107,6 +107,15 @@ export const INSTANCE_REFRESH_SEVERITY = [
   'failed',
 ] as const;
 
+/**
+ * What a member's subscriber checks, as the member, before it moves a launch template to an image
+ * (src/core/images/launchable.ts), in order: the image is visible to the account; its key is usable (the key
+ * described, the Auto Scaling role's grant present); the account's Allowed AMIs setting admits it; the template's
+ * instance type runs its architecture and boot mode; EC2's RunInstances dry run accepts it.
+ */
+export const LAUNCH_CHECKS = ['image', 'key', 'allowed-images', 'instance-type', 'dry-run'] as const;
+export const LaunchCheck = z.enum(LAUNCH_CHECKS);
+
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   accountId: AccountId,
   region: Region,
@@ -117,8 +126,18 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
     .number()
     .int()
     .positive()
-    .describe('The new default version, or the unchanged one when the update was skipped.'),
-  outcome: z.enum(['updated', 'already-current', 'skipped-older']),
+    .describe('The new default version, or the unchanged one when the update was skipped or refused.'),
+  outcome: z
+    .enum(['updated', 'already-current', 'skipped-older', 'refused'])
+    .describe(
+      'refused: the account could not launch the image (see refusal), so the launch template stayed where it is.',
+    ),
+  refusal: z
+    .object({ check: LaunchCheck, reason: z.string().min(1) })
+    .optional()
+    .describe(
+      "Set with outcome refused only: the launch check that failed (image, key, allowed-images, instance-type, dry-run) and why, in EC2's or KMS's own words where they gave them.",
+    ),
   ssmParameter: z.string().optional(),
   instanceRefresh: z
     .enum(INSTANCE_REFRESH_SEVERITY)
@@ -132,6 +151,9 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
       "Set on the subscriber's second report for a template: the instance refresh it started ended (Auto Scaling's end event reached the member account), and instanceRefresh says how. Absent on the report the subscriber sends when it moves the template.",
     ),
   updatedAt: z.iso.datetime(),
+}).refine((d) => (d.outcome === 'refused') === (d.refusal !== undefined), {
+  message: 'refusal is set exactly when outcome is refused',
+  path: ['refusal'],
 });
 
 export const ReleaseHaltedDetail = ReleaseFields.extend({
@@ -164,6 +186,7 @@ export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
 export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
 export type LaunchTemplateUpdated = z.infer<typeof LaunchTemplateUpdatedDetail>;
+export type LaunchCheck = z.infer<typeof LaunchCheck>;
 export type ReleaseHalted = z.infer<typeof ReleaseHaltedDetail>;
 export type StemcellDetail<T extends StemcellDetailType> = z.infer<(typeof StemcellDetailSchemas)[T]>;
 

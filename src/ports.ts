@@ -95,7 +95,12 @@ export interface KeyService {
   /** Decrypts a wrapped data key as `callerAccountId`; refused without key ownership or a grant. */
   decrypt(ciphertext: Buffer, context: Record<string, string>, callerAccountId: string): Promise<Buffer>;
   createGrant(keyId: string, granteePrincipal: string, operations: string[]): Promise<{ grantId: string }>;
-  describeKey(keyId: string): Promise<{ keyId: string; arn: string; accountId: string }>;
+  describeKey(keyId: string): Promise<KeyDescription>;
+  /** ListGrants (every page), optionally for one grantee principal. */
+  listGrants(
+    keyId: string,
+    granteePrincipal?: string,
+  ): Promise<{ grantId: string; granteePrincipal: string; operations: string[] }[]>;
 }
 
 // ---------------------------------------------------------------- organization (Organizations)
@@ -240,11 +245,21 @@ export interface RegionRecord {
 export interface AccountRecord {
   accountId: string;
   region: string;
-  outcome: 'updated' | 'already-current' | 'skipped-older';
+  /** The best outcome reported; `refused` only when every report of the account and region was a refusal. */
+  outcome: 'updated' | 'already-current' | 'skipped-older' | 'refused';
   launchTemplates: number;
   updatedAt: string;
   /** The worst instance-refresh outcome reported (see "Launch Template Updated"); absent in older records. */
   instanceRefresh?: string;
+  /** Launch templates the account refused to move, and why; a later report that moved one clears it. */
+  refused?: LaunchRefusalRecord[];
+}
+export interface LaunchRefusalRecord {
+  launchTemplateId: string;
+  launchTemplateName: string;
+  check: string;
+  reason: string;
+  at: string;
 }
 export interface SourceRef {
   bucket: string;
@@ -483,22 +498,100 @@ export interface Alarms {
   state(alarmArn: string): Promise<'OK' | 'ALARM' | 'INSUFFICIENT_DATA' | undefined>;
 }
 
-// ---------------------------------------------------------------- launch model (EC2 RunInstances)
-export interface LaunchRequest {
+// ---------------------------------------------------------------- launch view (EC2 and KMS, as the launching account)
+/** An image as DescribeImages shows it to the account that asks. */
+export interface VisibleImage {
+  imageId: string;
+  name: string;
+  /** The account that owns (published) the image. */
+  ownerId: string;
+  state: ImageInfo['state'];
+  architecture: Architecture;
+  /** `none`: the image names no boot mode (or prefers UEFI): it boots in the instance type's default. */
+  bootMode: BootMode;
+  encrypted: boolean;
+  /** The root snapshot's key, where DescribeImages shows it. */
+  kmsKeyId?: string;
+  createdAt: string;
+  deprecatedAt?: string;
+  /** EC2's own Allowed AMIs verdict for the account (DescribeImages ImageAllowed), where it gives one. */
+  allowed?: boolean;
+}
+/** A KMS key as DescribeKey shows it to the account that asks. */
+export interface KeyDescription {
+  keyId: string;
+  arn: string;
+  /** The account that owns the key. */
   accountId: string;
-  region: string;
+  /** KMS KeyState: Enabled, Disabled, PendingDeletion, PendingImport, Unavailable, … */
+  state: string;
+}
+/** One criterion of the Allowed AMIs setting: an image matches when every field set here matches. */
+export interface ImageCriterion {
+  /** amazon, aws-marketplace, aws-backup-vault, none (the account's own only) or 12-digit account ids. */
+  imageProviders?: string[];
+  /** Image names, with `*` and `?` wildcards. */
+  imageNames?: string[];
+  marketplaceProductCodes?: string[];
+  maximumDaysSinceCreated?: number;
+  maximumDaysSinceDeprecated?: number;
+  /** Conditions only EC2 can judge (watermarks, Inspector scan results), by name: EC2's verdict decides. */
+  opaque?: string[];
+}
+/** GetAllowedImagesSettings: `enabled` restricts which images the account can see and launch. */
+export interface AllowedImagesSettings {
+  state: 'disabled' | 'enabled' | 'audit-mode';
+  criteria: ImageCriterion[];
+  managedBy?: string;
+}
+/** What an instance type runs (DescribeInstanceTypes). */
+export interface InstanceTypeInfo {
+  architectures: Architecture[];
+  bootModes: Exclude<BootMode, 'none'>[];
+}
+/** RunInstances with DryRun: the image, with the instance type the launch template gives it. */
+export interface DryRunInput {
   imageId: string;
   instanceType: string;
   /**
-   * Who launches: `auto-scaling` is the account's Auto Scaling service-linked role (an Auto Scaling group
-   * uses the launch template); `account` is a principal of the account calling RunInstances itself.
+   * Who launches: `auto-scaling` is the account's Auto Scaling service-linked role (an Auto Scaling group uses
+   * the launch template); `account` is a principal of the account calling RunInstances itself.
    */
   via: 'auto-scaling' | 'account';
 }
-export type LaunchVerdict = { launchable: true } | { launchable: false; reason: string };
-/** Could this account launch an instance from this image, by EC2's rules? Launches nothing. */
+/**
+ * EC2's answer to a dry run: allowed (DryRunOperation), or refused with EC2's code and message. `note`: why an
+ * answer other than DryRunOperation still counts (no network to place the instance: not about the image).
+ */
+export type DryRunVerdict =
+  | { allowed: true; note?: string }
+  | { allowed: false; code: string; message: string };
+/** A question the account was not allowed (or able) to ask, with the service's own words. */
+export interface Denied {
+  denied: string;
+}
+/**
+ * What one account finds out, asking as itself, for the launch check (src/core/images/launchable.ts). Throws
+ * only what is worth retrying (throttling, service faults); refusals are answers.
+ */
+export interface LaunchView {
+  readonly accountId: string;
+  readonly region: string;
+  /** DescribeImages: undefined when the account cannot see the image (not shared with it, gone, hidden). */
+  describeImage(imageId: string): Promise<VisibleImage | undefined>;
+  /** DescribeKey on the image's key. */
+  describeKey(keyId: string): Promise<KeyDescription | Denied>;
+  /** ListGrants on the key for one grantee principal: the operations its grants allow together. */
+  grantedOperations(keyArn: string, granteePrincipal: string): Promise<string[] | Denied>;
+  /** GetAllowedImagesSettings of the account in the region. */
+  allowedImages(): Promise<AllowedImagesSettings>;
+  /** DescribeInstanceTypes: undefined for an instance type the region does not offer (or the model does not know). */
+  describeInstanceType(instanceType: string): Promise<InstanceTypeInfo | undefined>;
+  dryRun(input: DryRunInput): Promise<DryRunVerdict>;
+}
+/** Each account's launch view: on AWS its own credentials, locally the local model of EC2's and KMS's rules. */
 export interface LaunchModel {
-  check(request: LaunchRequest): Promise<LaunchVerdict>;
+  forAccount(accountId: string, region: string): LaunchView;
 }
 
 // ---------------------------------------------------------------- clock

@@ -24,6 +24,8 @@ export const SAMPLE_NAMES = [
   'stemcell-launch-template-updated',
   // The subscriber's second report for one template: how the instance refresh it started ended.
   'stemcell-launch-template-updated-refresh',
+  // The subscriber's report for a template it did not move: the member could not launch the image.
+  'stemcell-launch-template-updated-refused',
   'stemcell-release-halted',
 ] as const;
 export type SampleName = (typeof SAMPLE_NAMES)[number];

@@ -20,6 +20,8 @@ import { AwsClients } from '#aws/clients.ts';
 import { EventBridgeBusRules, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
 import { Ec2Images } from '#aws/images.ts';
+import { KmsKeyService } from '#aws/key-service.ts';
+import { Ec2LaunchModel } from '#aws/launch-model.ts';
 import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
@@ -346,10 +348,15 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
       ...(prefix ? { ssmParameter: `${prefix}{stream}/{region}/image-id` } : {}),
     });
   }
+  // The subscriber acts in its own account, with its own credentials: no role to assume.
+  const own = awsClients(e).with({ ownAccountId: account });
   return {
     accountId: account,
-    // The subscriber acts in its own account: no role to assume.
-    members: new AwsMemberAccounts({ clients: awsClients(e).with({ ownAccountId: account }) }),
+    members: new AwsMemberAccounts({ clients: own }),
+    launch: new Ec2LaunchModel({
+      ec2: (id, region) => own.ec2(region, id),
+      keys: (id, region) => new KmsKeyService({ client: own.kms(region, id) }),
+    }),
     centralBus: e.STEMCELL_CENTRAL_BUS_ARN,
     events: new EventBridgePublisher({ client: awsClients(e).eventBridge(homeRegion(e)) }),
     settings,

@@ -30,7 +30,7 @@ export function createHandler(deps: SubscriberDeps, tools: Powertools = powertoo
     }
     const event = ImageReadyEvent.parse(body);
     const result = await applyImageReady(deps, event.detail);
-    for (const outcome of ['updated', 'already-current', 'skipped-older'] as const) {
+    for (const outcome of ['updated', 'already-current', 'skipped-older', 'refused'] as const) {
       tools.metrics.addMetric(
         `LaunchTemplates_${outcome}`,
         MetricUnit.Count,

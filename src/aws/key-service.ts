@@ -1,5 +1,6 @@
 // KeyService on KMS. Decrypt runs with the caller's credentials: pass a client per account where the
-// caller is not this process's own account.
+// caller is not this process's own account. A member's subscriber asks, with its own client, DescribeKey and
+// ListGrants on the publisher's key before it moves a launch template (src/aws/launch-model.ts).
 import {
   CreateGrantCommand,
   DecryptCommand,
@@ -7,8 +8,9 @@ import {
   GenerateDataKeyCommand,
   type GrantOperation,
   KMSClient,
+  paginateListGrants,
 } from '@aws-sdk/client-kms';
-import type { DataKey, KeyService } from '#ports';
+import type { DataKey, KeyDescription, KeyService } from '#ports';
 
 export class KmsKeyService implements KeyService {
   readonly #kms: KMSClient;
@@ -56,10 +58,32 @@ export class KmsKeyService implements KeyService {
     return { grantId: out.GrantId };
   }
 
-  async describeKey(keyId: string): Promise<{ keyId: string; arn: string; accountId: string }> {
+  async describeKey(keyId: string): Promise<KeyDescription> {
     const out = await this.#kms.send(new DescribeKeyCommand({ KeyId: keyId }));
     const m = out.KeyMetadata;
     if (!m?.KeyId || !m.Arn || !m.AWSAccountId) throw new Error(`DescribeKey ${keyId} returned no metadata`);
-    return { keyId: m.KeyId, arn: m.Arn, accountId: m.AWSAccountId };
+    return { keyId: m.KeyId, arn: m.Arn, accountId: m.AWSAccountId, state: m.KeyState ?? 'Unavailable' };
+  }
+
+  /** ListGrants, every page. Another account's key is named by its key ARN. */
+  async listGrants(
+    keyId: string,
+    granteePrincipal?: string,
+  ): Promise<{ grantId: string; granteePrincipal: string; operations: string[] }[]> {
+    const grants: { grantId: string; granteePrincipal: string; operations: string[] }[] = [];
+    const pages = paginateListGrants(
+      { client: this.#kms },
+      { KeyId: keyId, ...(granteePrincipal ? { GranteePrincipal: granteePrincipal } : {}) },
+    );
+    for await (const page of pages) {
+      for (const g of page.Grants ?? []) {
+        grants.push({
+          grantId: g.GrantId ?? '',
+          granteePrincipal: g.GranteePrincipal ?? '',
+          operations: [...(g.Operations ?? [])],
+        });
+      }
+    }
+    return grants;
   }
 }

@@ -11,6 +11,7 @@ import type {
   EventPublisher,
   FifoQueue,
   Images,
+  LaunchModel,
   MemberAccounts,
   ObjectStore,
   OrganizationDirectory,
@@ -125,6 +126,8 @@ export interface SubscriberSettings {
 export interface SubscriberDeps {
   accountId: string;
   members: MemberAccounts;
+  /** What the account sees of an image and its key, asked as itself: the launch check before every move. */
+  launch: LaunchModel;
   /** Where "Launch Template Updated" goes back to: the central bus's ARN (or name in local mode). */
   centralBus: string;
   events: EventPublisher;

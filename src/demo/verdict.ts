@@ -1,7 +1,8 @@
 // The demo's verdict: not "the launch templates moved" but "every account told can launch what it was told
 // about". Every launch template tagged for a stream, in every account of the organization and every region of
-// the stream, goes through the launch model as its Auto Scaling group would launch it (image state, launch
-// permission, the customer key through the account's grant, instance type). Beside it, how many accounts in
+// the stream, goes through the launch check the subscribers run, over the local launch model, as its Auto
+// Scaling group would launch it (the image visible to the account, its key and the account's grant, Allowed
+// AMIs, instance type, EC2's dry run). Beside it, how many accounts in
 // scope have all their templates on the newest image.
 import type { StemcellConfig } from '#config/schema.ts';
 import { checkLaunches, type LaunchReport, type LaunchTarget } from '#core/images/launch.ts';
@@ -24,7 +25,10 @@ export async function launchVerdict(
   const targets: LaunchTarget[] = Object.entries(config.streams).flatMap(([stream, s]) =>
     accounts.flatMap((accountId) => s.regions.map((region) => ({ accountId, region, stream }))),
   );
-  const launch = await checkLaunches({ members: stack.members, launch: stack.launch }, targets);
+  const launch = await checkLaunches(
+    { members: stack.members, launch: stack.launch, clock: stack.clock },
+    targets,
+  );
   const inScope = new Set(Object.keys(config.streams).flatMap((stream) => accountsInScope(config, stream)));
   const checks = checkLaunchTemplates(config, await stack.releases.list(), stack.members);
   const behind = new Set(checks.filter((c) => !c.ok).map((c) => c.account));

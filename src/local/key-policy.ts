@@ -8,6 +8,8 @@
 // Conditions evaluated: aws:PrincipalOrgID, kms:ViaService, kms:GrantIsForAWSResource, kms:GranteePrincipal
 // (StringLike) and kms:GrantOperations (ForAllValues:StringEquals): the ones the policy uses.
 
+import { autoScalingRoleArn } from '#core/images/launchable.ts';
+
 export interface KeyPolicyStatement {
   Sid: string;
   Effect: 'Allow';
@@ -37,10 +39,10 @@ export const EBS_KEY_OPERATIONS = [
   'DescribeKey',
 ];
 export const AUTO_SCALING_GRANT_OPERATIONS = [...EBS_KEY_OPERATIONS, 'CreateGrant'];
+/** What a member's subscriber asks of the key, as itself, before it moves a launch template (launch check). */
+export const LAUNCH_CHECK_KEY_OPERATIONS = ['DescribeKey', 'ListGrants'];
 
-export function autoScalingRoleArn(accountId: string, partition = 'aws'): string {
-  return `arn:${partition}:iam::${accountId}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
-}
+export { autoScalingRoleArn };
 
 /** The StemcellKey policy of serverless.yml, with its parameters filled in. */
 export function stemcellKeyPolicy(input: {
@@ -68,6 +70,14 @@ export function stemcellKeyPolicy(input: {
         Action: EBS_KEY_OPERATIONS.map((op) => `kms:${op}`),
         Resource: '*',
         Condition: { StringEquals: { ...org, 'kms:ViaService': `ec2.${input.region}.amazonaws.com` } },
+      },
+      {
+        Sid: 'OrganizationChecksTheKeyBeforeMovingTemplates',
+        Effect: 'Allow',
+        Principal: { AWS: '*' },
+        Action: LAUNCH_CHECK_KEY_OPERATIONS.map((op) => `kms:${op}`),
+        Resource: '*',
+        Condition: { StringEquals: org },
       },
       {
         Sid: 'OrganizationLetsAwsResourcesUseTheKey',

@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock, DataKey, KeyService } from '#ports';
+import type { Clock, DataKey, KeyDescription, KeyService } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './json-state.ts';
@@ -59,6 +59,8 @@ interface KeyRecord {
   createdAt: string;
   /** Absent: the default key policy (the key's account only). */
   policy?: KeyPolicy;
+  /** KMS KeyState; absent: Enabled. */
+  state?: 'Enabled' | 'Disabled';
 }
 
 export interface LocalKeyServiceOptions {
@@ -163,9 +165,15 @@ export class LocalKeyService implements KeyService {
     return { grantId };
   }
 
-  async describeKey(keyId: string): Promise<{ keyId: string; arn: string; accountId: string }> {
+  async describeKey(keyId: string): Promise<KeyDescription> {
     const key = this.requireKey(keyId);
-    return { keyId: key.keyId, arn: key.arn, accountId: key.accountId };
+    return { keyId: key.keyId, arn: key.arn, accountId: key.accountId, state: key.state ?? 'Enabled' };
+  }
+
+  /** ListGrants: the key's grants, or those of one grantee principal. */
+  async listGrants(keyId: string, granteePrincipal?: string): Promise<LocalGrant[]> {
+    const grants = this.requireKey(keyId).grants;
+    return granteePrincipal ? grants.filter((g) => g.granteePrincipal === granteePrincipal) : grants;
   }
 
   // ---------------------------------------------------------------- local-only
@@ -211,8 +219,9 @@ export class LocalKeyService implements KeyService {
     return { keyId: existing.keyId, arn: existing.arn };
   }
 
-  listGrants(keyId: string): LocalGrant[] {
-    return this.requireKey(keyId).grants;
+  /** DisableKey / EnableKey. */
+  setKeyState(keyId: string, state: 'Enabled' | 'Disabled'): void {
+    this.saveRecord({ ...this.requireKey(keyId), state });
   }
 
   /** PutKeyPolicy. */

@@ -1,26 +1,45 @@
-// The local launch model: whether an account could launch an instance from an image, by EC2's rules.
-// - the image exists in the region and is available;
-// - the account owns it, or its launch permissions name the account, the Organization, or an OU on the
-//   account's path from the root;
-// - the image's customer key is usable for the launch: an Auto Scaling group launches as the account's Auto
-//   Scaling service-linked role, which needs the grant infra/member.yml creates; a principal of the account
-//   launching directly needs the key policy's organization statement through EC2. The check really unwraps the
-//   snapshot's data keys and decrypts a block as that principal, as EBS restoring the volume would;
-// - the architecture and boot mode fit the instance type.
+// The local launch model: what a member account would see if it asked EC2 and KMS, as itself, about launching
+// an image (the LaunchView port; the check itself is src/core/images/launchable.ts). EC2's and KMS's rules:
+// - DescribeImages shows an image to its owner, and to an account its launch permissions name (the account, the
+//   Organization, or an OU on the account's path from the root), unless the account's Allowed AMIs setting is
+//   enabled and does not admit it; a deregistered image is gone;
+// - DescribeKey and ListGrants as a principal of the account are decided by the key policy and grants, as KMS
+//   does (key-service.ts, key-policy.ts);
+// - the Allowed AMIs setting and any service control policy denying launches are the account's own state
+//   (member-accounts.ts);
+// - instance types are the table of src/core/images/instance-types.ts;
+// - the dry run refuses what EC2's would: an SCP's explicit deny, an image the account cannot see or that is
+//   not available, an instance type that does not run it.
 
-import { instanceTypeMismatch } from '#core/images/instance-types.ts';
-import type { ImageInfo, LaunchModel, LaunchRequest, LaunchVerdict } from '#ports';
+import { instanceTypeInfo, instanceTypeMismatch } from '#core/images/instance-types.ts';
+import { allowedImagesVerdict } from '#core/images/launchable.ts';
+import type {
+  AllowedImagesSettings,
+  Clock,
+  Denied,
+  DryRunInput,
+  DryRunVerdict,
+  ImageInfo,
+  InstanceTypeInfo,
+  KeyDescription,
+  LaunchModel,
+  LaunchView,
+  VisibleImage,
+} from '#ports';
+import { systemClock } from './clock.ts';
 import type { LocalImages } from './images.ts';
-import { autoScalingRoleArn } from './key-policy.ts';
-import type { KeyCaller, LocalKeyService } from './key-service.ts';
+import type { LocalKeyService } from './key-service.ts';
+import type { LocalMemberAccounts } from './member-accounts.ts';
 import type { LocalOrganizationDirectory } from './organization.ts';
-import type { LocalSnapshots } from './snapshots.ts';
 
 export interface LocalLaunchModelOptions {
-  /** EC2 and EBS of a region: the images, and the snapshots they point at. */
-  region(region: string): { images: LocalImages; snapshots: LocalSnapshots };
+  /** EC2 of a region: its images (throws for a region the stack does not have). */
+  region(region: string): { images: LocalImages };
   keys: LocalKeyService;
   organization: LocalOrganizationDirectory;
+  /** Each account's Allowed AMIs setting and service control policy. */
+  members: LocalMemberAccounts;
+  clock?: Clock;
 }
 
 export class LocalLaunchModel implements LaunchModel {
@@ -30,84 +49,152 @@ export class LocalLaunchModel implements LaunchModel {
     this.#opts = opts;
   }
 
-  async check(request: LaunchRequest): Promise<LaunchVerdict> {
-    const { accountId, region, imageId, instanceType } = request;
-    let ebs: { images: LocalImages; snapshots: LocalSnapshots };
-    try {
-      ebs = this.#opts.region(region);
-    } catch {
-      return refused(`image ${imageId} does not exist in ${region} (no such region here)`);
-    }
-    const image = await ebs.images.get(imageId).catch(() => undefined);
-    if (!image) return refused(`image ${imageId} does not exist in ${region}`);
-    if (image.state !== 'available') return refused(`image ${imageId} is ${image.state}`);
-
-    const permission = await this.#permission(image, ebs.images.ownerOf(imageId), accountId);
-    if (permission) return refused(permission);
-
-    const mismatch = instanceTypeMismatch(instanceType, image);
-    if (mismatch) return refused(mismatch);
-
-    if (image.encrypted) {
-      const principal =
-        request.via === 'auto-scaling' ? autoScalingRoleArn(accountId) : `arn:aws:iam::${accountId}:root`;
-      const caller = { principal, viaService: `ec2.${region}.amazonaws.com` };
-      // EBS creates a grant for the volume it restores, then decrypts the snapshot's data keys.
-      const createGrant = this.#opts.keys.explainDenial(image.kmsKeyId, {
-        ...caller,
-        operation: 'CreateGrant',
-        grant: { granteePrincipal: principal, operations: ['Decrypt'], isForAwsResource: true },
-      });
-      if (createGrant) return refused(`key ${image.kmsKeyId}: ${createGrant}`);
-      try {
-        await this.#restoreAs(ebs.snapshots, image.snapshotId, caller);
-      } catch (err) {
-        return refused(`snapshot ${image.snapshotId} of ${imageId}: ${(err as Error).message}`);
-      }
-    }
-    return { launchable: true };
-  }
-
-  /**
-   * What EBS does when it creates the instance's root volume: unwrap every data key of the snapshot as the
-   * launching principal, and decrypt its content (the first and last non-empty blocks: the partition table and
-   * the end of the filesystem, enough to prove the keys open it without writing the whole disk).
-   */
-  async #restoreAs(snapshots: LocalSnapshots, snapshotId: string, caller: KeyCaller): Promise<void> {
-    const manifest = snapshots.manifest(snapshotId);
-    if (!manifest) throw new Error('the snapshot does not exist');
-    const keys = new Map<string, Buffer>();
-    for (const [id, wrapped] of Object.entries(manifest.dataKeys)) {
-      keys.set(
-        id,
-        await this.#opts.keys.decrypt(Buffer.from(wrapped.ciphertext, 'base64'), wrapped.context, caller),
-      );
-    }
-    const present = manifest.blocks.filter((h): h is string => h !== null);
-    for (const hash of new Set([present[0], present.at(-1)])) {
-      if (hash) await snapshots.blocks.get(hash, keys);
-    }
-  }
-
-  /** Why the account has no launch permission on the image, or undefined. */
-  async #permission(image: ImageInfo, owner: string, accountId: string): Promise<string | undefined> {
-    if (owner === accountId) return undefined;
-    const shared = image.sharedWith;
-    if (shared.accountIds.includes(accountId)) return undefined;
-    const organization = this.#opts.organization;
-    const parent = organization.parentOf(accountId);
-    if (parent !== undefined) {
-      const { arn } = await organization.describe();
-      if (shared.organizationArns.includes(arn)) return undefined;
-      // The local organization is one level deep: the path is the root, then the account's OU.
-      const path = [organization.rootId, ...(parent === organization.rootId ? [] : [parent])];
-      for (const ou of path) if (shared.ouArns.includes(await organization.ouArn(ou))) return undefined;
-    }
-    const to = [...shared.organizationArns, ...shared.ouArns, ...shared.accountIds];
-    return `account ${accountId} has no launch permission on ${image.imageId} (owner ${owner}; shared with ${to.length > 0 ? to.join(', ') : 'nobody'})`;
+  forAccount(accountId: string, region: string): LaunchView {
+    return new LocalLaunchView(this.#opts, accountId, region);
   }
 }
 
-function refused(reason: string): LaunchVerdict {
-  return { launchable: false, reason };
+/** The role the account's subscriber runs as: the principal of its DescribeKey and ListGrants. */
+const callerOf = (accountId: string) => `arn:aws:iam::${accountId}:role/stemcell-subscriber`;
+
+class LocalLaunchView implements LaunchView {
+  readonly accountId: string;
+  readonly region: string;
+  readonly #opts: LocalLaunchModelOptions;
+
+  constructor(opts: LocalLaunchModelOptions, accountId: string, region: string) {
+    this.#opts = opts;
+    this.accountId = accountId;
+    this.region = region;
+  }
+
+  async describeImage(imageId: string): Promise<VisibleImage | undefined> {
+    const found = await this.#image(imageId);
+    if (!found || found.image.state === 'deregistered') return undefined;
+    const { image, owner } = found;
+    if (!(await this.#mayLaunch(image, owner))) return undefined;
+    const visible: VisibleImage = {
+      imageId,
+      name: image.name,
+      ownerId: owner,
+      state: image.state,
+      architecture: image.architecture,
+      bootMode: image.bootMode,
+      encrypted: image.encrypted,
+      createdAt: image.createdAt,
+      ...(image.encrypted ? { kmsKeyId: image.kmsKeyId } : {}),
+      ...(image.deprecatedAt ? { deprecatedAt: image.deprecatedAt } : {}),
+    };
+    const settings = this.#settings();
+    if (settings.state !== 'disabled') {
+      // EC2's ImageAllowed: what the criteria say, enforced or not.
+      const verdict = allowedImagesVerdict(
+        { ...settings, state: 'enabled' },
+        visible,
+        this.accountId,
+        this.#now(),
+      );
+      // Enabled, Allowed AMIs hides what it does not admit; in audit mode it only says so.
+      if (settings.state === 'enabled' && verdict.admitted === false) return undefined;
+      if (verdict.admitted !== undefined) visible.allowed = verdict.admitted;
+    }
+    return visible;
+  }
+
+  async describeKey(keyId: string): Promise<KeyDescription | Denied> {
+    const keys = this.#opts.keys;
+    try {
+      const denied = keys.explainDenial(keyId, {
+        principal: callerOf(this.accountId),
+        operation: 'DescribeKey',
+      });
+      if (denied) return { denied: `AccessDeniedException: ${denied}` };
+      return await keys.describeKey(keyId);
+    } catch (err) {
+      return { denied: `${(err as Error).name}: ${(err as Error).message}` };
+    }
+  }
+
+  async grantedOperations(keyArn: string, granteePrincipal: string): Promise<string[] | Denied> {
+    const keys = this.#opts.keys;
+    try {
+      const denied = keys.explainDenial(keyArn, {
+        principal: callerOf(this.accountId),
+        operation: 'ListGrants',
+      });
+      if (denied) return { denied: `AccessDeniedException: ${denied}` };
+      const grants = await keys.listGrants(keyArn, granteePrincipal);
+      return [...new Set(grants.flatMap((g) => g.operations))].sort();
+    } catch (err) {
+      return { denied: `${(err as Error).name}: ${(err as Error).message}` };
+    }
+  }
+
+  async allowedImages(): Promise<AllowedImagesSettings> {
+    return this.#settings();
+  }
+
+  async describeInstanceType(instanceType: string): Promise<InstanceTypeInfo | undefined> {
+    return instanceTypeInfo(instanceType);
+  }
+
+  async dryRun(input: DryRunInput): Promise<DryRunVerdict> {
+    const scp = this.#opts.members.forAccount(this.accountId, this.region).launchDenial();
+    if (scp)
+      return {
+        allowed: false,
+        code: 'UnauthorizedOperation',
+        message: `You are not authorized to perform this operation: ec2:RunInstances is denied to ${this.accountId} by an explicit deny in a service control policy (${scp})`,
+      };
+    const image = await this.describeImage(input.imageId);
+    if (!image)
+      return {
+        allowed: false,
+        code: 'InvalidAMIID.NotFound',
+        message: `The image id '[${input.imageId}]' does not exist`,
+      };
+    if (image.state !== 'available')
+      return {
+        allowed: false,
+        code: 'InvalidAMIID.Unavailable',
+        message: `The image ${input.imageId} is ${image.state}`,
+      };
+    const misfit = instanceTypeMismatch(input.instanceType, image);
+    if (misfit) return { allowed: false, code: 'InvalidParameterValue', message: misfit };
+    return { allowed: true };
+  }
+
+  #settings(): AllowedImagesSettings {
+    return this.#opts.members.forAccount(this.accountId, this.region).allowedImagesSettings();
+  }
+
+  #now(): Date {
+    return (this.#opts.clock ?? systemClock).now();
+  }
+
+  async #image(imageId: string): Promise<{ image: ImageInfo; owner: string } | undefined> {
+    let images: LocalImages;
+    try {
+      images = this.#opts.region(this.region).images;
+    } catch {
+      return undefined; // a region the stack does not have: nothing there
+    }
+    const image = await images.get(imageId).catch(() => undefined); // a malformed id is no image
+    return image && { image, owner: images.ownerOf(imageId) };
+  }
+
+  /** Whether the account has launch permission on the image: it owns it, or the image is shared with it. */
+  async #mayLaunch(image: ImageInfo, owner: string): Promise<boolean> {
+    const accountId = this.accountId;
+    const shared = image.sharedWith;
+    if (owner === accountId || shared.accountIds.includes(accountId)) return true;
+    const organization = this.#opts.organization;
+    const parent = organization.parentOf(accountId);
+    if (parent === undefined) return false;
+    if (shared.organizationArns.includes((await organization.describe()).arn)) return true;
+    // The local organization is one level deep: the path is the root, then the account's OU.
+    const path = [organization.rootId, ...(parent === organization.rootId ? [] : [parent])];
+    for (const ou of path) if (shared.ouArns.includes(await organization.ouArn(ou))) return true;
+    return false;
+  }
 }

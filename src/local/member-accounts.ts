@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { LocalConfig } from '#config/schema.ts';
 import { TAG } from '#core/model/naming.ts';
 import type {
+  AllowedImagesSettings,
   AutoScalingGroup,
   Clock,
   InstanceRefreshStatus,
@@ -97,6 +98,10 @@ interface AccountRegionState {
   parameters: Record<string, ParameterRecord>;
   /** client token → the version it created and a fingerprint of the request */
   clientTokens: Record<string, { launchTemplateId: string; versionNumber: number; fingerprint: string }>;
+  /** The account's Allowed AMIs setting in the region (EnableAllowedImagesSettings and its criteria). */
+  allowedImages?: AllowedImagesSettings;
+  /** A service control policy that denies ec2:RunInstances in the account: its statement, for the message. */
+  launchDeniedBy?: string;
 }
 
 export interface LocalMemberAccountsOptions {
@@ -464,6 +469,31 @@ export class LocalMemberAccount implements MemberAccount {
     const state = this.read();
     this.requireGroup(state, asgName).nextRefreshEndsAs = status;
     this.write(state);
+  }
+
+  /** GetAllowedImagesSettings; `disabled` with no criteria until set. */
+  allowedImagesSettings(): AllowedImagesSettings {
+    return this.read().allowedImages ?? { state: 'disabled', criteria: [] };
+  }
+
+  /** EnableAllowedImagesSettings / ReplaceImageCriteriaInAllowedImagesSettings / DisableAllowedImagesSettings. */
+  setAllowedImages(settings: AllowedImagesSettings): void {
+    const state = this.read();
+    state.allowedImages = structuredClone(settings);
+    this.write(state);
+  }
+
+  /** Models a service control policy denying ec2:RunInstances here (`statement` names it); undefined lifts it. */
+  denyLaunches(statement: string | undefined): void {
+    const state = this.read();
+    if (statement) state.launchDeniedBy = statement;
+    else delete state.launchDeniedBy;
+    this.write(state);
+  }
+
+  /** The SCP statement that denies launches in the account, if any. */
+  launchDenial(): string | undefined {
+    return this.read().launchDeniedBy;
   }
 
   createLaunchTemplate(input: {

@@ -161,8 +161,9 @@ export class LocalStack {
   /** The boot gate's queue and machines (qemu): see src/core/release/boot-gate.ts. */
   readonly bootCheckQueue: LocalFifoQueue;
   readonly bootChecker: LocalQemuBootChecker;
-  /** Whether an account could launch an image, by EC2's rules (the demo's verdict). */
+  /** What each account sees of launching an image, by EC2's and KMS's rules: subscribers check it before a move. */
   readonly launch: LocalLaunchModel;
+  readonly clock: Clock;
   readonly regions = new Map<string, RegionRuntime>();
   readonly #memberBuses = new Map<string, LocalEventBus>();
   /** Each member account's FIFO queue between its bus rule and its subscriber (infra/member.yml). */
@@ -193,6 +194,7 @@ export class LocalStack {
     this.managementAccountId = config.local.managementAccountId;
     this.homeRegion = config.homeRegion;
     this.#clock = options.clock ?? systemClock;
+    this.clock = this.#clock;
     this.#tools = createPowertools({ quiet: true });
     this.#logger = this.#tools.logger;
     const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
@@ -308,6 +310,8 @@ export class LocalStack {
       region: (r) => this.region(r),
       keys: this.keys,
       organization: this.organization,
+      members: this.members,
+      clock: this.#clock,
     });
     this.#wireHomeRules(homeBus);
   }
@@ -720,6 +724,7 @@ export class LocalStack {
     return {
       accountId,
       members: this.members,
+      launch: this.launch,
       centralBus: this.centralBus.arn,
       events: memberBus,
       settings: subscriberSettingsFromConfig(this.config),

@@ -17,7 +17,7 @@ export const PAGE_HTML = `<!doctype html>
   .cell { display: inline-block; min-width: 7.5rem; margin: 1px; padding: .1rem .3rem; border-radius: 3px; font-size: 12px; }
   .pending { background: #eee; color: #666; } .announced { background: #dbeafe; } .updated { background: #d1fae5; }
   .already-current { background: #e0f2e9; } .skipped-older { background: #fef3c7; }
-  .failed { background: #fecaca; font-weight: 600; } .halted { background: #fca5a5; font-weight: 600; }
+  .failed, .refused { background: #fecaca; font-weight: 600; } .halted { background: #fca5a5; font-weight: 600; }
   .aborted { background: #e5e7eb; text-decoration: line-through; }
   .wave-halted { color: #b91c1c; } .wave-healthy, .wave-complete { color: #15803d; } .wave-baking { color: #b45309; }
   .banner { background: #fee2e2; border: 1px solid #f87171; padding: .5rem .8rem; margin: .4rem 0; }
@@ -53,7 +53,7 @@ function render(state) {
       return '<th>' + esc(g) + ' <span class="muted">' + esc(reg.state) + ' ' + esc(reg.imageId ?? '') + '</span>' + log + (reg.reason ? '<br><span class="failed">' + esc(reg.reason) + '</span>' : '') + '</th>';
     }).join('') + '</tr>';
     const rows = r.waves.map((w) => '<tr data-wave="' + esc(w.name) + '" data-wave-state="' + esc(w.state) + '"><th class="wave-' + esc(w.state) + '">' + esc(w.name) + '<br><span class="muted">' + esc(w.state) + (w.state === 'baking' && w.bakeUntil ? ' until ' + time(w.bakeUntil) : '') + '</span></th>' +
-      regions.map((g) => '<td>' + (w.regions[g] ?? []).map((c) => '<span class="cell ' + esc(c.state) + '" data-account="' + esc(c.accountId) + '" data-region="' + esc(g) + '" data-state="' + esc(c.state) + '" title="' + esc(c.instanceRefresh ?? '') + '">' + esc(c.accountId) + ' ' + esc(c.state) + ' <span class="muted">' + time(c.at) + '</span></span>').join('') + '</td>').join('') + '</tr>').join('');
+      regions.map((g) => '<td>' + (w.regions[g] ?? []).map((c) => '<span class="cell ' + esc(c.state) + '" data-account="' + esc(c.accountId) + '" data-region="' + esc(g) + '" data-state="' + esc(c.state) + '" title="' + esc(c.reason ?? c.instanceRefresh ?? '') + '">' + esc(c.accountId) + ' ' + esc(c.state) + ' <span class="muted">' + time(c.at) + '</span></span>').join('') + '</td>').join('') + '</tr>').join('');
     const halted = r.halted ? '<div class="banner halted-banner">halted at wave <b>' + esc(r.halted.wave) + '</b>: ' + esc(r.halted.reason) + '</div>' : '';
     return '<section class="release" id="' + esc(r.releaseId) + '" data-release="' + esc(r.releaseId) + '"><h3>' + esc(r.stream) + ' ' + esc(r.revision) + ' <span class="muted">sequence ' + r.sequence + (r.rollbackOf ? ', rollback to ' + esc(r.rollbackOf) : '') + '</span></h3>' + halted + '<table class="matrix">' + head + rows + '</table></section>';
   }).join('');

@@ -11,6 +11,8 @@ export type CellState =
   | 'updated'
   | 'already-current'
   | 'skipped-older'
+  /** The account could not launch the image: its launch templates stayed (the reason is the cell's). */
+  | 'refused'
   | 'failed'
   | 'halted'
   | 'aborted';
@@ -20,6 +22,8 @@ export interface Cell {
   state: CellState;
   at?: string;
   instanceRefresh?: string;
+  /** Why the account refused the image (a launch check), for a `refused` cell. */
+  reason?: string;
 }
 
 export interface WaveColumn {
@@ -65,11 +69,15 @@ export function cellFor(
   const report = release.accounts[`${accountId}/${region}`];
   if (report) {
     const failed = report.instanceRefresh !== undefined && FAILED_REFRESH.has(report.instanceRefresh);
+    const refused = report.refused ?? [];
     return {
       accountId,
-      state: failed ? 'failed' : report.outcome,
+      state: refused.length > 0 ? 'refused' : failed ? 'failed' : report.outcome,
       at: report.updatedAt,
       ...(report.instanceRefresh ? { instanceRefresh: report.instanceRefresh } : {}),
+      ...(refused.length > 0
+        ? { reason: refused.map((r) => `${r.launchTemplateName}: ${r.check}: ${r.reason}`).join('; ') }
+        : {}),
     };
   }
   const w = rollout?.waves[wave];

@@ -59,6 +59,31 @@ export function keyServiceContract(name: string, factory: KeyServiceFactory): vo
         // assess
         assert.equal(described.accountId, ownerAccountId);
         assert.ok(described.arn.includes(described.keyId));
+        assert.equal(described.state, 'Enabled');
+      } finally {
+        await cleanup?.();
+      }
+    });
+
+    it("lists the key's grants, every page, or those of one grantee", async () => {
+      const { keys, keyId, otherAccountId, cleanup } = await factory();
+      try {
+        // prepare
+        const asg = `arn:aws:iam::${otherAccountId}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
+        const root = `arn:aws:iam::${otherAccountId}:root`;
+        await keys.createGrant(keyId, asg, ['Decrypt', 'CreateGrant']);
+        await keys.createGrant(keyId, root, ['Decrypt']);
+        await keys.createGrant(keyId, asg, ['DescribeKey']);
+        // act
+        const all = await keys.listGrants(keyId);
+        const mine = await keys.listGrants(keyId, asg);
+        // assess
+        assert.equal(all.length, 3);
+        assert.deepEqual(mine.map((g) => [g.granteePrincipal, [...g.operations].sort()]).sort(), [
+          [asg, ['CreateGrant', 'Decrypt']],
+          [asg, ['DescribeKey']],
+        ]);
+        assert.ok(mine.every((g) => g.grantId.length > 0));
       } finally {
         await cleanup?.();
       }

@@ -7,7 +7,7 @@
 //     CreateGrant for an AWS resource, Decrypt);
 //   - an instance launched from an image with encrypted snapshots: the key actions the EBS user guide lists for
 //     users of encrypted snapshots (DescribeKey, CreateGrant, GenerateDataKeyWithoutPlaintext, ReEncrypt*,
-//     Decrypt), through EC2;
+//     Decrypt), through EC2 (not for a dry run, which restores nothing);
 //   - SSM parameters of data type aws:ec2:image: ec2:DescribeImages, which SSM calls as the caller;
 //   - EventBridge targets and EventBridge Scheduler schedules with a RoleArn: iam:PassRole;
 //   - PutEvents to another account's bus: that bus's policy decides too.
@@ -30,6 +30,8 @@ export interface RequestWorld {
   bucketKey(bucket: string): string | undefined;
   /** The key ARN of an EBS volume or snapshot, or of an image's snapshot. */
   ebsKeyOf(id: string): string | undefined;
+  /** The account that owns an image (ec2:Owner), if known. */
+  imageOwner(id: string): string | undefined;
 }
 
 type Input = Record<string, unknown>;
@@ -215,13 +217,19 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'ec2:DescribeLaunchTemplates':
     case 'ec2:DescribeLaunchTemplateVersions':
     case 'ec2:DescribeInstanceStatus':
+    case 'ec2:DescribeInstanceTypes':
+    case 'ec2:GetAllowedImagesSettings':
       add(`ec2:${command}`, '*');
       return out;
     // ---- EC2 instances (the boot gate's smoke instances)
     case 'ec2:RunInstances': {
       // EC2 authorizes every resource the launch touches, each on its own.
       const image = str(input.ImageId);
-      add('ec2:RunInstances', ec2('image', image, false), tagContext('aws:ResourceTag', world.tagsOf(image)));
+      const owner = world.imageOwner(image);
+      add('ec2:RunInstances', ec2('image', image, false), {
+        ...tagContext('aws:ResourceTag', world.tagsOf(image)),
+        ...(owner ? { 'ec2:Owner': owner } : {}),
+      });
       for (const type of ['instance', 'volume']) {
         const tags = specTags(input, type);
         add('ec2:RunInstances', ec2(type, '*'), tagContext('aws:RequestTag', tags));
@@ -237,6 +245,8 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
         add('ec2:RunInstances', ec2('security-group', sg));
       const profile = (input.IamInstanceProfile as { Arn?: string } | undefined)?.Arn;
       if (profile) add('iam:PassRole', profile, { 'iam:PassedToService': 'ec2.amazonaws.com' });
+      // A dry run is authorized like the launch, but restores no volume: EBS asks nothing of the key.
+      if (input.DryRun) return out;
       kmsThroughEc2(world.ebsKeyOf(image), [
         'DescribeKey',
         'CreateGrant',
@@ -403,6 +413,7 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'kms:CreateGrant':
     case 'kms:RetireGrant':
     case 'kms:DescribeKey':
+    case 'kms:ListGrants':
       add(`kms:${command}`, str(input.KeyId));
       return out;
     default:

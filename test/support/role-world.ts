@@ -267,6 +267,7 @@ export class RoleWorld {
         this.fakes.autoScaling.groups.get(id)?.tags ??
         {},
       bucketKey: (bucket) => (bucket === this.bucket ? this.keyArn : undefined),
+      imageOwner: (id) => first((e) => e.images.get(id)?.owner),
       ebsKeyOf: (id) =>
         first(
           (e) =>

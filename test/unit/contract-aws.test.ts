@@ -1,19 +1,24 @@
 // The shared port contracts (test/contract/) over the AWS adapters, on stateful in-memory fakes of the AWS
 // APIs (test/support/fake-aws/). No AWS account, no network.
 
+import { CreateSnapshotCommand, CreateVolumeCommand } from '@aws-sdk/client-ec2';
 import { EventBridgeBusRules, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
 import { Ec2Images } from '#aws/images.ts';
 import { KmsKeyService } from '#aws/key-service.ts';
+import { Ec2LaunchModel } from '#aws/launch-model.ts';
 import { AwsMemberAccounts } from '#aws/member-accounts.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
+import { autoScalingRoleArn } from '#core/images/launchable.ts';
+import { AUTO_SCALING_GRANT_OPERATIONS } from '#local/key-policy.ts';
 import { busRulesContract, eventPublisherContract } from '#test/contract/event-bus.contract.ts';
 import { fifoQueueContract } from '#test/contract/fifo-queue.contract.ts';
 import { keyServiceContract } from '#test/contract/key-service.contract.ts';
+import { launchModelContract } from '#test/contract/launch-model.contract.ts';
 import { memberAccountsContract } from '#test/contract/member-accounts.contract.ts';
 import { objectStoreContract } from '#test/contract/object-store.contract.ts';
 import { organizationContract } from '#test/contract/organization.contract.ts';
@@ -123,5 +128,64 @@ volumesContract('AWS EC2', async () => {
     instanceId: 'i-0123456789abcdef0',
     organizationArn: 'arn:aws:organizations::999999999999:organization/o-a1b2c3d4e5',
     ouArn: 'arn:aws:organizations::999999999999:ou/o-a1b2c3d4e5/ou-ab12-11111111',
+  };
+});
+
+// The member's side through the Ec2LaunchModel, on the EC2 and KMS fakes: moto shows no shared image to
+// another account, has no GetAllowedImagesSettings and its dry run judges nothing (test/support/fake-aws/ec2-launch.ts).
+launchModelContract('AWS EC2 + KMS', async () => {
+  const ec2 = new FakeEc2();
+  const kms = new FakeKms();
+  const member = '222222222222';
+  const organizationArn = `arn:aws:organizations::${ACCOUNT}:organization/o-a1b2c3d4e5`;
+  ec2.accounts.membership = (id) =>
+    id === member || id === ACCOUNT
+      ? { organizationArn, ouArns: [`arn:aws:organizations::${ACCOUNT}:root/o-a1b2c3d4e5/r-ab12`] }
+      : undefined;
+  kms.grants.set('grant-asg', {
+    grantee: autoScalingRoleArn(member),
+    operations: AUTO_SCALING_GRANT_OPERATIONS,
+  });
+  // The publisher's side: an encrypted snapshot, registered twice, one image shared with the Organization.
+  const owner = ec2.client(ACCOUNT);
+  const volume = await owner.send(
+    new CreateVolumeCommand({ AvailabilityZone: 'eu-west-1a', Size: 1, Encrypted: true, KmsKeyId: kms.arn }),
+  );
+  const snapshot = await owner.send(new CreateSnapshotCommand({ VolumeId: volume.VolumeId }));
+  const images = new Ec2Images({ client: owner, sleep: noSleep });
+  const register = (name: string) =>
+    images.register({
+      name,
+      description: name,
+      snapshotId: snapshot.SnapshotId ?? '',
+      architecture: 'x86_64',
+      bootMode: 'uefi',
+      rootDeviceName: '/dev/xvda',
+      tags: {},
+      clientToken: name,
+    });
+  const shared = await register('stemcell/web/r1');
+  const unshared = await register('stemcell/web/r1-private');
+  await images.share(shared.imageId, { organizationArns: [organizationArn], ouArns: [] });
+  return {
+    launch: new Ec2LaunchModel({
+      ec2: (id) => ec2.client(id),
+      keys: (id) => new KmsKeyService({ client: kms.client(id) }),
+    }),
+    region: 'eu-west-1',
+    publisher: ACCOUNT,
+    member,
+    sharedImage: shared.imageId,
+    privateImage: unshared.imageId,
+    keyArn: kms.arn,
+    revokeGrant: async (id) => kms.revokeGrants(autoScalingRoleArn(id)),
+    setAllowedImages: async (id, settings) =>
+      ec2.accounts.setAllowedImages(id, {
+        State: settings.state,
+        ImageCriteria: settings.criteria.map((c) => ({
+          ...(c.imageProviders ? { ImageProviders: c.imageProviders } : {}),
+        })),
+      }),
+    denyLaunches: async (id, statement) => ec2.accounts.denyLaunches(id, statement),
   };
 });

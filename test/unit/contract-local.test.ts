@@ -1,13 +1,17 @@
 // The shared port contracts (test/contract/) over the local adapters (src/local/), each on a fresh data
 // directory. Volumes use the directory backend here: fast, and the same contract; the block backend (loop
 // devices) is exercised by the integration tests.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { autoScalingRoleArn } from '#core/images/launchable.ts';
+import { createLocalEbs } from '#local/ebs.ts';
 import { LocalEventBus } from '#local/event-bus.ts';
 import { LocalFifoQueue } from '#local/fifo-queue.ts';
 import { LocalImages } from '#local/images.ts';
+import { AUTO_SCALING_GRANT_OPERATIONS, stemcellKeyPolicy } from '#local/key-policy.ts';
 import { LocalKeyService } from '#local/key-service.ts';
+import { LocalLaunchModel } from '#local/launch-model.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
 import { LocalObjectStore } from '#local/object-store.ts';
 import { LocalOrganizationDirectory } from '#local/organization.ts';
@@ -21,6 +25,7 @@ import {
 } from '#test/contract/event-bus.contract.ts';
 import { fifoQueueContract } from '#test/contract/fifo-queue.contract.ts';
 import { keyServiceContract } from '#test/contract/key-service.contract.ts';
+import { launchModelContract } from '#test/contract/launch-model.contract.ts';
 import { memberAccountsContract } from '#test/contract/member-accounts.contract.ts';
 import { objectStoreContract } from '#test/contract/object-store.contract.ts';
 import { organizationContract } from '#test/contract/organization.contract.ts';
@@ -144,6 +149,98 @@ volumesContract('local (directory volumes)', async () => {
     instanceId: 'i-0123456789abcdef0',
     organizationArn: 'arn:aws:organizations::999999999999:organization/o-a1b2c3d4e5',
     ouArn: 'arn:aws:organizations::999999999999:ou/o-a1b2c3d4e5/ou-ab12-11111111',
+    cleanup,
+  };
+});
+
+launchModelContract('local', async () => {
+  const { root, cleanup } = await dataDir();
+  const member = '222222222222';
+  const organizationId = 'o-a1b2c3d4e5';
+  const organization = new LocalOrganizationDirectory(root, {
+    organizationId,
+    managementAccountId: ACCOUNT,
+    ous: [{ id: 'ou-ab12-11111111', name: 'prod' }],
+    accounts: [{ id: member, name: 'prod-a', ou: 'ou-ab12-11111111' }],
+    launchTemplates: [],
+  });
+  const keys = new LocalKeyService(root, {
+    accountId: ACCOUNT,
+    region: REGION,
+    organizationOf: (id) => (organization.parentOf(id) === undefined ? undefined : organizationId),
+  });
+  const { arn } = keys.ensureKey(
+    'alias/stemcell',
+    'stemcell',
+    stemcellKeyPolicy({ accountId: ACCOUNT, region: REGION, organizationId }),
+  );
+  // infra/member.yml's custom resource, as the member: the Auto Scaling role's grant.
+  await keys.createGrantAs(
+    `arn:aws:sts::${member}:assumed-role/stemcell-key-grant/contract`,
+    arn,
+    autoScalingRoleArn(member),
+    AUTO_SCALING_GRANT_OPERATIONS,
+  );
+  const { volumes, snapshots, images } = createLocalEbs({
+    dir: ebsStateDir(root, REGION),
+    region: REGION,
+    accountId: ACCOUNT,
+    keys,
+    events: { emit: () => {} },
+    backend: 'directory',
+  });
+  const volume = await volumes.create({
+    stream: 'web',
+    availabilityZone: `${REGION}a`,
+    sizeGiB: 1,
+    kmsKeyId: arn,
+    tags: {},
+    clientToken: 'web-volume',
+  });
+  const attachment = await volumes.attach(volume.volumeId, 'i-0123456789abcdef0');
+  if (attachment.kind === 'directory') await writeFile(join(attachment.path, 'os-release'), 'ID=contract\n');
+  await volumes.detach(volume.volumeId, 'i-0123456789abcdef0');
+  const snapshot = await snapshots.create(volume.volumeId, {
+    description: 'web r1',
+    tags: {},
+    clientToken: 's',
+  });
+  const register = (name: string) =>
+    images.register({
+      name,
+      description: name,
+      snapshotId: snapshot.snapshotId,
+      architecture: 'x86_64',
+      bootMode: 'uefi',
+      rootDeviceName: '/dev/xvda',
+      tags: {},
+      clientToken: name,
+    });
+  const shared = await register('stemcell/web/r1');
+  const unshared = await register('stemcell/web/r1-private');
+  await images.share(shared.imageId, { organizationArns: [(await organization.describe()).arn], ouArns: [] });
+  const members = new LocalMemberAccounts(root);
+  return {
+    launch: new LocalLaunchModel({
+      region: (r) => {
+        if (r !== REGION) throw new Error(`no region ${r}`);
+        return { images };
+      },
+      keys,
+      organization,
+      members,
+    }),
+    region: REGION,
+    publisher: ACCOUNT,
+    member,
+    sharedImage: shared.imageId,
+    privateImage: unshared.imageId,
+    keyArn: arn,
+    revokeGrant: async (id) => {
+      keys.revokeGrants(arn, autoScalingRoleArn(id));
+    },
+    setAllowedImages: async (id, settings) => members.forAccount(id, REGION).setAllowedImages(settings),
+    denyLaunches: async (id, statement) => members.forAccount(id, REGION).denyLaunches(statement),
     cleanup,
   };
 });

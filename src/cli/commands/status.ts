@@ -143,6 +143,11 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>): string
       lines.push(
         `    ${a.accountId}  ${a.outcome.padEnd(16)} ${a.launchTemplates} launch template(s)  ${a.updatedAt}`,
       );
+      // Not launchable: the template stayed where it was, and why.
+      for (const r of a.refused ?? [])
+        lines.push(
+          `      REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`,
+        );
     }
   }
   for (const rejection of release.rejections ?? []) {

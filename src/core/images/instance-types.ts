@@ -1,6 +1,7 @@
 // Which images an instance type can launch: its architecture and the boot modes its hypervisor offers, per
 // EC2's documentation (Graviton: arm64, UEFI only; Nitro x86: legacy BIOS and UEFI; Xen-era x86: legacy BIOS
 // only). The launch model refuses an image whose architecture or boot mode the type cannot run.
+import type { InstanceTypeInfo } from '#ports';
 import type { Architecture, BootMode } from '../model/types.ts';
 
 export interface InstanceTypeTraits {
@@ -54,19 +55,35 @@ export function defaultInstanceType(architecture: Architecture): string {
   return architecture === 'arm64' ? 't4g.micro' : 't3.micro';
 }
 
+/** The local model's answer to DescribeInstanceTypes: the table above, for the family of the type. */
+export function instanceTypeInfo(instanceType: string): InstanceTypeInfo | undefined {
+  const traits = instanceTypeTraits(instanceType);
+  return traits && { architectures: [traits.architecture], bootModes: [...traits.bootModes] };
+}
+
 /**
- * Why `instanceType` cannot launch an image of this architecture and boot mode, or undefined when it can.
- * An image without a boot mode ('none') boots in the type's default mode, so only its architecture must fit.
+ * Why an instance type that runs `info` cannot launch an image of this architecture and boot mode, or
+ * undefined when it can. An image without a boot mode ('none') boots in the type's default mode, so only its
+ * architecture must fit.
  */
+export function instanceTypeMisfit(
+  instanceType: string,
+  info: InstanceTypeInfo,
+  image: { architecture: Architecture; bootMode: BootMode },
+): string | undefined {
+  if (!info.architectures.includes(image.architecture))
+    return `instance type ${instanceType} is ${info.architectures.join(' or ')}, the image is ${image.architecture}`;
+  if (image.bootMode !== 'none' && !info.bootModes.includes(image.bootMode))
+    return `instance type ${instanceType} boots ${info.bootModes.join(' or ')}, the image needs ${image.bootMode}`;
+  return undefined;
+}
+
+/** instanceTypeMisfit() by the table: a type of a family the table does not know cannot be judged, so it fails. */
 export function instanceTypeMismatch(
   instanceType: string,
   image: { architecture: Architecture; bootMode: BootMode },
 ): string | undefined {
-  const traits = instanceTypeTraits(instanceType);
-  if (!traits) return `instance type ${instanceType} is unknown to the launch model`;
-  if (traits.architecture !== image.architecture)
-    return `instance type ${instanceType} is ${traits.architecture}, the image is ${image.architecture}`;
-  if (image.bootMode !== 'none' && !traits.bootModes.includes(image.bootMode))
-    return `instance type ${instanceType} boots ${traits.bootModes.join(' or ')}, the image needs ${image.bootMode}`;
-  return undefined;
+  const info = instanceTypeInfo(instanceType);
+  if (!info) return `instance type ${instanceType} is unknown to the launch model`;
+  return instanceTypeMisfit(instanceType, info, image);
 }

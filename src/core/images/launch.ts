@@ -1,9 +1,12 @@
 // The launch verdict: a release is done when every account told about it can launch its image, not when its
 // launch templates were moved. For every launch template tagged for a stream, in every account and region
-// given, ask the launch model whether that account could launch the default version's image with the version's
-// instance type, as the Auto Scaling group using the template would (or the account itself when none does).
-import type { LaunchModel, MemberAccounts } from '#ports';
+// given, run the launch check (launchable.ts, the one the subscriber runs before each move) as that account on
+// the default version's image with the version's instance type, as the Auto Scaling group using the template
+// would (or the account itself when none does).
+import type { LaunchCheck } from '#events/stemcell.ts';
+import type { Clock, LaunchModel, MemberAccounts } from '#ports';
 import { TAG } from '../model/naming.ts';
+import { checkLaunchable } from './launchable.ts';
 
 export interface LaunchTarget {
   accountId: string;
@@ -16,6 +19,8 @@ export interface LaunchFailure {
   region: string;
   launchTemplate: string;
   imageId: string | null;
+  /** The launch check that failed; absent when the template itself names no image or instance type. */
+  check?: LaunchCheck;
   reason: string;
 }
 
@@ -26,7 +31,7 @@ export interface LaunchReport {
 }
 
 export async function checkLaunches(
-  deps: { members: MemberAccounts; launch: LaunchModel },
+  deps: { members: MemberAccounts; launch: LaunchModel; clock: Clock },
   targets: LaunchTarget[],
 ): Promise<LaunchReport> {
   const report: LaunchReport = { checked: 0, launchable: 0, failures: [] };
@@ -41,12 +46,13 @@ export async function checkLaunches(
         template.launchTemplateId,
         template.defaultVersionNumber,
       );
-      const fail = (reason: string) =>
+      const fail = (reason: string, check?: LaunchCheck) =>
         report.failures.push({
           account: accountId,
           region,
           launchTemplate: template.launchTemplateName,
           imageId: version.imageId ?? null,
+          ...(check ? { check } : {}),
           reason,
         });
       if (!version.imageId) {
@@ -60,15 +66,13 @@ export async function checkLaunches(
       const via = groups.some((g) => g.launchTemplateId === template.launchTemplateId)
         ? 'auto-scaling'
         : 'account';
-      const verdict = await deps.launch.check({
-        accountId,
-        region,
-        imageId: version.imageId,
-        instanceType: version.instanceType,
-        via,
-      });
+      const verdict = await checkLaunchable(
+        deps.launch.forAccount(accountId, region),
+        { imageId: version.imageId, instanceType: version.instanceType, via },
+        deps.clock.now(),
+      );
       if (verdict.launchable) report.launchable++;
-      else fail(verdict.reason);
+      else fail(verdict.reason, verdict.check);
     }
   }
   return report;

@@ -1,13 +1,22 @@
 // subscriber: runs in a member account. On "Image Ready" for stream S in region R, move every launch template
 // tagged stemcell:stream=S in R to the new image: a new version from the default one, made the default. Never
-// backwards: the default version's description records the sequence it holds. Then the optional SSM parameter
+// backwards: the default version's description records the sequence it holds. Never to an image the account
+// cannot launch: before a move, the account checks, as itself, that it can (src/core/images/launchable.ts);
+// a refusal leaves the template where it is and is reported with its reason. Then the optional SSM parameter
 // and instance refresh, and a "Launch Template Updated" report back to the central bus (how each refresh ends
 // is reported later, from Auto Scaling's end event: src/core/members/subscriber-refresh.ts). Deliveries for one
 // account and stream are serialised upstream (a FIFO queue per member account); the re-read after the write
 // (settleDefault) keeps "never backwards" true even when two deliveries do run at once.
 import { type ImageReady, INSTANCE_REFRESH_SEVERITY, type LaunchTemplateUpdated } from '#events/stemcell.ts';
-import type { InstanceRefreshStatus, LaunchTemplate, LaunchTemplateVersion, MemberAccount } from '#ports';
+import type {
+  AutoScalingGroup,
+  InstanceRefreshStatus,
+  LaunchTemplate,
+  LaunchTemplateVersion,
+  MemberAccount,
+} from '#ports';
 import type { SubscriberDeps } from '../deps.ts';
+import { checkLaunchable } from '../images/launchable.ts';
 import { emit } from '../model/emit.ts';
 import {
   clientToken,
@@ -27,6 +36,8 @@ export interface TemplateOutcome {
   instanceRefresh: LaunchTemplateUpdated['instanceRefresh'];
   /** Auto Scaling groups whose instance refresh this call started. */
   refreshedGroups: string[];
+  /** Set with outcome `refused`: the launch check that failed, and why. */
+  refusal?: LaunchTemplateUpdated['refusal'];
 }
 
 export interface SubscriberResult {
@@ -41,11 +52,21 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
   const settings = deps.settings(image.stream);
   const templates = await member.listLaunchTemplates(TAG.stream, image.stream);
   const outcomes: TemplateOutcome[] = [];
-  for (const template of templates) outcomes.push(await moveTemplate(deps, member, template, image));
+  // Which templates an Auto Scaling group launches (its service-linked role then needs the key's grant).
+  let groups: Promise<AutoScalingGroup[]> | undefined;
+  const allGroups = () => {
+    groups ??= member.listAutoScalingGroups();
+    return groups;
+  };
+  for (const template of templates)
+    outcomes.push(await moveTemplate(deps, member, template, image, allGroups));
 
   // The parameter follows the newest sequence only: written when some template moved or already holds it.
   let ssmParameter: string | undefined;
-  if (settings.ssmParameter && outcomes.some((o) => o.outcome !== 'skipped-older')) {
+  if (
+    settings.ssmParameter &&
+    outcomes.some((o) => o.outcome === 'updated' || o.outcome === 'already-current')
+  ) {
     ssmParameter = expandParameterName(settings.ssmParameter, image.stream, image.region);
     await member.putParameter(ssmParameter, image.imageId);
   }
@@ -68,6 +89,7 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
         launchTemplateName: o.launchTemplateName,
         versionNumber: o.versionNumber,
         outcome: o.outcome,
+        ...(o.refusal ? { refusal: o.refusal } : {}),
         ...(ssmParameter ? { ssmParameter } : {}),
         instanceRefresh: o.instanceRefresh,
         updatedAt,
@@ -93,12 +115,13 @@ async function moveTemplate(
   member: MemberAccount,
   template: LaunchTemplate,
   image: ImageReady,
+  groups: () => Promise<AutoScalingGroup[]>,
 ): Promise<TemplateOutcome> {
   const base = {
     launchTemplateId: template.launchTemplateId,
     launchTemplateName: template.launchTemplateName,
   };
-  const unchanged = (outcome: 'skipped-older' | 'already-current', versionNumber: number) => ({
+  const unchanged = (outcome: 'skipped-older' | 'already-current' | 'refused', versionNumber: number) => ({
     ...base,
     outcome,
     versionNumber,
@@ -119,6 +142,39 @@ async function moveTemplate(
     // Already current: a repeated event. Its refresh, if any, was started the first time.
     return unchanged('already-current', template.defaultVersionNumber);
   }
+
+  // Launchable, as this account, with the instance type the new version keeps from the default one.
+  const verdict = await checkLaunchable(
+    deps.launch.forAccount(deps.accountId, image.region),
+    {
+      imageId: image.imageId,
+      ...(current?.instanceType ? { instanceType: current.instanceType } : {}),
+      via: (await groups()).some((g) => g.launchTemplateId === template.launchTemplateId)
+        ? 'auto-scaling'
+        : 'account',
+      kmsKeyId: image.kmsKeyId,
+      ...(publisherOf(deps.centralBus) ? { publisherAccountId: publisherOf(deps.centralBus) } : {}),
+    },
+    deps.clock.now(),
+  );
+  if (!verdict.launchable) {
+    deps.logger.warn('launch check refused: the launch template stays', {
+      releaseId: image.releaseId,
+      region: image.region,
+      launchTemplateId: template.launchTemplateId,
+      check: verdict.check,
+      reason: verdict.reason,
+    });
+    return {
+      ...unchanged('refused', template.defaultVersionNumber),
+      refusal: { check: verdict.check, reason: verdict.reason },
+    };
+  }
+  if (verdict.notes.length > 0)
+    deps.logger.info('launch check passed, with notes', {
+      launchTemplateId: template.launchTemplateId,
+      notes: verdict.notes,
+    });
 
   // The token makes a retry after a crash (version created, default not yet set) return the same version.
   const created = await createVersion(member, template, image);
@@ -165,6 +221,11 @@ async function createVersion(
     if (!made) throw err;
     return made;
   }
+}
+
+/** The publishing account: the central bus's (an ARN on AWS and locally; a bare name names no account). */
+function publisherOf(centralBus: string): string | undefined {
+  return /^arn:[^:]+:events:[^:]*:(\d{12}):/.exec(centralBus)?.[1];
 }
 
 /** The stemcell-written version of the template with the highest sequence for the stream (0 when none). */

@@ -1,11 +1,13 @@
 // A member account reported on a launch template ("Launch Template Updated", sent back by its subscriber):
-// the release's record of that account keeps the best outcome, and the rollout hears of it (a wave's health).
+// the release's record of that account keeps the best outcome and the templates it refused to move (it could
+// not launch the image), and the rollout hears of it (a wave's health).
 import { INSTANCE_REFRESH_SEVERITY, type LaunchTemplateUpdated } from '#events/stemcell.ts';
-import type { AccountRecord } from '#ports';
+import type { AccountRecord, LaunchRefusalRecord } from '#ports';
 import type { AnnounceDeps, Logger } from '../deps.ts';
 import { type MaybeRolloutDeps, onLaunchTemplateReport } from '../rollout/rollout.ts';
 
 const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
+  refused: -1,
   'skipped-older': 0,
   'already-current': 1,
   updated: 2,
@@ -13,8 +15,8 @@ const OUTCOME_RANK: Record<AccountRecord['outcome'], number> = {
 
 /**
  * A member account reported one launch template. The account's record for the region keeps the best outcome
- * seen, the worst instance-refresh outcome, and counts reports; EventBridge delivers at least once, so the
- * count is an upper bound.
+ * seen, the worst instance-refresh outcome, the templates it refused to move (with why; a later report that
+ * moved one clears it), and counts reports; EventBridge delivers at least once, so the count is an upper bound.
  */
 export async function recordLaunchTemplateUpdate(
   deps: { releases: AnnounceDeps['releases']; logger: Logger } & Partial<MaybeRolloutDeps>,
@@ -41,6 +43,7 @@ export async function recordLaunchTemplateUpdate(
       : detail.instanceRefresh;
   const reported = new Date(detail.updatedAt).toISOString();
   const updatedAt = existing && existing.updatedAt > reported ? existing.updatedAt : reported;
+  const refused = refusalsAfter(existing?.refused ?? [], detail);
   const record: AccountRecord = {
     accountId: detail.accountId,
     region: detail.region,
@@ -49,8 +52,30 @@ export async function recordLaunchTemplateUpdate(
     launchTemplates: (existing?.launchTemplates ?? 0) + (detail.refresh ? 0 : 1),
     updatedAt,
     ...(instanceRefresh ? { instanceRefresh } : {}),
+    ...(refused.length > 0 ? { refused } : {}),
   };
   await deps.releases.recordAccount(release.releaseId, record);
   if (deps.rollouts && deps.timer) await onLaunchTemplateReport(deps as MaybeRolloutDeps, detail);
   return record;
+}
+
+/** The account's refused templates once this report is in: a refusal replaces the template's, a move clears it. */
+function refusalsAfter(refused: LaunchRefusalRecord[], detail: LaunchTemplateUpdated): LaunchRefusalRecord[] {
+  const at = new Date(detail.updatedAt).toISOString();
+  const same = refused.find((r) => r.launchTemplateId === detail.launchTemplateId);
+  // Reports may arrive out of order: an older one changes nothing about a newer refusal.
+  if (same && same.at > at) return refused;
+  const others = refused.filter((r) => r.launchTemplateId !== detail.launchTemplateId);
+  if (detail.outcome === 'refused' && detail.refusal)
+    return [
+      ...others,
+      {
+        launchTemplateId: detail.launchTemplateId,
+        launchTemplateName: detail.launchTemplateName,
+        check: detail.refusal.check,
+        reason: detail.refusal.reason,
+        at,
+      },
+    ];
+  return detail.outcome === 'updated' || detail.outcome === 'already-current' ? others : refused;
 }

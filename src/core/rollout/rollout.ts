@@ -1,5 +1,6 @@
 // Rollout in waves: "Image Ready" goes to wave 1's accounts; once that wave has every region and its bake time
-// is over, and it is healthy (every account reported, no instance refresh failed, its alarm OK), the next wave
+// is over, and it is healthy (every account reported, none refused the image as not launchable, no instance
+// refresh failed, its alarm OK), the next wave
 // gets the same images. An unhealthy wave halts the release ("Release Halted"): no later wave moves until an
 // operator resumes it. Pins hold new revisions back. The state lives in the RolloutStore, next to the release;
 // the bake timer is a port (EventBridge Scheduler on AWS, the local clock locally) that calls announce back.
@@ -45,8 +46,9 @@ export class RolloutStateError extends InputError {
   }
 }
 
-/** Refresh outcomes that make a wave unhealthy. */
-export const FAILED_REFRESH = new Set<string>(['failed', 'cancelled', 'rolled-back']);
+export { FAILED_REFRESH, type WaveHealth, waveHealth } from './wave-health.ts';
+
+import { accountList, FAILED_REFRESH, waveHealth } from './wave-health.ts';
 
 function requireRolloutPorts(deps: MaybeRolloutDeps, what: string): RolloutDeps {
   if (!deps.rollouts || !deps.timer)
@@ -254,68 +256,6 @@ async function startBakeIfReady(deps: RolloutDeps, release: Release, record: Rol
   deps.logger.info('wave baking', { releaseId: release.releaseId, wave: wave.name, until: bakeUntil });
 }
 
-export interface WaveHealth {
-  healthy: boolean;
-  reason?: string;
-  accounts: { accountId: string; region: string }[];
-  /** Healthy so far, but these accounts' instance refreshes have not ended yet. */
-  refreshing?: { accountId: string; region: string }[];
-}
-
-/**
- * A wave is healthy when no account of it reported a failed, cancelled or rolled-back instance refresh, every
- * account that follows the stream reported each region, and its alarm (if any) is OK. Followers are the
- * account/region pairs that reported for an earlier release of the stream: an account without a tagged launch
- * template (the management account, say) never reports, and its silence is no failure; a follower's is.
- */
-export async function waveHealth(
-  deps: { alarms?: Alarms; releases: ReleaseStore },
-  release: Release,
-  wave: WaveRecord,
-): Promise<WaveHealth> {
-  const regions = Object.keys(release.regions).sort();
-  const followers = new Set<string>();
-  for (const earlier of await deps.releases.list(release.stream)) {
-    if (earlier.sequence < release.sequence)
-      for (const key of Object.keys(earlier.accounts)) followers.add(key);
-  }
-  const failed: WaveHealth['accounts'] = [];
-  const missing: WaveHealth['accounts'] = [];
-  const refreshing: WaveHealth['accounts'] = [];
-  for (const accountId of wave.accounts) {
-    for (const region of regions) {
-      const key = `${accountId}/${region}`;
-      const record = release.accounts[key];
-      if (!record) {
-        if (followers.has(key)) missing.push({ accountId, region });
-      } else if (record.instanceRefresh && FAILED_REFRESH.has(record.instanceRefresh))
-        failed.push({ accountId, region });
-      else if (record.instanceRefresh === 'started') refreshing.push({ accountId, region });
-    }
-  }
-  if (failed.length > 0)
-    return { healthy: false, reason: `instance refresh failed: ${accountList(failed)}`, accounts: failed };
-  if (missing.length > 0)
-    return {
-      healthy: false,
-      reason: `no "Launch Template Updated" report within the bake time from ${accountList(missing)}`,
-      accounts: missing,
-    };
-  if (wave.alarmArn) {
-    if (!deps.alarms)
-      return { healthy: false, reason: `alarm ${wave.alarmArn}: no alarm service`, accounts: [] };
-    const state = await deps.alarms.state(wave.alarmArn);
-    if (state !== 'OK')
-      return { healthy: false, reason: `alarm ${wave.alarmArn} is ${state ?? 'missing'}`, accounts: [] };
-  }
-  return { healthy: true, accounts: [], ...(refreshing.length > 0 ? { refreshing } : {}) };
-}
-
-/** "<account> in <region>, …": who a wave verdict is about, in reasons and halts. */
-function accountList(xs: WaveHealth['accounts']): string {
-  return xs.map((x) => `${x.accountId} in ${x.region}`).join(', ');
-}
-
 export type TimerResult =
   | { outcome: 'next-wave'; wave: string }
   | { outcome: 'rollout-complete' }
@@ -437,14 +377,16 @@ export async function halt(
 }
 
 /**
- * A "Launch Template Updated" report was recorded: a failed, cancelled or rolled-back instance refresh halts a
- * rolling release at once (no need to wait for the bake time).
+ * A "Launch Template Updated" report was recorded: a refusal (the account cannot launch the image) or a failed,
+ * cancelled or rolled-back instance refresh halts a rolling release at once (no need to wait for the bake time).
  */
 export async function onLaunchTemplateReport(
   deps: MaybeRolloutDeps,
   detail: LaunchTemplateUpdated,
 ): Promise<boolean> {
-  if (!FAILED_REFRESH.has(detail.instanceRefresh) || !deps.rollouts || !deps.timer) return false;
+  const refusal = detail.outcome === 'refused' ? detail.refusal : undefined;
+  if ((!refusal && !FAILED_REFRESH.has(detail.instanceRefresh)) || !deps.rollouts || !deps.timer)
+    return false;
   const record = await deps.rollouts.get(detail.releaseId);
   if (record?.state !== 'rolling') return false;
   const index = record.waves.findIndex((w) => w.accounts.includes(detail.accountId));
@@ -453,11 +395,14 @@ export async function onLaunchTemplateReport(
   if (record.waves[index]?.resumedAt) return false;
   const release = await deps.releases.get(detail.releaseId);
   if (!release) return false;
+  const where = `${detail.accountId} in ${detail.region} (${detail.launchTemplateName})`;
   return halt(
     deps as RolloutDeps,
     release,
     index,
-    `instance refresh ${detail.instanceRefresh}: ${detail.accountId} in ${detail.region} (${detail.launchTemplateName})`,
+    refusal
+      ? `not launchable, launch template kept: ${where}: ${refusal.check}: ${refusal.reason}`
+      : `instance refresh ${detail.instanceRefresh}: ${where}`,
     [{ accountId: detail.accountId, region: detail.region }],
   );
 }

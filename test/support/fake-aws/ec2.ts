@@ -14,6 +14,7 @@ import {
   DescribeImagesCommand,
   DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeSnapshotsCommand,
@@ -22,6 +23,7 @@ import {
   DetachVolumeCommand,
   EC2Client,
   EnableImageDeprecationCommand,
+  GetAllowedImagesSettingsCommand,
   GetConsoleOutputCommand,
   ModifyImageAttributeCommand,
   ModifyLaunchTemplateCommand,
@@ -31,7 +33,8 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
-import { awsError, fakeId, matchesFilters, page } from './common.ts';
+import { ACCOUNT, awsError, fakeId, matchesFilters, page } from './common.ts';
+import { FakeEc2Accounts } from './ec2-launch.ts';
 
 type Tags = Record<string, string>;
 const tagsOf = (
@@ -61,6 +64,8 @@ interface FakeSnapshot {
 }
 interface FakeImage {
   id: string;
+  /** The account that registered it. */
+  owner: string;
   name: string;
   state: 'available' | 'deregistered';
   snapshotId: string;
@@ -90,7 +95,13 @@ interface FakeLaunchTemplate {
   id: string;
   name: string;
   defaultVersion: number;
-  versions: { number: number; imageId?: string; description?: string; token?: string }[];
+  versions: {
+    number: number;
+    imageId?: string;
+    instanceType?: string;
+    description?: string;
+    token?: string;
+  }[];
   tags: Tags;
 }
 
@@ -100,24 +111,60 @@ export class FakeEc2 {
   readonly images = new Map<string, FakeImage>();
   readonly launchTemplates = new Map<string, FakeLaunchTemplate>();
   readonly instances = new Map<string, FakeInstance>();
+  /** What other accounts see of the images, and their Allowed AMIs settings and launch denials. */
+  readonly accounts = new FakeEc2Accounts();
   /** Snapshots complete on the n-th describe after creation (1 = at once). */
   snapshotCompletesAfter = 1;
   readonly #describes = new Map<string, number>();
   readonly pageSize = 2;
 
-  addLaunchTemplate(name: string, tags: Tags, imageId: string): FakeLaunchTemplate {
+  addLaunchTemplate(name: string, tags: Tags, imageId: string, instanceType?: string): FakeLaunchTemplate {
     const lt: FakeLaunchTemplate = {
       id: fakeId('lt'),
       name,
       defaultVersion: 1,
-      versions: [{ number: 1, imageId }],
+      versions: [{ number: 1, imageId, ...(instanceType ? { instanceType } : {}) }],
       tags,
     };
     this.launchTemplates.set(lt.id, lt);
     return lt;
   }
 
-  client(): EC2Client {
+  /** A client calling as `accountId` (the owner of what it registers; others see only what is shared). */
+  /** An available image of `owner` on an encrypted snapshot, as another account's publisher registered it. */
+  addImage(input: {
+    id: string;
+    owner: string;
+    kmsKeyId: string;
+    architecture?: string;
+    bootMode?: string;
+  }): void {
+    const snapshotId = fakeId('snap');
+    this.snapshots.set(snapshotId, {
+      id: snapshotId,
+      volumeId: fakeId('vol'),
+      state: 'completed',
+      kmsKeyId: input.kmsKeyId,
+      description: '',
+      tags: {},
+    });
+    this.images.set(input.id, {
+      id: input.id,
+      owner: input.owner,
+      name: `stemcell/test/${input.id}`,
+      state: 'available',
+      snapshotId,
+      architecture: input.architecture ?? 'x86_64',
+      ...(input.bootMode ? { bootMode: input.bootMode } : {}),
+      rootDevice: '/dev/xvda',
+      tags: {},
+      created: new Date().toISOString(),
+      launchPermissions: [],
+    });
+  }
+
+  /** A client calling as `accountId` (the owner of what it registers; others see only what is shared). */
+  client(accountId: string = ACCOUNT): EC2Client {
     const client = new EC2Client({
       region: 'eu-west-1',
       credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
@@ -215,6 +262,10 @@ export class FakeEc2 {
       };
     });
     mock.on(RunInstancesCommand).callsFake((input) => {
+      if (input.DryRun) {
+        const candidate = this.images.get(input.ImageId);
+        this.accounts.dryRun(candidate && { ...candidate, state: candidate.state }, input, accountId);
+      }
       const image = this.images.get(input.ImageId);
       if (image?.state !== 'available') throw awsError('InvalidAMIID.NotFound');
       const existing = [...this.instances.values()].find(
@@ -364,8 +415,11 @@ export class FakeEc2 {
     // ---------------------------------------------------------------- images
     const imageOut = (i: FakeImage) => {
       const s = this.snapshots.get(i.snapshotId);
+      const allowed = this.accounts.imageAllowed(accountId, i.owner);
       return {
         ImageId: i.id,
+        OwnerId: i.owner,
+        ...(allowed === undefined ? {} : { ImageAllowed: allowed }),
         Name: i.name,
         State: i.state,
         Architecture: i.architecture,
@@ -390,6 +444,7 @@ export class FakeEc2 {
       if (!this.snapshots.has(snapshotId)) throw awsError('InvalidSnapshot.NotFound');
       const i: FakeImage = {
         id: fakeId('ami'),
+        owner: accountId,
         name: input.Name,
         state: 'available',
         snapshotId,
@@ -404,9 +459,14 @@ export class FakeEc2 {
       return { ImageId: i.id };
     });
     mock.on(DescribeImagesCommand).callsFake((input) => {
-      let list = [...this.images.values()].filter((i) => i.state !== 'deregistered');
+      let list = [...this.images.values()].filter(
+        (i) => i.state !== 'deregistered' && this.accounts.visible(i, accountId),
+      );
       if (input.ImageIds) {
-        for (const id of input.ImageIds) if (!this.images.has(id)) throw awsError('InvalidAMIID.NotFound');
+        for (const id of input.ImageIds) {
+          const image = this.images.get(id);
+          if (!image || !this.accounts.visible(image, accountId)) throw awsError('InvalidAMIID.NotFound');
+        }
         list = list.filter((i) => input.ImageIds.includes(i.id));
       }
       list = list.filter((i) => matchesFilters(input.Filters, i.tags, { name: i.name }));
@@ -440,6 +500,11 @@ export class FakeEc2 {
       return {};
     });
 
+    mock.on(GetAllowedImagesSettingsCommand).callsFake(() => this.accounts.allowedImagesSettings(accountId));
+    mock
+      .on(DescribeInstanceTypesCommand)
+      .callsFake((input) => this.accounts.describeInstanceTypes(input.InstanceTypes));
+
     // ---------------------------------------------------------------- launch templates
     mock.on(DescribeLaunchTemplatesCommand).callsFake((input) => {
       const list = [...this.launchTemplates.values()].filter((lt) => matchesFilters(input.Filters, lt.tags));
@@ -467,7 +532,7 @@ export class FakeEc2 {
             LaunchTemplateId: lt.id,
             VersionNumber: v.number,
             VersionDescription: v.description,
-            LaunchTemplateData: { ImageId: v.imageId },
+            LaunchTemplateData: { ImageId: v.imageId, InstanceType: v.instanceType },
           })),
       };
     });
@@ -476,9 +541,11 @@ export class FakeEc2 {
       if (!lt) throw awsError('InvalidLaunchTemplateId.NotFound');
       let v = lt.versions.find((x) => input.ClientToken && x.token === input.ClientToken);
       if (!v) {
+        const source = lt.versions.find((x) => String(x.number) === String(input.SourceVersion));
         v = {
           number: lt.versions.length + 1,
           imageId: input.LaunchTemplateData?.ImageId,
+          ...(source?.instanceType ? { instanceType: source.instanceType } : {}),
           description: input.VersionDescription,
           token: input.ClientToken,
         };

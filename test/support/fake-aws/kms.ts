@@ -1,5 +1,5 @@
 // Stateful fake of KMS for one key: data keys wrapped with the key, decrypt allowed to the key's account and
-// to grantees, encryption context enforced.
+// to grantees, encryption context enforced; DescribeKey with its state, ListGrants by grantee.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import {
   CreateGrantCommand,
@@ -7,6 +7,7 @@ import {
   DescribeKeyCommand,
   GenerateDataKeyCommand,
   KMSClient,
+  ListGrantsCommand,
 } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ACCOUNT, awsError, fakeId } from './common.ts';
@@ -20,9 +21,12 @@ function contextAad(context: Record<string, string> | undefined): Buffer {
 
 export class FakeKms {
   readonly keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
-  readonly arn = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${this.keyId}`;
+  /** The key's ARN; a test of a resolved deployment sets the one its templates name (a multi-Region key's). */
+  arn = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${this.keyId}`;
   readonly owner = ACCOUNT;
   readonly grants = new Map<string, { grantee: string; operations: string[] }>();
+  /** KeyState DescribeKey reports. */
+  state = 'Enabled';
   readonly #master = randomBytes(32);
 
   #resolves(keyId: string | undefined): boolean {
@@ -75,9 +79,37 @@ export class FakeKms {
       return { GrantId: grantId, GrantToken: 'token' };
     });
     mock.on(DescribeKeyCommand).callsFake((input) => {
-      if (!this.#resolves(input.KeyId)) throw awsError('NotFoundException');
-      return { KeyMetadata: { KeyId: this.keyId, Arn: this.arn, AWSAccountId: this.owner } };
+      if (!this.#resolves(input.KeyId))
+        throw awsError('NotFoundException', `Key '${input.KeyId}' does not exist`);
+      return {
+        KeyMetadata: { KeyId: this.keyId, Arn: this.arn, AWSAccountId: this.owner, KeyState: this.state },
+      };
+    });
+    mock.on(ListGrantsCommand).callsFake((input) => {
+      if (!this.#resolves(input.KeyId))
+        throw awsError('NotFoundException', `Key '${input.KeyId}' does not exist`);
+      const grants = [...this.grants]
+        .filter(([, g]) => !input.GranteePrincipal || g.grantee === input.GranteePrincipal)
+        .map(([id, g]) => ({
+          GrantId: id,
+          KeyId: this.arn,
+          GranteePrincipal: g.grantee,
+          Operations: g.operations,
+        }));
+      // One grant a page, so that a reader that stops after the first page misses some.
+      const start = Number(input.Marker ?? 0);
+      const more = start + 1 < grants.length;
+      return {
+        Grants: grants.slice(start, start + 1),
+        Truncated: more,
+        ...(more ? { NextMarker: String(start + 1) } : {}),
+      };
     });
     return client;
+  }
+
+  /** RevokeGrant of every grant to `grantee`. */
+  revokeGrants(grantee: string): void {
+    for (const [id, g] of this.grants) if (g.grantee === grantee) this.grants.delete(id);
   }
 }

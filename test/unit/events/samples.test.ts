@@ -39,6 +39,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 
 const stemcellEnvelope = (detailType: StemcellDetailType) =>
@@ -69,6 +70,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
   'stemcell-launch-template-updated-refresh': (e) => LaunchTemplateUpdatedEvent.parse(e),
+  'stemcell-launch-template-updated-refused': (e) => LaunchTemplateUpdatedEvent.parse(e),
   'stemcell-release-halted': (e) => stemcellEnvelope('Release Halted').parse(e),
 };
 
@@ -107,6 +109,28 @@ describe('Event samples', () => {
     assert.deepEqual(Object.keys(parsed.detail).sort(), ['cause', 'result', 'snapshot_id']);
     assert.equal(parsed.detail.cause, '');
     assert.throws(() => SnapshotNotificationEvent.parse({ ...minimal, detail: { result: 'succeeded' } }));
+  });
+
+  it('a refusal comes with its reason, and only a refusal has one', () => {
+    // prepare
+    const refused = sample<{ detail: Record<string, unknown> }>('stemcell-launch-template-updated-refused');
+    const bare = structuredClone(refused);
+    delete bare.detail.refusal;
+    const moved = structuredClone(refused);
+    moved.detail.outcome = 'updated';
+    const unknownCheck = structuredClone(refused);
+    (unknownCheck.detail.refusal as { check: string }).check = 'vibes';
+    // act / assess
+    assert.equal(LaunchTemplateUpdatedEvent.parse(refused).detail.refusal?.check, 'allowed-images');
+    assert.throws(
+      () => LaunchTemplateUpdatedEvent.parse(bare),
+      /refusal is set exactly when outcome is refused/,
+    );
+    assert.throws(
+      () => LaunchTemplateUpdatedEvent.parse(moved),
+      /refusal is set exactly when outcome is refused/,
+    );
+    assert.throws(() => LaunchTemplateUpdatedEvent.parse(unknownCheck));
   });
 
   it('a sample with a broken field fails its schema', () => {
@@ -193,6 +217,7 @@ describe('Emitted events', () => {
       {
         accountId: '200000000001',
         members,
+        launch: new FakeLaunchModel(),
         centralBus: 'stemcell',
         events: published,
         settings: () => ({ instanceRefresh: true, ssmParameter: '/stemcell/{stream}' }),

@@ -25,6 +25,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const tools = createPowertools({ serviceName: 'stemcell-test', quiet: true });
 
@@ -205,6 +206,7 @@ describe('Handler: subscriber', () => {
       {
         accountId: '222222222222',
         members,
+        launch: new FakeLaunchModel(),
         centralBus: 'arn:aws:events:eu-west-1:111111111111:event-bus/stemcell',
         events,
         settings: () => ({ instanceRefresh: true }),
@@ -238,6 +240,7 @@ describe('Handler: subscriber', () => {
       {
         accountId: '222222222222',
         members,
+        launch: new FakeLaunchModel(),
         centralBus: 'central',
         events: new FakePublisher(),
         settings: () => ({ instanceRefresh: false }),

@@ -8,9 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Context } from 'aws-lambda';
+import { autoScalingRoleArn } from '#core/images/launchable.ts';
 import { sample } from '#events/samples/index.ts';
 import { createPowertools } from '#functions/commons/powertools.ts';
 import { createHandler as subscriberHandler } from '#functions/subscriber/handler.ts';
+import { AUTO_SCALING_GRANT_OPERATIONS } from '#local/key-policy.ts';
 import { asList, resourcesOfType } from '#test/support/cfn.ts';
 import { deniedMessages, HOME, HOME_REGION, KEY_ID, MEMBER, RoleWorld } from '#test/support/role-world.ts';
 import {
@@ -84,9 +86,21 @@ describe('Roles vs code: a member account', () => {
   });
 
   it('subscriber: every call allowed for SubscriberRole, and the parameter it reports exists', async () => {
-    // prepare: a tagged launch template, and its group opted in to instance refreshes
+    // prepare: a tagged launch template, and its group opted in to instance refreshes; the publisher's image,
+    // encrypted with its key, and the Auto Scaling role's grant on it (the launch check asks for both)
     const ec2 = world.ec2(HOME_REGION);
-    const lt = ec2.addLaunchTemplate('web', { 'stemcell:stream': 'web' }, 'ami-00000000000000001');
+    ec2.addImage({ id: 'ami-00000000000000002', owner: HOME, kmsKeyId: world.keyArn });
+    world.fakes.kms.arn = world.keyArn;
+    world.fakes.kms.grants.set('asg', {
+      grantee: autoScalingRoleArn(MEMBER),
+      operations: [...AUTO_SCALING_GRANT_OPERATIONS],
+    });
+    const lt = ec2.addLaunchTemplate(
+      'web',
+      { 'stemcell:stream': 'web' },
+      'ami-00000000000000001',
+      't3.micro',
+    );
     world.fakes.autoScaling.addGroup(
       'web-asg',
       { 'stemcell:stream': 'web', 'stemcell:refresh': 'true' },
@@ -98,6 +112,7 @@ describe('Roles vs code: a member account', () => {
       releaseId: 'web#00000002',
       sequence: 2,
       imageId: 'ami-00000000000000002',
+      kmsKeyId: world.keyArn,
     });
     // As the member bus rule delivers it: through the account's FIFO queue.
     const records = sample<{ Records: Record<string, unknown>[] }>('sqs-build-job');
@@ -117,8 +132,26 @@ describe('Roles vs code: a member account', () => {
       'autoscaling:CreateOrUpdateTags',
       'ec2:DescribeImages',
       'events:PutEvents',
+      // the launch check, as the member, before the move
+      'kms:DescribeKey',
+      'kms:ListGrants',
+      'ec2:GetAllowedImagesSettings',
+      'ec2:DescribeInstanceTypes',
+      'ec2:RunInstances',
     ])
       assert.ok(actions.has(needed), `${needed} was traced`);
+    const reports = world.fakes.events.delivered.map((e) => JSON.parse(e.Detail ?? '{}'));
+    assert.deepEqual(
+      reports.map((r) => r.outcome),
+      ['updated'],
+      JSON.stringify(reports.map((r) => r.refusal)),
+    );
+    // The dry run is authorized on the publisher's image (ec2:Owner) and asks nothing of the key.
+    const dryRun = verdicts.filter((v) => v.request.origin === 'ec2:RunInstances');
+    assert.ok(dryRun.some((v) => v.request.context['ec2:Owner'] === HOME));
+    assert.ok(
+      !verdicts.some((v) => v.request.origin === 'ec2:RunInstances' && v.request.action.startsWith('kms:')),
+    );
     const report = verdicts.find((v) => v.request.action === 'events:PutEvents');
     assert.equal(report?.request.resource, `arn:aws:events:${HOME_REGION}:${HOME}:event-bus/stemcell`);
     assert.deepEqual(deniedMessages(verdicts), []);

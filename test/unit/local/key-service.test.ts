@@ -86,7 +86,7 @@ describe('Class: LocalKeyService', () => {
     const a = await keys.createGrant(keyId, MEMBER, ['Decrypt', 'CreateGrant']);
     const b = await keys.createGrant(keyId, MEMBER, ['CreateGrant', 'Decrypt']);
     assert.equal(a.grantId, b.grantId);
-    assert.equal(keys.listGrants(keyId).length, 1);
+    assert.equal((await keys.listGrants(keyId)).length, 1);
     await assert.rejects(keys.createGrant(keyId, MEMBER, ['Everything']), { name: 'ValidationException' });
   });
 

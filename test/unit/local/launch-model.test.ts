@@ -1,20 +1,20 @@
-// The local launch model's own rules, each on its own: region and image existence, state, launch permission
-// by account, organization or OU path, instance type fit, and, for an encrypted image, the key checks made as
-// the principal that launches (the Auto Scaling role or the account). The EBS, KMS and Organizations pieces
-// are small recording stand-ins here; test/integration/flow/launchable.test.ts runs the model over the real
-// local adapters (real key policy, grants and encrypted blocks).
+// The local launch model's own rules, each on its own: which images an account sees (owner, launch permission
+// by account, organization or OU path, Allowed AMIs), what it may ask of the key (as the key service decides),
+// and what the local dry run refuses. EC2, KMS, Organizations and the member state are small stand-ins here;
+// test/unit/contract-local.test.ts runs the model over the real local adapters (real key policy and grants), and
+// test/integration/flow/launchable.test.ts over the whole local flow.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LocalImages } from '#local/images.ts';
-import { autoScalingRoleArn } from '#local/key-policy.ts';
-import type { KeyCaller, LocalKeyService } from '#local/key-service.ts';
+import type { LocalKeyService } from '#local/key-service.ts';
 import { LocalLaunchModel } from '#local/launch-model.ts';
+import type { LocalMemberAccounts } from '#local/member-accounts.ts';
 import type { LocalOrganizationDirectory } from '#local/organization.ts';
-import type { LocalSnapshots } from '#local/snapshots.ts';
-import type { ImageInfo, LaunchRequest } from '#ports';
+import type { AllowedImagesSettings, ImageInfo } from '#ports';
 
 const OWNER = '111111111111';
 const MEMBER = '200000000001';
+const IMAGE = 'ami-00000000000000001';
 const ORG_ARN = 'arn:aws:organizations::111111111111:organization/o-abcdef1234';
 const ouArn = (ou: string) =>
   ou.startsWith('r-')
@@ -23,13 +23,13 @@ const ouArn = (ou: string) =>
 
 function image(overrides: Partial<ImageInfo> = {}): ImageInfo {
   return {
-    imageId: 'ami-00000000000000001',
+    imageId: IMAGE,
     name: 'stemcell/web/r1',
     state: 'available',
     snapshotId: 'snap-1',
     architecture: 'x86_64',
     bootMode: 'uefi',
-    encrypted: false,
+    encrypted: true,
     kmsKeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k1',
     tags: {},
     createdAt: '2026-11-20T10:00:00.000Z',
@@ -39,282 +39,222 @@ function image(overrides: Partial<ImageInfo> = {}): ImageInfo {
 }
 
 function setup(opts: { image?: ImageInfo; parentOf?: Record<string, string> } = {}) {
-  const images = new Map<string, ImageInfo>();
-  if (opts.image) images.set(opts.image.imageId, opts.image);
-  const calls = {
-    denial: [] as unknown[],
-    decrypt: [] as Array<{ ciphertext: string; context: Record<string, string>; caller: KeyCaller }>,
-    blocks: [] as Array<{ hash: string; keys: string[] }>,
-  };
   const state = {
     denial: undefined as string | undefined,
-    decryptFails: undefined as string | undefined,
-    manifest: {
-      blocks: [null, 'h-first', null, 'h-middle', 'h-last', null] as Array<string | null>,
-      dataKeys: {
-        dk1: { ciphertext: Buffer.from('wrapped-1').toString('base64'), context: { v: 'snap-1' } },
-      },
-    } as
-      | {
-          blocks: Array<string | null>;
-          dataKeys: Record<string, { ciphertext: string; context: Record<string, string> }>;
-        }
-      | undefined,
+    grants: [] as { granteePrincipal: string; operations: string[] }[],
+    allowed: { state: 'disabled', criteria: [] } as AllowedImagesSettings,
+    scp: undefined as string | undefined,
   };
-  const localImages = {
+  const asked: unknown[] = [];
+  const images = {
     get: async (id: string) => {
       if (id === 'ami-throws') throw new Error('InvalidAMIID.Malformed');
-      return images.get(id);
+      return id === opts.image?.imageId ? opts.image : undefined;
     },
     ownerOf: () => OWNER,
   } as unknown as LocalImages;
-  const snapshots = {
-    manifest: () => state.manifest,
-    blocks: {
-      get: async (hash: string, keys: ReadonlyMap<string, Buffer>) => {
-        calls.blocks.push({ hash, keys: [...keys].map(([id, k]) => `${id}=${k.toString()}`) });
-        return Buffer.alloc(0);
-      },
-    },
-  } as unknown as LocalSnapshots;
   const keys = {
     explainDenial: (keyId: string, request: unknown) => {
-      calls.denial.push({ keyId, request });
+      asked.push({ keyId, request });
+      if (keyId.endsWith('/missing')) {
+        const err = new Error(`Key '${keyId}' does not exist`);
+        err.name = 'NotFoundException';
+        throw err;
+      }
       return state.denial;
     },
-    decrypt: async (ciphertext: Buffer, context: Record<string, string>, caller: KeyCaller) => {
-      calls.decrypt.push({ ciphertext: ciphertext.toString(), context, caller });
-      if (state.decryptFails) throw new Error(state.decryptFails);
-      return Buffer.from(`plain-of-${ciphertext.toString()}`);
-    },
+    describeKey: async (keyId: string) => ({ keyId: 'k1', arn: keyId, accountId: OWNER, state: 'Enabled' }),
+    listGrants: async (_keyId: string, grantee?: string) =>
+      state.grants.filter((g) => grantee === undefined || g.granteePrincipal === grantee),
   } as unknown as LocalKeyService;
   const parents = opts.parentOf ?? {};
   const organization = {
     rootId: 'r-abcd',
     parentOf: (id: string) => parents[id],
     describe: async () => ({ id: 'o-abcdef1234', arn: ORG_ARN, managementAccountId: OWNER }),
-    // Like Organizations, an id that is neither the root nor an OU is refused.
-    ouArn: async (ou: string) => {
-      if (!/^(r-|ou-)/.test(ou)) throw new Error(`no OU ${ou}`);
-      return ouArn(ou);
-    },
+    ouArn: async (ou: string) => ouArn(ou),
   } as unknown as LocalOrganizationDirectory;
+  const members = {
+    forAccount: () => ({ allowedImagesSettings: () => state.allowed, launchDenial: () => state.scp }),
+  } as unknown as LocalMemberAccounts;
   const model = new LocalLaunchModel({
     region: (r) => {
       if (r !== 'eu-west-1') throw new Error(`region ${r} is not a target`);
-      return { images: localImages, snapshots };
+      return { images };
     },
     keys,
     organization,
+    members,
+    clock: { now: () => new Date('2026-11-25T00:00:00.000Z') },
   });
-  return { model, calls, state };
+  return { model, state, asked };
 }
 
-const request = (overrides: Partial<LaunchRequest> = {}): LaunchRequest => ({
-  accountId: MEMBER,
-  region: 'eu-west-1',
-  imageId: 'ami-00000000000000001',
-  instanceType: 't3.micro',
-  via: 'auto-scaling',
-  ...overrides,
-});
+const shared = (s: Partial<ImageInfo['sharedWith']>) =>
+  image({ sharedWith: { organizationArns: [], ouArns: [], accountIds: [], ...s } });
 
 describe('Class: LocalLaunchModel', () => {
-  it('refuses a region it does not have, an image that does not exist or cannot be read, and one not available', async () => {
+  it("shows the owner its image as EC2 would, the member's view needing a launch permission", async () => {
     // prepare
-    const { model } = setup({ image: image({ state: 'pending' }) });
+    const { model } = setup({ image: image() });
     // act
-    const region = await model.check(request({ region: 'ap-south-2' }));
-    const missing = await model.check(request({ imageId: 'ami-00000000000000404' }));
-    const unreadable = await model.check(request({ imageId: 'ami-throws' }));
-    const pending = await model.check(request());
+    const own = await model.forAccount(OWNER, 'eu-west-1').describeImage(IMAGE);
+    const member = await model.forAccount(MEMBER, 'eu-west-1').describeImage(IMAGE);
     // assess
-    assert.deepEqual(region, {
-      launchable: false,
-      reason: 'image ami-00000000000000001 does not exist in ap-south-2 (no such region here)',
+    assert.deepEqual(own, {
+      imageId: IMAGE,
+      name: 'stemcell/web/r1',
+      ownerId: OWNER,
+      state: 'available',
+      architecture: 'x86_64',
+      bootMode: 'uefi',
+      encrypted: true,
+      kmsKeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k1',
+      createdAt: '2026-11-20T10:00:00.000Z',
     });
-    assert.deepEqual(missing, {
-      launchable: false,
-      reason: 'image ami-00000000000000404 does not exist in eu-west-1',
-    });
-    assert.deepEqual(unreadable, {
-      launchable: false,
-      reason: 'image ami-throws does not exist in eu-west-1',
-    });
-    assert.deepEqual(pending, { launchable: false, reason: 'image ami-00000000000000001 is pending' });
+    assert.equal(member, undefined);
   });
 
-  it('lets the owner launch an image shared with nobody', async () => {
-    // prepare
-    const { model } = setup({ image: image() });
-    // act + assess
-    assert.deepEqual(await model.check(request({ accountId: OWNER })), { launchable: true });
+  it('shows nothing in a region it does not have, for an id it cannot read, or of a deregistered image', async () => {
+    const { model } = setup({ image: image({ state: 'deregistered' }) });
+    assert.equal(await model.forAccount(OWNER, 'ap-south-2').describeImage(IMAGE), undefined);
+    assert.equal(await model.forAccount(OWNER, 'eu-west-1').describeImage('ami-throws'), undefined);
+    assert.equal(await model.forAccount(OWNER, 'eu-west-1').describeImage(IMAGE), undefined);
   });
 
-  it('refuses an account without launch permission, saying with whom the image is shared', async () => {
+  it('shows an image shared by id, with the organization (to its members only), or with an OU on the path', async () => {
     // prepare
-    const { model } = setup({ image: image() });
-    const shared = setup({
-      image: image({
-        sharedWith: { organizationArns: [ORG_ARN], ouArns: [ouArn('ou-1')], accountIds: ['3'] },
-      }),
-    });
-    // act
-    const nobody = await model.check(request());
-    const outsider = await shared.model.check(request());
-    // assess: MEMBER is in no organization here, so the organization's and the OU's permissions do not count
-    assert.deepEqual(nobody, {
-      launchable: false,
-      reason: `account ${MEMBER} has no launch permission on ami-00000000000000001 (owner ${OWNER}; shared with nobody)`,
-    });
-    assert.deepEqual(outsider, {
-      launchable: false,
-      reason: `account ${MEMBER} has no launch permission on ami-00000000000000001 (owner ${OWNER}; shared with ${ORG_ARN}, ${ouArn('ou-1')}, 3)`,
-    });
-  });
-
-  it('lets an account launch what is shared with it by id', async () => {
-    // prepare
-    const { model } = setup({
-      image: image({ sharedWith: { organizationArns: [], ouArns: [], accountIds: [MEMBER] } }),
-    });
-    // act + assess
-    assert.deepEqual(await model.check(request()), { launchable: true });
-  });
-
-  it('lets a member of the organization launch what is shared with the organization', async () => {
-    // prepare
-    const { model } = setup({
-      image: image({ sharedWith: { organizationArns: [ORG_ARN], ouArns: [], accountIds: [] } }),
-      parentOf: { [MEMBER]: 'ou-1' },
-    });
-    // act + assess
-    assert.deepEqual(await model.check(request()), { launchable: true });
-  });
-
-  it("follows the account's path from the root: its OU and the root count, another OU does not", async () => {
-    // prepare
-    const sharedWith = (ou: string) => ({ organizationArns: [], ouArns: [ouArn(ou)], accountIds: [] });
     const parentOf = { [MEMBER]: 'ou-1', '200000000002': 'r-abcd' };
-    const own = setup({ image: image({ sharedWith: sharedWith('ou-1') }), parentOf });
-    const root = setup({ image: image({ sharedWith: sharedWith('r-abcd') }), parentOf });
-    const other = setup({ image: image({ sharedWith: sharedWith('ou-2') }), parentOf });
+    const byId = setup({ image: shared({ accountIds: [MEMBER] }) });
+    const byOrg = setup({ image: shared({ organizationArns: [ORG_ARN] }), parentOf });
+    const outsider = setup({ image: shared({ organizationArns: [ORG_ARN], ouArns: [ouArn('ou-1')] }) });
+    const ownOu = setup({ image: shared({ ouArns: [ouArn('ou-1')] }), parentOf });
+    const root = setup({ image: shared({ ouArns: [ouArn('r-abcd')] }), parentOf });
+    const otherOu = setup({ image: shared({ ouArns: [ouArn('ou-2')] }), parentOf });
+    const sees = async (s: ReturnType<typeof setup>, account = MEMBER) =>
+      (await s.model.forAccount(account, 'eu-west-1').describeImage(IMAGE)) !== undefined;
     // act + assess
-    assert.deepEqual(await own.model.check(request()), { launchable: true });
-    assert.deepEqual(await root.model.check(request()), { launchable: true });
-    assert.deepEqual(await root.model.check(request({ accountId: '200000000002' })), { launchable: true });
-    assert.equal((await other.model.check(request())).launchable, false);
-    assert.equal((await own.model.check(request({ accountId: '200000000002' }))).launchable, false);
+    assert.equal(await sees(byId), true);
+    assert.equal(await sees(byOrg), true);
+    assert.equal(await sees(outsider), false, 'in no organization: its permissions do not count');
+    assert.equal(await sees(ownOu), true);
+    assert.equal(await sees(root), true);
+    assert.equal(await sees(root, '200000000002'), true);
+    assert.equal(await sees(otherOu), false);
+    assert.equal(await sees(ownOu, '200000000002'), false);
   });
 
-  it('refuses an instance type that cannot boot the image, naming both', async () => {
+  it('hides an image Allowed AMIs does not admit when enabled; in audit mode it only says so', async () => {
     // prepare
-    const { model } = setup({ image: image({ bootMode: 'uefi' }) });
+    const s = setup({ image: shared({ accountIds: [MEMBER] }) });
+    const view = s.model.forAccount(MEMBER, 'eu-west-1');
     // act
-    const verdict = await model.check(request({ accountId: OWNER, instanceType: 't2.micro' }));
+    s.state.allowed = { state: 'enabled', criteria: [{ imageProviders: ['amazon'] }] };
+    const hidden = await view.describeImage(IMAGE);
+    s.state.allowed = { state: 'audit-mode', criteria: [{ imageProviders: ['amazon'] }] };
+    const audited = await view.describeImage(IMAGE);
+    s.state.allowed = {
+      state: 'enabled',
+      criteria: [{ imageProviders: [OWNER], maximumDaysSinceCreated: 10 }],
+    };
+    const admitted = await view.describeImage(IMAGE);
     // assess
-    assert.deepEqual(verdict, {
-      launchable: false,
-      reason: 'instance type t2.micro boots legacy-bios, the image needs uefi',
-    });
+    assert.equal(hidden, undefined);
+    assert.equal(audited?.allowed, false);
+    assert.equal(admitted?.allowed, true);
+    assert.deepEqual(await view.allowedImages(), s.state.allowed);
   });
 
-  it('asks nothing of the key for an unencrypted image', async () => {
+  it("asks the key service, as the account's subscriber role, for DescribeKey and ListGrants", async () => {
     // prepare
-    const { model, calls } = setup({ image: image({ encrypted: false }) });
-    // act
-    await model.check(request({ accountId: OWNER }));
-    // assess
-    assert.deepEqual(calls, { denial: [], decrypt: [], blocks: [] });
-  });
-
-  it("checks an encrypted image's key as the Auto Scaling role through EC2, and opens the first and last blocks", async () => {
-    // prepare
-    const { model, calls } = setup({ image: image({ encrypted: true }) });
-    // act
-    const verdict = await model.check(request({ accountId: OWNER }));
-    // assess
-    assert.deepEqual(verdict, { launchable: true });
-    const caller = { principal: autoScalingRoleArn(OWNER), viaService: 'ec2.eu-west-1.amazonaws.com' };
-    assert.deepEqual(calls.denial, [
-      {
-        keyId: 'arn:aws:kms:eu-west-1:111111111111:key/k1',
-        request: {
-          ...caller,
-          operation: 'CreateGrant',
-          grant: { granteePrincipal: caller.principal, operations: ['Decrypt'], isForAwsResource: true },
-        },
-      },
-    ]);
-    assert.deepEqual(calls.decrypt, [{ ciphertext: 'wrapped-1', context: { v: 'snap-1' }, caller }]);
-    assert.deepEqual(calls.blocks, [
-      { hash: 'h-first', keys: ['dk1=plain-of-wrapped-1'] },
-      { hash: 'h-last', keys: ['dk1=plain-of-wrapped-1'] },
-    ]);
-  });
-
-  it("checks the key as the account's root when the account launches itself", async () => {
-    // prepare
-    const { model, calls } = setup({ image: image({ encrypted: true }) });
-    // act
-    await model.check(request({ accountId: OWNER, via: 'account' }));
-    // assess
-    assert.equal(calls.decrypt[0]?.caller.principal, `arn:aws:iam::${OWNER}:root`);
-    assert.deepEqual(
-      calls.denial.map((d) => (d as { request: { principal: string } }).request.principal),
-      [`arn:aws:iam::${OWNER}:root`],
-    );
-  });
-
-  it('refuses when the key would not grant, naming the key, without decrypting', async () => {
-    // prepare
-    const { model, calls, state } = setup({ image: image({ encrypted: true }) });
-    state.denial = 'the key policy allows no CreateGrant for this principal';
-    // act
-    const verdict = await model.check(request({ accountId: OWNER }));
-    // assess
-    assert.deepEqual(verdict, {
-      launchable: false,
-      reason:
-        'key arn:aws:kms:eu-west-1:111111111111:key/k1: the key policy allows no CreateGrant for this principal',
-    });
-    assert.deepEqual(calls.decrypt, []);
-  });
-
-  it("refuses when the snapshot's keys do not open, or the snapshot is gone, naming snapshot and image", async () => {
-    // prepare
-    const denied = setup({ image: image({ encrypted: true }) });
-    denied.state.decryptFails = 'AccessDeniedException';
-    const gone = setup({ image: image({ encrypted: true }) });
-    gone.state.manifest = undefined;
-    // act + assess
-    assert.deepEqual(await denied.model.check(request({ accountId: OWNER })), {
-      launchable: false,
-      reason: 'snapshot snap-1 of ami-00000000000000001: AccessDeniedException',
-    });
-    assert.deepEqual(await gone.model.check(request({ accountId: OWNER })), {
-      launchable: false,
-      reason: 'snapshot snap-1 of ami-00000000000000001: the snapshot does not exist',
-    });
-  });
-
-  it('opens one block of a one-block snapshot once, and none of an all-zero one', async () => {
-    // prepare
-    const one = setup({ image: image({ encrypted: true }) });
-    if (one.state.manifest) one.state.manifest.blocks = [null, 'h-only', null];
-    const zero = setup({ image: image({ encrypted: true }) });
-    if (zero.state.manifest) zero.state.manifest.blocks = [null, null];
-    // act
-    const verdicts = [
-      await one.model.check(request({ accountId: OWNER })),
-      await zero.model.check(request({ accountId: OWNER })),
+    const s = setup();
+    const role = `arn:aws:iam::${MEMBER}:role/stemcell-subscriber`;
+    const asg = `arn:aws:iam::${MEMBER}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
+    s.state.grants = [
+      { granteePrincipal: asg, operations: ['Decrypt', 'CreateGrant'] },
+      { granteePrincipal: asg, operations: ['Decrypt', 'DescribeKey'] },
+      { granteePrincipal: 'arn:aws:iam::200000000009:root', operations: ['Encrypt'] },
     ];
+    const view = s.model.forAccount(MEMBER, 'eu-west-1');
+    const key = 'arn:aws:kms:eu-west-1:111111111111:key/k1';
+    // act
+    const described = await view.describeKey(key);
+    const granted = await view.grantedOperations(key, asg);
+    s.state.denial = 'no key policy statement allows it';
+    const denied = await view.describeKey(key);
+    const listDenied = await view.grantedOperations(key, asg);
+    const missing = await view.describeKey('arn:aws:kms:eu-west-1:111111111111:key/missing');
     // assess
-    assert.deepEqual(verdicts, [{ launchable: true }, { launchable: true }]);
+    assert.deepEqual(described, { keyId: 'k1', arn: key, accountId: OWNER, state: 'Enabled' });
+    assert.deepEqual(granted, ['CreateGrant', 'Decrypt', 'DescribeKey']);
+    assert.deepEqual(s.asked.slice(0, 2), [
+      { keyId: key, request: { principal: role, operation: 'DescribeKey' } },
+      { keyId: key, request: { principal: role, operation: 'ListGrants' } },
+    ]);
+    assert.deepEqual(denied, { denied: 'AccessDeniedException: no key policy statement allows it' });
+    assert.deepEqual(listDenied, { denied: 'AccessDeniedException: no key policy statement allows it' });
+    assert.deepEqual(missing, {
+      denied: "NotFoundException: Key 'arn:aws:kms:eu-west-1:111111111111:key/missing' does not exist",
+    });
+  });
+
+  it("describes instance types from the model's table, and none it does not know", async () => {
+    const view = setup().model.forAccount(MEMBER, 'eu-west-1');
+    assert.deepEqual(await view.describeInstanceType('t2.micro'), {
+      architectures: ['x86_64'],
+      bootModes: ['legacy-bios'],
+    });
+    assert.equal(await view.describeInstanceType('x9.large'), undefined);
+  });
+
+  it('dry-runs as EC2 would: a denying SCP first, then the image seen and available, then the type', async () => {
+    // prepare
+    const s = setup({ image: shared({ accountIds: [MEMBER] }) });
+    const view = s.model.forAccount(MEMBER, 'eu-west-1');
+    const run = (imageId: string, instanceType: string) =>
+      view.dryRun({ imageId, instanceType, via: 'auto-scaling' });
+    // act
+    const ok = await run(IMAGE, 't3.micro');
+    const unseen = await run('ami-00000000000000404', 't3.micro');
+    const misfit = await run(IMAGE, 't2.micro');
+    const unknown = await run(IMAGE, 'x9.large');
+    s.state.scp = 'p-deny-ec2';
+    const denied = await run(IMAGE, 't3.micro');
+    // assess
+    assert.deepEqual(ok, { allowed: true });
+    assert.deepEqual(unseen, {
+      allowed: false,
+      code: 'InvalidAMIID.NotFound',
+      message: "The image id '[ami-00000000000000404]' does not exist",
+    });
+    assert.deepEqual(misfit, {
+      allowed: false,
+      code: 'InvalidParameterValue',
+      message: 'instance type t2.micro boots legacy-bios, the image needs uefi',
+    });
+    assert.deepEqual(unknown, {
+      allowed: false,
+      code: 'InvalidParameterValue',
+      message: 'instance type x9.large is unknown to the launch model',
+    });
+    assert.deepEqual(denied, {
+      allowed: false,
+      code: 'UnauthorizedOperation',
+      message: `You are not authorized to perform this operation: ec2:RunInstances is denied to ${MEMBER} by an explicit deny in a service control policy (p-deny-ec2)`,
+    });
+  });
+
+  it('dry-run refuses an image that is not available', async () => {
+    const s = setup({ image: image({ state: 'pending' }) });
     assert.deepEqual(
-      one.calls.blocks.map((b) => b.hash),
-      ['h-only'],
+      await s.model
+        .forAccount(OWNER, 'eu-west-1')
+        .dryRun({ imageId: IMAGE, instanceType: 't3.micro', via: 'account' }),
+      {
+        allowed: false,
+        code: 'InvalidAMIID.Unavailable',
+        message: `The image ${IMAGE} is pending`,
+      },
     );
-    assert.deepEqual(zero.calls.blocks, []);
   });
 });

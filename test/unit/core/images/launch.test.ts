@@ -1,6 +1,7 @@
 // The launch verdict and what it rests on: which launch templates are checked and as whom, what an instance
 // type can boot, and the launch permissions announce sets and reads back. Written for the launch-model
-// mutation group; the local launch model itself is under test/unit/local/launch-model.test.ts.
+// mutation group; the launch check is under launchable.test.ts, the local launch model under
+// test/unit/local/launch-model.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
@@ -14,18 +15,22 @@ import {
   launchPermissionsFor,
   shareAndVerify,
 } from '#core/images/launch-permissions.ts';
-import type { LaunchModel, LaunchRequest, LaunchVerdict } from '#ports';
-import { FakeImages, FakeMembers, FakeOrganization, ORG_ID, OU_A, OU_B } from '#test/support/core-fakes.ts';
+import {
+  FakeClock,
+  FakeImages,
+  FakeMembers,
+  FakeOrganization,
+  ORG_ID,
+  OU_A,
+  OU_B,
+} from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
-/** A launch model that answers from a table and records every request. */
-class ScriptedLaunchModel implements LaunchModel {
-  requests: LaunchRequest[] = [];
-  refuse = new Map<string, string>();
-  async check(request: LaunchRequest): Promise<LaunchVerdict> {
-    this.requests.push(request);
-    const reason = this.refuse.get(`${request.accountId}/${request.imageId}`);
-    return reason === undefined ? { launchable: true } : { launchable: false, reason };
-  }
+/** The dry runs the launch check asked for, per account: image, instance type, who launches. */
+function dryRuns(launch: FakeLaunchModel): string[] {
+  return [...launch.views.values()]
+    .flatMap((v) => v.asked.filter((q) => q.startsWith('dryRun')).map((q) => `${v.accountId} ${q}`))
+    .sort();
 }
 
 function withTemplate(members: FakeMembers, account: string, region: string, name: string, stream = 'web') {
@@ -40,7 +45,7 @@ describe('Function: checkLaunches()', () => {
   it("checks the default version's image and instance type of each tagged template, as its group or the account", async () => {
     // prepare
     const members = new FakeMembers();
-    const launch = new ScriptedLaunchModel();
+    const launch = new FakeLaunchModel();
     const a = withTemplate(members, '200000000001', 'eu-west-1', 'web-lt');
     a.member.addGroup('web-asg', a.template);
     a.member.addGroup('db-asg', a.member.addTemplate('db-lt', 'db'));
@@ -60,7 +65,8 @@ describe('Function: checkLaunches()', () => {
       return [];
     };
     // act
-    const report = await checkLaunches({ members, launch }, [
+    launch.forAccount('200000000002', 'eu-west-1').image = { architecture: 'arm64' };
+    const report = await checkLaunches({ members, launch, clock: new FakeClock() }, [
       { accountId: '200000000001', region: 'eu-west-1', stream: 'web' },
       { accountId: '200000000002', region: 'eu-west-1', stream: 'web' },
       { accountId: '200000000003', region: 'eu-west-1', stream: 'web' },
@@ -68,28 +74,25 @@ describe('Function: checkLaunches()', () => {
     // assess
     assert.deepEqual(report, { checked: 2, launchable: 2, failures: [] });
     assert.equal(listedGroups, 0, 'an account without tagged templates is asked nothing more');
-    assert.deepEqual(launch.requests, [
-      {
-        accountId: '200000000001',
-        region: 'eu-west-1',
-        imageId: a.template.versions[0]?.imageId,
-        instanceType: 't3.micro',
-        via: 'auto-scaling',
-      },
-      {
-        accountId: '200000000002',
-        region: 'eu-west-1',
-        imageId: 'ami-default',
-        instanceType: 'm6g.large',
-        via: 'account',
-      },
+    // The image launches on arm64 where m6g.large is the template's type: the fake shows it as arm64 there.
+    assert.deepEqual(dryRuns(launch), [
+      `200000000001 dryRun ${a.template.versions[0]?.imageId} t3.micro auto-scaling`,
+      '200000000002 dryRun ami-default m6g.large account',
     ]);
+    assert.ok(
+      launch.forAccount('200000000001', 'eu-west-1').asked.some((q) => q.startsWith('grantedOperations')),
+      "a template an Auto Scaling group launches needs the group role's grant",
+    );
+    assert.ok(
+      !launch.forAccount('200000000002', 'eu-west-1').asked.some((q) => q.startsWith('grantedOperations')),
+      'the account itself launches: no grant asked about',
+    );
   });
 
   it('names account, region, template, image and reason of each failure, and counts only the launchable', async () => {
     // prepare
     const members = new FakeMembers();
-    const launch = new ScriptedLaunchModel();
+    const launch = new FakeLaunchModel();
     const ok = withTemplate(members, '200000000001', 'us-east-1', 'ok-lt');
     const refused = withTemplate(members, '200000000001', 'us-east-1', 'refused-lt');
     const noImage = withTemplate(members, '200000000001', 'us-east-1', 'noimage-lt');
@@ -97,9 +100,12 @@ describe('Function: checkLaunches()', () => {
     const noType = withTemplate(members, '200000000001', 'us-east-1', 'notype-lt');
     delete noType.template.versions[0]?.instanceType;
     const refusedImage = refused.template.versions[0]?.imageId ?? '';
-    launch.refuse.set(`200000000001/${refusedImage}`, 'no launch permission');
+    launch.forAccount('200000000001', 'us-east-1').dryRunAnswer = { allowed: true };
+    const view = launch.forAccount('200000000001', 'us-east-1');
+    const describe = view.describeImage.bind(view);
+    view.describeImage = async (id) => (id === refusedImage ? undefined : describe(id));
     // act
-    const report = await checkLaunches({ members, launch }, [
+    const report = await checkLaunches({ members, launch, clock: new FakeClock() }, [
       { accountId: '200000000001', region: 'us-east-1', stream: 'web' },
     ]);
     // assess
@@ -111,7 +117,8 @@ describe('Function: checkLaunches()', () => {
         region: 'us-east-1',
         launchTemplate: 'refused-lt',
         imageId: refusedImage,
-        reason: 'no launch permission',
+        check: 'image',
+        reason: `image ${refusedImage} is not visible to account 200000000001 in us-east-1 (DescribeImages): not shared with it, deregistered, or never in this region`,
       },
       {
         account: '200000000001',
@@ -128,7 +135,7 @@ describe('Function: checkLaunches()', () => {
         reason: 'version 1 names no instance type',
       },
     ]);
-    assert.equal(launch.requests.length, 2, 'a version without image or type is not asked about');
+    assert.equal(dryRuns(launch).length, 1, 'a version without image or type is not asked about');
     assert.ok(ok.template);
   });
 });

@@ -13,6 +13,7 @@ import { sequenceFromVersionDescription } from '#core/model/naming.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
 import type { MemberAccount, MemberAccounts } from '#ports';
 import { FakeClock, FakePublisher, imageReadyDetail, RecordingLogger } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 import { seededRandom as random } from '#test/support/random.ts';
 
 const ACCOUNT = '200000000001';
@@ -119,6 +120,7 @@ function depsFor(members: MemberAccounts, clock: FakeClock) {
   return {
     accountId: ACCOUNT,
     members,
+    launch: new FakeLaunchModel(),
     centralBus: 'stemcell',
     events: new FakePublisher(),
     settings: () => ({ instanceRefresh: false }),

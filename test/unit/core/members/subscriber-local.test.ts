@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { applyImageReady } from '#core/members/subscriber.ts';
 import { LocalMemberAccounts } from '#local/member-accounts.ts';
 import { FakeClock, FakePublisher, imageReadyDetail, RecordingLogger } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const ACCOUNT = '200000000001';
 const REGION = 'eu-west-1';
@@ -33,6 +34,7 @@ describe('Function: applyImageReady() with LocalMemberAccounts', () => {
     const deps = {
       accountId: ACCOUNT,
       members,
+      launch: new FakeLaunchModel(),
       centralBus: 'stemcell',
       events: new FakePublisher(),
       settings: () => ({ instanceRefresh: true, ssmParameter: '/stemcell/{stream}/{region}' }),

@@ -19,6 +19,7 @@ import {
   FakePublisher,
   imageReadyDetail,
 } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const ACCOUNT = '200000000001';
 const REGION = 'eu-west-1';
@@ -33,6 +34,7 @@ function world() {
   const deps = {
     accountId: ACCOUNT,
     members,
+    launch: new FakeLaunchModel(),
     centralBus: 'arn:aws:events:eu-west-1:111111111111:event-bus/stemcell',
     events,
     settings: () => ({ instanceRefresh: true }),

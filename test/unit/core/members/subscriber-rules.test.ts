@@ -17,6 +17,7 @@ import {
   imageReadyDetail as imageReady,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const ACCOUNT = '200000000001';
 const REGION = 'eu-west-1';
@@ -28,6 +29,7 @@ function setup(settings: SubscriberSettings = { instanceRefresh: true, ssmParame
   const deps = {
     accountId: ACCOUNT,
     members,
+    launch: new FakeLaunchModel(),
     centralBus: CENTRAL,
     events: new FakePublisher(),
     settings: () => settings,

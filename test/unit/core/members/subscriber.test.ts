@@ -12,6 +12,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const ACCOUNT = '200000000001';
 const CENTRAL = 'arn:aws:events:eu-west-1:111111111111:event-bus/stemcell';
@@ -46,6 +47,7 @@ function setup(
   const deps = {
     accountId: ACCOUNT,
     members,
+    launch: new FakeLaunchModel(),
     centralBus: CENTRAL,
     events: new FakePublisher(),
     settings: () => settings,

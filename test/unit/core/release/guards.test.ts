@@ -27,6 +27,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const REGION = 'eu-west-1';
 
@@ -195,6 +196,7 @@ describe('Function: applyImageReady()', () => {
     const deps = {
       accountId: '200000000001',
       members,
+      launch: new FakeLaunchModel(),
       centralBus: 'stemcell',
       events: new FakePublisher(),
       settings: () => ({ instanceRefresh: false }),
