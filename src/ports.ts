@@ -14,6 +14,11 @@ export interface StoredObject {
   size: number;
   versionId?: string;
   metadata: Record<string, string>;
+  /**
+   * SHA-256 of the whole object as the store computed it on upload (S3's full-object checksum, hex), when it
+   * holds one: unlike the metadata, the uploader cannot set it to anything but the bytes' digest.
+   */
+  checksumSha256?: string;
 }
 export interface ObjectStore {
   readonly bucket: string;
@@ -101,6 +106,25 @@ export interface KeyService {
     keyId: string,
     granteePrincipal?: string,
   ): Promise<{ grantId: string; granteePrincipal: string; operations: string[] }[]>;
+}
+
+/** An asymmetric KMS key's public half (GetPublicKey). */
+export interface PublicKeyInfo {
+  /** The key's ARN. */
+  keyId: string;
+  /** ECC_NIST_P256 for the keys that sign tarballs. */
+  keySpec: string;
+  /** SIGN_VERIFY for signing keys. */
+  keyUsage: string;
+  signingAlgorithms: string[];
+  /** DER SubjectPublicKeyInfo. */
+  publicKey: Buffer;
+}
+/** Asymmetric signing keys (KMS): the release pipeline signs, ingest reads public keys to verify. */
+export interface SigningKeys {
+  getPublicKey(keyId: string): Promise<PublicKeyInfo>;
+  /** Sign with ECDSA_SHA_256 over a SHA-256 digest (MessageType DIGEST): the DER signature, and the key's ARN. */
+  signDigest(keyId: string, digest: Buffer): Promise<{ keyId: string; signature: Buffer }>;
 }
 
 // ---------------------------------------------------------------- organization (Organizations)
@@ -267,6 +291,15 @@ export interface SourceRef {
   etag: string;
   versionId?: string;
   sha256?: string;
+  /** The trusted key whose signature over sha256 ingest verified (absent: unsigned). */
+  signer?: string;
+  /** That signature, base64 of its DER. */
+  signature?: string;
+  /**
+   * The signer's public key (base64 DER SubjectPublicKeyInfo) as ingest resolved it: the builder verifies the
+   * signature again over the digest it computes while streaming, with no key service of its own.
+   */
+  signerPublicKey?: string;
 }
 export interface Release {
   releaseId: string;

@@ -11,14 +11,17 @@ import { type ObjectCreatedEnvelope, ObjectCreatedEvent } from '#events/aws.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
-export interface IngestResponse {
-  releaseId: string;
-  stream: string;
-  revision: string;
-  sequence: number;
-  created: boolean;
-  enqueued: string[];
-}
+export type IngestResponse =
+  | {
+      releaseId: string;
+      stream: string;
+      revision: string;
+      sequence: number;
+      created: boolean;
+      enqueued: string[];
+    }
+  /** Refused for its provenance: no release, no sequence ("Release Rejected" says why). */
+  | { key: string; rejected: string; check: string };
 
 export function createHandler(deps: IngestDeps, tools: Powertools = powertools) {
   return middy<ObjectCreatedEnvelope, IngestResponse>()
@@ -27,7 +30,13 @@ export function createHandler(deps: IngestDeps, tools: Powertools = powertools) 
     .use(logMetrics(tools.metrics))
     .use(parser({ schema: ObjectCreatedEvent }))
     .handler(async (event) => {
-      const { release, created, enqueued } = await ingest(deps, objectCreatedFromEvent(event));
+      const object = objectCreatedFromEvent(event);
+      const result = await ingest(deps, object);
+      if (!result.release) {
+        tools.metrics.addMetric('UploadsRejected', MetricUnit.Count, 1);
+        return { key: object.key, rejected: result.rejected, check: result.check };
+      }
+      const { release, created, enqueued } = result;
       tools.metrics.addMetric('ReleasesCreated', MetricUnit.Count, created ? 1 : 0);
       tools.metrics.addMetric('BuildJobsSent', MetricUnit.Count, enqueued.length);
       return {

@@ -17,6 +17,7 @@ import type {
   OrganizationDirectory,
   ReleaseStore,
   RolloutStore,
+  SigningKeys,
   Snapshots,
 } from '#ports';
 
@@ -51,6 +52,8 @@ export interface IngestDeps extends BaseDeps {
   buildQueue(region: string): FifoQueue;
   /** The tarball bucket, to read the SHA-256 the publisher recorded in the object's metadata; optional. */
   objects?: ObjectStore;
+  /** KMS, for the public keys of the trusted KMS signing keys (GetPublicKey, once per key). */
+  signingKeys?: SigningKeys;
 }
 
 export interface RegisterDeps extends BaseDeps {

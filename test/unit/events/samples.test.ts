@@ -5,7 +5,7 @@ import { applyImageReady } from '#core/members/subscriber.ts';
 import { releaseTags, TAG } from '#core/model/naming.ts';
 import { announceImage } from '#core/release/announce.ts';
 import { recordBuildFailure } from '#core/release/build-failure.ts';
-import { ingest } from '#core/release/ingest.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 import { registerSnapshot } from '#core/release/register.ts';
 import { halt } from '#core/rollout/rollout.ts';
 import {
