@@ -38,7 +38,9 @@ export const SourceObject = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .optional()
-    .describe('SHA-256 of the exact bytes uploaded (x-amz-meta-sha256); on a signed tarball, the signed digest.'),
+    .describe(
+      'SHA-256 of the exact bytes uploaded (x-amz-meta-sha256); on a signed tarball, the signed digest.',
+    ),
   signer: SignerKeyId.optional().describe(
     "The trusted key whose signature over sha256 ingest verified: a KMS key ARN, or sha256:<hex> of a PEM public key's DER. Absent: the tarball is unsigned (its stream does not require provenance).",
   ),
@@ -174,7 +176,14 @@ export const INSTANCE_REFRESH_SEVERITY = [
  * described, the Auto Scaling role's grant present); the account's Allowed AMIs setting admits it; the template's
  * instance type runs its architecture and boot mode; EC2's RunInstances dry run accepts it.
  */
-export const LAUNCH_CHECKS = ['signer', 'image', 'key', 'allowed-images', 'instance-type', 'dry-run'] as const;
+export const LAUNCH_CHECKS = [
+  'signer',
+  'image',
+  'key',
+  'allowed-images',
+  'instance-type',
+  'dry-run',
+] as const;
 export const LaunchCheck = z.enum(LAUNCH_CHECKS);
 
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({

@@ -27,6 +27,7 @@ import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
 import { DynamoRolloutStore } from '#aws/rollout-store.ts';
+import { KmsSigningKeys } from '#aws/signing-keys.ts';
 import { Ec2SmokeInstances, type SmokeInstanceSettings } from '#aws/smoke-instances.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { parseConfig } from '#config/load.ts';
@@ -179,6 +180,11 @@ export async function awsIngestDeps(): Promise<IngestDeps> {
     ...b,
     buildQueue: regionQueues(e, ''),
     objects: new S3ObjectStore({ bucket: b.config.bucket, client: awsClients(e).s3(homeRegion(e)) }),
+    // The trusted keys' public halves (GetPublicKey), each from the region its ARN names.
+    signingKeys: new KmsSigningKeys({
+      client: (region) => awsClients(e).kms(region),
+      defaultRegion: homeRegion(e),
+    }),
   };
 }
 
@@ -359,6 +365,7 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
     }),
     centralBus: e.STEMCELL_CENTRAL_BUS_ARN,
     events: new EventBridgePublisher({ client: awsClients(e).eventBridge(homeRegion(e)) }),
+    trustedSigners: e.STEMCELL_TRUSTED_SIGNERS,
     settings,
     clock: systemClock,
     logger: powertools.logger,

@@ -3,7 +3,7 @@
 // first reads it. Names as serverless.yml (provider and function `environment`) and infra/member.yml set them.
 import { z } from 'zod';
 import { AwsClientEnv, envError, envIssues, optionalEnv } from '#aws/client-env.ts';
-import { Region } from '#events/stemcell.ts';
+import { Region, SignerKeyId } from '#events/stemcell.ts';
 
 const text = optionalEnv(z.string());
 const arn = optionalEnv(z.string().regex(/^arn:[a-z-]+:/, 'not an ARN'));
@@ -45,6 +45,20 @@ export const FunctionEnv = AwsClientEnv.extend({
   EXPIRE_GRACE_HOURS: optionalEnv(z.coerce.number().min(0, 'must be a number of hours ≥ 0')),
   /** Subscriber: "false" turns instance refreshes off. */
   STEMCELL_INSTANCE_REFRESH: optionalEnv(z.enum(['true', 'false'])),
+  /**
+   * Subscriber: comma-separated signers (KMS key ARNs, sha256:<hex>) the account requires of every image
+   * (infra/member.yml TrustedSignerKeyIds). @defaultValue none required
+   */
+  STEMCELL_TRUSTED_SIGNERS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(SignerKeyId)),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

@@ -2,7 +2,7 @@
 // The schema is the source of truth; the types come from it.
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { AccountId, Architecture, BootMode, Region, StreamName } from '#events/stemcell.ts';
+import { AccountId, Architecture, BootMode, Region, SignerKeyId, StreamName } from '#events/stemcell.ts';
 
 const OuId = z
   .string()
@@ -218,7 +218,17 @@ function describeSharing(sharing: Sharing): string {
   return to.length > 0 ? to.join(', ') : 'nobody';
 }
 
-const LocalAccount = z.strictObject({ id: AccountId, name: z.string().min(1), ou: OuId });
+const LocalAccount = z.strictObject({
+  id: AccountId,
+  name: z.string().min(1),
+  ou: OuId,
+  trustedSigners: z
+    .array(SignerKeyId)
+    .optional()
+    .describe(
+      "Signers this member account requires (its member stack's TrustedSignerKeyIds): its subscriber refuses images whose tarball another key signed, or none.",
+    ),
+});
 const LocalLaunchTemplate = z.strictObject({
   account: AccountId,
   region: Region,

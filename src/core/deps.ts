@@ -135,6 +135,11 @@ export interface SubscriberDeps {
   centralBus: string;
   events: EventPublisher;
   settings(stream: string): SubscriberSettings;
+  /**
+   * Signers (KMS key ARNs, sha256:<hex> of PEM keys) this account requires of every image it moves to; absent
+   * or empty: any signer, or none (infra/member.yml TrustedSignerKeyIds).
+   */
+  trustedSigners?: readonly string[];
   clock: Clock;
   logger: Logger;
 }

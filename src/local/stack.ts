@@ -658,6 +658,7 @@ export class LocalStack {
       events: this.centralBus,
       buildQueue: (region) => this.region(region).buildQueue,
       objects: this.objects,
+      signingKeys: this.keys,
     };
   }
 
@@ -728,6 +729,7 @@ export class LocalStack {
       centralBus: this.centralBus.arn,
       events: memberBus,
       settings: subscriberSettingsFromConfig(this.config),
+      trustedSigners: this.config.local?.accounts.find((a) => a.id === accountId)?.trustedSigners ?? [],
       clock: this.#clock,
       logger: this.#logger,
     };

@@ -74,10 +74,9 @@ export class TrustedKeys {
     try {
       info = await this.#keys.getPublicKey(arn);
     } catch (err) {
-      throw new DependencyError(
-        `trusted key ${arn}: GetPublicKey failed: ${(err as Error).message}`,
-        { cause: err },
-      );
+      throw new DependencyError(`trusted key ${arn}: GetPublicKey failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (
       info.keySpec !== SIGNING_KEY_SPEC ||

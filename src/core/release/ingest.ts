@@ -209,7 +209,11 @@ async function rejectForProvenance(
     },
     deps.config.busName,
   );
-  deps.logger.error('upload rejected: provenance', { key: source.key, check: error.check, reason: error.message });
+  deps.logger.error('upload rejected: provenance', {
+    key: source.key,
+    check: error.check,
+    reason: error.message,
+  });
   return { created: false, enqueued: [], rejected: error.message, check: error.check };
 }
 
