@@ -95,16 +95,19 @@ export const GROUPS: Group[] = [
     tests: ['test/unit/core/members/subscriber-refresh.test.ts'],
   },
   {
-    // Whether every account can launch the new image: the verdict over launch templates, the launch
-    // permissions announce sets and reads back, instance type fit, and the local launch model's EC2 rules.
+    // Whether every account can launch the new image: the launch check the subscriber runs before a move, the
+    // verdict over launch templates, the launch permissions announce sets and reads back, instance type fit,
+    // and the local launch model's EC2 and KMS rules.
     name: 'launch-model',
     mutate: [
+      'src/core/images/launchable.ts',
       'src/core/images/launch.ts',
       'src/core/images/launch-permissions.ts',
       'src/core/images/instance-types.ts',
       'src/local/launch-model.ts',
     ],
     tests: [
+      'test/unit/core/images/launchable.test.ts',
       'test/unit/core/images/launch.test.ts',
       'test/unit/local/launch-model.test.ts',
       'test/unit/core/release/register-announce.test.ts',

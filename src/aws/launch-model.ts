@@ -15,6 +15,7 @@ import {
   type EC2Client,
   type ImageCriterion as Ec2ImageCriterion,
   GetAllowedImagesSettingsCommand,
+  type GetAllowedImagesSettingsCommandOutput,
   type Image,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
@@ -117,7 +118,14 @@ export class Ec2LaunchView implements LaunchView {
   }
 
   async allowedImages(): Promise<AllowedImagesSettings> {
-    const out = await this.#ec2.send(new GetAllowedImagesSettingsCommand({}));
+    let out: GetAllowedImagesSettingsCommandOutput;
+    try {
+      out = await this.#ec2.send(new GetAllowedImagesSettingsCommand({}));
+    } catch (err) {
+      // A partition or region without Allowed AMIs: nothing there can restrict the account's images.
+      if (isError(err, 'InvalidAction', 'UnsupportedOperation')) return { state: 'disabled', criteria: [] };
+      throw err;
+    }
     const state = out.State === 'enabled' || out.State === 'audit-mode' ? out.State : 'disabled';
     return {
       state,

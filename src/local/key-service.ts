@@ -87,24 +87,24 @@ export interface KeyCaller {
 export class LocalKeyService implements KeyService, SigningKeys {
   readonly accountId: string;
   readonly region: string;
-  private readonly dir: string;
-  private readonly clock: Clock;
-  private readonly organizationOf: (accountId: string) => string | undefined;
+  readonly #dir: string;
+  readonly #clock: Clock;
+  readonly #organizationOf: (accountId: string) => string | undefined;
 
   constructor(root: string, options: LocalKeyServiceOptions) {
     this.accountId = options.accountId;
     this.region = options.region;
-    this.dir = join(root, 'keys');
-    this.clock = options.clock ?? systemClock;
-    this.organizationOf = options.organizationOf ?? (() => undefined);
+    this.#dir = join(root, 'keys');
+    this.#clock = options.clock ?? systemClock;
+    this.#organizationOf = options.organizationOf ?? (() => undefined);
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<DataKey> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     requireUsage(key, 'ENCRYPT_DECRYPT', 'GenerateDataKey');
     const plaintext = randomBytes(32);
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.masterKey(key), iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#masterKey(key), iv);
     cipher.setAAD(contextAad(context));
     const sealed = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     const id = Buffer.from(key.keyId);
@@ -119,13 +119,13 @@ export class LocalKeyService implements KeyService, SigningKeys {
     caller: string | KeyCaller,
   ): Promise<Buffer> {
     const blob = parseBlob(ciphertext);
-    const key = this.requireKey(blob.keyId);
+    const key = this.#requireKey(blob.keyId);
     requireUsage(key, 'ENCRYPT_DECRYPT', 'Decrypt');
     const who = typeof caller === 'string' ? { principal: caller } : caller;
     const denied = this.#denial(key, { ...who, operation: 'Decrypt' });
     if (denied) throw new LocalServiceError('AccessDeniedException', denied);
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.masterKey(key), blob.iv);
+      const decipher = createDecipheriv('aes-256-gcm', this.#masterKey(key), blob.iv);
       decipher.setAAD(contextAad(context));
       decipher.setAuthTag(blob.tag);
       return Buffer.concat([decipher.update(blob.sealed), decipher.final()]);
@@ -143,7 +143,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
     granteePrincipal: string,
     operations: string[],
   ): Promise<{ grantId: string }> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     if (operations.length === 0)
       throw new LocalServiceError('ValidationException', 'a grant needs at least one operation');
     for (const op of operations) {
@@ -165,21 +165,21 @@ export class LocalKeyService implements KeyService, SigningKeys {
         granteePrincipal,
         granteeAccountId,
         operations: ops,
-        createdAt: this.clock.now().toISOString(),
+        createdAt: this.#clock.now().toISOString(),
       });
-      this.saveRecord(key);
+      this.#saveRecord(key);
     }
     return { grantId };
   }
 
   async describeKey(keyId: string): Promise<KeyDescription> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     return { keyId: key.keyId, arn: key.arn, accountId: key.accountId, state: key.state ?? 'Enabled' };
   }
 
   /** ListGrants: the key's grants, or those of one grantee principal. */
   async listGrants(keyId: string, granteePrincipal?: string): Promise<LocalGrant[]> {
-    const grants = this.requireKey(keyId).grants;
+    const grants = this.#requireKey(keyId).grants;
     return granteePrincipal ? grants.filter((g) => g.granteePrincipal === granteePrincipal) : grants;
   }
 
@@ -202,7 +202,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
     const accountId = input.accountId ?? this.accountId;
     if (input.alias) {
       assertAlias(input.alias);
-      if (this.findKey(input.alias, accountId)) {
+      if (this.#findKey(input.alias, accountId)) {
         throw new LocalServiceError(
           'AlreadyExistsException',
           `alias ${input.alias} already exists in account ${accountId}`,
@@ -218,7 +218,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
       description: input.description ?? '',
       aliases: input.alias ? [input.alias] : [],
       grants: [],
-      createdAt: this.clock.now().toISOString(),
+      createdAt: this.#clock.now().toISOString(),
       ...(input.policy ? { policy: input.policy } : {}),
       ...(input.keySpec === SIGNING_KEY_SPEC ? { keySpec: SIGNING_KEY_SPEC } : {}),
     };
@@ -231,14 +231,14 @@ export class LocalKeyService implements KeyService, SigningKeys {
             }),
           )
         : randomBytes(32);
-    writeFileAtomic(this.masterKeyPath(keyId), material, 0o600);
-    this.saveRecord(key);
+    writeFileAtomic(this.#masterKeyPath(keyId), material, 0o600);
+    this.#saveRecord(key);
     return { keyId, arn: key.arn };
   }
 
   /** GetPublicKey of an asymmetric key. */
   async getPublicKey(keyId: string): Promise<PublicKeyInfo> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     requireUsage(key, 'SIGN_VERIFY', 'GetPublicKey');
     return {
       keyId: key.arn,
@@ -251,7 +251,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
 
   /** Sign (ECDSA_SHA_256, MessageType DIGEST) as the key's own account (the release pipeline). */
   async signDigest(keyId: string, digest: Buffer): Promise<{ keyId: string; signature: Buffer }> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     requireUsage(key, 'SIGN_VERIFY', 'Sign');
     if (key.state === 'Disabled') throw new LocalServiceError('DisabledException', `${key.arn} is disabled`);
     if (digest.length !== 32)
@@ -263,12 +263,12 @@ export class LocalKeyService implements KeyService, SigningKeys {
   }
 
   #signingKey(key: KeyRecord) {
-    return p256PrivateKey(this.masterKey(key).toString('utf8'), `local KMS key ${key.keyId}`);
+    return p256PrivateKey(this.#masterKey(key).toString('utf8'), `local KMS key ${key.keyId}`);
   }
 
   /** The key an alias names, created on first use: how local mode provides config's `kmsKeyId: alias/stemcell`. */
   ensureKey(alias: string, description = '', policy?: KeyPolicy): { keyId: string; arn: string } {
-    const existing = this.findKey(alias, this.accountId);
+    const existing = this.#findKey(alias, this.accountId);
     if (!existing) return this.createKey({ alias, description, ...(policy ? { policy } : {}) });
     if (policy && JSON.stringify(existing.policy) !== JSON.stringify(policy))
       this.setPolicy(existing.keyId, policy);
@@ -277,13 +277,13 @@ export class LocalKeyService implements KeyService, SigningKeys {
 
   /** DisableKey / EnableKey. */
   setKeyState(keyId: string, state: 'Enabled' | 'Disabled'): void {
-    this.saveRecord({ ...this.requireKey(keyId), state });
+    this.#saveRecord({ ...this.#requireKey(keyId), state });
   }
 
   /** PutKeyPolicy. */
   setPolicy(keyId: string, policy: KeyPolicy): void {
-    const key = this.requireKey(keyId);
-    this.saveRecord({ ...key, policy });
+    const key = this.#requireKey(keyId);
+    this.#saveRecord({ ...key, policy });
   }
 
   /**
@@ -291,7 +291,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
    * acts for, with kms:ViaService = ec2.<region>.amazonaws.com.
    */
   explainDenial(keyId: string, request: Omit<KeyRequest, 'principalOrgId'>): string | undefined {
-    return this.#denial(this.requireKey(keyId), request);
+    return this.#denial(this.#requireKey(keyId), request);
   }
 
   /** CreateGrant called by `caller` (another account's principal, as infra/member.yml's custom resource is). */
@@ -302,7 +302,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
     operations: string[],
     options: { isForAwsResource?: boolean } = {},
   ): Promise<{ grantId: string }> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     const denied = this.#denial(key, {
       principal: caller,
       operation: 'CreateGrant',
@@ -314,9 +314,9 @@ export class LocalKeyService implements KeyService, SigningKeys {
 
   /** RevokeGrant of every grant to `granteePrincipal` (a test removes a member's grant this way). */
   revokeGrants(keyId: string, granteePrincipal: string): number {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     const kept = key.grants.filter((g) => g.granteePrincipal !== granteePrincipal);
-    this.saveRecord({ ...key, grants: kept });
+    this.#saveRecord({ ...key, grants: kept });
     return key.grants.length - kept.length;
   }
 
@@ -330,7 +330,7 @@ export class LocalKeyService implements KeyService, SigningKeys {
       key.grants.some((g) => grantCovers(g, principal, account) && g.operations.includes(request.operation))
     )
       return undefined;
-    const principalOrgId = this.organizationOf(account);
+    const principalOrgId = this.#organizationOf(account);
     const statement = key.policy && allowingStatement(key.policy, { ...request, principal, principalOrgId });
     if (statement && !isServiceLinkedRole(principal)) return undefined;
     const why = statement
@@ -341,40 +341,40 @@ export class LocalKeyService implements KeyService, SigningKeys {
 
   // ---------------------------------------------------------------- internals
 
-  private records(): KeyRecord[] {
-    return readJsonDir<KeyRecord>(this.dir);
+  #records(): KeyRecord[] {
+    return readJsonDir<KeyRecord>(this.#dir);
   }
 
   /** Resolves a key id, key ARN, alias name (alias/x) or alias ARN, as KMS does. */
-  private findKey(ref: string, defaultAccount = this.accountId): KeyRecord | undefined {
+  #findKey(ref: string, defaultAccount = this.accountId): KeyRecord | undefined {
     const aliasArn = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(alias\/.+)$/.exec(ref);
     const keyArn = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key\/(.+)$/.exec(ref);
-    if (keyArn) return this.records().find((k) => k.arn === ref);
+    if (keyArn) return this.#records().find((k) => k.arn === ref);
     if (aliasArn)
-      return this.records().find(
+      return this.#records().find(
         (k) => k.accountId === aliasArn[2] && k.aliases.includes(aliasArn[3] as string),
       );
     if (ref.startsWith('alias/'))
-      return this.records().find((k) => k.accountId === defaultAccount && k.aliases.includes(ref));
-    return readJson<KeyRecord | undefined>(join(this.dir, `${safeName(ref)}.json`), undefined);
+      return this.#records().find((k) => k.accountId === defaultAccount && k.aliases.includes(ref));
+    return readJson<KeyRecord | undefined>(join(this.#dir, `${safeName(ref)}.json`), undefined);
   }
 
-  private requireKey(ref: string): KeyRecord {
-    const key = this.findKey(ref);
+  #requireKey(ref: string): KeyRecord {
+    const key = this.#findKey(ref);
     if (!key) throw new LocalServiceError('NotFoundException', `Key '${ref}' does not exist`, 400);
     return key;
   }
 
-  private masterKey(key: KeyRecord): Buffer {
-    return readFileSync(this.masterKeyPath(key.keyId));
+  #masterKey(key: KeyRecord): Buffer {
+    return readFileSync(this.#masterKeyPath(key.keyId));
   }
 
-  private masterKeyPath(keyId: string): string {
-    return join(this.dir, `${safeName(keyId)}.key`);
+  #masterKeyPath(keyId: string): string {
+    return join(this.#dir, `${safeName(keyId)}.key`);
   }
 
-  private saveRecord(key: KeyRecord): void {
-    writeJsonAtomic(join(this.dir, `${safeName(key.keyId)}.json`), key);
+  #saveRecord(key: KeyRecord): void {
+    writeJsonAtomic(join(this.#dir, `${safeName(key.keyId)}.json`), key);
   }
 }
 

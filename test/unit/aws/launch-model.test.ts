@@ -175,6 +175,11 @@ describe('Class: Ec2LaunchModel', () => {
     });
     assert.deepEqual(off, { state: 'disabled', criteria: [] });
     assert.deepEqual(unsaid, { state: 'disabled', criteria: [] });
+    // where EC2 has no Allowed AMIs at all, nothing restricts; anything else is not an answer
+    ec2Mock.on(GetAllowedImagesSettingsCommand).rejects(awsError('InvalidAction'));
+    assert.deepEqual(await view.allowedImages(), { state: 'disabled', criteria: [] });
+    ec2Mock.on(GetAllowedImagesSettingsCommand).rejects(awsError('UnauthorizedOperation'));
+    await assert.rejects(view.allowedImages(), { name: 'UnauthorizedOperation' });
   });
 
   it('describes an instance type by its architectures and boot modes; none for a type EC2 does not have', async () => {

@@ -362,6 +362,101 @@ describe('Function: recordLaunchTemplateUpdate()', () => {
     assert.equal(s.deps.events.ofType('Release Halted').length, 1);
   });
 
+  it("keeps each template's refusal with its reason until a report that moved it; refused only when all were", async () => {
+    // prepare
+    const s = setup();
+    const release = s.deps.releases.seed('web-base', '2026.11.20', ['eu-west-1']);
+    const refusal = (check: 'key' | 'dry-run', reason: string, at: string, id = 'lt-1') =>
+      report(release.releaseId, {
+        outcome: 'refused',
+        refusal: { check, reason },
+        versionNumber: 1,
+        launchTemplateId: id,
+        launchTemplateName: id === 'lt-1' ? 'web' : 'db',
+        updatedAt: at,
+      });
+    // act
+    const first = await recordLaunchTemplateUpdate(
+      s.deps,
+      refusal('key', 'no grant', '2026-11-20T10:05:00.000Z'),
+    );
+    const second = await recordLaunchTemplateUpdate(
+      s.deps,
+      refusal('dry-run', 'SCP', '2026-11-20T10:06:00.000Z', 'lt-2'),
+    );
+    const stale = await recordLaunchTemplateUpdate(s.deps, {
+      ...report(release.releaseId, { updatedAt: '2026-11-20T10:04:00.000Z' }),
+    });
+    const newer = await recordLaunchTemplateUpdate(
+      s.deps,
+      refusal('dry-run', 'again', '2026-11-20T10:07:00.000Z'),
+    );
+    const moved = await recordLaunchTemplateUpdate(
+      s.deps,
+      report(release.releaseId, { updatedAt: '2026-11-20T10:08:00.000Z' }),
+    );
+    // assess
+    assert.equal(first?.outcome, 'refused');
+    assert.deepEqual(first?.refused, [
+      {
+        launchTemplateId: 'lt-1',
+        launchTemplateName: 'web',
+        check: 'key',
+        reason: 'no grant',
+        at: '2026-11-20T10:05:00.000Z',
+      },
+    ]);
+    assert.equal(second?.outcome, 'refused');
+    assert.deepEqual(
+      second?.refused?.map((r) => [r.launchTemplateId, r.check]),
+      [
+        ['lt-1', 'key'],
+        ['lt-2', 'dry-run'],
+      ],
+    );
+    assert.equal(stale?.outcome, 'updated', 'a move is the better outcome');
+    assert.deepEqual(
+      stale?.refused?.map((r) => r.launchTemplateId),
+      ['lt-1', 'lt-2'],
+      'an older move clears nothing',
+    );
+    assert.deepEqual(
+      newer?.refused?.map((r) => [r.launchTemplateId, r.reason]),
+      [
+        ['lt-2', 'SCP'],
+        ['lt-1', 'again'],
+      ],
+    );
+    assert.deepEqual(
+      moved?.refused?.map((r) => r.launchTemplateId),
+      ['lt-2'],
+    );
+    assert.equal(moved?.outcome, 'updated');
+  });
+
+  it('halts a rolling release at once when an account of its wave refuses the image, naming why', async () => {
+    // prepare
+    const s = setup();
+    const release = s.deps.releases.seed('web-base', '2026.11.20', ['eu-west-1']);
+    await putRollout(s, release.releaseId, [wave('canary', 'baking')]);
+    // act
+    await recordLaunchTemplateUpdate(
+      s.deps,
+      report(release.releaseId, {
+        outcome: 'refused',
+        refusal: { check: 'allowed-images', reason: 'Allowed AMIs excludes 111111111111' },
+      }),
+    );
+    // assess
+    assert.equal((await s.rollouts.get(release.releaseId))?.state, 'halted');
+    const halted = s.deps.events.ofType('Release Halted');
+    assert.equal(halted.length, 1);
+    assert.equal(
+      (halted[0]?.detail as { reason?: string } | undefined)?.reason,
+      `not launchable, launch template kept: ${ACCOUNT} in eu-west-1 (web): allowed-images: Allowed AMIs excludes 111111111111`,
+    );
+  });
+
   it('warns about a report for an unknown release, naming the release and account', async () => {
     // prepare
     const s = setup();

@@ -1008,6 +1008,64 @@ describe('Function: waveHealth() reasons', () => {
     assert.equal(silent.accounts.length, 4);
     assert.equal(failed.reason, `instance refresh failed: ${A1} in ${EU}, ${A2} in ${US}`);
   });
+
+  it('says first who refused the image, each template with its check and reason, before any failed refresh', async () => {
+    // prepare
+    const c = setup();
+    const wave: WaveRecord = {
+      name: 'w',
+      accounts: [A1, A2],
+      bakeMinutes: 1,
+      state: 'baking',
+      announcedAt: {},
+    };
+    const current = c.deps.releases.seed('web-base', 'r2', [EU]);
+    const refusal = (id: string, check: string, reason: string) => ({
+      launchTemplateId: id,
+      launchTemplateName: `${id}-name`,
+      check,
+      reason,
+      at: 'x',
+    });
+    current.accounts[`${A1}/${EU}`] = {
+      accountId: A1,
+      region: EU,
+      outcome: 'updated',
+      launchTemplates: 2,
+      updatedAt: 'x',
+      instanceRefresh: 'failed',
+      refused: [refusal('lt-a', 'key', 'no grant'), refusal('lt-b', 'dry-run', 'SCP')],
+    };
+    current.accounts[`${A2}/${EU}`] = {
+      accountId: A2,
+      region: EU,
+      outcome: 'refused',
+      launchTemplates: 1,
+      updatedAt: 'x',
+      refused: [refusal('lt-c', 'image', 'not shared')],
+    };
+    // act
+    const health = await waveHealth(c.deps, current, wave);
+    current.accounts[`${A2}/${EU}`] = {
+      accountId: A2,
+      region: EU,
+      outcome: 'updated',
+      launchTemplates: 1,
+      updatedAt: 'x',
+      refused: [],
+    };
+    const emptied = await waveHealth(c.deps, current, { ...wave, accounts: [A2] });
+    // assess
+    assert.deepEqual(health, {
+      healthy: false,
+      reason: `not launchable, launch templates kept: ${A1} in ${EU} (lt-a-name): key: no grant; ${A1} in ${EU} (lt-b-name): dry-run: SCP; ${A2} in ${EU} (lt-c-name): image: not shared`,
+      accounts: [
+        { accountId: A1, region: EU },
+        { accountId: A2, region: EU },
+      ],
+    });
+    assert.equal(emptied.healthy, true);
+  });
 });
 
 describe('Rollout log lines', () => {
