@@ -70,5 +70,5 @@ export function createHandler(deps: AnnounceDeps, tools: Powertools = powertools
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsAnnounceDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().announce()),
 );

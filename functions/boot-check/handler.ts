@@ -48,5 +48,5 @@ export function createHandler(deps: BootCheckDeps, tools: Powertools = powertool
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsBootCheckDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().bootCheck()),
 );

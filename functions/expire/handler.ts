@@ -24,7 +24,8 @@ export function createHandler(deps: ExpireDeps, tools: Powertools = powertools, 
 }
 
 export const handler = lazyHandler(async () => {
-  const { awsExpireDeps, awsExpireGraceMs } = await import('../commons/aws-deps.ts');
-  const deps = await awsExpireDeps();
-  return createHandler(deps, powertools, { graceMs: awsExpireGraceMs() ?? DEFAULT_EXPIRE_GRACE_MS });
+  const { awsRuntime } = await import('../commons/aws-deps.ts');
+  const runtime = awsRuntime();
+  const graceHours = runtime.env('expire').EXPIRE_GRACE_HOURS ?? DEFAULT_EXPIRE_GRACE_MS / 3_600_000;
+  return createHandler(await runtime.expire(), powertools, { graceMs: graceHours * 3_600_000 });
 });

@@ -45,5 +45,5 @@ export function createHandler(deps: IngestDeps, tools: Powertools = powertools) 
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsIngestDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().ingest()),
 );

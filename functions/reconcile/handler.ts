@@ -21,6 +21,6 @@ export function createHandler(
 }
 
 export const handler = lazyHandler(async () => {
-  const { awsReconcileDeps } = await import('../commons/aws-deps.ts');
-  return createHandler(await awsReconcileDeps());
+  const { awsRuntime } = await import('../commons/aws-deps.ts');
+  return createHandler(await awsRuntime().reconcile());
 });

@@ -37,5 +37,5 @@ export function createHandler(deps: RegisterDeps, tools: Powertools = powertools
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsRegisterDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().register()),
 );

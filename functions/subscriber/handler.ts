@@ -55,5 +55,5 @@ export function createHandler(deps: SubscriberDeps, tools: Powertools = powertoo
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsSubscriberDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsMemberRuntime().subscriber()),
 );

@@ -25,5 +25,5 @@ export function createHandler(deps: SweepDeps, tools: Powertools = powertools) {
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsSweepDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().sweepSmokeInstances()),
 );

@@ -24,5 +24,5 @@ export function createHandler(deps: SyncSubscribersDeps, tools: Powertools = pow
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsSyncSubscribersDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().syncSubscribers()),
 );

@@ -7,18 +7,10 @@ import { releaseTags, TAG } from '#core/model/naming.ts';
 import { type P256PublicKey, p256PublicKey, publicKeyId, verifyDigest } from '#core/provenance/signature.ts';
 import { failRegion } from '#core/release/build-failure.ts';
 import { moveRegion, recordRegionFigures } from '#core/release/region-state.ts';
+import type { BuilderServices } from '#core/runtime.ts';
 import { InputError } from '#errors';
 import type { BuildJob } from '#events/aws.ts';
-import type {
-  Attachment,
-  Clock,
-  EventPublisher,
-  ObjectStore,
-  ReleaseStore,
-  Snapshots,
-  SourceRef,
-  Volumes,
-} from '#ports';
+import type { Attachment, SourceRef } from '#ports';
 import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
 import { loadManifest, targetIdentity } from '#unpack/manifest.ts';
 import { syncFilesystem } from './quiesce.ts';
@@ -72,23 +64,17 @@ export interface Workspace {
 }
 
 export type BuildStep = 'volume' | 'attach' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
-export interface BuilderDeps {
+/** The world's services (src/core/runtime.ts) and what is the builder host's own. */
+export interface BuilderDeps extends BuilderServices {
   region: string;
   availabilityZone: string;
   instanceId: string;
-  kmsKeyId: string;
-  objects: ObjectStore;
-  volumes: Volumes;
-  snapshots: Snapshots;
-  releases: ReleaseStore;
-  publisher: EventPublisher;
   workspace: Workspace;
   /**
    * Where a volume's apply manifest lives when the volume cannot hold it (a directory volume, or one
    * partitioned without a state partition): outside every image tree, on this builder.
    */
   manifestPath(volumeId: string): string;
-  clock: Clock;
   onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
   /** Lines for the operator: a volume grown, and why. */
   log?(line: string): void;

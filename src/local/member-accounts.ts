@@ -7,7 +7,6 @@
 // stack gives a sink: at once for a refresh that ends as it starts, else when deliverRefreshEvents() sees it over.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalConfig } from '#config/schema.ts';
 import { TAG } from '#core/model/naming.ts';
@@ -25,84 +24,27 @@ import type {
 import { awsTime, systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, writeJsonAtomic } from './json-state.ts';
+import {
+  ACTIVE_REFRESH,
+  type AccountRegionState,
+  END_EVENT,
+  type GroupRecord,
+  groupUuid,
+  type InstanceRefresh,
+  type LocalLaunchTemplateVersion,
+  listDir,
+  type RefreshRecord,
+  type TemplateRecord,
+  toGroup,
+  toLaunchTemplate,
+  toVersion,
+  type VersionRecord,
+} from './member-account-state.ts';
 import { type ServiceEventSink, serviceEvent } from './service-events.ts';
 
+export type { InstanceRefresh, LocalLaunchTemplateVersion } from './member-account-state.ts';
+
 export type { InstanceRefreshStatus };
-
-const ACTIVE_REFRESH: InstanceRefreshStatus[] = [
-  'Pending',
-  'InProgress',
-  'Cancelling',
-  'RollbackInProgress',
-  'Baking',
-];
-
-export interface LocalLaunchTemplateVersion extends LaunchTemplateVersion {
-  createdAt: string;
-}
-export interface InstanceRefresh {
-  instanceRefreshId: string;
-  status: InstanceRefreshStatus;
-  startTime: string;
-}
-
-interface VersionRecord extends LocalLaunchTemplateVersion {}
-interface TemplateRecord {
-  launchTemplateId: string;
-  launchTemplateName: string;
-  tags: Tags;
-  defaultVersionNumber: number;
-  versions: VersionRecord[];
-}
-interface RefreshRecord {
-  instanceRefreshId: string;
-  /** status as set; an active one turns Successful at completesAt (epoch ms) unless that is null */
-  status: InstanceRefreshStatus;
-  startTime: string;
-  completesAt: number | null;
-  /** What the refresh ends as at completesAt (default Successful): failNextInstanceRefresh() sets it. */
-  endsAs?: InstanceRefreshStatus;
-  /** The image the refresh moves the instances to. */
-  imageId?: string;
-  /** Its end event: still to put on the account's bus once it ends, or put there. */
-  endEvent?: 'pending' | 'sent';
-}
-
-/** The detail-type Auto Scaling sends when a refresh reaches each end state. */
-const END_EVENT: Partial<Record<InstanceRefreshStatus, string>> = {
-  Successful: 'EC2 Auto Scaling Instance Refresh Succeeded',
-  Failed: 'EC2 Auto Scaling Instance Refresh Failed',
-  Cancelled: 'EC2 Auto Scaling Instance Refresh Cancelled',
-  RollbackSuccessful: 'EC2 Auto Scaling Instance Refresh Rollback Succeeded',
-  RollbackFailed: 'EC2 Auto Scaling Instance Refresh Rollback Failed',
-};
-interface GroupRecord {
-  name: string;
-  launchTemplateId?: string;
-  /** `$Default`, `$Latest` or a version number; absent means `$Default`, as in Auto Scaling. */
-  launchTemplateVersion?: string;
-  tags: Tags;
-  instanceRefreshes: RefreshRecord[];
-  /** The outcome the next started refresh ends with (then cleared). */
-  nextRefreshEndsAs?: InstanceRefreshStatus;
-}
-interface ParameterRecord {
-  name: string;
-  value: string;
-  version: number;
-  lastModifiedDate: string;
-}
-interface AccountRegionState {
-  launchTemplates: TemplateRecord[];
-  autoScalingGroups: GroupRecord[];
-  parameters: Record<string, ParameterRecord>;
-  /** client token → the version it created and a fingerprint of the request */
-  clientTokens: Record<string, { launchTemplateId: string; versionNumber: number; fingerprint: string }>;
-  /** The account's Allowed AMIs setting in the region (EnableAllowedImagesSettings and its criteria). */
-  allowedImages?: AllowedImagesSettings;
-  /** A service control policy that denies ec2:RunInstances in the account: its statement, for the message. */
-  launchDeniedBy?: string;
-}
 
 export interface LocalMemberAccountsOptions {
   clock?: Clock;
@@ -472,29 +414,22 @@ export class LocalMemberAccount implements MemberAccount {
   }
 
   /** GetAllowedImagesSettings; `disabled` with no criteria until set. */
-  allowedImagesSettings(): AllowedImagesSettings {
-    return this.#read().allowedImages ?? { state: 'disabled', criteria: [] };
-  }
+  allowedImagesSettings = (): AllowedImagesSettings =>
+    this.#read().allowedImages ?? { state: 'disabled', criteria: [] };
 
   /** EnableAllowedImagesSettings / ReplaceImageCriteriaInAllowedImagesSettings / DisableAllowedImagesSettings. */
   setAllowedImages(settings: AllowedImagesSettings): void {
-    const state = this.#read();
-    state.allowedImages = structuredClone(settings);
-    this.#write(state);
+    this.#write({ ...this.#read(), allowedImages: structuredClone(settings) });
   }
 
   /** Models a service control policy denying ec2:RunInstances here (`statement` names it); undefined lifts it. */
   denyLaunches(statement: string | undefined): void {
-    const state = this.#read();
-    if (statement) state.launchDeniedBy = statement;
-    else delete state.launchDeniedBy;
-    this.#write(state);
+    const { launchDeniedBy: _, ...state } = this.#read();
+    this.#write(statement ? { ...state, launchDeniedBy: statement } : state);
   }
 
   /** The SCP statement that denies launches in the account, if any. */
-  launchDenial(): string | undefined {
-    return this.#read().launchDeniedBy;
-  }
+  launchDenial = (): string | undefined => this.#read().launchDeniedBy;
 
   createLaunchTemplate(input: {
     name: string;
@@ -661,45 +596,4 @@ export class LocalMemberAccount implements MemberAccount {
     }
     return group;
   }
-}
-
-function listDir(path: string): string[] {
-  try {
-    return readdirSync(path);
-  } catch {
-    return [];
-  }
-}
-
-/** A stable stand-in for the UUID in an Auto Scaling group's ARN. */
-function groupUuid(accountId: string, region: string, name: string): string {
-  const h = createHash('sha256').update(`${accountId}/${region}/${name}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
-}
-
-function toLaunchTemplate(t: TemplateRecord): LaunchTemplate {
-  return {
-    launchTemplateId: t.launchTemplateId,
-    launchTemplateName: t.launchTemplateName,
-    defaultVersionNumber: t.defaultVersionNumber,
-    latestVersionNumber: Math.max(...t.versions.map((v) => v.versionNumber)),
-    tags: { ...t.tags },
-  };
-}
-
-function toVersion(v: VersionRecord): LaunchTemplateVersion {
-  const version: LaunchTemplateVersion = { versionNumber: v.versionNumber };
-  if (v.imageId !== undefined) version.imageId = v.imageId;
-  if (v.instanceType !== undefined) version.instanceType = v.instanceType;
-  if (v.versionDescription !== undefined) version.versionDescription = v.versionDescription;
-  return version;
-}
-
-function toGroup(g: GroupRecord): AutoScalingGroup {
-  const group: AutoScalingGroup = { name: g.name, tags: { ...g.tags } };
-  if (g.launchTemplateId) {
-    group.launchTemplateId = g.launchTemplateId;
-    group.launchTemplateVersion = g.launchTemplateVersion ?? '$Default';
-  }
-  return group;
 }

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ObjectCreated } from '#core/release/ingest.ts';
-import { ingestRelease as ingest } from '#test/support/ingest.ts';
 import { AttributeLogger, ingestSetup } from '#test/support/core-fakes.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 
 const KEY = 'streams/web-base/2026.11.20.tar.zst';
 
