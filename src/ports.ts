@@ -14,10 +14,7 @@ export interface StoredObject {
   size: number;
   versionId?: string;
   metadata: Record<string, string>;
-  /**
-   * SHA-256 of the whole object as the store computed it on upload (S3's full-object checksum, hex), when it
-   * holds one: unlike the metadata, the uploader cannot set it to anything but the bytes' digest.
-   */
+  /** SHA-256 the store computed over the whole object on upload (S3's full-object checksum, hex), if it has one. */
   checksumSha256?: string;
 }
 export interface ObjectStore {
@@ -108,24 +105,7 @@ export interface KeyService {
   ): Promise<{ grantId: string; granteePrincipal: string; operations: string[] }[]>;
 }
 
-/** An asymmetric KMS key's public half (GetPublicKey). */
-export interface PublicKeyInfo {
-  /** The key's ARN. */
-  keyId: string;
-  /** ECC_NIST_P256 for the keys that sign tarballs. */
-  keySpec: string;
-  /** SIGN_VERIFY for signing keys. */
-  keyUsage: string;
-  signingAlgorithms: string[];
-  /** DER SubjectPublicKeyInfo. */
-  publicKey: Buffer;
-}
-/** Asymmetric signing keys (KMS): the release pipeline signs, ingest reads public keys to verify. */
-export interface SigningKeys {
-  getPublicKey(keyId: string): Promise<PublicKeyInfo>;
-  /** Sign with ECDSA_SHA_256 over a SHA-256 digest (MessageType DIGEST): the DER signature, and the key's ARN. */
-  signDigest(keyId: string, digest: Buffer): Promise<{ keyId: string; signature: Buffer }>;
-}
+export type { PublicKeyInfo, SigningKeys } from '#core/model/signing-keys.ts';
 
 // ---------------------------------------------------------------- organization (Organizations)
 export interface OrgAccount {
@@ -291,14 +271,10 @@ export interface SourceRef {
   etag: string;
   versionId?: string;
   sha256?: string;
-  /** The trusted key whose signature over sha256 ingest verified (absent: unsigned). */
+  /** The trusted key whose signature over sha256 ingest verified (absent: unsigned), and that signature (base64 DER). */
   signer?: string;
-  /** That signature, base64 of its DER. */
   signature?: string;
-  /**
-   * The signer's public key (base64 DER SubjectPublicKeyInfo) as ingest resolved it: the builder verifies the
-   * signature again over the digest it computes while streaming, with no key service of its own.
-   */
+  /** The signer's public key (base64 DER SPKI): the builder verifies the signature again over what it streams. */
   signerPublicKey?: string;
 }
 export interface Release {
@@ -424,40 +400,7 @@ export interface MemberAccounts {
 }
 
 // ---------------------------------------------------------------- boot check (qemu locally, a smoke instance on EC2)
-export interface BootCheckRequest {
-  /** Deterministic per release and region: a retried start finds the check already running. */
-  checkId: string;
-  region: string;
-  imageId: string;
-  architecture: Architecture;
-  bootMode: Exclude<BootMode, 'none'>;
-  marker: string;
-  timeoutSeconds: number;
-  /** Release tags, put on whatever the check creates (the smoke instance). */
-  tags: Tags;
-}
-/**
- * What a checker sees of a boot; the core decides on timeouts, so the same rules hold in both worlds.
- * - `waiting`: not booting yet (a free qemu slot, an instance still pending);
- * - `booting`: since `startedAt`, the marker not seen yet;
- * - `marker-seen`: success, `seconds` after the boot started;
- * - `stopped`: the machine is gone without the marker (qemu exited, kernel panic, instance stopped, a
- *   status check failed, or the checker does not know the check).
- */
-export type BootObservation =
-  | { state: 'waiting' }
-  | { state: 'booting'; startedAt: string; lastLines: string[] }
-  | { state: 'marker-seen'; startedAt: string; seconds: number; consoleLog: string }
-  | { state: 'stopped'; startedAt?: string; reason: string; lastLines: string[]; consoleLog?: string };
-export interface BootChecker {
-  readonly mode: 'qemu' | 'instance';
-  /** Starts booting the image (idempotent on checkId). */
-  start(request: BootCheckRequest): Promise<void>;
-  /** Looks at the boot, once; never waits for it. */
-  observe(request: BootCheckRequest): Promise<BootObservation>;
-  /** Stops the machine and keeps its console log; idempotent. Returns where the log is. */
-  stop(request: BootCheckRequest): Promise<{ consoleLog?: string; lastLines: string[] }>;
-}
+export type { BootChecker, BootCheckRequest, BootObservation } from '#core/model/boot-check.ts';
 
 // ---------------------------------------------------------------- rollout state (DynamoDB, the release table)
 export type WaveState = 'pending' | 'announcing' | 'baking' | 'healthy' | 'halted' | 'aborted';
