@@ -1,7 +1,7 @@
 // SigningKeys on KMS: GetPublicKey for ingest (the public half of each trusted key, read once per key by the
 // core's cache), Sign for `stemcell sign` / `publish --sign` (the release pipeline's role). A key ARN names its
 // region, and each call goes to that region: the signing key may live in another region or account.
-import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import type { PublicKeyInfo, SigningKeys } from '#ports';
 
 const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/.+$/;
@@ -10,9 +10,22 @@ export class KmsSigningKeys implements SigningKeys {
   readonly #client: (region: string) => KMSClient;
   readonly #defaultRegion: string;
 
-  /** `client(region)`: the KMS client of a region; key ids that are not ARNs go to `defaultRegion`. */
-  constructor(options: { client: (region: string) => KMSClient; defaultRegion: string }) {
-    this.#client = options.client;
+  /**
+   * `client(region)`: the KMS client of a region (default: one per region with the SDK's default credentials);
+   * key ids that are not ARNs go to `defaultRegion`.
+   */
+  constructor(options: { client?: (region: string) => KMSClient; defaultRegion: string }) {
+    const made = new Map<string, KMSClient>();
+    this.#client =
+      options.client ??
+      ((region) => {
+        let client = made.get(region);
+        if (!client) {
+          client = new KMSClient({ region, retryMode: 'adaptive' });
+          made.set(region, client);
+        }
+        return client;
+      });
     this.#defaultRegion = options.defaultRegion;
   }
 

@@ -49,8 +49,15 @@ export async function loadConfig(file: string): Promise<StemcellConfig> {
     throw new ConfigError(file, [`not valid YAML: ${(err as Error).message}`], { cause: err });
   }
   const unreadable = inlineKeyFiles(raw, dirname(file));
-  if (unreadable.length > 0) throw new ConfigError(file, unreadable);
-  return parseConfig(raw, file);
+  const result = StemcellConfig.safeParse(raw);
+  if (result.success && unreadable.length === 0) return result.data;
+  // Every problem at once; a key file that could not be read is not also reported as a bad key.
+  const said = new Set(unreadable.map((p) => p.slice(0, p.indexOf(': '))));
+  const problems = result.success ? [] : describeIssues(result.error);
+  throw new ConfigError(file, [
+    ...unreadable,
+    ...problems.filter((p) => !said.has(p.slice(0, p.indexOf(': ')))),
+  ]);
 }
 
 /**
