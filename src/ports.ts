@@ -86,6 +86,23 @@ export interface BusRules {
   removeTargets(ruleName: string, targetIds: string[]): Promise<void>;
   deleteRule(ruleName: string): Promise<void>;
 }
+/**
+ * The fan-out buses of the home account: the subscriber rules live on them, never on the central bus, so that
+ * 10,000 accounts fit AWS's rules-per-bus quota (300, or 100 in some Regions). announce puts each subscriber
+ * event on every one of them (PutEvents, one hop: EventBridge forwards an event from a bus to a bus only once).
+ */
+export interface FanoutBuses {
+  /** Rules one bus may hold (the Region's default quota). */
+  readonly maxRulesPerBus: number;
+  /** Names of the fan-out buses, in order (ListEventBuses by their name prefix). */
+  list(): Promise<string[]>;
+  /** Name of the n-th fan-out bus (n from 1). */
+  nameOf(n: number): string;
+  /** Creates the bus; creating one that exists succeeds. */
+  create(name: string): Promise<void>;
+  /** The rules of one fan-out bus. */
+  rules(busName: string): BusRules;
+}
 
 // ---------------------------------------------------------------- key service (KMS)
 export interface DataKey {

@@ -1,8 +1,10 @@
 // EventPublisher (PutEvents) and BusRules (rules and cross-account targets on the central bus) on EventBridge.
 
 import {
+  CreateEventBusCommand,
   DeleteRuleCommand,
   EventBridgeClient,
+  ListEventBusesCommand,
   ListRulesCommand,
   ListTargetsByRuleCommand,
   PutEventsCommand,
@@ -12,12 +14,43 @@ import {
   RemoveTargetsCommand,
   type Target,
 } from '@aws-sdk/client-eventbridge';
+import { type ApiPacer, EVENTBRIDGE, rulesPerBus } from '#core/members/quotas.ts';
 import { DependencyError } from '#errors';
-import type { BusEvent, BusRule, BusRules, EventPublisher, RuleTarget } from '#ports';
+import type { BusEvent, BusRule, BusRules, EventPublisher, FanoutBuses, RuleTarget } from '#ports';
 import { isError, realSleep, type Sleep } from './retry.ts';
 
-/** PutEvents takes at most 10 entries per call. */
-const PUT_EVENTS_BATCH = 10;
+/** PutEvents takes at most 10 entries per call, of at most 256 KiB together. */
+const PUT_EVENTS_BATCH = EVENTBRIDGE.entriesPerPutEvents;
+const PUT_EVENTS_BYTES = EVENTBRIDGE.putEventsRequestBytes;
+
+/** An entry's size as EventBridge counts it ("Calculating PutEvents event entry size"). */
+function entrySize(e: PutEventsRequestEntry): number {
+  return (
+    Buffer.byteLength(e.Source ?? '') +
+    Buffer.byteLength(e.DetailType ?? '') +
+    Buffer.byteLength(e.Detail ?? '') +
+    (e.Resources ?? []).reduce((n, r) => n + Buffer.byteLength(r), 0)
+  );
+}
+
+/** Splits entries into requests of at most 10 entries and 256 KiB, in order. */
+export function putEventsBatches(entries: PutEventsRequestEntry[]): PutEventsRequestEntry[][] {
+  const batches: PutEventsRequestEntry[][] = [];
+  let batch: PutEventsRequestEntry[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = entrySize(entry);
+    if (batch.length > 0 && (batch.length === PUT_EVENTS_BATCH || bytes + size > PUT_EVENTS_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(entry);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
 
 export class PublishError extends DependencyError {
   readonly failures: { detailType: string; errorCode: string; errorMessage: string }[];
@@ -47,9 +80,7 @@ export class EventBridgePublisher implements EventPublisher {
   }
 
   async publish(events: BusEvent[]): Promise<void> {
-    for (let i = 0; i < events.length; i += PUT_EVENTS_BATCH) {
-      await this.#publishBatch(events.slice(i, i + PUT_EVENTS_BATCH).map((e) => this.#entry(e)));
-    }
+    for (const batch of putEventsBatches(events.map((e) => this.#entry(e)))) await this.#publishBatch(batch);
   }
 
   #entry(e: BusEvent): PutEventsRequestEntry {
@@ -99,8 +130,10 @@ export class EventBridgeBusRules implements BusRules {
   readonly #bus: string;
   readonly #targetRoleArn: string | undefined;
   readonly #deadLetterArn: string | undefined;
+  readonly #pacer: ApiPacer | undefined;
 
   /**
+   * pacer: keeps each API under EventBridge's control-plane rate (sync-subscribers makes thousands of calls).
    * targetRoleArn: member buses grant PutEvents to the Organization, not to our account id, and EventBridge
    * then requires a role on the target. deadLetterArn: an SQS queue for events a target never accepted.
    */
@@ -109,11 +142,13 @@ export class EventBridgeBusRules implements BusRules {
     client?: EventBridgeClient;
     targetRoleArn?: string;
     deadLetterArn?: string;
+    pacer?: ApiPacer;
   }) {
     this.#events = options.client ?? new EventBridgeClient({ retryMode: 'adaptive' });
     this.#bus = options.eventBusName;
     this.#targetRoleArn = options.targetRoleArn;
     this.#deadLetterArn = options.deadLetterArn;
+    this.#pacer = options.pacer;
   }
 
   // EventBridge has no SDK paginators for these lists: follow NextToken by hand.
@@ -121,8 +156,14 @@ export class EventBridgeBusRules implements BusRules {
     const rules: BusRule[] = [];
     let token: string | undefined;
     do {
+      await this.#pacer?.take('ListRules');
       const out = await this.#events.send(
-        new ListRulesCommand({ EventBusName: this.#bus, NamePrefix: namePrefix, NextToken: token }),
+        new ListRulesCommand({
+          EventBusName: this.#bus,
+          NamePrefix: namePrefix,
+          NextToken: token,
+          Limit: 100,
+        }),
       );
       for (const r of out.Rules ?? []) {
         if (!r.Name) continue;
@@ -141,6 +182,7 @@ export class EventBridgeBusRules implements BusRules {
     const targets: RuleTarget[] = [];
     let token: string | undefined;
     do {
+      await this.#pacer?.take('ListTargetsByRule');
       const out = await this.#events.send(
         new ListTargetsByRuleCommand({ EventBusName: this.#bus, Rule: rule, NextToken: token }),
       );
@@ -151,6 +193,7 @@ export class EventBridgeBusRules implements BusRules {
   }
 
   async putRule(name: string, eventPattern: string, description: string): Promise<void> {
+    await this.#pacer?.take('PutRule');
     await this.#events.send(
       new PutRuleCommand({
         Name: name,
@@ -164,6 +207,7 @@ export class EventBridgeBusRules implements BusRules {
 
   async putTargets(ruleName: string, targets: RuleTarget[]): Promise<void> {
     if (targets.length === 0) return;
+    await this.#pacer?.take('PutTargets');
     const out = await this.#events.send(
       new PutTargetsCommand({
         Rule: ruleName,
@@ -184,6 +228,7 @@ export class EventBridgeBusRules implements BusRules {
 
   async removeTargets(ruleName: string, targetIds: string[]): Promise<void> {
     if (targetIds.length === 0) return;
+    await this.#pacer?.take('RemoveTargets');
     const out = await this.#events.send(
       new RemoveTargetsCommand({ Rule: ruleName, EventBusName: this.#bus, Ids: targetIds }),
     );
@@ -201,10 +246,88 @@ export class EventBridgeBusRules implements BusRules {
         ruleName,
         remaining.map((t) => t.id),
       );
+      await this.#pacer?.take('DeleteRule');
       await this.#events.send(new DeleteRuleCommand({ Name: ruleName, EventBusName: this.#bus }));
     } catch (err) {
       if (isError(err, 'ResourceNotFoundException')) return;
       throw err;
     }
+  }
+}
+
+/**
+ * The fan-out buses on EventBridge: `<prefix>1`, `<prefix>2`, ... in the home account and Region, created by
+ * sync-subscribers as the Organization grows (CreateEventBus), listed by their prefix (ListEventBuses).
+ */
+export class EventBridgeFanoutBuses implements FanoutBuses {
+  readonly maxRulesPerBus: number;
+  readonly #events: EventBridgeClient;
+  readonly #prefix: string;
+  readonly #rules: Omit<ConstructorParameters<typeof EventBridgeBusRules>[0], 'eventBusName'>;
+  readonly #pacer: ApiPacer | undefined;
+
+  constructor(options: {
+    /** Names are `<prefix><n>`, e.g. stemcell-fanout-1. */
+    namePrefix: string;
+    region: string;
+    client?: EventBridgeClient;
+    targetRoleArn?: string;
+    deadLetterArn?: string;
+    pacer?: ApiPacer;
+    /** Default: the Region's rules-per-bus quota. */
+    maxRulesPerBus?: number;
+  }) {
+    this.#events = options.client ?? new EventBridgeClient({ region: options.region, retryMode: 'adaptive' });
+    this.#prefix = options.namePrefix;
+    this.maxRulesPerBus = options.maxRulesPerBus ?? rulesPerBus(options.region);
+    this.#pacer = options.pacer;
+    this.#rules = {
+      client: this.#events,
+      ...(options.targetRoleArn ? { targetRoleArn: options.targetRoleArn } : {}),
+      ...(options.deadLetterArn ? { deadLetterArn: options.deadLetterArn } : {}),
+      ...(options.pacer ? { pacer: options.pacer } : {}),
+    };
+  }
+
+  nameOf(n: number): string {
+    return `${this.#prefix}${n}`;
+  }
+
+  async list(): Promise<string[]> {
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      await this.#pacer?.take('ListEventBuses');
+      const out = await this.#events.send(
+        new ListEventBusesCommand({ NamePrefix: this.#prefix, NextToken: token, Limit: 100 }),
+      );
+      for (const bus of out.EventBuses ?? []) {
+        const n = Number(bus.Name?.slice(this.#prefix.length));
+        if (bus.Name?.startsWith(this.#prefix) && Number.isInteger(n) && n > 0) names.push(bus.Name);
+      }
+      token = out.NextToken;
+    } while (token);
+    const order = (name: string) => Number(name.slice(this.#prefix.length));
+    return names.sort((a, b) => order(a) - order(b));
+  }
+
+  async create(name: string): Promise<void> {
+    try {
+      await this.#pacer?.take('CreateEventBus');
+      await this.#events.send(
+        new CreateEventBusCommand({
+          Name: name,
+          Description: 'stemcell: fan-out of release events to member accounts (managed by sync-subscribers)',
+          Tags: [{ Key: 'stemcell:managed-by', Value: 'sync-subscribers' }],
+        }),
+      );
+    } catch (err) {
+      if (isError(err, 'ResourceAlreadyExistsException')) return;
+      throw err;
+    }
+  }
+
+  rules(busName: string): BusRules {
+    return new EventBridgeBusRules({ ...this.#rules, eventBusName: busName });
   }
 }

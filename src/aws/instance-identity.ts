@@ -35,3 +35,30 @@ export async function instanceIdentity(
   const region = await get('placement/region');
   return { instanceId, availabilityZone, region };
 }
+
+/**
+ * The Auto Scaling target lifecycle state of this instance (IMDS autoscaling/target-lifecycle-state):
+ * "Terminated" once a termination (and its lifecycle hook) has begun; undefined outside a group or on error.
+ */
+export async function targetLifecycleState(
+  options: { fetch?: typeof fetch; endpoint?: string; timeoutMs?: number } = {},
+): Promise<string | undefined> {
+  const doFetch = options.fetch ?? fetch;
+  const base = options.endpoint ?? IMDS;
+  try {
+    const signal = AbortSignal.timeout(options.timeoutMs ?? 2000);
+    const token = await doFetch(`${base}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '60' },
+      signal,
+    });
+    if (!token.ok) return undefined;
+    const res = await doFetch(`${base}/latest/meta-data/autoscaling/target-lifecycle-state`, {
+      headers: { 'X-aws-ec2-metadata-token': await token.text() },
+      signal,
+    });
+    return res.ok ? (await res.text()).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -2,11 +2,12 @@
 import {
   type Account,
   DescribeOrganizationCommand,
+  ListAccountsCommand,
+  ListAccountsForParentCommand,
+  ListOrganizationalUnitsForParentCommand,
   OrganizationsClient,
-  paginateListAccounts,
-  paginateListAccountsForParent,
-  paginateListOrganizationalUnitsForParent,
 } from '@aws-sdk/client-organizations';
+import { type ApiPacer, ORGANIZATIONS } from '#core/members/quotas.ts';
 import type { OrgAccount, OrganizationDirectory } from '#ports';
 
 function toOrgAccount(a: Account): OrgAccount | undefined {
@@ -17,10 +18,13 @@ function toOrgAccount(a: Account): OrgAccount | undefined {
 
 export class AwsOrganizationDirectory implements OrganizationDirectory {
   readonly #org: OrganizationsClient;
+  readonly #pacer: ApiPacer | undefined;
   #described: Promise<{ id: string; arn: string; managementAccountId: string }> | undefined;
 
-  constructor(options: { client?: OrganizationsClient } = {}) {
+  /** pacer: keeps each list API under a rate (10,000 accounts are 500 pages of 20). */
+  constructor(options: { client?: OrganizationsClient; pacer?: ApiPacer } = {}) {
     this.#org = options.client ?? new OrganizationsClient({ region: 'us-east-1', retryMode: 'adaptive' });
+    this.#pacer = options.pacer;
   }
 
   describe(): Promise<{ id: string; arn: string; managementAccountId: string }> {
@@ -40,12 +44,18 @@ export class AwsOrganizationDirectory implements OrganizationDirectory {
 
   async listAccounts(): Promise<OrgAccount[]> {
     const accounts: OrgAccount[] = [];
-    for await (const page of paginateListAccounts({ client: this.#org }, {})) {
+    let token: string | undefined;
+    do {
+      await this.#pacer?.take('ListAccounts');
+      const page = await this.#org.send(
+        new ListAccountsCommand({ MaxResults: ORGANIZATIONS.pageSize, NextToken: token }),
+      );
       for (const a of page.Accounts ?? []) {
         const account = toOrgAccount(a);
         if (account) accounts.push(account);
       }
-    }
+      token = page.NextToken;
+    } while (token);
     return accounts;
   }
 
@@ -53,18 +63,34 @@ export class AwsOrganizationDirectory implements OrganizationDirectory {
     const accounts: OrgAccount[] = [];
     const parents = [ouId];
     for (let parent = parents.shift(); parent; parent = parents.shift()) {
-      for await (const page of paginateListAccountsForParent({ client: this.#org }, { ParentId: parent })) {
+      let token: string | undefined;
+      do {
+        await this.#pacer?.take('ListAccountsForParent');
+        const page = await this.#org.send(
+          new ListAccountsForParentCommand({
+            ParentId: parent,
+            MaxResults: ORGANIZATIONS.pageSize,
+            NextToken: token,
+          }),
+        );
         for (const a of page.Accounts ?? []) {
           const account = toOrgAccount(a);
           if (account) accounts.push(account);
         }
-      }
-      for await (const page of paginateListOrganizationalUnitsForParent(
-        { client: this.#org },
-        { ParentId: parent },
-      )) {
+        token = page.NextToken;
+      } while (token);
+      do {
+        await this.#pacer?.take('ListOrganizationalUnitsForParent');
+        const page = await this.#org.send(
+          new ListOrganizationalUnitsForParentCommand({
+            ParentId: parent,
+            MaxResults: ORGANIZATIONS.pageSize,
+            NextToken: token,
+          }),
+        );
         for (const ou of page.OrganizationalUnits ?? []) if (ou.Id) parents.push(ou.Id);
-      }
+        token = page.NextToken;
+      } while (token);
     }
     return accounts;
   }

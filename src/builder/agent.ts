@@ -10,12 +10,14 @@
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
 import { join } from 'node:path';
 import { BuildQueueConsumer, RetryLater } from '#aws/build-queue-consumer.ts';
+import { AwsFleetControl } from '#aws/builder-fleet.ts';
 import { awsBuilderServices } from '#aws/builder-services.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
-import { instanceIdentity } from '#aws/instance-identity.ts';
+import { instanceIdentity, targetLifecycleState } from '#aws/instance-identity.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
+import { BuilderLifecycle, withLifecycle } from './fleet.ts';
 import { handleBuildMessage, retryDelaySeconds } from './message.ts';
 import { recoverMounts } from './quiesce.ts';
 import type { BuilderDeps } from './worker.ts';
@@ -35,6 +37,9 @@ export interface AgentConfig {
   stateDir: string;
   /** The AZ the region's stream volumes are pinned to (region.yml BuilderAvailabilityZone). */
   availabilityZone: string;
+  /** The builders' Auto Scaling group and its termination lifecycle hook (region.yml); absent: no fleet. */
+  groupName?: string;
+  lifecycleHookName?: string;
 }
 
 /** Agent settings from the environment written by infra/builder/bootstrap.sh (/etc/stemcell/builder.env). */
@@ -61,6 +66,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
     availabilityZone: need('STEMCELL_AVAILABILITY_ZONE'),
+    ...(env.STEMCELL_BUILDER_GROUP ? { groupName: env.STEMCELL_BUILDER_GROUP } : {}),
+    ...(env.STEMCELL_LIFECYCLE_HOOK ? { lifecycleHookName: env.STEMCELL_LIFECYCLE_HOOK } : {}),
   };
 }
 
@@ -117,10 +124,30 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
     log,
   };
+  const lifecycle =
+    config.groupName && config.lifecycleHookName
+      ? new BuilderLifecycle(
+          new AwsFleetControl({
+            autoScaling: clients.autoScaling(identity.region),
+            cloudwatch: clients.cloudwatch(identity.region),
+            sqs: clients.sqs(identity.region),
+            instanceId: identity.instanceId,
+            groupName: config.groupName,
+            hookName: config.lifecycleHookName,
+            queueUrl: config.queueUrl,
+          }),
+          log,
+        )
+      : undefined;
+  const handle = buildMessageHandler(
+    lifecycle ? withLifecycle(deps, lifecycle) : deps,
+    config.maxReceiveCount,
+    log,
+  );
   const consumer = new BuildQueueConsumer({
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
-    handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
+    handleMessage: lifecycle ? lifecycle.wrap(handle) : handle,
     retryDelaySeconds: (receiveCount) => retryDelaySeconds(receiveCount),
     visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
@@ -136,5 +163,19 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    if (!lifecycle) return;
+    // The backlog metric each minute, and the termination hook seen through IMDS every 5 seconds.
+    const metric = setInterval(() => {
+      lifecycle.publishBacklog().catch((e: Error) => log(`builder: backlog metric: ${e.message}`));
+    }, 60_000);
+    const watch = setInterval(() => {
+      void targetLifecycleState().then((state) => {
+        if (state !== 'Terminated' || lifecycle.draining) return;
+        clearInterval(watch);
+        clearInterval(metric);
+        log('builder: terminating (lifecycle hook): no new job');
+        void Promise.all([consumer.stop(), lifecycle.terminating()]).then(() => resolve());
+      });
+    }, 5_000);
   });
 }

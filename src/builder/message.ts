@@ -4,6 +4,7 @@
 // applies the answer to its own queue and keeps the message in flight (heartbeat) while this runs.
 import { BuildJob } from '#events/aws.ts';
 import type { QueueMessage } from '#ports';
+import { HandedBackError } from './fleet.ts';
 import { requireHostSpace } from './space.ts';
 import {
   type BuilderDeps,
@@ -69,6 +70,8 @@ export async function handleBuildMessage(
       return { kind: 'delete' };
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
+      // This builder is terminating and gave the job back before its snapshot: another builder takes it now.
+      if (err instanceof HandedBackError) return { kind: 'retry', afterSeconds: 0, error };
       const verdict = await handleBuildFailure(deps, job, err, {
         receiveCount: message.receiveCount,
         maxReceiveCount: options.maxReceiveCount,

@@ -1,8 +1,9 @@
 // Options shared by the commands that work on a local data folder: where it is, and which configuration.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '#config/load.ts';
+import { ConfigError, loadConfig, parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
 import { demoConfig } from '#demo/config.ts';
 import { CliError } from './errors.ts';
@@ -14,6 +15,7 @@ export interface LocalOptions {
 }
 
 const DEFAULT_CONFIG = 'stemcell.config.yml';
+const REMEMBERED_CONFIG = 'config.json';
 
 export function localOptions(command: Command): Command {
   return command
@@ -21,13 +23,27 @@ export function localOptions(command: Command): Command {
     .option('--config <file>', `stream configuration (default: ./${DEFAULT_CONFIG}, else the demo's)`);
 }
 
+/** Where a data folder keeps the configuration it last ran with (written by the local stack at start). */
+export function rememberedConfigPath(dataDir: string): string {
+  return join(dataDir, REMEMBERED_CONFIG);
+}
+
 /**
- * The configuration given with --config (an error when that file does not exist), else ./stemcell.config.yml,
- * else the demo's configuration (said once on stderr).
+ * The configuration given with --config (an error when that file does not exist), else the one the data folder
+ * ran with, else ./stemcell.config.yml, else the demo's configuration (said once on stderr).
  */
 export async function resolveConfig(options: LocalOptions): Promise<StemcellConfig> {
   if (options.config !== undefined && !existsSync(resolve(options.config)))
     throw new CliError(`--config ${options.config}: no such file`, 2);
+  const remembered = rememberedConfigPath(options.data);
+  if (options.config === undefined && existsSync(remembered)) {
+    try {
+      return parseConfig(JSON.parse(await readFile(remembered, 'utf8')), remembered);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError(err.message, 2, { cause: err });
+      throw new CliError(`${remembered}: ${(err as Error).message}`, 2, { cause: err });
+    }
+  }
   const file = resolve(options.config ?? DEFAULT_CONFIG);
   if (!existsSync(file)) {
     process.stderr.write(`stemcell: no ${DEFAULT_CONFIG}; using the demo configuration\n`);

@@ -9,6 +9,7 @@ import type {
   BusRules,
   Clock,
   EventPublisher,
+  FanoutBuses,
   FifoQueue,
   Images,
   LaunchModel,
@@ -90,8 +91,14 @@ export interface BuildFailureDeps extends BaseDeps {
 
 export interface SyncSubscribersDeps extends BaseDeps {
   organization: OrganizationDirectory;
-  /** The rules of the central bus. */
+  /**
+   * The rules of the central bus. With `fanout`, subscriber rules found there are moved to the fan-out buses
+   * (a deployment from before them); without, they are where the subscriber rules live (one bus, small
+   * Organizations and tests).
+   */
   rules: BusRules;
+  /** The fan-out buses that hold the subscriber rules (docs/architecture.md, "Fan-out at 10,000 accounts"). */
+  fanout?: FanoutBuses;
   /** Name of the bus in each member account that the rules target; "default" when absent. */
   memberBusName?: string;
   /**

@@ -22,6 +22,7 @@ import { realSleep, systemClock } from './clock.ts';
 import type { LocalEventBus } from './event-bus.ts';
 import type { LocalFifoQueue } from './fifo-queue.ts';
 import { releaseDataFolder } from './housekeeping.ts';
+import { writeJsonAtomic } from './json-state.ts';
 import { stemcellKeyPolicy } from './key-policy.ts';
 import { BuilderFleet, type BuildProgress } from './stack/builders.ts';
 import { LambdaHost, lambdaContext, OperatorLog } from './stack/lambda.ts';
@@ -141,6 +142,8 @@ export class LocalStack extends LocalServices {
   async start(): Promise<void> {
     if (this.#lambda.running) return;
     this.#lambda.start();
+    // The data folder remembers the configuration it ran with: `status --data DIR` needs nothing else.
+    writeJsonAtomic(join(this.dataDir, 'config.json'), this.config);
     await recoverPreviousRun(this, this.#log.line);
     // The key policy serverless.yml writes: the Organization may use the key through EC2.
     await this.keys.ensureKey(

@@ -21,7 +21,7 @@ export const PAGE_HTML = `<!doctype html>
   .aborted { background: #e5e7eb; text-decoration: line-through; }
   .wave-halted { color: #b91c1c; } .wave-healthy, .wave-complete { color: #15803d; } .wave-baking { color: #b45309; }
   .banner { background: #fee2e2; border: 1px solid #f87171; padding: .5rem .8rem; margin: .4rem 0; }
-  code { font-size: 12px; }
+  code { font-size: 12px; } .counts span { padding: 0 .2rem; border-radius: 3px; } .counts { margin-bottom: .2rem; }
 </style>
 </head>
 <body>
@@ -32,13 +32,20 @@ export const PAGE_HTML = `<!doctype html>
 <table id="release-list"><thead><tr><th>release</th><th>stream</th><th>revision</th><th>sequence</th><th>rollout</th><th>regions</th><th>created</th></tr></thead><tbody></tbody></table>
 <div id="releases"></div>
 <h2>Adoption: who runs what</h2>
+<div id="adoption-hidden" class="muted"></div>
 <table id="adoption"><thead><tr><th>stream</th><th>region</th><th>account</th><th>launch templates (default version → image, release)</th><th>Auto Scaling groups (running images)</th><th>last report</th></tr></thead><tbody></tbody></table>
 <script>
 const $ = (sel, root = document) => root.querySelector(sel);
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
 const ref = (r) => esc(r.imageId) + (r.revision ? ' (' + esc(r.revision) + ', seq ' + esc(r.sequence) + ')' : '');
+const ALL = new URLSearchParams(location.search).get('accounts') === 'all';
+const API = ALL ? '?accounts=all' : '';
+// Per region of a wave: how many accounts are in each state; a large wave lists only what needs a look.
+const counts = (w, g) => '<div class="counts">' + Object.entries((w.counts ?? {})[g] ?? {}).map(([k, n]) => '<span class="' + esc(k) + '" data-count="' + esc(k) + '">' + n + ' ' + esc(k) + '</span>').join(' · ') + '</div>';
+const more = (w, g) => ((w.hidden ?? {})[g] ? '<div class="muted hidden-accounts">' + w.hidden[g] + ' more reported fine · <a href="?accounts=all">all accounts</a></div>' : '');
 function render(state) {
+  $('#adoption-hidden').innerHTML = state.adoptionHidden ? esc(state.adoptionHidden) + ' account rows on their current image (or without templates) not listed · <a href="?accounts=all">all accounts</a>' : '';
   $('#generated').textContent = 'updated ' + time(state.generatedAt);
   $('#pins').innerHTML = state.pins.map((p) => '<div class="banner">pinned: ' + esc(p.stream) + ' → ' + esc(p.revision) + '</div>').join('');
   $('#release-list tbody').innerHTML = state.releases.map((r) =>
@@ -53,7 +60,7 @@ function render(state) {
       return '<th>' + esc(g) + ' <span class="muted">' + esc(reg.state) + ' ' + esc(reg.imageId ?? '') + '</span>' + log + (reg.reason ? '<br><span class="failed">' + esc(reg.reason) + '</span>' : '') + '</th>';
     }).join('') + '</tr>';
     const rows = r.waves.map((w) => '<tr data-wave="' + esc(w.name) + '" data-wave-state="' + esc(w.state) + '"><th class="wave-' + esc(w.state) + '">' + esc(w.name) + '<br><span class="muted">' + esc(w.state) + (w.state === 'baking' && w.bakeUntil ? ' until ' + time(w.bakeUntil) : '') + '</span></th>' +
-      regions.map((g) => '<td>' + (w.regions[g] ?? []).map((c) => '<span class="cell ' + esc(c.state) + '" data-account="' + esc(c.accountId) + '" data-region="' + esc(g) + '" data-state="' + esc(c.state) + '" title="' + esc(c.reason ?? c.instanceRefresh ?? '') + '">' + esc(c.accountId) + ' ' + esc(c.state) + ' <span class="muted">' + time(c.at) + '</span></span>').join('') + '</td>').join('') + '</tr>').join('');
+      regions.map((g) => '<td>' + counts(w, g) + (w.regions[g] ?? []).map((c) => '<span class="cell ' + esc(c.state) + '" data-account="' + esc(c.accountId) + '" data-region="' + esc(g) + '" data-state="' + esc(c.state) + '" title="' + esc(c.reason ?? c.instanceRefresh ?? '') + '">' + esc(c.accountId) + ' ' + esc(c.state) + ' <span class="muted">' + time(c.at) + '</span></span>').join('') + more(w, g) + '</td>').join('') + '</tr>').join('');
     const halted = r.halted ? '<div class="banner halted-banner">halted at wave <b>' + esc(r.halted.wave) + '</b>: ' + esc(r.halted.reason) + '</div>' : '';
     return '<section class="release" id="' + esc(r.releaseId) + '" data-release="' + esc(r.releaseId) + '"><h3>' + esc(r.stream) + ' ' + esc(r.revision) + ' <span class="muted">sequence ' + r.sequence + (r.rollbackOf ? ', rollback to ' + esc(r.rollbackOf) : '') + '</span></h3>' + halted + '<table class="matrix">' + head + rows + '</table></section>';
   }).join('');
@@ -63,10 +70,12 @@ function render(state) {
     (a.lastReport ? esc(a.lastReport.releaseId) + ' ' + esc(a.lastReport.outcome) + (a.lastReport.instanceRefresh ? ' / refresh ' + esc(a.lastReport.instanceRefresh) : '') : '') + '</td></tr>').join('');
 }
 async function poll() {
-  try { render(await (await fetch('/api/state')).json()); } catch (e) { $('#conn').textContent = 'offline'; }
+  try { render(await (await fetch('/api/state' + API)).json()); } catch (e) { $('#conn').textContent = 'offline'; }
+  // Milliseconds from navigation to the first render (the Chromium test reads it at 10,000 accounts).
+  document.body.dataset.firstRenderMs ??= String(Math.round(performance.now()));
 }
 function follow() {
-  const source = new EventSource('/api/events');
+  const source = new EventSource('/api/events' + API);
   source.onopen = () => { $('#conn').textContent = 'live'; $('#conn').className = 'live'; };
   source.onmessage = (e) => render(JSON.parse(e.data));
   source.onerror = () => { $('#conn').textContent = 'reconnecting…'; $('#conn').className = 'stale'; };

@@ -12,7 +12,8 @@ export interface StatusServerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  state: () => Promise<PageState>;
+  /** The page's state; `allAccounts` lists every account's cell (the page's ?accounts=all). */
+  state: (options?: { allAccounts?: boolean }) => Promise<PageState>;
   /** Path of the boot-check console log of a release's region, if one was recorded. */
   bootLogPath?: (releaseId: string, region: string) => Promise<string | undefined>;
   /** How often the state is re-read for the live stream. @defaultValue 500 */
@@ -42,8 +43,10 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     throw new Error(
       `the status page listens on loopback only; ${options.host} is not (127.0.0.1, ::1, localhost)`,
     );
-  /** Each live client with the last state it was sent. */
-  const clients = new Map<ServerResponse, string>();
+  /** Each live client with the last state it was sent, and whether it asked for every account. */
+  const clients = new Map<ServerResponse, { sent: string; all: boolean }>();
+  const stateFor = (url: URL) =>
+    options.state(url.searchParams.get('accounts') === 'all' ? { allAccounts: true } : {});
   let allowedHosts = new Set<string>();
 
   const server = createServer((req, res) => {
@@ -75,15 +78,15 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
         res.end(PAGE_HTML);
         return;
       case '/api/state': {
-        const body = JSON.stringify(await options.state());
+        const body = JSON.stringify(await stateFor(url));
         res.writeHead(200, { ...common, 'content-type': 'application/json' }).end(body);
         return;
       }
       case '/api/events': {
         res.writeHead(200, { ...common, 'content-type': 'text/event-stream', connection: 'keep-alive' });
-        const body = JSON.stringify(await options.state());
-        res.write(`retry: 1000\ndata: ${body}\n\n`);
-        clients.set(res, body);
+        const { generatedAt, ...rest } = await stateFor(url);
+        res.write(`retry: 1000\ndata: ${JSON.stringify({ generatedAt, ...rest })}\n\n`);
+        clients.set(res, { sent: JSON.stringify(rest), all: url.searchParams.get('accounts') === 'all' });
         req.on('close', () => clients.delete(res));
         return;
       }
@@ -120,11 +123,19 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
       await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
       if (closed || clients.size === 0) continue;
       try {
-        const body = JSON.stringify(await options.state());
-        for (const [client, sent] of clients) {
-          if (sent === body) continue;
-          client.write(`data: ${body}\n\n`);
-          clients.set(client, body);
+        // Sent again only when something other than the time it was read changed: a page of 10,000 accounts
+        // is not redrawn twice a second for nothing.
+        const bodies = new Map<boolean, { body: string; key: string }>();
+        for (const [client, { sent, all }] of clients) {
+          let next = bodies.get(all);
+          if (next === undefined) {
+            const { generatedAt: _, ...rest } = await options.state(all ? { allAccounts: true } : {});
+            next = { body: JSON.stringify({ generatedAt: _, ...rest }), key: JSON.stringify(rest) };
+            bodies.set(all, next);
+          }
+          if (sent === next.key) continue;
+          client.write(`data: ${next.body}\n\n`);
+          clients.set(client, { sent: next.key, all });
         }
       } catch {
         // A state read that failed (a file being replaced) is retried on the next tick.

@@ -30,9 +30,18 @@ export interface WaveColumn {
   name: string;
   state: string;
   bakeUntil?: string;
-  /** Per region, the wave's cells. */
+  /** Per region, the wave's cells: all of them, or in a summary only failures and accounts not reported. */
   regions: Record<string, Cell[]>;
+  /** Per region, how many of the wave's accounts are in each state. */
+  counts: Record<string, Partial<Record<CellState, number>>>;
+  /** Per region, cells left out of `regions` by the summary (reported and not failed). */
+  hidden: Record<string, number>;
 }
+
+/** A wave of at most this many accounts lists every cell; a larger one lists what needs a look. */
+export const LIST_ALL_UP_TO = 50;
+/** What a summary still lists: failures, and accounts that have not reported. */
+const NEEDS_A_LOOK = new Set<CellState>(['failed', 'halted', 'aborted', 'pending', 'announced']);
 
 export interface ReleaseView {
   releaseId: string;
@@ -55,7 +64,10 @@ export interface PageState {
   generatedAt: string;
   releases: ReleaseView[];
   pins: StreamPin[];
+  /** Every row, or past LIST_ALL_UP_TO rows only those behind the current release (at most 200). */
   adoption: AdoptionRow[];
+  /** Rows left out of `adoption` by the summary. */
+  adoptionHidden: number;
 }
 
 /** One cell: the account's report for the region if any, else whether its wave was sent the region. */
@@ -99,6 +111,7 @@ export function releaseView(
   release: Release,
   rollout: RolloutRecord | undefined,
   scope: string[],
+  options: { allAccounts?: boolean; listAllUpTo?: number } = {},
 ): ReleaseView {
   const regions = Object.keys(release.regions).sort();
   const reported = Object.values(release.accounts).map((a) => a.accountId);
@@ -144,14 +157,27 @@ export function releaseView(
         ];
       }),
     ),
-    waves: waves.map((w, i) => ({
-      name: w.name,
-      state: w.state,
-      ...(w.bakeUntil ? { bakeUntil: w.bakeUntil } : {}),
-      regions: Object.fromEntries(
-        regions.map((r) => [r, w.accounts.map((a) => cellFor(release, rollout, i, r, a))]),
-      ),
-    })),
+    waves: waves.map((w, i) => {
+      const summarise = !options.allAccounts && w.accounts.length > (options.listAllUpTo ?? LIST_ALL_UP_TO);
+      const column: WaveColumn = {
+        name: w.name,
+        state: w.state,
+        ...(w.bakeUntil ? { bakeUntil: w.bakeUntil } : {}),
+        regions: {},
+        counts: {},
+        hidden: {},
+      };
+      for (const r of regions) {
+        const cells = w.accounts.map((a) => cellFor(release, rollout, i, r, a));
+        const counts: Partial<Record<CellState, number>> = {};
+        for (const c of cells) counts[c.state] = (counts[c.state] ?? 0) + 1;
+        const listed = summarise ? cells.filter((c) => NEEDS_A_LOOK.has(c.state)) : cells;
+        column.regions[r] = listed;
+        column.counts[r] = counts;
+        column.hidden[r] = cells.length - listed.length;
+      }
+      return column;
+    }),
   };
 }
 
@@ -162,7 +188,13 @@ export interface PageDeps extends AdoptionDeps {
 
 export async function pageState(
   deps: PageDeps,
-  options: { limit?: number; now?: Date } = {},
+  options: {
+    limit?: number;
+    now?: Date;
+    allAccounts?: boolean;
+    /** The adoption rows, when the caller keeps them (they read every member account). */
+    adoption?: () => Promise<AdoptionRow[]>;
+  } = {},
 ): Promise<PageState> {
   const releases = (await deps.releases.list())
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.sequence - a.sequence)
@@ -184,7 +216,9 @@ export async function pageState(
   const views: ReleaseView[] = [];
   for (const release of releases) {
     views.push(
-      releaseView(release, await deps.rollouts.get(release.releaseId), await scopeOf(release.stream)),
+      releaseView(release, await deps.rollouts.get(release.releaseId), await scopeOf(release.stream), {
+        ...(options.allAccounts ? { allAccounts: true } : {}),
+      }),
     );
   }
   const pins: StreamPin[] = [];
@@ -192,10 +226,16 @@ export async function pageState(
     const pin = await deps.rollouts.getPin(stream);
     if (pin) pins.push(pin);
   }
+  const adoption = await (options.adoption ? options.adoption() : adoptionView(deps));
+  const listed =
+    options.allAccounts || adoption.length <= LIST_ALL_UP_TO
+      ? adoption
+      : adoption.filter((row) => row.current && !row.current.adopted).slice(0, 200);
   return {
     generatedAt: (options.now ?? new Date()).toISOString(),
     releases: views,
     pins,
-    adoption: await adoptionView(deps),
+    adoption: listed,
+    adoptionHidden: adoption.length - listed.length,
   };
 }

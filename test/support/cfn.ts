@@ -96,7 +96,12 @@ export const isReadOnly = (action: string): boolean =>
   /^[a-z0-9-]+:(Describe|List|Get)[A-Za-z]*$/.test(action);
 
 /** Services with no resource-level permissions for these write calls: "*" is the only resource they accept. */
-export const STAR_ONLY_WRITES = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+/** Writes IAM knows no resource for (PutMetricData is scoped by its cloudwatch:namespace condition instead). */
+export const STAR_ONLY_WRITES = new Set([
+  'xray:PutTraceSegments',
+  'xray:PutTelemetryRecords',
+  'cloudwatch:PutMetricData',
+]);
 
 export function isStarResource(resource: unknown): boolean {
   return asList(resource).some((r) => r === '*');

@@ -163,6 +163,15 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'events:ListRules':
       add('events:ListRules', '*');
       return out;
+    case 'events:ListEventBuses':
+      add('events:ListEventBuses', '*');
+      return out;
+    case 'events:CreateEventBus': {
+      const arn = busArn(str(input.Name), region, account);
+      add('events:CreateEventBus', arn);
+      if ((input.Tags as unknown[] | undefined)?.length) add('events:TagResource', arn);
+      return out;
+    }
     case 'events:ListTargetsByRule':
     case 'events:PutRule':
     case 'events:DeleteRule':
@@ -193,6 +202,9 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
       return out;
     }
     // ---- CloudWatch (DescribeAlarms authorizes each alarm named)
+    case 'cloudwatch:PutMetricData':
+      add('cloudwatch:PutMetricData', '*', { 'cloudwatch:namespace': str(input.Namespace) });
+      return out;
     case 'cloudwatch:DescribeAlarms':
       for (const name of (input.AlarmNames as string[] | undefined) ?? ['*'])
         add('cloudwatch:DescribeAlarms', `arn:aws:cloudwatch:${region}:${account}:alarm:${name}`);
@@ -369,6 +381,14 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'autoscaling:DescribeAutoScalingGroups':
     case 'autoscaling:DescribeInstanceRefreshes':
       add(`autoscaling:${command}`, '*');
+      return out;
+    case 'autoscaling:SetInstanceProtection':
+    case 'autoscaling:RecordLifecycleActionHeartbeat':
+    case 'autoscaling:CompleteLifecycleAction':
+      add(
+        `autoscaling:${command}`,
+        `arn:aws:autoscaling:${region}:${account}:autoScalingGroup:00000000-0000-0000-0000-000000000000:autoScalingGroupName/${str(input.AutoScalingGroupName)}`,
+      );
       return out;
     case 'autoscaling:StartInstanceRefresh': {
       const name = str(input.AutoScalingGroupName);

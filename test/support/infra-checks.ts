@@ -23,7 +23,10 @@ export async function alarmTopicViolations(template: Template, where: string): P
   const violations: string[] = [];
   const topics = new Set<string>();
   for (const [, alarm] of resourcesOfType(template, 'AWS::CloudWatch::Alarm'))
-    for (const id of referencedIds(alarm.Properties?.AlarmActions)) topics.add(id);
+    for (const id of referencedIds(alarm.Properties?.AlarmActions)) {
+      // An alarm may act on a scaling policy (ScaleFromZeroAlarm) rather than notify a topic.
+      if (template.Resources[id]?.Type === 'AWS::SNS::Topic') topics.add(id);
+    }
   if (topics.size === 0) violations.push(`${where}: no alarm publishes to a topic`);
   for (const topic of topics) {
     const keyRef = template.Resources[topic]?.Properties?.KmsMasterKeyId;

@@ -21,6 +21,8 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
+import { fanOutPublisher } from '#core/members/fan-out.ts';
+import { ApiPacer, EVENTBRIDGE, ORGANIZATIONS } from '#core/members/quotas.ts';
 import { protectedImages, type RollbackDeps } from '#core/rollout/rollback.ts';
 import type { RolloutDeps } from '#core/rollout/rollout.ts';
 import type { BuilderServices, MemberRuntime, Runtime } from '#core/runtime.ts';
@@ -95,11 +97,18 @@ export class AwsRuntime implements Runtime {
     const e = this.env('sync-subscribers');
     const config = await this.container.config();
     const own = await this.#ownAccount(e);
+    // Thousands of control-plane calls at 10,000 accounts: each API stays under its rate.
+    const pacer = new ApiPacer(EVENTBRIDGE.controlPlanePerSecond);
+    // Member buses trust the Organization, not our account id: EventBridge needs a role on each target.
+    const targets = {
+      ...(e.STEMCELL_SUBSCRIBER_ROLE_ARN ? { targetRoleArn: e.STEMCELL_SUBSCRIBER_ROLE_ARN } : {}),
+      ...(e.STEMCELL_SUBSCRIBER_DLQ_ARN ? { deadLetterArn: e.STEMCELL_SUBSCRIBER_DLQ_ARN } : {}),
+    };
     return {
       config,
       clock: systemClock,
       logger: powertools.logger,
-      organization: this.#services.organization(),
+      organization: this.#services.organization(new ApiPacer(ORGANIZATIONS.requestsPerSecond)),
       ...own,
       // Late joiners: the reconciler's delivery of the newest images, with this function's role.
       // Waves and pins decide what a joiner may hear (it reads rollout items); it never starts a bake timer.
@@ -107,9 +116,10 @@ export class AwsRuntime implements Runtime {
       rules: new EventBridgeBusRules({
         eventBusName: config.busName,
         client: this.container.clients.eventBridge(this.container.homeRegion),
-        ...(e.STEMCELL_SUBSCRIBER_ROLE_ARN ? { targetRoleArn: e.STEMCELL_SUBSCRIBER_ROLE_ARN } : {}),
-        ...(e.STEMCELL_SUBSCRIBER_DLQ_ARN ? { deadLetterArn: e.STEMCELL_SUBSCRIBER_DLQ_ARN } : {}),
+        pacer,
+        ...targets,
       }),
+      fanout: this.#services.fanoutBuses(config.busName, { pacer, ...targets }),
     };
   }
 
@@ -195,8 +205,15 @@ export class AwsRuntime implements Runtime {
 
   /** announce's deps without the bake timer: what reads releases, rollouts and pins (late joiners) needs. */
   async #announceReads(e: TableEnv): Promise<AnnounceDeps> {
+    const base = await this.#base(e);
     return {
-      ...(await this.#base(e)),
+      ...base,
+      // Subscriber events go to every fan-out bus too, where the rules to member accounts are.
+      events: fanOutPublisher(
+        base.events,
+        this.#services.fanoutBuses(base.config.busName),
+        base.config.busName,
+      ),
       imaging: this.#services.imaging,
       organization: this.#services.organization(),
       defaultBootCheckMode: 'instance',

@@ -4,7 +4,7 @@
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { CloudWatchAlarms } from '#aws/alarms.ts';
 import { SchedulerBakeTimer } from '#aws/bake-timer.ts';
-import { EventBridgePublisher } from '#aws/event-bus.ts';
+import { EventBridgeFanoutBuses, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
 import { Ec2Images } from '#aws/images.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
@@ -15,6 +15,7 @@ import { KmsSigningKeys } from '#aws/signing-keys.ts';
 import { Ec2SmokeInstances, type SmokeInstanceSettings } from '#aws/smoke-instances.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import type { Imaging } from '#core/deps.ts';
+import type { ApiPacer } from '#core/members/quotas.ts';
 import type { BootChecker, FifoQueue } from '#ports';
 import type { EnvOf } from '../env.ts';
 import type { AwsContainer } from './container.ts';
@@ -73,8 +74,25 @@ export class AwsServices {
     return new KmsSigningKeys({ client: (region) => this.#clients.kms(region), defaultRegion: this.#home });
   }
 
-  organization(): AwsOrganizationDirectory {
-    return new AwsOrganizationDirectory({ client: this.#clients.organizations() });
+  /** pacer: sync-subscribers pages 10,000 accounts, each list API under its rate. */
+  organization(pacer?: ApiPacer): AwsOrganizationDirectory {
+    return new AwsOrganizationDirectory({
+      client: this.#clients.organizations(),
+      ...(pacer ? { pacer } : {}),
+    });
+  }
+
+  /** The fan-out buses of the home Region (`<central bus>-fanout-<n>`): src/core/members/fan-out.ts. */
+  fanoutBuses(
+    busName: string,
+    opts: { pacer?: ApiPacer; targetRoleArn?: string; deadLetterArn?: string } = {},
+  ): EventBridgeFanoutBuses {
+    return new EventBridgeFanoutBuses({
+      namePrefix: `${busName}-fanout-`,
+      region: this.#home,
+      client: this.#clients.eventBridge(this.#home),
+      ...opts,
+    });
   }
 
   alarms(): CloudWatchAlarms {

@@ -6,11 +6,13 @@ import { formatBytes } from '#demo/report.ts';
 import { LocalReleaseStore } from '#local/release-store.ts';
 import { LocalRolloutStore } from '#local/rollout-store.ts';
 import type { BootCheckRecord, Release, ReleaseStore, RolloutStore } from '#ports';
+import { type ReleaseView, releaseView } from '#ui/state.ts';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, resolveConfig } from '../local-context.ts';
 
 interface StatusOptions extends LocalOptions {
   json?: boolean;
+  accounts?: boolean;
   limit: string;
   table?: string;
   region?: string;
@@ -64,7 +66,14 @@ export function register(program: Command): void {
     .command('status [stream]')
     .description('show releases: state per region (image, snapshot delta) and per member account')
     .option('--data <dir>', 'local data folder', '.stemcell')
-    .option('--config <file>', 'stream configuration (for --adoption and --serve)', 'stemcell.config.yml')
+    .option(
+      '--config <file>',
+      'stream configuration (default: the one the data folder ran with, else ./stemcell.config.yml)',
+    )
+    .option(
+      '--accounts',
+      'list every account (default: counts per outcome, and only failures and accounts not reported)',
+    )
     .option('--limit <n>', 'newest releases per stream', '5')
     .option(
       '--adoption',
@@ -97,7 +106,20 @@ export function register(program: Command): void {
         );
         return;
       }
-      process.stdout.write(`${releases.map(formatRelease).join('\n\n')}\n`);
+      const scope = await scopeReader(options);
+      const blocks: string[] = [];
+      for (const release of releases) {
+        const view = releaseView(
+          release,
+          await stores.rollouts.get(release.releaseId),
+          await scope(release.stream),
+          {
+            ...(options.accounts ? { allAccounts: true } : { listAllUpTo: 0 }),
+          },
+        );
+        blocks.push(formatRelease(release, view));
+      }
+      process.stdout.write(`${blocks.join('\n\n')}\n`);
     });
 }
 
@@ -112,7 +134,7 @@ export async function newestReleases(
   return [...byStream.values()].flatMap((rs) => rs.sort((a, b) => b.sequence - a.sequence).slice(0, limit));
 }
 
-export function formatRelease(release: Release & Partial<ReleaseStatus>): string {
+export function formatRelease(release: Release & Partial<ReleaseStatus>, view?: ReleaseView): string {
   const lines = [
     `${release.stream} ${release.revision} (sequence ${release.sequence}, ${release.releaseId})` +
       `${release.completedAt ? ` complete ${release.completedAt}` : ''}`,
@@ -124,30 +146,31 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>): string
   }
   if (release.halted) lines.push(`  HALTED at wave ${release.halted.wave}: ${release.halted.reason}`);
   for (const [region, r] of Object.entries(release.regions).sort()) {
-    const accounts = Object.values(release.accounts).filter((a) => a.region === region);
-    const outcomes = accounts.reduce<Record<string, number>>((acc, a) => {
-      acc[a.outcome] = (acc[a.outcome] ?? 0) + 1;
-      return acc;
-    }, {});
     lines.push(
       `  ${region.padEnd(14)} ${r.state.padEnd(12)} ${r.imageId ?? '-'}  delta ${formatBytes(r.deltaBytes)}` +
-        `  accounts ${
-          Object.entries(outcomes)
-            .map(([k, v]) => `${v} ${k}`)
-            .join(', ') || 'none yet'
-        }` +
         `${r.reason ? `\n    reason: ${r.reason}` : ''}` +
         `${r.bootCheck ? `\n    ${bootCheckLine(r.bootCheck)}` : ''}`,
     );
-    for (const a of accounts.sort((x, y) => x.accountId.localeCompare(y.accountId))) {
-      lines.push(
-        `    ${a.accountId}  ${a.outcome.padEnd(16)} ${a.launchTemplates} launch template(s)  ${a.updatedAt}`,
-      );
-      // Not launchable: the template stayed where it was, and why.
-      for (const r of a.refused ?? [])
-        lines.push(
-          `      REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`,
+    for (const wave of view?.waves ?? []) {
+      const counts = Object.entries(wave.counts[region] ?? {})
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(
+          ([state, n]) =>
+            `${n} ${state === 'pending' || state === 'announced' ? `not reported (${state})` : state}`,
         );
+      const name = (view?.waves.length ?? 0) > 1 ? `wave ${wave.name}: ` : '';
+      lines.push(`    ${name}accounts ${counts.join(', ') || 'none in scope'}`);
+      for (const cell of wave.regions[region] ?? []) {
+        const report = release.accounts[`${cell.accountId}/${region}`];
+        lines.push(
+          `      ${cell.accountId}  ${cell.state.padEnd(16)} ${report ? `${report.launchTemplates} launch template(s)${report.instanceRefresh ? `, refresh ${report.instanceRefresh}` : ''}  ` : ''}${cell.at ?? ''}`,
+        );
+        // Refused (not launchable, or an untrusted signer): the template stayed where it was, and why.
+        for (const r of report?.refused ?? [])
+          lines.push(
+            `        REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`,
+          );
+      }
     }
   }
   for (const rejection of release.rejections ?? []) {
@@ -157,6 +180,36 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>): string
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * The accounts of a stream's scope, for "not reported": from the data folder's organization (its remembered
+ * configuration) or, with --table, from Organizations. Unknown (empty: only reports are counted) when neither
+ * can be read.
+ */
+async function scopeReader(options: StatusOptions): Promise<(stream: string) => Promise<string[]>> {
+  let deps: Awaited<ReturnType<typeof pageDeps>> | undefined;
+  try {
+    deps = await pageDeps(options);
+  } catch (err) {
+    process.stderr.write(
+      `stemcell status: accounts not reported are not counted: ${(err as Error).message}\n`,
+    );
+  }
+  const cache = new Map<string, string[]>();
+  return async (stream) => {
+    if (!deps) return [];
+    const found = cache.get(stream);
+    if (found) return found;
+    const scope = deps.config.streams[stream]?.subscribers.scope ?? 'organization';
+    const accounts =
+      scope === 'organization'
+        ? await deps.organization.listAccounts()
+        : (await Promise.all(scope.ous.map((ou) => deps?.organization.listAccountsInOu(ou) ?? []))).flat();
+    const ids = [...new Set(accounts.filter((a) => a.status === 'ACTIVE').map((a) => a.id))].sort();
+    cache.set(stream, ids);
+    return ids;
+  };
 }
 
 /** The boot gate's verdict and where the console log is kept. */

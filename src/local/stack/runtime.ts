@@ -13,6 +13,7 @@ import type {
   SyncSubscribersDeps,
 } from '#core/deps.ts';
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
+import { fanOutPublisher } from '#core/members/fan-out.ts';
 import { protectedImages, type RollbackDeps } from '#core/rollout/rollback.ts';
 import type { RolloutDeps } from '#core/rollout/rollout.ts';
 import type { BuilderServices, MemberRuntime, Runtime } from '#core/runtime.ts';
@@ -81,6 +82,7 @@ export class LocalRuntime implements Runtime {
       ...this.#base(),
       organization: this.#services.organization,
       rules: this.#services.centralBus,
+      fanout: this.#services.fanout,
       catchUp: this.reconcile(),
     };
   }
@@ -124,7 +126,8 @@ export class LocalRuntime implements Runtime {
     return {
       ...this.#base(),
       releases: s.releases,
-      events: s.centralBus,
+      // Subscriber events go to every fan-out bus too, where the rules to member accounts are.
+      events: fanOutPublisher(s.centralBus, s.fanout, s.config.busName),
       organization: s.organization,
       rollouts: s.rollouts,
       timer: s.scheduler,

@@ -7,6 +7,7 @@ import type { Clock } from '#ports';
 import { LocalQemuBootChecker } from '../boot-checker.ts';
 import { createLocalEbs } from '../ebs.ts';
 import { EventBusRegistry, LocalEventBus } from '../event-bus.ts';
+import { LocalFanoutBuses } from '../fanout-buses.ts';
 import { LocalFifoQueue } from '../fifo-queue.ts';
 import type { LocalImages } from '../images.ts';
 import { LocalKeyService } from '../key-service.ts';
@@ -64,6 +65,8 @@ export class LocalServices {
   readonly organization: LocalOrganizationDirectory;
   readonly members: LocalMemberAccounts;
   readonly centralBus: LocalEventBus;
+  /** The buses that hold the subscriber rules (src/core/members/fan-out.ts). */
+  readonly fanout: LocalFanoutBuses;
   readonly registerQueue: LocalFifoQueue;
   /** The boot gate's queue and machines (qemu): see src/core/release/boot-gate.ts. */
   readonly bootCheckQueue: LocalFifoQueue;
@@ -88,6 +91,12 @@ export class LocalServices {
 
     this.homeBus = this.bus(account, home, 'default');
     this.centralBus = this.bus(account, home, config.busName);
+    this.fanout = new LocalFanoutBuses({
+      dir: join(dataDir, 'buses', account, home),
+      namePrefix: `${config.busName}-fanout-`,
+      region: home,
+      open: (name) => this.bus(account, home, name),
+    });
     this.objects = new LocalObjectStore(join(dataDir, 'objects'), {
       bucket: config.bucket,
       accountId: account,

@@ -93,4 +93,30 @@ describe('Command: stemcell status --adoption / rollback / pin', () => {
       await flow.close();
     }
   });
+
+  it('works on the data folder alone: it remembers its configuration; status counts, --accounts lists', async () => {
+    // prepare: one release to 3 accounts; an instance refresh fails in one of them (home region)
+    const flow = await startFlow({ accounts: 3, streams: ['web'] });
+    const cli = async (...args: string[]) =>
+      (await run(join(ROOT, 'bin/stemcell'), [...args, '--data', flow.stack.dataDir], { cwd: flow.dir }))
+        .stdout;
+    try {
+      flow.stack.members.forAccount(accountId(2), HOME).failNextInstanceRefresh('web-asg');
+      await flow.publish('web', 1);
+      // act: no --config, and no stemcell.config.yml where it runs
+      const adoption = JSON.parse(await cli('status', '--adoption', '--json')).adoption as AdoptionRow[];
+      const summary = await cli('status', 'web');
+      const every = await cli('status', 'web', '--accounts');
+      // assess: the adoption view knows the data folder's accounts
+      assert.ok(adoption.some((r) => r.accountId === accountId(1) && r.launchTemplates.length > 0));
+      // counts per outcome; only the failure listed
+      const home = summary.slice(summary.indexOf(HOME));
+      assert.match(home, /accounts (\d+ not reported \(announced\), )?1 failed, 2 updated/);
+      assert.match(home, new RegExp(`${accountId(2)}\\s+failed`));
+      assert.doesNotMatch(home.split(OTHER)[0] ?? '', new RegExp(`${accountId(1)}\\s+updated`));
+      assert.match(every, new RegExp(`${accountId(1)}\\s+updated`));
+    } finally {
+      await flow.close();
+    }
+  });
 });

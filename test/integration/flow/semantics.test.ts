@@ -190,7 +190,17 @@ describe('Flow: subscribers', () => {
   it('12 accounts need 3 rules of at most 5 targets, and adding one account reshuffles nobody', async () => {
     await withFlow({ accounts: 11, streams: ['web'] }, async (flow) => {
       // prepare: 11 members + the management account = 12 accounts
-      const rulesBefore = await flow.stack.centralBus.listRules('stemcell-subscribers');
+      const subscriberRules = async () => {
+        const [bus, ...more] = await flow.stack.fanout.list();
+        assert.ok(bus && more.length === 0, 'one fan-out bus holds them');
+        assert.deepEqual(
+          await flow.stack.centralBus.listRules('stemcell-subscribers'),
+          [],
+          'none on the central bus',
+        );
+        return flow.stack.fanout.rules(bus).listRules('stemcell-subscribers');
+      };
+      const rulesBefore = await subscriberRules();
       assert.equal(rulesBefore.length, 3);
       for (const rule of rulesBefore) assert.ok(rule.targets.length <= 5);
       const placement = new Map(rulesBefore.flatMap((r) => r.targets.map((t) => [t.id, r.name] as const)));
@@ -201,7 +211,7 @@ describe('Flow: subscribers', () => {
       await flow.stack.syncSubscribers();
 
       // assess
-      const rulesAfter = await flow.stack.centralBus.listRules('stemcell-subscribers');
+      const rulesAfter = await subscriberRules();
       const after = new Map(rulesAfter.flatMap((r) => r.targets.map((t) => [t.id, r.name] as const)));
       assert.equal(after.size, 13);
       for (const [account, rule] of placement)

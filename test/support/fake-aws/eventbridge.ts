@@ -1,8 +1,10 @@
 // Stateful fake of EventBridge: PutEvents (recorded, with injectable per-entry failures), rules and targets
 // on one bus, the 5-targets-per-rule limit, and NextToken pagination.
 import {
+  CreateEventBusCommand,
   DeleteRuleCommand,
   EventBridgeClient,
+  ListEventBusesCommand,
   ListRulesCommand,
   ListTargetsByRuleCommand,
   PutEventsCommand,
@@ -27,6 +29,8 @@ export class FakeEventBridge {
     string,
     { pattern: string; description?: string; targets: { Id: string; Arn: string }[] }
   >();
+  /** Buses made with CreateEventBus, with their own rules (rules of any other bus are in `rules`). */
+  readonly buses = new Map<string, FakeEventBridge['rules']>();
   /** Entries to fail on their next send, by DetailType, with how many times. */
   readonly failNext = new Map<string, number>();
   readonly pageSize: number;
@@ -58,28 +62,29 @@ export class FakeEventBridge {
       return { FailedEntryCount: failed, Entries: results };
     });
     mock.on(PutRuleCommand).callsFake((input) => {
-      const rule = this.rules.get(input.Name) ?? { pattern: '', targets: [] };
+      const rule = this.rulesOf(input.EventBusName).get(input.Name) ?? { pattern: '', targets: [] };
       rule.pattern = input.EventPattern;
       rule.description = input.Description;
-      this.rules.set(input.Name, rule);
+      this.rulesOf(input.EventBusName).set(input.Name, rule);
       return { RuleArn: `arn:aws:events:eu-west-1:111111111111:rule/${input.EventBusName}/${input.Name}` };
     });
     mock.on(ListRulesCommand).callsFake((input) => {
-      const names = [...this.rules.keys()].filter((n) => n.startsWith(input.NamePrefix ?? '')).sort();
+      const rules = this.rulesOf(input.EventBusName);
+      const names = [...rules.keys()].filter((n) => n.startsWith(input.NamePrefix ?? '')).sort();
       const p = page(names, input.NextToken, this.pageSize);
       return {
-        Rules: p.items.map((n) => ({ Name: n, EventPattern: this.rules.get(n)?.pattern })),
+        Rules: p.items.map((n) => ({ Name: n, EventPattern: rules.get(n)?.pattern })),
         NextToken: p.next,
       };
     });
     mock.on(ListTargetsByRuleCommand).callsFake((input) => {
-      const rule = this.rules.get(input.Rule);
+      const rule = this.rulesOf(input.EventBusName).get(input.Rule);
       if (!rule) throw awsError('ResourceNotFoundException');
       const p = page(rule.targets, input.NextToken, this.pageSize);
       return { Targets: p.items, NextToken: p.next };
     });
     mock.on(PutTargetsCommand).callsFake((input) => {
-      const rule = this.rules.get(input.Rule);
+      const rule = this.rulesOf(input.EventBusName).get(input.Rule);
       if (!rule) throw awsError('ResourceNotFoundException');
       const merged = [
         ...rule.targets.filter((t) => !input.Targets.some((n: { Id: string }) => n.Id === t.Id)),
@@ -90,18 +95,37 @@ export class FakeEventBridge {
       return { FailedEntryCount: 0, FailedEntries: [] };
     });
     mock.on(RemoveTargetsCommand).callsFake((input) => {
-      const rule = this.rules.get(input.Rule);
+      const rule = this.rulesOf(input.EventBusName).get(input.Rule);
       if (!rule) throw awsError('ResourceNotFoundException');
       rule.targets = rule.targets.filter((t) => !input.Ids.includes(t.Id));
       return { FailedEntryCount: 0, FailedEntries: [] };
     });
     mock.on(DeleteRuleCommand).callsFake((input) => {
-      const rule = this.rules.get(input.Name);
+      const rule = this.rulesOf(input.EventBusName).get(input.Name);
       if (rule && rule.targets.length > 0)
         throw awsError('ValidationException', 'Rule can not be deleted since it has targets.');
-      this.rules.delete(input.Name);
+      this.rulesOf(input.EventBusName).delete(input.Name);
       return {};
     });
+    mock.on(ListEventBusesCommand).callsFake((input) => {
+      const names = [...this.buses.keys()].filter((n) => n.startsWith(input.NamePrefix ?? '')).sort();
+      const p = page(names, input.NextToken, this.pageSize);
+      return { EventBuses: p.items.map((Name) => ({ Name })), NextToken: p.next };
+    });
+    mock.on(CreateEventBusCommand).callsFake((input) => {
+      if (this.buses.has(input.Name)) throw awsError('ResourceAlreadyExistsException');
+      this.buses.set(input.Name, new Map());
+      return { EventBusArn: `arn:aws:events:eu-west-1:111111111111:event-bus/${input.Name}` };
+    });
     return client;
+  }
+
+  rulesOf(bus: string | undefined): FakeEventBridge['rules'] {
+    return (bus && this.buses.get(bus)) || this.rules;
+  }
+
+  /** Rules of every bus. */
+  allRules(): { pattern: string; targets: { Id: string; Arn: string }[] }[] {
+    return [...this.rules.values(), ...[...this.buses.values()].flatMap((b) => [...b.values()])];
   }
 }

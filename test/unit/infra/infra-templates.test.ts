@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { BACKLOG_METRIC } from '#aws/builder-fleet.ts';
 import { TAG } from '#core/model/naming.ts';
 import { INSTANCE_REFRESH_END_PATTERN, INSTANCE_REFRESH_MESSAGE_GROUP } from '#events/aws.ts';
 import {
@@ -34,6 +35,90 @@ describe('Template: infra/region.yml', () => {
     assert.ok(queue?.RedrivePolicy.maxReceiveCount >= 5);
     assert.equal(t.Resources.BuildDLQ?.Properties?.FifoQueue, true, 'a FIFO queue needs a FIFO DLQ');
     assert.deepEqual(deadLetterViolations(t), []);
+  });
+
+  it('follows its queue: target tracking on the backlog per builder the agent publishes, Min 0, Max 10', () => {
+    const group = t.Resources.BuilderGroup?.Properties;
+    assert.deepEqual(
+      (t as unknown as { Parameters: Record<string, Record<string, unknown>> }).Parameters.MinBuilders
+        ?.AllowedValues,
+      [0, 1],
+    );
+    assert.equal(
+      (t as unknown as { Parameters: Record<string, Record<string, unknown>> }).Parameters.MinBuilders
+        ?.Default,
+      0,
+    );
+    assert.equal(
+      (t as unknown as { Parameters: Record<string, Record<string, unknown>> }).Parameters.MaxBuilders
+        ?.Default,
+      10,
+    );
+    assert.deepEqual([group?.MinSize, group?.MaxSize], [{ Ref: 'MinBuilders' }, { Ref: 'MaxBuilders' }]);
+    const policy = t.Resources.BuilderScaling?.Properties;
+    assert.equal(policy?.PolicyType, 'TargetTrackingScaling');
+    assert.deepEqual(policy?.AutoScalingGroupName, { Ref: 'BuilderGroup' });
+    const metric = policy?.TargetTrackingConfiguration?.CustomizedMetricSpecification;
+    // The names the agent publishes under (src/aws/builder-fleet.ts).
+    assert.deepEqual(
+      [metric?.Namespace, metric?.MetricName],
+      [BACKLOG_METRIC.namespace, BACKLOG_METRIC.name],
+    );
+    assert.deepEqual(metric?.Dimensions, [
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': ['BuildQueue', 'QueueName'] } },
+    ]);
+    assert.deepEqual(policy?.TargetTrackingConfiguration?.TargetValue, { Ref: 'BacklogPerBuilderTarget' });
+    // From zero nobody publishes: a queued build with no builder in service starts exactly one.
+    const alarm = t.Resources.ScaleFromZeroAlarm?.Properties;
+    assert.deepEqual(alarm?.AlarmActions, [{ Ref: 'StartFirstBuilder' }]);
+    assert.match(JSON.stringify(alarm?.Metrics), /IF\(queued >= 1 AND builders == 0, 1, 0\)/);
+    assert.equal(t.Resources.StartFirstBuilder?.Properties?.AdjustmentType, 'ExactCapacity');
+    assert.deepEqual(group?.MetricsCollection?.[0]?.Metrics, ['GroupInServiceInstances']);
+  });
+
+  it('lets a terminating builder finish or hand back (lifecycle hook), and lets it protect itself', () => {
+    const group = t.Resources.BuilderGroup?.Properties;
+    const [hook, ...more] = group?.LifecycleHookSpecificationList ?? [];
+    assert.equal(more.length, 0);
+    assert.equal(hook?.LifecycleTransition, 'autoscaling:EC2_INSTANCE_TERMINATING');
+    assert.ok(hook?.HeartbeatTimeout >= 300, 'time to finish a snapshot between heartbeats');
+    assert.equal(hook?.DefaultResult, 'CONTINUE');
+    // The agent finds the group and the hook by the names the template gives it.
+    const userData = JSON.stringify(
+      t.Resources.BuilderLaunchTemplate?.Properties?.LaunchTemplateData.UserData,
+    );
+    assert.ok(userData.includes(`STEMCELL_LIFECYCLE_HOOK=${hook?.LifecycleHookName}`));
+    assert.deepEqual(group?.AutoScalingGroupName, { 'Fn::Sub': '${AWS::StackName}-builders' });
+    assert.ok(userData.includes("STEMCELL_BUILDER_GROUP='${AWS::StackName}-builders'"));
+    const bootstrap = readFileSync(new URL('../../../infra/builder/bootstrap.sh', import.meta.url), 'utf8');
+    assert.match(bootstrap, /^STEMCELL_BUILDER_GROUP=/m);
+    assert.match(bootstrap, /^STEMCELL_LIFECYCLE_HOOK=/m);
+    const statements = t.Resources.BuilderRole?.Properties?.Policies?.[0]?.PolicyDocument?.Statement ?? [];
+    const protect = statements.find((st: { Sid?: string }) => st.Sid === 'ProtectAndReleaseOwnGroupOnly');
+    assert.deepEqual(protect?.Action, [
+      'autoscaling:SetInstanceProtection',
+      'autoscaling:RecordLifecycleActionHeartbeat',
+      'autoscaling:CompleteLifecycleAction',
+    ]);
+    assert.match(JSON.stringify(protect?.Resource), /autoScalingGroupName\/\$\{AWS::StackName\}-builders/);
+  });
+
+  it('runs Spot only when asked: the first builder On-Demand, the rest as the parameter says', () => {
+    const group = t.Resources.BuilderGroup?.Properties;
+    assert.equal(
+      (t as unknown as { Parameters: Record<string, Record<string, unknown>> }).Parameters
+        .OnDemandPercentAboveFirst?.Default,
+      100,
+    );
+    assert.deepEqual((t as unknown as { Conditions: Record<string, unknown> }).Conditions.UseSpot, {
+      'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'OnDemandPercentAboveFirst' }, 100] }],
+    });
+    const [, mixed] = group?.MixedInstancesPolicy?.['Fn::If'] ?? [];
+    assert.equal(mixed?.InstancesDistribution?.OnDemandBaseCapacity, 1);
+    assert.deepEqual(mixed?.InstancesDistribution?.OnDemandPercentageAboveBaseCapacity, {
+      Ref: 'OnDemandPercentAboveFirst',
+    });
+    assert.equal(group?.LaunchTemplate?.['Fn::If']?.[0], 'UseSpot', 'one launch template form or the other');
   });
 
   it('runs every builder in the one AZ the stream volumes are pinned to, and tells the agent which', () => {

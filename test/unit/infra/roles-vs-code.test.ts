@@ -12,12 +12,14 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Context } from 'aws-lambda';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
+import { AwsFleetControl } from '#aws/builder-fleet.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgePublisher } from '#aws/event-bus.ts';
 import { S3ObjectStore } from '#aws/object-store.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
+import { backlogPerBuilder } from '#builder/fleet.ts';
 import { releaseTags } from '#core/model/naming.ts';
 import { buildFailedEvent } from '#core/release/build-failure.ts';
 import type { ReconcileReport } from '#core/release/reconcile.ts';
@@ -554,8 +556,17 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     );
     assert.deepEqual(deniedMessages(judged), []);
     // What EventBridge then does with the delivery role: put events on each member account's bus.
-    const targets = [...world.fakes.events.rules.values()].flatMap((r) => r.targets);
+    const targets = world.fakes.events.allRules().flatMap((r) => r.targets);
     assert.deepEqual(targets.map((t) => t.Id).sort(), [MEMBER, OTHER_MEMBER]);
+    assert.deepEqual(
+      [...world.fakes.events.buses.keys()],
+      ['stemcell-fanout-1'],
+      'the rules are on a fan-out bus',
+    );
+    assert.ok(
+      !world.fakes.events.rules.has('stemcell-subscribers-9'),
+      'the rule left on the central bus was removed',
+    );
     const delivery = role('SubscriberDeliveryRole');
     const deliveries = await world.judge(
       targets.map((t) => ({
@@ -845,6 +856,22 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       retryDelaySeconds: () => 0,
       onError: (err) => settle(err),
       handleMessage: async (message) => {
+        // The fleet's calls (src/builder/fleet.ts), with the group and hook the launch template names.
+        const named = (name: string) =>
+          String(JSON.stringify(userData).match(new RegExp(`${name}='?([\\w-]+)`))?.[1]);
+        const fleet = new AwsFleetControl({
+          autoScaling: clients.autoScaling(region),
+          cloudwatch: clients.cloudwatch(region),
+          sqs: clients.sqs(region),
+          instanceId,
+          groupName: named('STEMCELL_BUILDER_GROUP'),
+          hookName: named('STEMCELL_LIFECYCLE_HOOK'),
+          queueUrl,
+        });
+        await fleet.protect(true);
+        const { visible, inService } = await fleet.backlog();
+        await fleet.publishBacklogPerBuilder(backlogPerBuilder(visible, inService));
+        await fleet.heartbeat();
         // The worker's steps (src/builder/worker.ts), each through its port.
         const job = BuildJob.parse(JSON.parse(message.body));
         // A build outlasts the heartbeat: the consumer extends the message's visibility meanwhile.
@@ -876,6 +903,8 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
           // the applier consumes the stream
         }
         await volumes.detach(volume.volumeId, instanceId);
+        await fleet.protect(false);
+        await fleet.complete();
         const snapshot = await snaps.create(volume.volumeId, {
           description: `stemcell ${job.stream} ${job.revision}`,
           tags: {

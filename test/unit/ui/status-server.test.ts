@@ -6,7 +6,13 @@ import { describe, it } from 'node:test';
 import { parseListen, startStatusServer } from '#ui/server.ts';
 import type { PageState } from '#ui/state.ts';
 
-const state = (generatedAt: string): PageState => ({ generatedAt, releases: [], pins: [], adoption: [] });
+const state = (generatedAt: string): PageState => ({
+  generatedAt,
+  releases: [],
+  pins: [],
+  adoption: [],
+  adoptionHidden: 0,
+});
 
 function get(url: string, options: { method?: string; host?: string } = {}) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -64,7 +70,11 @@ describe('Function: startStatusServer()', () => {
       host: '127.0.0.1',
       port: 0,
       intervalMs: 20,
-      state: async () => state(`2026-01-01T00:00:0${Math.min(9, Math.floor(n++ / 3))}.000Z`),
+      // Each step changes the state (its adoption count), not only the time it was read.
+      state: async () => {
+        const step = Math.min(9, Math.floor(n++ / 3));
+        return { ...state(`2026-01-01T00:00:0${step}.000Z`), adoptionHidden: step };
+      },
     });
     try {
       const seen = await new Promise<string[]>((resolve, reject) => {

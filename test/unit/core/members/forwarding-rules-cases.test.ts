@@ -187,6 +187,7 @@ describe('Function: planSubscriberRules()', () => {
     assert.deepEqual(plan.deleteRules, ['stemcell-subscribers-1']);
     assert.deepEqual(plan.rules, [
       {
+        bus: '',
         name: 'stemcell-subscribers-1',
         eventPattern: subscriberPattern(['db-base']),
         create: false,
@@ -195,6 +196,7 @@ describe('Function: planSubscriberRules()', () => {
         targets: [],
       },
       {
+        bus: '',
         name: 'stemcell-subscribers-2',
         eventPattern: subscriberPattern(),
         create: true,
@@ -268,6 +270,9 @@ describe('Function: syncSubscribers()', () => {
       removed: 1,
       createdRules: [],
       deletedRules: ['stemcell-subscribers-9'],
+      createdBuses: [],
+      rulesPerBus: {},
+      complete: true,
     };
     assert.deepEqual(result, expected);
     assert.deepEqual([...rules.rules.keys()], ['stemcell-subscribers-1']);
