@@ -18,6 +18,17 @@ export const Region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'not a region 
 export const Architecture = z.enum(['x86_64', 'arm64']);
 export const BootMode = z.enum(['legacy-bios', 'uefi', 'none']);
 
+/**
+ * Who signed a tarball: a KMS key ARN, or `sha256:<hex>` (the SHA-256 of a PEM public key's DER
+ * SubjectPublicKeyInfo) for a key pair held outside AWS.
+ */
+export const SignerKeyId = z
+  .string()
+  .regex(
+    /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+|sha256:[0-9a-f]{64})$/,
+    'a signer is a KMS key ARN or sha256:<hex of a public key>',
+  );
+
 export const SourceObject = z.object({
   bucket: z.string().min(1),
   key: z.string().min(1),
@@ -26,7 +37,20 @@ export const SourceObject = z.object({
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
-    .optional(),
+    .optional()
+    .describe(
+      'SHA-256 of the exact bytes uploaded (x-amz-meta-sha256); on a signed tarball, the signed digest.',
+    ),
+  signer: SignerKeyId.optional().describe(
+    "The trusted key whose signature over sha256 ingest verified: a KMS key ARN, or sha256:<hex> of a PEM public key's DER. Absent: the tarball is unsigned (its stream does not require provenance).",
+  ),
+  signature: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64')
+    .optional()
+    .describe(
+      'The signature, base64 of the DER ECDSA P-256 signature over sha256 (as KMS Sign, openssl dgst -sha256 -sign and cosign sign-blob make it): anyone holding the public key can verify it.',
+    ),
 });
 
 const ReleaseFields = z.object({
@@ -83,10 +107,11 @@ export const BuildFailedDetail = ReleaseFields.extend({
 });
 
 /**
- * An upload that tried to replace a published revision with other content. The release keeps its original
- * tarball (the bucket is versioned); the upload is refused, and recorded on the release.
+ * An upload that tried to replace a published revision with other content (the release keeps its original
+ * tarball, the bucket is versioned; the upload is refused, and recorded on the release), or that is not a tar
+ * archive at all (refused before it took a sequence).
  */
-export const ReleaseRejectedDetail = ReleaseFields.partial({ sequence: true, releaseId: true }).extend({
+export const RevisionConflictDetail = ReleaseFields.partial({ sequence: true, releaseId: true }).extend({
   reason: z.string().min(1),
   existing: SourceObject.optional().describe(
     'The object the release was built from; absent when the upload was refused before it had a release (not a tar archive: no sequence was taken, and sequence and releaseId are absent too).',
@@ -94,6 +119,44 @@ export const ReleaseRejectedDetail = ReleaseFields.partial({ sequence: true, rel
   rejected: SourceObject.describe('The refused upload.'),
   rejectedAt: z.iso.datetime(),
 });
+
+/**
+ * What ingest found wrong with an upload to a stream that requires provenance, before anything was built:
+ * - `unsigned`: the object carries no signature (x-amz-meta-stemcell-signature);
+ * - `no-sha256`: it records no SHA-256 (x-amz-meta-sha256), so there is nothing the signature can be over;
+ * - `bytes`: S3's own SHA-256 checksum of the uploaded bytes is not the recorded (signed) one;
+ * - `untrusted-signer`: it names a signer (x-amz-meta-stemcell-signer) the stream does not trust;
+ * - `signature`: the signature does not verify over the recorded SHA-256 with the trusted key(s);
+ * - `key`: the trusted key cannot verify ECDSA P-256 / SHA-256 signatures (a configuration fault).
+ */
+export const PROVENANCE_CHECKS = [
+  'unsigned',
+  'no-sha256',
+  'bytes',
+  'untrusted-signer',
+  'signature',
+  'key',
+] as const;
+export const ProvenanceCheck = z.enum(PROVENANCE_CHECKS);
+
+/**
+ * An upload refused for its provenance. It never became a release: no sequence was taken, no build queued,
+ * so the detail has no sequence or releaseId.
+ */
+export const ProvenanceRejectedDetail = z.object({
+  version: z.literal(DETAIL_VERSION).describe("The detail's version: bumped only by a breaking change."),
+  stream: StreamName.describe('The image stream, as in the object key streams/<stream>/<revision>.tar….'),
+  revision: Revision.describe('The revision of the stream, as in the object key.'),
+  reason: z.string().min(1).describe('Names the object and what failed.'),
+  check: ProvenanceCheck.describe(
+    'Which provenance check refused the upload: unsigned, no-sha256, bytes, untrusted-signer, signature, key.',
+  ),
+  rejected: SourceObject.describe('The refused upload (signer: the key it claimed, when it named one).'),
+  rejectedAt: z.iso.datetime(),
+});
+
+/** An upload refused: other content under a published revision, or (no sequence, no release) its provenance. */
+export const ReleaseRejectedDetail = z.union([RevisionConflictDetail, ProvenanceRejectedDetail]);
 
 /**
  * Instance-refresh outcomes of "Launch Template Updated", least to most telling: announce keeps the worst it
@@ -110,12 +173,20 @@ export const INSTANCE_REFRESH_SEVERITY = [
 ] as const;
 
 /**
- * What a member's subscriber checks, as the member, before it moves a launch template to an image
- * (src/core/images/launchable.ts), in order: the image is visible to the account; its key is usable (the key
+ * What a member's subscriber checks, as the member, before it moves a launch template to an image, in order:
+ * the image's signer is one the member trusts (its own STEMCELL_TRUSTED_SIGNERS, src/core/members/signer.ts);
+ * then (src/core/images/launchable.ts) the image is visible to the account; its key is usable (the key
  * described, the Auto Scaling role's grant present); the account's Allowed AMIs setting admits it; the template's
  * instance type runs its architecture and boot mode; EC2's RunInstances dry run accepts it.
  */
-export const LAUNCH_CHECKS = ['image', 'key', 'allowed-images', 'instance-type', 'dry-run'] as const;
+export const LAUNCH_CHECKS = [
+  'signer',
+  'image',
+  'key',
+  'allowed-images',
+  'instance-type',
+  'dry-run',
+] as const;
 export const LaunchCheck = z.enum(LAUNCH_CHECKS);
 
 export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
@@ -149,7 +220,7 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
     .object({ check: LaunchCheck, reason: z.string().min(1) })
     .optional()
     .describe(
-      "Set with outcome refused only: the launch check that failed (image, key, allowed-images, instance-type, dry-run) and why, in EC2's or KMS's own words where they gave them.",
+      "Set with outcome refused only: the check that failed (signer: the image's tarball was not signed by a key the member trusts; image, key, allowed-images, instance-type, dry-run: the account cannot launch it) and why, in EC2's or KMS's own words where they gave them.",
     ),
   ssmParameter: z.string().optional(),
   instanceRefresh: z
@@ -206,6 +277,8 @@ export type ImageReady = z.infer<typeof ImageReadyDetail>;
 export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
 export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
+export type ProvenanceRejected = z.infer<typeof ProvenanceRejectedDetail>;
+export type ProvenanceCheck = z.infer<typeof ProvenanceCheck>;
 export type LaunchTemplateUpdated = z.infer<typeof LaunchTemplateUpdatedDetail>;
 export type LaunchCheck = z.infer<typeof LaunchCheck>;
 export type ReleaseHalted = z.infer<typeof ReleaseHaltedDetail>;

@@ -3,7 +3,7 @@
 // first reads it. Names as serverless.yml (provider and function `environment`) and infra/member.yml set them.
 import { z } from 'zod';
 import { AwsClientEnv, envError, envIssues, optionalEnv } from '#aws/client-env.ts';
-import { Region } from '#events/stemcell.ts';
+import { Region, SignerKeyId } from '#events/stemcell.ts';
 
 const text = optionalEnv(z.string());
 const arn = optionalEnv(z.string().regex(/^arn:[a-z-]+:/, 'not an ARN'));
@@ -51,6 +51,20 @@ export const FunctionEnv = AwsClientEnv.extend({
   POWERTOOLS_METRICS_NAMESPACE: text,
   /** Outside Lambda (local mode, tests): the log level of the otherwise silent handlers. @defaultValue SILENT */
   STEMCELL_LOG_LEVEL: text,
+  /**
+   * Subscriber: comma-separated signers (KMS key ARNs, sha256:<hex>) the account requires of every image
+   * (infra/member.yml TrustedSignerKeyIds). @defaultValue none required
+   */
+  STEMCELL_TRUSTED_SIGNERS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(SignerKeyId)),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

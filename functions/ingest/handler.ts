@@ -7,30 +7,39 @@ import { lazyHandler } from '../commons/lazy.ts';
 import { instrumented, withLogKeys } from '../commons/middleware.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
-export interface IngestResponse {
-  /** Absent for an upload refused before it had a release (not a tar archive: `rejected` says why). */
-  releaseId?: string;
-  stream?: string;
-  revision?: string;
-  sequence?: number;
-  created: boolean;
-  enqueued: string[];
-  rejected?: string;
-}
+export type IngestResponse =
+  | {
+      releaseId: string;
+      stream: string;
+      revision: string;
+      sequence: number;
+      created: boolean;
+      enqueued: string[];
+    }
+  /**
+   * Refused before it had a release, for its provenance (`check` names what failed) or because it is not a tar
+   * archive: no sequence ("Release Rejected" says why).
+   */
+  | { key: string; rejected: string; check?: string };
 
 export function createHandler(deps: IngestDeps, tools: Powertools = powertools) {
   return instrumented<ObjectCreatedEnvelope, IngestResponse>(tools)
     .use(parser({ schema: ObjectCreatedEvent }))
     .handler(async (event) => {
       const stream = /^streams\/([^/]+)\//.exec(event.detail.object.key)?.[1];
-      const { release, created, enqueued, rejected } = await withLogKeys(
-        tools,
-        { stream, region: event.region },
-        () => ingest(deps, objectCreatedFromEvent(event)),
-      );
+      const object = objectCreatedFromEvent(event);
+      const result = await withLogKeys(tools, { stream, region: event.region }, () => ingest(deps, object));
+      if (!result.release) {
+        tools.metrics.addMetric('UploadsRejected', MetricUnit.Count, 1);
+        return {
+          key: object.key,
+          rejected: result.rejected,
+          ...(result.check ? { check: result.check } : {}),
+        };
+      }
+      const { release, created, enqueued } = result;
       tools.metrics.addMetric('ReleasesCreated', MetricUnit.Count, created ? 1 : 0);
       tools.metrics.addMetric('BuildJobsSent', MetricUnit.Count, enqueued.length);
-      if (!release) return { created, enqueued, ...(rejected ? { rejected } : {}) };
       return {
         releaseId: release.releaseId,
         stream: release.stream,

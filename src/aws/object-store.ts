@@ -44,7 +44,14 @@ export class S3ObjectStore implements ObjectStore {
     if (Buffer.isBuffer(body)) {
       size = body.length;
       out = await this.#s3.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, Metadata: metadata }),
+        // S3 checks the SHA-256 and keeps it (a full-object checksum): ingest compares it with the signed one.
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          Metadata: metadata,
+          ChecksumAlgorithm: 'SHA256',
+        }),
       );
     } else {
       // A stream of unknown length: multipart upload, counting bytes as they pass.
@@ -66,7 +73,9 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string): Promise<StoredObject | undefined> {
     try {
-      const out = await this.#s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await this.#s3.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }),
+      );
       return this.#stored(key, out);
     } catch (err) {
       if (isError(err, 'NotFound', 'NoSuchKey')) return undefined;
@@ -102,6 +111,8 @@ export class S3ObjectStore implements ObjectStore {
       ContentLength?: number | undefined;
       VersionId?: string | undefined;
       Metadata?: Record<string, string> | undefined;
+      ChecksumSHA256?: string | undefined;
+      ChecksumType?: string | undefined;
     },
   ): StoredObject {
     const stored: StoredObject = {
@@ -112,6 +123,9 @@ export class S3ObjectStore implements ObjectStore {
       metadata: out.Metadata ?? {},
     };
     if (out.VersionId) stored.versionId = out.VersionId;
+    // A multipart upload's SHA-256 is a checksum of part checksums ("…-N", COMPOSITE): not the bytes' digest.
+    if (out.ChecksumSHA256 && out.ChecksumType !== 'COMPOSITE' && !out.ChecksumSHA256.includes('-'))
+      stored.checksumSha256 = Buffer.from(out.ChecksumSHA256, 'base64').toString('hex');
     return stored;
   }
 }

@@ -3,12 +3,14 @@
 // filesystem/boot tooling reaches the attached volume is the Workspace given to it.
 import { rmSync } from 'node:fs';
 import type { Logger } from '#core/deps.ts';
-import { releaseTags } from '#core/model/naming.ts';
+import { releaseTags, TAG } from '#core/model/naming.ts';
+import { type P256PublicKey, p256PublicKey, publicKeyId, verifyDigest } from '#core/provenance/signature.ts';
 import { failRegion } from '#core/release/build-failure.ts';
 import { moveRegion, recordRegionFigures } from '#core/release/region-state.ts';
 import type { BuilderServices } from '#core/runtime.ts';
+import { InputError } from '#errors';
 import type { BuildJob } from '#events/aws.ts';
-import type { Attachment } from '#ports';
+import type { Attachment, SourceRef } from '#ports';
 import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
 import { loadManifest, targetIdentity } from '#unpack/manifest.ts';
 import { syncFilesystem } from './quiesce.ts';
@@ -177,11 +179,9 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
           await opened.manifest?.commit();
           return stats;
         });
-        if (job.source.sha256 && job.source.sha256 !== applied.inputSha256) {
-          throw new Error(
-            `tarball s3://${job.source.bucket}/${job.source.key} changed: sha256 ${applied.inputSha256} != ${job.source.sha256}`,
-          );
-        }
+        // Before anything is made of the tree: the bytes streamed are the ones recorded (and, for a signed
+        // tarball, signed) at ingest. The release record is the authority, not the job message.
+        checkSourceDigest(release.source, job, applied.inputSha256);
         await timed('boot', () =>
           opened.makeBootable({
             stream: job.stream,
@@ -244,7 +244,12 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   const snapshot = await timed('snapshot', () =>
     deps.snapshots.create(volume.volumeId, {
       description: `stemcell ${job.stream} ${job.revision} (sequence ${job.sequence})`,
-      tags: { ...releaseTags(job), 'stemcell:sha256': apply.inputSha256, 'stemcell:region': job.region },
+      tags: {
+        ...releaseTags(job),
+        [TAG.sha256]: apply.inputSha256,
+        [TAG.region]: job.region,
+        ...(release.source.signer ? { [TAG.signer]: release.source.signer } : {}),
+      },
       clientToken: `${job.releaseId}:${job.region}`,
     }),
   );
@@ -260,6 +265,44 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   if (!(await moveRegion(deps.releases, job.releaseId, job.region, { state: 'snapshotting', ...built })))
     await recordRegionFigures(deps.releases, job.releaseId, job.region, built);
   return { kind: 'built', snapshotId: snapshot.snapshotId, volumeId: volume.volumeId, apply, stepMs };
+}
+
+/**
+ * The tarball streamed is not the one its release recorded or signed: final at once (another attempt would
+ * stream the same bytes), and nothing is snapshotted.
+ */
+export class SourceDigestError extends InputError {
+  override readonly name = 'SourceDigestError';
+}
+
+/**
+ * The SHA-256 computed while streaming must be the release's recorded one; on a signed release, the signature
+ * recorded at ingest must also verify over it with the signer's public key (a release record or job that was
+ * tampered with does not pass for signed).
+ */
+export function checkSourceDigest(source: SourceRef, job: BuildJob, streamed: string): void {
+  const where = `tarball s3://${job.source.bucket}/${job.source.key}`;
+  const expected = source.sha256 ?? job.source.sha256;
+  if (expected && expected !== streamed)
+    throw new SourceDigestError(
+      `${where} changed: sha256 ${streamed} != ${expected}${source.signer ? ` (signed by ${source.signer})` : ''}`,
+    );
+  if (!source.signer) return;
+  if (!source.signature || !source.signerPublicKey)
+    throw new SourceDigestError(
+      `${where}: release ${job.releaseId} names signer ${source.signer} but records no signature or public key`,
+    );
+  let key: P256PublicKey;
+  try {
+    key = p256PublicKey(Buffer.from(source.signerPublicKey, 'base64'), `signer ${source.signer}`);
+  } catch (err) {
+    throw new SourceDigestError(`${where}: ${(err as Error).message}`, { cause: err });
+  }
+  const id = source.signer.startsWith('sha256:') ? publicKeyId(key.spki) : source.signer;
+  if (id !== source.signer || !verifyDigest(key, streamed, Buffer.from(source.signature, 'base64')))
+    throw new SourceDigestError(
+      `${where}: the signature recorded for ${source.signer} does not verify over the streamed sha256 ${streamed}`,
+    );
 }
 
 /** ENOSPC that the data folder is not to blame for (classified in writeRevision). */
@@ -307,7 +350,7 @@ export async function handleBuildFailure(
     });
     return 'wait';
   }
-  const rejected = error instanceof RejectedArchiveError;
+  const rejected = error instanceof RejectedArchiveError || error instanceof SourceDigestError;
   const final = rejected || attempt.receiveCount >= attempt.maxReceiveCount;
   if (!final) {
     await moveRegion(deps.releases, job.releaseId, job.region, {

@@ -14,6 +14,7 @@ const commands: Array<{ register(program: Command): void }> = [
   await import('./commands/demo.ts'),
   await import('./commands/dev.ts'),
   await import('./commands/publish.ts'),
+  await import('./commands/sign.ts'),
   await import('./commands/status.ts'),
   await import('./commands/builder.ts'),
   await import('./commands/release.ts'),

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '#errors';
-import { StemcellConfig } from './schema.ts';
+import { isPemText, StemcellConfig } from './schema.ts';
 
 export class ConfigError extends InputError {
   readonly file: string;
@@ -46,5 +48,43 @@ export async function loadConfig(file: string): Promise<StemcellConfig> {
   } catch (err) {
     throw new ConfigError(file, [`not valid YAML: ${(err as Error).message}`], { cause: err });
   }
-  return parseConfig(raw, file);
+  const unreadable = inlineKeyFiles(raw, dirname(file));
+  const result = StemcellConfig.safeParse(raw);
+  if (result.success && unreadable.length === 0) return result.data;
+  // Every problem at once; a key file that could not be read is not also reported as a bad key.
+  const said = new Set(unreadable.map((p) => p.slice(0, p.indexOf(': '))));
+  const problems = result.success ? [] : describeIssues(result.error);
+  throw new ConfigError(file, [
+    ...unreadable,
+    ...problems.filter((p) => !said.has(p.slice(0, p.indexOf(': ')))),
+  ]);
+}
+
+/**
+ * Replaces each trusted key given as a path (streams.<name>.provenance.trustedKeys) with the PEM it holds, read
+ * relative to the configuration file; returns one problem per file that cannot be read. What the file holds is
+ * checked by the schema, like an inline key.
+ */
+function inlineKeyFiles(raw: unknown, base: string): string[] {
+  const problems: string[] = [];
+  const streams = (raw as { streams?: unknown } | null)?.streams;
+  if (!streams || typeof streams !== 'object') return problems;
+  for (const [name, stream] of Object.entries(streams as Record<string, unknown>)) {
+    const keys = (stream as { provenance?: { trustedKeys?: unknown } } | null)?.provenance?.trustedKeys;
+    if (!Array.isArray(keys)) continue;
+    keys.forEach((key, i) => {
+      if (typeof key !== 'string' || key.startsWith('arn:') || isPemText(key)) return;
+      const where = `streams.${name}.provenance.trustedKeys[${i}]`;
+      try {
+        const text = readFileSync(resolve(base, key), 'utf8');
+        if (isPemText(text)) keys[i] = text;
+        else problems.push(`${where}: ${key} holds no PEM public key`);
+      } catch (err) {
+        problems.push(
+          `${where}: cannot read ${key}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
+      }
+    });
+  }
+  return problems;
 }

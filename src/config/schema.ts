@@ -1,7 +1,8 @@
 // stemcell.config.yml: the declarative description of streams, sharing and (for local mode) the organization.
 // The schema is the source of truth; the types come from it.
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { AccountId, Architecture, BootMode, Region, StreamName } from '#events/stemcell.ts';
+import { AccountId, Architecture, BootMode, Region, SignerKeyId, StreamName } from '#events/stemcell.ts';
 
 const OuId = z
   .string()
@@ -88,6 +89,71 @@ export function sharingGaps(sharing: Sharing, scope: Scope): string[] {
   return scope.ous.filter((ou) => !sharing.ous.includes(ou));
 }
 
+/** A KMS key ARN (an alias would let whoever moves it change whom the stream trusts). */
+export const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+export const isPemText = (text: string) => text.includes('-----BEGIN ');
+
+/** Why `text` is not a P-256 public key in PEM, or undefined when it is. */
+function pemProblem(text: string): string | undefined {
+  try {
+    const key = createPublicKey(text);
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    return key.asymmetricKeyType === 'ec' && curve === 'prime256v1'
+      ? undefined
+      : `a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''} public key; signatures are ECDSA P-256`;
+  } catch (err) {
+    return `not a readable PEM public key (${(err as Error).message})`;
+  }
+}
+
+/**
+ * One trusted signing key: a KMS key ARN, or a P-256 public key in PEM. A path to a PEM file is read by
+ * `loadConfig` (relative to the configuration file) and stands here as the PEM it holds.
+ */
+export const TrustedKey = z.string().superRefine((key, ctx) => {
+  if (isPemText(key)) {
+    const problem = pemProblem(key);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  } else if (key.startsWith('arn:')) {
+    if (!KMS_KEY_ARN.test(key))
+      ctx.addIssue({
+        code: 'custom',
+        message: `${key}: not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; aliases are not trusted)`,
+      });
+  } else {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${key}: not a KMS key ARN, an inline PEM public key, or a PEM file next to the configuration`,
+    });
+  }
+});
+
+/** Which tarballs of a stream may become images: signed ones only (required), by these keys. */
+export const ProvenanceConfig = z
+  .strictObject({
+    required: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Refuse (Release Rejected, no sequence taken) every upload without a valid signature by a trusted key. false: unsigned uploads build as today, signed ones must still verify.',
+      ),
+    trustedKeys: z
+      .array(TrustedKey)
+      .default([])
+      .describe(
+        'KMS key ARNs (ECC_NIST_P256, SIGN_VERIFY) and P-256 public keys (inline PEM, or a path to a PEM file relative to the configuration file). Several at once for rotation.',
+      ),
+  })
+  .superRefine((p, ctx) => {
+    if (p.required && p.trustedKeys.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trustedKeys'],
+        message: 'provenance.required with no trustedKeys: no upload could ever be accepted; list a key',
+      });
+  });
+export type ProvenanceConfig = z.infer<typeof ProvenanceConfig>;
+
 const StreamFields = z.strictObject({
   regions: z.array(Region).min(1, 'list at least one region'),
   architecture: Architecture.default('x86_64'),
@@ -123,6 +189,9 @@ const StreamFields = z.strictObject({
   rollout: Rollout.optional().describe(
     'Waves with bake time; without it, one wave: every account in scope at once.',
   ),
+  provenance: ProvenanceConfig.optional().describe(
+    "Signed tarballs only: ingest verifies each upload's signature before anything is built. Absent: uploads are not checked, and their releases show as unsigned.",
+  ),
 });
 
 export const StreamConfig = StreamFields.superRefine((stream, ctx) => {
@@ -149,7 +218,17 @@ function describeSharing(sharing: Sharing): string {
   return to.length > 0 ? to.join(', ') : 'nobody';
 }
 
-const LocalAccount = z.strictObject({ id: AccountId, name: z.string().min(1), ou: OuId });
+const LocalAccount = z.strictObject({
+  id: AccountId,
+  name: z.string().min(1),
+  ou: OuId,
+  trustedSigners: z
+    .array(SignerKeyId)
+    .optional()
+    .describe(
+      "Signers this member account requires (its member stack's TrustedSignerKeyIds): its subscriber refuses images whose tarball another key signed, or none.",
+    ),
+});
 const LocalLaunchTemplate = z.strictObject({
   account: AccountId,
   region: Region,

@@ -18,6 +18,7 @@ import type {
   OrganizationDirectory,
   ReleaseStore,
   RolloutStore,
+  SigningKeys,
   Snapshots,
 } from '#ports';
 
@@ -52,6 +53,8 @@ export interface IngestDeps extends BaseDeps {
   buildQueue(region: string): FifoQueue;
   /** The tarball bucket, to read the SHA-256 the publisher recorded in the object's metadata; optional. */
   objects?: ObjectStore;
+  /** KMS, for the public keys of the trusted KMS signing keys (GetPublicKey, once per key). */
+  signingKeys?: SigningKeys;
 }
 
 export interface RegisterDeps extends BaseDeps {
@@ -141,6 +144,11 @@ export interface SubscriberDeps {
   centralBus: string;
   events: EventPublisher;
   settings(stream: string): SubscriberSettings;
+  /**
+   * Signers (KMS key ARNs, sha256:<hex> of PEM keys) this account requires of every image it moves to; absent
+   * or empty: any signer, or none (infra/member.yml TrustedSignerKeyIds).
+   */
+  trustedSigners?: readonly string[];
   clock: Clock;
   logger: Logger;
 }

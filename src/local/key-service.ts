@@ -4,10 +4,13 @@
 // as on KMS. Like a KMS ciphertext blob, the wrapped key names its key, so decrypt needs no key id.
 // Who may use a key is decided as KMS does (key-policy.ts): the key's account, a principal its key policy allows
 // (not a service-linked role: it has no IAM policy of its own), or a grantee for the operations of its grant.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+// Asymmetric signing keys (ECC_NIST_P256, SIGN_VERIFY) hold a node:crypto P-256 private key in their file instead:
+// they sign digests (Sign, MessageType DIGEST, ECDSA_SHA_256) and give out their public half (GetPublicKey).
+import { createCipheriv, createDecipheriv, createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock, DataKey, KeyDescription, KeyService } from '#ports';
+import { p256PrivateKey, SIGNING_ALGORITHM, SIGNING_KEY_SPEC } from '#core/provenance/signature.ts';
+import type { Clock, DataKey, KeyDescription, KeyService, PublicKeyInfo, SigningKeys } from '#ports';
 import { systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './json-state.ts';
@@ -61,6 +64,8 @@ interface KeyRecord {
   policy?: KeyPolicy;
   /** KMS KeyState; absent: Enabled. */
   state?: 'Enabled' | 'Disabled';
+  /** Absent: SYMMETRIC_DEFAULT (ENCRYPT_DECRYPT). ECC_NIST_P256 keys are SIGN_VERIFY. */
+  keySpec?: 'SYMMETRIC_DEFAULT' | 'ECC_NIST_P256';
 }
 
 export interface LocalKeyServiceOptions {
@@ -79,7 +84,7 @@ export interface KeyCaller {
   viaService?: string;
 }
 
-export class LocalKeyService implements KeyService {
+export class LocalKeyService implements KeyService, SigningKeys {
   readonly accountId: string;
   readonly region: string;
   readonly #dir: string;
@@ -96,6 +101,7 @@ export class LocalKeyService implements KeyService {
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<DataKey> {
     const key = this.#requireKey(keyId);
+    requireUsage(key, 'ENCRYPT_DECRYPT', 'GenerateDataKey');
     const plaintext = randomBytes(32);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#masterKey(key), iv);
@@ -114,6 +120,7 @@ export class LocalKeyService implements KeyService {
   ): Promise<Buffer> {
     const blob = parseBlob(ciphertext);
     const key = this.#requireKey(blob.keyId);
+    requireUsage(key, 'ENCRYPT_DECRYPT', 'Decrypt');
     const who = typeof caller === 'string' ? { principal: caller } : caller;
     const denied = this.#denial(key, { ...who, operation: 'Decrypt' });
     if (denied) throw new LocalServiceError('AccessDeniedException', denied);
@@ -179,7 +186,16 @@ export class LocalKeyService implements KeyService {
   // ---------------------------------------------------------------- local-only
 
   /** CreateKey (+ CreateAlias): a new customer managed key owned by `accountId` (default: this service's). */
-  createKey(input: { alias?: string; description?: string; accountId?: string; policy?: KeyPolicy } = {}): {
+  createKey(
+    input: {
+      alias?: string;
+      description?: string;
+      accountId?: string;
+      policy?: KeyPolicy;
+      /** ECC_NIST_P256: an asymmetric signing key (KeyUsage SIGN_VERIFY). @defaultValue SYMMETRIC_DEFAULT */
+      keySpec?: 'SYMMETRIC_DEFAULT' | 'ECC_NIST_P256';
+    } = {},
+  ): {
     keyId: string;
     arn: string;
   } {
@@ -204,10 +220,50 @@ export class LocalKeyService implements KeyService {
       grants: [],
       createdAt: this.#clock.now().toISOString(),
       ...(input.policy ? { policy: input.policy } : {}),
+      ...(input.keySpec === SIGNING_KEY_SPEC ? { keySpec: SIGNING_KEY_SPEC } : {}),
     };
-    writeFileAtomic(this.#masterKeyPath(keyId), randomBytes(32), 0o600);
+    const material =
+      input.keySpec === SIGNING_KEY_SPEC
+        ? Buffer.from(
+            generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+              format: 'pem',
+              type: 'pkcs8',
+            }),
+          )
+        : randomBytes(32);
+    writeFileAtomic(this.#masterKeyPath(keyId), material, 0o600);
     this.#saveRecord(key);
     return { keyId, arn: key.arn };
+  }
+
+  /** GetPublicKey of an asymmetric key. */
+  async getPublicKey(keyId: string): Promise<PublicKeyInfo> {
+    const key = this.#requireKey(keyId);
+    requireUsage(key, 'SIGN_VERIFY', 'GetPublicKey');
+    return {
+      keyId: key.arn,
+      keySpec: SIGNING_KEY_SPEC,
+      keyUsage: 'SIGN_VERIFY',
+      signingAlgorithms: [SIGNING_ALGORITHM],
+      publicKey: this.#signingKey(key).publicKey.spki,
+    };
+  }
+
+  /** Sign (ECDSA_SHA_256, MessageType DIGEST) as the key's own account (the release pipeline). */
+  async signDigest(keyId: string, digest: Buffer): Promise<{ keyId: string; signature: Buffer }> {
+    const key = this.#requireKey(keyId);
+    requireUsage(key, 'SIGN_VERIFY', 'Sign');
+    if (key.state === 'Disabled') throw new LocalServiceError('DisabledException', `${key.arn} is disabled`);
+    if (digest.length !== 32)
+      throw new LocalServiceError(
+        'ValidationException',
+        `a SHA-256 digest is 32 bytes, got ${digest.length} (MessageType DIGEST)`,
+      );
+    return { keyId: key.arn, signature: this.#signingKey(key).signDigest(digest.toString('hex')) };
+  }
+
+  #signingKey(key: KeyRecord) {
+    return p256PrivateKey(this.#masterKey(key).toString('utf8'), `local KMS key ${key.keyId}`);
   }
 
   /** The key an alias names, created on first use: how local mode provides config's `kmsKeyId: alias/stemcell`. */
@@ -320,6 +376,16 @@ export class LocalKeyService implements KeyService {
   #saveRecord(key: KeyRecord): void {
     writeJsonAtomic(join(this.#dir, `${safeName(key.keyId)}.json`), key);
   }
+}
+
+/** KMS refuses an operation of the other key usage with InvalidKeyUsageException. */
+function requireUsage(key: KeyRecord, usage: 'ENCRYPT_DECRYPT' | 'SIGN_VERIFY', operation: string): void {
+  const actual = key.keySpec === SIGNING_KEY_SPEC ? 'SIGN_VERIFY' : 'ENCRYPT_DECRYPT';
+  if (actual !== usage)
+    throw new LocalServiceError(
+      'InvalidKeyUsageException',
+      `${key.arn} is a ${key.keySpec ?? 'SYMMETRIC_DEFAULT'} key (KeyUsage ${actual}): not valid for ${operation}`,
+    );
 }
 
 /** Account of a grantee: a 12-digit id, arn:aws:iam::<account>:…, or arn:aws:sts::<account>:…. */

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type {
+  AllowedImagesSettings,
   AutoScalingGroup,
   InstanceRefreshStatus,
   LaunchTemplate,
@@ -79,6 +80,10 @@ export interface AccountRegionState {
   parameters: Record<string, ParameterRecord>;
   /** client token → the version it created and a fingerprint of the request */
   clientTokens: Record<string, { launchTemplateId: string; versionNumber: number; fingerprint: string }>;
+  /** The account's Allowed AMIs setting in the region (EnableAllowedImagesSettings and its criteria). */
+  allowedImages?: AllowedImagesSettings;
+  /** A service control policy that denies ec2:RunInstances in the account: its statement, for the message. */
+  launchDeniedBy?: string;
 }
 
 export function listDir(path: string): string[] {

@@ -45,6 +45,8 @@ interface Sidecar {
   metadata: Record<string, string>;
   lastModified: string;
   sequencer: string;
+  /** SHA-256 of the body (hex), as S3 keeps a full-object checksum of an upload that asks for one. */
+  checksumSha256?: string;
 }
 
 const META_SUFFIX = '.json';
@@ -99,6 +101,8 @@ export class LocalObjectStore implements ObjectStore {
     }
     const tmp = `${bodyPath}.${process.pid}.${randomBytes(4).toString('hex')}.upload`;
     const md5 = createHash('md5');
+    // The adapter on S3 uploads with ChecksumAlgorithm SHA256; here the store computes the same checksum.
+    const sha256 = createHash('sha256');
     let size = 0;
     try {
       await pipeline(
@@ -106,6 +110,7 @@ export class LocalObjectStore implements ObjectStore {
         new Transform({
           transform(chunk: Buffer, _enc, done) {
             md5.update(chunk);
+            sha256.update(chunk);
             size += chunk.length;
             done(null, chunk);
           },
@@ -138,6 +143,7 @@ export class LocalObjectStore implements ObjectStore {
       metadata: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k.toLowerCase(), v])),
       lastModified: now.toISOString(),
       sequencer: this.#nextSequencer(now),
+      checksumSha256: sha256.digest('hex'),
     };
     // S3 version ids are opaque 32-character strings.
     if (this.#versioning) sidecar.versionId = randomBytes(24).toString('base64url');
@@ -321,6 +327,7 @@ export class LocalObjectStore implements ObjectStore {
       metadata: s.metadata,
     };
     if (s.versionId) stored.versionId = s.versionId;
+    if (s.checksumSha256) stored.checksumSha256 = s.checksumSha256;
     return stored;
   }
 

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { BuilderDeps, OpenVolume } from '#builder/worker.ts';
 import type { BuildJob } from '#events/aws.ts';
 import { LocalReleaseStore } from '#local/release-store.ts';
-import type { BusEvent, QueueMessage } from '#ports';
+import type { BusEvent, QueueMessage, SourceRef } from '#ports';
 
 export interface FakeBuilder {
   dir: string;
@@ -28,6 +28,8 @@ export async function fakeBuilder(options: {
   /** Overrides of the opened volume's methods (flush, quiesce, inspect, …), given the volume's root. */
   volume?: (root: string) => Partial<OpenVolume>;
   hostSpace?: BuilderDeps['hostSpace'];
+  /** What ingest recorded of the source beyond its location: its SHA-256, signer, signature. */
+  recorded?: Partial<SourceRef>;
 }): Promise<FakeBuilder> {
   const dir = await mkdtemp(join(tmpdir(), 'stemcell-builder-'));
   const releases = new LocalReleaseStore(join(dir, 'releases'));
@@ -35,7 +37,7 @@ export async function fakeBuilder(options: {
   const { release } = await releases.create({
     stream: 'web',
     revision: 'r1',
-    source,
+    source: { ...source, ...options.recorded },
     regions: ['eu-west-1'],
     uploadedAt: new Date().toISOString(),
   });

@@ -55,6 +55,7 @@ export class AwsRuntime implements Runtime {
       ...b,
       buildQueue: this.#services.regionQueues(e.STEMCELL_BUILD_QUEUE_PREFIX, ''),
       objects: this.#services.bucket(b.config.bucket),
+      signingKeys: this.#services.signingKeys(),
     };
   }
 
@@ -271,6 +272,7 @@ export class AwsMemberRuntime implements MemberRuntime {
       centralBus: e.STEMCELL_CENTRAL_BUS_ARN,
       events: new AwsServices(this.container).publisher(),
       settings,
+      trustedSigners: e.STEMCELL_TRUSTED_SIGNERS,
       clock: systemClock,
       logger: powertools.logger,
     };

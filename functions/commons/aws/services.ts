@@ -11,6 +11,7 @@ import { S3ObjectStore } from '#aws/object-store.ts';
 import { AwsOrganizationDirectory } from '#aws/organization.ts';
 import { DynamoReleaseStore } from '#aws/release-store.ts';
 import { DynamoRolloutStore } from '#aws/rollout-store.ts';
+import { KmsSigningKeys } from '#aws/signing-keys.ts';
 import { Ec2SmokeInstances, type SmokeInstanceSettings } from '#aws/smoke-instances.ts';
 import { EbsSnapshots } from '#aws/snapshots.ts';
 import type { Imaging } from '#core/deps.ts';
@@ -66,6 +67,11 @@ export class AwsServices {
 
   bucket(bucket: string): S3ObjectStore {
     return new S3ObjectStore({ bucket, client: this.#clients.s3(this.#home) });
+  }
+
+  /** The trusted signing keys' public halves (GetPublicKey), each from the region its ARN names. */
+  signingKeys(): KmsSigningKeys {
+    return new KmsSigningKeys({ client: (region) => this.#clients.kms(region), defaultRegion: this.#home });
   }
 
   /** pacer: sync-subscribers pages 10,000 accounts, each list API under its rate. */

@@ -1,9 +1,11 @@
 // `stemcell config check [--config FILE]`: validates a configuration without running anything. Exit 0 when it
 // is valid; exit 2 with one line per problem, each naming the stream and the field (for example a subscriber
-// scope wider than the stream's sharing: accounts would be told about images they cannot launch).
+// scope wider than the stream's sharing: accounts would be told about images they cannot launch; a trusted key file
+// that cannot be read, or is not a P-256 public key; provenance.required with no trusted key).
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '#config/load.ts';
+import { trustedKeyId } from '#core/provenance/verify.ts';
 import { CliError } from '../errors.ts';
 
 export function register(program: Command): void {
@@ -17,7 +19,10 @@ export function register(program: Command): void {
         const loaded = await loadConfig(resolve(options.config));
         const streams = Object.entries(loaded.streams).map(([name, s]) => {
           const sharing = s.sharing.organization ? ['organization'] : s.sharing.ous;
-          return `  ${name}: regions ${s.regions.join(', ')}; shared with ${sharing.join(', ')}`;
+          const provenance = s.provenance
+            ? `; ${s.provenance.required ? 'signed uploads only' : 'signatures checked when present'}, trusted: ${s.provenance.trustedKeys.map(trustedKeyId).join(', ') || 'none'}`
+            : '; unsigned uploads accepted';
+          return `  ${name}: regions ${s.regions.join(', ')}; shared with ${sharing.join(', ')}${provenance}`;
         });
         process.stdout.write(`${options.config}: valid\n${streams.join('\n')}\n`);
       } catch (err) {

@@ -6,6 +6,14 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { objectKey } from '#core/model/naming.ts';
 import { demoConfig } from '#demo/config.ts';
+import {
+  publishUntrusted,
+  rejectedLines,
+  SIGNED_STREAM,
+  signedUploadMetadata,
+  trustDemoSigningKey,
+  watchRejections,
+} from '#demo/provenance.ts';
 import { checkLaunchTemplates, reportTable } from '#demo/report.ts';
 import { buildSampleTarball, prepareSampleBoot, type SampleBoot } from '#demo/sample-rootfs.ts';
 import { allLaunchable, launchVerdict, type Verdict, verdictLines } from '#demo/verdict.ts';
@@ -47,6 +55,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const progress = createProgress(process.stderr);
   const dataDir = options.data ?? (await mkdtemp(join(tmpdir(), 'stemcell-demo-')));
   const config = demoConfig();
+  // One stream takes signed tarballs only: its key must exist before the stack reads the configuration.
+  const signingKey = await trustDemoSigningKey(dataDir, config);
   const started = performance.now();
   let stack: LocalStack | undefined;
   try {
@@ -61,6 +71,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       onProgress: (event) => tracker.onProgress(event),
     });
     const tracker = trackStack(progress, stack);
+    const rejected = watchRejections(stack);
     await stack.start();
     // Real kernels and busybox for the streams that boot, once per architecture (apt, cached).
     const boots = new Map<string, SampleBoot>();
@@ -92,7 +103,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         const body = await readFile(tarball);
         const sha256 = createHash('sha256').update(body).digest('hex');
         const revisionName = `2026.11.${20 + revision}`;
-        await stack.publish(objectKey(stream, revisionName), body, { sha256 });
+        await stack.publish(
+          objectKey(stream, revisionName),
+          body,
+          streamConfig.provenance ? await signedUploadMetadata(stack, signingKey, body) : { sha256 },
+        );
         upload.done(`${(body.length / 1024).toFixed(0)} KiB uploaded`);
       }
       await stack.settle();
@@ -100,6 +115,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       verdicts.push(verdict);
       progress.line(`after revision ${revision}: ${verdictLines(verdict).join('\n')}`);
     }
+    // Provenance: an unsigned revision and one signed by a key nobody trusts never become releases.
+    const untrusted = await publishUntrusted(
+      stack,
+      await readFile(join(dataDir, 'tarballs', `${SIGNED_STREAM}-2.tar.zst`)),
+    );
+    for (const line of rejectedLines(rejected)) progress.line(line);
     // Rolling out safely: revision 3 halts in the canary wave, then a rollback to revision 2.
     const failing = config.streams[FAILING_STREAM];
     const story = await haltThenRollBack(
@@ -123,7 +144,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const unbooted = reports.filter(
       (r) => config.streams[r.stream]?.bootMode !== 'none' && r.bootCheck?.passed !== true,
     );
+    // Both refused, with their reasons, and neither took a sequence; the signed stream's releases are signed.
+    const provenanceOk =
+      untrusted.every((revision) =>
+        rejected.some((r) => r.stream === SIGNED_STREAM && r.revision === revision),
+      ) &&
+      !releases.some((r) => r.stream === SIGNED_STREAM && untrusted.includes(r.revision)) &&
+      releases.filter((r) => r.stream === SIGNED_STREAM).every((r) => r.source.signer === signingKey);
     const ok =
+      provenanceOk &&
       failedChecks.length === 0 &&
       unbooted.length === 0 &&
       reports.every(
@@ -143,10 +172,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, halted: story.halted ?? null, heldByHalt: story.heldByHalt, movedPastHalt: story.movedPastHalt, rollback: story.rollback ?? null, launchTemplates: { checked: checks.length, failed: failedChecks }, deadLetters }, null, 2)}\n`,
+        `${JSON.stringify({ ok, seconds, dataDir, volumeBackend: stack.region(config.homeRegion).volumes.backend, launch: verdict.launch, accountsUpdated: verdict.accountsUpdated, accountsInScope: verdict.accountsInScope, releases: reports, halted: story.halted ?? null, heldByHalt: story.heldByHalt, movedPastHalt: story.movedPastHalt, rollback: story.rollback ?? null, launchTemplates: { checked: checks.length, failed: failedChecks }, signedStream: { stream: SIGNED_STREAM, signer: signingKey }, rejected, deadLetters }, null, 2)}\n`,
       );
     } else {
-      process.stdout.write(`\n${reportTable(reports)}\n\n`);
+      process.stdout.write(`\n${reportTable(reports)}\n`);
+      process.stdout.write(
+        `${[`${SIGNED_STREAM} takes tarballs signed by ${signingKey} only:`, ...rejectedLines(rejected).map((l) => `  ${l}`)].join('\n')}\n\n`,
+      );
       process.stdout.write(`${verdictLines(verdict).join('\n')}\n`);
       if (story.halted)
         process.stdout.write(

@@ -10,10 +10,12 @@ import { LocalObjectStore } from '#local/object-store.ts';
 import type { StoredObject } from '#ports';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
+import { signatureMetadata, signDigest } from '../signing.ts';
 
 interface PublishOptions extends LocalOptions {
   stream: string;
   revision?: string;
+  sign?: string;
 }
 
 export function register(program: Command): void {
@@ -22,7 +24,11 @@ export function register(program: Command): void {
       .command('publish <tarball>')
       .description('upload a root-filesystem tarball as the next revision of a stream (local bucket)')
       .requiredOption('--stream <name>', 'the image stream, e.g. web-base')
-      .option('--revision <revision>', 'revision name (default: the UTC time, e.g. 2026.11.21-093000)'),
+      .option('--revision <revision>', 'revision name (default: the UTC time, e.g. 2026.11.21-093000)')
+      .option(
+        '--sign <key>',
+        'sign the tarball: a KMS key ARN (the local key service) or a P-256 private key PEM file; the signature is written with the object',
+      ),
   ).action(async (tarball: string, options: PublishOptions) => {
     const config = await resolveConfig(options);
     if (!config.streams[options.stream]) {
@@ -72,9 +78,19 @@ export function register(program: Command): void {
         2,
       );
     }
-    const stored = await store.put(key, createReadStream(tarball), { sha256 });
+    const metadata = options.sign
+      ? signatureMetadata(
+          await signDigest(sha256, options.sign, {
+            data: options.data,
+            accountId: config.local?.managementAccountId ?? '000000000000',
+            region: config.homeRegion,
+          }),
+        )
+      : { sha256 };
+    const stored = await store.put(key, createReadStream(tarball), metadata);
     process.stdout.write(
-      `published s3://${stored.bucket}/${stored.key} (${size} bytes, sha256 ${sha256}); ` +
+      `published s3://${stored.bucket}/${stored.key} (${size} bytes, sha256 ${sha256}` +
+        `${options.sign ? `, signed by ${stored.metadata['stemcell-signer']}` : ', unsigned'}); ` +
         `\`stemcell dev --data ${options.data}\` builds it, \`stemcell status ${options.stream}\` follows it\n`,
     );
   });

@@ -138,6 +138,10 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>, view?: 
   const lines = [
     `${release.stream} ${release.revision} (sequence ${release.sequence}, ${release.releaseId})` +
       `${release.completedAt ? ` complete ${release.completedAt}` : ''}`,
+    // Provenance: who signed the tarball (ingest verified it, the builder checked the bytes), or unsigned.
+    release.source.signer
+      ? `  signed by ${release.source.signer} (sha256 ${release.source.sha256 ?? 'unknown'})`
+      : `  UNSIGNED: no signature was verified for ${release.source.key} (the stream does not require provenance)`,
   ];
   if (release.waves && release.waves.length > 0) {
     lines.push(
@@ -165,7 +169,7 @@ export function formatRelease(release: Release & Partial<ReleaseStatus>, view?: 
         lines.push(
           `      ${cell.accountId}  ${cell.state.padEnd(16)} ${report ? `${report.launchTemplates} launch template(s)${report.instanceRefresh ? `, refresh ${report.instanceRefresh}` : ''}  ` : ''}${cell.at ?? ''}`,
         );
-        // Not launchable: the template stayed where it was, and why.
+        // Refused (not launchable, or an untrusted signer): the template stayed where it was, and why.
         for (const r of report?.refused ?? [])
           lines.push(
             `        REFUSED ${r.launchTemplateName} (${r.launchTemplateId}), ${r.check} check: ${r.reason}`,

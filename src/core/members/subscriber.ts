@@ -1,6 +1,7 @@
 // subscriber: runs in a member account. On "Image Ready" for stream S in region R, move every launch template
 // tagged stemcell:stream=S in R to the new image: a new version from the default one, made the default. Never
-// backwards: the default version's description records the sequence it holds. Never to an image the account
+// backwards: the default version's description records the sequence it holds. Never to an image whose tarball
+// a key the account trusts did not sign, when it requires a signer (signer.ts). Never to an image the account
 // cannot launch: before a move, the account checks, as itself, that it can (src/core/images/launchable.ts);
 // a refusal leaves the template where it is and is reported with its reason. Then the optional SSM parameter
 // and instance refresh, and a "Launch Template Updated" report back to the central bus (how each refresh ends
@@ -26,6 +27,7 @@ import {
   sequenceFromVersionDescription,
   TAG,
 } from '../model/naming.ts';
+import { signerRefusal } from './signer.ts';
 
 export interface TemplateOutcome {
   launchTemplateId: string;
@@ -163,6 +165,21 @@ async function moveTemplate(
   if (held === image.sequence || (held === undefined && current?.imageId === image.imageId)) {
     // Already current: a repeated event. Its refresh, if any, was started the first time.
     return unchanged('already-current', template.defaultVersionNumber);
+  }
+
+  // Signed by a key this account trusts, when it requires a signer: checked before anything else is asked.
+  const untrusted = signerRefusal(deps.trustedSigners, image);
+  if (untrusted) {
+    deps.logger.warn('untrusted signer refused: the launch template stays', {
+      releaseId: image.releaseId,
+      region: image.region,
+      launchTemplateId: template.launchTemplateId,
+      signer: image.source.signer ?? 'unsigned',
+    });
+    return {
+      ...unchanged('refused', template.defaultVersionNumber),
+      refusal: { check: 'signer', reason: untrusted },
+    };
   }
 
   // Launchable, as this account, with the instance type the new version keeps from the default one.

@@ -24,10 +24,19 @@ export const TAG = {
    * register copies it to the image, announce puts it in "Image Ready".
    */
   sha256: 'stemcell:sha256',
+  /** The key that signed the source tarball (its signature verified at ingest and again by the builder). */
+  signer: 'stemcell:signer',
 } as const;
 
 /** S3 object metadata key (x-amz-meta-sha256) where `stemcell publish` records the tarball's SHA-256. */
 export const SHA256_METADATA_KEY = 'sha256';
+/**
+ * S3 object metadata keys of a signed tarball, written with the object (one PutObject: no sidecar to race):
+ * x-amz-meta-stemcell-signature, base64 of the DER ECDSA signature over the SHA-256; x-amz-meta-stemcell-signer,
+ * the key that made it (a KMS key ARN, or sha256:<hex> of a PEM public key).
+ */
+export const SIGNATURE_METADATA_KEY = 'stemcell-signature';
+export const SIGNER_METADATA_KEY = 'stemcell-signer';
 
 const KEY_PATTERN = /^streams\/([^/]+)\/([^/]+?)\.tar(\.gz|\.zst|\.xz)?$/;
 

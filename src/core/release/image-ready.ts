@@ -130,9 +130,15 @@ export function imageReadyDetail(release: Release, region: string, image: ImageI
     encrypted: true,
     kmsKeyId: image.kmsKeyId,
     snapshotId: image.snapshotId,
-    source: { ...release.source, sha256 },
+    source: eventSource(release, sha256),
     createdAt: new Date(image.createdAt).toISOString(),
   };
+}
+
+/** The release's source as events carry it: the signer and its signature, not the public key the builder uses. */
+function eventSource(release: Release, sha256: string): ImageReady['source'] {
+  const { signerPublicKey: _, ...source } = release.source;
+  return { ...source, sha256 };
 }
 
 export function imageArn(region: string, imageId: string): string {

@@ -1,19 +1,16 @@
-// ingest: a tarball landed in the bucket. Record the release (which assigns its sequence), send one build job
-// per target region, announce "Release Started".
+// ingest: a tarball landed in the bucket. On a stream with `provenance`, verify its signature first: a refused
+// upload is told ("Release Rejected") and nothing else happens (no release, no sequence, no job). Then record the
+// release (which assigns its sequence), send one build job per target region, announce "Release Started".
 
 import type { Readable } from 'node:stream';
 import type { StreamConfig } from '#config/schema.ts';
 import { BuildJob, type ObjectCreatedEnvelope } from '#events/aws.ts';
-import type { Release, SourceRef } from '#ports';
+import type { Release, SourceRef, StoredObject } from '#ports';
 import type { IngestDeps } from '../deps.ts';
 import { emit } from '../model/emit.ts';
 import { RevisionConflictError, streamConfig } from '../model/errors.ts';
-import {
-  buildJobDeduplicationId,
-  decodeEventKey,
-  parseObjectKey,
-  SHA256_METADATA_KEY,
-} from '../model/naming.ts';
+import { buildJobDeduplicationId, decodeEventKey, parseObjectKey } from '../model/naming.ts';
+import { ProvenanceError, signatureMetadata, TrustedKeys, verifyUpload } from '../provenance/verify.ts';
 import { checkArchiveHead } from './archive-head.ts';
 
 export interface ObjectCreated {
@@ -43,18 +40,42 @@ export function objectCreatedFromEvent(event: ObjectCreatedEnvelope): ObjectCrea
   };
 }
 
-export interface IngestResult {
-  /** Absent when the upload was refused before it had a release (not a tar archive). */
-  release?: Release;
-  /** False for a duplicate event of a release that already exists. */
-  created: boolean;
-  /** Regions a build job was sent to in this call. */
-  enqueued: string[];
-  /** Set when the upload was refused: other content under a revision already published. */
-  rejected?: string;
-}
+export type IngestResult =
+  | {
+      release: Release;
+      /** False for a duplicate event of a release that already exists. */
+      created: boolean;
+      /** Regions a build job was sent to in this call. */
+      enqueued: string[];
+      /** Set when the upload was refused: other content under a revision already published. */
+      rejected?: string;
+    }
+  | {
+      /**
+       * Refused before it became a release (its provenance, or not a tar archive): no sequence, no job.
+       */
+      release?: undefined;
+      created: false;
+      enqueued: [];
+      rejected: string;
+      /** The provenance check that failed; absent for an upload that is not a tar archive. */
+      check?: ProvenanceError['check'];
+    };
 
 const unquote = (etag: string) => etag.replace(/^"|"$/g, '');
+
+/** Public keys resolved once per process (a Lambda container, the local stack), per key service. */
+const trustedKeysFor = new WeakMap<object, TrustedKeys>();
+const noKeyService = {};
+function trustedKeys(deps: IngestDeps): TrustedKeys {
+  const owner = deps.signingKeys ?? noKeyService;
+  let found = trustedKeysFor.get(owner);
+  if (!found) {
+    found = new TrustedKeys(deps.signingKeys);
+    trustedKeysFor.set(owner, found);
+  }
+  return found;
+}
 
 export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<IngestResult> {
   const { stream, revision } = parseObjectKey(object.key);
@@ -66,8 +87,31 @@ export async function ingest(deps: IngestDeps, object: ObjectCreated): Promise<I
     etag: unquote(object.etag),
     ...(object.versionId ? { versionId: object.versionId } : {}),
   };
-  const sha256 = await publishedSha256(deps, object);
-  if (sha256) source.sha256 = sha256;
+  const head = await headOf(deps, object);
+  const published = head ? signatureMetadata(head) : {};
+  if (published.sha256 && /^[0-9a-f]{64}$/.test(published.sha256)) source.sha256 = published.sha256;
+
+  if (config.provenance) {
+    // Before anything is recorded: a refused upload takes no sequence and changes nothing but the bus.
+    try {
+      if (!head)
+        throw new ProvenanceError(
+          'unsigned',
+          `s3://${object.bucket}/${object.key}: its metadata cannot be read here (not the tarball bucket ${deps.objects?.bucket ?? 'of this deployment'}, or gone), so its signature cannot be checked`,
+        );
+      // Another upload of the key since the event: its signature is not this object's (its own event follows).
+      if (unquote(head.etag) !== source.etag)
+        throw new ProvenanceError(
+          'unsigned',
+          `s3://${object.bucket}/${object.key} (etag ${source.etag}) was replaced by another upload (etag ${unquote(head.etag)}) before its signature could be read`,
+        );
+      const verified = await verifyUpload(trustedKeys(deps), stream, config.provenance, head);
+      if (verified) Object.assign(source, verified);
+    } catch (err) {
+      if (!(err instanceof ProvenanceError)) throw err;
+      return rejectForProvenance(deps, { stream, revision, source, error: err });
+    }
+  }
 
   // Before a sequence is taken: a file that is not a tar archive is refused now, without one.
   const notTar = await notATarArchive(deps, object);
@@ -175,11 +219,45 @@ async function notATarArchive(deps: IngestDeps, object: ObjectCreated): Promise<
   return head.ok ? undefined : `${object.key}: ${head.reason}`;
 }
 
-async function publishedSha256(deps: IngestDeps, object: ObjectCreated): Promise<string | undefined> {
+/** The object's metadata, from the tarball bucket (undefined for another bucket, or an object gone since). */
+async function headOf(deps: IngestDeps, object: ObjectCreated): Promise<StoredObject | undefined> {
   if (!deps.objects || deps.objects.bucket !== object.bucket) return undefined;
-  const head = await deps.objects.head(object.key);
-  const value = head?.metadata[SHA256_METADATA_KEY]?.toLowerCase();
-  return value && /^[0-9a-f]{64}$/.test(value) ? value : undefined;
+  return deps.objects.head(object.key);
+}
+
+/** "Release Rejected" for an upload refused for its provenance; nothing else is written. */
+async function rejectForProvenance(
+  deps: IngestDeps,
+  input: { stream: string; revision: string; source: SourceRef; error: ProvenanceError },
+): Promise<IngestResult> {
+  const { stream, revision, source, error } = input;
+  await emit(
+    deps.events,
+    'Release Rejected',
+    {
+      version: 1,
+      stream,
+      revision,
+      reason: error.message,
+      check: error.check,
+      rejected: {
+        bucket: source.bucket,
+        key: source.key,
+        etag: source.etag,
+        ...(source.versionId ? { versionId: source.versionId } : {}),
+        ...(source.sha256 ? { sha256: source.sha256 } : {}),
+        ...(error.signer && /^(arn:|sha256:)/.test(error.signer) ? { signer: error.signer } : {}),
+      },
+      rejectedAt: deps.clock.now().toISOString(),
+    },
+    deps.config.busName,
+  );
+  deps.logger.error('upload rejected: provenance', {
+    key: source.key,
+    check: error.check,
+    reason: error.message,
+  });
+  return { created: false, enqueued: [], rejected: error.message, check: error.check };
 }
 
 /** "Release Started" for a release and the regions it builds in (ingest, and a rollback's new release). */

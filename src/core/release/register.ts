@@ -68,8 +68,11 @@ export async function registerSnapshot(
 
   const config = streamConfig(deps.config, release.stream, `snapshot ${snapshotId} in ${region}`);
   const tags: Tags = { ...releaseTags(release), [TAG.region]: region };
-  const sha256 = snapshot.tags[TAG.sha256];
-  if (sha256) tags[TAG.sha256] = sha256;
+  // Provenance travels with the image: the tarball's SHA-256 and, when signed, the key that signed it.
+  for (const key of [TAG.sha256, TAG.signer]) {
+    const value = snapshot.tags[key];
+    if (value) tags[key] = value;
+  }
   const { imageId, created } = await images.register({
     name: imageName(release.stream, release.revision),
     description: `stemcell ${release.stream} ${release.revision} (sequence ${release.sequence})`,

@@ -42,6 +42,7 @@ export class LocalRuntime implements Runtime {
       events: s.centralBus,
       buildQueue: (region) => s.region(region).buildQueue,
       objects: s.objects,
+      signingKeys: s.keys,
     };
   }
 
@@ -157,6 +158,7 @@ export class LocalRuntime implements Runtime {
       centralBus: s.centralBus.arn,
       events,
       settings: subscriberSettingsFromConfig(s.config),
+      trustedSigners: s.config.local?.accounts.find((a) => a.id === accountId)?.trustedSigners ?? [],
       clock: s.clock,
       logger: this.#logger,
     };

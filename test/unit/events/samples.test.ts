@@ -5,7 +5,6 @@ import { applyImageReady } from '#core/members/subscriber.ts';
 import { releaseTags, TAG } from '#core/model/naming.ts';
 import { announceImage } from '#core/release/announce.ts';
 import { recordBuildFailure } from '#core/release/build-failure.ts';
-import { ingest } from '#core/release/ingest.ts';
 import { registerSnapshot } from '#core/release/register.ts';
 import { halt } from '#core/rollout/rollout.ts';
 import {
@@ -39,6 +38,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 

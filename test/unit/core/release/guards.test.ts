@@ -8,7 +8,6 @@ import { planSubscriberRules, subscriberPattern, syncSubscribers } from '#core/m
 import { applyImageReady } from '#core/members/subscriber.ts';
 import { memberBusArn, releaseTags, TAG } from '#core/model/naming.ts';
 import { announceImage } from '#core/release/announce.ts';
-import { ingest } from '#core/release/ingest.ts';
 import { registerSnapshot } from '#core/release/register.ts';
 import { BuildFailedDetail } from '#events/stemcell.ts';
 import {
@@ -27,6 +26,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 import { FakeLaunchModel } from '#test/support/launch-fakes.ts';
 
 const REGION = 'eu-west-1';

@@ -3,8 +3,9 @@
 // after the release was recorded, and the source recorded without a SHA-256 when none was published.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ingest, type ObjectCreated } from '#core/release/ingest.ts';
+import type { ObjectCreated } from '#core/release/ingest.ts';
 import { AttributeLogger, ingestSetup } from '#test/support/core-fakes.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 
 const KEY = 'streams/web-base/2026.11.20.tar.zst';
 

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UnknownStreamError } from '#core/model/errors.ts';
 import { InvalidObjectKeyError } from '#core/model/naming.ts';
-import { ingest, type ObjectCreated, objectCreatedFromEvent } from '#core/release/ingest.ts';
+import { type ObjectCreated, objectCreatedFromEvent } from '#core/release/ingest.ts';
 import { BuildJob, ObjectCreatedEvent } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
 import { ingestSetup, RecordingLogger, SHA } from '#test/support/core-fakes.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 
 const setup = () => ingestSetup(new RecordingLogger());
 

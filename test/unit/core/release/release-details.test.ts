@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { releaseTags, TAG } from '#core/model/naming.ts';
 import { announceImage } from '#core/release/announce.ts';
-import { ingest, objectCreatedFromEvent } from '#core/release/ingest.ts';
+import { objectCreatedFromEvent } from '#core/release/ingest.ts';
 import { registerSnapshot } from '#core/release/register.ts';
 import { ObjectCreatedEvent } from '#events/aws.ts';
 import { sample } from '#events/samples/index.ts';
@@ -21,6 +21,7 @@ import {
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
+import { ingestRelease as ingest } from '#test/support/ingest.ts';
 
 const REGION = 'eu-west-1';
 const OTHER_SHA = 'a'.repeat(64);
