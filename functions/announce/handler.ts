@@ -8,21 +8,21 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { z } from 'zod';
+import type { AnnounceDeps } from '#core/deps.ts';
 import {
   type AnnounceResult,
   amiStateChangeFromEvent,
   announceImage,
   onRolloutTimer,
   recordLaunchTemplateUpdate,
-} from '#core/announce.ts';
-import type { AnnounceDeps } from '#core/deps.ts';
-import type { TimerResult } from '#core/rollout.ts';
+} from '#core/release/announce.ts';
+import type { TimerResult } from '#core/rollout/rollout.ts';
 import { AmiStateChangeEvent } from '#events/aws.ts';
 import { LaunchTemplateUpdatedEvent } from '#events/stemcell.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
-/** The Scheduler target input of a wave's bake timer (src/core/rollout.ts schedules it). */
+/** The Scheduler target input of a wave's bake timer (src/core/rollout/rollout.ts schedules it). */
 export const RolloutTimerEvent = z.strictObject({
   kind: z.literal('stemcell-rollout-timer'),
   releaseId: z.string().min(1),

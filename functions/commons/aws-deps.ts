@@ -46,6 +46,7 @@ import {
   type ExpireDeps,
   type Imaging,
   type IngestDeps,
+  type ReconcileDeps,
   type RegisterDeps,
   type SubscriberDeps,
   type SubscriberSettings,
@@ -53,8 +54,7 @@ import {
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
-import type { ReconcileDeps } from '#core/reconcile.ts';
-import { protectedImages } from '#core/rollback.ts';
+import { protectedImages } from '#core/rollout/rollback.ts';
 import type { BootChecker, FifoQueue } from '#ports';
 import { powertools } from './powertools.ts';
 

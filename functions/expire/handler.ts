@@ -12,7 +12,7 @@ import {
   type ExpireOptions,
   type ExpireResult,
   expireImages,
-} from '#core/expire.ts';
+} from '#core/images/expire.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 

@@ -6,7 +6,7 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { IngestDeps } from '#core/deps.ts';
-import { ingest, objectCreatedFromEvent } from '#core/ingest.ts';
+import { ingest, objectCreatedFromEvent } from '#core/release/ingest.ts';
 import { type ObjectCreatedEnvelope, ObjectCreatedEvent } from '#events/aws.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';

@@ -1,4 +1,4 @@
-// reconcile λ: on a schedule, finish what a crash interrupted (src/core/reconcile.ts): fail jobs whose
+// reconcile λ: on a schedule, finish what a crash interrupted (src/core/release/reconcile.ts): fail jobs whose
 // attempts ran out (the build DLQs), register completed snapshots that have no image, announce available
 // images that were never announced, and deliver "Image Ready" again to accounts that never reported.
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -6,12 +6,8 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
-import {
-  type ReconcileDeps,
-  type ReconcileOptions,
-  type ReconcileReport,
-  reconcile,
-} from '#core/reconcile.ts';
+import type { ReconcileDeps } from '#core/deps.ts';
+import { type ReconcileOptions, type ReconcileReport, reconcile } from '#core/release/reconcile.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 

@@ -9,7 +9,7 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { RegisterDeps } from '#core/deps.ts';
-import { registerSnapshot, snapshotNotificationFromEvent } from '#core/register.ts';
+import { registerSnapshot, snapshotNotificationFromEvent } from '#core/release/register.ts';
 import { type SnapshotNotificationEnvelope, SnapshotNotificationEvent } from '#events/aws.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';

@@ -7,7 +7,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { StemcellConfig } from '#config/schema.ts';
-import { WAIT_BUDGET_SECONDS } from '#core/boot-gate.ts';
+import { WAIT_BUDGET_SECONDS } from '#core/release/boot-gate.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 

@@ -8,8 +8,8 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SyncSubscribersDeps } from '#core/deps.ts';
-import { deliverLatestTo, type ReconcileReport } from '#core/reconcile.ts';
-import { type SyncResult, syncSubscribers } from '#core/subscribers.ts';
+import { type SyncResult, syncSubscribers } from '#core/members/forwarding-rules.ts';
+import { deliverLatestTo, type ReconcileReport } from '#core/release/reconcile.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 

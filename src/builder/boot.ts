@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Architecture, BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/model/types.ts';
 import { run } from './volume/exec.ts';
 import { type DiskLayout, SECTOR } from './volume/gpt.ts';
 

@@ -2,9 +2,8 @@
 // It knows ports only, so the same code drives a loop device locally and an EBS volume on EC2; which
 // filesystem/boot tooling reaches the attached volume is the Workspace given to it.
 import { rmSync } from 'node:fs';
-
-import { buildFailedEvent } from '#core/build-failure.ts';
-import { releaseTags } from '#core/naming.ts';
+import { releaseTags } from '#core/model/naming.ts';
+import { buildFailedEvent } from '#core/release/build-failure.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type {
   Attachment,

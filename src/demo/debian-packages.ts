@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Architecture } from '#core/types.ts';
+import type { Architecture } from '#core/model/types.ts';
 
 const exec = promisify(execFile);
 

@@ -3,7 +3,7 @@
 // first: two processes must not drive one data folder); the next wave's bake timer stays in its schedules for
 // the next `stemcell dev`.
 import type { Command } from 'commander';
-import { abortRelease, RolloutStateError, resumeRelease, rolloutSummary } from '#core/rollout.ts';
+import { abortRelease, RolloutStateError, resumeRelease, rolloutSummary } from '#core/rollout/rollout.ts';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 

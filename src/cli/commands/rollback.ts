@@ -3,8 +3,8 @@
 // a new release (higher sequence) pointing at the earlier revision's images; regions whose image is gone are
 // rebuilt from the earlier revision's tarball.
 import type { Command } from 'commander';
-import { pin, type RollbackDeps, rollback, unpin } from '#core/rollback.ts';
-import { RolloutStateError } from '#core/rollout.ts';
+import { pin, type RollbackDeps, rollback, unpin } from '#core/rollout/rollback.ts';
+import { RolloutStateError } from '#core/rollout/rollout.ts';
 import type { LocalStack } from '#local/stack.ts';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';

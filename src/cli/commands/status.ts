@@ -1,7 +1,7 @@
 // `stemcell status`: releases with their per-region and per-account state, from the release store.
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { type RolloutSummary, rolloutSummary } from '#core/rollout.ts';
+import { type RolloutSummary, rolloutSummary } from '#core/rollout/rollout.ts';
 import { formatBytes } from '#demo/report.ts';
 import { LocalReleaseStore } from '#local/release-store.ts';
 import { LocalRolloutStore } from '#local/rollout-store.ts';
@@ -189,7 +189,7 @@ export async function pageDeps(options: StatusOptions): Promise<import('#ui/stat
 }
 
 async function printAdoption(stream: string | undefined, options: StatusOptions): Promise<void> {
-  const { adoptionView } = await import('#core/adoption.ts');
+  const { adoptionView } = await import('#core/members/adoption.ts');
   const rows = await adoptionView(await pageDeps(options), stream);
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ adoption: rows }, null, 2)}\n`);

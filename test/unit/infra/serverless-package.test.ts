@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SUBSCRIBER_RULE_PREFIX } from '#core/naming.ts';
+import { SUBSCRIBER_RULE_PREFIX } from '#core/model/naming.ts';
 import {
   asList,
   deadLetterViolations,
