@@ -14,6 +14,7 @@ import type { BuildJob } from '#events/aws.ts';
 import type { Attachment } from '#ports';
 import { type BootResult, makeBootable } from './boot.ts';
 import { freeze, syncFilesystem } from './quiesce.ts';
+import type { DiskAccess } from './snapshot/session.ts';
 import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
 import { attachLoop, detachLoop, loopsOf } from './volume/loop.ts';
@@ -83,6 +84,8 @@ export interface MountedVolume extends OpenVolume {
   readonly bootMode: BootMode;
   /** The apply manifest kept on the volume's state partition (block volumes that have one). */
   readonly manifest?: ManifestStore;
+  /** The disk as blocks, with the parent snapshot's digests: what a direct-API snapshot reads. */
+  readonly disk?: DiskAccess;
   makeBootable(info: BootInfo): Promise<void>;
   /** Same as makeBootable, with what was found and written. */
   makeBootableWithResult(info: BootInfo): Promise<BootResult>;
@@ -94,7 +97,7 @@ export interface MountedVolume extends OpenVolume {
   close(): Promise<void>;
 }
 
-async function deviceBytes(devicePath: string): Promise<number> {
+export async function deviceBytes(devicePath: string): Promise<number> {
   const s = await stat(devicePath);
   if (s.isFile()) return s.size;
   if (!s.isBlockDevice()) throw new Error(`${devicePath}: not a block device or disk-image file`);
@@ -247,6 +250,22 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       label: effectiveLabel,
       bootMode: opts.bootMode,
       ...(state ? { manifest: state.manifest } : {}),
+      ...(state
+        ? {
+            disk: {
+              devicePath,
+              sizeBytes: diskBytes,
+              digests: state.digests,
+              root: {
+                mountPoint: root,
+                device: rootDevice,
+                startBytes: finalLayout.root.start * SECTOR,
+                bytes: finalLayout.root.sectors * SECTOR,
+              },
+              fresh,
+            },
+          }
+        : {}),
       makeBootableWithResult: boot,
       makeBootable: async (info) => {
         await boot(info);

@@ -1,7 +1,7 @@
 // stemcell.config.yml: the declarative description of streams, sharing and (for local mode) the organization.
 // The schema is the source of truth; the types come from it.
 import { z } from 'zod';
-import { AccountId, Architecture, BootMode, Region, StreamName } from '#events/stemcell.ts';
+import { AccountId, Architecture, BootMode, Region, SnapshotMethod, StreamName } from '#events/stemcell.ts';
 
 const OuId = z
   .string()
@@ -92,6 +92,12 @@ const StreamFields = z.strictObject({
   architecture: Architecture.default('x86_64'),
   bootMode: BootMode.default('legacy-bios'),
   volumeSizeGiB: z.number().int().min(1).max(16384).default(4),
+  /**
+   * How each revision's snapshot is taken. `direct`: the builder writes only the changed 512 KiB blocks with the
+   * EBS direct APIs, on the stream's previous snapshot, from a disk image on its own disk. `create-snapshot`: the
+   * fallback, CreateSnapshot of the stream's EBS volume (pinned to the builders' Availability Zone).
+   */
+  snapshots: SnapshotMethod.default('direct'),
   /** Images kept per region; older ones are deprecated, then deregistered with their snapshots. */
   keep: z.number().int().min(1).max(100).default(3),
   /**

@@ -769,6 +769,14 @@ export class LocalStack {
         await this.registerQueue.send(JSON.stringify(event), event.id, event.id);
       },
     );
+    // Direct-API snapshots: no EBS notification; the builder's own "Snapshot Completed" (serverless.yml).
+    this.centralBus.addRule(
+      'stemcell-snapshots-completed',
+      { source: ['stemcell'], 'detail-type': ['Snapshot Completed'] },
+      async (event) => {
+        await this.registerQueue.send(JSON.stringify(event), event.id, event.id);
+      },
+    );
     const announce = createAnnounce(this.announceDeps(), this.#tools);
     const announceTarget = async (event: unknown) => {
       await announce(event as never, lambdaContext('stemcell-announce'));
