@@ -13,11 +13,11 @@ import type { Architecture, BootMode } from '#core/model/types.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type { Attachment } from '#ports';
 import { type BootResult, makeBootable } from './boot.ts';
-import { freeze, syncFilesystem } from './quiesce.ts';
+import { flushDevice, freeze, syncFilesystem } from './quiesce.ts';
 import type { DiskAccess } from './snapshot/session.ts';
 import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
-import { attachLoop, detachLoop, loopsOf } from './volume/loop.ts';
+import { attachLoop, detachLoop, fastPathOf, loopsOf } from './volume/loop.ts';
 import { probeFilesystem } from './volume/probe.ts';
 import { type ManifestStore, openStatePartition } from './volume/state.ts';
 import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
@@ -253,7 +253,8 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       ...(state
         ? {
             disk: {
-              devicePath,
+              devicePath: fastPathOf(devicePath),
+              flush: () => flushDevice(devicePath),
               sizeBytes: diskBytes,
               digests: state.digests,
               root: {

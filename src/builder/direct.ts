@@ -9,6 +9,7 @@ import { deviceBytes } from './device.ts';
 import { BLOCK_SIZE, type BlockDigests } from './snapshot/digests.ts';
 import { latestStreamSnapshot, restoreSnapshot } from './snapshot/restore.ts';
 import type { DirectSnapshotOutcome } from './snapshot/session.ts';
+import { fastPathOf } from './volume/loop.ts';
 
 const GiB = 2 ** 30;
 
@@ -63,7 +64,7 @@ export async function restoreStream(
     const restored = await restoreSnapshot(
       deps.snapshots,
       { snapshotId: latest.snapshotId, sizeBytes: sizeGiB * GiB },
-      attachment.devicePath,
+      fastPathOf(attachment.devicePath),
     );
     deps.log?.(
       `${job.stream} in ${job.region}: restored ${restored.blocks} blocks (${(restored.bytes / 2 ** 20).toFixed(1)} MiB) in ${(restored.ms / 1000).toFixed(1)} s`,

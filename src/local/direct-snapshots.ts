@@ -41,6 +41,8 @@ export interface DirectStoreContext {
   publish(manifest: SnapshotManifest): Promise<void>;
   /** The data key stored under `keyId` (made under `kmsKeyId` when there is none yet), unwrapped. */
   dataKey(keyId: string, kmsKeyId: string): Promise<BlockKey & { wrapped: WrappedDataKey }>;
+  /** A data key on record, wrapped (undefined when there is none). */
+  storedKey(keyId: string): WrappedDataKey | undefined;
   /** Keeps blocks from garbage collection while the set is registered. */
   pin(hashes: Set<string>): void;
   unpin(hashes: Set<string>): void;
@@ -70,8 +72,11 @@ interface Writing {
   blocks: Map<number, string | null>;
   checksums: Map<number, Buffer>;
   key: BlockKey;
+  wrapped: WrappedDataKey;
   pinned: Set<string>;
   storedBytes: number;
+  /** Data keys of blocks another lineage stored first (the store keeps one copy of a block per region). */
+  foreignKeyIds: Set<string>;
 }
 
 export class DirectSnapshotStore {
@@ -148,9 +153,11 @@ export class DirectSnapshotStore {
         record,
         blocks: new Map(),
         checksums: new Map(),
-        key,
+        key: { id: key.id, key: key.key },
+        wrapped: key.wrapped,
         pinned,
         storedBytes: 0,
+        foreignKeyIds: new Set(),
       });
     } catch (err) {
       this.#c.unpin(pinned);
@@ -179,7 +186,12 @@ export class DirectSnapshotStore {
     if (!isZeroBlock(data)) {
       hash = hashBlock(data);
       w.pinned.add(hash);
-      w.storedBytes += await this.#c.blocks.put(hash, data, w.key);
+      if (this.#c.blocks.has(hash)) {
+        const keyId = await this.#c.blocks.keyIdOf(hash);
+        if (keyId !== w.key.id) w.foreignKeyIds.add(keyId);
+      } else {
+        w.storedBytes += await this.#c.blocks.put(hash, data, w.key);
+      }
     }
     w.blocks.set(index, hash);
     w.checksums.set(index, digest);
@@ -223,6 +235,12 @@ export class DirectSnapshotStore {
         if ((parent?.blocks[i] ?? null) !== h) changed++;
         if (h && !parentHashes.has(h) && w.blocks.get(i) === h) newContent++;
       }
+      const dataKeys: Record<string, WrappedDataKey> = { ...(parent?.dataKeys ?? {}), [w.key.id]: w.wrapped };
+      for (const id of w.foreignKeyIds) {
+        const wrapped = parent?.dataKeys[id] ?? this.#c.storedKey(id);
+        if (!wrapped) throw new Error(`block data key ${id} is not on record`);
+        dataKeys[id] = wrapped;
+      }
       const now = this.#c.clock.now();
       const manifest: SnapshotManifest = {
         version: 1,
@@ -242,10 +260,7 @@ export class DirectSnapshotStore {
         putBlocks: w.blocks.size,
         kmsKeyId: w.record.kmsKeyId,
         dataKeyId: w.record.dataKeyId,
-        dataKeys: {
-          ...(parent?.dataKeys ?? {}),
-          [w.key.id]: (await this.#c.dataKey(w.key.id, w.record.kmsKeyId)).wrapped,
-        },
+        dataKeys,
         description: w.record.description,
         tags: { ...w.record.tags },
         clientToken: w.record.clientToken,

@@ -140,6 +140,7 @@ export class LocalSnapshots implements BlockSnapshots {
       manifests: () => this.#manifests(),
       publish: (manifest) => this.#publish(manifest),
       dataKey: (keyId, kmsKeyId) => this.#dataKey(keyId, kmsKeyId),
+      storedKey: (keyId) => this.#storedKey(keyId),
       pin: (hashes) => void this.#pinned.add(hashes),
       unpin: (hashes) => void this.#pinned.delete(hashes),
     });

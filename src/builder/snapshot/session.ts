@@ -15,8 +15,10 @@ export type ChangeDetection = 'fast' | 'full';
 
 /** What a direct snapshot needs of an opened block volume. */
 export interface DiskAccess {
-  /** The whole disk, readable once the volume is quiesced. */
+  /** The whole disk (or the file behind it), readable once the volume is quiesced and flushed. */
   devicePath: string;
+  /** Pushes what the disk's device still buffers down to `devicePath` (a loop device's page cache). */
+  flush?(): Promise<void>;
   sizeBytes: number;
   digests: DigestStore;
   /** The ext4 root, for the fast way; absent means every block is hashed. */
@@ -128,6 +130,7 @@ export class DirectSnapshotSession {
     opts: DirectWriteOptions & { log?: (line: string) => void } = {},
   ): Promise<DirectSnapshotOutcome> {
     const disk = this.#disk;
+    await disk.flush?.();
     let candidates: CandidateReport | undefined;
     let fullBecause = this.#fullBecause;
     if (this.#tracker && disk.root) {
