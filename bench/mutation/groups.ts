@@ -40,6 +40,9 @@ export const GROUPS: Group[] = [
       'src/core/release/ingest.ts',
       'src/core/release/register.ts',
       'src/core/release/announce.ts',
+      'src/core/release/image-ready.ts',
+      'src/core/release/account-reports.ts',
+      'src/core/release/region-state.ts',
       'src/core/release/build-failure.ts',
       'src/core/model/emit.ts',
       'src/core/model/errors.ts',
@@ -54,6 +57,7 @@ export const GROUPS: Group[] = [
       'test/unit/core/model/naming.test.ts',
       'test/unit/core/release/release-details.test.ts',
       'test/unit/core/release/failures.test.ts',
+      'test/unit/core/release/region-state.test.ts',
       'test/unit/functions/handlers.test.ts',
       'test/unit/events/samples.test.ts',
     ],
@@ -116,14 +120,23 @@ export const GROUPS: Group[] = [
     // The boot gate: no "Image Ready" before the image booted; a failed boot fails the region. The gate and the
     // boot-check worker's core are one module (announce asks, advanceBootCheck looks once and decides).
     name: 'boot-gate',
-    mutate: ['src/core/release/boot-gate.ts'],
-    tests: ['test/unit/core/release/boot-gate.test.ts', 'test/unit/core/release/boot-gate-rules.test.ts'],
+    mutate: ['src/core/release/boot-gate.ts', 'src/core/release/boot-check.ts'],
+    tests: [
+      'test/unit/core/release/boot-gate.test.ts',
+      'test/unit/core/release/boot-gate-rules.test.ts',
+      'test/unit/core/release/region-state.test.ts',
+    ],
   },
   {
     // Release waves: who gets "Image Ready" when, a wave's health, halt / resume / abort, rollback and pin,
     // and the adoption view of who runs what.
     name: 'waves',
-    mutate: ['src/core/rollout/rollout.ts', 'src/core/rollout/rollback.ts', 'src/core/members/adoption.ts'],
+    mutate: [
+      'src/core/rollout/rollout.ts',
+      'src/core/rollout/bake-timer.ts',
+      'src/core/rollout/rollback.ts',
+      'src/core/members/adoption.ts',
+    ],
     tests: [
       'test/unit/core/rollout/rollout.test.ts',
       'test/unit/core/rollout/rollout-refresh.test.ts',

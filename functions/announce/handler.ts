@@ -9,13 +9,10 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { z } from 'zod';
 import type { AnnounceDeps } from '#core/deps.ts';
-import {
-  type AnnounceResult,
-  amiStateChangeFromEvent,
-  announceImage,
-  onRolloutTimer,
-  recordLaunchTemplateUpdate,
-} from '#core/release/announce.ts';
+import { recordLaunchTemplateUpdate } from '#core/release/account-reports.ts';
+import { amiStateChangeFromEvent, announceImage } from '#core/release/announce.ts';
+import type { AnnounceResult } from '#core/release/image-ready.ts';
+import { onRolloutTimer } from '#core/rollout/bake-timer.ts';
 import type { TimerResult } from '#core/rollout/rollout.ts';
 import { AmiStateChangeEvent } from '#events/aws.ts';
 import { LaunchTemplateUpdatedEvent } from '#events/stemcell.ts';

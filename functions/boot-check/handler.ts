@@ -2,7 +2,7 @@
 // invocation takes one short look at each boot (start the machine if needed, observe it once, decide). A boot
 // still under way fails its record on purpose, so SQS hands it back after the queue's visibility timeout: the
 // poll interval. No invocation ever waits for a boot.
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { parser as batchParser } from '@aws-lambda-powertools/batch/parser';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -11,8 +11,9 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { BootCheckDeps } from '#core/deps.ts';
-import { advanceBootCheck } from '#core/release/boot-gate.ts';
+import { advanceBootCheck } from '#core/release/boot-check.ts';
 import { BootCheckJob } from '#events/aws.ts';
+import { LoggedBatchProcessor } from '../commons/batch.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
@@ -37,12 +38,16 @@ export function createHandler(deps: BootCheckDeps, tools: Powertools = powertool
     .use(injectLambdaContext(tools.logger))
     .use(logMetrics(tools.metrics))
     .handler(async (event, context) => {
-      const processor = new BatchProcessor(EventType.SQS, {
-        parser: batchParser,
-        innerSchema: BootCheckJob,
-        transformer: 'json',
-        logger: tools.logger,
-      });
+      // A boot still under way is logged at INFO: its record comes back on purpose.
+      const processor = new LoggedBatchProcessor(
+        { logger: tools.logger, expected: (err) => err instanceof BootCheckPending },
+        {
+          parser: batchParser,
+          innerSchema: BootCheckJob,
+          transformer: 'json',
+          logger: tools.logger,
+        },
+      );
       // A batch of boots that are all still under way is normal, not an error of the function.
       return processPartialResponse(event, record, processor, { context, throwOnFullBatchFailure: false });
     });

@@ -34,12 +34,7 @@ export function createHandler(deps: ExpireDeps, tools: Powertools = powertools, 
 }
 
 export const handler = lazyHandler(async () => {
-  const { awsExpireDeps } = await import('../commons/aws-deps.ts');
-  const graceHours = Number(process.env.EXPIRE_GRACE_HOURS ?? DEFAULT_EXPIRE_GRACE_MS / 3_600_000);
-  if (!Number.isFinite(graceHours) || graceHours < 0) {
-    throw new Error(
-      `EXPIRE_GRACE_HOURS must be a number of hours ≥ 0, got ${process.env.EXPIRE_GRACE_HOURS}`,
-    );
-  }
-  return createHandler(await awsExpireDeps(), powertools, { graceMs: graceHours * 3_600_000 });
+  const { awsExpireDeps, awsExpireGraceMs } = await import('../commons/aws-deps.ts');
+  const deps = await awsExpireDeps();
+  return createHandler(deps, powertools, { graceMs: awsExpireGraceMs() ?? DEFAULT_EXPIRE_GRACE_MS });
 });

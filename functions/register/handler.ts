@@ -1,7 +1,7 @@
 // register λ: an SQS queue of EventBridge "EBS Snapshot Notification" events (forwarded from every region) and
 // builders' "Snapshot Completed" events (direct-API snapshots) → encrypted AMIs. Records fail one by one: only
 // the failed ones return to the queue.
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { parser as batchParser } from '@aws-lambda-powertools/batch/parser';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -14,6 +14,7 @@ import type { RegisterDeps } from '#core/deps.ts';
 import { registerSnapshot, snapshotNotificationFromEvent } from '#core/release/register.ts';
 import { type SnapshotNotificationEnvelope, SnapshotNotificationEvent } from '#events/aws.ts';
 import { type SnapshotCompletedEnvelope, SnapshotCompletedEvent } from '#events/stemcell.ts';
+import { LoggedBatchProcessor } from '../commons/batch.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
@@ -36,7 +37,7 @@ export function createHandler(deps: RegisterDeps, tools: Powertools = powertools
     .use(logMetrics(tools.metrics))
     .handler(async (event, context) => {
       // One processor per invocation: it holds the batch's state, and the local runtime may invoke concurrently.
-      const processor = new BatchProcessor(EventType.SQS, {
+      const processor = new LoggedBatchProcessor(tools, {
         parser: batchParser,
         innerSchema: SnapshotEvent,
         transformer: 'json',

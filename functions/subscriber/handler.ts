@@ -4,7 +4,7 @@
 // carries Auto Scaling's instance-refresh end events (their own message group): how a refresh the subscriber
 // started ended goes back as a second report. The FIFO processor keeps the order: once a record fails, the
 // rest of its group fails too and comes back in order.
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
+import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
@@ -16,6 +16,7 @@ import { applyImageReady } from '#core/members/subscriber.ts';
 import { reportInstanceRefresh } from '#core/members/subscriber-refresh.ts';
 import { InstanceRefreshEndedEvent } from '#events/aws.ts';
 import { ImageReadyEvent } from '#events/stemcell.ts';
+import { LoggedSqsFifoProcessor } from '../commons/batch.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
@@ -44,7 +45,7 @@ export function createHandler(deps: SubscriberDeps, tools: Powertools = powertoo
     .use(logMetrics(tools.metrics))
     .handler(async (event, context) => {
       // One processor per invocation: it holds the batch's state, and the local runtime may invoke concurrently.
-      const processor = new SqsFifoPartialProcessorAsync();
+      const processor = new LoggedSqsFifoProcessor(tools);
       // Another group's records (another stream, in local mode) go on after one group fails.
       return processPartialResponse(event, record, processor, {
         context,

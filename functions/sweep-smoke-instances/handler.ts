@@ -6,15 +6,10 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
-import type { StemcellConfig } from '#config/schema.ts';
+import type { SweepDeps } from '#core/deps.ts';
 import { WAIT_BUDGET_SECONDS } from '#core/release/boot-gate.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
-
-export interface SweepDeps {
-  config: StemcellConfig;
-  sweeper(region: string): { sweep(olderThanSeconds: number): Promise<string[]> };
-}
 
 /** Older than the longest timeout allowed plus the waiting budget: no live check can own it. */
 export const SWEEP_AFTER_SECONDS = 900 + WAIT_BUDGET_SECONDS + 600;

@@ -142,6 +142,12 @@ export interface ExpireDeps extends BaseDeps {
   protectedImages?(stream: string, region: string): Promise<Map<string, string>>;
 }
 
+/** sweep-smoke-instances: each region's smoke instances that no live boot check can own are terminated. */
+export interface SweepDeps {
+  config: StemcellConfig;
+  sweeper(region: string): { sweep(olderThanSeconds: number): Promise<string[]> };
+}
+
 /** Subscriber settings straight from the stream configuration (local mode, tests). */
 export function subscriberSettingsFromConfig(config: StemcellConfig): (stream: string) => SubscriberSettings {
   return (stream) => {

@@ -9,7 +9,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Architecture, BootMode } from '#core/model/types.ts';
-import { consoleLines } from '#core/release/boot-gate.ts';
+import { consoleLines } from '#core/release/boot-check.ts';
 
 /** Firmware files (Debian's ovmf and qemu-efi-aarch64 packages), with the writable variable store's template. */
 export const FIRMWARE = {

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip, createZstdDecompress, constants as zlibConstants } from 'node:zlib';
+import { InputError } from '#errors';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import { COMPRESSION_RATIO_GRACE_BYTES, type UnpackLimits } from './limits.ts';
 
@@ -277,7 +278,9 @@ export class ByteSource {
       if (err instanceof RejectedArchiveError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (this.compression !== 'none' && !(err as { syscall?: string }).syscall) {
-        throw new RejectedArchiveError(ARCHIVE, `corrupt ${this.compression} data: ${message}`);
+        throw new RejectedArchiveError(ARCHIVE, `corrupt ${this.compression} data: ${message}`, {
+          cause: err,
+        });
       }
       throw err;
     }
@@ -395,7 +398,7 @@ export class ByteSource {
 }
 
 /** A short read: reported by the reader, which knows whether it was in a header or a body. */
-export class TruncatedError extends Error {
+export class TruncatedError extends InputError {
   readonly got: number;
   constructor(got: number) {
     super(`stream ended after ${got} bytes of a block`);

@@ -45,7 +45,7 @@ export function register(program: Command): void {
     try {
       parseObjectKey(key);
     } catch (err) {
-      throw new CliError(`--revision ${revision}: ${(err as Error).message}`, 2);
+      throw new CliError(`--revision ${revision}: ${(err as Error).message}`, 2, { cause: err });
     }
     const hash = createHash('sha256');
     await pipeline(createReadStream(tarball), hash);

@@ -31,9 +31,10 @@ export async function releaseStores(
   const { DynamoReleaseStore } = await import('#aws/release-store.ts');
   const { DynamoRolloutStore } = await import('#aws/rollout-store.ts');
   const { AwsClients } = await import('#aws/clients.ts');
+  const { clientSettingsFromEnv } = await import('#aws/client-env.ts');
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   if (!region) throw new CliError('status --table: pass --region (or set AWS_REGION) for the home region', 2);
-  const client = new AwsClients().dynamodb(region);
+  const client = new AwsClients({ client: clientSettingsFromEnv() }).dynamodb(region);
   return {
     releases: new DynamoReleaseStore({ tableName: options.table, client }),
     rollouts: new DynamoRolloutStore({ tableName: options.table, client }),
@@ -177,9 +178,14 @@ export async function pageDeps(options: StatusOptions): Promise<import('#ui/stat
     };
   }
   const { AwsClients } = await import('#aws/clients.ts');
+  const { clientSettingsFromEnv } = await import('#aws/client-env.ts');
   const { AwsOrganizationDirectory } = await import('#aws/organization.ts');
   const { AwsMemberAccounts } = await import('#aws/member-accounts.ts');
-  const clients = new AwsClients({ memberRoleName: options.memberRole, roleSessionName: 'stemcell-status' });
+  const clients = new AwsClients({
+    memberRoleName: options.memberRole,
+    roleSessionName: 'stemcell-status',
+    client: clientSettingsFromEnv(),
+  });
   return {
     config,
     ...stores,

@@ -1,7 +1,9 @@
 // Sharing follows the audience: the launch permissions a stream's images get, and the check announce makes
 // before it publishes "Image Ready": it reads the image back and refuses to announce while any permission it
 // set is missing (launch permissions are a set, so sharing again on the retry is harmless).
+
 import type { StreamConfig } from '#config/schema.ts';
+import { DependencyError } from '#errors';
 import type { Images, OrganizationDirectory } from '#ports';
 
 export interface LaunchPermissions {
@@ -9,7 +11,7 @@ export interface LaunchPermissions {
   ouArns: string[];
 }
 
-export class LaunchPermissionError extends Error {
+export class LaunchPermissionError extends DependencyError {
   readonly imageId: string;
   readonly missing: string[];
   constructor(imageId: string, region: string, missing: string[]) {

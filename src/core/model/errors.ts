@@ -1,7 +1,9 @@
 // Errors the core raises for inputs it cannot act on. Each names the input at fault.
-import type { StemcellConfig, StreamConfig } from '#config/schema.ts';
 
-export class UnknownStreamError extends Error {
+import type { StemcellConfig, StreamConfig } from '#config/schema.ts';
+import { InputError } from '#errors';
+
+export class UnknownStreamError extends InputError {
   readonly stream: string;
   constructor(stream: string, context: string) {
     super(
@@ -12,7 +14,7 @@ export class UnknownStreamError extends Error {
   }
 }
 
-export class ReleaseNotFoundError extends Error {
+export class ReleaseNotFoundError extends InputError {
   readonly releaseId: string;
   constructor(releaseId: string, context: string) {
     super(`release ${JSON.stringify(releaseId)} not found in the release store (${context})`);
@@ -22,7 +24,7 @@ export class ReleaseNotFoundError extends Error {
 }
 
 /** A revision is immutable: the same stream/revision published again from a different object is refused. */
-export class RevisionConflictError extends Error {
+export class RevisionConflictError extends InputError {
   constructor(stream: string, revision: string, existingEtag: string, key: string, etag: string) {
     super(
       `revision ${revision} of stream ${stream} was already published from an object with etag ${existingEtag}; ` +

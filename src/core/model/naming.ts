@@ -1,5 +1,7 @@
 // Names, keys and tags: the one place that knows how stemcell spells things on AWS.
+
 import { createHash } from 'node:crypto';
+import { InputError } from '#errors';
 import { Revision, StreamName } from '#events/stemcell.ts';
 import type { Tags } from '#ports';
 
@@ -29,7 +31,7 @@ export const SHA256_METADATA_KEY = 'sha256';
 
 const KEY_PATTERN = /^streams\/([^/]+)\/([^/]+?)\.tar(\.gz|\.zst|\.xz)?$/;
 
-export class InvalidObjectKeyError extends Error {
+export class InvalidObjectKeyError extends InputError {
   readonly key: string;
   constructor(key: string, reason: string) {
     super(`invalid object key ${JSON.stringify(key)}: ${reason}`);

@@ -1,9 +1,10 @@
 // A build that will not succeed: the builder gave up after its retries, EBS failed the snapshot, or EC2 failed
 // the image. Record it on the release and tell the bus once.
-import type { BusEvent, RegionState } from '#ports';
-import type { BuildFailureDeps } from '../deps.ts';
-import { emit, stemcellEvent } from '../model/emit.ts';
+import type { BusEvent, Clock, EventPublisher, ReleaseStore } from '#ports';
+import type { BuildFailureDeps, Logger } from '../deps.ts';
+import { stemcellEvent } from '../model/emit.ts';
 import { ReleaseNotFoundError } from '../model/errors.ts';
+import { moveRegion, NOT_FINAL } from './region-state.ts';
 
 export interface BuildFailure {
   releaseId: string;
@@ -18,17 +19,24 @@ export interface BuildFailureResult {
   published: boolean;
 }
 
-const NOT_FINAL: RegionState[] = [
-  'queued',
-  'building',
-  'snapshotting',
-  'registering',
-  'available',
-  'booting',
-];
+/** What failing a region needs: the builder has these too, without the stream configuration. */
+export interface RegionFailureDeps {
+  releases: Pick<ReleaseStore, 'get' | 'updateRegion'>;
+  events: EventPublisher;
+  clock: Clock;
+  logger: Logger;
+  /** The bus "Build Failed" goes to; absent: the publisher's own bus. */
+  busName?: string;
+}
 
-export async function recordBuildFailure(
-  deps: BuildFailureDeps,
+/**
+ * The one path by which a region fails, whoever finds the failure (the builder's last attempt, register, the
+ * boot check, the reconciler). It publishes "Build Failed" first and records `failed` second: a crash or a
+ * failed publish in between leaves the region not final, so a retry or the reconciler publishes again
+ * (consumers tolerate duplicates), whereas recording first would lose the event for good.
+ */
+export async function failRegion(
+  deps: RegionFailureDeps,
   failure: BuildFailure,
 ): Promise<BuildFailureResult> {
   const release = await deps.releases.get(failure.releaseId);
@@ -38,33 +46,32 @@ export async function recordBuildFailure(
     deps.logger.warn('build failure ignored: region already final', { ...failure, state });
     return { published: false };
   }
-  const now = deps.clock.now().toISOString();
-  // Publish before recording: a crash in between republishes on retry (consumers tolerate duplicates),
-  // whereas recording first could lose the event for good.
-  await emit(
-    deps.events,
-    'Build Failed',
-    {
-      version: 1,
-      stream: release.stream,
-      revision: release.revision,
-      sequence: release.sequence,
-      releaseId: release.releaseId,
-      region: failure.region,
-      reason: failure.reason,
-      attempts: failure.attempts,
-      failedAt: now,
-    },
-    deps.config.busName,
-  );
-  await deps.releases.updateRegion(
-    release.releaseId,
-    failure.region,
-    { state: 'failed', reason: failure.reason, attempts: failure.attempts, updatedAt: now },
-    { stateIn: NOT_FINAL },
-  );
+  const now = deps.clock.now();
+  await deps.events.publish([
+    buildFailedEvent(
+      { ...release, region: failure.region },
+      failure.reason,
+      failure.attempts,
+      now,
+      deps.busName,
+    ),
+  ]);
+  await moveRegion(deps.releases, release.releaseId, failure.region, {
+    state: 'failed',
+    reason: failure.reason,
+    attempts: failure.attempts,
+    updatedAt: now.toISOString(),
+  });
   deps.logger.error('build failed', { ...failure });
   return { published: true };
+}
+
+/** A region failed, seen by a function that has the stream configuration (and so the bus's name). */
+export function recordBuildFailure(
+  deps: BuildFailureDeps,
+  failure: BuildFailure,
+): Promise<BuildFailureResult> {
+  return failRegion({ ...deps, busName: deps.config.busName }, failure);
 }
 
 /**

@@ -18,8 +18,9 @@ import { desiredAudiences } from '../members/forwarding-rules.ts';
 import { stemcellEvent } from '../model/emit.ts';
 import { memberBusArn } from '../model/naming.ts';
 import { admits, mayReannounce, releaseAudience } from '../rollout/rollout.ts';
-import { announceImage, imageArn, imageReadyDetail } from './announce.ts';
+import { announceImage } from './announce.ts';
 import { recordBuildFailure } from './build-failure.ts';
+import { imageArn, imageReadyDetail } from './image-ready.ts';
 import { registerSnapshot } from './register.ts';
 
 export interface ReconcileOptions {

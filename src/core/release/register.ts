@@ -4,12 +4,13 @@
 // "Snapshot Completed" for a direct-API snapshot (EBS sends nothing for those). Both lead here the same way.
 import { type SnapshotNotificationEnvelope, snapshotIdFromArn } from '#events/aws.ts';
 import type { SnapshotCompleted, SnapshotCompletedEnvelope } from '#events/stemcell.ts';
-import type { BusEvent, RegionState, Tags } from '#ports';
+import type { BusEvent, Tags } from '#ports';
 import type { RegisterDeps } from '../deps.ts';
 import { stemcellEvent } from '../model/emit.ts';
 import { streamConfig } from '../model/errors.ts';
 import { clientToken, imageName, releaseFromTags, releaseTags, TAG } from '../model/naming.ts';
 import { recordBuildFailure } from './build-failure.ts';
+import { moveRegion } from './region-state.ts';
 
 export interface SnapshotNotification {
   region: string;
@@ -57,8 +58,6 @@ export type RegisterResult =
 
 /** Root device of every stemcell image; the builder partitions the volume for it. */
 export const ROOT_DEVICE_NAME = '/dev/xvda';
-
-const BEFORE_IMAGE: RegionState[] = ['queued', 'building', 'snapshotting', 'registering'];
 
 export async function registerSnapshot(
   deps: RegisterDeps,
@@ -109,19 +108,14 @@ export async function registerSnapshot(
   });
 
   // Guarded: a late duplicate must not move a region the announce step already finished back to registering.
-  await deps.releases.updateRegion(
-    release.releaseId,
-    region,
-    {
-      state: 'registering',
-      snapshotId,
-      imageId,
-      updatedAt: deps.clock.now().toISOString(),
-      ...(snapshot.deltaBytes !== undefined ? { deltaBytes: snapshot.deltaBytes } : {}),
-      ...(snapshot.writtenBytes !== undefined ? { writtenBytes: snapshot.writtenBytes } : {}),
-    },
-    { stateIn: BEFORE_IMAGE },
-  );
+  await moveRegion(deps.releases, release.releaseId, region, {
+    state: 'registering',
+    snapshotId,
+    imageId,
+    updatedAt: deps.clock.now().toISOString(),
+    ...(snapshot.deltaBytes !== undefined ? { deltaBytes: snapshot.deltaBytes } : {}),
+    ...(snapshot.writtenBytes !== undefined ? { writtenBytes: snapshot.writtenBytes } : {}),
+  });
   deps.logger.info(created ? 'image registered' : 'image already registered', {
     releaseId: release.releaseId,
     region,

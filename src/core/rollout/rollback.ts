@@ -8,7 +8,7 @@ import type { AnnounceDeps } from '../deps.ts';
 import { streamConfig } from '../model/errors.ts';
 import { announceRegionImage } from '../release/announce.ts';
 import { emitReleaseStarted, queueBuildJob } from '../release/ingest.ts';
-
+import { moveRegion } from '../release/region-state.ts';
 import { RolloutStateError, releaseByRevision } from './rollout.ts';
 
 export interface RollbackDeps extends AnnounceDeps {
@@ -97,7 +97,7 @@ export async function rollback(deps: RollbackDeps, stream: string, to: string): 
         bootCheck: booted,
         updatedAt: deps.clock.now().toISOString(),
       };
-      await deps.releases.updateRegion(release.releaseId, region, record);
+      await moveRegion(deps.releases, release.releaseId, region, record);
       release.regions[region] = record;
     }
     await announceRegionImage(deps, release, region, image);

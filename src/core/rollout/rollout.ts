@@ -3,6 +3,7 @@
 // gets the same images. An unhealthy wave halts the release ("Release Halted"): no later wave moves until an
 // operator resumes it. Pins hold new revisions back. The state lives in the RolloutStore, next to the release;
 // the bake timer is a port (EventBridge Scheduler on AWS, the local clock locally) that calls announce back.
+import { InputError } from '#errors';
 import type { ImageReady, LaunchTemplateUpdated } from '#events/stemcell.ts';
 import type {
   Alarms,
@@ -37,7 +38,7 @@ export type MaybeRolloutDeps = Omit<RolloutDeps, 'rollouts' | 'timer'> & {
 };
 
 /** An operator command or a state the release is not in. */
-export class RolloutStateError extends Error {
+export class RolloutStateError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'RolloutStateError';

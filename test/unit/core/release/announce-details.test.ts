@@ -5,14 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { releaseTags, TAG } from '#core/model/naming.ts';
-import {
-  announceImage,
-  completeIfAllAnnounced,
-  imageReadyDetail,
-  onRolloutTimer,
-  recordLaunchTemplateUpdate,
-} from '#core/release/announce.ts';
+import { recordLaunchTemplateUpdate } from '#core/release/account-reports.ts';
+import { announceImage } from '#core/release/announce.ts';
+import { completeIfAllAnnounced, imageReadyDetail } from '#core/release/image-ready.ts';
 import { registerSnapshot } from '#core/release/register.ts';
+import { onRolloutTimer } from '#core/rollout/bake-timer.ts';
 import type { LaunchTemplateUpdated } from '#events/stemcell.ts';
 import type { RolloutRecord, WaveRecord } from '#ports';
 import {

@@ -6,13 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BootCheckDeps } from '#core/deps.ts';
 import { releaseTags } from '#core/model/naming.ts';
-import {
-  advanceBootCheck,
-  bootCheckId,
-  bootCheckMode,
-  bootGate,
-  consoleLines,
-} from '#core/release/boot-gate.ts';
+import { advanceBootCheck, consoleLines } from '#core/release/boot-check.ts';
+import { bootCheckId, bootCheckMode, bootGate } from '#core/release/boot-gate.ts';
 import { BuildFailedDetail } from '#events/stemcell.ts';
 import type {
   BootChecker,

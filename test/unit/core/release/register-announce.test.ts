@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { releaseTags, TAG } from '#core/model/naming.ts';
-import {
-  amiStateChangeFromEvent,
-  announceImage,
-  recordLaunchTemplateUpdate,
-} from '#core/release/announce.ts';
+import { recordLaunchTemplateUpdate } from '#core/release/account-reports.ts';
+import { amiStateChangeFromEvent, announceImage } from '#core/release/announce.ts';
 import { buildFailedEvent, recordBuildFailure } from '#core/release/build-failure.ts';
 import { registerSnapshot, snapshotNotificationFromEvent } from '#core/release/register.ts';
 import { AmiStateChangeEvent, SnapshotNotificationEvent } from '#events/aws.ts';

@@ -3,7 +3,7 @@
 // when its bake time is over waits for them, a bounded number of steps, then halts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { recordLaunchTemplateUpdate } from '#core/release/announce.ts';
+import { recordLaunchTemplateUpdate } from '#core/release/account-reports.ts';
 import {
   onBakeElapsed,
   onLaunchTemplateReport,
