@@ -83,17 +83,20 @@ export const ReleaseCompleteDetail = ReleaseFields.extend({
  * those, so the builder tells register itself, on the central bus; register treats it as a succeeded one.
  */
 export const SnapshotCompletedDetail = ReleaseFields.extend({
-  region: Region,
-  snapshotId: z.string().regex(/^snap-[0-9a-f]{8,17}$/, 'not a snapshot id such as snap-0123456789abcdef0'),
-  method: SnapshotMethod,
+  region: Region.describe('The region the snapshot is in (the event itself is put on the central bus).'),
+  snapshotId: z
+    .string()
+    .regex(/^snap-[0-9a-f]{8,17}$/, 'not a snapshot id such as snap-0123456789abcdef0')
+    .describe('The completed snapshot, tagged with the release.'),
+  method: SnapshotMethod.describe('How it was written: `direct` (EBS direct APIs).'),
   parentSnapshotId: z
     .string()
     .regex(/^snap-[0-9a-f]{8,17}$/)
-    .optional(),
-  /** Blocks put (ChangedBlocksCount) and their bytes. */
-  changedBlocks: z.number().int().nonnegative(),
-  bytesPut: z.number().int().nonnegative(),
-  completedAt: z.iso.datetime(),
+    .optional()
+    .describe("The stream's previous snapshot it was written on; absent for a first snapshot."),
+  changedBlocks: z.number().int().nonnegative().describe('Blocks put (CompleteSnapshot ChangedBlocksCount).'),
+  bytesPut: z.number().int().nonnegative().describe('Bytes put: changedBlocks × 512 KiB.'),
+  completedAt: z.iso.datetime().describe('When EBS reported the snapshot completed.'),
 });
 
 export const BuildFailedDetail = ReleaseFields.extend({

@@ -15,6 +15,7 @@
 // full hash of the disk (test/integration/volumes/direct-snapshots.test.ts) to show no other block is missed.
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { DependencyError } from '#errors';
 import { run } from '../volume/exec.ts';
 import { BLOCK_SIZE, blockCount } from './digests.ts';
 
@@ -33,12 +34,8 @@ export interface CandidateReport {
   ms: number;
 }
 
-export class CandidateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CandidateError';
-  }
-}
+/** The filesystem could not say which blocks may have changed: the caller hashes every block instead. */
+export class CandidateError extends DependencyError {}
 
 /**
  * Records the moment an apply starts on a mounted ext4 root; `noteChanges` (after the last write, before

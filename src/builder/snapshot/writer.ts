@@ -3,6 +3,7 @@
 // the changed blocks with bounded concurrency, CompleteSnapshot with ChangedBlocksCount and the LINEAR checksum,
 // then a wait for `completed` with backoff. A snapshot that fails anywhere after it was started is deleted, so
 // nothing half-written is ever registered; the error says which snapshot, which step, and that it was deleted.
+import { DependencyError } from '#errors';
 import type { BlockSnapshots, SnapshotInfo, StartSnapshotInput, Tags } from '#ports';
 import { BLOCK_SIZE, linearChecksum } from './digests.ts';
 import type { ChangedBlock } from './scan.ts';
@@ -42,11 +43,11 @@ export interface DirectSnapshotResult {
   ms: { start: number; puts: number; complete: number; wait: number; total: number };
 }
 
-export class DirectSnapshotError extends Error {
+/** A snapshot that failed after StartSnapshot (and was deleted): the service's or the disk's fault, retryable. */
+export class DirectSnapshotError extends DependencyError {
   readonly snapshotId: string | undefined;
   constructor(message: string, snapshotId: string | undefined, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'DirectSnapshotError';
     this.snapshotId = snapshotId;
   }
 }
