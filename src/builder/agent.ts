@@ -2,12 +2,14 @@
 // same worker as local mode over the AWS adapters. Only this file knows it is on AWS; the worker, applier,
 // device and boot code do not.
 //
-// Volume affinity policy: a region's builders all run in one Availability Zone (infra/region.yml
-// BuilderSubnetId), so every stream's volume lives there and every job finds its stream's volume. A volume is
-// attached only while a job of its stream builds (FIFO message groups keep one stream's jobs serial across the
-// fleet), then detached, so any builder can take the stream's next job. Its apply manifest is on the volume
-// (volume/state.ts), so that builder applies incrementally too. A builder started in another AZ would write
-// every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
+// Where a stream's disk lives (docs/architecture.md, "Where a stream's disk lives"):
+// - `direct` streams (the default): a disk image on this builder's own disk (<stateDir>/disks), attached through
+//   a loop device, exactly as in local mode. A builder that does not have it yet restores it from the stream's
+//   last snapshot in the region (ListSnapshotBlocks + GetSnapshotBlock, in parallel). Nothing ties a stream to
+//   an Availability Zone, so the region's builders span several and no job waits on one AZ.
+// - `create-snapshot` streams (the fallback): an EBS volume per stream and AZ, attached while a job builds. A
+//   builder in an AZ without the stream's volume makes a new one there (the whole tree is written once).
+// FIFO message groups keep one stream's jobs serial across the fleet either way.
 import { join } from 'node:path';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
@@ -20,6 +22,7 @@ import { EbsSnapshots } from '#aws/snapshots.ts';
 import { Ec2Volumes } from '#aws/volumes.ts';
 import { systemClock } from '#core/deps.ts';
 import { BuildJob } from '#events/aws.ts';
+import { LocalVolumes } from '#local/volumes.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
 import { recoverMounts } from './quiesce.ts';
@@ -36,9 +39,8 @@ export interface AgentConfig {
   centralBus: string;
   kmsKeyId: string;
   maxReceiveCount: number;
+  /** The builder's own data: mount points, fallback manifests, and the direct streams' disk images. */
   stateDir: string;
-  /** The AZ the region's stream volumes are pinned to (region.yml BuilderAvailabilityZone). */
-  availabilityZone: string;
 }
 
 /** Agent settings from the environment written by infra/builder/bootstrap.sh (/etc/stemcell/builder.env). */
@@ -64,18 +66,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     kmsKeyId: need('STEMCELL_KMS_KEY_ID'),
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
-    availabilityZone: need('STEMCELL_AVAILABILITY_ZONE'),
   };
-}
-
-/** Refuses to run in an AZ other than the one the region's stream volumes are pinned to. */
-export function checkBuilderZone(pinned: string, actual: string, instanceId: string): void {
-  if (pinned === actual) return;
-  throw new Error(
-    `builder ${instanceId} runs in ${actual}, but this region's stream volumes live in ${pinned} ` +
-      `(STEMCELL_AVAILABILITY_ZONE): here it would write every stream's tree again onto a new volume. ` +
-      `Launch builders only in ${pinned}'s subnet (infra/region.yml BuilderSubnetId).`,
-  );
 }
 
 export function buildMessageHandler(
@@ -107,7 +98,6 @@ export function buildMessageHandler(
 
 export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
   const identity = await instanceIdentity();
-  checkBuilderZone(config.availabilityZone, identity.availabilityZone, identity.instanceId);
   // Endpoint and retries from the environment (AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, ...), as the functions do.
   const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
@@ -120,7 +110,14 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     kmsKeyId: config.kmsKeyId,
     objects: new S3ObjectStore({ bucket: config.bucket, client: clients.s3(config.homeRegion) }),
     volumes: new Ec2Volumes({ client: ec2 }),
-    snapshots: new EbsSnapshots({ client: ec2 }),
+    // The same disk-image volumes as local mode: a sparse file per stream on this builder's disk.
+    diskImages: new LocalVolumes({
+      dir: join(config.stateDir, 'disks'),
+      region: identity.region,
+      backend: 'block',
+      log,
+    }),
+    snapshots: new EbsSnapshots({ client: ec2, ebs: clients.ebs(identity.region) }),
     releases: new DynamoReleaseStore({
       tableName: config.tableName,
       client: clients.dynamodb(config.homeRegion),

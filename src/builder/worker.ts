@@ -345,13 +345,14 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   if (directOutcome) {
     // Recorded before it is announced: register may move the region on as soon as it hears of the snapshot.
     const snapshotId = directOutcome.result.snapshotId;
-    await deps.releases.updateRegion(job.releaseId, job.region, {
-      state: 'snapshotting',
+    const figures = {
       updatedAt: now(),
       snapshotId,
       applyMs: Math.round(stepMs['download+apply']),
       deltaBytes: directOutcome.result.bytesPut,
-    });
+    };
+    if (!(await moveRegion(deps.releases, job.releaseId, job.region, { state: 'snapshotting', ...figures })))
+      await recordRegionFigures(deps.releases, job.releaseId, job.region, figures);
     await announceSnapshot(deps.publisher, job, directOutcome, deps.clock.now(), deps.log);
     return { kind: 'built', snapshotId, volumeId: volume.volumeId, apply, stepMs, direct: directOutcome };
   }
