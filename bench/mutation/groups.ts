@@ -147,7 +147,7 @@ export const GROUPS: Group[] = [
   },
   {
     name: 'local-queues',
-    mutate: ['src/local/fifo-queue.ts', 'src/local/event-bus.ts'],
+    mutate: ['src/local/fifo-queue.ts', 'src/local/event-bus.ts', 'src/local/event-bus-entries.ts'],
     tests: [
       'test/unit/local/fifo-queue.test.ts',
       'test/unit/local/fifo-queue-visibility.test.ts',

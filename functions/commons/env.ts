@@ -45,6 +45,12 @@ export const FunctionEnv = AwsClientEnv.extend({
   EXPIRE_GRACE_HOURS: optionalEnv(z.coerce.number().min(0, 'must be a number of hours ≥ 0')),
   /** Subscriber: "false" turns instance refreshes off. */
   STEMCELL_INSTANCE_REFRESH: optionalEnv(z.enum(['true', 'false'])),
+  /** The service name on logs, metrics and traces (Powertools reads it too). @defaultValue stemcell */
+  POWERTOOLS_SERVICE_NAME: text,
+  /** Read by Powertools only: the handlers name their metrics' namespace (stemcell) themselves. */
+  POWERTOOLS_METRICS_NAMESPACE: text,
+  /** Outside Lambda (local mode, tests): the log level of the otherwise silent handlers. @defaultValue SILENT */
+  STEMCELL_LOG_LEVEL: text,
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 
@@ -52,7 +58,7 @@ type Name = keyof FunctionEnv;
 const withConfig = ['STEMCELL_TABLE'] as const satisfies Name[];
 const bakeTimer = ['STEMCELL_BAKE_TARGET_ARN', 'STEMCELL_BAKE_ROLE_ARN'] as const satisfies Name[];
 
-/** What each function cannot run without, beyond AWS_REGION. */
+/** What each function (and each other entry of the AWS runtime) cannot run without, beyond AWS_REGION. */
 export const REQUIRED = {
   ingest: [...withConfig, 'STEMCELL_BUILD_QUEUE_PREFIX'],
   register: withConfig,
@@ -63,6 +69,11 @@ export const REQUIRED = {
   expire: withConfig,
   subscriber: ['STEMCELL_CENTRAL_BUS_ARN'],
   'sweep-smoke-instances': [],
+  /** The builder's services, as the functions' wiring makes them (the EC2 agent itself reads builder.env). */
+  builder: withConfig,
+  /** The operator's commands on a release's waves, and rollback or pin: announce's and ingest's needs. */
+  rollout: [...withConfig, ...bakeTimer],
+  rollback: [...withConfig, ...bakeTimer, 'STEMCELL_BUILD_QUEUE_PREFIX'],
 } as const satisfies Record<string, readonly Name[]>;
 export type FunctionName = keyof typeof REQUIRED;
 

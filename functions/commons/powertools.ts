@@ -4,8 +4,16 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { FunctionEnv } from './env.ts';
 
-export const onLambda = Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME);
+/** The variables read here, through the functions' one environment schema (env.ts). */
+const env = FunctionEnv.pick({
+  AWS_LAMBDA_FUNCTION_NAME: true,
+  POWERTOOLS_SERVICE_NAME: true,
+  STEMCELL_LOG_LEVEL: true,
+}).parse(process.env);
+
+export const onLambda = Boolean(env.AWS_LAMBDA_FUNCTION_NAME);
 
 export const METRICS_NAMESPACE = 'stemcell';
 
@@ -26,9 +34,9 @@ class QuietMetrics extends Metrics {
 }
 
 export function createPowertools(options: { serviceName?: string; quiet?: boolean } = {}): Powertools {
-  const serviceName = options.serviceName ?? process.env.POWERTOOLS_SERVICE_NAME ?? 'stemcell';
+  const serviceName = options.serviceName ?? env.POWERTOOLS_SERVICE_NAME ?? 'stemcell';
   const quiet = options.quiet ?? !onLambda;
-  const logLevel = quiet ? (process.env.STEMCELL_LOG_LEVEL ?? 'SILENT') : undefined;
+  const logLevel = quiet ? (env.STEMCELL_LOG_LEVEL ?? 'SILENT') : undefined;
   const metricsOptions = { namespace: METRICS_NAMESPACE, serviceName };
   return {
     logger: new Logger({ serviceName, ...(logLevel ? { logLevel: logLevel as LogLevel } : {}) }),

@@ -3,11 +3,7 @@
 // the failed ones return to the queue.
 import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { parser as batchParser } from '@aws-lambda-powertools/batch/parser';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
 import type { RegisterDeps } from '#core/deps.ts';
@@ -16,6 +12,7 @@ import { type SnapshotNotificationEnvelope, SnapshotNotificationEvent } from '#e
 import { type SnapshotCompletedEnvelope, SnapshotCompletedEvent } from '#events/stemcell.ts';
 import { LoggedBatchProcessor } from '../commons/batch.ts';
 import { lazyHandler } from '../commons/lazy.ts';
+import { instrumented, withLogKeys } from '../commons/middleware.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
 /** What the register queue carries: EBS's notification, or a builder's "Snapshot Completed". */
@@ -23,7 +20,10 @@ const SnapshotEvent = z.union([SnapshotNotificationEvent, SnapshotCompletedEvent
 
 export function createHandler(deps: RegisterDeps, tools: Powertools = powertools) {
   const record = async (record: { body: SnapshotNotificationEnvelope | SnapshotCompletedEnvelope }) => {
-    const result = await registerSnapshot(deps, snapshotNotificationFromEvent(record.body));
+    const notification = snapshotNotificationFromEvent(record.body);
+    const result = await withLogKeys(tools, { region: notification.region }, () =>
+      registerSnapshot(deps, notification),
+    );
     tools.metrics.addMetric(
       result.outcome === 'registered' ? 'ImagesRegistered' : `Snapshots_${result.outcome}`,
       MetricUnit.Count,
@@ -31,22 +31,18 @@ export function createHandler(deps: RegisterDeps, tools: Powertools = powertools
     );
     return result;
   };
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(captureLambdaHandler(tools.tracer))
-    .use(injectLambdaContext(tools.logger))
-    .use(logMetrics(tools.metrics))
-    .handler(async (event, context) => {
-      // One processor per invocation: it holds the batch's state, and the local runtime may invoke concurrently.
-      const processor = new LoggedBatchProcessor(tools, {
-        parser: batchParser,
-        innerSchema: SnapshotEvent,
-        transformer: 'json',
-        logger: tools.logger,
-      });
-      return processPartialResponse(event, record, processor, { context });
+  return instrumented<SQSEvent, SQSBatchResponse>(tools).handler(async (event, context) => {
+    // One processor per invocation: it holds the batch's state, and the local runtime may invoke concurrently.
+    const processor = new LoggedBatchProcessor(tools, {
+      parser: batchParser,
+      innerSchema: SnapshotEvent,
+      transformer: 'json',
+      logger: tools.logger,
     });
+    return processPartialResponse(event, record, processor, { context });
+  });
 }
 
 export const handler = lazyHandler(async () =>
-  createHandler(await (await import('../commons/aws-deps.ts')).awsRegisterDeps()),
+  createHandler(await (await import('../commons/aws-deps.ts')).awsRuntime().register()),
 );

@@ -9,8 +9,16 @@ import type { QueueMessage } from '#ports';
 export interface BuildQueueConsumerOptions {
   queueUrl: string;
   sqs: SQSClient;
-  /** Resolve: done, the message is deleted. Throw: the message returns to the queue (and the DLQ in time). */
+  /**
+   * Resolve: done, the message is deleted. Throw: the message returns to the queue (and the DLQ in time), after
+   * the RetryLater's delay when it throws one.
+   */
   handleMessage: (message: QueueMessage) => Promise<void>;
+  /**
+   * Seconds before a message whose handler threw (other than RetryLater) is visible again, by its receive count:
+   * the builder's backoff (src/builder/message.ts), never the whole visibility timeout.
+   */
+  retryDelaySeconds(receiveCount: number): number;
   /** Seconds a received message stays hidden; extended by the heartbeat while the handler runs. */
   visibilityTimeoutSeconds?: number;
   heartbeatSeconds?: number;
@@ -28,9 +36,14 @@ export function toQueueMessage(m: Message): QueueMessage {
   };
 }
 
-/** Seconds before a failed message is retried: 30 s, 60 s, 120 s … capped at 15 minutes. */
-export function retryDelaySeconds(receiveCount: number): number {
-  return Math.min(900, 30 * 2 ** Math.max(0, receiveCount - 1));
+/** Thrown by a handler that knows when its message should be seen again (its own backoff). */
+export class RetryLater extends Error {
+  override readonly name = 'RetryLater';
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number, cause: Error) {
+    super(cause.message, { cause });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
 }
 
 export class BuildQueueConsumer {
@@ -46,6 +59,8 @@ export class BuildQueueConsumer {
       );
     }
     const onError = options.onError;
+    // Delays handlers asked for (RetryLater), by message id, until the message is handed back.
+    const asked = new Map<string, number>();
     this.#consumer = Consumer.create({
       queueUrl: options.queueUrl,
       sqs: options.sqs,
@@ -59,11 +74,22 @@ export class BuildQueueConsumer {
       // second) until the message in hand is handled and deleted or handed back. A build has no upper bound
       // here: the heartbeat keeps it hidden, and Auto Scaling's lifecycle hook bounds the wait.
       pollingCompleteWaitTimeMs: Number.MAX_SAFE_INTEGER,
-      // A failed build comes back after a backoff that grows with its receive count, not the whole timeout.
-      terminateVisibilityTimeout: (messages) =>
-        retryDelaySeconds(toQueueMessage(messages[0] ?? {}).receiveCount),
+      // A failed build comes back after the delay its handler asked for, else after a backoff that grows with
+      // its receive count; never after the whole timeout.
+      terminateVisibilityTimeout: (messages) => {
+        const message = toQueueMessage(messages[0] ?? {});
+        const delay = asked.get(message.messageId);
+        asked.delete(message.messageId);
+        return delay ?? options.retryDelaySeconds(message.receiveCount);
+      },
       handleMessage: async (message) => {
-        await options.handleMessage(toQueueMessage(message));
+        try {
+          await options.handleMessage(toQueueMessage(message));
+        } catch (err) {
+          if (err instanceof RetryLater && message.MessageId)
+            asked.set(message.MessageId, err.retryAfterSeconds);
+          throw err;
+        }
         return message;
       },
     });

@@ -80,7 +80,8 @@ function toSnapshotInfo(s: Snapshot): SnapshotInfo {
 
 export class EbsSnapshots implements BlockSnapshots {
   readonly #ec2: EC2Client;
-  readonly #ebs: EBSClient;
+  readonly #ebsClient: EBSClient | undefined;
+  #defaultEbs: EBSClient | undefined;
   readonly #sleep: Sleep;
   readonly #now: () => number;
   readonly #retry: EbsDirectRetry;
@@ -99,10 +100,17 @@ export class EbsSnapshots implements BlockSnapshots {
     } = {},
   ) {
     this.#ec2 = options.client ?? new EC2Client({ retryMode: 'adaptive' });
-    this.#ebs = options.ebs ?? new EBSClient({ retryMode: 'adaptive' });
+    this.#ebsClient = options.ebs;
     this.#sleep = options.sleep ?? realSleep;
     this.#now = options.now ?? Date.now;
     this.#retry = { ...DEFAULT_EBS_RETRY, ...options.retry };
+  }
+
+  /** Made on first use: the functions that only describe and delete snapshots never need one. */
+  get #ebs(): EBSClient {
+    if (this.#ebsClient) return this.#ebsClient;
+    this.#defaultEbs ??= new EBSClient({ retryMode: 'adaptive' });
+    return this.#defaultEbs;
   }
 
   async create(

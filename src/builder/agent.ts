@@ -11,25 +11,21 @@
 //   builder in an AZ without the stream's volume makes a new one there (the whole tree is written once).
 // FIFO message groups keep one stream's jobs serial across the fleet either way.
 import { join } from 'node:path';
-import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
+import { BuildQueueConsumer, RetryLater } from '#aws/build-queue-consumer.ts';
+import { awsBuilderServices } from '#aws/builder-services.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
-import { EventBridgePublisher } from '#aws/event-bus.ts';
 import { instanceIdentity } from '#aws/instance-identity.ts';
-import { S3ObjectStore } from '#aws/object-store.ts';
-import { DynamoReleaseStore } from '#aws/release-store.ts';
-import { EbsSnapshots } from '#aws/snapshots.ts';
-import { Ec2Volumes } from '#aws/volumes.ts';
-import { systemClock } from '#core/deps.ts';
-import { BuildJob } from '#events/aws.ts';
 import { LocalVolumes } from '#local/volumes.ts';
 import type { QueueMessage } from '#ports';
 import { DeviceWorkspace } from './device.ts';
+import { handleBuildMessage, retryDelaySeconds } from './message.ts';
 import { recoverMounts } from './quiesce.ts';
-import { type BuilderDeps, handleBuildFailure, runBuild } from './worker.ts';
+import type { BuilderDeps } from './worker.ts';
 
 export { recoverMounts } from './quiesce.ts';
 
+/** The builder's deployment (BuilderDeployment: table, bucket, bus, key) and its own queue, AZ and state. */
 export interface AgentConfig {
   homeRegion: string;
   queueUrl: string;
@@ -69,30 +65,30 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   };
 }
 
+/**
+ * The agent's side of one build message (message.ts): resolving deletes it; throwing hands it back to the queue,
+ * visible again after the backoff handleBuildMessage() chose (the DLQ after maxReceiveCount).
+ */
 export function buildMessageHandler(
   deps: BuilderDeps,
   maxReceiveCount: number,
   log: (line: string) => void,
 ): (message: QueueMessage) => Promise<void> {
   return async (message) => {
-    const job = BuildJob.parse(JSON.parse(message.body));
-    log(`builder: ${job.stream} ${job.revision} (attempt ${message.receiveCount})`);
-    try {
-      const outcome = await runBuild(deps, job);
-      log(
-        outcome.kind === 'built'
-          ? `builder: ${job.stream} ${job.revision}: snapshot ${outcome.snapshotId} (${outcome.apply.filesWritten} files written)`
-          : `builder: ${job.stream} ${job.revision}: ${outcome.reason}`,
-      );
-    } catch (err) {
-      const verdict = await handleBuildFailure(deps, job, err, {
-        receiveCount: message.receiveCount,
-        maxReceiveCount,
-      });
-      log(`builder: ${job.stream} ${job.revision} failed (${verdict}): ${(err as Error).message}`);
-      // Throwing returns the message to the queue (redrive to the DLQ after maxReceiveCount).
-      if (verdict !== 'done') throw err;
-    }
+    const end = await handleBuildMessage(deps, message, {
+      maxReceiveCount,
+      log: (line) => log(`builder: ${line}`),
+      onStart: (job, attempt) => log(`builder: ${job.stream} ${job.revision} (attempt ${attempt})`),
+      onBuilt: (job, outcome) =>
+        log(
+          outcome.kind === 'built'
+            ? `builder: ${job.stream} ${job.revision}: snapshot ${outcome.snapshotId} (${outcome.apply.filesWritten} files written)`
+            : `builder: ${job.stream} ${job.revision}: ${outcome.reason}`,
+        ),
+      onFailed: (job, reason, verdict) =>
+        log(`builder: ${job.stream} ${job.revision} failed (${verdict}): ${reason}`),
+    });
+    if (end.kind === 'retry') throw new RetryLater(end.afterSeconds, end.error);
   };
 }
 
@@ -102,14 +98,11 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
   const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
   await recoverMounts(mountRoot, log);
-  const ec2 = clients.ec2(identity.region);
   const deps: BuilderDeps = {
+    ...awsBuilderServices(clients, config, identity.region),
     region: identity.region,
     availabilityZone: identity.availabilityZone,
     instanceId: identity.instanceId,
-    kmsKeyId: config.kmsKeyId,
-    objects: new S3ObjectStore({ bucket: config.bucket, client: clients.s3(config.homeRegion) }),
-    volumes: new Ec2Volumes({ client: ec2 }),
     // The same disk-image volumes as local mode: a sparse file per stream on this builder's disk.
     diskImages: new LocalVolumes({
       dir: join(config.stateDir, 'disks'),
@@ -117,24 +110,15 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
       backend: 'block',
       log,
     }),
-    snapshots: new EbsSnapshots({ client: ec2, ebs: clients.ebs(identity.region) }),
-    releases: new DynamoReleaseStore({
-      tableName: config.tableName,
-      client: clients.dynamodb(config.homeRegion),
-    }),
-    publisher: new EventBridgePublisher({
-      client: clients.eventBridge(config.homeRegion),
-      eventBusName: config.centralBus,
-    }),
     workspace: new DeviceWorkspace({ mountRoot, log }),
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
-    clock: systemClock,
     log,
   };
   const consumer = new BuildQueueConsumer({
     queueUrl: config.queueUrl,
     sqs: clients.sqs(identity.region),
     handleMessage: buildMessageHandler(deps, config.maxReceiveCount, log),
+    retryDelaySeconds: (receiveCount) => retryDelaySeconds(receiveCount),
     visibilityTimeoutSeconds: 60,
     onError: (err, message) =>
       log(`builder: queue error${message ? ` on ${message.messageId}` : ''}: ${err.message}`),

@@ -12,16 +12,9 @@ import type { Logger } from '#core/deps.ts';
 import { releaseTags } from '#core/model/naming.ts';
 import { failRegion } from '#core/release/build-failure.ts';
 import { moveRegion, recordRegionFigures } from '#core/release/region-state.ts';
+import type { BuilderServices } from '#core/runtime.ts';
 import type { BuildJob } from '#events/aws.ts';
-import type {
-  Attachment,
-  BlockSnapshots,
-  Clock,
-  EventPublisher,
-  ObjectStore,
-  ReleaseStore,
-  Volumes,
-} from '#ports';
+import type { Attachment, Volumes } from '#ports';
 import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
 import { loadManifest, targetIdentity } from '#unpack/manifest.ts';
 import { announceSnapshot, clearUnfinishedSnapshots, restoreStream } from './direct.ts';
@@ -86,32 +79,26 @@ export interface Workspace {
 }
 
 export type BuildStep = 'volume' | 'restore' | 'attach' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
-export interface BuilderDeps {
+/** The world's services (src/core/runtime.ts) and what is the builder host's own. */
+export interface BuilderDeps extends BuilderServices {
   region: string;
   availabilityZone: string;
   instanceId: string;
-  kmsKeyId: string;
-  objects: ObjectStore;
-  volumes: Volumes;
   /**
    * Where `direct` streams keep their disk. On AWS: disk images on the builder's own disk, restored from the
    * stream's last snapshot when missing; `volumes` when absent (local mode, where volumes are disk images).
    */
   diskImages?: Volumes;
-  snapshots: BlockSnapshots;
   /** How a direct snapshot finds the changed blocks. @defaultValue 'fast' */
   changeDetection?: ChangeDetection;
   /** The direct-API writer's settings (puts in flight, timeout, waits). */
   directSnapshots?: DirectWriteOptions;
-  releases: ReleaseStore;
-  publisher: EventPublisher;
   workspace: Workspace;
   /**
    * Where a volume's apply manifest lives when the volume cannot hold it (a directory volume, or one
    * partitioned without a state partition): outside every image tree, on this builder.
    */
   manifestPath(volumeId: string): string;
-  clock: Clock;
   onStep?(job: BuildJob, step: BuildStep, detail?: Record<string, unknown>): void;
   /** Lines for the operator: a volume grown, and why. */
   log?(line: string): void;

@@ -1,5 +1,5 @@
-// What each core function needs, as plain objects of ports. The Lambda handlers (functions/commons/aws-deps.ts)
-// and the local runtime build these the same way, so the core cannot tell where it runs.
+// What each core function needs, as plain objects of ports. The AWS and the local wiring build these as one
+// shape (src/core/runtime.ts), so the core cannot tell where it runs.
 
 import type { StemcellConfig } from '#config/schema.ts';
 import type {

@@ -88,15 +88,7 @@ export async function haltThenRollBack(
   } else log(`${stream} ${revision}: did NOT halt (rollout ${rollout?.state ?? 'missing'})`);
 
   const to = '2026.11.22';
-  const result = await rollback(
-    {
-      ...stack.announceDeps(),
-      rollouts: stack.rollouts,
-      buildQueue: (region) => stack.region(region).buildQueue,
-    },
-    stream,
-    to,
-  );
+  const result = await rollback(stack.runtime.rollback(), stream, to);
   await stack.settle();
   story.rollback = {
     releaseId: result.release.releaseId,

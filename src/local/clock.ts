@@ -18,18 +18,18 @@ export const realSleep: Sleep = async (ms, signal) => {
 
 /** A clock that only moves when told to. */
 export class ManualClock implements Clock {
-  private current: number;
+  #current: number;
   constructor(start: Date | string = '2026-01-01T00:00:00.000Z') {
-    this.current = new Date(start).getTime();
+    this.#current = new Date(start).getTime();
   }
   now(): Date {
-    return new Date(this.current);
+    return new Date(this.#current);
   }
   advance(ms: number): void {
-    this.current += ms;
+    this.#current += ms;
   }
   set(at: Date | string): void {
-    this.current = new Date(at).getTime();
+    this.#current = new Date(at).getTime();
   }
 }
 

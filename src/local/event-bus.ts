@@ -8,79 +8,48 @@
 // once its rules are wired) delivers again what was in flight: at least once, never lost.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { EVENT_SOURCE, StemcellDetailSchemas, type StemcellDetailType } from '#events/stemcell.ts';
 import type { BusEvent, BusRule, BusRules, Clock, EventPublisher, RuleTarget } from '#ports';
 import { awsTime, realSleep, type Sleep, systemClock } from './clock.ts';
 import { LocalServiceError } from './errors.ts';
+import {
+  assertRuleName,
+  BUS_ARN,
+  type DeadLetter,
+  DeliveryTracker,
+  eventBusArn,
+  MAX_TARGETS_PER_RULE,
+  TARGET_ID,
+  validateEntry,
+} from './event-bus-entries.ts';
 import { compileEventPattern, type EventPatternMatcher } from './event-pattern.ts';
 import { readJson, writeJsonAtomic } from './json-state.ts';
 import type { ServiceEventEnvelope, ServiceEventSink } from './service-events.ts';
+
+export { type DeadLetter, eventBusArn, MAX_TARGETS_PER_RULE } from './event-bus-entries.ts';
 
 export type EventEnvelope = ServiceEventEnvelope;
 export type EventHandler = (event: EventEnvelope) => unknown;
 /** A local target: a handler, a named handler (its id shows in listRules), or another bus. */
 export type LocalTarget = EventHandler | { id: string; handler: EventHandler } | LocalEventBus;
 
-export const MAX_TARGETS_PER_RULE = 5;
-const MAX_ENTRY_BYTES = 256 * 1024;
-const TARGET_ID = /^[.\-_A-Za-z0-9]{1,64}$/;
-const RULE_NAME = /^[.\-_A-Za-z0-9]{1,64}$/;
-const BUS_ARN = /^arn:aws[a-z-]*:events:([a-z0-9-]+):(\d{12}):event-bus\/([.\-_A-Za-z0-9/]+)$/;
-
-export function eventBusArn(region: string, accountId: string, name: string): string {
-  return `arn:aws:events:${region}:${accountId}:event-bus/${name}`;
-}
-
-export interface DeadLetter {
-  ruleName: string;
-  ruleArn: string;
-  targetId: string;
-  targetArn: string;
-  event: EventEnvelope;
-  errorCode: string;
-  errorMessage: string;
-  attempts: number;
-  failedAt: string;
-}
-
-/** Tracks every delivery in flight across the buses that share it, so drain() can wait for all of them. */
-class DeliveryTracker {
-  private readonly pending = new Set<Promise<void>>();
-  track(delivery: Promise<void>): void {
-    this.pending.add(delivery);
-    // drain() reports a failed delivery; until then the rejection is held here, not left unhandled.
-    delivery.then(
-      () => this.pending.delete(delivery),
-      () => this.pending.delete(delivery),
-    );
-  }
-  get size(): number {
-    return this.pending.size;
-  }
-  async drain(): Promise<void> {
-    // Deliveries start deliveries (a handler publishes, a bus forwards): loop until nothing is left.
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
-  }
-}
-
 /** The buses of every account this process simulates, by ARN; cross-account rule targets resolve here. */
 export class EventBusRegistry {
-  private readonly buses = new Map<string, LocalEventBus>();
+  readonly #buses = new Map<string, LocalEventBus>();
   readonly deliveries = new DeliveryTracker();
 
   register(bus: LocalEventBus): void {
-    const existing = this.buses.get(bus.arn);
+    const existing = this.#buses.get(bus.arn);
     if (existing && existing !== bus) throw new Error(`event bus ${bus.arn} is already registered`);
-    this.buses.set(bus.arn, bus);
+    this.#buses.set(bus.arn, bus);
   }
   unregister(arn: string): void {
-    this.buses.delete(arn);
+    this.#buses.delete(arn);
   }
   resolve(arn: string): LocalEventBus | undefined {
-    return this.buses.get(arn);
+    return this.#buses.get(arn);
   }
   list(): LocalEventBus[] {
-    return [...this.buses.values()];
+    return [...this.#buses.values()];
   }
   /** Resolves when no delivery on any registered bus is in flight. */
   drain(): Promise<void> {
@@ -141,35 +110,35 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   readonly region: string;
   readonly arn: string;
   readonly maxTargetsPerRule = MAX_TARGETS_PER_RULE;
-  private readonly dir: string;
-  private readonly rules = new Map<string, RuleState>();
-  private readonly registry: EventBusRegistry | undefined;
-  private readonly tracker: DeliveryTracker;
-  private readonly retry: RetryPolicy;
-  private readonly sleep: Sleep;
-  private readonly clock: Clock;
-  private readonly onDeadLetter: ((letter: DeadLetter) => void) | undefined;
-  private localTargetCounter = 0;
+  readonly #dir: string;
+  readonly #rules = new Map<string, RuleState>();
+  readonly #registry: EventBusRegistry | undefined;
+  readonly #tracker: DeliveryTracker;
+  readonly #retry: RetryPolicy;
+  readonly #sleep: Sleep;
+  readonly #clock: Clock;
+  readonly #onDeadLetter: ((letter: DeadLetter) => void) | undefined;
+  #localTargetCounter = 0;
   /** Buses this one delivered to, so drain() can wait for what they deliver in turn. */
-  private readonly forwardedTo = new Set<LocalEventBus>();
+  readonly #forwardedTo = new Set<LocalEventBus>();
   /** Ids of the pending deliveries this process is working on (resumeDeliveries skips them). */
-  private readonly inFlight = new Set<string>();
+  readonly #inFlight = new Set<string>();
 
   constructor(root: string, options: LocalEventBusOptions) {
     this.name = options.name ?? 'default';
     this.accountId = options.accountId;
     this.region = options.region;
     this.arn = eventBusArn(this.region, this.accountId, this.name);
-    this.dir = join(root, 'event-buses', this.accountId, this.region, this.name);
-    this.registry = options.registry;
-    this.tracker = options.registry?.deliveries ?? new DeliveryTracker();
-    this.retry = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, ...options.retry };
-    if (this.retry.maxAttempts < 1) throw new Error('retry.maxAttempts must be at least 1');
-    this.sleep = options.sleep ?? realSleep;
-    this.clock = options.clock ?? systemClock;
-    this.onDeadLetter = options.onDeadLetter;
-    for (const rule of readJson<PersistedRules>(this.rulesPath, { rules: [] }).rules) {
-      this.rules.set(rule.name, {
+    this.#dir = join(root, 'event-buses', this.accountId, this.region, this.name);
+    this.#registry = options.registry;
+    this.#tracker = options.registry?.deliveries ?? new DeliveryTracker();
+    this.#retry = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, ...options.retry };
+    if (this.#retry.maxAttempts < 1) throw new Error('retry.maxAttempts must be at least 1');
+    this.#sleep = options.sleep ?? realSleep;
+    this.#clock = options.clock ?? systemClock;
+    this.#onDeadLetter = options.onDeadLetter;
+    for (const rule of readJson<PersistedRules>(this.#rulesPath, { rules: [] }).rules) {
+      this.#rules.set(rule.name, {
         name: rule.name,
         eventPattern: rule.eventPattern,
         description: rule.description,
@@ -178,7 +147,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
         targets: rule.targets.map((t) => ({ id: t.id, arn: t.arn })),
       });
     }
-    this.registry?.register(this);
+    this.#registry?.register(this);
   }
 
   // ---------------------------------------------------------------- EventPublisher
@@ -186,15 +155,15 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   /** PutEvents. Entries with source "stemcell" are validated against events/stemcell.ts first; none is put if one fails. */
   async publish(events: BusEvent[]): Promise<void> {
     const accepted = events.map((entry, index) => {
-      this.validateEntry(entry, index);
-      const bus = this.resolveBus(entry.eventBusName, index);
+      validateEntry(entry, index);
+      const bus = this.#resolveBus(entry.eventBusName, index);
       const envelope: EventEnvelope = {
         version: '0',
         id: crypto.randomUUID(),
         'detail-type': entry.detailType,
         source: entry.source,
         account: this.accountId,
-        time: awsTime(this.clock.now()),
+        time: awsTime(this.#clock.now()),
         region: this.region,
         resources: entry.resources ?? [],
         detail: entry.detail as Record<string, unknown>,
@@ -202,7 +171,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
       return { bus, envelope };
     });
     for (const { bus, envelope } of accepted) {
-      if (bus !== this) this.forwardedTo.add(bus);
+      if (bus !== this) this.#forwardedTo.add(bus);
       bus.accept(envelope);
     }
   }
@@ -233,7 +202,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     const event = JSON.parse(json) as EventEnvelope;
     const owed: { rule: RuleState; target: TargetState; pending: PendingDelivery }[] = [];
     try {
-      for (const rule of this.rules.values()) {
+      for (const rule of this.#rules.values()) {
         if (!rule.matcher(event)) continue;
         for (const target of rule.targets) {
           const pending: PendingDelivery = {
@@ -241,17 +210,17 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
             ruleName: rule.name,
             targetId: target.id,
             event: JSON.parse(json) as EventEnvelope,
-            acceptedAt: this.clock.now().toISOString(),
+            acceptedAt: this.#clock.now().toISOString(),
           };
-          if (store) writeJsonAtomic(this.pendingPath(pending.id), pending);
+          if (store) writeJsonAtomic(this.#pendingPath(pending.id), pending);
           owed.push({ rule, target, pending });
         }
       }
     } catch (err) {
-      for (const { pending } of owed) this.forget(pending.id);
+      for (const { pending } of owed) this.#forget(pending.id);
       throw err;
     }
-    for (const { rule, target, pending } of owed) this.schedule(rule, target, pending);
+    for (const { rule, target, pending } of owed) this.#schedule(rule, target, pending);
   }
 
   /**
@@ -262,19 +231,19 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   resumeDeliveries(): number {
     let names: string[];
     try {
-      names = readdirSync(this.deliveriesDir).filter((n) => n.endsWith('.json'));
+      names = readdirSync(this.#deliveriesDir).filter((n) => n.endsWith('.json'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
       throw err;
     }
     let resumed = 0;
     for (const name of names) {
-      const pending = readJson<PendingDelivery | undefined>(join(this.deliveriesDir, name), undefined);
-      if (!pending || this.inFlight.has(pending.id)) continue;
-      const rule = this.rules.get(pending.ruleName);
+      const pending = readJson<PendingDelivery | undefined>(join(this.#deliveriesDir, name), undefined);
+      if (!pending || this.#inFlight.has(pending.id)) continue;
+      const rule = this.#rules.get(pending.ruleName);
       const target = rule?.targets.find((t) => t.id === pending.targetId);
       if (!rule || !target) {
-        this.deadLetter(
+        this.#deadLetter(
           { name: pending.ruleName },
           { id: pending.targetId, arn: '' },
           pending.event,
@@ -285,10 +254,10 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
           ),
           0,
         );
-        this.forget(pending.id);
+        this.#forget(pending.id);
         continue;
       }
-      this.schedule(rule, target, pending);
+      this.#schedule(rule, target, pending);
       resumed++;
     }
     return resumed;
@@ -297,7 +266,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   /** Deliveries accepted and not yet finished (stored in deliveries/). */
   pendingDeliveries(): number {
     try {
-      return readdirSync(this.deliveriesDir).filter((n) => n.endsWith('.json')).length;
+      return readdirSync(this.#deliveriesDir).filter((n) => n.endsWith('.json')).length;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
       throw err;
@@ -310,7 +279,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
    */
   async drain(): Promise<void> {
     for (;;) {
-      const trackers = this.trackers(new Set());
+      const trackers = this.#trackers(new Set());
       if ([...trackers].every((t) => t.size === 0)) return;
       await Promise.all([...trackers].map((t) => t.drain()));
     }
@@ -319,7 +288,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   // ---------------------------------------------------------------- BusRules
 
   async listRules(namePrefix: string): Promise<BusRule[]> {
-    return [...this.rules.values()]
+    return [...this.#rules.values()]
       .filter((r) => r.name.startsWith(namePrefix))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((r) => ({
@@ -332,21 +301,21 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
   async putRule(name: string, eventPattern: string, description: string): Promise<void> {
     assertRuleName(name);
     const matcher = compileEventPattern(eventPattern);
-    const existing = this.rules.get(name);
+    const existing = this.#rules.get(name);
     if (existing) {
       existing.eventPattern = eventPattern;
       existing.description = description;
       existing.matcher = matcher;
       existing.persisted = true;
     } else {
-      this.rules.set(name, { name, eventPattern, description, matcher, persisted: true, targets: [] });
+      this.#rules.set(name, { name, eventPattern, description, matcher, persisted: true, targets: [] });
     }
-    this.persist();
+    this.#persist();
   }
 
   /** Adds or updates targets by id; refuses (changing nothing) past 5 targets, like LimitExceededException. */
   async putTargets(ruleName: string, targets: RuleTarget[]): Promise<void> {
-    const rule = this.requireRule(ruleName);
+    const rule = this.#requireRule(ruleName);
     for (const t of targets) {
       if (!TARGET_ID.test(t.id)) {
         throw new LocalServiceError('ValidationException', `target id ${JSON.stringify(t.id)} is not valid`);
@@ -358,17 +327,17 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
         );
       }
     }
-    this.mergeTargets(
+    this.#mergeTargets(
       rule,
       targets.map((t) => ({ id: t.id, arn: t.arn })),
     );
-    this.persist();
+    this.#persist();
   }
 
   async removeTargets(ruleName: string, targetIds: string[]): Promise<void> {
-    const rule = this.requireRule(ruleName);
+    const rule = this.#requireRule(ruleName);
     rule.targets = rule.targets.filter((t) => !targetIds.includes(t.id));
-    this.persist();
+    this.#persist();
   }
 
   /**
@@ -376,8 +345,8 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
    * port's deleteRule does both, as the AWS adapter does). Deleting a missing rule succeeds.
    */
   async deleteRule(ruleName: string): Promise<void> {
-    if (!this.rules.delete(ruleName)) return;
-    this.persist();
+    if (!this.#rules.delete(ruleName)) return;
+    this.#persist();
   }
 
   // ---------------------------------------------------------------- local-only
@@ -390,68 +359,68 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     assertRuleName(name);
     const eventPattern = typeof pattern === 'string' ? pattern : JSON.stringify(pattern);
     const matcher = compileEventPattern(eventPattern);
-    const existing = this.rules.get(name);
+    const existing = this.#rules.get(name);
     if (existing && existing.eventPattern !== eventPattern) {
       throw new LocalServiceError('ValidationException', `rule ${name} already exists with another pattern`);
     }
-    const list = (Array.isArray(targets) ? targets : [targets]).map((t) => this.localTarget(name, t));
+    const list = (Array.isArray(targets) ? targets : [targets]).map((t) => this.#localTarget(name, t));
     const rule = existing ?? { name, eventPattern, description: '', matcher, persisted: false, targets: [] };
-    this.mergeTargets(rule, list); // throws past the limit before a new rule is kept
-    if (!existing) this.rules.set(name, rule);
+    this.#mergeTargets(rule, list); // throws past the limit before a new rule is kept
+    if (!existing) this.#rules.set(name, rule);
   }
 
   /** Deliveries that exhausted their retries, oldest first (the rule target's DLQ). */
   deadLetters(): DeadLetter[] {
-    return readJson<DeadLetter[]>(this.deadLettersPath, []);
+    return readJson<DeadLetter[]>(this.#deadLettersPath, []);
   }
 
   clearDeadLetters(): void {
-    writeJsonAtomic(this.deadLettersPath, []);
+    writeJsonAtomic(this.#deadLettersPath, []);
   }
 
   // ---------------------------------------------------------------- internals
 
-  private get rulesPath(): string {
-    return join(this.dir, 'rules.json');
+  get #rulesPath(): string {
+    return join(this.#dir, 'rules.json');
   }
-  private get deadLettersPath(): string {
-    return join(this.dir, 'dead-letters.json');
+  get #deadLettersPath(): string {
+    return join(this.#dir, 'dead-letters.json');
   }
-  private get deliveriesDir(): string {
-    return join(this.dir, 'deliveries');
+  get #deliveriesDir(): string {
+    return join(this.#dir, 'deliveries');
   }
-  private pendingPath(id: string): string {
-    return join(this.deliveriesDir, `${id}.json`);
+  #pendingPath(id: string): string {
+    return join(this.#deliveriesDir, `${id}.json`);
   }
 
   /** No longer owed. A file that cannot be removed only means one more delivery after a restart. */
-  private forget(id: string): void {
+  #forget(id: string): void {
     try {
-      rmSync(this.pendingPath(id), { force: true });
+      rmSync(this.#pendingPath(id), { force: true });
     } catch {
       // at least once: a later resumeDeliveries() delivers it again
     }
   }
 
-  private schedule(rule: RuleState, target: TargetState, pending: PendingDelivery): void {
-    this.inFlight.add(pending.id);
-    const delivery = this.deliver(rule, target, pending.event).then(
+  #schedule(rule: RuleState, target: TargetState, pending: PendingDelivery): void {
+    this.#inFlight.add(pending.id);
+    const delivery = this.#deliver(rule, target, pending.event).then(
       () => {
         // Done (taken, or a dead letter): no longer owed. A crash before this line delivers it again.
-        this.forget(pending.id);
-        this.inFlight.delete(pending.id);
+        this.#forget(pending.id);
+        this.#inFlight.delete(pending.id);
       },
       (err: unknown) => {
         // Not even its dead letter could be written: it stays owed, for the next resumeDeliveries().
-        this.inFlight.delete(pending.id);
+        this.#inFlight.delete(pending.id);
         throw err;
       },
     );
-    this.tracker.track(delivery);
+    this.#tracker.track(delivery);
   }
 
-  private persist(): void {
-    const rules = [...this.rules.values()]
+  #persist(): void {
+    const rules = [...this.#rules.values()]
       .filter((r) => r.persisted)
       .map((r) => ({
         name: r.name,
@@ -459,19 +428,19 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
         description: r.description,
         targets: r.targets.filter((t) => !t.handler && !t.bus).map((t) => ({ id: t.id, arn: t.arn })),
       }));
-    writeJsonAtomic(this.rulesPath, { rules } satisfies PersistedRules);
+    writeJsonAtomic(this.#rulesPath, { rules } satisfies PersistedRules);
   }
 
-  private trackers(seen: Set<LocalEventBus>, into = new Set<DeliveryTracker>()): Set<DeliveryTracker> {
+  #trackers(seen: Set<LocalEventBus>, into = new Set<DeliveryTracker>()): Set<DeliveryTracker> {
     if (seen.has(this)) return into;
     seen.add(this);
-    into.add(this.tracker);
-    for (const bus of this.forwardedTo) bus.trackers(seen, into);
+    into.add(this.#tracker);
+    for (const bus of this.#forwardedTo) bus.#trackers(seen, into);
     return into;
   }
 
-  private requireRule(name: string): RuleState {
-    const rule = this.rules.get(name);
+  #requireRule(name: string): RuleState {
+    const rule = this.#rules.get(name);
     if (!rule) {
       throw new LocalServiceError(
         'ResourceNotFoundException',
@@ -482,7 +451,7 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     return rule;
   }
 
-  private mergeTargets(rule: RuleState, incoming: TargetState[]): void {
+  #mergeTargets(rule: RuleState, incoming: TargetState[]): void {
     const merged = [...rule.targets];
     for (const t of incoming) {
       const at = merged.findIndex((m) => m.id === t.id);
@@ -498,67 +467,24 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     rule.targets = merged;
   }
 
-  private localTarget(ruleName: string, target: LocalTarget): TargetState {
+  #localTarget(ruleName: string, target: LocalTarget): TargetState {
     if (target instanceof LocalEventBus) {
       const id = `bus-${target.accountId}-${target.region}-${target.name}`
         .replace(/[^.\-_A-Za-z0-9]/g, '_')
         .slice(0, 64);
       return { id, arn: target.arn, bus: target };
     }
-    const id = typeof target === 'function' ? `${ruleName}-${++this.localTargetCounter}` : target.id;
+    const id = typeof target === 'function' ? `${ruleName}-${++this.#localTargetCounter}` : target.id;
     if (!TARGET_ID.test(id))
       throw new LocalServiceError('ValidationException', `target id ${JSON.stringify(id)} is not valid`);
     const handler = typeof target === 'function' ? target : target.handler;
     return { id, arn: `arn:aws:lambda:${this.region}:${this.accountId}:function:${id}`, handler };
   }
 
-  private validateEntry(entry: BusEvent, index: number): void {
-    const at = `PutEvents entry ${index} (${entry.source} / ${entry.detailType})`;
-    if (!entry.source || !entry.detailType) {
-      throw new LocalServiceError('ValidationException', `${at}: source and detail-type are required`);
-    }
-    if (entry.source.startsWith('aws.')) {
-      throw new LocalServiceError(
-        'NotAuthorizedForSourceException',
-        `${at}: only AWS services may put events with source ${entry.source}`,
-      );
-    }
-    if (typeof entry.detail !== 'object' || entry.detail === null || Array.isArray(entry.detail)) {
-      throw new LocalServiceError('ValidationException', `${at}: detail must be a JSON object`);
-    }
-    // Measured as EventBridge documents it ("Calculating PutEvents event entry size"): the UTF-8 bytes of
-    // Source, DetailType, Detail (its JSON) and each of Resources. The API reference calls 256 KB the maximum
-    // entry size, so an entry of exactly 256 KiB is taken.
-    const size =
-      Buffer.byteLength(entry.source) +
-      Buffer.byteLength(entry.detailType) +
-      Buffer.byteLength(JSON.stringify(entry.detail)) +
-      (entry.resources ?? []).reduce((sum, resource) => sum + Buffer.byteLength(resource), 0);
-    if (size > MAX_ENTRY_BYTES) {
-      throw new LocalServiceError(
-        'ValidationException',
-        `${at}: entry is ${size} bytes, more than the 256 KiB EventBridge takes`,
-      );
-    }
-    if (entry.source !== EVENT_SOURCE) return;
-    const schema = StemcellDetailSchemas[entry.detailType as StemcellDetailType];
-    if (!schema) {
-      throw new LocalServiceError(
-        'ValidationException',
-        `${at}: unknown detail-type for source stemcell; expected one of ${Object.keys(StemcellDetailSchemas).join(', ')}`,
-      );
-    }
-    const parsed = schema.safeParse(entry.detail);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `detail.${i.path.join('.')}: ${i.message}`).join('; ');
-      throw new LocalServiceError('ValidationException', `${at}: ${issues}`);
-    }
-  }
-
-  private resolveBus(nameOrArn: string | undefined, index: number): LocalEventBus {
+  #resolveBus(nameOrArn: string | undefined, index: number): LocalEventBus {
     if (!nameOrArn || nameOrArn === this.name || nameOrArn === this.arn) return this;
     const arn = BUS_ARN.test(nameOrArn) ? nameOrArn : eventBusArn(this.region, this.accountId, nameOrArn);
-    const bus = this.registry?.resolve(arn);
+    const bus = this.#registry?.resolve(arn);
     if (!bus) {
       throw new LocalServiceError(
         'ResourceNotFoundException',
@@ -569,16 +495,16 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
     return bus;
   }
 
-  private async deliver(rule: RuleState, target: TargetState, event: EventEnvelope): Promise<void> {
+  async #deliver(rule: RuleState, target: TargetState, event: EventEnvelope): Promise<void> {
     // EventBridge delivers asynchronously: never inside the publisher's call.
     await new Promise<void>((resolve) => setImmediate(resolve));
     let lastError: unknown;
-    for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
+    for (let attempt = 1; attempt <= this.#retry.maxAttempts; attempt++) {
       try {
         if (target.handler) {
           await target.handler(event);
         } else {
-          const bus = target.bus ?? this.registry?.resolve(target.arn);
+          const bus = target.bus ?? this.#registry?.resolve(target.arn);
           if (!bus) {
             throw new LocalServiceError(
               'ResourceNotFoundException',
@@ -586,21 +512,21 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
               404,
             );
           }
-          this.forwardedTo.add(bus);
+          this.#forwardedTo.add(bus);
           bus.accept(event);
         }
         return;
       } catch (err) {
         lastError = err;
-        if (attempt < this.retry.maxAttempts) {
-          await this.sleep(Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)));
+        if (attempt < this.#retry.maxAttempts) {
+          await this.#sleep(Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1)));
         }
       }
     }
-    this.deadLetter(rule, target, event, lastError, this.retry.maxAttempts);
+    this.#deadLetter(rule, target, event, lastError, this.#retry.maxAttempts);
   }
 
-  private deadLetter(
+  #deadLetter(
     rule: Pick<RuleState, 'name'>,
     target: Pick<TargetState, 'id' | 'arn'>,
     event: EventEnvelope,
@@ -617,22 +543,13 @@ export class LocalEventBus implements EventPublisher, BusRules, ServiceEventSink
       errorCode: error.name,
       errorMessage: error.message,
       attempts,
-      failedAt: this.clock.now().toISOString(),
+      failedAt: this.#clock.now().toISOString(),
     };
-    writeJsonAtomic(this.deadLettersPath, [...this.deadLetters(), letter]);
+    writeJsonAtomic(this.#deadLettersPath, [...this.deadLetters(), letter]);
     try {
-      this.onDeadLetter?.(letter);
+      this.#onDeadLetter?.(letter);
     } catch {
       // A failing observer must not turn a recorded dead letter into an unhandled rejection.
     }
-  }
-}
-
-function assertRuleName(name: string): void {
-  if (!RULE_NAME.test(name)) {
-    throw new LocalServiceError(
-      'ValidationException',
-      `rule name ${JSON.stringify(name)} is not valid ([.-_A-Za-z0-9]{1,64})`,
-    );
   }
 }

@@ -68,14 +68,14 @@ export class LocalFifoQueue implements FifoQueue {
   readonly region: string;
   readonly arn: string;
   readonly url: string;
-  private readonly path: string;
-  private readonly clock: Clock;
-  private readonly sleep: Sleep;
-  private readonly deadLetterQueue: LocalFifoQueue | undefined;
-  private readonly maxReceiveCount: number;
-  private readonly retentionMs: number;
-  private state: QueueState;
-  private readonly waiters = new Set<() => void>();
+  readonly #path: string;
+  readonly #clock: Clock;
+  readonly #sleep: Sleep;
+  readonly #deadLetterQueue: LocalFifoQueue | undefined;
+  readonly #maxReceiveCount: number;
+  readonly #retentionMs: number;
+  #state: QueueState;
+  readonly #waiters = new Set<() => void>();
 
   constructor(root: string, name: string, options: LocalFifoQueueOptions) {
     if (!/^[A-Za-z0-9_-]{1,75}\.fifo$/.test(name)) {
@@ -92,13 +92,13 @@ export class LocalFifoQueue implements FifoQueue {
     this.region = options.region;
     this.arn = `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
     this.url = `https://sqs.${this.region}.amazonaws.com/${this.accountId}/${name}`;
-    this.path = join(root, 'queues', this.accountId, this.region, `${name}.json`);
-    this.clock = options.clock ?? systemClock;
-    this.sleep = options.sleep ?? realSleep;
-    this.deadLetterQueue = options.deadLetterQueue;
-    this.maxReceiveCount = options.maxReceiveCount ?? Number.POSITIVE_INFINITY;
-    this.retentionMs = (options.retentionSeconds ?? 4 * 24 * 3600) * 1000;
-    this.state = readJson<QueueState>(this.path, { lastSequence: 0, messages: [], dedup: {} });
+    this.#path = join(root, 'queues', this.accountId, this.region, `${name}.json`);
+    this.#clock = options.clock ?? systemClock;
+    this.#sleep = options.sleep ?? realSleep;
+    this.#deadLetterQueue = options.deadLetterQueue;
+    this.#maxReceiveCount = options.maxReceiveCount ?? Number.POSITIVE_INFINITY;
+    this.#retentionMs = (options.retentionSeconds ?? 4 * 24 * 3600) * 1000;
+    this.#state = readJson<QueueState>(this.#path, { lastSequence: 0, messages: [], dedup: {} });
   }
 
   async send(body: string, groupId: string, deduplicationId: string): Promise<{ messageId: string }> {
@@ -106,13 +106,13 @@ export class LocalFifoQueue implements FifoQueue {
     requireId('MessageDeduplicationId', deduplicationId);
     if (body.length === 0)
       throw new LocalServiceError('InvalidParameterValue', 'message body must not be empty');
-    const now = this.now();
-    this.pruneDedup(now);
-    const seen = this.state.dedup[deduplicationId];
+    const now = this.#now();
+    this.#pruneDedup(now);
+    const seen = this.#state.dedup[deduplicationId];
     if (seen) return { messageId: seen.messageId };
     const messageId = crypto.randomUUID();
-    this.state.dedup[deduplicationId] = { sentAt: now, messageId };
-    this.append({
+    this.#state.dedup[deduplicationId] = { sentAt: now, messageId };
+    this.#append({
       messageId,
       body,
       groupId,
@@ -122,8 +122,8 @@ export class LocalFifoQueue implements FifoQueue {
       receiveCount: 0,
       invisibleUntil: 0,
     });
-    this.persist();
-    this.wake();
+    this.#persist();
+    this.#wake();
     return { messageId };
   }
 
@@ -147,37 +147,37 @@ export class LocalFifoQueue implements FifoQueue {
         `WaitTimeSeconds ${waitSeconds} is not in 0..${MAX_WAIT_SECONDS}`,
       );
     }
-    const deadline = this.now() + waitSeconds * 1000;
+    const deadline = this.#now() + waitSeconds * 1000;
     for (;;) {
       // One instant for the take and the wake-up time: a message whose visibility ends between the two reads of
       // the clock was otherwise neither taken nor waited for, and the poll slept to its deadline.
-      const now = this.now();
-      const taken = this.take(max, visibilityTimeoutSeconds, now);
+      const now = this.#now();
+      const taken = this.#take(max, visibilityTimeoutSeconds, now);
       if (taken.length > 0 || now >= deadline) return taken;
       // Sleep until the deadline, the next visibility expiry, or an arrival, whichever comes first.
       const nextVisible = Math.min(
-        ...this.state.messages.filter((m) => m.invisibleUntil > now).map((m) => m.invisibleUntil),
+        ...this.#state.messages.filter((m) => m.invisibleUntil > now).map((m) => m.invisibleUntil),
       );
-      await this.waitForChange(Math.min(deadline, nextVisible) - this.now());
+      await this.#waitForChange(Math.min(deadline, nextVisible) - this.#now());
     }
   }
 
   /** Deletes the message if the handle is its latest; a stale handle succeeds without deleting, as on SQS FIFO. */
   async delete(receiptHandle: string): Promise<void> {
     const { messageId, nonce } = parseReceiptHandle(receiptHandle, this.arn);
-    const index = this.state.messages.findIndex((m) => m.messageId === messageId);
-    const message = this.state.messages[index];
+    const index = this.#state.messages.findIndex((m) => m.messageId === messageId);
+    const message = this.#state.messages[index];
     if (!message || message.receiveNonce !== nonce) return;
-    this.state.messages.splice(index, 1);
-    this.persist();
-    this.wake();
+    this.#state.messages.splice(index, 1);
+    this.#persist();
+    this.#wake();
   }
 
   async changeVisibility(receiptHandle: string, visibilityTimeoutSeconds: number): Promise<void> {
     requireVisibility(visibilityTimeoutSeconds);
     const { messageId, nonce } = parseReceiptHandle(receiptHandle, this.arn);
-    const message = this.state.messages.find((m) => m.messageId === messageId);
-    const now = this.now();
+    const message = this.#state.messages.find((m) => m.messageId === messageId);
+    const now = this.#now();
     if (!message || message.receiveNonce !== nonce || message.invisibleUntil <= now) {
       throw new LocalServiceError(
         'MessageNotInflight',
@@ -185,22 +185,22 @@ export class LocalFifoQueue implements FifoQueue {
       );
     }
     message.invisibleUntil = now + visibilityTimeoutSeconds * 1000;
-    this.persist();
-    if (visibilityTimeoutSeconds === 0) this.wake();
+    this.#persist();
+    if (visibilityTimeoutSeconds === 0) this.#wake();
   }
 
   // ---------------------------------------------------------------- local-only
 
   /** Counts like ApproximateNumberOfMessages / …NotVisible. */
   stats(): { visible: number; inFlight: number } {
-    const now = this.now();
-    const inFlight = this.state.messages.filter((m) => m.invisibleUntil > now).length;
-    return { visible: this.state.messages.length - inFlight, inFlight };
+    const now = this.#now();
+    const inFlight = this.#state.messages.filter((m) => m.invisibleUntil > now).length;
+    return { visible: this.#state.messages.length - inFlight, inFlight };
   }
 
   /** Every stored message, oldest first, without receiving it (for status output and tests). */
   peek(): LocalQueueMessage[] {
-    return this.state.messages.map((m) => this.view(m, ''));
+    return this.#state.messages.map((m) => this.#view(m, ''));
   }
 
   /**
@@ -208,72 +208,72 @@ export class LocalFifoQueue implements FifoQueue {
    * once instead of after their visibility timeout (their receive count stays: a crash counts as an attempt).
    */
   releaseInFlight(): number {
-    const now = this.now();
-    const held = this.state.messages.filter((m) => m.invisibleUntil > now);
+    const now = this.#now();
+    const held = this.#state.messages.filter((m) => m.invisibleUntil > now);
     for (const m of held) {
       m.invisibleUntil = 0;
       m.receiveNonce = undefined;
     }
     if (held.length > 0) {
-      this.persist();
-      this.wake();
+      this.#persist();
+      this.#wake();
     }
     return held.length;
   }
 
   purge(): void {
-    this.state.messages = [];
-    this.persist();
+    this.#state.messages = [];
+    this.#persist();
   }
 
   // ---------------------------------------------------------------- internals
 
-  private now(): number {
-    return this.clock.now().getTime();
+  #now(): number {
+    return this.#clock.now().getTime();
   }
 
-  private append(message: StoredMessage): void {
-    this.state.lastSequence++;
-    message.sequenceNumber = String(this.state.lastSequence).padStart(20, '0');
-    this.state.messages.push(message);
+  #append(message: StoredMessage): void {
+    this.#state.lastSequence++;
+    message.sequenceNumber = String(this.#state.lastSequence).padStart(20, '0');
+    this.#state.messages.push(message);
   }
 
   /** Called by the source queue's redrive. */
-  private acceptRedriven(message: StoredMessage, sourceArn: string): void {
-    this.append({
+  #acceptRedriven(message: StoredMessage, sourceArn: string): void {
+    this.#append({
       ...message,
       invisibleUntil: 0,
       deadLetterQueueSourceArn: sourceArn,
       receiveNonce: undefined,
     });
-    this.persist();
-    this.wake();
+    this.#persist();
+    this.#wake();
   }
 
-  private take(max: number, visibilityTimeoutSeconds: number, now: number): LocalQueueMessage[] {
+  #take(max: number, visibilityTimeoutSeconds: number, now: number): LocalQueueMessage[] {
     try {
-      return this.takeUnsafe(max, visibilityTimeoutSeconds, now);
+      return this.#takeUnsafe(max, visibilityTimeoutSeconds, now);
     } catch (err) {
       // A redrive whose write failed half-way: back to what is on disk, so nothing is lost in between.
-      this.state = readJson<QueueState>(this.path, { lastSequence: 0, messages: [], dedup: {} });
+      this.#state = readJson<QueueState>(this.#path, { lastSequence: 0, messages: [], dedup: {} });
       throw err;
     }
   }
 
-  private takeUnsafe(max: number, visibilityTimeoutSeconds: number, now: number): LocalQueueMessage[] {
-    let changed = this.dropExpired(now);
+  #takeUnsafe(max: number, visibilityTimeoutSeconds: number, now: number): LocalQueueMessage[] {
+    let changed = this.#dropExpired(now);
     // A group is blocked while any of its messages is in flight.
-    const blocked = new Set(this.state.messages.filter((m) => m.invisibleUntil > now).map((m) => m.groupId));
+    const blocked = new Set(this.#state.messages.filter((m) => m.invisibleUntil > now).map((m) => m.groupId));
     const taken: LocalQueueMessage[] = [];
     // Messages are kept in send order, so the walk visits each group's messages in order and the groups in the
     // order of their oldest message. Like SQS, one batch may hold several messages of one group, in order.
-    for (let i = 0; i < this.state.messages.length && taken.length < max; i++) {
-      const m = this.state.messages[i] as StoredMessage;
+    for (let i = 0; i < this.#state.messages.length && taken.length < max; i++) {
+      const m = this.#state.messages[i] as StoredMessage;
       if (blocked.has(m.groupId)) continue;
-      if (this.deadLetterQueue && m.receiveCount >= this.maxReceiveCount) {
-        this.state.messages.splice(i, 1);
+      if (this.#deadLetterQueue && m.receiveCount >= this.#maxReceiveCount) {
+        this.#state.messages.splice(i, 1);
         i--;
-        this.deadLetterQueue.acceptRedriven(m, this.arn);
+        this.#deadLetterQueue.#acceptRedriven(m, this.arn);
         changed = true;
         continue;
       }
@@ -282,13 +282,13 @@ export class LocalFifoQueue implements FifoQueue {
       m.invisibleUntil = now + visibilityTimeoutSeconds * 1000;
       m.receiveNonce = crypto.randomUUID();
       changed = true;
-      taken.push(this.view(m, receiptHandle(this.arn, m.messageId, m.receiveNonce)));
+      taken.push(this.#view(m, receiptHandle(this.arn, m.messageId, m.receiveNonce)));
     }
-    if (changed) this.persist();
+    if (changed) this.#persist();
     return taken;
   }
 
-  private view(m: StoredMessage, handle: string): LocalQueueMessage {
+  #view(m: StoredMessage, handle: string): LocalQueueMessage {
     const view: LocalQueueMessage = {
       messageId: m.messageId,
       body: m.body,
@@ -305,29 +305,29 @@ export class LocalFifoQueue implements FifoQueue {
     return view;
   }
 
-  private dropExpired(now: number): boolean {
-    const before = this.state.messages.length;
-    this.state.messages = this.state.messages.filter((m) => now - m.sentTimestamp < this.retentionMs);
-    return this.state.messages.length !== before;
+  #dropExpired(now: number): boolean {
+    const before = this.#state.messages.length;
+    this.#state.messages = this.#state.messages.filter((m) => now - m.sentTimestamp < this.#retentionMs);
+    return this.#state.messages.length !== before;
   }
 
-  private pruneDedup(now: number): void {
-    for (const [id, entry] of Object.entries(this.state.dedup)) {
-      if (now - entry.sentAt >= DEDUP_WINDOW_MS) delete this.state.dedup[id];
+  #pruneDedup(now: number): void {
+    for (const [id, entry] of Object.entries(this.#state.dedup)) {
+      if (now - entry.sentAt >= DEDUP_WINDOW_MS) delete this.#state.dedup[id];
     }
   }
 
-  private waitForChange(ms: number): Promise<void> {
+  #waitForChange(ms: number): Promise<void> {
     const abort = new AbortController();
     const wake = () => abort.abort();
-    this.waiters.add(wake);
-    return this.sleep(Math.max(0, ms), abort.signal).finally(() => {
-      this.waiters.delete(wake);
+    this.#waiters.add(wake);
+    return this.#sleep(Math.max(0, ms), abort.signal).finally(() => {
+      this.#waiters.delete(wake);
     });
   }
 
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
+  #wake(): void {
+    for (const w of [...this.#waiters]) w();
   }
 
   /**
@@ -335,11 +335,11 @@ export class LocalFifoQueue implements FifoQueue {
    * write (a full disk) undoes the change in memory too, and the call fails: nothing is acknowledged that a
    * restart would not find.
    */
-  private persist(): void {
+  #persist(): void {
     try {
-      writeJsonAtomic(this.path, this.state);
+      writeJsonAtomic(this.#path, this.#state);
     } catch (err) {
-      this.state = readJson<QueueState>(this.path, { lastSequence: 0, messages: [], dedup: {} });
+      this.#state = readJson<QueueState>(this.#path, { lastSequence: 0, messages: [], dedup: {} });
       throw err;
     }
   }

@@ -80,23 +80,23 @@ export interface KeyCaller {
 export class LocalKeyService implements KeyService {
   readonly accountId: string;
   readonly region: string;
-  private readonly dir: string;
-  private readonly clock: Clock;
-  private readonly organizationOf: (accountId: string) => string | undefined;
+  readonly #dir: string;
+  readonly #clock: Clock;
+  readonly #organizationOf: (accountId: string) => string | undefined;
 
   constructor(root: string, options: LocalKeyServiceOptions) {
     this.accountId = options.accountId;
     this.region = options.region;
-    this.dir = join(root, 'keys');
-    this.clock = options.clock ?? systemClock;
-    this.organizationOf = options.organizationOf ?? (() => undefined);
+    this.#dir = join(root, 'keys');
+    this.#clock = options.clock ?? systemClock;
+    this.#organizationOf = options.organizationOf ?? (() => undefined);
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<DataKey> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     const plaintext = randomBytes(32);
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.masterKey(key), iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#masterKey(key), iv);
     cipher.setAAD(contextAad(context));
     const sealed = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     const id = Buffer.from(key.keyId);
@@ -111,12 +111,12 @@ export class LocalKeyService implements KeyService {
     caller: string | KeyCaller,
   ): Promise<Buffer> {
     const blob = parseBlob(ciphertext);
-    const key = this.requireKey(blob.keyId);
+    const key = this.#requireKey(blob.keyId);
     const who = typeof caller === 'string' ? { principal: caller } : caller;
     const denied = this.#denial(key, { ...who, operation: 'Decrypt' });
     if (denied) throw new LocalServiceError('AccessDeniedException', denied);
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.masterKey(key), blob.iv);
+      const decipher = createDecipheriv('aes-256-gcm', this.#masterKey(key), blob.iv);
       decipher.setAAD(contextAad(context));
       decipher.setAuthTag(blob.tag);
       return Buffer.concat([decipher.update(blob.sealed), decipher.final()]);
@@ -134,7 +134,7 @@ export class LocalKeyService implements KeyService {
     granteePrincipal: string,
     operations: string[],
   ): Promise<{ grantId: string }> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     if (operations.length === 0)
       throw new LocalServiceError('ValidationException', 'a grant needs at least one operation');
     for (const op of operations) {
@@ -156,15 +156,15 @@ export class LocalKeyService implements KeyService {
         granteePrincipal,
         granteeAccountId,
         operations: ops,
-        createdAt: this.clock.now().toISOString(),
+        createdAt: this.#clock.now().toISOString(),
       });
-      this.saveRecord(key);
+      this.#saveRecord(key);
     }
     return { grantId };
   }
 
   async describeKey(keyId: string): Promise<{ keyId: string; arn: string; accountId: string }> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     return { keyId: key.keyId, arn: key.arn, accountId: key.accountId };
   }
 
@@ -178,7 +178,7 @@ export class LocalKeyService implements KeyService {
     const accountId = input.accountId ?? this.accountId;
     if (input.alias) {
       assertAlias(input.alias);
-      if (this.findKey(input.alias, accountId)) {
+      if (this.#findKey(input.alias, accountId)) {
         throw new LocalServiceError(
           'AlreadyExistsException',
           `alias ${input.alias} already exists in account ${accountId}`,
@@ -194,17 +194,17 @@ export class LocalKeyService implements KeyService {
       description: input.description ?? '',
       aliases: input.alias ? [input.alias] : [],
       grants: [],
-      createdAt: this.clock.now().toISOString(),
+      createdAt: this.#clock.now().toISOString(),
       ...(input.policy ? { policy: input.policy } : {}),
     };
-    writeFileAtomic(this.masterKeyPath(keyId), randomBytes(32), 0o600);
-    this.saveRecord(key);
+    writeFileAtomic(this.#masterKeyPath(keyId), randomBytes(32), 0o600);
+    this.#saveRecord(key);
     return { keyId, arn: key.arn };
   }
 
   /** The key an alias names, created on first use: how local mode provides config's `kmsKeyId: alias/stemcell`. */
   ensureKey(alias: string, description = '', policy?: KeyPolicy): { keyId: string; arn: string } {
-    const existing = this.findKey(alias, this.accountId);
+    const existing = this.#findKey(alias, this.accountId);
     if (!existing) return this.createKey({ alias, description, ...(policy ? { policy } : {}) });
     if (policy && JSON.stringify(existing.policy) !== JSON.stringify(policy))
       this.setPolicy(existing.keyId, policy);
@@ -212,13 +212,13 @@ export class LocalKeyService implements KeyService {
   }
 
   listGrants(keyId: string): LocalGrant[] {
-    return this.requireKey(keyId).grants;
+    return this.#requireKey(keyId).grants;
   }
 
   /** PutKeyPolicy. */
   setPolicy(keyId: string, policy: KeyPolicy): void {
-    const key = this.requireKey(keyId);
-    this.saveRecord({ ...key, policy });
+    const key = this.#requireKey(keyId);
+    this.#saveRecord({ ...key, policy });
   }
 
   /**
@@ -226,7 +226,7 @@ export class LocalKeyService implements KeyService {
    * acts for, with kms:ViaService = ec2.<region>.amazonaws.com.
    */
   explainDenial(keyId: string, request: Omit<KeyRequest, 'principalOrgId'>): string | undefined {
-    return this.#denial(this.requireKey(keyId), request);
+    return this.#denial(this.#requireKey(keyId), request);
   }
 
   /** CreateGrant called by `caller` (another account's principal, as infra/member.yml's custom resource is). */
@@ -237,7 +237,7 @@ export class LocalKeyService implements KeyService {
     operations: string[],
     options: { isForAwsResource?: boolean } = {},
   ): Promise<{ grantId: string }> {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     const denied = this.#denial(key, {
       principal: caller,
       operation: 'CreateGrant',
@@ -249,9 +249,9 @@ export class LocalKeyService implements KeyService {
 
   /** RevokeGrant of every grant to `granteePrincipal` (a test removes a member's grant this way). */
   revokeGrants(keyId: string, granteePrincipal: string): number {
-    const key = this.requireKey(keyId);
+    const key = this.#requireKey(keyId);
     const kept = key.grants.filter((g) => g.granteePrincipal !== granteePrincipal);
-    this.saveRecord({ ...key, grants: kept });
+    this.#saveRecord({ ...key, grants: kept });
     return key.grants.length - kept.length;
   }
 
@@ -265,7 +265,7 @@ export class LocalKeyService implements KeyService {
       key.grants.some((g) => grantCovers(g, principal, account) && g.operations.includes(request.operation))
     )
       return undefined;
-    const principalOrgId = this.organizationOf(account);
+    const principalOrgId = this.#organizationOf(account);
     const statement = key.policy && allowingStatement(key.policy, { ...request, principal, principalOrgId });
     if (statement && !isServiceLinkedRole(principal)) return undefined;
     const why = statement
@@ -276,40 +276,40 @@ export class LocalKeyService implements KeyService {
 
   // ---------------------------------------------------------------- internals
 
-  private records(): KeyRecord[] {
-    return readJsonDir<KeyRecord>(this.dir);
+  #records(): KeyRecord[] {
+    return readJsonDir<KeyRecord>(this.#dir);
   }
 
   /** Resolves a key id, key ARN, alias name (alias/x) or alias ARN, as KMS does. */
-  private findKey(ref: string, defaultAccount = this.accountId): KeyRecord | undefined {
+  #findKey(ref: string, defaultAccount = this.accountId): KeyRecord | undefined {
     const aliasArn = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(alias\/.+)$/.exec(ref);
     const keyArn = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key\/(.+)$/.exec(ref);
-    if (keyArn) return this.records().find((k) => k.arn === ref);
+    if (keyArn) return this.#records().find((k) => k.arn === ref);
     if (aliasArn)
-      return this.records().find(
+      return this.#records().find(
         (k) => k.accountId === aliasArn[2] && k.aliases.includes(aliasArn[3] as string),
       );
     if (ref.startsWith('alias/'))
-      return this.records().find((k) => k.accountId === defaultAccount && k.aliases.includes(ref));
-    return readJson<KeyRecord | undefined>(join(this.dir, `${safeName(ref)}.json`), undefined);
+      return this.#records().find((k) => k.accountId === defaultAccount && k.aliases.includes(ref));
+    return readJson<KeyRecord | undefined>(join(this.#dir, `${safeName(ref)}.json`), undefined);
   }
 
-  private requireKey(ref: string): KeyRecord {
-    const key = this.findKey(ref);
+  #requireKey(ref: string): KeyRecord {
+    const key = this.#findKey(ref);
     if (!key) throw new LocalServiceError('NotFoundException', `Key '${ref}' does not exist`, 400);
     return key;
   }
 
-  private masterKey(key: KeyRecord): Buffer {
-    return readFileSync(this.masterKeyPath(key.keyId));
+  #masterKey(key: KeyRecord): Buffer {
+    return readFileSync(this.#masterKeyPath(key.keyId));
   }
 
-  private masterKeyPath(keyId: string): string {
-    return join(this.dir, `${safeName(keyId)}.key`);
+  #masterKeyPath(keyId: string): string {
+    return join(this.#dir, `${safeName(keyId)}.key`);
   }
 
-  private saveRecord(key: KeyRecord): void {
-    writeJsonAtomic(join(this.dir, `${safeName(key.keyId)}.json`), key);
+  #saveRecord(key: KeyRecord): void {
+    writeJsonAtomic(join(this.#dir, `${safeName(key.keyId)}.json`), key);
   }
 }
 

@@ -53,14 +53,14 @@ export class LocalObjectStore implements ObjectStore {
   readonly bucket: string;
   readonly accountId: string;
   readonly region: string;
-  private readonly objectsDir: string;
-  private readonly metaDir: string;
-  private readonly notifiedPath: string;
-  private readonly sink: ServiceEventSink | undefined;
-  private readonly clock: Clock;
-  private readonly versioning: boolean;
-  private readonly root: string;
-  private sequence = 0;
+  readonly #objectsDir: string;
+  readonly #metaDir: string;
+  readonly #notifiedPath: string;
+  readonly #sink: ServiceEventSink | undefined;
+  readonly #clock: Clock;
+  readonly #versioning: boolean;
+  readonly #root: string;
+  #sequence = 0;
 
   constructor(root: string, options: LocalObjectStoreOptions) {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {
@@ -70,15 +70,15 @@ export class LocalObjectStore implements ObjectStore {
       );
     }
     this.bucket = options.bucket;
-    this.root = root;
+    this.#root = root;
     this.accountId = options.accountId;
     this.region = options.region;
-    this.objectsDir = join(root, 'objects', this.bucket);
-    this.metaDir = join(root, 'object-meta', this.bucket);
-    this.notifiedPath = join(root, 'object-meta', `${this.bucket}.notified.json`);
-    this.sink = options.sink;
-    this.clock = options.clock ?? systemClock;
-    this.versioning = options.versioning ?? true;
+    this.#objectsDir = join(root, 'objects', this.bucket);
+    this.#metaDir = join(root, 'object-meta', this.bucket);
+    this.#notifiedPath = join(root, 'object-meta', `${this.bucket}.notified.json`);
+    this.#sink = options.sink;
+    this.#clock = options.clock ?? systemClock;
+    this.#versioning = options.versioning ?? true;
   }
 
   async put(
@@ -87,7 +87,7 @@ export class LocalObjectStore implements ObjectStore {
     metadata: Record<string, string> = {},
   ): Promise<StoredObject> {
     assertKey(key);
-    const bodyPath = join(this.objectsDir, key);
+    const bodyPath = join(this.#objectsDir, key);
     try {
       mkdirSync(dirname(bodyPath), { recursive: true });
     } catch (err) {
@@ -120,41 +120,41 @@ export class LocalObjectStore implements ObjectStore {
         closeSync(fd);
       }
       // A versioned bucket keeps what it had: the body and sidecar of the current version move aside first.
-      const previous = this.versioning
-        ? readJson<Sidecar | undefined>(this.metaPath(key), undefined)
+      const previous = this.#versioning
+        ? readJson<Sidecar | undefined>(this.#metaPath(key), undefined)
         : undefined;
-      if (previous?.versionId) this.archive(previous);
+      if (previous?.versionId) this.#archive(previous);
       renameSync(tmp, bodyPath);
       fsyncDir(dirname(bodyPath));
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
     }
-    const now = this.clock.now();
+    const now = this.#clock.now();
     const sidecar: Sidecar = {
       key,
       etag: md5.digest('hex'),
       size,
       metadata: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k.toLowerCase(), v])),
       lastModified: now.toISOString(),
-      sequencer: this.nextSequencer(now),
+      sequencer: this.#nextSequencer(now),
     };
     // S3 version ids are opaque 32-character strings.
-    if (this.versioning) sidecar.versionId = randomBytes(24).toString('base64url');
-    writeJsonAtomic(this.metaPath(key), sidecar);
-    const stored = this.toStored(sidecar);
-    if (this.sink) {
+    if (this.#versioning) sidecar.versionId = randomBytes(24).toString('base64url');
+    writeJsonAtomic(this.#metaPath(key), sidecar);
+    const stored = this.#toStored(sidecar);
+    if (this.#sink) {
       // S3 emits on every PUT, even of identical content; the ledger only stops scanForNew() repeating it.
-      this.sink.emit(this.objectCreated(sidecar));
-      this.recordNotified(key, sidecar.etag);
+      this.#sink.emit(this.#objectCreated(sidecar));
+      this.#recordNotified(key, sidecar.etag);
     }
     return stored;
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
     assertKey(key);
-    const sidecar = readJson<Sidecar | undefined>(this.metaPath(key), undefined);
-    return sidecar && this.toStored(sidecar);
+    const sidecar = readJson<Sidecar | undefined>(this.#metaPath(key), undefined);
+    return sidecar && this.#toStored(sidecar);
   }
 
   async get(
@@ -163,7 +163,7 @@ export class LocalObjectStore implements ObjectStore {
     versionId?: string,
   ): Promise<{ object: StoredObject; body: Readable }> {
     const current = await this.head(key);
-    if (versionId && current?.versionId !== versionId) return this.getVersion(key, versionId, ifMatch);
+    if (versionId && current?.versionId !== versionId) return this.#getVersion(key, versionId, ifMatch);
     const object = current;
     if (!object) {
       throw new LocalServiceError(
@@ -179,7 +179,7 @@ export class LocalObjectStore implements ObjectStore {
         412,
       );
     }
-    return { object, body: createReadStream(join(this.objectsDir, key)) };
+    return { object, body: createReadStream(join(this.#objectsDir, key)) };
   }
 
   // ---------------------------------------------------------------- local-only
@@ -187,19 +187,19 @@ export class LocalObjectStore implements ObjectStore {
   /** Every version of `key`, the current one last (ListObjectVersions). */
   versions(key: string): StoredObject[] {
     assertKey(key);
-    const older = readJsonDir<Sidecar>(this.versionsDir(key)).sort((a, b) =>
+    const older = readJsonDir<Sidecar>(this.#versionsDir(key)).sort((a, b) =>
       a.sequencer < b.sequencer ? -1 : 1,
     );
-    const current = readJson<Sidecar | undefined>(this.metaPath(key), undefined);
-    return [...older, ...(current ? [current] : [])].map((s) => this.toStored(s));
+    const current = readJson<Sidecar | undefined>(this.#metaPath(key), undefined);
+    return [...older, ...(current ? [current] : [])].map((s) => this.#toStored(s));
   }
 
   /** Every object whose key starts with `prefix`, in key order (ListObjectsV2). */
   async list(prefix = ''): Promise<StoredObject[]> {
-    return this.sidecars()
+    return this.#sidecars()
       .filter((s) => s.key.startsWith(prefix))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-      .map((s) => this.toStored(s));
+      .map((s) => this.#toStored(s));
   }
 
   /**
@@ -207,18 +207,18 @@ export class LocalObjectStore implements ObjectStore {
    * process put. Returns what it announced. Needs a sink.
    */
   async scanForNew(): Promise<StoredObject[]> {
-    const sink = this.sink;
+    const sink = this.#sink;
     if (!sink) throw new Error(`object store ${this.bucket}: scanForNew() needs a sink to emit to`);
-    const notified = readJson<Record<string, string>>(this.notifiedPath, {});
-    const fresh = this.sidecars()
+    const notified = readJson<Record<string, string>>(this.#notifiedPath, {});
+    const fresh = this.#sidecars()
       .filter((s) => notified[s.key] !== s.etag)
       .sort((a, b) => (a.sequencer < b.sequencer ? -1 : 1));
     for (const s of fresh) {
-      sink.emit(this.objectCreated(s));
+      sink.emit(this.#objectCreated(s));
       notified[s.key] = s.etag;
     }
-    if (fresh.length > 0) writeJsonAtomic(this.notifiedPath, notified);
-    return fresh.map((s) => this.toStored(s));
+    if (fresh.length > 0) writeJsonAtomic(this.#notifiedPath, notified);
+    return fresh.map((s) => this.#toStored(s));
   }
 
   /** Polls scanForNew() every `intervalMs` until stop(); errors go to `onError` (the watch keeps going). */
@@ -238,24 +238,20 @@ export class LocalObjectStore implements ObjectStore {
 
   // ---------------------------------------------------------------- internals
 
-  private versionsDir(key: string): string {
-    return join(this.root, 'object-versions', this.bucket, key);
+  #versionsDir(key: string): string {
+    return join(this.#root, 'object-versions', this.bucket, key);
   }
 
   /** Moves the current version of an object (body + sidecar) among its older versions. */
-  private archive(current: Sidecar): void {
-    const dir = this.versionsDir(current.key);
+  #archive(current: Sidecar): void {
+    const dir = this.#versionsDir(current.key);
     mkdirSync(dir, { recursive: true });
     const id = current.versionId as string;
-    renameSync(join(this.objectsDir, current.key), join(dir, id));
+    renameSync(join(this.#objectsDir, current.key), join(dir, id));
     writeJsonAtomic(join(dir, `${id}.json`), current); // fsyncs dir: the renamed body's entry too
   }
 
-  private getVersion(
-    key: string,
-    versionId: string,
-    ifMatch?: string,
-  ): { object: StoredObject; body: Readable } {
+  #getVersion(key: string, versionId: string, ifMatch?: string): { object: StoredObject; body: Readable } {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(versionId))
       throw new LocalServiceError(
         'InvalidArgument',
@@ -263,7 +259,7 @@ export class LocalObjectStore implements ObjectStore {
         400,
       );
     const sidecar = readJson<Sidecar | undefined>(
-      join(this.versionsDir(key), `${versionId}.json`),
+      join(this.#versionsDir(key), `${versionId}.json`),
       undefined,
     );
     if (!sidecar)
@@ -279,44 +275,44 @@ export class LocalObjectStore implements ObjectStore {
         412,
       );
     return {
-      object: this.toStored(sidecar),
-      body: createReadStream(join(this.versionsDir(key), versionId)),
+      object: this.#toStored(sidecar),
+      body: createReadStream(join(this.#versionsDir(key), versionId)),
     };
   }
 
-  private metaPath(key: string): string {
-    return join(this.metaDir, `${key}${META_SUFFIX}`);
+  #metaPath(key: string): string {
+    return join(this.#metaDir, `${key}${META_SUFFIX}`);
   }
 
-  private sidecars(): Sidecar[] {
+  #sidecars(): Sidecar[] {
     let entries: string[];
     try {
-      entries = readdirSync(this.metaDir, { recursive: true, encoding: 'utf8' });
+      entries = readdirSync(this.#metaDir, { recursive: true, encoding: 'utf8' });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
     return entries
       .filter((e) => e.endsWith(META_SUFFIX))
-      .map((e) => readJson<Sidecar | undefined>(join(this.metaDir, e), undefined))
+      .map((e) => readJson<Sidecar | undefined>(join(this.#metaDir, e), undefined))
       .filter((s): s is Sidecar => s !== undefined);
   }
 
-  private recordNotified(key: string, etag: string): void {
-    const notified = readJson<Record<string, string>>(this.notifiedPath, {});
+  #recordNotified(key: string, etag: string): void {
+    const notified = readJson<Record<string, string>>(this.#notifiedPath, {});
     notified[key] = etag;
-    writeJsonAtomic(this.notifiedPath, notified);
+    writeJsonAtomic(this.#notifiedPath, notified);
   }
 
-  private nextSequencer(now: Date): string {
+  #nextSequencer(now: Date): string {
     // Increasing hex, like S3's per-key sequencer: time first, then a counter for puts in the same millisecond.
-    this.sequence = (this.sequence + 1) % 0x10000;
-    return (now.getTime().toString(16) + this.sequence.toString(16).padStart(4, '0'))
+    this.#sequence = (this.#sequence + 1) % 0x10000;
+    return (now.getTime().toString(16) + this.#sequence.toString(16).padStart(4, '0'))
       .toUpperCase()
       .padStart(18, '0');
   }
 
-  private toStored(s: Sidecar): StoredObject {
+  #toStored(s: Sidecar): StoredObject {
     const stored: StoredObject = {
       bucket: this.bucket,
       key: s.key,
@@ -328,7 +324,7 @@ export class LocalObjectStore implements ObjectStore {
     return stored;
   }
 
-  private objectCreated(s: Sidecar) {
+  #objectCreated(s: Sidecar) {
     const object: Record<string, unknown> = { key: s.key, size: s.size, etag: s.etag };
     if (s.versionId) object['version-id'] = s.versionId;
     object.sequencer = s.sequencer;

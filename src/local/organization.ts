@@ -25,15 +25,15 @@ export class LocalOrganizationDirectory implements OrganizationDirectory {
   readonly managementAccountId: string;
   /** The organization root, parent of every OU in the local config. */
   readonly rootId: string;
-  private readonly config: LocalConfig;
-  private readonly path: string;
+  readonly #config: LocalConfig;
+  readonly #path: string;
 
   constructor(root: string, config: LocalConfig) {
-    this.config = config;
+    this.#config = config;
     this.organizationId = config.organizationId;
     this.managementAccountId = config.managementAccountId;
     this.rootId = `r-${config.organizationId.slice(2, 6)}`;
-    this.path = join(root, 'organization.json');
+    this.#path = join(root, 'organization.json');
   }
 
   async describe(): Promise<{ id: string; arn: string; managementAccountId: string }> {
@@ -45,13 +45,13 @@ export class LocalOrganizationDirectory implements OrganizationDirectory {
   }
 
   async listAccounts(): Promise<OrgAccount[]> {
-    return this.members().map(toOrgAccount);
+    return this.#members().map(toOrgAccount);
   }
 
   async listAccountsInOu(ouId: string): Promise<OrgAccount[]> {
     if (ouId === this.rootId) return this.listAccounts();
-    this.requireOu(ouId);
-    return this.members()
+    this.#requireOu(ouId);
+    return this.#members()
       .filter((m) => m.ou === ouId)
       .map(toOrgAccount);
   }
@@ -60,7 +60,7 @@ export class LocalOrganizationDirectory implements OrganizationDirectory {
     if (ouId === this.rootId) {
       return `arn:aws:organizations::${this.managementAccountId}:root/${this.organizationId}/${ouId}`;
     }
-    this.requireOu(ouId);
+    this.#requireOu(ouId);
     return `arn:aws:organizations::${this.managementAccountId}:ou/${this.organizationId}/${ouId}`;
   }
 
@@ -70,11 +70,11 @@ export class LocalOrganizationDirectory implements OrganizationDirectory {
   addAccount(account: { id: string; name: string; ou: string }): void {
     if (!/^\d{12}$/.test(account.id))
       throw new LocalServiceError('InvalidInputException', `account id ${account.id} is not 12 digits`);
-    if (account.ou !== this.rootId) this.requireOu(account.ou);
-    const state = this.state();
+    if (account.ou !== this.rootId) this.#requireOu(account.ou);
+    const state = this.#state();
     state.added = [...state.added.filter((a) => a.id !== account.id), { ...account, status: 'ACTIVE' }];
     state.removed = state.removed.filter((id) => id !== account.id);
-    writeJsonAtomic(this.path, state);
+    writeJsonAtomic(this.#path, state);
   }
 
   /** The account leaves the organization. */
@@ -85,31 +85,31 @@ export class LocalOrganizationDirectory implements OrganizationDirectory {
         `the management account ${accountId} cannot leave its organization`,
       );
     }
-    if (!this.members().some((m) => m.id === accountId)) {
+    if (!this.#members().some((m) => m.id === accountId)) {
       throw new LocalServiceError(
         'AccountNotFoundException',
         `account ${accountId} is not in organization ${this.organizationId}`,
       );
     }
-    const state = this.state();
+    const state = this.#state();
     state.added = state.added.filter((a) => a.id !== accountId);
     state.removed = [...new Set([...state.removed, accountId])];
-    writeJsonAtomic(this.path, state);
+    writeJsonAtomic(this.#path, state);
   }
 
   /** OU of each member account (root id for the management account). */
   parentOf(accountId: string): string | undefined {
-    return this.members().find((m) => m.id === accountId)?.ou;
+    return this.#members().find((m) => m.id === accountId)?.ou;
   }
 
   // ---------------------------------------------------------------- internals
 
-  private state(): OrganizationState {
-    return readJson<OrganizationState>(this.path, { added: [], removed: [] });
+  #state(): OrganizationState {
+    return readJson<OrganizationState>(this.#path, { added: [], removed: [] });
   }
 
-  private members(): MemberRecord[] {
-    const state = this.state();
+  #members(): MemberRecord[] {
+    const state = this.#state();
     const byId = new Map<string, MemberRecord>();
     byId.set(this.managementAccountId, {
       id: this.managementAccountId,
@@ -117,14 +117,14 @@ export class LocalOrganizationDirectory implements OrganizationDirectory {
       ou: this.rootId,
       status: 'ACTIVE',
     });
-    for (const a of this.config.accounts) byId.set(a.id, { ...a, status: 'ACTIVE' });
+    for (const a of this.#config.accounts) byId.set(a.id, { ...a, status: 'ACTIVE' });
     for (const a of state.added) byId.set(a.id, a);
     for (const id of state.removed) byId.delete(id);
     return [...byId.values()];
   }
 
-  private requireOu(ouId: string): void {
-    if (!this.config.ous.some((o) => o.id === ouId)) {
+  #requireOu(ouId: string): void {
+    if (!this.#config.ous.some((o) => o.id === ouId)) {
       throw new LocalServiceError(
         'ParentNotFoundException',
         `OU ${ouId} is not in organization ${this.organizationId}`,

@@ -21,12 +21,12 @@ interface StreamIndex {
 }
 
 export class LocalReleaseStore implements ReleaseStore {
-  private readonly dir: string;
-  private readonly clock: Clock;
+  readonly #dir: string;
+  readonly #clock: Clock;
 
   constructor(root: string, options: { clock?: Clock } = {}) {
-    this.dir = join(root, 'releases');
-    this.clock = options.clock ?? systemClock;
+    this.#dir = join(root, 'releases');
+    this.#clock = options.clock ?? systemClock;
   }
 
   async create(input: {
@@ -49,15 +49,15 @@ export class LocalReleaseStore implements ReleaseStore {
         `release ${input.stream}/${input.revision}: no regions`,
       );
     }
-    const indexPath = this.indexPath(input.stream);
+    const indexPath = this.#indexPath(input.stream);
     const index = readJson<StreamIndex>(indexPath, { lastSequence: 0, revisions: {} });
     const existingId = index.revisions[input.revision];
     if (existingId) {
-      const existing = this.read(existingId);
+      const existing = this.#read(existingId);
       if (existing) return { release: existing, created: false };
     }
     const sequence = index.lastSequence + 1;
-    const now = this.clock.now().toISOString();
+    const now = this.#clock.now().toISOString();
     const release: Release = {
       releaseId: makeReleaseId(input.stream, sequence),
       stream: input.stream,
@@ -72,7 +72,7 @@ export class LocalReleaseStore implements ReleaseStore {
       accounts: {},
     };
     // Release first, index second: a crash in between leaves an orphan file, never an index entry without a release.
-    this.write(release);
+    this.#write(release);
     index.lastSequence = sequence;
     index.revisions[input.revision] = release.releaseId;
     writeJsonAtomic(indexPath, index);
@@ -80,12 +80,12 @@ export class LocalReleaseStore implements ReleaseStore {
   }
 
   async get(releaseId: string): Promise<Release | undefined> {
-    return this.read(releaseId);
+    return this.#read(releaseId);
   }
 
   /** Releases of one stream (or all), ordered by stream, then sequence. */
   async list(stream?: string): Promise<Release[]> {
-    return readJsonDir<Release>(this.dir)
+    return readJsonDir<Release>(this.#dir)
       .filter((r) => stream === undefined || r.stream === stream)
       .sort((a, b) => (a.stream === b.stream ? a.sequence - b.sequence : a.stream < b.stream ? -1 : 1));
   }
@@ -96,7 +96,7 @@ export class LocalReleaseStore implements ReleaseStore {
     patch: Partial<RegionRecord>,
     onlyIf?: { stateIn: RegionState[] },
   ): Promise<boolean> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     const current = release.regions[region];
     if (onlyIf && (!current || !onlyIf.stateIn.includes(current.state))) return false;
     const state = patch.state ?? current?.state;
@@ -110,57 +110,57 @@ export class LocalReleaseStore implements ReleaseStore {
       ...current,
       ...patch,
       state,
-      updatedAt: patch.updatedAt ?? this.clock.now().toISOString(),
+      updatedAt: patch.updatedAt ?? this.#clock.now().toISOString(),
     };
-    this.write(release);
+    this.#write(release);
     return true;
   }
 
   async recordAccount(releaseId: string, record: AccountRecord): Promise<void> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     release.accounts[`${record.accountId}/${record.region}`] = record;
-    this.write(release);
+    this.#write(release);
   }
 
   async recordRejection(releaseId: string, rejection: Rejection): Promise<boolean> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     if (release.rejections?.some((r) => r.source.etag === rejection.source.etag)) return false;
     release.rejections = [...(release.rejections ?? []), rejection];
-    this.write(release);
+    this.#write(release);
     return true;
   }
 
   /** Sets completedAt once; false if the release was already complete. */
   async markComplete(releaseId: string, completedAt: string): Promise<boolean> {
-    const release = this.require(releaseId);
+    const release = this.#require(releaseId);
     if (release.completedAt) return false;
     release.completedAt = completedAt;
-    this.write(release);
+    this.#write(release);
     return true;
   }
 
   // ---------------------------------------------------------------- internals
 
-  private indexPath(stream: string): string {
-    return join(this.dir, 'streams', `${stream}.json`);
+  #indexPath(stream: string): string {
+    return join(this.#dir, 'streams', `${stream}.json`);
   }
 
-  private releasePath(releaseId: string): string {
-    return join(this.dir, `${encodeURIComponent(releaseId)}.json`);
+  #releasePath(releaseId: string): string {
+    return join(this.#dir, `${encodeURIComponent(releaseId)}.json`);
   }
 
-  private read(releaseId: string): Release | undefined {
-    return readJson<Release | undefined>(this.releasePath(releaseId), undefined);
+  #read(releaseId: string): Release | undefined {
+    return readJson<Release | undefined>(this.#releasePath(releaseId), undefined);
   }
 
-  private require(releaseId: string): Release {
-    const release = this.read(releaseId);
+  #require(releaseId: string): Release {
+    const release = this.#read(releaseId);
     if (!release)
       throw new LocalServiceError('ResourceNotFoundException', `release ${releaseId} does not exist`, 404);
     return release;
   }
 
-  private write(release: Release): void {
-    writeJsonAtomic(this.releasePath(release.releaseId), release);
+  #write(release: Release): void {
+    writeJsonAtomic(this.#releasePath(release.releaseId), release);
   }
 }

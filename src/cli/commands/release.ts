@@ -43,7 +43,7 @@ async function run(
   const stack = new LocalStack({ dataDir: options.data, config, log: () => {} });
   try {
     await stack.start();
-    const deps = { ...stack.announceDeps(), rollouts: stack.rollouts, timer: stack.scheduler };
+    const deps = stack.runtime.rollout();
     if (action === 'resume') await resumeRelease(deps, stream, revision);
     else await abortRelease(deps, stream, revision);
     // The next wave moves now; its bake timer stays in the data folder for the next `stemcell dev`.

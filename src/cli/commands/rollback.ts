@@ -77,11 +77,7 @@ async function withStack(
   const stack = new LocalStack({ dataDir: options.data, config, log: () => {} });
   try {
     await stack.start();
-    const deps: RollbackDeps = {
-      ...stack.announceDeps(),
-      rollouts: stack.rollouts,
-      buildQueue: (region) => stack.region(region).buildQueue,
-    };
+    const deps = stack.runtime.rollback();
     const out = await body(stack, deps);
     await stack.settle({ timers: false });
     process.stdout.write(typeof out === 'string' ? `${out}\n` : `${JSON.stringify(out, null, 2)}\n`);

@@ -16,11 +16,7 @@ async function withFlow(body: (flow: Flow) => Promise<void>): Promise<void> {
   }
 }
 
-const rollbackDeps = (flow: Flow) => ({
-  ...flow.stack.announceDeps(),
-  rollouts: flow.stack.rollouts,
-  buildQueue: (region: string) => flow.stack.region(region).buildQueue,
-});
+const rollbackDeps = (flow: Flow) => flow.stack.runtime.rollback();
 
 function defaultSequence(flow: Flow, account: string, region: string): number | undefined {
   const member = flow.stack.members.forAccount(account, region);

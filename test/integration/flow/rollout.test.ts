@@ -112,11 +112,7 @@ describe('Flow: rollout waves', () => {
       assert.equal(release.completedAt, undefined, 'a halted release is not complete');
 
       // act 2: the operator resumes; the rest follows
-      await resumeRelease(
-        { ...flow.stack.announceDeps(), rollouts: flow.stack.rollouts, timer: flow.stack.scheduler },
-        'web',
-        'r2',
-      );
+      await resumeRelease(flow.stack.runtime.rollout(), 'web', 'r2');
       await flow.stack.settle();
       // assess 2
       for (const account of REST) {
@@ -136,11 +132,7 @@ describe('Flow: rollout waves', () => {
         .forAccount(accountId(1), HOME)
         .failNextInstanceRefresh('web-asg', 'RollbackSuccessful');
       await flow.publish('web', 2);
-      const deps = {
-        ...flow.stack.announceDeps(),
-        rollouts: flow.stack.rollouts,
-        timer: flow.stack.scheduler,
-      };
+      const deps = flow.stack.runtime.rollout();
       // act
       const aborted = await abortRelease(deps, 'web', 'r2');
       await flow.stack.settle();
@@ -179,7 +171,7 @@ describe('Flow: rollout waves', () => {
           );
       // a late joiner of the rest gets nothing of a release its wave has not reached
       const { deliverLatestTo } = await import('#core/release/reconcile.ts');
-      assert.deepEqual(await deliverLatestTo(flow.stack.reconcileDeps(), REST), []);
+      assert.deepEqual(await deliverLatestTo(flow.stack.runtime.reconcile(), REST), []);
     }, 30);
   });
 
@@ -205,7 +197,7 @@ describe('Flow: rollout waves', () => {
           assert.equal(defaultImage(flow, account, region, 'web'), first.regions[region]?.imageId);
       // a late joiner gets the last release that finished its rollout
       const { deliverLatestTo } = await import('#core/release/reconcile.ts');
-      const delivered = await deliverLatestTo(flow.stack.reconcileDeps(), [accountId(2)]);
+      const delivered = await deliverLatestTo(flow.stack.runtime.reconcile(), [accountId(2)]);
       assert.deepEqual([...new Set(delivered.map((d) => d.releaseId))], [first.releaseId]);
     }, 0.05);
   });

@@ -135,7 +135,8 @@ async function buildAndCheck(
   t.diagnostic(
     `${stream} r${revision}: ${direct.detection} detection read ${direct.scan.blocksRead} of ` +
       `${direct.sizeBytes / BLOCK_SIZE} blocks, put ${direct.result.changedBlocks}` +
-      (direct.fullBecause ? ` (full: ${direct.fullBecause})` : "") + ` steps ${JSON.stringify(outcome.stepMs)} write ${JSON.stringify(direct.result.ms)}`,
+      (direct.fullBecause ? ` (full: ${direct.fullBecause})` : '') +
+      ` steps ${JSON.stringify(outcome.stepMs)} write ${JSON.stringify(direct.result.ms)}`,
   );
   return { outcome, job };
 }

@@ -86,7 +86,7 @@ export class FakeEbs {
     });
     mock.on(ListSnapshotBlocksCommand).callsFake((input) => {
       const s = this.#ec2.snapshots.get(input.SnapshotId);
-      if (!s || s.state !== 'completed') throw awsError('ResourceNotFoundException', 'no snapshot');
+      if (s?.state !== 'completed') throw awsError('ResourceNotFoundException', 'no snapshot');
       // A CreateSnapshot snapshot is readable too; this fake keeps no blocks for those.
       if (!s.direct) return { Blocks: [], VolumeSize: s.volumeSize, BlockSize: BLOCK_SIZE };
       return {

@@ -7,7 +7,8 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { BuildQueueConsumer, retryDelaySeconds } from '#aws/build-queue-consumer.ts';
+import { BuildQueueConsumer, RetryLater } from '#aws/build-queue-consumer.ts';
+import { retryDelaySeconds } from '#builder/message.ts';
 import type { QueueMessage } from '#ports';
 
 const URL = 'https://sqs.eu-west-1.amazonaws.com/111111111111/stemcell-build-eu-west-1.fifo';
@@ -33,6 +34,7 @@ function setup(handle: (m: QueueMessage) => Promise<void>) {
     sqs,
     waitTimeSeconds: 0,
     visibilityTimeoutSeconds: 120,
+    retryDelaySeconds,
     handleMessage: async (m) => {
       try {
         await handle(m);
@@ -84,6 +86,23 @@ describe('Class: BuildQueueConsumer', () => {
     assert.equal(change?.VisibilityTimeout, retryDelaySeconds(2));
   });
 
+  it('hands a message back after the delay its handler asked for (RetryLater), not the default backoff', async () => {
+    // prepare
+    const { mock, consumer, handled } = setup(async () => {
+      throw new RetryLater(7, new Error('RequestLimitExceeded'));
+    });
+    // act
+    consumer.start();
+    await handled;
+    await consumer.stop();
+    // assess
+    assert.equal(mock.commandCalls(DeleteMessageCommand).length, 0);
+    assert.equal(
+      mock.commandCalls(ChangeMessageVisibilityCommand).at(-1)?.args[0].input.VisibilityTimeout,
+      7,
+    );
+  });
+
   it('stop() waits for the message in hand to be handled and deleted', async () => {
     // prepare
     const { promise: gate, resolve: release } = Promise.withResolvers<void>();
@@ -117,6 +136,7 @@ describe('Class: BuildQueueConsumer', () => {
           sqs,
           visibilityTimeoutSeconds: 30,
           heartbeatSeconds: 30,
+          retryDelaySeconds,
           handleMessage: async () => {},
         }),
       /heartbeatSeconds \(30\) must be below visibilityTimeoutSeconds \(30\)/,
@@ -126,6 +146,16 @@ describe('Class: BuildQueueConsumer', () => {
 
 describe('Function: retryDelaySeconds()', () => {
   it('doubles from 30 s and caps at 15 minutes', () => {
-    assert.deepEqual([1, 2, 3, 10].map(retryDelaySeconds), [30, 60, 120, 900]);
+    assert.deepEqual(
+      [1, 2, 3, 10].map((n) => retryDelaySeconds(n)),
+      [30, 60, 120, 900],
+    );
+  });
+
+  it('starts from the base it is given (the local fleet runs the same rule at 1 s)', () => {
+    assert.deepEqual(
+      [1, 2, 3, 11].map((n) => retryDelaySeconds(n, 1)),
+      [1, 2, 4, 900],
+    );
   });
 });

@@ -33,9 +33,9 @@ describe('Module: functions/commons/aws-deps', () => {
 
   it('reads the config from STEMCELL_CONFIG and lets the deployment name the bucket and bus', async () => {
     // prepare
-    const { awsIngestDeps } = await freshAwsDeps();
+    const { awsRuntime } = await freshAwsDeps();
     // act
-    const deps = await awsIngestDeps();
+    const deps = await awsRuntime().ingest();
     // assess
     assert.equal(deps.config.bucket, 'stemcell-prod-tarballs-1x2y');
     assert.equal(deps.config.busName, 'stemcell-prod');
@@ -69,8 +69,8 @@ describe('Module: functions/commons/aws-deps', () => {
     try {
       process.env.AWS_ENDPOINT_URL = endpoint;
       process.env.AWS_MAX_ATTEMPTS = '1';
-      const { awsIngestDeps } = await freshAwsDeps();
-      const deps = await awsIngestDeps();
+      const { awsRuntime } = await freshAwsDeps();
+      const deps = await awsRuntime().ingest();
       // act: two jobs to one region's queue
       const queue = deps.buildQueue('us-east-1');
       await queue.send('{"job":1}', 'web', 'd1');
@@ -96,12 +96,14 @@ describe('Module: functions/commons/aws-deps', () => {
     delete process.env.STEMCELL_BUILD_QUEUE_PREFIX;
     process.env.AWS_ENDPOINT_URL = 'localhost:4566';
     process.env.AWS_MAX_ATTEMPTS = 'many';
-    const { awsIngestDeps } = await freshAwsDeps();
+    const { awsRuntime } = await freshAwsDeps();
     // act
-    const error = await awsIngestDeps().then(
-      () => undefined,
-      (err: Error) => err,
-    );
+    const error = await awsRuntime()
+      .ingest()
+      .then(
+        () => undefined,
+        (err: Error) => err,
+      );
     // assess
     assert.ok(error, 'ingest starts without its table');
     for (const line of [

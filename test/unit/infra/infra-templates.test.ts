@@ -40,7 +40,10 @@ describe('Template: infra/region.yml', () => {
     // Direct-snapshot streams' disks are restored from their last snapshot in any AZ: no AZ to wait for.
     const group = t.Resources.BuilderGroup?.Properties;
     assert.deepEqual(group?.VPCZoneIdentifier, { Ref: 'BuilderSubnetIds' });
-    assert.equal(t.Parameters.BuilderSubnetIds?.Type, 'List<AWS::EC2::Subnet::Id>');
+    assert.equal(
+      (t.Parameters as Record<string, { Type?: string }>).BuilderSubnetIds?.Type,
+      'List<AWS::EC2::Subnet::Id>',
+    );
     const data = t.Resources.BuilderLaunchTemplate?.Properties?.LaunchTemplateData;
     assert.doesNotMatch(JSON.stringify(data.UserData), /AVAILABILITY_ZONE/);
     const bootstrap = readFileSync(new URL('../../../infra/builder/bootstrap.sh', import.meta.url), 'utf8');

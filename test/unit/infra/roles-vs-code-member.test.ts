@@ -102,10 +102,13 @@ describe('Roles vs code: a member account', () => {
     // As the member bus rule delivers it: through the account's FIFO queue.
     const records = sample<{ Records: Record<string, unknown>[] }>('sqs-build-job');
     const sqsEvent = { Records: [{ ...records.Records[0], body: JSON.stringify(event) }] };
-    const { awsSubscriberDeps } = await import('#functions/commons/aws-deps.ts');
+    const { awsMemberRuntime } = await import('#functions/commons/aws-deps.ts');
     // act
     world.trace.take();
-    const response = await subscriberHandler(await awsSubscriberDeps(), tools)(sqsEvent as never, context);
+    const response = await subscriberHandler(await awsMemberRuntime().subscriber(), tools)(
+      sqsEvent as never,
+      context,
+    );
     verdicts.push(...(await world.judge(world.requests(subscriber))));
     // assess
     assert.equal(world.fakes.ssm.parameters.get('/stemcell/web/eu-west-1/image-id'), 'ami-00000000000000002');
@@ -137,11 +140,14 @@ describe('Roles vs code: a member account', () => {
     Object.assign(end.detail, { AutoScalingGroupName: 'web-asg', InstanceRefreshId: started });
     const records = sample<{ Records: Record<string, unknown>[] }>('sqs-build-job');
     const sqsEvent = { Records: [{ ...records.Records[0], body: JSON.stringify(end) }] };
-    const { awsSubscriberDeps } = await import('#functions/commons/aws-deps.ts');
+    const { awsMemberRuntime } = await import('#functions/commons/aws-deps.ts');
     // act
     world.trace.take();
     const before = world.fakes.events.delivered.length;
-    const response = await subscriberHandler(await awsSubscriberDeps(), tools)(sqsEvent as never, context);
+    const response = await subscriberHandler(await awsMemberRuntime().subscriber(), tools)(
+      sqsEvent as never,
+      context,
+    );
     const judged = await world.judge(world.requests(subscriber));
     verdicts.push(...judged);
     // assess

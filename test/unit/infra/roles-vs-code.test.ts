@@ -318,7 +318,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
 
     it(`register of ${revision}: every call allowed for RegisterRole`, async () => {
       useFunctionEnvironment('RegisterLambdaFunction');
-      const { awsRegisterDeps } = await freshAwsDeps();
+      const { awsRuntime } = await freshAwsDeps();
       const event = sample<{ Records: { body: string }[] }>('sqs-ebs-snapshot-notification');
       const template = event.Records[0] as { body: string };
       event.Records = BUILD_REGIONS.map((region) => {
@@ -332,7 +332,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       if (!fails)
         event.Records.push({ ...(event.Records[0] as { body: string }), messageId: 'redelivered' } as never);
       const judged = await asRole('RegisterRole', role('RegisterRole'), async () => {
-        const out = await registerHandler(await awsRegisterDeps(), tools)(
+        const out = await registerHandler(await awsRuntime().register(), tools)(
           event as never,
           context('register'),
         );
@@ -361,9 +361,9 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         web: boot === 'unchecked' ? { ...unchecked, ...(waves ? { rollout: ROLLOUT } : {}) } : web(2),
         api,
       });
-      const { awsAnnounceDeps } = await freshAwsDeps();
+      const { awsRuntime } = await freshAwsDeps();
       const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
-        const handler = announceHandler(await awsAnnounceDeps(), tools);
+        const handler = announceHandler(await awsRuntime().announce(), tools);
         for (const region of waves ? [HOME_REGION] : BUILD_REGIONS) {
           const event = sample<{ region: string; detail: { ImageId: string } }>('ec2-ami-state-change');
           event.region = region;
@@ -392,9 +392,9 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         );
         const jobs = takeBootCheckJobs();
         assert.equal(jobs.length, BUILD_REGIONS.length, 'announce asked for one boot check per region');
-        const { awsBootCheckDeps } = await freshAwsDeps();
+        const { awsRuntime } = await freshAwsDeps();
         const judged = await asRole('BootCheckRole', role('BootCheckRole'), async () => {
-          const handler = bootCheckHandler(await awsBootCheckDeps(), tools);
+          const handler = bootCheckHandler(await awsRuntime().bootCheck(), tools);
           // First look: the smoke instances are launched and pending; the records come back later.
           const first = await handler(bootCheckEvent(jobs) as never, context('boot-check'));
           assert.equal(first.batchItemFailures.length, BUILD_REGIONS.length, JSON.stringify(first));
@@ -432,9 +432,9 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     if (boot !== 'impaired')
       it(`announce of ${revision}'s launch template reports: every call allowed for AnnounceRole`, async () => {
         useFunctionEnvironment('AnnounceLambdaFunction');
-        const { awsAnnounceDeps } = await freshAwsDeps();
+        const { awsRuntime } = await freshAwsDeps();
         const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
-          const handler = announceHandler(await awsAnnounceDeps(), tools);
+          const handler = announceHandler(await awsRuntime().announce(), tools);
           const updated = sample<{ detail: Record<string, unknown> }>('stemcell-launch-template-updated');
           Object.assign(updated.detail, {
             releaseId,
@@ -465,10 +465,13 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     // and, the last region of the wave, starts its bake timer.
     it(`reconcile of ${revision} (an announcement lost): every call allowed for ReconcileRole, to the canary only`, async () => {
       useFunctionEnvironment('ReconcileLambdaFunction');
-      const { awsReconcileDeps } = await freshAwsDeps();
+      const { awsRuntime } = await freshAwsDeps();
       let announced: string[] = [];
       const judged = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
-        const report = await reconcileHandler(await awsReconcileDeps(), tools)({}, context('reconcile'));
+        const report = await reconcileHandler(await awsRuntime().reconcile(), tools)(
+          {},
+          context('reconcile'),
+        );
         announced = report.announced.map((a) => a.region);
       });
       assert.deepEqual(announced, ['us-east-1'], 'the reconciler announced the region whose event was lost');
@@ -482,11 +485,11 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     it(`bake timers of ${revision}: Scheduler invokes announce with BakeTimerRole, announce reads the wave alarm`, async () => {
       useFunctionEnvironment('AnnounceLambdaFunction');
       world.fakes.cloudwatch.alarms.set(CANARY_ALARM_NAME, 'OK');
-      const { awsAnnounceDeps } = await freshAwsDeps();
+      const { awsRuntime } = await freshAwsDeps();
       const fired: Awaited<ReturnType<ReturnType<typeof announceHandler>>>[] = [];
       const schedules: ReturnType<RoleWorld['fakes']['scheduler']['take']> = [];
       const judged = await asRole('AnnounceRole', role('AnnounceRole'), async () => {
-        const handler = announceHandler(await awsAnnounceDeps(), tools);
+        const handler = announceHandler(await awsRuntime().announce(), tools);
         // Each wave's timer, as Scheduler fires it: the target input is what announce scheduled.
         for (let due = world.fakes.scheduler.take(); due.length > 0; due = world.fakes.scheduler.take()) {
           for (const schedule of due) {
@@ -537,7 +540,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
 
   it('sync-subscribers: every call allowed for SyncSubscribersRole; EventBridge may deliver to every target', async () => {
     useFunctionEnvironment('SyncDashsubscribersLambdaFunction');
-    const { awsSyncSubscribersDeps } = await freshAwsDeps();
+    const { awsRuntime } = await freshAwsDeps();
     // A rule left over with a target that must go: removal and deletion run too.
     world.fakes.events.rules.set('stemcell-subscribers-9', {
       pattern: JSON.stringify({
@@ -551,7 +554,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     });
     let caughtUp: { accountId: string; region: string }[] = [];
     const judged = await asRole('SyncSubscribersRole', role('SyncSubscribersRole'), async () => {
-      ({ caughtUp } = await syncHandler(await awsSyncSubscribersDeps(), tools)(
+      ({ caughtUp } = await syncHandler(await awsRuntime().syncSubscribers(), tools)(
         { 'detail-type': 'Scheduled Event' },
         context('sync'),
       ));
@@ -590,7 +593,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       world
         .ec2(HOME_REGION)
         .addLaunchTemplate('home-web', { 'stemcell:stream': 'web' }, images.get(HOME_REGION) as string);
-      const { awsExpireDeps } = await freshAwsDeps();
+      const { awsRuntime } = await freshAwsDeps();
       const reader = rolePrincipal(world.member, 'MemberReaderRole', 'infra/member.yml');
       const assumed = Object.fromEntries(
         [MEMBER, OTHER_MEMBER].map((account) => [
@@ -604,7 +607,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
         role('ExpireRole'),
         async () => {
           // No grace: deprecation and deregistration in the same run, so every retiring call is made.
-          const result = await expireHandler(await awsExpireDeps(), tools, { graceMs: 0 })(
+          const result = await expireHandler(await awsRuntime().expire(), tools, { graceMs: 0 })(
             {},
             context('expire'),
           );
@@ -635,11 +638,11 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     const stranded = releaseId;
     assert.deepEqual(deniedMessages(await ingestOnce('2026.11.25')), []);
     useFunctionEnvironment('ReconcileLambdaFunction');
-    const { awsReconcileDeps } = await freshAwsDeps();
+    const { awsRuntime } = await freshAwsDeps();
     let report: ReconcileReport | undefined;
     // act: one scheduled run; no report timeout, so every account of the audience is told again too.
     const judged = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
-      report = await reconcileHandler(await awsReconcileDeps(), tools, { reportTimeoutMs: 0 })(
+      report = await reconcileHandler(await awsRuntime().reconcile(), tools, { reportTimeoutMs: 0 })(
         { 'detail-type': 'Scheduled Event' },
         context('reconcile'),
       );
@@ -692,7 +695,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     // act: the next run announces them (shares, publishes "Image Ready")
     let again: ReconcileReport | undefined;
     const announced = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
-      again = await reconcileHandler(await awsReconcileDeps(), tools, { reportTimeoutMs: 0 })(
+      again = await reconcileHandler(await awsRuntime().reconcile(), tools, { reportTimeoutMs: 0 })(
         { 'detail-type': 'Scheduled Event' },
         context('reconcile'),
       );
@@ -737,10 +740,13 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     };
     const stray = launched(3 * 3600_000, 'boot-stray');
     const live = launched(60_000, 'boot-live');
-    const { awsSweepDeps } = await freshAwsDeps();
+    const { awsRuntime } = await freshAwsDeps();
     let terminated: Record<string, string[]> = {};
     const judged = await asRole('SweepSmokeInstancesRole', role('SweepSmokeInstancesRole'), async () => {
-      ({ terminated } = await sweepHandler(await awsSweepDeps(), tools)({}, context('sweep')));
+      ({ terminated } = await sweepHandler(await awsRuntime().sweepSmokeInstances(), tools)(
+        {},
+        context('sweep'),
+      ));
     });
     assert.deepEqual(terminated, { 'us-east-1': [stray.id] });
     assert.equal(live.state, 'running', 'a check still running keeps its instance');
@@ -791,9 +797,9 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
     event.detail.object.key = key;
     event.detail.object.etag = etag;
     event.detail.object.size = body.length;
-    const { awsIngestDeps } = await freshAwsDeps();
+    const { awsRuntime } = await freshAwsDeps();
     return asRole('IngestRole', role('IngestRole'), async () => {
-      await ingestHandler(await awsIngestDeps(), tools)(event as never, context('ingest'));
+      await ingestHandler(await awsRuntime().ingest(), tools)(event as never, context('ingest'));
     });
   }
 
@@ -848,6 +854,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       waitTimeSeconds: 0,
       visibilityTimeoutSeconds: 900,
       heartbeatSeconds: 1,
+      retryDelaySeconds: () => 0,
       onError: (err) => settle(err),
       handleMessage: async (message) => {
         // The worker's steps (src/builder/worker.ts), each through its port.
