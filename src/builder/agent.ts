@@ -16,8 +16,7 @@ import { awsBuilderServices } from '#aws/builder-services.ts';
 import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { instanceIdentity } from '#aws/instance-identity.ts';
-import { LocalVolumes } from '#local/volumes.ts';
-import type { QueueMessage } from '#ports';
+import type { QueueMessage, Volumes } from '#ports';
 import { DeviceWorkspace } from './device.ts';
 import { handleBuildMessage, retryDelaySeconds } from './message.ts';
 import { recoverMounts } from './quiesce.ts';
@@ -92,7 +91,15 @@ export function buildMessageHandler(
   };
 }
 
-export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
+/**
+ * Runs the agent. `diskImages`: where direct streams keep their disks on this builder (the CLI passes the same
+ * disk-image volumes local mode uses, over <stateDir>/disks).
+ */
+export async function runAgent(
+  config: AgentConfig,
+  log: (line: string) => void,
+  diskImages: (region: string) => Volumes,
+): Promise<void> {
   const identity = await instanceIdentity();
   // Endpoint and retries from the environment (AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, ...), as the functions do.
   const clients = new AwsClients({ client: clientSettingsFromEnv() });
@@ -103,13 +110,7 @@ export async function runAgent(config: AgentConfig, log: (line: string) => void)
     region: identity.region,
     availabilityZone: identity.availabilityZone,
     instanceId: identity.instanceId,
-    // The same disk-image volumes as local mode: a sparse file per stream on this builder's disk.
-    diskImages: new LocalVolumes({
-      dir: join(config.stateDir, 'disks'),
-      region: identity.region,
-      backend: 'block',
-      log,
-    }),
+    diskImages: diskImages(identity.region),
     workspace: new DeviceWorkspace({ mountRoot, log }),
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
     log,

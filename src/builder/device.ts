@@ -6,7 +6,7 @@
 // device at its offset and size; the same works on EC2. The filesystem is created once per volume; every
 // later revision mounts and rewrites it in place, which is what keeps snapshots incremental.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Architecture, BootMode } from '#core/model/types.ts';
@@ -18,7 +18,10 @@ import type { DiskAccess } from './snapshot/session.ts';
 import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
 import { attachLoop, detachLoop, fastPathOf, loopsOf } from './volume/loop.ts';
-import { probeFilesystem } from './volume/probe.ts';
+import { deviceBytes, probeFilesystem } from './volume/probe.ts';
+
+export { deviceBytes } from './volume/probe.ts';
+
 import { type ManifestStore, openStatePartition } from './volume/state.ts';
 import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
 
@@ -95,13 +98,6 @@ export interface MountedVolume extends OpenVolume {
   quiesce(): Promise<void>;
   /** Unmounts (if still mounted) and detaches the partition loop device; safe to call twice and on failure. */
   close(): Promise<void>;
-}
-
-export async function deviceBytes(devicePath: string): Promise<number> {
-  const s = await stat(devicePath);
-  if (s.isFile()) return s.size;
-  if (!s.isBlockDevice()) throw new Error(`${devicePath}: not a block device or disk-image file`);
-  return Number((await run('blockdev', ['--getsize64', devicePath])).trim());
 }
 
 /**

@@ -5,11 +5,11 @@
 import { snapshotCompletedEvent } from '#core/release/register.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type { BlockSnapshots, EventPublisher, Volumes } from '#ports';
-import { deviceBytes } from './device.ts';
 import { BLOCK_SIZE, type BlockDigests } from './snapshot/digests.ts';
 import { latestStreamSnapshot, restoreSnapshot } from './snapshot/restore.ts';
 import type { DirectSnapshotOutcome } from './snapshot/session.ts';
 import { fastPathOf } from './volume/loop.ts';
+import { deviceBytes } from './volume/probe.ts';
 
 const GiB = 2 ** 30;
 

@@ -23,7 +23,7 @@ import type {
 import { BLOCK_SIZE, type BlockKey, type BlockStore, hashBlock, isZeroBlock } from './blocks.ts';
 import { LocalServiceError } from './errors.ts';
 import { fsyncDir, readJson, readJsonDir, writeJsonAtomic } from './json-state.ts';
-import type { SnapshotManifest, WrappedDataKey } from './snapshots.ts';
+import type { SnapshotManifest, WrappedDataKey } from './snapshot-manifest.ts';
 
 /** Direct-API snapshots hold no volume; EBS reports this id for them too. */
 export const NO_VOLUME = 'vol-ffffffff';
