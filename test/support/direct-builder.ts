@@ -33,6 +33,8 @@ export interface DirectBuilderOptions {
   detection?: ChangeDetection;
   /** Kill this process (SIGKILL) once this many blocks were put. */
   killAfterPuts?: number;
+  /** PutSnapshotBlock calls in flight. @defaultValue 2 (a test's puts are few; the kill point stays near) */
+  concurrency?: number;
 }
 
 export interface DirectBuilder {
@@ -112,8 +114,7 @@ export function directBuilder(opts: DirectBuilderOptions): DirectBuilder {
     workspace: new DeviceWorkspace({ mountRoot: join(disk, 'mnt'), log: (l) => logs.push(l) }),
     manifestPath: (volumeId) => join(disk, 'manifests', `${volumeId}.json`),
     changeDetection: opts.detection ?? 'fast',
-    // A test's puts are few and local: a small pool keeps the kill point near the asked count.
-    directSnapshots: { concurrency: 2 },
+    directSnapshots: { concurrency: opts.concurrency ?? 2 },
     clock: { now: () => new Date() },
     log: (l) => logs.push(l),
   };
@@ -128,6 +129,7 @@ export async function directJob(
   key: string,
   bootMode: BuildJob['bootMode'],
   architecture: BuildJob['architecture'] = 'x86_64',
+  volumeSizeGiB = 1,
 ): Promise<BuildJob> {
   const source = { bucket: 'b', key, etag: revision };
   const { release } = await releases.create({
@@ -146,7 +148,7 @@ export async function directJob(
     region: REGION,
     architecture,
     bootMode,
-    volumeSizeGiB: 1,
+    volumeSizeGiB,
     snapshots: 'direct',
     source,
   };
