@@ -250,9 +250,11 @@ export class EbsSnapshots implements BlockSnapshots {
     const pages = paginateListSnapshotBlocks({ client: this.#ebs }, { SnapshotId: snapshotId });
     for await (const page of pages) {
       for (const b of page.Blocks ?? []) {
-        if (b.BlockIndex === undefined || !b.BlockToken)
+        // Number(): moto answers the index as a JSON string; EBS as a number.
+        const index = Number(b.BlockIndex);
+        if (!Number.isInteger(index) || index < 0 || !b.BlockToken)
           throw new Error(`ListSnapshotBlocks ${snapshotId}: a block without index or token`);
-        yield { index: b.BlockIndex, token: b.BlockToken };
+        yield { index, token: b.BlockToken };
       }
     }
   }
