@@ -108,7 +108,9 @@ export function decodeDigests(stored: Buffer): { digests?: BlockDigests; problem
   if (typeof sizeBytes !== 'number' || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0)
     return { problem: `size ${String(sizeBytes)}` };
   if (blocks !== blockCount(sizeBytes) || digests.length !== blocks * DIGEST_BYTES)
-    return { problem: `${digests.length / DIGEST_BYTES} digests for ${String(blocks)} blocks` };
+    return {
+      problem: `${digests.length / DIGEST_BYTES} digests for a ${sizeBytes}-byte disk of ${blockCount(sizeBytes)} blocks`,
+    };
   return {
     digests: { snapshotId, region, blockSize, sizeBytes, pristine, digests: Buffer.from(digests) },
   };
