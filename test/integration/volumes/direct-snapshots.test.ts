@@ -184,6 +184,19 @@ describe('Direct-API snapshots restore byte for byte (loop devices)', { skip, ti
     });
   }
 
+  it("a builder that lacks the stream's disk restores it from the last snapshot, applies incrementally, and the next snapshot names it as parent", async (t) => {
+    const one = await buildAndCheck(b, 'moved', 1, 'legacy-bios', 'x86_64', t);
+    // The disk is gone from this builder (a new instance, another AZ): only the snapshot is left.
+    const [volume] = b.volumes.list().filter((v) => v.stream === 'moved');
+    await b.volumes.delete(volume?.volumeId as string);
+    const two = await buildAndCheck(b, 'moved', 2, 'legacy-bios', 'x86_64', t);
+    assert.ok(two.outcome.stepMs.restore > 0, 'restored');
+    assert.equal(two.outcome.direct?.parentSnapshotId, one.outcome.snapshotId);
+    assert.equal(two.outcome.apply.verified, false, 'the restored state partition held the manifest');
+    assert.equal(two.outcome.direct?.detection, 'fast', 'a restored disk is exactly its snapshot');
+    assert.match(b.logs.join('\n'), new RegExp(`restoring ${one.outcome.snapshotId}`));
+  });
+
   it('a builder killed midway (SIGKILL while putting blocks), then retried: the half snapshot is deleted, the retry hashes every block and restores byte for byte', async (t) => {
     await buildAndCheck(b, 'killed', 1, 'legacy-bios', 'x86_64', t);
     const job = await directJob(b.releases, 'killed', 'r2', await tarball('killed', 2), 'legacy-bios');
