@@ -4,7 +4,8 @@
 // Stream B, the naive baseline: revision 2 onto a fresh volume (mkfs + full extract).
 // For every snapshot: delta (changed 512 KiB blocks), bytes written to the device, and for A's second
 // snapshot where the dirtied blocks are in the filesystem (journal, inode tables, bitmaps, data). Steps are
-// timed: apply, boot, quiesce, snapshot, register. Writes bench/results/snapshot.{json,md}.
+// timed: apply, boot, quiesce, snapshot, register. Then the direct-API snapshot figures (./snapshot-direct.ts).
+// Writes bench/results/snapshot.{json,md}. BENCH_SNAPSHOT_ONLY=direct runs the direct part alone.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -27,6 +28,7 @@ import type { ServiceEventSink } from '#local/service-events.ts';
 import type { SnapshotManifest } from '#local/snapshots.ts';
 import { ensureDebianRootfs, ensureDebianTarballs } from '#test/support/debian.ts';
 import { applyTarball } from '#unpack/index.ts';
+import { directBench, directMarkdown } from './snapshot-direct.ts';
 
 const OWNER = '111111111111';
 const REGION = 'local-1';
@@ -192,8 +194,19 @@ async function main(): Promise<void> {
     return { volumeId: volume.volumeId, results, manifests, rootStart };
   };
 
+  // The direct-API snapshot figures (./snapshot-direct.ts), first: they are what the builder ships.
+  const direct = await directBench({
+    root,
+    tarballs,
+    changedContentBytes: changed.bytes,
+    volumeGiB: VOLUME_GIB,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stderr.write(directMarkdown(direct));
+  const onlyDirect = process.env.BENCH_SNAPSHOT_ONLY === 'direct';
+
   const streamA: Record<string, { results: RevisionResult[]; breakdown: Record<string, number> }> = {};
-  for (const [name, variant] of Object.entries(VARIANTS)) {
+  for (const [name, variant] of Object.entries(onlyDirect ? {} : VARIANTS)) {
     const a = await buildStream(
       `a-${name.replace(/[^a-z0-9]/g, '')}`,
       [
@@ -208,8 +221,10 @@ async function main(): Promise<void> {
     streamA[name] = { results: a.results, breakdown };
     await volumes.delete(a.volumeId);
   }
-  const naive = await buildStream('b-naive', [{ revision: '2', tarball: tarballs.rev2 }], VARIANTS.stemcell!);
-  await volumes.delete(naive.volumeId);
+  const naive = onlyDirect
+    ? { results: [] as RevisionResult[] }
+    : await buildStream('b-naive', [{ revision: '2', tarball: tarballs.rev2 }], VARIANTS.stemcell!);
+  if ('volumeId' in naive) await volumes.delete(naive.volumeId);
 
   const naiveDelta = naive.results[0]?.deltaBytes ?? 0;
   const variants = Object.fromEntries(
@@ -240,7 +255,17 @@ async function main(): Promise<void> {
     changedContent: changed,
     naive: { results: naive.results },
     streamA: variants,
+    direct,
     goals: {
+      'direct: bytes put / changed content': { goal: '≤ 1.5', value: direct.rev2.bytesPutOverChangedContent },
+      'direct: bytes read to find them / volume (fast way)': {
+        goal: '≤ 0.2',
+        value: direct.rev2.fast.readOverVolume,
+      },
+      'direct: builder apply start → last put / GNU tar extract': {
+        goal: '(reported)',
+        value: direct.rev2.builderOverGnuTar,
+      },
       'incremental delta / naive delta': { goal: '≤ 0.05', value: variants.stemcell?.rev2DeltaOverNaive },
       'dirtied blocks / changed content': {
         goal: '≤ 1.5',
@@ -250,8 +275,9 @@ async function main(): Promise<void> {
   };
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/snapshot.json', `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync('bench/results/snapshot.md', markdown(report, variants, naive.results[0]));
-  process.stdout.write(markdown(report, variants, naive.results[0]));
+  const md = markdown(report, variants, naive.results[0]) + directMarkdown(direct);
+  writeFileSync('bench/results/snapshot.md', md);
+  process.stdout.write(md);
 }
 
 /** Regular files of rev2 that rev1 lacks or holds with other content, rounded up to 4 KiB blocks. */

@@ -3,7 +3,15 @@ import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbr
 import { S3EventNotificationEventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/s3';
 import { SqsRecordSchema, SqsSchema } from '@aws-lambda-powertools/parser/schemas/sqs';
 import { z } from 'zod';
-import { Architecture, BootMode, Region, Revision, SourceObject, StreamName } from './stemcell.ts';
+import {
+  Architecture,
+  BootMode,
+  Region,
+  Revision,
+  SnapshotMethod,
+  SourceObject,
+  StreamName,
+} from './stemcell.ts';
 
 /** S3 "Object Created" delivered through EventBridge (bucket with EventBridge notifications on). */
 export const ObjectCreatedEvent = S3EventNotificationEventBridgeSchema;
@@ -83,6 +91,12 @@ export const BuildJob = z.object({
   architecture: Architecture,
   bootMode: BootMode,
   volumeSizeGiB: z.number().int().positive(),
+  /**
+   * How the builder takes the snapshot: `direct` (EBS direct APIs, only the changed blocks, on the stream's
+   * previous snapshot) or `create-snapshot` (CreateSnapshot of the stream's EBS volume). Jobs queued before the
+   * field existed are `direct`, the default.
+   */
+  snapshots: SnapshotMethod.default('direct'),
   source: SourceObject,
 });
 export type BuildJob = z.infer<typeof BuildJob>;

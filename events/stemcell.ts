@@ -17,6 +17,9 @@ export const AccountId = z.string().regex(/^\d{12}$/, 'account ids are 12 digits
 export const Region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'not a region name such as eu-west-1');
 export const Architecture = z.enum(['x86_64', 'arm64']);
 export const BootMode = z.enum(['legacy-bios', 'uefi', 'none']);
+/** How a stream's snapshots are taken: EBS direct APIs (the changed blocks only) or CreateSnapshot of a volume. */
+export const SnapshotMethod = z.enum(['direct', 'create-snapshot']);
+export type SnapshotMethod = z.infer<typeof SnapshotMethod>;
 
 /**
  * Who signed a tarball: a KMS key ARN, or `sha256:<hex>` (the SHA-256 of a PEM public key's DER
@@ -97,6 +100,27 @@ export const ImageReadyDetail = ReleaseFields.extend({
 export const ReleaseCompleteDetail = ReleaseFields.extend({
   images: z.array(z.object({ region: Region, imageId: z.string().min(1) })).min(1),
   completedAt: z.iso.datetime(),
+});
+
+/**
+ * A builder finished a region's snapshot with the EBS direct APIs. EBS sends no "EBS Snapshot Notification" for
+ * those, so the builder tells register itself, on the central bus; register treats it as a succeeded one.
+ */
+export const SnapshotCompletedDetail = ReleaseFields.extend({
+  region: Region.describe('The region the snapshot is in (the event itself is put on the central bus).'),
+  snapshotId: z
+    .string()
+    .regex(/^snap-[0-9a-f]{8,17}$/, 'not a snapshot id such as snap-0123456789abcdef0')
+    .describe('The completed snapshot, tagged with the release.'),
+  method: SnapshotMethod.describe('How it was written: `direct` (EBS direct APIs).'),
+  parentSnapshotId: z
+    .string()
+    .regex(/^snap-[0-9a-f]{8,17}$/)
+    .optional()
+    .describe("The stream's previous snapshot it was written on; absent for a first snapshot."),
+  changedBlocks: z.number().int().nonnegative().describe('Blocks put (CompleteSnapshot ChangedBlocksCount).'),
+  bytesPut: z.number().int().nonnegative().describe('Bytes put: changedBlocks × 512 KiB.'),
+  completedAt: z.iso.datetime().describe('When EBS reported the snapshot completed.'),
 });
 
 export const BuildFailedDetail = ReleaseFields.extend({
@@ -265,6 +289,7 @@ export const StemcellDetailSchemas = {
   'Image Ready': ImageReadyDetail,
   'Release Complete': ReleaseCompleteDetail,
   'Build Failed': BuildFailedDetail,
+  'Snapshot Completed': SnapshotCompletedDetail,
   'Release Rejected': ReleaseRejectedDetail,
   'Launch Template Updated': LaunchTemplateUpdatedDetail,
   'Release Halted': ReleaseHaltedDetail,
@@ -276,6 +301,7 @@ export type ReleaseStarted = z.infer<typeof ReleaseStartedDetail>;
 export type ImageReady = z.infer<typeof ImageReadyDetail>;
 export type ReleaseComplete = z.infer<typeof ReleaseCompleteDetail>;
 export type BuildFailed = z.infer<typeof BuildFailedDetail>;
+export type SnapshotCompleted = z.infer<typeof SnapshotCompletedDetail>;
 export type ReleaseRejected = z.infer<typeof ReleaseRejectedDetail>;
 export type ProvenanceRejected = z.infer<typeof ProvenanceRejectedDetail>;
 export type ProvenanceCheck = z.infer<typeof ProvenanceCheck>;
@@ -296,6 +322,12 @@ export const LaunchTemplateUpdatedEvent = EventBridgeSchema.extend({
   detail: LaunchTemplateUpdatedDetail,
 });
 export type ImageReadyEnvelope = z.infer<typeof ImageReadyEvent>;
+export const SnapshotCompletedEvent = EventBridgeSchema.extend({
+  source: z.literal(EVENT_SOURCE),
+  'detail-type': z.literal('Snapshot Completed'),
+  detail: SnapshotCompletedDetail,
+});
+export type SnapshotCompletedEnvelope = z.infer<typeof SnapshotCompletedEvent>;
 
 /** Parses a detail against its detail-type's schema; throws a ZodError naming the field at fault. */
 export function parseStemcellDetail<T extends StemcellDetailType>(

@@ -175,6 +175,36 @@ export interface SnapshotInfo {
   /** Upper bound: bytes the device saw written since the parent (local block-layer statistics). */
   writtenBytes?: number;
   kmsKeyId: string;
+  /** Size of the disk the snapshot holds. */
+  volumeSizeGiB?: number;
+}
+/** StartSnapshot (EBS direct APIs): a snapshot written block by block, incremental on its parent. */
+export interface StartSnapshotInput {
+  /** Size of the disk the snapshot holds, in GiB (at least the parent's). */
+  volumeSizeGiB: number;
+  /** The stream's previous snapshot in the region; the new one takes the parent's encryption and key. */
+  parentSnapshotId?: string;
+  /** Without a parent: the customer key that encrypts the snapshot (StartSnapshot Encrypted + KmsKeyArn). */
+  kmsKeyId?: string;
+  description: string;
+  /** Set at creation (StartSnapshot Tags), never in a second call. */
+  tags: Tags;
+  /** Idempotency: a retry with the same token returns the snapshot the first call started. */
+  clientToken: string;
+  /** Minutes after which EBS cancels a snapshot that receives no block or is never completed. */
+  timeoutMinutes: number;
+}
+export interface StartedSnapshot {
+  snapshotId: string;
+  /** Bytes per block (EBS: 512 KiB). */
+  blockSize: number;
+  /** The key that encrypts the snapshot, when the service says. */
+  kmsKeyArn?: string;
+}
+/** A block of a completed snapshot that holds data (ListSnapshotBlocks); the token reads it. */
+export interface SnapshotBlockRef {
+  index: number;
+  token: string;
 }
 export interface Snapshots {
   /** Snapshot of a quiesced volume; the service emits "EBS Snapshot Notification" when it completes. */
@@ -184,6 +214,30 @@ export interface Snapshots {
   ): Promise<SnapshotInfo>;
   get(snapshotId: string): Promise<SnapshotInfo | undefined>;
   delete(snapshotId: string): Promise<void>;
+}
+/**
+ * What the builder needs of snapshots: the above, and the EBS direct APIs that write a snapshot block by block.
+ * No "EBS Snapshot Notification" follows a direct-API snapshot: the builder hands it to register itself.
+ */
+export interface BlockSnapshots extends Snapshots {
+  /** The snapshots that carry every one of these tags, in any state (DescribeSnapshots, own snapshots). */
+  findByTags(tags: Tags): Promise<SnapshotInfo[]>;
+  start(input: StartSnapshotInput): Promise<StartedSnapshot>;
+  /** PutSnapshotBlock: one whole block at `index`, with the base64 SHA-256 of `data`. */
+  putBlock(snapshotId: string, index: number, data: Buffer, checksum: string): Promise<void>;
+  /**
+   * CompleteSnapshot: seals the snapshot. `changedBlocksCount` is the number of blocks put; `checksum` the
+   * base64 SHA-256 of their checksums concatenated in block order (LINEAR aggregation). Returns the state
+   * the service reports: sealing may still be under way (`pending`).
+   */
+  complete(
+    snapshotId: string,
+    input: { changedBlocksCount: number; checksum: string },
+  ): Promise<SnapshotInfo['state']>;
+  /** ListSnapshotBlocks: the blocks of a completed snapshot that hold data, in block order. */
+  listBlocks(snapshotId: string): AsyncIterable<SnapshotBlockRef>;
+  /** GetSnapshotBlock: a block's data and its base64 SHA-256. */
+  getBlock(snapshotId: string, block: SnapshotBlockRef): Promise<{ data: Buffer; checksum: string }>;
 }
 export interface RegisterImageInput {
   name: string;

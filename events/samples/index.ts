@@ -20,6 +20,8 @@ export const SAMPLE_NAMES = [
   'stemcell-image-ready',
   'stemcell-release-complete',
   'stemcell-build-failed',
+  // What a builder sends register after a direct-API snapshot (EBS sends nothing for those).
+  'stemcell-snapshot-completed',
   'stemcell-release-rejected',
   'stemcell-launch-template-updated',
   // The subscriber's second report for one template: how the instance refresh it started ended.

@@ -1,21 +1,28 @@
-// register λ: an SQS queue of EventBridge "EBS Snapshot Notification" events (forwarded from every region) →
-// encrypted AMIs. Records fail one by one: only the failed ones return to the queue.
+// register λ: an SQS queue of EventBridge "EBS Snapshot Notification" events (forwarded from every region) and
+// builders' "Snapshot Completed" events (direct-API snapshots) → encrypted AMIs. Records fail one by one: only
+// the failed ones return to the queue.
 import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { parser as batchParser } from '@aws-lambda-powertools/batch/parser';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { z } from 'zod';
 import type { RegisterDeps } from '#core/deps.ts';
 import { registerSnapshot, snapshotNotificationFromEvent } from '#core/release/register.ts';
 import { type SnapshotNotificationEnvelope, SnapshotNotificationEvent } from '#events/aws.ts';
+import { type SnapshotCompletedEnvelope, SnapshotCompletedEvent } from '#events/stemcell.ts';
 import { LoggedBatchProcessor } from '../commons/batch.ts';
 import { lazyHandler } from '../commons/lazy.ts';
 import { instrumented, withLogKeys } from '../commons/middleware.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
+/** What the register queue carries: EBS's notification, or a builder's "Snapshot Completed". */
+const SnapshotEvent = z.union([SnapshotNotificationEvent, SnapshotCompletedEvent]);
+
 export function createHandler(deps: RegisterDeps, tools: Powertools = powertools) {
-  const record = async (record: { body: SnapshotNotificationEnvelope }) => {
-    const result = await withLogKeys(tools, { region: record.body.region }, () =>
-      registerSnapshot(deps, snapshotNotificationFromEvent(record.body)),
+  const record = async (record: { body: SnapshotNotificationEnvelope | SnapshotCompletedEnvelope }) => {
+    const notification = snapshotNotificationFromEvent(record.body);
+    const result = await withLogKeys(tools, { region: notification.region }, () =>
+      registerSnapshot(deps, notification),
     );
     tools.metrics.addMetric(
       result.outcome === 'registered' ? 'ImagesRegistered' : `Snapshots_${result.outcome}`,
@@ -28,7 +35,7 @@ export function createHandler(deps: RegisterDeps, tools: Powertools = powertools
     // One processor per invocation: it holds the batch's state, and the local runtime may invoke concurrently.
     const processor = new LoggedBatchProcessor(tools, {
       parser: batchParser,
-      innerSchema: SnapshotNotificationEvent,
+      innerSchema: SnapshotEvent,
       transformer: 'json',
       logger: tools.logger,
     });

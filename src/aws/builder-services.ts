@@ -31,7 +31,7 @@ export function awsBuilderServices(
     kmsKeyId: deployment.kmsKeyId,
     objects: new S3ObjectStore({ bucket: deployment.bucket, client: clients.s3(home) }),
     volumes: new Ec2Volumes({ client: ec2 }),
-    snapshots: new EbsSnapshots({ client: ec2 }),
+    snapshots: new EbsSnapshots({ client: ec2, ebs: clients.ebs(region) }),
     releases: new DynamoReleaseStore({ tableName: deployment.tableName, client: clients.dynamodb(home) }),
     publisher: new EventBridgePublisher({
       client: clients.eventBridge(home),

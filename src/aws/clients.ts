@@ -3,6 +3,7 @@
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -158,6 +159,10 @@ export class AwsClients {
   }
   sts(region: string): STSClient {
     return this.#options.sts ?? this.#get(STSClient, region);
+  }
+  /** The EBS direct APIs (the builder's direct-API snapshots). */
+  ebs(region: string): EBSClient {
+    return this.#get(EBSClient, region);
   }
   ec2(region: string, accountId?: string): EC2Client {
     return this.#get(EC2Client, region, accountId);

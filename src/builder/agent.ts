@@ -2,12 +2,14 @@
 // same worker as local mode over the AWS adapters. Only this file knows it is on AWS; the worker, applier,
 // device and boot code do not.
 //
-// Volume affinity policy: a region's builders all run in one Availability Zone (infra/region.yml
-// BuilderSubnetId), so every stream's volume lives there and every job finds its stream's volume. A volume is
-// attached only while a job of its stream builds (FIFO message groups keep one stream's jobs serial across the
-// fleet), then detached, so any builder can take the stream's next job. Its apply manifest is on the volume
-// (volume/state.ts), so that builder applies incrementally too. A builder started in another AZ would write
-// every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
+// Where a stream's disk lives (docs/architecture.md, "Where a stream's disk lives"):
+// - `direct` streams (the default): a disk image on this builder's own disk (<stateDir>/disks), attached through
+//   a loop device, exactly as in local mode. A builder that does not have it yet restores it from the stream's
+//   last snapshot in the region (ListSnapshotBlocks + GetSnapshotBlock, in parallel). Nothing ties a stream to
+//   an Availability Zone, so the region's builders span several and no job waits on one AZ.
+// - `create-snapshot` streams (the fallback): an EBS volume per stream and AZ, attached while a job builds. A
+//   builder in an AZ without the stream's volume makes a new one there (the whole tree is written once).
+// FIFO message groups keep one stream's jobs serial across the fleet either way.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -36,9 +38,8 @@ export interface AgentConfig {
   centralBus: string;
   kmsKeyId: string;
   maxReceiveCount: number;
+  /** The builder's own data: mount points, fallback manifests, and the direct streams' disk images. */
   stateDir: string;
-  /** The AZ the region's stream volumes are pinned to (region.yml BuilderAvailabilityZone). */
-  availabilityZone: string;
   /** The builders' Auto Scaling group and its termination lifecycle hook (region.yml); absent: no fleet. */
   groupName?: string;
   lifecycleHookName?: string;
@@ -67,20 +68,9 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     kmsKeyId: need('STEMCELL_KMS_KEY_ID'),
     maxReceiveCount,
     stateDir: env.STEMCELL_STATE_DIR ?? '/var/lib/stemcell',
-    availabilityZone: need('STEMCELL_AVAILABILITY_ZONE'),
     ...(env.STEMCELL_BUILDER_GROUP ? { groupName: env.STEMCELL_BUILDER_GROUP } : {}),
     ...(env.STEMCELL_LIFECYCLE_HOOK ? { lifecycleHookName: env.STEMCELL_LIFECYCLE_HOOK } : {}),
   };
-}
-
-/** Refuses to run in an AZ other than the one the region's stream volumes are pinned to. */
-export function checkBuilderZone(pinned: string, actual: string, instanceId: string): void {
-  if (pinned === actual) return;
-  throw new Error(
-    `builder ${instanceId} runs in ${actual}, but this region's stream volumes live in ${pinned} ` +
-      `(STEMCELL_AVAILABILITY_ZONE): here it would write every stream's tree again onto a new volume. ` +
-      `Launch builders only in ${pinned}'s subnet (infra/region.yml BuilderSubnetId).`,
-  );
 }
 
 /**
@@ -110,11 +100,16 @@ export function buildMessageHandler(
   };
 }
 
-/** What a test host supplies instead of an EC2 instance's own: its identity, and how volumes reach it. */
+/** What the builder's host supplies: where direct streams' disks live, and for a test host its identity. */
 export interface AgentHost {
+  /**
+   * Where direct streams keep their disks on this builder (the CLI passes the same disk-image volumes local
+   * mode uses, over <stateDir>/disks).
+   */
+  diskImages: (region: string) => Volumes;
   /** Who and where this builder is. @defaultValue read from IMDSv2 */
   identity?: InstanceIdentity;
-  /** The volumes port over the region's EC2 client. @defaultValue Ec2Volumes (NVMe device lookup) */
+  /** The EBS volumes port over the region's EC2 client. @defaultValue Ec2Volumes (NVMe device lookup) */
   volumes?: (ec2: EC2Client) => Volumes;
 }
 
@@ -130,10 +125,9 @@ export interface RunningAgent {
 export async function startAgent(
   config: AgentConfig,
   log: (line: string) => void,
-  host: AgentHost = {},
+  host: AgentHost,
 ): Promise<RunningAgent> {
   const identity = host.identity ?? (await instanceIdentity());
-  checkBuilderZone(config.availabilityZone, identity.availabilityZone, identity.instanceId);
   // Endpoint and retries from the environment (AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, ...), as the functions do.
   const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
@@ -146,6 +140,7 @@ export async function startAgent(
     region: identity.region,
     availabilityZone: identity.availabilityZone,
     instanceId: identity.instanceId,
+    diskImages: host.diskImages(identity.region),
     workspace: new DeviceWorkspace({ mountRoot, log }),
     manifestPath: (volumeId) => join(config.stateDir, 'manifests', `${volumeId}.json`),
     log,
@@ -209,8 +204,12 @@ export async function startAgent(
   };
 }
 
-export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
-  const agent = await startAgent(config, log);
+export async function runAgent(
+  config: AgentConfig,
+  log: (line: string) => void,
+  host: AgentHost,
+): Promise<void> {
+  const agent = await startAgent(config, log, host);
   await new Promise<void>((resolve) => {
     // Scale-in or shutdown: stop polling, finish the job in hand (never snapshot half-applied content).
     const stop = (signal: string) => {

@@ -6,18 +6,22 @@
 // device at its offset and size; the same works on EC2. The filesystem is created once per volume; every
 // later revision mounts and rewrites it in place, which is what keeps snapshots incremental.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Architecture, BootMode } from '#core/model/types.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type { Attachment } from '#ports';
 import { type BootResult, makeBootable } from './boot.ts';
-import { freeze, syncFilesystem } from './quiesce.ts';
+import { flushDevice, freeze, syncFilesystem } from './quiesce.ts';
+import type { DiskAccess } from './snapshot/session.ts';
 import { run, ToolError } from './volume/exec.ts';
 import { type DiskLayout, growRootPartition, readLayout, SECTOR, writeLayout } from './volume/gpt.ts';
-import { attachLoop, detachLoop, loopsOf } from './volume/loop.ts';
-import { probeFilesystem } from './volume/probe.ts';
+import { attachLoop, detachLoop, fastPathOf, loopsOf } from './volume/loop.ts';
+import { deviceBytes, probeFilesystem } from './volume/probe.ts';
+
+export { deviceBytes } from './volume/probe.ts';
+
 import { type ManifestStore, openStatePartition } from './volume/state.ts';
 import type { BootInfo, OpenVolume, Workspace } from './worker.ts';
 
@@ -83,6 +87,8 @@ export interface MountedVolume extends OpenVolume {
   readonly bootMode: BootMode;
   /** The apply manifest kept on the volume's state partition (block volumes that have one). */
   readonly manifest?: ManifestStore;
+  /** The disk as blocks, with the parent snapshot's digests: what a direct-API snapshot reads. */
+  readonly disk?: DiskAccess;
   makeBootable(info: BootInfo): Promise<void>;
   /** Same as makeBootable, with what was found and written. */
   makeBootableWithResult(info: BootInfo): Promise<BootResult>;
@@ -92,13 +98,6 @@ export interface MountedVolume extends OpenVolume {
   quiesce(): Promise<void>;
   /** Unmounts (if still mounted) and detaches the partition loop device; safe to call twice and on failure. */
   close(): Promise<void>;
-}
-
-async function deviceBytes(devicePath: string): Promise<number> {
-  const s = await stat(devicePath);
-  if (s.isFile()) return s.size;
-  if (!s.isBlockDevice()) throw new Error(`${devicePath}: not a block device or disk-image file`);
-  return Number((await run('blockdev', ['--getsize64', devicePath])).trim());
 }
 
 /**
@@ -247,6 +246,23 @@ export async function openVolume(devicePath: string, opts: OpenVolumeOptions): P
       label: effectiveLabel,
       bootMode: opts.bootMode,
       ...(state ? { manifest: state.manifest } : {}),
+      ...(state
+        ? {
+            disk: {
+              devicePath: fastPathOf(devicePath),
+              flush: () => flushDevice(devicePath),
+              sizeBytes: diskBytes,
+              digests: state.digests,
+              root: {
+                mountPoint: root,
+                device: rootDevice,
+                startBytes: finalLayout.root.start * SECTOR,
+                bytes: finalLayout.root.sectors * SECTOR,
+              },
+              fresh,
+            },
+          }
+        : {}),
       makeBootableWithResult: boot,
       makeBootable: async (info) => {
         await boot(info);

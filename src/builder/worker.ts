@@ -1,6 +1,12 @@
 // The builder's job: one BuildJob (one release, one region) onto the stream's volume, then a snapshot.
 // It knows ports only, so the same code drives a loop device locally and an EBS volume on EC2; which
 // filesystem/boot tooling reaches the attached volume is the Workspace given to it.
+//
+// Two ways to the snapshot, per stream (BuildJob.snapshots):
+// - `direct` (default): the stream's disk is a disk image (deps.diskImages, on the builder's own disk on AWS);
+//   after the apply the builder finds the blocks that differ from the parent snapshot's digests and writes only
+//   those with the EBS direct APIs (./snapshot/session.ts), then tells register itself;
+// - `create-snapshot`: CreateSnapshot of the stream's EBS volume, and EBS's notification tells register.
 import { rmSync } from 'node:fs';
 import type { Logger } from '#core/deps.ts';
 import { releaseTags, TAG } from '#core/model/naming.ts';
@@ -10,10 +16,19 @@ import { moveRegion, recordRegionFigures } from '#core/release/region-state.ts';
 import type { BuilderServices } from '#core/runtime.ts';
 import { InputError } from '#errors';
 import type { BuildJob } from '#events/aws.ts';
-import type { Attachment, SourceRef } from '#ports';
+import type { Attachment, SourceRef, Volumes } from '#ports';
 import { type ApplyStats, applyTarball, RejectedArchiveError } from '#unpack/index.ts';
 import { loadManifest, targetIdentity } from '#unpack/manifest.ts';
+import { announceSnapshot, clearUnfinishedSnapshots, restoreStream } from './direct.ts';
 import { syncFilesystem } from './quiesce.ts';
+import type { BlockDigests } from './snapshot/digests.ts';
+import {
+  type ChangeDetection,
+  type DirectSnapshotOutcome,
+  DirectSnapshotSession,
+  type DiskAccess,
+} from './snapshot/session.ts';
+import type { DirectWriteOptions } from './snapshot/writer.ts';
 import { classifySpaceError, DataFolderFullError, type HostSpace, requireHostSpace } from './space.ts';
 import { VolumeMismatchError, verifyAgainstManifest } from './verify.ts';
 
@@ -50,6 +65,8 @@ export interface OpenVolume {
     invalidate(): Promise<void>;
     commit(): Promise<void>;
   };
+  /** The disk as blocks with the parent's digests (block volumes with a state partition): direct snapshots. */
+  disk?: DiskAccess;
 }
 export interface Workspace {
   open(
@@ -63,12 +80,21 @@ export interface Workspace {
   ): Promise<OpenVolume>;
 }
 
-export type BuildStep = 'volume' | 'attach' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
+export type BuildStep = 'volume' | 'restore' | 'attach' | 'download+apply' | 'boot' | 'quiesce' | 'snapshot';
 /** The world's services (src/core/runtime.ts) and what is the builder host's own. */
 export interface BuilderDeps extends BuilderServices {
   region: string;
   availabilityZone: string;
   instanceId: string;
+  /**
+   * Where `direct` streams keep their disk. On AWS: disk images on the builder's own disk, restored from the
+   * stream's last snapshot when missing; `volumes` when absent (local mode, where volumes are disk images).
+   */
+  diskImages?: Volumes;
+  /** How a direct snapshot finds the changed blocks. @defaultValue 'fast' */
+  changeDetection?: ChangeDetection;
+  /** The direct-API writer's settings (puts in flight, timeout, waits). */
+  directSnapshots?: DirectWriteOptions;
   workspace: Workspace;
   /**
    * Where a volume's apply manifest lives when the volume cannot hold it (a directory volume, or one
@@ -94,6 +120,8 @@ export type BuildOutcome =
       volumeId: string;
       apply: ApplyStats;
       stepMs: Record<BuildStep, number>;
+      /** What the direct-API snapshot carried and how its blocks were found (`direct` streams). */
+      direct?: DirectSnapshotOutcome;
     }
   | { kind: 'skipped'; reason: string };
 
@@ -115,6 +143,7 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
 
   const stepMs: Record<BuildStep, number> = {
     volume: 0,
+    restore: 0,
     attach: 0,
     'download+apply': 0,
     boot: 0,
@@ -135,13 +164,17 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     }
   };
 
+  const direct = job.snapshots === 'direct';
+  const volumes = direct ? (deps.diskImages ?? deps.volumes) : deps.volumes;
+  let created = false;
   const volume = await timed('volume', async () => {
-    const existing = await deps.volumes.findForStream(job.stream, deps.availabilityZone);
+    const existing = await volumes.findForStream(job.stream, deps.availabilityZone);
     if (existing) {
-      if (existing.sizeGiB < job.volumeSizeGiB) await deps.volumes.grow(existing.volumeId, job.volumeSizeGiB);
+      if (existing.sizeGiB < job.volumeSizeGiB) await volumes.grow(existing.volumeId, job.volumeSizeGiB);
       return existing;
     }
-    return deps.volumes.create({
+    created = true;
+    return volumes.create({
       stream: job.stream,
       availabilityZone: deps.availabilityZone,
       sizeGiB: job.volumeSizeGiB,
@@ -151,10 +184,28 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
     });
   });
 
-  /** Attach, open, apply, make bootable, quiesce, verify, release: one attempt at writing the revision. */
+  // A direct stream: nothing an earlier, killed attempt started stays; a disk this builder lacks comes back
+  // from the stream's last snapshot, so the apply is incremental and the snapshot has its parent.
+  let restored: BlockDigests | undefined;
+  if (direct) {
+    await clearUnfinishedSnapshots(deps.snapshots, job, deps.log);
+    if (created)
+      restored = await timed('restore', () =>
+        restoreStream({ ...deps, volumes }, job, { volumeId: volume.volumeId, sizeGiB: volume.sizeGiB }),
+      );
+  }
+  const attempt = (release.regions[job.region]?.attempts ?? 0) + 1;
+  let writes = 0;
+  let directOutcome: DirectSnapshotOutcome | undefined;
+
+  /**
+   * Attach, open, apply, make bootable, quiesce, verify, (direct) snapshot, release: one attempt at writing the
+   * revision.
+   */
   const writeRevision = async (sizeGiB: number): Promise<ApplyStats> => {
     requireHostSpace(deps.hostSpace);
-    const attachment = await timed('attach', () => deps.volumes.attach(volume.volumeId, deps.instanceId));
+    writes++;
+    const attachment = await timed('attach', () => volumes.attach(volume.volumeId, deps.instanceId));
     try {
       // First use partitions and formats the volume; later revisions only mount it (and grow it if needed).
       const opened = await timed('attach', () =>
@@ -167,8 +218,23 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
       );
       const flush = () => (opened.flush ? opened.flush() : syncFilesystem(opened.root));
       const manifestPath = opened.manifest?.path ?? deps.manifestPath(volume.volumeId);
+      let session: DirectSnapshotSession | undefined;
+      if (direct && opened.disk) {
+        session = await DirectSnapshotSession.prepare(deps.snapshots, opened.disk, {
+          region: job.region,
+          detection: deps.changeDetection ?? 'fast',
+          ...(restored ? { restored } : {}),
+          ...(deps.log ? { log: deps.log } : {}),
+        });
+        restored = undefined;
+      } else if (direct) {
+        deps.log?.(
+          `volume ${volume.volumeId} (${job.stream}): not a partitioned block disk; taking the snapshot with CreateSnapshot`,
+        );
+      }
+      let applied: ApplyStats;
       try {
-        const applied = await timed('download+apply', async () => {
+        applied = await timed('download+apply', async () => {
           const { body } = await deps.objects.get(job.source.key, job.source.etag, job.source.versionId);
           // The volume's own manifest, so that whichever builder applied the last revision, this one is
           // incremental; it is untrusted from before the tree changes until the apply completes (and again if a later
@@ -193,11 +259,12 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
         const expected = loadManifest(manifestPath, targetIdentity(opened.root));
         if (!expected.valid) throw new Error(`apply manifest ${manifestPath}: ${expected.reason}`);
         await timed('quiesce', async () => {
+          // The last write is done: what the fast way of finding changed blocks needs to know, before unmount.
+          session?.noteWrites();
           if (!opened.inspect) await verifyAgainstManifest(opened.root, expected.records);
           await opened.quiesce();
           if (opened.inspect) await opened.inspect((root) => verifyAgainstManifest(root, expected.records));
         });
-        return applied;
       } catch (err) {
         // Whatever failed once the apply began, the tree may not be what the manifest says: never trust it.
         invalidateManifest(manifestPath, deps.log);
@@ -206,10 +273,31 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
         if (space.kind === 'host') throw space.error;
         throw err;
       } finally {
-        await opened.close();
+        if (!session) await opened.close();
       }
+      if (session) {
+        // Verified and quiesced: the disk is what the snapshot must hold. The token is new per attempt and per
+        // write, so a retry never writes into a snapshot an earlier attempt started (and may have deleted).
+        try {
+          const sha256 = applied.inputSha256;
+          directOutcome = await timed('snapshot', () =>
+            (session as DirectSnapshotSession).snapshot(
+              {
+                description: `stemcell ${job.stream} ${job.revision} (sequence ${job.sequence})`,
+                tags: { ...releaseTags(job), 'stemcell:sha256': sha256, 'stemcell:region': job.region },
+                clientToken: `${job.releaseId}:${job.region}:${attempt}.${writes}`,
+                kmsKeyId: deps.kmsKeyId,
+              },
+              { ...deps.directSnapshots, ...(deps.log ? { log: deps.log } : {}) },
+            ),
+          );
+        } finally {
+          await opened.close();
+        }
+      }
+      return applied;
     } finally {
-      await deps.volumes.detach(volume.volumeId, deps.instanceId);
+      await volumes.detach(volume.volumeId, deps.instanceId);
     }
   };
 
@@ -236,11 +324,25 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
       deps.log?.(
         `volume ${volume.volumeId} (${job.stream}): ${job.revision} does not fit in ${sizeGiB} GiB; growing to ${grown} GiB and applying again`,
       );
-      await timed('volume', () => deps.volumes.grow(volume.volumeId, grown));
+      await timed('volume', () => volumes.grow(volume.volumeId, grown));
       sizeGiB = grown;
     }
   }
 
+  if (directOutcome) {
+    // Recorded before it is announced: register may move the region on as soon as it hears of the snapshot.
+    const snapshotId = directOutcome.result.snapshotId;
+    const figures = {
+      updatedAt: now(),
+      snapshotId,
+      applyMs: Math.round(stepMs['download+apply']),
+      deltaBytes: directOutcome.result.bytesPut,
+    };
+    if (!(await moveRegion(deps.releases, job.releaseId, job.region, { state: 'snapshotting', ...figures })))
+      await recordRegionFigures(deps.releases, job.releaseId, job.region, figures);
+    await announceSnapshot(deps.publisher, job, directOutcome, deps.clock.now(), deps.log);
+    return { kind: 'built', snapshotId, volumeId: volume.volumeId, apply, stepMs, direct: directOutcome };
+  }
   const snapshot = await timed('snapshot', () =>
     deps.snapshots.create(volume.volumeId, {
       description: `stemcell ${job.stream} ${job.revision} (sequence ${job.sequence})`,

@@ -2,7 +2,15 @@
 // The schema is the source of truth; the types come from it.
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { AccountId, Architecture, BootMode, Region, SignerKeyId, StreamName } from '#events/stemcell.ts';
+import {
+  AccountId,
+  Architecture,
+  BootMode,
+  Region,
+  SignerKeyId,
+  SnapshotMethod,
+  StreamName,
+} from '#events/stemcell.ts';
 
 const OuId = z
   .string()
@@ -159,6 +167,9 @@ const StreamFields = z.strictObject({
   architecture: Architecture.default('x86_64'),
   bootMode: BootMode.default('legacy-bios'),
   volumeSizeGiB: z.number().int().min(1).max(16384).default(4),
+  snapshots: SnapshotMethod.default('direct').describe(
+    "How each revision's snapshot is taken. `direct`: the builder writes only the changed 512 KiB blocks with the EBS direct APIs, on the stream's previous snapshot, from a disk image on its own disk. `create-snapshot`: the fallback, CreateSnapshot of the stream's EBS volume (pinned to the builders' Availability Zone).",
+  ),
   keep: z
     .number()
     .int()

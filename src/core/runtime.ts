@@ -2,7 +2,7 @@
 // they run in. The AWS wiring (functions/commons/aws/) and the local wiring (src/local/stack/runtime.ts) each
 // implement these interfaces, so the type checker proves they supply the same set; each entry is built from
 // the adapters of one world, and the core cannot tell which.
-import type { Clock, EventPublisher, ObjectStore, ReleaseStore, Snapshots, Volumes } from '#ports';
+import type { BlockSnapshots, Clock, EventPublisher, ObjectStore, ReleaseStore, Volumes } from '#ports';
 import type {
   AnnounceDeps,
   BootCheckDeps,
@@ -29,7 +29,8 @@ export interface BuilderServices {
   kmsKeyId: string;
   objects: ObjectStore;
   volumes: Volumes;
-  snapshots: Snapshots;
+  /** The builder writes direct-API snapshots as well as CreateSnapshot ones. */
+  snapshots: BlockSnapshots;
   releases: ReleaseStore;
   publisher: EventPublisher;
   clock: Clock;

@@ -16,55 +16,26 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Clock, KeyService, SnapshotInfo, Snapshots, Tags } from '#ports';
+import type {
+  BlockSnapshots,
+  Clock,
+  KeyService,
+  SnapshotBlockRef,
+  SnapshotInfo,
+  StartedSnapshot,
+  StartSnapshotInput,
+  Tags,
+} from '#ports';
 import { BLOCK_SIZE, type BlockKey, BlockStore, hashBlock, isZeroBlock } from './blocks.ts';
 import { systemClock } from './clock.ts';
+import { DirectSnapshotStore } from './direct-snapshots.ts';
 import { LocalServiceError } from './errors.ts';
 import { readJson, readJsonDir } from './json-state.ts';
 import { type ServiceEventSink, serviceEvent } from './service-events.ts';
+import type { SnapshotManifest, WrappedDataKey } from './snapshot-manifest.ts';
 import type { LocalVolumes } from './volumes.ts';
 
-export interface WrappedDataKey {
-  /** base64 of the KeyService ciphertext blob. */
-  ciphertext: string;
-  context: Record<string, string>;
-}
-
-export interface SnapshotManifest {
-  version: 1;
-  snapshotId: string;
-  volumeId: string;
-  parentId?: string;
-  state: 'completed';
-  /** 'disk': the raw device; 'tar': a directory volume archived (GNU tar), for the directory fallback. */
-  format: 'disk' | 'tar';
-  sizeBytes: number;
-  blockSize: number;
-  /** One entry per block of the device: its hash, or null when all zero. */
-  blocks: Array<string | null>;
-  nonZeroBlocks: number;
-  /** Block positions whose content differs from the parent (all non-zero blocks without a parent). */
-  changedBlocks: number;
-  deltaBytes: number;
-  /** Blocks whose content the parent does not hold anywhere, × block size. */
-  newContentBytes: number;
-  /** Bytes this snapshot added to the region's block store (after deduplication, encrypted). */
-  storedBytes: number;
-  writtenBytes?: number;
-  /** The volume's written-bytes counter at this snapshot; the next snapshot's writtenBytes starts here. */
-  volumeWrittenTotal?: number;
-  kmsKeyId: string;
-  /** Data keys (by id) that decrypt this snapshot's blocks, wrapped by the customer key. */
-  dataKeys: Record<string, WrappedDataKey>;
-  description: string;
-  tags: Tags;
-  clientToken: string;
-  startTime: string;
-  endTime: string;
-  durationMs: number;
-  /** Of durationMs, the time spent making the blocks durable before the manifest is published. */
-  syncMs?: number;
-}
+export type { SnapshotManifest, WrappedDataKey } from './snapshot-manifest.ts';
 
 export interface LocalSnapshotsOptions {
   /** The region's EBS state directory (see ebsStateDir), shared with LocalVolumes and LocalImages. */
@@ -89,7 +60,7 @@ export function volumeArn(region: string, volumeId: string): string {
   return `arn:aws:ec2::${region}:volume/${volumeId}`;
 }
 
-export class LocalSnapshots implements Snapshots {
+export class LocalSnapshots implements BlockSnapshots {
   readonly dir: string;
   readonly region: string;
   readonly accountId: string;
@@ -104,6 +75,8 @@ export class LocalSnapshots implements Snapshots {
    * is not published yet, so without this, garbage collection (a concurrent delete) would take them.
    */
   readonly #pinned = new Set<Set<string>>();
+  /** StartSnapshot / PutSnapshotBlock / CompleteSnapshot and the block reads (./direct-snapshots.ts). */
+  readonly #direct: DirectSnapshotStore;
 
   constructor(opts: LocalSnapshotsOptions) {
     this.dir = opts.dir;
@@ -114,6 +87,20 @@ export class LocalSnapshots implements Snapshots {
     this.#events = opts.events;
     this.#clock = opts.clock ?? systemClock;
     this.blocks = new BlockStore(join(opts.dir, 'blocks'));
+    this.#direct = new DirectSnapshotStore({
+      dir: opts.dir,
+      accountId: opts.accountId,
+      keys: opts.keys,
+      blocks: this.blocks,
+      clock: this.#clock,
+      manifest: (id) => this.manifest(id),
+      manifests: () => this.#manifests(),
+      publish: (manifest) => this.#publish(manifest),
+      dataKey: (keyId, kmsKeyId) => this.#dataKey(keyId, kmsKeyId),
+      storedKey: (keyId) => this.#storedKey(keyId),
+      pin: (hashes) => void this.#pinned.add(hashes),
+      unpin: (hashes) => void this.#pinned.delete(hashes),
+    });
   }
 
   async create(
@@ -135,7 +122,7 @@ export class LocalSnapshots implements Snapshots {
       const parent = this.latestForVolume(volumeId);
       // Pinned before the first await: a delete of the parent from here on leaves its blocks to this snapshot.
       for (const hash of parent?.blocks ?? []) if (hash) pinned.add(hash);
-      const dataKey = await this.#volumeKey(volumeId, volume.kmsKeyId);
+      const dataKey = await this.#dataKey(volumeId, volume.kmsKeyId);
       const backend = this.#volumes.backendOf(volumeId);
       const writtenTotal = backend === 'block' ? await this.#volumes.writtenBytesTotal(volumeId) : undefined;
       const source =
@@ -212,15 +199,51 @@ export class LocalSnapshots implements Snapshots {
 
   async get(snapshotId: string): Promise<SnapshotInfo | undefined> {
     const manifest = this.manifest(snapshotId);
-    return manifest && info(manifest);
+    return manifest ? info(manifest) : this.#direct.pendingInfo(snapshotId);
   }
 
-  /** Deletes the snapshot, then every block no remaining snapshot references. */
+  /** Deletes the snapshot (completed, or still pending), then every block no remaining snapshot references. */
   async delete(snapshotId: string): Promise<void> {
-    if (!this.manifest(snapshotId))
-      throw new LocalServiceError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
-    await rm(this.#manifestPath(snapshotId), { force: true });
+    if (!this.manifest(snapshotId)) {
+      if (!this.#direct.deletePending(snapshotId))
+        throw new LocalServiceError(
+          'InvalidSnapshot.NotFound',
+          `The snapshot '${snapshotId}' does not exist.`,
+        );
+    } else {
+      await rm(this.#manifestPath(snapshotId), { force: true });
+    }
     await this.collectGarbage();
+  }
+
+  async findByTags(tags: Tags): Promise<SnapshotInfo[]> {
+    const all = [...this.#manifests().map(info), ...this.#direct.pending()];
+    return all.filter((s) => Object.entries(tags).every(([k, v]) => s.tags[k] === v));
+  }
+
+  // ---------------------------------------------------------------- EBS direct APIs (./direct-snapshots.ts)
+
+  start(input: StartSnapshotInput): Promise<StartedSnapshot> {
+    return this.#direct.start(input);
+  }
+
+  putBlock(snapshotId: string, index: number, data: Buffer, checksum: string): Promise<void> {
+    return this.#direct.putBlock(snapshotId, index, data, checksum);
+  }
+
+  complete(
+    snapshotId: string,
+    input: { changedBlocksCount: number; checksum: string },
+  ): Promise<SnapshotInfo['state']> {
+    return this.#direct.complete(snapshotId, input);
+  }
+
+  listBlocks(snapshotId: string): AsyncIterable<SnapshotBlockRef> {
+    return this.#direct.listBlocks(snapshotId);
+  }
+
+  getBlock(snapshotId: string, block: SnapshotBlockRef): Promise<{ data: Buffer; checksum: string }> {
+    return this.#direct.getBlock(snapshotId, block);
   }
 
   // ---------------------------------------------------------------- local-only
@@ -371,22 +394,25 @@ export class LocalSnapshots implements Snapshots {
     return { blocks, nonZeroBlocks, changedBlocks, newContentBlocks, storedBytes, foreignKeyIds };
   }
 
-  /** The volume's data key: made once (GenerateDataKey under its customer key), then unwrapped on use. */
-  async #volumeKey(volumeId: string, kmsKeyId: string): Promise<BlockKey & { wrapped: WrappedDataKey }> {
-    const context = { 'aws:ebs:id': volumeId };
-    const stored = this.#storedKey(volumeId);
+  /**
+   * A data key by id (a volume's, or the first snapshot's of a direct-API lineage): made once (GenerateDataKey
+   * under the customer key), then unwrapped on use.
+   */
+  async #dataKey(keyId: string, kmsKeyId: string): Promise<BlockKey & { wrapped: WrappedDataKey }> {
+    const context = { 'aws:ebs:id': keyId };
+    const stored = this.#storedKey(keyId);
     if (stored) {
       const owner = (await this.#keys.describeKey(kmsKeyId)).accountId;
       const key = await this.#keys.decrypt(Buffer.from(stored.ciphertext, 'base64'), stored.context, owner);
-      return { id: volumeId, key, wrapped: stored };
+      return { id: keyId, key, wrapped: stored };
     }
     const dataKey = await this.#keys.generateDataKey(kmsKeyId, context);
     const wrapped: WrappedDataKey = { ciphertext: dataKey.ciphertext.toString('base64'), context };
     await this.#writeDurable(
-      join(this.dir, 'keys', `${volumeId}.json`),
+      join(this.dir, 'keys', `${keyId}.json`),
       `${JSON.stringify(wrapped, null, 2)}\n`,
     );
-    return { id: volumeId, key: dataKey.plaintext, wrapped };
+    return { id: keyId, key: dataKey.plaintext, wrapped };
   }
 
   #storedKey(volumeId: string): WrappedDataKey | undefined {
@@ -471,6 +497,7 @@ function info(m: SnapshotManifest): SnapshotInfo {
     deltaBytes: m.deltaBytes,
     ...(m.writtenBytes === undefined ? {} : { writtenBytes: m.writtenBytes }),
     kmsKeyId: m.kmsKeyId,
+    volumeSizeGiB: Math.ceil(m.sizeBytes / 2 ** 30),
   };
 }
 

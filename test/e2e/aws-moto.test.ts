@@ -506,6 +506,9 @@ function config(world: MotoWorld): string {
         bootMode: 'legacy-bios',
         volumeSizeGiB: 1,
         keep: 1,
+        // The builder here attaches a directory, not a block device (builder-worker.ts): the EBS volume and
+        // CreateSnapshot path. The direct-API writer runs on moto in its contract case (contract-aws.test.ts).
+        snapshots: 'create-snapshot',
         subscribers: { scope: 'organization', instanceRefresh: true },
         rollout: {
           waves: [
@@ -521,6 +524,7 @@ function config(world: MotoWorld): string {
         bootMode: 'legacy-bios',
         volumeSizeGiB: 1,
         keep: 1,
+        snapshots: 'create-snapshot',
         subscribers: { scope: { ous: [canaryOu, prodOu] }, instanceRefresh: false },
       },
     },

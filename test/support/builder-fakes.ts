@@ -89,6 +89,7 @@ export async function fakeBuilder(options: {
     architecture: 'x86_64',
     bootMode: 'none',
     volumeSizeGiB: 1,
+    snapshots: 'create-snapshot',
     source,
   };
   return {

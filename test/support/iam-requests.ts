@@ -8,6 +8,7 @@
 //   - an instance launched from an image with encrypted snapshots: the key actions the EBS user guide lists for
 //     users of encrypted snapshots (DescribeKey, CreateGrant, GenerateDataKeyWithoutPlaintext, ReEncrypt*,
 //     Decrypt), through EC2 (not for a dry run, which restores nothing);
+//   - EBS direct-API snapshots (StartSnapshot, GetSnapshotBlock): KMS through EBS on the snapshot's key;
 //   - SSM parameters of data type aws:ec2:image: ec2:DescribeImages, which SSM calls as the caller;
 //   - EventBridge targets and EventBridge Scheduler schedules with a RoleArn: iam:PassRole;
 //   - PutEvents to another account's bus: that bus's policy decides too.
@@ -79,6 +80,15 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     if (!keyArn) return;
     for (const op of ops) {
       const context: Record<string, string> = { 'kms:ViaService': `ec2.${region}.amazonaws.com` };
+      if (op === 'CreateGrant') context['kms:GrantIsForAWSResource'] = 'true';
+      add(`kms:${op}`, keyArn, context);
+    }
+  };
+
+  const kmsThroughEbs = (keyArn: string | undefined, ops: string[]) => {
+    if (!keyArn) return;
+    for (const op of ops) {
+      const context: Record<string, string> = { 'kms:ViaService': `ebs.${region}.amazonaws.com` };
       if (op === 'CreateGrant') context['kms:GrantIsForAWSResource'] = 'true';
       add(`kms:${op}`, keyArn, context);
     }
@@ -337,6 +347,38 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'ec2:DeleteSnapshot': {
       const id = str(input.SnapshotId);
       add('ec2:DeleteSnapshot', ec2('snapshot', id, false), tagContext('aws:ResourceTag', world.tagsOf(id)));
+      return out;
+    }
+    // ---- EBS direct APIs (snapshots written block by block). Their resource is the EC2 snapshot ARN. KMS is
+    // asked with the caller's credentials, as for EBS volumes: for a first snapshot, to make its data key under
+    // the named key; for a child, to use its parent's key; to read an encrypted block back. The calling service
+    // is taken to be EBS's own endpoint (ebs.<region>.amazonaws.com): infra/region.yml admits it and EC2's.
+    case 'ebs:StartSnapshot': {
+      const tags = Object.fromEntries(
+        ((input.Tags as { Key: string; Value: string }[]) ?? []).map((t) => [t.Key, t.Value]),
+      );
+      const parent = str(input.ParentSnapshotId);
+      add('ebs:StartSnapshot', ec2('snapshot', '*', false), {
+        ...tagContext('aws:RequestTag', tags),
+        'ebs:VolumeSize': str(input.VolumeSize),
+        ...(parent ? { 'ebs:ParentSnapshot': ec2('snapshot', parent, false) } : {}),
+      });
+      if (parent) kmsThroughEbs(world.ebsKeyOf(parent), ['DescribeKey', 'CreateGrant', 'Decrypt']);
+      else if (input.Encrypted)
+        kmsThroughEbs(str(input.KmsKeyArn) || undefined, [
+          'DescribeKey',
+          'GenerateDataKeyWithoutPlaintext',
+          'CreateGrant',
+        ]);
+      return out;
+    }
+    case 'ebs:PutSnapshotBlock':
+    case 'ebs:CompleteSnapshot':
+    case 'ebs:ListSnapshotBlocks':
+    case 'ebs:GetSnapshotBlock': {
+      const id = str(input.SnapshotId);
+      add(`ebs:${command}`, ec2('snapshot', id, false), tagContext('aws:ResourceTag', world.tagsOf(id)));
+      if (command === 'GetSnapshotBlock') kmsThroughEbs(world.ebsKeyOf(id), ['Decrypt']);
       return out;
     }
     // ---- EC2 volumes

@@ -5,6 +5,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation !Sub strings are written with ${…}
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -21,6 +22,7 @@ import { ResolvedTemplate } from './cfn-resolve.ts';
 import { FakeAutoScaling } from './fake-aws/autoscaling.ts';
 import { FakeCloudWatch } from './fake-aws/cloudwatch.ts';
 import { FakeDynamoTable } from './fake-aws/dynamodb.ts';
+import { FakeEbs } from './fake-aws/ebs.ts';
 import { FakeEc2 } from './fake-aws/ec2.ts';
 import { FakeEventBridge } from './fake-aws/eventbridge.ts';
 import { FakeKms } from './fake-aws/kms.ts';
@@ -106,8 +108,7 @@ export class RoleWorld {
             BuilderImageId: 'ami-0debian000000000',
             BuilderInstanceType: 'c7i.large',
             VpcId: 'vpc-0123',
-            BuilderSubnetId: 'subnet-0123',
-            BuilderAvailabilityZone: `${region}a`,
+            BuilderSubnetIds: 'subnet-0123,subnet-0456',
             MinBuilders: '1',
             MaxBuilders: '2',
             BuildVisibilitySeconds: '900',
@@ -235,6 +236,13 @@ export class RoleWorld {
     this.trace.route(EC2Client, 'ec2', (region: string) => {
       const client = ec2Clients.get(region);
       if (!client) throw new Error(`no fake EC2 in ${region}`);
+      return client;
+    });
+    // The EBS direct APIs write the snapshots the regional EC2 fake describes and deletes.
+    const ebsClients = new Map([...f.ec2].map(([region, fake]) => [region, new FakeEbs(fake).client()]));
+    this.trace.route(EBSClient, 'ebs', (region: string) => {
+      const client = ebsClients.get(region);
+      if (!client) throw new Error(`no fake EBS in ${region}`);
       return client;
     });
     this.trace.route(OrganizationsClient, 'organizations', f.organizations.client());

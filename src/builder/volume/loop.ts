@@ -39,6 +39,26 @@ export async function loopsOf(file: string): Promise<string[]> {
     .filter(Boolean);
 }
 
+/**
+ * Where to read or write a whole disk fast: a loop device over a whole regular file is served by that file (reads
+ * through the loop driver ran at ~55 MB/s here, the file at GB/s; the loop writes through the file's page cache,
+ * so both see the same bytes). Any other device is itself.
+ */
+export function fastPathOf(device: string): string {
+  if (!device.startsWith('/dev/loop')) return device;
+  const sys = `/sys/block/${basename(device)}/loop`;
+  try {
+    const offset = Number(readFileSync(`${sys}/offset`, 'utf8').trim());
+    const sizeLimit = Number(readFileSync(`${sys}/sizelimit`, 'utf8').trim());
+    const file = readFileSync(`${sys}/backing_file`, 'utf8').trim();
+    if (offset !== 0 || sizeLimit !== 0 || !file.startsWith('/') || file.endsWith(' (deleted)'))
+      return device;
+    return file;
+  } catch {
+    return device;
+  }
+}
+
 /** Sectors (512 B) written to a block device since it was set up, from the block layer's statistics. */
 export function sectorsWritten(device: string): number {
   const stat = readFileSync(`/sys/block/${basename(device)}/stat`, 'utf8')

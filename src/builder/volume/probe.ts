@@ -1,4 +1,5 @@
-// What filesystem a partition holds, as blkid sees it (nothing on a blank partition).
+// What filesystem a partition holds, as blkid sees it (nothing on a blank partition), and how big a disk is.
+import { stat } from 'node:fs/promises';
 import { run } from './exec.ts';
 
 export async function probeFilesystem(device: string): Promise<{ type?: string; label?: string }> {
@@ -12,4 +13,12 @@ export async function probeFilesystem(device: string): Promise<{ type?: string; 
       .map(([k, ...v]) => [k, v.join('=')]),
   );
   return { type: fields.TYPE, label: fields.LABEL };
+}
+
+/** Bytes of a disk: a disk-image file's size, or a block device's. */
+export async function deviceBytes(devicePath: string): Promise<number> {
+  const s = await stat(devicePath);
+  if (s.isFile()) return s.size;
+  if (!s.isBlockDevice()) throw new Error(`${devicePath}: not a block device or disk-image file`);
+  return Number((await run('blockdev', ['--getsize64', devicePath])).trim());
 }

@@ -7,12 +7,17 @@
 // Its life: on open the volume's copy becomes the scratch copy; before the apply touches the tree the volume's
 // copy is removed (durably), so a crash mid-apply leaves no manifest that a later builder would trust; after a
 // completed apply the new manifest goes back, written to a temporary name, fsynced and renamed.
+//
+// Next to it, the per-block digests of the stream's last direct-API snapshot (../snapshot/digests.ts): the
+// table the next build compares the disk with. It is written the same way, and may be written after quiesce
+// (the snapshot is taken from the quiesced disk), so the partition is mounted again for that write.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { syncFilesystem } from '../quiesce.ts';
+import { type BlockDigests, decodeDigests, encodeDigests } from '../snapshot/digests.ts';
 import { run } from './exec.ts';
 import { type Partition, SECTOR } from './gpt.ts';
 import { attachLoop, detachLoop } from './loop.ts';
@@ -20,6 +25,7 @@ import { probeFilesystem } from './probe.ts';
 
 export const STATE_LABEL = 'stemcell-state';
 const MANIFEST = 'manifest.gz';
+const DIGESTS = 'block-digests.gz';
 
 /** The apply manifest of one open volume, as the worker uses it around an apply. */
 export interface ManifestStore {
@@ -31,8 +37,17 @@ export interface ManifestStore {
   commit(): Promise<void>;
 }
 
+/** The parent snapshot's block digests, kept on the state partition. */
+export interface DigestStore {
+  /** The table found on the volume when it was opened, if any and readable. */
+  load(): Promise<BlockDigests | undefined>;
+  /** Replaces the table durably (mounting the partition again if it was quiesced). */
+  save(digests: BlockDigests): Promise<void>;
+}
+
 export interface StatePartition {
   manifest: ManifestStore;
+  digests: DigestStore;
   /** Syncs and unmounts, before the snapshot. */
   quiesce(): Promise<void>;
   /** Unmounts (if still mounted), detaches, removes the mount point; safe twice and on failure. */
@@ -67,7 +82,8 @@ export async function openStatePartition(
     }
     await mkdir(opts.mountPoint, { recursive: true });
     cleanups.push(() => rmdir(opts.mountPoint));
-    await run('mount', ['-t', 'ext4', '-o', 'noatime', device, opts.mountPoint]);
+    const mount = () => run('mount', ['-t', 'ext4', '-o', 'noatime', device, opts.mountPoint]);
+    await mount();
     let mounted = true;
     const unmount = async () => {
       if (!mounted) return;
@@ -75,6 +91,41 @@ export async function openStatePartition(
       mounted = false;
     };
     cleanups.push(unmount);
+
+    const digestsPath = join(opts.mountPoint, DIGESTS);
+    const found = await readFile(digestsPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    const decoded = found ? decodeDigests(found) : {};
+    if (decoded.problem)
+      opts.log(
+        `volume ${devicePath}: the block digests on the state partition are unusable (${decoded.problem})`,
+      );
+    let current = decoded.digests;
+    const digests: DigestStore = {
+      load: async () => current,
+      save: async (table) => {
+        const wasMounted = mounted;
+        if (!wasMounted) {
+          await mount();
+          mounted = true;
+        }
+        try {
+          const tmp = `${digestsPath}.tmp`;
+          await writeFile(tmp, encodeDigests(table));
+          await fsyncPath(tmp);
+          await rename(tmp, digestsPath);
+          await fsyncPath(opts.mountPoint);
+          current = table;
+        } finally {
+          if (!wasMounted) {
+            await syncFilesystem(opts.mountPoint);
+            await unmount();
+          }
+        }
+      },
+    };
 
     const onVolume = join(opts.mountPoint, MANIFEST);
     await mkdir(dirname(opts.scratchPath), { recursive: true });
@@ -112,6 +163,7 @@ export async function openStatePartition(
     };
     return {
       manifest,
+      digests,
       quiesce: async () => {
         await syncFilesystem(opts.mountPoint);
         await unmount();

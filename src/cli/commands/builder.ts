@@ -53,6 +53,11 @@ export function register(program: Command): void {
         return;
       }
       if (!options.aws) throw new CliError('builder: pass --aws (local builds run inside `stemcell dev`)', 2);
-      await runAgent(config, log);
+      const { LocalVolumes } = await import('#local/volumes.ts');
+      // Direct streams' disks: sparse disk images on this builder's disk, the same volumes local mode uses.
+      await runAgent(config, log, {
+        diskImages: (region) =>
+          new LocalVolumes({ dir: join(config.stateDir, 'disks'), region, backend: 'block', log }),
+      });
     });
 }

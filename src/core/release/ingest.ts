@@ -304,6 +304,7 @@ export async function queueBuildJob(
     architecture: config.architecture,
     bootMode: config.bootMode,
     volumeSizeGiB: config.volumeSizeGiB,
+    snapshots: config.snapshots,
     source: release.source,
   });
   await deps

@@ -1,8 +1,12 @@
 // register: EBS finished (or failed) a snapshot the builder took. Register it as an encrypted AMI named after
 // the release; a redelivered notification finds the image by name and registers nothing new.
+// Two events say a snapshot is done: EBS's "EBS Snapshot Notification" for CreateSnapshot, and the builder's own
+// "Snapshot Completed" for a direct-API snapshot (EBS sends nothing for those). Both lead here the same way.
 import { type SnapshotNotificationEnvelope, snapshotIdFromArn } from '#events/aws.ts';
-import type { Tags } from '#ports';
+import type { SnapshotCompleted, SnapshotCompletedEnvelope } from '#events/stemcell.ts';
+import type { BusEvent, Tags } from '#ports';
 import type { RegisterDeps } from '../deps.ts';
+import { stemcellEvent } from '../model/emit.ts';
 import { streamConfig } from '../model/errors.ts';
 import { clientToken, imageName, releaseFromTags, releaseTags, TAG } from '../model/naming.ts';
 import { recordBuildFailure } from './build-failure.ts';
@@ -15,13 +19,35 @@ export interface SnapshotNotification {
   cause: string;
 }
 
-export function snapshotNotificationFromEvent(event: SnapshotNotificationEnvelope): SnapshotNotification {
+export function snapshotNotificationFromEvent(
+  event: SnapshotNotificationEnvelope | SnapshotCompletedEnvelope,
+): SnapshotNotification {
+  if (event.source === 'stemcell') {
+    // The builder waited for `completed` before sending it; the snapshot's region is in the detail (the event
+    // itself is put on the central bus in the home region).
+    return {
+      region: event.detail.region,
+      snapshotId: event.detail.snapshotId,
+      result: 'succeeded',
+      cause: '',
+    };
+  }
   return {
     region: event.region,
     snapshotId: snapshotIdFromArn(event.detail.snapshot_id),
     result: event.detail.result,
     cause: event.detail.cause,
   };
+}
+
+/** The builder's "Snapshot Completed" for a direct-API snapshot, checked against its contract. */
+export function snapshotCompletedEvent(
+  detail: Omit<SnapshotCompleted, 'version'>,
+  eventBusName?: string,
+): BusEvent {
+  const event = stemcellEvent('Snapshot Completed', { version: 1, ...detail }, eventBusName ?? '');
+  if (!eventBusName) delete event.eventBusName;
+  return event;
 }
 
 export type RegisterResult =

@@ -1,5 +1,5 @@
-// serverless.yml, locally: the home region's rules (S3 "Object Created" → ingest, EBS snapshots → register's
-// queue, AMI available and "Launch Template Updated" → announce), the SQS event sources of register and
+// serverless.yml, locally: the home region's rules (S3 "Object Created" → ingest, EBS snapshots and builders'
+// "Snapshot Completed" → register's queue, AMI available and "Launch Template Updated" → announce), the SQS event sources of register and
 // boot-check, and the Scheduler target of the bake timers. The functions are the modules Lambda runs.
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createHandler as createBootCheck } from '#functions/boot-check/handler.ts';
@@ -38,6 +38,14 @@ export function wireServerlessRules(services: LocalServices, runtime: LocalRunti
       'detail-type': ['EBS Snapshot Notification'],
       detail: { event: ['createSnapshot'] },
     },
+    async (event) => {
+      await services.registerQueue.send(JSON.stringify(event), event.id, event.id);
+    },
+  );
+  // Direct-API snapshots have no EBS notification: the builder's own "Snapshot Completed" (SnapshotCompletedRule).
+  centralBus.addRule(
+    'stemcell-snapshots-completed',
+    { source: ['stemcell'], 'detail-type': ['Snapshot Completed'] },
     async (event) => {
       await services.registerQueue.send(JSON.stringify(event), event.id, event.id);
     },

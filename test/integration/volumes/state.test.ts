@@ -72,6 +72,7 @@ describe('Flow: apply manifest on the volume', { skip }, () => {
           architecture: 'x86_64',
           bootMode: 'none',
           volumeSizeGiB: 1,
+          snapshots: 'direct',
           source,
         };
       };

@@ -55,13 +55,16 @@ interface FakeVolume {
   tags: Tags;
   token?: string;
 }
-interface FakeSnapshot {
+export interface FakeSnapshot {
   id: string;
   volumeId: string;
   state: 'pending' | 'completed';
   kmsKeyId: string;
   description: string;
   tags: Tags;
+  volumeSize?: number;
+  /** A snapshot of the EBS direct APIs (./ebs.ts): pending until CompleteSnapshot, its blocks by index. */
+  direct?: { parentId?: string; blocks: Map<number, Buffer> };
 }
 interface FakeImage {
   id: string;
@@ -361,11 +364,12 @@ export class FakeEc2 {
     const snapshotOut = (s: FakeSnapshot) => {
       const seen = (this.#describes.get(s.id) ?? 0) + 1;
       this.#describes.set(s.id, seen);
-      if (seen >= this.snapshotCompletesAfter) s.state = 'completed';
+      if (seen >= this.snapshotCompletesAfter && !s.direct) s.state = 'completed';
       return {
         SnapshotId: s.id,
         VolumeId: s.volumeId,
         State: s.state,
+        ...(s.volumeSize ? { VolumeSize: s.volumeSize } : {}),
         Encrypted: true,
         KmsKeyId: s.kmsKeyId,
         Description: s.description,

@@ -16,6 +16,7 @@ import type { Attachment, Volumes } from '#ports';
 enableCompileCache(join(tmpdir(), 'stemcell-e2e-compile-cache'));
 const { Ec2Volumes } = await import('#aws/volumes.ts');
 const { startAgent } = await import('#builder/agent.ts');
+const { LocalVolumes } = await import('#local/volumes.ts');
 
 interface Setup {
   config: AgentConfig;
@@ -56,6 +57,9 @@ class DirectoryAttachedVolumes implements Volumes {
 const setup = workerData as Setup;
 const log = (line: string) => parentPort?.postMessage({ log: line });
 const agent = await startAgent(setup.config, log, {
+  // The e2e streams are create-snapshot streams: no direct stream's disk image is ever made here.
+  diskImages: (region) =>
+    new LocalVolumes({ dir: join(setup.volumesDir, 'disks'), region, backend: 'directory', log }),
   identity: setup.identity,
   volumes: (ec2) => new DirectoryAttachedVolumes(ec2, setup.volumesDir),
 });

@@ -244,8 +244,7 @@ export class MotoWorld {
         ReleaseTableName: this.output('ReleaseTableName'),
         BuilderPackageBucket: `stemcell-artifacts-${this.homeRegion}`,
         VpcId: vpc,
-        BuilderSubnetId: subnet,
-        BuilderAvailabilityZone: az,
+        BuilderSubnetIds: subnet,
         BuilderImageId: '/stemcell-e2e/builder-image',
         // One builder always in service: moto runs no alarm, so the fleet's scale-out from zero never happens.
         MinBuilders: '1',

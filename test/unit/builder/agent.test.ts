@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { agentConfigFromEnv, buildMessageHandler, checkBuilderZone } from '#builder/agent.ts';
+import { agentConfigFromEnv, buildMessageHandler } from '#builder/agent.ts';
 import { fakeBuilder } from '#test/support/builder-fakes.ts';
 import { TarBuilder } from '#test/support/tar-builder.ts';
 
-/** Every variable the agent needs but the AZ. */
+/** Every variable the agent needs. */
 const baseEnv = {
   STEMCELL_HOME_REGION: 'eu-west-1',
   STEMCELL_BUILD_QUEUE_URL: 'https://sqs/q.fifo',
@@ -25,29 +25,14 @@ describe('Function: agentConfigFromEnv()', () => {
   });
 
   it('refuses a nonsensical receive count', () => {
-    const env = { ...baseEnv, STEMCELL_AVAILABILITY_ZONE: 'eu-west-1b', STEMCELL_MAX_RECEIVE_COUNT: '0' };
+    const env = { ...baseEnv, STEMCELL_MAX_RECEIVE_COUNT: '0' };
     assert.throws(() => agentConfigFromEnv(env), /STEMCELL_MAX_RECEIVE_COUNT/);
     assert.equal(agentConfigFromEnv({ ...env, STEMCELL_MAX_RECEIVE_COUNT: '4' }).maxReceiveCount, 4);
   });
 
-  it('needs the AZ the stream volumes are pinned to', () => {
+  it('needs no Availability Zone: builders may run in any AZ of the region', () => {
     // act + assess
-    assert.throws(() => agentConfigFromEnv(baseEnv), /STEMCELL_AVAILABILITY_ZONE is not set/);
-    assert.equal(
-      agentConfigFromEnv({ ...baseEnv, STEMCELL_AVAILABILITY_ZONE: 'eu-west-1b' }).availabilityZone,
-      'eu-west-1b',
-    );
-  });
-});
-
-describe('Function: checkBuilderZone()', () => {
-  it('lets a builder in the pinned AZ start, and refuses one elsewhere, naming both AZs', () => {
-    // act + assess
-    assert.doesNotThrow(() => checkBuilderZone('eu-west-1b', 'eu-west-1b', 'i-1'));
-    assert.throws(
-      () => checkBuilderZone('eu-west-1b', 'eu-west-1a', 'i-1'),
-      /i-1 runs in eu-west-1a, but this region's stream volumes live in eu-west-1b/,
-    );
+    assert.equal(agentConfigFromEnv(baseEnv).stateDir, '/var/lib/stemcell');
   });
 });
 

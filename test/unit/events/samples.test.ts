@@ -5,7 +5,7 @@ import { applyImageReady } from '#core/members/subscriber.ts';
 import { releaseTags, TAG } from '#core/model/naming.ts';
 import { announceImage } from '#core/release/announce.ts';
 import { recordBuildFailure } from '#core/release/build-failure.ts';
-import { registerSnapshot } from '#core/release/register.ts';
+import { registerSnapshot, snapshotCompletedEvent } from '#core/release/register.ts';
 import { halt } from '#core/rollout/rollout.ts';
 import {
   AmiStateChangeEvent,
@@ -20,6 +20,7 @@ import {
   ImageReadyDetail,
   ImageReadyEvent,
   LaunchTemplateUpdatedEvent,
+  SnapshotCompletedEvent,
   StemcellDetailSchemas,
   type StemcellDetailType,
 } from '#events/stemcell.ts';
@@ -67,6 +68,7 @@ const checks: Record<SampleName, (event: unknown) => void> = {
   'stemcell-image-ready': (e) => ImageReadyEvent.parse(e),
   'stemcell-release-complete': (e) => stemcellEnvelope('Release Complete').parse(e),
   'stemcell-build-failed': (e) => stemcellEnvelope('Build Failed').parse(e),
+  'stemcell-snapshot-completed': (e) => SnapshotCompletedEvent.parse(e),
   'stemcell-release-rejected': (e) => stemcellEnvelope('Release Rejected').parse(e),
   'stemcell-launch-template-updated': (e) => LaunchTemplateUpdatedEvent.parse(e),
   'stemcell-launch-template-updated-refresh': (e) => LaunchTemplateUpdatedEvent.parse(e),
@@ -184,6 +186,25 @@ describe('Emitted events', () => {
         tags: { ...releaseTags(release), [TAG.sha256]: SHA },
         clientToken: '',
       });
+      // What a builder sends after a direct-API snapshot (src/builder/worker.ts).
+      await published.publish([
+        snapshotCompletedEvent(
+          {
+            stream: release.stream,
+            revision: release.revision,
+            sequence: release.sequence,
+            releaseId: release.releaseId,
+            region,
+            snapshotId: snapshot.snapshotId,
+            method: 'direct',
+            parentSnapshotId: 'snap-0fedcba9876543210',
+            changedBlocks: 60,
+            bytesPut: 60 * 512 * 1024,
+            completedAt: base.clock.now().toISOString(),
+          },
+          'stemcell',
+        ),
+      ]);
       const registered = await registerSnapshot(deps, {
         region,
         snapshotId: snapshot.snapshotId,
@@ -272,6 +293,7 @@ describe('Emitted events', () => {
       'Image Ready': 'stemcell-image-ready',
       'Release Complete': 'stemcell-release-complete',
       'Build Failed': 'stemcell-build-failed',
+      'Snapshot Completed': 'stemcell-snapshot-completed',
       'Release Rejected': 'stemcell-release-rejected',
       'Launch Template Updated': 'stemcell-launch-template-updated',
       'Release Halted': 'stemcell-release-halted',

@@ -142,6 +142,24 @@ describe('Handler: register', () => {
     assert.equal(images.images.size, 1, 'the duplicate record registered nothing new');
     assert.equal([...images.images.values()][0]?.name, 'stemcell/web-base/2026.11.20');
   });
+
+  it("registers from a builder's Snapshot Completed (a direct-API snapshot), in the region the detail names", async () => {
+    // prepare: the event is put on the central bus in the home region; the snapshot is in eu-west-1
+    const c = central();
+    const { images } = await sampleRelease(c);
+    const template = sample<{ Records: Array<{ messageId: string; body: string }> }>(
+      'sqs-ebs-snapshot-notification',
+    ).Records[0] as { messageId: string; body: string };
+    const completed = sample<{ region: string }>('stemcell-snapshot-completed');
+    completed.region = 'us-east-1';
+    const event = { Records: [{ ...template, messageId: 'direct', body: JSON.stringify(completed) }] };
+    // act
+    const response = await registerHandler(c.deps, tools)(event as never, context('register'));
+    // assess
+    assert.deepEqual(response, { batchItemFailures: [] });
+    assert.equal(images.images.size, 1);
+    assert.equal([...images.images.values()][0]?.snapshotId, 'snap-0123456789abcdef0');
+  });
 });
 
 describe('Handler: announce', () => {

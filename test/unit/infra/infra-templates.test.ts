@@ -121,14 +121,18 @@ describe('Template: infra/region.yml', () => {
     assert.equal(group?.LaunchTemplate?.['Fn::If']?.[0], 'UseSpot', 'one launch template form or the other');
   });
 
-  it('runs every builder in the one AZ the stream volumes are pinned to, and tells the agent which', () => {
-    // A group over several subnets would send a stream's job to an AZ without its volume: a full rewrite.
+  it('lets the builders span the Availability Zones of their subnets, and pins the agent to none', () => {
+    // Direct-snapshot streams' disks are restored from their last snapshot in any AZ: no AZ to wait for.
     const group = t.Resources.BuilderGroup?.Properties;
-    assert.deepEqual(group?.VPCZoneIdentifier, [{ Ref: 'BuilderSubnetId' }]);
+    assert.deepEqual(group?.VPCZoneIdentifier, { Ref: 'BuilderSubnetIds' });
+    assert.equal(
+      (t.Parameters as Record<string, { Type?: string }>).BuilderSubnetIds?.Type,
+      'List<AWS::EC2::Subnet::Id>',
+    );
     const data = t.Resources.BuilderLaunchTemplate?.Properties?.LaunchTemplateData;
-    assert.match(JSON.stringify(data.UserData), /STEMCELL_AVAILABILITY_ZONE='\$\{BuilderAvailabilityZone\}'/);
+    assert.doesNotMatch(JSON.stringify(data.UserData), /AVAILABILITY_ZONE/);
     const bootstrap = readFileSync(new URL('../../../infra/builder/bootstrap.sh', import.meta.url), 'utf8');
-    assert.match(bootstrap, /^STEMCELL_AVAILABILITY_ZONE=\$\{STEMCELL_AVAILABILITY_ZONE\}$/m);
+    assert.doesNotMatch(bootstrap, /AVAILABILITY_ZONE/);
   });
 
   it('requires IMDSv2 on the builder launch template and opens no way in (no SSH, no key pair)', () => {
