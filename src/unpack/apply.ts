@@ -24,7 +24,8 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { modeWithAcl } from './acl.ts';
-import type { FileJob, FileResult } from './file-jobs.ts';
+import { WHOLE_BODY_MAX } from './content.ts';
+import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
 import { MAX_DEV_MAJOR, MAX_DEV_MINOR } from './fs-helper.ts';
 import type { ManifestRecord } from './manifest.ts';
 import { decodeName, fsPath, nameBytes } from './names.ts';
@@ -69,7 +70,7 @@ export class TreeApplier extends TreeState {
   private readonly plainDirs = new Set<string>();
   /** File jobs handed to the writer and not yet answered, by id; and their paths. */
   private readonly inFlight = new Map<number, { rel: string; rec: ManifestRecord }>();
-  private readonly inFlightPaths = new Set<string>();
+  private readonly inFlightPaths = new Map<string, number>();
   /** Device nodes and FIFOs handed to the writer's helper batch, not yet settled. */
   private readonly pendingNodes = new Set<string>();
   private nextJob = 0;
@@ -78,12 +79,18 @@ export class TreeApplier extends TreeState {
     root: string,
     old: Map<string, ManifestRecord> | null,
     diskXattrs: Map<string, XattrMap>,
-    isRetired: (memory: ArrayBufferLike) => boolean,
+    source: { isRetired(memory: ArrayBufferLike): boolean; hashInputWhileIdle(): boolean },
     trustMtime = false,
   ) {
     super(root, old, diskXattrs);
     this.trustMtime = trustMtime;
-    this.writer = new WriterClient(root, isRetired, (result) => this.fileDone(result));
+    this.writer = new WriterClient(
+      root,
+      (memory) => source.isRetired(memory),
+      (result) => this.fileDone(result),
+      (rel, stamp) => this.restamped(rel, stamp),
+      () => source.hashInputWhileIdle(),
+    );
     // A fresh filesystem (nothing but lost+found): no entry needs looking for on disk.
     if (!old && readdirSync(root).every((name) => name === 'lost+found')) {
       this.freshDirs.add('');
@@ -227,7 +234,11 @@ export class TreeApplier extends TreeState {
       // archives whose mtimes are clamped (an edit may keep both).
       rec.h = old.rec.h;
       if (old.rec.b) rec.b = old.rec.b;
-      this.count(false, this.applyMetadata(entry, rel, old, false));
+      const changed = this.applyMetadata(entry, rel, old, false);
+      // The stamp goes on unless this thread changed the inode (the helper's requests restamp it later).
+      if (!changed && old.rec.n) rec.n = old.rec.n;
+      else if (changed) rec.n = stampOf(lstatSync(this.abs(rel)));
+      this.count(false, changed);
       this.addSeen(rel, 'file', rec);
       return null;
     }
@@ -245,13 +256,13 @@ export class TreeApplier extends TreeState {
       mtime: entry.mtime,
       mtimeNsec: entry.mtimeNsec,
       xattrs: entry.xattrs?.size ? [...entry.xattrs] : null,
-      old: old ? { rec: old.rec, xattrs: old.xattrs ? [...old.xattrs] : null } : null,
+      old: old ? { rec: oldFileRecord(old, entry.size, shared || entry.sparse !== null) } : null,
       fromManifest: this.old !== null,
       shared,
       freshParent: this.plainDirs.has(parent),
     };
     this.inFlight.set(job.id, { rel, rec });
-    this.inFlightPaths.add(rel);
+    this.inFlightPaths.set(rel, job.id);
     this.addSeen(rel, 'file', rec);
     this.writer.file(job);
     return this.bodySink;
@@ -272,6 +283,7 @@ export class TreeApplier extends TreeState {
     this.inFlightPaths.delete(job.rel);
     job.rec.h = result.h;
     if (result.b) job.rec.b = result.b;
+    if (result.n) job.rec.n = result.n;
     this.counters.bytesWritten += result.bytesWritten;
     if (result.created) {
       this.inodeReplaced.add(job.rel);
@@ -279,6 +291,14 @@ export class TreeApplier extends TreeState {
     }
     if (result.wiped) this.wiped.add(job.rel);
     this.count(result.written, result.metaChanged);
+  }
+
+  /** A file's inode stamp taken again after a helper request or a hardlink changed its ctime. */
+  private restamped(rel: string, stamp: InodeStamp | null): void {
+    const seen = this.seen.get(rel);
+    if (seen?.type !== 'file') return;
+    if (stamp) seen.rec.n = stamp;
+    else delete seen.rec.n;
   }
 
   // ---- directories, symlinks, hardlinks, nodes --------------------------------------------------------
@@ -364,7 +384,9 @@ export class TreeApplier extends TreeState {
     if (targetSeen.type === 'dir') this.reject(entry, `hardlink to directory ${JSON.stringify(target)}`);
     if (target === rel) this.reject(entry, 'hardlink to itself');
     // The target must exist as the writer leaves it (and its inode be known) before a name is linked to it.
-    if (this.inFlightPaths.has(target) || this.pendingNodes.has(target)) this.settle();
+    const targetJob = this.inFlightPaths.get(target);
+    if (targetJob !== undefined) this.writer.waitUntil(() => !this.inFlight.has(targetJob));
+    if (this.pendingNodes.has(target)) this.settle();
     let old = oldIn;
     let same = false;
     if (old) {
@@ -387,6 +409,8 @@ export class TreeApplier extends TreeState {
         linkSync(this.abs(target), this.abs(rel));
       }
     }
+    // A new name changes the target's ctime: its stamp is taken again.
+    if (!same && targetSeen.type === 'file') this.writer.stampAgain([target]);
     this.count(!same, false);
     // The link shares its target's inode; it is recorded by target so the group can be checked next time.
     this.addSeen(rel, 'hardlink', { t: 'hardlink', l: target });
@@ -476,7 +500,10 @@ export class TreeApplier extends TreeState {
     } else if (!o || !sameMtime(o, entry) || contentWritten) {
       const t = entry.mtime + entry.mtimeNsec / 1e9;
       lutimesSync(abs, t, t);
-      if (needsPreciseTime(entry)) this.preciseTimes.set(rel, entry);
+      if (needsPreciseTime(entry)) {
+        if (entry.type === 'file') this.writer.timesOfFile(rel, entry.mtime, entry.mtimeNsec);
+        else this.preciseTimes.set(rel, entry);
+      }
       changed = true;
     }
     const want = entry.xattrs;
@@ -486,7 +513,8 @@ export class TreeApplier extends TreeState {
     const clobbered = chowned || contentWritten || (chmodded && want?.has(ACL_ACCESS) === true);
     if (!xattrsEqual(want, have) || (clobbered && want?.size)) {
       const remove = [...(have?.keys() ?? [])].filter((name) => !want?.has(name));
-      this.writer.xattrs(rel, want ? [...want] : [], remove);
+      if (entry.type === 'file') this.writer.xattrsOfFile(rel, want ? [...want] : [], remove);
+      else this.writer.xattrs(rel, want ? [...want] : [], remove);
       changed = true;
     }
     return changed;
@@ -521,11 +549,12 @@ export class TreeApplier extends TreeState {
    * Removes what the archive does not hold, sets the directories' mtimes and the exact times, and (with a
    * manifest to write) records each file's inode stamp once everything is done.
    */
-  finish(stampFiles: boolean): void {
-    this.settle();
-    // A walk, even with a manifest: names someone else added since the last apply must go too, and
-    // readdir of every directory costs little next to the stream (no stat per entry).
+  finish(): void {
+    // A walk, even with a manifest: names someone else added since the last apply must go too, and readdir
+    // of every directory costs little next to the stream (no stat per entry). It runs while the writer
+    // finishes: it removes only names this apply never had, which the writer never touches.
     this.removeByWalk('');
+    this.settle();
     for (const [rel, entry] of this.dirMtimes) {
       if (!this.dirMtimeDiffers.has(rel) && !this.dirtyDirs.has(rel)) continue;
       if (this.seen.get(rel)?.type !== 'dir') continue;
@@ -537,22 +566,7 @@ export class TreeApplier extends TreeState {
       const rec = this.seen.get(rel)?.rec;
       if (rec !== undefined && sameMtime(rec, entry)) this.writer.times(rel, entry.mtime, entry.mtimeNsec);
     }
-    if (!stampFiles) {
-      this.settle();
-      return;
-    }
-    const files: string[] = [];
-    const recs: ManifestRecord[] = [];
-    for (const [rel, seen] of this.seen) {
-      if (seen.type === 'file') {
-        files.push(rel);
-        recs.push(seen.rec);
-      }
-    }
-    const stamps = this.writer.stampsOf(files);
-    stamps.forEach((stamp, i) => {
-      if (stamp) recs[i]!.n = stamp;
-    });
+    this.settle();
   }
 
   private removeByWalk(dir: string): void {
@@ -576,6 +590,25 @@ export class TreeApplier extends TreeState {
   async close(): Promise<void> {
     await this.writer.close();
   }
+}
+
+/**
+ * What the writer needs of the old file's record: window digests only where it streams the body and may
+ * patch it in place (above 1 MiB, one inode, not sparse), so the message stays small.
+ */
+function oldFileRecord(old: OldState, size: number, wholeOnly: boolean): ManifestRecord {
+  const { rec } = old;
+  const out: ManifestRecord = { t: 'file', s: rec.s, h: rec.h, m: rec.m, u: rec.u, g: rec.g, mt: rec.mt };
+  if (rec.mn) out.mn = rec.mn;
+  if (rec.n) out.n = rec.n;
+  if (rec.b && !wholeOnly && size > WHOLE_BODY_MAX) out.b = rec.b;
+  const x = rec.x ?? (old.xattrs?.size ? xattrRecord(old.xattrs) : undefined);
+  if (x) out.x = x;
+  return out;
+}
+
+function stampOf(st: Stats): InodeStamp {
+  return [st.ino, st.mtimeMs, st.ctimeMs];
 }
 
 /** The mode the entry ends with on disk: its access ACL, if any, sets the permission bits. */

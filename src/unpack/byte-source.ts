@@ -1,8 +1,9 @@
 // The decompressed tar byte stream, read in exact-size pieces, with the archive-wide limits enforced as
 // the bytes arrive (so a bomb is stopped after the first bytes past the limit, not after it is inflated).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip, createZstdDecompress, constants as zlibConstants } from 'node:zlib';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
@@ -11,11 +12,25 @@ import { COMPRESSION_RATIO_GRACE_BYTES, type UnpackLimits } from './limits.ts';
 export type Compression = 'none' | 'gzip' | 'zstd' | 'xz';
 
 const CHUNK_BYTES = 256 * 1024;
-let zstdTool: boolean | undefined;
-/** Whether the zstd tool is installed (scripts/setup.sh installs it); Node's own zstd is the fallback. */
-function hasZstdTool(): boolean {
-  zstdTool ??= spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0;
-  return zstdTool;
+const tools = new Map<string, boolean>();
+/**
+ * Whether a tool is on PATH, looked up rather than run (a process per check cost more than some applies).
+ * The zstd tool is installed by scripts/setup.sh; Node's own zstd is the fallback.
+ */
+function onPath(tool: string): boolean {
+  let found = tools.get(tool);
+  if (found === undefined) {
+    found = (process.env.PATH ?? '').split(':').some((dir) => {
+      try {
+        accessSync(`${dir || '.'}/${tool}`, fsConstants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    tools.set(tool, found);
+  }
+  return found;
 }
 const EMPTY = Buffer.alloc(0);
 
@@ -35,11 +50,6 @@ const EXEC_FAILED = 127;
 const ENLARGE_STDOUT_AND_EXEC =
   'my $n = shift; setsockopt(STDOUT, 1, 32, pack("i", $n)) or setsockopt(STDOUT, 1, 7, pack("i", $n))' +
   ' or fcntl(STDOUT, 1031, $n); exec { $ARGV[0] } @ARGV; print STDERR "cannot run $ARGV[0]: $!\\n"; exit 127;';
-let perlTool: boolean | undefined;
-function hasPerl(): boolean {
-  perlTool ??= spawnSync('perl', ['-e', '1'], { stdio: 'ignore' }).status === 0;
-  return perlTool;
-}
 
 /** Compression recognised by magic bytes, never by a file name. */
 export function detectCompression(head: Buffer): Compression | 'bzip2' {
@@ -58,6 +68,8 @@ export function detectCompression(head: Buffer): Compression | 'bzip2' {
 type RawInput = NodeJS.ReadableStream | Readable;
 
 const QUEUE_BYTES = 4 * 1024 * 1024;
+/** Raw input held for hashing later, at most. */
+const UNHASHED_MAX = 8 * 1024 * 1024;
 
 /**
  * The decoder's output, read in flowing mode into a queue of up to 4 MiB. The tree work is synchronous,
@@ -129,8 +141,11 @@ export class ByteSource {
   /** The entry being read, named in limit errors. */
   currentPath = ARCHIVE;
 
-  // In this thread: handing chunks to a worker cost more (copy + postMessage) than hashing them here.
+  // In this thread, when it would otherwise wait for the file writer (hashInputWhileIdle), or as the raw
+  // chunks arrive once too many wait: the writer's thread has the files' hashing to do.
   private readonly inputHash: Hash = createHash('sha256');
+  private readonly unhashed: Buffer[] = [];
+  private unhashedBytes = 0;
   private readonly limits: UnpackLimits;
   private readonly input: RawInput;
   private iterator: ChunkQueue | undefined;
@@ -152,7 +167,17 @@ export class ByteSource {
 
   /** sha256 (hex) of every raw byte read; complete once finish() has returned. */
   inputSha256(): Promise<string> {
+    while (this.hashInputWhileIdle()) {}
     return Promise.resolve(this.inputHash.copy().digest('hex'));
+  }
+
+  /** Hashes one raw chunk still waiting; false when none is. */
+  hashInputWhileIdle(): boolean {
+    const chunk = this.unhashed.shift();
+    if (!chunk) return false;
+    this.inputHash.update(chunk);
+    this.unhashedBytes -= chunk.length;
+    return true;
   }
 
   /**
@@ -185,7 +210,9 @@ export class ByteSource {
       const onData = (data: Buffer | string) => {
         const chunk = typeof data === 'string' ? Buffer.from(data) : data;
         this.bytesIn += chunk.length;
-        this.inputHash.update(chunk);
+        this.unhashed.push(chunk);
+        this.unhashedBytes += chunk.length;
+        while (this.unhashedBytes > UNHASHED_MAX) this.hashInputWhileIdle();
         if (!sink) {
           head.push(chunk);
           headBytes += chunk.length;
@@ -223,14 +250,14 @@ export class ByteSource {
       this.iterator = new ChunkQueue(pass);
       return pass;
     }
-    const tool = kind === 'xz' ? 'xz' : kind === 'zstd' && hasZstdTool() ? 'zstd' : null;
+    const tool = kind === 'xz' ? 'xz' : kind === 'zstd' && onPath('zstd') ? 'zstd' : null;
     // A caller's own chunks (plain tar) are never taken for ours; zlib's are checked chunk by chunk.
     this.ownsChunks = true;
     if (tool) {
       // The system's decoder runs in its own process, on the other core. Node has no xz, and its bundled
       // zstd decodes several times slower than the zstd tool (measured here: 230 MB/s against 2 GB/s).
       const toolArgs = tool === 'zstd' ? ['-dc', '-q', '--memory=128MB'] : ['-dc', '-q'];
-      const child = hasPerl()
+      const child = onPath('perl')
         ? spawn('perl', ['-e', ENLARGE_STDOUT_AND_EXEC, String(DECODER_BUFFER_BYTES), tool, ...toolArgs], {
             stdio: ['pipe', 'pipe', 'pipe'],
           })

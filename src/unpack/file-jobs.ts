@@ -33,9 +33,12 @@ export interface FileJob {
   freshParent: boolean;
 }
 
+/**
+ * The file that was there: its manifest record (or one read from disk), trimmed to what the writer reads
+ * (window digests only where a body is streamed), attributes as the manifest keeps them (base64).
+ */
 export interface OldFile {
   rec: ManifestRecord;
-  xattrs: XattrList | null;
 }
 
 export interface FileResult {
@@ -52,6 +55,8 @@ export interface FileResult {
   bytesWritten: number;
   /** A directory found at the path (put there behind the manifest's back) was removed. */
   wiped: boolean;
+  /** The inode as the writer left it (see InodeStamp); taken again if a helper request touches it later. */
+  n?: InodeStamp;
 }
 
 /** Device node or FIFO, made by the writer's helper batch (fs-helper.ts). */
@@ -75,12 +80,13 @@ export type WriterOp =
   /** A piece of the open file's body: bytes [o, o + n) of the message's buffer b. */
   | { k: 'data'; b: number; o: number; n: number }
   | { k: 'end' }
-  | { k: 'xattrs'; rel: string; set: XattrList; remove: string[] }
+  /** `file`: the path is a regular file, whose inode stamp is taken again once the request has run. */
+  | { k: 'xattrs'; rel: string; set: XattrList; remove: string[]; file?: boolean }
   | { k: 'node'; node: NodeJob }
-  | { k: 'times'; rel: string; sec: number; nsec: number }
+  | { k: 'times'; rel: string; sec: number; nsec: number; file?: boolean }
   /** Run every queued helper request, then answer `settled`. */
   | { k: 'settle'; seq: number }
-  /** lstat these files once everything is done: the next apply's inode check. */
+  /** lstat these files: their inode stamps (after a hardlink to them, say). */
   | { k: 'stat'; seq: number; rels: string[] };
 
 export interface WriterMessage {
@@ -93,7 +99,8 @@ export interface WriterReply {
   /** Bytes of transferred buffers the writer is done with. */
   freed: number;
   settled?: number;
-  stamps?: Array<InodeStamp | null>;
+  /** Files whose inode a helper request changed, stamped again (path, stamp). */
+  restamps?: Array<[string, InodeStamp | null]>;
   error?: { message: string; code?: string };
 }
 

@@ -15,6 +15,8 @@ function handle(message: WriterMessage): void {
   if (!failed) {
     try {
       run(message, reply.results, reply);
+      const restamps = writer.takeRestamps();
+      if (restamps.length) reply.restamps = restamps;
     } catch (err) {
       // Everything after a failure is dropped: the main thread stops the apply when it reads the error.
       failed = true;
@@ -41,7 +43,7 @@ function run(message: WriterMessage, results: FileResult[], reply: WriterReply):
         results.push(writer.end());
         break;
       case 'xattrs':
-        writer.xattrs(op.rel, op.set, op.remove);
+        writer.xattrs(op.rel, op.set, op.remove, op.file);
         break;
       case 'node': {
         const { node } = op;
@@ -49,16 +51,14 @@ function run(message: WriterMessage, results: FileResult[], reply: WriterReply):
         break;
       }
       case 'times':
-        writer.times(op.rel, op.sec, op.nsec);
+        writer.times(op.rel, op.sec, op.nsec, op.file);
         break;
       case 'settle':
-        writer.helper.run();
+        writer.runHelper();
         reply.settled = op.seq;
         break;
       case 'stat':
-        writer.helper.run();
-        reply.stamps = writer.stamps(op.rels);
-        reply.settled = op.seq;
+        writer.stampAgain(op.rels);
         break;
     }
     Atomics.add(signal, 1, 1);

@@ -5,13 +5,14 @@
 // With a manifest, the manifest's word for the old content is taken (its hash, its window digests), and every
 // body is hashed: a file is written only where its hash differs, so a changed file with a forged mtime is
 // caught, and the main thread never waits for a hash to decide anything.
-import { hash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
   constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   ftruncateSync,
   futimesSync,
   lchownSync,
@@ -29,11 +30,11 @@ import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
 import { FsHelperBatch } from './fs-helper.ts';
 import { fsPath, nameBytes } from './names.ts';
 import {
-  inodeAgrees,
   needsPreciseTime,
   removeTree,
   sameMtime,
   type XattrList,
+  xattrMap,
   xattrsEqual,
 } from './tree-ops.ts';
 
@@ -82,6 +83,9 @@ export class FileWriter {
   private readonly uid = process.getuid?.() ?? -1;
   private readonly gid = process.getgid?.() ?? -1;
   private open: Open | null = null;
+  /** Files with helper requests queued: their stamps are taken again once those have run. */
+  private readonly restamp = new Set<string>();
+  private restamped: Array<[string, InodeStamp | null]> = [];
 
   constructor(root: string, umask: number) {
     this.root = root;
@@ -176,6 +180,7 @@ export class FileWriter {
         metaChanged,
         bytesWritten: o.bytesWritten,
         wiped: o.wiped,
+        n: this.stamp(o, metaChanged),
       };
     } finally {
       if (o.fd !== null) closeSync(o.fd);
@@ -235,18 +240,25 @@ export class FileWriter {
   private closeWindow(o: Open): void {
     const pieces = o.window;
     const length = o.windowBytes;
-    const chunk = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length);
-    const digest = windowDigest(chunk);
+    // Pieces hashed and written as they are: a window rarely lies within one chunk, and copying it would cost
+    // as much as hashing it.
+    let digest: Buffer;
+    if (pieces.length === 1) digest = windowDigest(pieces[0]!);
+    else {
+      const hash = createHash('sha256');
+      for (const piece of pieces) hash.update(piece);
+      digest = hash.digest().subarray(0, 16);
+    }
     const i = o.digests.length;
     o.digests.push(digest);
     const differs =
       o.created ||
       (o.oldFd !== null
-        ? !readEquals(o.oldFd, chunk, o.offset)
+        ? !readEquals(o.oldFd, pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length), o.offset)
         : o.old?.rec.b?.[i] !== digest.toString('base64'));
     if (differs) {
       o.fd ??= openSync(o.abs, WRITE_FLAGS);
-      this.writeAll(o, chunk, o.offset);
+      this.writePieces(o, pieces, o.offset);
       o.written = true;
     }
     o.offset += length;
@@ -363,35 +375,60 @@ export class FileWriter {
       changed = true;
     }
     const want = job.xattrs ? toMap(job.xattrs) : null;
-    const have = o.old?.xattrs ? toMap(o.old.xattrs) : null;
+    const have = o.old?.rec.x ? xattrMap(o.old.rec.x) : null;
     // A write or chown drops security.capability in the kernel, and a chmod rewrites an access ACL's mask,
     // so those re-set every attribute.
     const clobbered = chowned || o.written || (chmodded && want?.has(ACL_ACCESS) === true);
     if (!xattrsEqual(want, have) || (clobbered && want?.size)) {
       const remove = [...(have?.keys() ?? [])].filter((name) => !want?.has(name));
-      this.xattrs(job.rel, job.xattrs ?? [], remove);
+      this.xattrs(job.rel, job.xattrs ?? [], remove, true);
       changed = true;
     }
-    if (timesSet && needsPreciseTime(job)) this.times(job.rel, job.mtime, job.mtimeNsec);
+    if (timesSet && needsPreciseTime(job)) this.times(job.rel, job.mtime, job.mtimeNsec, true);
     return changed;
+  }
+
+  /**
+   * The file's inode stamp now: from its descriptor, or its name if only metadata changed; the old one if
+   * nothing was done to it (a stamp that no longer agrees only costs the next quick check a hash).
+   */
+  private stamp(o: Open, metaChanged: boolean): InodeStamp | undefined {
+    if (o.fd !== null) return toStamp(fstatSync(o.fd));
+    if (metaChanged) return toStamp(lstatSync(o.abs));
+    return o.old?.rec.n;
   }
 
   // ---- helper requests, in the order they were made ---------------------------------------------------
 
-  xattrs(rel: string, set: XattrList, remove: string[]): void {
+  xattrs(rel: string, set: XattrList, remove: string[], file = false): void {
     const path = this.absBytes(rel);
     for (const [name, value] of set) this.helper.setXattr(path, name, value);
     for (const name of remove) this.helper.removeXattr(path, name);
-    this.maybeRunHelper();
+    if (file) this.restamp.add(rel);
+    if (this.helper.size >= HELPER_BATCH) this.runHelper();
   }
 
-  times(rel: string, sec: number, nsec: number): void {
+  times(rel: string, sec: number, nsec: number, file = false): void {
     this.helper.setTimes(this.absBytes(rel), sec, nsec);
-    this.maybeRunHelper();
+    if (file) this.restamp.add(rel);
+    if (this.helper.size >= HELPER_BATCH) this.runHelper();
   }
 
-  private maybeRunHelper(): void {
-    if (this.helper.size >= HELPER_BATCH) this.helper.run();
+  /** Runs the queued helper requests; the files they touched are stamped again (see takeRestamps). */
+  runHelper(): void {
+    this.helper.run();
+    for (const rel of this.restamp) {
+      const st = lstatSync(this.abs(rel), { throwIfNoEntry: false });
+      this.restamped.push([rel, st?.isFile() ? toStamp(st) : null]);
+    }
+    this.restamp.clear();
+  }
+
+  /** The stamps taken again since the last call. */
+  takeRestamps(): Array<[string, InodeStamp | null]> {
+    const out = this.restamped;
+    this.restamped = [];
+    return out;
   }
 
   // ---- creating and removing --------------------------------------------------------------------------
@@ -456,13 +493,14 @@ export class FileWriter {
     o.bytesWritten += data.length;
   }
 
-  /** The inode stamps of these files, now (see FileJob and the manifest's `n`). */
-  stamps(rels: string[]): Array<InodeStamp | null> {
-    return rels.map((rel) => {
-      const st = lstatSync(this.abs(rel), { throwIfNoEntry: false });
-      return st?.isFile() ? [st.ino, st.mtimeMs, st.ctimeMs] : null;
-    });
+  /** Stamps these files again at the next helper run (after a hardlink to them, say). */
+  stampAgain(rels: string[]): void {
+    for (const rel of rels) this.restamp.add(rel);
   }
+}
+
+function toStamp(st: Stats): InodeStamp {
+  return [st.ino, st.mtimeMs, st.ctimeMs];
 }
 
 /** Attributes as they crossed threads (structured clone makes Buffers plain Uint8Arrays). */

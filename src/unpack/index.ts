@@ -85,13 +85,7 @@ export async function applyTarball(
 
   const source = new ByteSource(input, limits);
   const reader = new TarReader(source, limits);
-  const applier = new TreeApplier(
-    root,
-    old,
-    diskXattrs,
-    (memory) => source.isRetired(memory),
-    opts.trustMtime === true,
-  );
+  const applier = new TreeApplier(root, old, diskXattrs, source, opts.trustMtime === true);
   const report = () =>
     opts.onProgress?.({
       entries: applier.counters.entries,
@@ -117,7 +111,7 @@ export async function applyTarball(
       }
     }
     await source.finish();
-    applier.finish(manifestPath !== undefined);
+    applier.finish();
   } catch (err) {
     source.destroy();
     throw err;

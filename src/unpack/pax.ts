@@ -43,20 +43,56 @@ export function paxRecords(body: Buffer, reject: Reject): PaxRecord[] {
   while (pos < body.length) {
     // Trailing NUL padding after the last record is tolerated.
     if (body[pos] === 0 && body.subarray(pos).every((b) => b === 0)) break;
-    const space = body.indexOf(0x20, pos);
-    if (space === -1 || space - pos > 20) reject('malformed PAX record length');
-    const lenText = body.subarray(pos, space).toString('latin1');
-    if (!/^[1-9][0-9]*$/.test(lenText)) reject('malformed PAX record length');
-    const len = Number(lenText);
+    // "<length> <key>=<value>\n": a decimal length without leading zeros, of at most 20 digits.
+    let len = 0;
+    let at = pos;
+    while (at < body.length && at - pos <= 20 && body[at]! >= 0x30 && body[at]! <= 0x39) {
+      len = len * 10 + (body[at]! - 0x30);
+      at++;
+    }
+    if (at === pos || body[pos] === 0x30 || body[at] !== 0x20 || at - pos > 20)
+      reject('malformed PAX record length');
     const end = pos + len;
     if (end > body.length || body[end - 1] !== 0x0a) reject('malformed PAX record');
-    const eq = body.indexOf(0x3d, space + 1);
+    const eq = body.indexOf(0x3d, at + 1);
     if (eq === -1 || eq >= end) reject('malformed PAX record (no =)');
-    const key = decodeUtf8(body.subarray(space + 1, eq), 'PAX key', reject);
-    out.push([key, body.subarray(eq + 1, end - 1)]);
+    out.push([asciiOrUtf8(body, at + 1, eq, 'PAX key', reject), body.subarray(eq + 1, end - 1)]);
     pos = end;
   }
   return out;
+}
+
+/** Keys are ASCII in practice: decoded without a TextDecoder call when they are. */
+function asciiOrUtf8(body: Buffer, start: number, end: number, field: string, reject: Reject): string {
+  for (let i = start; i < end; i++) {
+    if (body[i]! >= 0x80) return decodeUtf8(body.subarray(start, end), field, reject);
+  }
+  return body.toString('latin1', start, end);
+}
+
+/** A PAX time "[-]seconds[.fraction]", exact to the nanosecond (a double cannot hold it); null if malformed. */
+function paxTime(value: Buffer): [number, number] | null {
+  let i = 0;
+  const negative = value[0] === 0x2d;
+  if (negative) i++;
+  let whole = 0;
+  const wholeStart = i;
+  for (; i < value.length && value[i]! >= 0x30 && value[i]! <= 0x39; i++)
+    whole = whole * 10 + (value[i]! - 0x30);
+  if (i === wholeStart || i - wholeStart > 16) return null;
+  let frac = 0;
+  if (i < value.length) {
+    if (value[i] !== 0x2e) return null;
+    i++;
+    const fracStart = i;
+    for (; i < value.length && value[i]! >= 0x30 && value[i]! <= 0x39; i++) {
+      // Digits past the ninth are read and dropped (below a nanosecond).
+      if (i - fracStart < 9) frac = frac * 10 + (value[i]! - 0x30);
+    }
+    if (i === fracStart || i !== value.length) return null;
+    for (let d = Math.min(i - fracStart, 9); d < 9; d++) frac *= 10;
+  }
+  return negative && frac ? [-whole - 1, 1e9 - frac] : [negative ? -whole : whole, frac];
 }
 
 export function parsePax(records: PaxRecord[], reject: Reject): PaxOverrides {
@@ -151,14 +187,17 @@ function applyPaxRecord(out: PaxOverrides, key: string, value: Buffer, reject: R
       out.gid = decimal();
       return;
     case 'mtime': {
-      // Kept exact to the nanosecond: a double cannot hold today's seconds with nine decimals.
-      const m = /^(-?)([0-9]{1,16})(?:\.([0-9]{1,9})[0-9]*)?$/.exec(text());
-      if (!m) reject(`invalid PAX mtime ${JSON.stringify(text())}`);
-      const whole = Number(m[2]);
-      const frac = Number((m[3] ?? '').padEnd(9, '0'));
-      out.mtime = m[1] && frac ? [-whole - 1, 1e9 - frac] : [m[1] ? -whole : whole, frac];
+      const mtime = paxTime(value);
+      if (!mtime) reject(`invalid PAX mtime ${JSON.stringify(text())}`);
+      out.mtime = mtime;
       return;
     }
+    case 'atime':
+    case 'ctime':
+    case 'uname':
+    case 'gname':
+      // Not restored by GNU tar --xattrs --acls --selinux either.
+      return;
   }
   if (key.startsWith('SCHILY.xattr.')) {
     const name = key.slice('SCHILY.xattr.'.length);

@@ -372,18 +372,23 @@ export class TarReader {
     if (raw === '') this.reject(`empty ${what}`);
     if (raw.includes('\0')) this.reject(`${what} contains a NUL byte`);
     if (raw.includes('\n')) this.reject(`${what} contains a newline`);
-    const parts: string[] = [];
-    for (const part of raw.split('/')) {
-      if (part === '' || part === '.') continue;
-      if (part === '..') this.reject(`${what} contains a '..' component`);
-      parts.push(part);
+    // One scan: the components, and whether any is empty, `.` or `..` (only then is the path rebuilt).
+    let components = 0;
+    let clean = true;
+    let start = 0;
+    for (let i = 0; i <= raw.length; i++) {
+      if (i < raw.length && raw.charCodeAt(i) !== 0x2f) continue;
+      const len = i - start;
+      if (len === 0 || (len === 1 && raw.charCodeAt(start) === 0x2e)) clean = false;
+      else if (len === 2 && raw.charCodeAt(start) === 0x2e && raw.charCodeAt(start + 1) === 0x2e) {
+        this.reject(`${what} contains a '..' component`);
+      } else components++;
+      start = i + 1;
     }
-    if (parts.length > this.limits.maxPathDepth) {
-      this.reject(
-        `${what} has ${parts.length} components, more than the limit of ${this.limits.maxPathDepth}`,
-      );
+    if (components > this.limits.maxPathDepth) {
+      this.reject(`${what} has ${components} components, more than the limit of ${this.limits.maxPathDepth}`);
     }
-    const path = parts.join('/');
+    const path = clean ? raw : dropEmptyAndDot(raw);
     if (nameByteLength(path) > this.limits.maxPathLength) {
       this.reject(`${what} is longer than the limit of ${this.limits.maxPathLength} bytes`);
     }
@@ -397,6 +402,12 @@ export class TarReader {
     if (value.includes(0)) this.reject(`GNU ${what} contains a NUL byte`);
     return decodeName(value);
   }
+}
+
+function dropEmptyAndDot(raw: string): string {
+  const parts: string[] = [];
+  for (const part of raw.split('/')) if (part !== '' && part !== '.') parts.push(part);
+  return parts.join('/');
 }
 
 /** The next entry (see TarReader.next), filling the source as the reader asks. */

@@ -36,22 +36,29 @@ export class WriterClient {
   private readonly signal: Int32Array;
   private readonly isRetired: (memory: ArrayBufferLike) => boolean;
   private readonly onResult: (result: FileResult) => void;
+  private readonly onRestamp: (rel: string, stamp: InodeStamp | null) => void;
   private pending: PendingOp[] = [];
   private pendingBytes = 0;
   private inFlight = 0;
   private seq = 0;
   private settled = 0;
-  private stamps: Array<InodeStamp | null> | null = null;
   private error: Error | null = null;
   /** Ops posted that the writer has not answered for: whether settling has anything to wait for. */
   private unanswered = 0;
+
+  /** Work this thread can do instead of blocking for the writer (false: none left). */
+  private readonly idle: () => boolean;
 
   constructor(
     root: string,
     isRetired: (memory: ArrayBufferLike) => boolean,
     onResult: (result: FileResult) => void,
+    onRestamp: (rel: string, stamp: InodeStamp | null) => void,
+    idle: () => boolean,
   ) {
+    this.onRestamp = onRestamp;
     this.isRetired = isRetired;
+    this.idle = idle;
     this.onResult = onResult;
     const shared = new SharedArrayBuffer(8);
     this.signal = new Int32Array(shared);
@@ -115,7 +122,7 @@ export class WriterClient {
       this.unanswered--;
       for (const result of reply.results) this.onResult(result);
       if (reply.settled !== undefined) this.settled = Math.max(this.settled, reply.settled);
-      if (reply.stamps) this.stamps = reply.stamps;
+      for (const [rel, stamp] of reply.restamps ?? []) this.onRestamp(rel, stamp);
       if (reply.error && !this.error) {
         const err = new Error(`writing the files failed: ${reply.error.message}`) as NodeJS.ErrnoException;
         if (reply.error.code) err.code = reply.error.code;
@@ -142,14 +149,27 @@ export class WriterClient {
     this.waitFor(() => this.settled >= seq);
   }
 
-  /** The inode stamps of these files once everything queued is done. */
-  stampsOf(rels: string[]): Array<InodeStamp | null> {
-    const seq = ++this.seq;
-    this.stamps = null;
-    this.pending.push({ k: 'stat', seq, rels });
+  /**
+   * Waits until `done()` (which the answers read meanwhile make true: a file's result), posting everything
+   * queued first; the helper batch is not run (see settle()).
+   */
+  waitUntil(done: () => boolean): void {
+    if (done()) return;
     this.post(true);
-    this.waitFor(() => this.settled >= seq);
-    return this.stamps ?? [];
+    this.waitFor(done);
+  }
+
+  /** Files whose inode this thread changed (a hardlink to them): stamped again at the next settle. */
+  stampAgain(rels: string[]): void {
+    this.pending.push({ k: 'stat', seq: 0, rels });
+  }
+
+  xattrsOfFile(rel: string, set: XattrList, remove: string[]): void {
+    this.pending.push({ k: 'xattrs', rel, set, remove, file: true });
+  }
+
+  timesOfFile(rel: string, sec: number, nsec: number): void {
+    this.pending.push({ k: 'times', rel, sec, nsec, file: true });
   }
 
   async close(): Promise<void> {
@@ -211,6 +231,7 @@ export class WriterClient {
       const progress = Atomics.load(this.signal, 1);
       this.poll();
       if (done()) return;
+      if (this.idle()) continue;
       if (
         Atomics.wait(this.signal, 0, replies, STALL_MS) === 'timed-out' &&
         Atomics.load(this.signal, 1) === progress
