@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildStep } from '#builder/worker.ts';
 import { parseConfig } from '#config/load.ts';
-import { objectKey } from '#core/naming.ts';
+import { objectKey } from '#core/model/naming.ts';
 import { buildSampleTarball } from '#demo/sample-rootfs.ts';
 import { LocalStack } from '#local/stack.ts';
 

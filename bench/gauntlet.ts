@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freeBytes } from '#builder/space.ts';
 import { parseConfig } from '#config/load.ts';
-import { objectKey, sequenceFromVersionDescription } from '#core/naming.ts';
+import { objectKey, sequenceFromVersionDescription } from '#core/model/naming.ts';
 import { buildSampleTarball } from '#demo/sample-rootfs.ts';
 import { realSleep } from '#local/clock.ts';
 import { createLocalEbs } from '#local/ebs.ts';

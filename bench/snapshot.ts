@@ -19,7 +19,7 @@ import {
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { MKFS_EXT4_ARGS, MOUNT_OPTIONS, openVolume } from '#builder/device.ts';
-import { imageName } from '#core/naming.ts';
+import { imageName } from '#core/model/naming.ts';
 import { BLOCK_SIZE } from '#local/blocks.ts';
 import { createLocalEbs } from '#local/ebs.ts';
 import { LocalKeyService } from '#local/key-service.ts';

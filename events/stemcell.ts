@@ -30,11 +30,15 @@ export const SourceObject = z.object({
 });
 
 const ReleaseFields = z.object({
-  version: z.literal(DETAIL_VERSION),
-  stream: StreamName,
-  revision: Revision,
-  sequence: z.number().int().positive(),
-  releaseId: z.string().min(1),
+  version: z.literal(DETAIL_VERSION).describe("The detail's version: bumped only by a breaking change."),
+  stream: StreamName.describe('The image stream, as in the object key streams/<stream>/<revision>.tar….'),
+  revision: Revision.describe('The revision of the stream, as in the object key.'),
+  sequence: z
+    .number()
+    .int()
+    .positive()
+    .describe('Per-stream order of releases, assigned at ingest: compare sequences, never timestamps.'),
+  releaseId: z.string().min(1).describe('The release: <stream>#<sequence>, zero-padded.'),
 });
 
 export const ReleaseStartedDetail = ReleaseFields.extend({
@@ -54,13 +58,16 @@ export const ImageReadyDetail = ReleaseFields.extend({
   snapshotId: z.string().min(1),
   source: SourceObject.required({ sha256: true }),
   createdAt: z.iso.datetime(),
-  /**
-   * The accounts this delivery is for (the open waves of a rollout). Member rules match their own account id
-   * here; an event without it is for every account in scope.
-   */
-  audience: z.array(AccountId).min(1).optional(),
-  /** Set on a rollback release: the revision whose images it points at. */
-  rollbackOf: Revision.optional(),
+  audience: z
+    .array(AccountId)
+    .min(1)
+    .optional()
+    .describe(
+      'The accounts this delivery is for (the open waves of a rollout). Member rules match their own account id here; an event without it is for every account in scope.',
+    ),
+  rollbackOf: Revision.optional().describe(
+    'Set on a rollback release: the revision whose images it points at.',
+  ),
 });
 
 export const ReleaseCompleteDetail = ReleaseFields.extend({
@@ -81,10 +88,8 @@ export const BuildFailedDetail = ReleaseFields.extend({
  */
 export const ReleaseRejectedDetail = ReleaseFields.extend({
   reason: z.string().min(1),
-  /** The object the release was built from. */
-  existing: SourceObject,
-  /** The refused upload of the same key. */
-  rejected: SourceObject,
+  existing: SourceObject.describe('The object the release was built from.'),
+  rejected: SourceObject.describe('The refused upload of the same key.'),
   rejectedAt: z.iso.datetime(),
 });
 
@@ -108,35 +113,36 @@ export const LaunchTemplateUpdatedDetail = ReleaseFields.extend({
   imageId: z.string().min(1),
   launchTemplateId: z.string().min(1),
   launchTemplateName: z.string().min(1),
-  /** The new default version, or the unchanged one when the update was skipped. */
-  versionNumber: z.number().int().positive(),
+  versionNumber: z
+    .number()
+    .int()
+    .positive()
+    .describe('The new default version, or the unchanged one when the update was skipped.'),
   outcome: z.enum(['updated', 'already-current', 'skipped-older']),
   ssmParameter: z.string().optional(),
-  /**
-   * started / already-running / not-requested when the subscriber moved the template; succeeded, failed,
-   * cancelled or rolled-back once the refresh it started ended (a describe at report time). failed, cancelled
-   * and rolled-back make a rollout wave unhealthy.
-   */
-  instanceRefresh: z.enum(INSTANCE_REFRESH_SEVERITY),
-  /**
-   * Set on the subscriber's second report for a template: the instance refresh it started ended (Auto
-   * Scaling's end event reached the member account), and instanceRefresh says how. Absent on the report the
-   * subscriber sends when it moves the template.
-   */
+  instanceRefresh: z
+    .enum(INSTANCE_REFRESH_SEVERITY)
+    .describe(
+      'started / already-running / not-requested when the subscriber moved the template; succeeded, failed, cancelled or rolled-back once the refresh it started ended (a describe at report time). failed, cancelled and rolled-back make a rollout wave unhealthy.',
+    ),
   refresh: z
     .object({ autoScalingGroupName: z.string().min(1), instanceRefreshId: z.string().min(1) })
-    .optional(),
+    .optional()
+    .describe(
+      "Set on the subscriber's second report for a template: the instance refresh it started ended (Auto Scaling's end event reached the member account), and instanceRefresh says how. Absent on the report the subscriber sends when it moves the template.",
+    ),
   updatedAt: z.iso.datetime(),
 });
 
 export const ReleaseHaltedDetail = ReleaseFields.extend({
-  /** The wave whose health failed; no later wave receives this release. */
-  wave: z.string().min(1),
+  wave: z.string().min(1).describe('The wave whose health failed; no later wave receives this release.'),
   reason: z.string().min(1),
-  /** Accounts at fault (account/region pairs, sorted), empty when the wave's alarm fired. */
-  accounts: z.array(z.object({ accountId: AccountId, region: Region })),
-  /** Waves that received the release before the halt, in order. */
-  wavesReached: z.array(z.string().min(1)),
+  accounts: z
+    .array(z.object({ accountId: AccountId, region: Region }))
+    .describe("Accounts at fault (account/region pairs, sorted), empty when the wave's alarm fired."),
+  wavesReached: z
+    .array(z.string().min(1))
+    .describe('Waves that received the release before the halt, in order.'),
   haltedAt: z.iso.datetime(),
 });
 

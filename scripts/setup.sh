@@ -33,6 +33,8 @@ done
 # Firmware the boot check runs images under: OVMF (x86_64 UEFI) and AAVMF (arm64 UEFI); SeaBIOS comes with qemu.
 [ -f /usr/share/OVMF/OVMF_CODE.fd ] || missing+=(ovmf)
 [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || missing+=(qemu-efi-aarch64)
+# Python with pip: the CloudFormation linter and the AWS emulator below are Python packages.
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 # Wait for another apt/dpkg run (a second checkout setting up beside this one) instead of failing on its lock.
@@ -54,6 +56,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" update -qq
   "${sudo_cmd[@]}" apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python tools the tests run, pinned so that every machine lints and emulates alike: AWS's CloudFormation
+# linter (test/support/cfn-lint.ts) and moto's server (the AWS emulator). Installed with pip where missing or at
+# another version; a machine that already has them is left alone.
+python_tools=(cfn-lint==1.51.0 'moto[server]==5.2.1')
+pip_missing=()
+for req in "${python_tools[@]}"; do
+  name=${req%%[[=]*}
+  have=$(python3 -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null || true)
+  [ "$have" = "${req##*==}" ] || pip_missing+=("$req")
+done
+# moto's server extra (Flask) is what moto_server needs beyond moto itself.
+python3 -c 'import moto.server' >/dev/null 2>&1 || [[ " ${pip_missing[*]} " == *" moto["* ]] || pip_missing+=('moto[server]==5.2.1')
+if [ "${#pip_missing[@]}" -gt 0 ]; then
+  echo "setup: installing Python packages: ${pip_missing[*]}"
+  # A distribution's own Python refuses pip outside a virtualenv (PEP 668): then into the user's site.
+  python3 -m pip install --quiet "${pip_missing[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages "${pip_missing[@]}"
 fi
 
 # npm install when the lockfile changed since the last install (or there was none).

@@ -1,7 +1,7 @@
 // The ports: every AWS service the flow touches, as an interface. Core logic and handlers see only these;
 // src/local/ and src/aws/ hold the adapters, and both pass the same contract suite (test/contract/).
 import type { Readable } from 'node:stream';
-import type { Architecture, BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/model/types.ts';
 import type { ImageReady } from '#events/stemcell.ts';
 
 export type Tags = Record<string, string>;

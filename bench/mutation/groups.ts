@@ -37,41 +37,50 @@ export const GROUPS: Group[] = [
   {
     name: 'core-release',
     mutate: [
-      'src/core/ingest.ts',
-      'src/core/register.ts',
-      'src/core/announce.ts',
-      'src/core/build-failure.ts',
-      'src/core/emit.ts',
-      'src/core/errors.ts',
-      'src/core/naming.ts',
+      'src/core/release/ingest.ts',
+      'src/core/release/register.ts',
+      'src/core/release/announce.ts',
+      'src/core/release/image-ready.ts',
+      'src/core/release/account-reports.ts',
+      'src/core/release/region-state.ts',
+      'src/core/release/build-failure.ts',
+      'src/core/model/emit.ts',
+      'src/core/model/errors.ts',
+      'src/core/model/naming.ts',
     ],
     tests: [
-      'test/unit/core/ingest.test.ts',
-      'test/unit/core/ingest-details.test.ts',
-      'test/unit/core/register-announce.test.ts',
-      'test/unit/core/announce-details.test.ts',
-      'test/unit/core/guards.test.ts',
-      'test/unit/core/naming.test.ts',
-      'test/unit/core/release-details.test.ts',
-      'test/unit/core/failures.test.ts',
+      'test/unit/core/release/ingest.test.ts',
+      'test/unit/core/release/ingest-details.test.ts',
+      'test/unit/core/release/register-announce.test.ts',
+      'test/unit/core/release/announce-details.test.ts',
+      'test/unit/core/release/guards.test.ts',
+      'test/unit/core/model/naming.test.ts',
+      'test/unit/core/release/release-details.test.ts',
+      'test/unit/core/release/failures.test.ts',
+      'test/unit/core/release/region-state.test.ts',
       'test/unit/functions/handlers.test.ts',
       'test/unit/events/samples.test.ts',
     ],
   },
   {
     name: 'core-members',
-    mutate: ['src/core/subscriber.ts', 'src/core/subscribers.ts', 'src/core/expire.ts', 'src/core/deps.ts'],
-    // Run it a module at a time (--only=src/core/expire.ts, …): the whole group is ~600 mutants.
+    mutate: [
+      'src/core/members/subscriber.ts',
+      'src/core/members/forwarding-rules.ts',
+      'src/core/images/expire.ts',
+      'src/core/deps.ts',
+    ],
+    // Run it a module at a time (--only=src/core/images/expire.ts, …): the whole group is ~600 mutants.
     tests: [
-      'test/unit/core/subscriber.test.ts',
-      'test/unit/core/subscriber-rules.test.ts',
-      'test/unit/core/subscriber-local.test.ts',
+      'test/unit/core/members/subscriber.test.ts',
+      'test/unit/core/members/subscriber-rules.test.ts',
+      'test/unit/core/members/subscriber-local.test.ts',
       // subscriber-concurrency.test.ts stays out: 250 random schedules take ~45 s per mutant here.
-      'test/unit/core/subscribers.test.ts',
-      'test/unit/core/subscribers-rules.test.ts',
-      'test/unit/core/expire.test.ts',
-      'test/unit/core/expire-rules.test.ts',
-      'test/unit/core/guards.test.ts',
+      'test/unit/core/members/forwarding-rules.test.ts',
+      'test/unit/core/members/forwarding-rules-cases.test.ts',
+      'test/unit/core/images/expire.test.ts',
+      'test/unit/core/images/expire-rules.test.ts',
+      'test/unit/core/release/guards.test.ts',
       // handlers.test.ts and subscriber-refresh.test.ts stay out (subscriber-refresh.ts has its own group): they
       // import the Lambda handlers, which bring the AWS SDK's types into the checker's program (3,100 files
       // instead of 240, ~10× the type-check time per mutant); the handlers only parse and shape around the core
@@ -82,49 +91,58 @@ export const GROUPS: Group[] = [
     // The subscriber's second report (how an instance refresh it started ended). Its own group: its test also
     // drives the subscriber handler, whose AWS SDK types make each type check ~10× slower than core-members'.
     name: 'subscriber-refresh',
-    mutate: ['src/core/subscriber-refresh.ts'],
-    tests: ['test/unit/core/subscriber-refresh.test.ts'],
+    mutate: ['src/core/members/subscriber-refresh.ts'],
+    tests: ['test/unit/core/members/subscriber-refresh.test.ts'],
   },
   {
     // Whether every account can launch the new image: the verdict over launch templates, the launch
     // permissions announce sets and reads back, instance type fit, and the local launch model's EC2 rules.
     name: 'launch-model',
     mutate: [
-      'src/core/launch.ts',
-      'src/core/launch-permissions.ts',
-      'src/core/instance-types.ts',
+      'src/core/images/launch.ts',
+      'src/core/images/launch-permissions.ts',
+      'src/core/images/instance-types.ts',
       'src/local/launch-model.ts',
     ],
     tests: [
-      'test/unit/core/launch.test.ts',
+      'test/unit/core/images/launch.test.ts',
       'test/unit/local/launch-model.test.ts',
-      'test/unit/core/register-announce.test.ts',
+      'test/unit/core/release/register-announce.test.ts',
     ],
   },
   {
     // The reconciler: what a crash left unfinished, re-driven through the same core functions.
     name: 'reconcile',
-    mutate: ['src/core/reconcile.ts'],
-    tests: ['test/unit/core/reconcile.test.ts'],
+    mutate: ['src/core/release/reconcile.ts'],
+    tests: ['test/unit/core/release/reconcile.test.ts'],
   },
   {
     // The boot gate: no "Image Ready" before the image booted; a failed boot fails the region. The gate and the
     // boot-check worker's core are one module (announce asks, advanceBootCheck looks once and decides).
     name: 'boot-gate',
-    mutate: ['src/core/boot-gate.ts'],
-    tests: ['test/unit/core/boot-gate.test.ts', 'test/unit/core/boot-gate-rules.test.ts'],
+    mutate: ['src/core/release/boot-gate.ts', 'src/core/release/boot-check.ts'],
+    tests: [
+      'test/unit/core/release/boot-gate.test.ts',
+      'test/unit/core/release/boot-gate-rules.test.ts',
+      'test/unit/core/release/region-state.test.ts',
+    ],
   },
   {
     // Release waves: who gets "Image Ready" when, a wave's health, halt / resume / abort, rollback and pin,
     // and the adoption view of who runs what.
     name: 'waves',
-    mutate: ['src/core/rollout.ts', 'src/core/rollback.ts', 'src/core/adoption.ts'],
+    mutate: [
+      'src/core/rollout/rollout.ts',
+      'src/core/rollout/bake-timer.ts',
+      'src/core/rollout/rollback.ts',
+      'src/core/members/adoption.ts',
+    ],
     tests: [
-      'test/unit/core/rollout.test.ts',
-      'test/unit/core/rollout-refresh.test.ts',
-      'test/unit/core/waves.test.ts',
-      'test/unit/core/rollback.test.ts',
-      'test/unit/core/adoption.test.ts',
+      'test/unit/core/rollout/rollout.test.ts',
+      'test/unit/core/rollout/rollout-refresh.test.ts',
+      'test/unit/core/rollout/waves.test.ts',
+      'test/unit/core/rollout/rollback.test.ts',
+      'test/unit/core/members/adoption.test.ts',
     ],
   },
   {

@@ -2,18 +2,16 @@
 // invocation takes one short look at each boot (start the machine if needed, observe it once, decide). A boot
 // still under way fails its record on purpose, so SQS hands it back after the queue's visibility timeout: the
 // poll interval. No invocation ever waits for a boot.
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { processPartialResponse } from '@aws-lambda-powertools/batch';
 import { parser as batchParser } from '@aws-lambda-powertools/batch/parser';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { advanceBootCheck } from '#core/boot-gate.ts';
 import type { BootCheckDeps } from '#core/deps.ts';
+import { advanceBootCheck } from '#core/release/boot-check.ts';
 import { BootCheckJob } from '#events/aws.ts';
+import { LoggedBatchProcessor } from '../commons/batch.ts';
 import { lazyHandler } from '../commons/lazy.ts';
+import { instrumented, withLogKeys } from '../commons/middleware.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
 
 /** Thrown for a boot still under way: the record goes back to the queue to be looked at again. */
@@ -26,26 +24,27 @@ export class BootCheckPending extends Error {
 
 export function createHandler(deps: BootCheckDeps, tools: Powertools = powertools) {
   const record = async (record: { body: BootCheckJob }) => {
-    const result = await advanceBootCheck(deps, record.body);
+    const { releaseId, region } = record.body;
+    const result = await withLogKeys(tools, { releaseId, region }, () => advanceBootCheck(deps, record.body));
     tools.metrics.addMetric(`BootChecks_${result.outcome}`, MetricUnit.Count, 1);
     if (result.outcome === 'pending')
       throw new BootCheckPending(result.releaseId, result.region, result.state);
     return result;
   };
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(captureLambdaHandler(tools.tracer))
-    .use(injectLambdaContext(tools.logger))
-    .use(logMetrics(tools.metrics))
-    .handler(async (event, context) => {
-      const processor = new BatchProcessor(EventType.SQS, {
+  return instrumented<SQSEvent, SQSBatchResponse>(tools).handler(async (event, context) => {
+    // A boot still under way is logged at INFO: its record comes back on purpose.
+    const processor = new LoggedBatchProcessor(
+      { logger: tools.logger, expected: (err) => err instanceof BootCheckPending },
+      {
         parser: batchParser,
         innerSchema: BootCheckJob,
         transformer: 'json',
         logger: tools.logger,
-      });
-      // A batch of boots that are all still under way is normal, not an error of the function.
-      return processPartialResponse(event, record, processor, { context, throwOnFullBatchFailure: false });
-    });
+      },
+    );
+    // A batch of boots that are all still under way is normal, not an error of the function.
+    return processPartialResponse(event, record, processor, { context, throwOnFullBatchFailure: false });
+  });
 }
 
 export const handler = lazyHandler(async () =>

@@ -7,26 +7,15 @@
 // STEMCELL_BUCKET (what serverless.yml deploys: no 4 KB environment limit, and `stemcell` can update it without
 // a redeploy). Read once per container.
 //
-// Other environment (names as serverless.yml and infra/member.yml set them):
-//   STEMCELL_HOME_REGION          the home region (AWS_REGION when absent)
-//   STEMCELL_TABLE                DynamoDB release table
-//   STEMCELL_BUILD_QUEUE_PREFIX   build queues are <prefix><region>.fifo in this account
-//   STEMCELL_MEMBER_ROLE_NAME     role assumed in member accounts (expire reads their launch templates)
-//   STEMCELL_SUBSCRIBER_ROLE_ARN  role EventBridge uses to put events on member buses (sync-subscribers)
-//   STEMCELL_SUBSCRIBER_DLQ_ARN   SQS queue for events a member bus never accepted (sync-subscribers)
-//   STEMCELL_MEMBER_BUS_NAME      the member accounts' bus the subscriber rules target (infra/member.yml BusName)
-//   STEMCELL_CENTRAL_BUS_ARN      where member accounts report back (subscriber)
-//   STEMCELL_SSM_PREFIX           subscriber: write <prefix><stream>/<region>/image-id when set
-//   STEMCELL_INSTANCE_REFRESH     subscriber: "false" turns instance refreshes off
-//   STEMCELL_BOOT_CHECK_QUEUE_URL the boot gate's queue (announce asks, boot-check consumes)
-//   STEMCELL_SMOKE_PARAMETER      SSM parameter, in each build region, with that region's smoke-instance
-//                                 settings as JSON {subnetIds, securityGroupId, instanceTypes?} (infra/region.yml)
+// Every other variable, and the SDK client settings (AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, ...), is declared in
+// env.ts and parsed once per container, with what each function requires.
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { parse as parseYaml } from 'yaml';
 import { CloudWatchAlarms } from '#aws/alarms.ts';
 import { SchedulerBakeTimer } from '#aws/bake-timer.ts';
+import { clientSettings } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgeBusRules, EventBridgePublisher } from '#aws/event-bus.ts';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
@@ -46,40 +35,46 @@ import {
   type ExpireDeps,
   type Imaging,
   type IngestDeps,
+  type ReconcileDeps,
   type RegisterDeps,
   type SubscriberDeps,
   type SubscriberSettings,
+  type SweepDeps,
   type SyncSubscribersDeps,
   subscriberSettingsFromConfig,
   systemClock,
 } from '#core/deps.ts';
-import type { ReconcileDeps } from '#core/reconcile.ts';
-import { protectedImages } from '#core/rollback.ts';
+import { protectedImages } from '#core/rollout/rollback.ts';
 import type { BootChecker, FifoQueue } from '#ports';
+import { type EnvOf, type FunctionEnv, type FunctionName, parseFunctionEnv } from './env.ts';
 import { powertools } from './powertools.ts';
 
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`environment variable ${name} is not set`);
-  return value;
+const parsedEnv = new Map<FunctionName, FunctionEnv>();
+/** The function's environment, parsed at its first use (a container runs one function). */
+function environment<F extends FunctionName>(fn: F): EnvOf<F> {
+  let found = parsedEnv.get(fn);
+  if (!found) {
+    found = parseFunctionEnv(fn);
+    parsedEnv.set(fn, found);
+  }
+  return found as EnvOf<F>;
 }
 
-const homeRegion = () => process.env.STEMCELL_HOME_REGION ?? env('AWS_REGION');
+const homeRegion = (e: FunctionEnv) => e.STEMCELL_HOME_REGION ?? e.AWS_REGION;
 
 let clients: AwsClients | undefined;
-function awsClients(): AwsClients {
+/** The one AwsClients of the container: every SDK client gets the settings the environment gives. */
+function awsClients(e: FunctionEnv): AwsClients {
   clients ??= new AwsClients({
-    ...(process.env.STEMCELL_MEMBER_ROLE_NAME
-      ? { memberRoleName: process.env.STEMCELL_MEMBER_ROLE_NAME }
-      : {}),
-    roleSessionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'stemcell',
+    ...(e.STEMCELL_MEMBER_ROLE_NAME ? { memberRoleName: e.STEMCELL_MEMBER_ROLE_NAME } : {}),
+    roleSessionName: e.AWS_LAMBDA_FUNCTION_NAME ?? 'stemcell',
+    client: clientSettings(e),
   });
   return clients;
 }
 
 /** The deployment names the real resources: its bucket, bus, key and region win over the file's defaults. */
-function withDeployment(config: StemcellConfig): StemcellConfig {
-  const e = process.env;
+function withDeployment(config: StemcellConfig, e: FunctionEnv): StemcellConfig {
   return {
     ...config,
     ...(e.STEMCELL_HOME_REGION ? { homeRegion: e.STEMCELL_HOME_REGION } : {}),
@@ -90,21 +85,22 @@ function withDeployment(config: StemcellConfig): StemcellConfig {
 }
 
 let config: Promise<StemcellConfig> | undefined;
-export function awsConfig(): Promise<StemcellConfig> {
-  config ??= (async () => withDeployment(await readConfig()))();
+/** The function's stemcell config, read once per container. */
+export function awsConfig(e: FunctionEnv): Promise<StemcellConfig> {
+  config ??= (async () => withDeployment(await readConfig(e), e))();
   config.catch(() => {
     config = undefined;
   });
   return config;
 }
 
-async function readConfig(): Promise<StemcellConfig> {
-  const inline = process.env.STEMCELL_CONFIG;
-  if (inline) return parseConfig(parseYaml(inline), 'STEMCELL_CONFIG');
-  const bucket = env('STEMCELL_BUCKET');
-  const key = env('STEMCELL_CONFIG_KEY');
-  const out = await awsClients()
-    .s3(homeRegion())
+async function readConfig(e: FunctionEnv): Promise<StemcellConfig> {
+  if (e.STEMCELL_CONFIG) return parseConfig(parseYaml(e.STEMCELL_CONFIG), 'STEMCELL_CONFIG');
+  // env.ts requires both for every function that reads its config from the bucket.
+  const bucket = e.STEMCELL_BUCKET as string;
+  const key = e.STEMCELL_CONFIG_KEY as string;
+  const out = await awsClients(e)
+    .s3(homeRegion(e))
     .send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   const text = await out.Body?.transformToString('utf8');
   if (!text) throw new Error(`s3://${bucket}/${key} is empty`);
@@ -112,35 +108,37 @@ async function readConfig(): Promise<StemcellConfig> {
 }
 
 const imagingByRegion = new Map<string, Imaging>();
-function imaging(region: string): Imaging {
-  let found = imagingByRegion.get(region);
-  if (!found) {
-    const client = awsClients().ec2(region);
-    found = { images: new Ec2Images({ client }), snapshots: new EbsSnapshots({ client }) };
-    imagingByRegion.set(region, found);
-  }
-  return found;
+function imagingFor(e: FunctionEnv): (region: string) => Imaging {
+  return (region) => {
+    let found = imagingByRegion.get(region);
+    if (!found) {
+      const client = awsClients(e).ec2(region);
+      found = { images: new Ec2Images({ client }), snapshots: new EbsSnapshots({ client }) };
+      imagingByRegion.set(region, found);
+    }
+    return found;
+  };
 }
 
-async function base() {
-  const cfg = await awsConfig();
-  const region = homeRegion();
+async function base(e: EnvOf<'register'>) {
+  const cfg = await awsConfig(e);
+  const region = homeRegion(e);
   return {
     config: cfg,
     clock: systemClock,
     logger: powertools.logger,
-    releases: new DynamoReleaseStore({
-      tableName: env('STEMCELL_TABLE'),
-      client: awsClients().dynamodb(region),
+    releases: new DynamoReleaseStore({ tableName: e.STEMCELL_TABLE, client: awsClients(e).dynamodb(region) }),
+    events: new EventBridgePublisher({
+      client: awsClients(e).eventBridge(region),
+      eventBusName: cfg.busName,
     }),
-    events: new EventBridgePublisher({ client: awsClients().eventBridge(region), eventBusName: cfg.busName }),
   };
 }
 
 let accountId: Promise<string> | undefined;
-function ownAccountId(): Promise<string> {
-  accountId ??= awsClients()
-    .sts(homeRegion())
+function ownAccountId(e: FunctionEnv): Promise<string> {
+  accountId ??= awsClients(e)
+    .sts(homeRegion(e))
     .send(new GetCallerIdentityCommand({}))
     .then((identity) => {
       if (!identity.Account) throw new Error('STS GetCallerIdentity returned no account');
@@ -152,17 +150,19 @@ function ownAccountId(): Promise<string> {
   return accountId;
 }
 
-/** Queues named <STEMCELL_BUILD_QUEUE_PREFIX><region><suffix>.fifo in this account, one client per region. */
-async function regionQueues(suffix: string): Promise<(region: string) => FifoQueue> {
-  const prefix = env('STEMCELL_BUILD_QUEUE_PREFIX');
-  const account = await ownAccountId();
+/**
+ * The region stacks' queues named <STEMCELL_BUILD_QUEUE_PREFIX><region><suffix>.fifo in this account, one per
+ * region. Their URLs come from SQS (GetQueueUrl, in the queue's region): region stacks are deployed after this
+ * one, in any number of regions, so no URL of theirs can be in this function's environment.
+ */
+function regionQueues(e: EnvOf<'ingest'>, suffix: string): (region: string) => FifoQueue {
   const queues = new Map<string, FifoQueue>();
   return (region) => {
     let queue = queues.get(region);
     if (!queue) {
       queue = new SqsFifoQueue({
-        queueUrl: `https://sqs.${region}.amazonaws.com/${account}/${prefix}${region}${suffix}.fifo`,
-        client: awsClients().sqs(region),
+        queueName: `${e.STEMCELL_BUILD_QUEUE_PREFIX}${region}${suffix}.fifo`,
+        client: awsClients(e).sqs(region),
       });
       queues.set(region, queue);
     }
@@ -171,56 +171,63 @@ async function regionQueues(suffix: string): Promise<(region: string) => FifoQue
 }
 
 export async function awsIngestDeps(): Promise<IngestDeps> {
-  const b = await base();
+  const e = environment('ingest');
+  const b = await base(e);
   return {
     ...b,
-    buildQueue: await regionQueues(''),
-    objects: new S3ObjectStore({ bucket: b.config.bucket, client: awsClients().s3(homeRegion()) }),
+    buildQueue: regionQueues(e, ''),
+    objects: new S3ObjectStore({ bucket: b.config.bucket, client: awsClients(e).s3(homeRegion(e)) }),
   };
 }
 
 export async function awsRegisterDeps(): Promise<RegisterDeps> {
-  return { ...(await base()), imaging };
+  const e = environment('register');
+  return { ...(await base(e)), imaging: imagingFor(e) };
 }
 
 /** announce's deps without the bake timer: what reads releases, rollouts and pins (late joiners) needs. */
-async function announceReadDeps(): Promise<AnnounceDeps> {
-  const region = homeRegion();
-  const queueUrl = process.env.STEMCELL_BOOT_CHECK_QUEUE_URL;
+async function announceReadDeps(e: EnvOf<'register'>): Promise<AnnounceDeps> {
+  const region = homeRegion(e);
+  const queueUrl = e.STEMCELL_BOOT_CHECK_QUEUE_URL;
   return {
-    ...(await base()),
-    imaging,
-    organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    ...(await base(e)),
+    imaging: imagingFor(e),
+    organization: new AwsOrganizationDirectory({ client: awsClients(e).organizations() }),
     defaultBootCheckMode: 'instance',
-    ...(queueUrl ? { bootChecks: new SqsFifoQueue({ queueUrl, client: awsClients().sqs(region) }) } : {}),
-    rollouts: new DynamoRolloutStore({
-      tableName: env('STEMCELL_TABLE'),
-      client: awsClients().dynamodb(region),
-    }),
-    alarms: new CloudWatchAlarms({ client: (r) => awsClients().cloudwatch(r) }),
+    ...(queueUrl ? { bootChecks: new SqsFifoQueue({ queueUrl, client: awsClients(e).sqs(region) }) } : {}),
+    rollouts: new DynamoRolloutStore({ tableName: e.STEMCELL_TABLE, client: awsClients(e).dynamodb(region) }),
+    alarms: new CloudWatchAlarms({ client: (r) => awsClients(e).cloudwatch(r) }),
   };
 }
 
-export async function awsAnnounceDeps(): Promise<AnnounceDeps> {
+async function announceDeps(e: EnvOf<'announce'>): Promise<AnnounceDeps> {
   return {
-    ...(await announceReadDeps()),
+    ...(await announceReadDeps(e)),
     timer: new SchedulerBakeTimer({
-      client: awsClients().scheduler(homeRegion()),
-      targetArn: env('STEMCELL_BAKE_TARGET_ARN'),
-      roleArn: env('STEMCELL_BAKE_ROLE_ARN'),
-      ...(process.env.STEMCELL_BAKE_DLQ_ARN ? { deadLetterArn: process.env.STEMCELL_BAKE_DLQ_ARN } : {}),
+      client: awsClients(e).scheduler(homeRegion(e)),
+      targetArn: e.STEMCELL_BAKE_TARGET_ARN,
+      roleArn: e.STEMCELL_BAKE_ROLE_ARN,
+      ...(e.STEMCELL_BAKE_DLQ_ARN ? { deadLetterArn: e.STEMCELL_BAKE_DLQ_ARN } : {}),
     }),
   };
+}
+
+export function awsAnnounceDeps(): Promise<AnnounceDeps> {
+  return announceDeps(environment('announce'));
 }
 
 const smokeByRegion = new Map<string, Promise<BootChecker>>();
 /** The smoke-instance checker of a build region, with the settings its region stack published in SSM. */
-function smokeInstances(region: string, consoleStore: S3ObjectStore): Promise<BootChecker> {
+function smokeInstances(
+  e: EnvOf<'boot-check'>,
+  region: string,
+  consoleStore: S3ObjectStore,
+): Promise<BootChecker> {
   let found = smokeByRegion.get(region);
   if (!found) {
     found = (async () => {
-      const name = env('STEMCELL_SMOKE_PARAMETER');
-      const out = await awsClients()
+      const name = e.STEMCELL_SMOKE_PARAMETER;
+      const out = await awsClients(e)
         .ssm(region)
         .send(new GetParameterCommand({ Name: name }));
       const settings = JSON.parse(out.Parameter?.Value ?? '{}') as SmokeInstanceSettings;
@@ -228,7 +235,7 @@ function smokeInstances(region: string, consoleStore: S3ObjectStore): Promise<Bo
         throw new Error(
           `SSM ${name} in ${region}: expected {"subnetIds": [...], "securityGroupId": "sg-..."}`,
         );
-      return new Ec2SmokeInstances({ client: awsClients().ec2(region), settings, consoleStore });
+      return new Ec2SmokeInstances({ client: awsClients(e).ec2(region), settings, consoleStore });
     })();
     found.catch(() => smokeByRegion.delete(region));
     smokeByRegion.set(region, found);
@@ -237,10 +244,11 @@ function smokeInstances(region: string, consoleStore: S3ObjectStore): Promise<Bo
 }
 
 export async function awsBootCheckDeps(): Promise<BootCheckDeps> {
-  const deps = await awsAnnounceDeps();
+  const e = environment('boot-check');
+  const deps = await announceDeps(e);
   const consoleStore = new S3ObjectStore({
     bucket: deps.config.bucket,
-    client: awsClients().s3(homeRegion()),
+    client: awsClients(e).s3(homeRegion(e)),
   });
   return {
     ...deps,
@@ -248,7 +256,7 @@ export async function awsBootCheckDeps(): Promise<BootCheckDeps> {
       if (mode !== 'instance')
         throw new Error(`boot check mode ${mode} runs in local mode only; on AWS: instance`);
       // The checker is built lazily; every method waits for its settings.
-      const checker = smokeInstances(region, consoleStore);
+      const checker = smokeInstances(e, region, consoleStore);
       return {
         mode: 'instance',
         start: async (r) => (await checker).start(r),
@@ -260,85 +268,79 @@ export async function awsBootCheckDeps(): Promise<BootCheckDeps> {
 }
 
 export async function awsReconcileDeps(): Promise<ReconcileDeps> {
+  const e = environment('reconcile');
   return {
-    ...(await awsAnnounceDeps()),
-    buildDeadLetters: await regionQueues('-dlq'),
-    ownAccountId: await ownAccountId(),
-    ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
+    ...(await announceDeps(e)),
+    buildDeadLetters: regionQueues(e, '-dlq'),
+    ownAccountId: await ownAccountId(e),
+    ...(e.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: e.STEMCELL_MEMBER_BUS_NAME } : {}),
   };
 }
 
 export async function awsSyncSubscribersDeps(): Promise<SyncSubscribersDeps> {
-  const cfg = await awsConfig();
+  const e = environment('sync-subscribers');
+  const cfg = await awsConfig(e);
+  const memberBus = e.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: e.STEMCELL_MEMBER_BUS_NAME } : {};
   return {
     config: cfg,
     clock: systemClock,
     logger: powertools.logger,
-    organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
-    ownAccountId: await ownAccountId(),
-    ...(process.env.STEMCELL_MEMBER_BUS_NAME ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME } : {}),
+    organization: new AwsOrganizationDirectory({ client: awsClients(e).organizations() }),
+    ownAccountId: await ownAccountId(e),
+    ...memberBus,
     // Late joiners: the reconciler's delivery of the newest images, with this function's role.
     // Waves and pins decide what a joiner may hear (it reads rollout items); it never starts a bake timer.
-    catchUp: {
-      ...(await announceReadDeps()),
-      ownAccountId: await ownAccountId(),
-      ...(process.env.STEMCELL_MEMBER_BUS_NAME
-        ? { memberBusName: process.env.STEMCELL_MEMBER_BUS_NAME }
-        : {}),
-    },
+    catchUp: { ...(await announceReadDeps(e)), ownAccountId: await ownAccountId(e), ...memberBus },
     rules: new EventBridgeBusRules({
       eventBusName: cfg.busName,
-      client: awsClients().eventBridge(homeRegion()),
-      ...(process.env.STEMCELL_SUBSCRIBER_ROLE_ARN
-        ? { targetRoleArn: process.env.STEMCELL_SUBSCRIBER_ROLE_ARN }
-        : {}),
-      ...(process.env.STEMCELL_SUBSCRIBER_DLQ_ARN
-        ? { deadLetterArn: process.env.STEMCELL_SUBSCRIBER_DLQ_ARN }
-        : {}),
+      client: awsClients(e).eventBridge(homeRegion(e)),
+      ...(e.STEMCELL_SUBSCRIBER_ROLE_ARN ? { targetRoleArn: e.STEMCELL_SUBSCRIBER_ROLE_ARN } : {}),
+      ...(e.STEMCELL_SUBSCRIBER_DLQ_ARN ? { deadLetterArn: e.STEMCELL_SUBSCRIBER_DLQ_ARN } : {}),
     }),
   };
 }
 
 export async function awsExpireDeps(): Promise<ExpireDeps> {
+  const e = environment('expire');
+  const region = homeRegion(e);
   const stores = {
-    releases: new DynamoReleaseStore({
-      tableName: env('STEMCELL_TABLE'),
-      client: awsClients().dynamodb(homeRegion()),
-    }),
-    rollouts: new DynamoRolloutStore({
-      tableName: env('STEMCELL_TABLE'),
-      client: awsClients().dynamodb(homeRegion()),
-    }),
+    releases: new DynamoReleaseStore({ tableName: e.STEMCELL_TABLE, client: awsClients(e).dynamodb(region) }),
+    rollouts: new DynamoRolloutStore({ tableName: e.STEMCELL_TABLE, client: awsClients(e).dynamodb(region) }),
   };
   return {
-    protectedImages: (stream, region) => protectedImages(stores, stream, region),
-    config: await awsConfig(),
+    protectedImages: (stream, r) => protectedImages(stores, stream, r),
+    config: await awsConfig(e),
     clock: systemClock,
     logger: powertools.logger,
-    imaging,
-    organization: new AwsOrganizationDirectory({ client: awsClients().organizations() }),
+    imaging: imagingFor(e),
+    organization: new AwsOrganizationDirectory({ client: awsClients(e).organizations() }),
     // The home account's own launch templates are read directly; only other accounts need the member role.
     members: new AwsMemberAccounts({
-      clients: new AwsClients({
-        ownAccountId: await ownAccountId(),
-        roleSessionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'stemcell-expire',
-        ...(process.env.STEMCELL_MEMBER_ROLE_NAME
-          ? { memberRoleName: process.env.STEMCELL_MEMBER_ROLE_NAME }
-          : {}),
+      clients: awsClients(e).with({
+        ownAccountId: await ownAccountId(e),
+        roleSessionName: e.AWS_LAMBDA_FUNCTION_NAME ?? 'stemcell-expire',
+        ...(e.STEMCELL_MEMBER_ROLE_NAME ? { memberRoleName: e.STEMCELL_MEMBER_ROLE_NAME } : {}),
       }),
     }),
   };
 }
 
+/** expire's grace period from EXPIRE_GRACE_HOURS, when set. */
+export function awsExpireGraceMs(): number | undefined {
+  const hours = environment('expire').EXPIRE_GRACE_HOURS;
+  return hours === undefined ? undefined : hours * 3_600_000;
+}
+
 /** In a member account: its own id from STS, its settings from its own deployment. */
 export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
-  const account = await ownAccountId();
+  const e = environment('subscriber');
+  const account = await ownAccountId(e);
   let settings: (stream: string) => SubscriberSettings;
-  if (process.env.STEMCELL_CONFIG) {
-    settings = subscriberSettingsFromConfig(await awsConfig());
+  if (e.STEMCELL_CONFIG) {
+    settings = subscriberSettingsFromConfig(await awsConfig(e));
   } else {
-    const prefix = process.env.STEMCELL_SSM_PREFIX;
-    const instanceRefresh = process.env.STEMCELL_INSTANCE_REFRESH !== 'false';
+    const prefix = e.STEMCELL_SSM_PREFIX;
+    const instanceRefresh = e.STEMCELL_INSTANCE_REFRESH !== 'false';
     settings = () => ({
       instanceRefresh,
       ...(prefix ? { ssmParameter: `${prefix}{stream}/{region}/image-id` } : {}),
@@ -347,9 +349,9 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
   return {
     accountId: account,
     // The subscriber acts in its own account: no role to assume.
-    members: new AwsMemberAccounts({ clients: new AwsClients({ ownAccountId: account }) }),
-    centralBus: env('STEMCELL_CENTRAL_BUS_ARN'),
-    events: new EventBridgePublisher({ client: awsClients().eventBridge(homeRegion()) }),
+    members: new AwsMemberAccounts({ clients: awsClients(e).with({ ownAccountId: account }) }),
+    centralBus: e.STEMCELL_CENTRAL_BUS_ARN,
+    events: new EventBridgePublisher({ client: awsClients(e).eventBridge(homeRegion(e)) }),
     settings,
     clock: systemClock,
     logger: powertools.logger,
@@ -357,13 +359,14 @@ export async function awsSubscriberDeps(): Promise<SubscriberDeps> {
 }
 
 /** The sweeper: every build region's smoke instances, no settings needed (it only lists and terminates). */
-export async function awsSweepDeps(): Promise<import('../sweep-smoke-instances/handler.ts').SweepDeps> {
-  const cfg = await awsConfig();
+export async function awsSweepDeps(): Promise<SweepDeps> {
+  const e = environment('sweep-smoke-instances');
+  const cfg = await awsConfig(e);
   return {
     config: cfg,
     sweeper: (region) =>
       new Ec2SmokeInstances({
-        client: awsClients().ec2(region),
+        client: awsClients(e).ec2(region),
         settings: { subnetIds: [], securityGroupId: '' },
       }),
   };

@@ -1,42 +1,27 @@
-// sweep-smoke-instances λ (scheduled): the boot gate terminates its smoke instance in every outcome; this
-// catches any that escaped (a crashed invocation, a lost queue message) by terminating, in every build region,
-// smoke instances (tag stemcell:boot-check) launched longer ago than the longest boot check allows.
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
-import type { StemcellConfig } from '#config/schema.ts';
-import { WAIT_BUDGET_SECONDS } from '#core/boot-gate.ts';
+import type { SweepDeps } from '#core/deps.ts';
+import { WAIT_BUDGET_SECONDS } from '#core/release/boot-gate.ts';
 import { lazyHandler } from '../commons/lazy.ts';
+import { instrumented } from '../commons/middleware.ts';
 import { type Powertools, powertools } from '../commons/powertools.ts';
-
-export interface SweepDeps {
-  config: StemcellConfig;
-  sweeper(region: string): { sweep(olderThanSeconds: number): Promise<string[]> };
-}
 
 /** Older than the longest timeout allowed plus the waiting budget: no live check can own it. */
 export const SWEEP_AFTER_SECONDS = 900 + WAIT_BUDGET_SECONDS + 600;
 
 export function createHandler(deps: SweepDeps, tools: Powertools = powertools) {
-  return middy<unknown, { terminated: Record<string, string[]> }>()
-    .use(captureLambdaHandler(tools.tracer))
-    .use(injectLambdaContext(tools.logger))
-    .use(logMetrics(tools.metrics))
-    .handler(async () => {
-      const regions = [...new Set(Object.values(deps.config.streams).flatMap((s) => s.regions))];
-      const terminated: Record<string, string[]> = {};
-      for (const region of regions) {
-        const ids = await deps.sweeper(region).sweep(SWEEP_AFTER_SECONDS);
-        if (ids.length > 0) {
-          terminated[region] = ids;
-          tools.logger.warn('terminated stray smoke instances', { region, ids });
-        }
-        tools.metrics.addMetric('SmokeInstancesSwept', MetricUnit.Count, ids.length);
+  return instrumented<unknown, { terminated: Record<string, string[]> }>(tools).handler(async () => {
+    const regions = [...new Set(Object.values(deps.config.streams).flatMap((s) => s.regions))];
+    const terminated: Record<string, string[]> = {};
+    for (const region of regions) {
+      const ids = await deps.sweeper(region).sweep(SWEEP_AFTER_SECONDS);
+      if (ids.length > 0) {
+        terminated[region] = ids;
+        tools.logger.warn('terminated stray smoke instances', { region, ids });
       }
-      return { terminated };
-    });
+      tools.metrics.addMetric('SmokeInstancesSwept', MetricUnit.Count, ids.length);
+    }
+    return { terminated };
+  });
 }
 
 export const handler = lazyHandler(async () =>

@@ -14,11 +14,48 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 
+/**
+ * SDK client configuration every client AwsClients builds receives: one place to point the whole wiring at
+ * another endpoint (an emulator, a partition's or FIPS endpoint) or to tune its retries.
+ */
+export interface ClientSettings {
+  /**
+   * One endpoint for every service, e.g. an emulator's `http://127.0.0.1:5000`. Set on the client itself (not
+   * only through AWS_ENDPOINT_URL), it also wins over the host in an SQS QueueUrl, which SDK v3 otherwise
+   * sends each request to.
+   * @defaultValue AWS's endpoint for each service and region
+   */
+  endpoint?: string;
+  /** @defaultValue 5 */
+  maxAttempts?: number;
+  /** @defaultValue 'adaptive' (client-side rate limiting on throttling) */
+  retryMode?: 'standard' | 'adaptive' | 'legacy';
+  /**
+   * The process's own credentials; clients for another account always assume the member role with them.
+   * @defaultValue the SDK's default provider chain (environment, instance or Lambda role)
+   */
+  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /**
+   * S3 addresses buckets in the path (`endpoint/bucket/key`) instead of the host name: emulators on an IP
+   * address need it.
+   * @defaultValue false
+   */
+  forcePathStyle?: boolean;
+  /**
+   * Region of the Organizations API, which is global and served from one region per partition.
+   * @defaultValue 'us-east-1' (the aws partition)
+   */
+  organizationsRegion?: string;
+}
+
+/** What each SDK client's constructor receives. */
 export interface ClientConfig {
   region: string;
-  retryMode: 'adaptive';
+  retryMode: 'standard' | 'adaptive' | 'legacy';
   maxAttempts: number;
-  credentials?: AwsCredentialIdentityProvider;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
 }
 
 export interface AwsClientsOptions {
@@ -26,10 +63,24 @@ export interface AwsClientsOptions {
   ownAccountId?: string;
   /** Role assumed in member accounts, e.g. the one infra/member.yml creates. */
   memberRoleName?: string;
+  /** @defaultValue 'stemcell' */
   roleSessionName?: string;
-  maxAttempts?: number;
+  /** Configuration of every SDK client built, member accounts' included. */
+  client?: ClientSettings;
   /** For tests: the STS client used to assume roles. */
   sts?: STSClient;
+}
+
+/** The configuration one client gets from the settings: defaults filled, nothing unset passed on. */
+export function clientConfig(settings: ClientSettings, region: string): ClientConfig {
+  return {
+    region,
+    retryMode: settings.retryMode ?? 'adaptive',
+    maxAttempts: settings.maxAttempts ?? 5,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    ...(settings.forcePathStyle ? { forcePathStyle: true } : {}),
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+  };
 }
 
 type Ctor<T> = new (config: ClientConfig) => T;
@@ -69,6 +120,20 @@ export class AwsClients {
     this.#options = options;
   }
 
+  /** The client settings every client of this instance is built with. */
+  get settings(): ClientSettings {
+    return this.#options.client ?? {};
+  }
+
+  /** Another AwsClients with the same client settings (and STS client) and other account options. */
+  with(options: Omit<AwsClientsOptions, 'client' | 'sts'>): AwsClients {
+    return new AwsClients({
+      ...options,
+      ...(this.#options.client ? { client: this.#options.client } : {}),
+      ...(this.#options.sts ? { sts: this.#options.sts } : {}),
+    });
+  }
+
   s3(region: string): S3Client {
     return this.#get(S3Client, region);
   }
@@ -87,9 +152,9 @@ export class AwsClients {
   cloudwatch(region: string): CloudWatchClient {
     return this.#get(CloudWatchClient, region);
   }
-  /** Organizations is a global service served from us-east-1. */
+  /** Organizations is a global service, served from one region (settings.organizationsRegion). */
   organizations(): OrganizationsClient {
-    return this.#get(OrganizationsClient, 'us-east-1');
+    return this.#get(OrganizationsClient, this.settings.organizationsRegion ?? 'us-east-1');
   }
   sts(region: string): STSClient {
     return this.#options.sts ?? this.#get(STSClient, region);
@@ -112,11 +177,9 @@ export class AwsClients {
     const key = `${ctor.name}|${region}|${foreign ? accountId : 'self'}`;
     let client = this.#cache.get(key) as T | undefined;
     if (!client) {
-      const config: ClientConfig = {
-        region,
-        retryMode: 'adaptive',
-        maxAttempts: this.#options.maxAttempts ?? 5,
-      };
+      const config = clientConfig(this.settings, region);
+      // Path-style addressing is S3's alone.
+      if ((ctor as unknown) !== S3Client) delete config.forcePathStyle;
       if (foreign) config.credentials = this.#memberCredentials(accountId, region);
       client = new ctor(config);
       this.#cache.set(key, client);

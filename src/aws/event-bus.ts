@@ -1,4 +1,5 @@
 // EventPublisher (PutEvents) and BusRules (rules and cross-account targets on the central bus) on EventBridge.
+
 import {
   DeleteRuleCommand,
   EventBridgeClient,
@@ -11,13 +12,14 @@ import {
   RemoveTargetsCommand,
   type Target,
 } from '@aws-sdk/client-eventbridge';
+import { DependencyError } from '#errors';
 import type { BusEvent, BusRule, BusRules, EventPublisher, RuleTarget } from '#ports';
 import { isError, realSleep, type Sleep } from './retry.ts';
 
 /** PutEvents takes at most 10 entries per call. */
 const PUT_EVENTS_BATCH = 10;
 
-export class PublishError extends Error {
+export class PublishError extends DependencyError {
   readonly failures: { detailType: string; errorCode: string; errorMessage: string }[];
   constructor(failures: { detailType: string; errorCode: string; errorMessage: string }[], attempts: number) {
     super(

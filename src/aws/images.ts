@@ -15,7 +15,7 @@ import {
   RegisterImageCommand,
   type RegisterImageCommandInput,
 } from '@aws-sdk/client-ec2';
-import type { BootMode } from '#core/types.ts';
+import type { BootMode } from '#core/model/types.ts';
 import type { ImageInfo, Images, RegisterImageInput, Tags } from '#ports';
 import { isError, retrying, type Sleep, THROTTLING } from './retry.ts';
 import { fromTagList, tagFilter, tagSpecifications, toTagList } from './tags.ts';

@@ -1,4 +1,5 @@
 // ObjectStore on S3. The bucket has EventBridge notifications on, so a put emits "Object Created" by itself.
+
 import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
@@ -8,13 +9,17 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { DependencyError } from '#errors';
 import type { ObjectStore, StoredObject } from '#ports';
 import { isError } from './retry.ts';
 
-export class ObjectChangedError extends Error {
+export class ObjectChangedError extends DependencyError {
   readonly key: string;
-  constructor(bucket: string, key: string, ifMatch: string) {
-    super(`s3://${bucket}/${key} no longer has etag ${ifMatch}: it was overwritten since it was announced`);
+  constructor(bucket: string, key: string, ifMatch: string, options?: { cause?: unknown }) {
+    super(
+      `s3://${bucket}/${key} no longer has etag ${ifMatch}: it was overwritten since it was announced`,
+      options,
+    );
     this.name = 'ObjectChangedError';
     this.key = key;
   }
@@ -83,8 +88,9 @@ export class S3ObjectStore implements ObjectStore {
       return { object: this.#stored(key, out), body: out.Body };
     } catch (err) {
       if (isError(err, 'PreconditionFailed') && ifMatch)
-        throw new ObjectChangedError(this.bucket, key, ifMatch);
-      if (isError(err, 'NoSuchKey', 'NotFound')) throw new Error(`s3://${this.bucket}/${key} does not exist`);
+        throw new ObjectChangedError(this.bucket, key, ifMatch, { cause: err });
+      if (isError(err, 'NoSuchKey', 'NotFound'))
+        throw new Error(`s3://${this.bucket}/${key} does not exist`, { cause: err });
       throw err;
     }
   }

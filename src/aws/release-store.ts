@@ -13,7 +13,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { releaseId as formatReleaseId } from '#core/naming.ts';
+import { releaseId as formatReleaseId } from '#core/model/naming.ts';
 import type {
   AccountRecord,
   RegionRecord,

@@ -13,7 +13,8 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { BOOT_CHECK_TAG, consoleLines } from '#core/boot-gate.ts';
+import { consoleLines } from '#core/release/boot-check.ts';
+import { BOOT_CHECK_TAG } from '#core/release/boot-gate.ts';
 import type { BootChecker, BootCheckRequest, BootObservation, Clock, ObjectStore } from '#ports';
 import { isError } from './retry.ts';
 import { tagSpecifications } from './tags.ts';

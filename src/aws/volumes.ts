@@ -14,7 +14,7 @@ import {
   waitUntilVolumeAvailable,
   waitUntilVolumeInUse,
 } from '@aws-sdk/client-ec2';
-import { TAG } from '#core/naming.ts';
+import { TAG } from '#core/model/naming.ts';
 import type { Attachment, VolumeInfo, Volumes } from '#ports';
 import { isError, realSleep, retrying, type Sleep, THROTTLING } from './retry.ts';
 import { fromTagList, tagFilter, tagSpecifications } from './tags.ts';

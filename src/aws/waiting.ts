@@ -1,6 +1,7 @@
 // SDK waiters with explicit limits. A waiter that times out has not seen a failure: the caller re-checks
 // the resource's state once before deciding.
 
+import { DependencyError } from '#errors';
 export interface WaitLimits {
   /** Seconds before the waiter gives up and we re-check. */
   maxWaitTime: number;
@@ -10,7 +11,7 @@ export interface WaitLimits {
 
 export const DEFAULT_WAIT: WaitLimits = { maxWaitTime: 300, minDelay: 2, maxDelay: 15 };
 
-export class WaitTimeoutError extends Error {
+export class WaitTimeoutError extends DependencyError {
   constructor(what: string, seconds: number, lastState: string | undefined) {
     super(`${what}: still ${lastState ?? 'in an unknown state'} after waiting ${seconds}s`);
     this.name = 'WaitTimeoutError';

@@ -10,6 +10,7 @@
 // every stream's tree again onto new volumes there: it refuses to start (checkBuilderZone).
 import { join } from 'node:path';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
+import { clientSettingsFromEnv } from '#aws/client-env.ts';
 import { AwsClients } from '#aws/clients.ts';
 import { EventBridgePublisher } from '#aws/event-bus.ts';
 import { instanceIdentity } from '#aws/instance-identity.ts';
@@ -107,7 +108,8 @@ export function buildMessageHandler(
 export async function runAgent(config: AgentConfig, log: (line: string) => void): Promise<void> {
   const identity = await instanceIdentity();
   checkBuilderZone(config.availabilityZone, identity.availabilityZone, identity.instanceId);
-  const clients = new AwsClients();
+  // Endpoint and retries from the environment (AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, ...), as the functions do.
+  const clients = new AwsClients({ client: clientSettingsFromEnv() });
   const mountRoot = join(config.stateDir, 'mnt');
   await recoverMounts(mountRoot, log);
   const ec2 = clients.ec2(identity.region);

@@ -5,11 +5,13 @@
 // arm64 images are written by the same x86_64 builder: GRUB's arm64-efi image is assembled by the host's
 // grub-mkimage from arm64 module files (Debian's grub-efi-arm64-bin:arm64, installed as data, see EFI_TARGET); nothing of
 // the arm64 tree runs here.
+
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Architecture, BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/model/types.ts';
+import { InputError } from '#errors';
 import { run } from './volume/exec.ts';
 import { type DiskLayout, SECTOR } from './volume/gpt.ts';
 
@@ -43,7 +45,7 @@ export interface BootResult {
   written: string[];
 }
 
-export class NoKernelError extends Error {
+export class NoKernelError extends InputError {
   constructor(root: string, bootMode: BootMode) {
     super(`no kernel in ${root}/boot (expected vmlinuz-<version>): a ${bootMode} stream needs one`);
     this.name = 'NoKernelError';

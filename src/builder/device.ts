@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Architecture, BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/model/types.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type { Attachment } from '#ports';
 import { type BootResult, makeBootable } from './boot.ts';

@@ -1,7 +1,9 @@
 // Running out of space has two causes that need opposite answers. The stream's volume full: grow the volume
 // and apply again. The builder's own data folder full (state files, manifests, snapshot blocks, and locally
 // the volume's sparse backing file): growing the volume makes it worse; the build waits until space returns.
+
 import { statfsSync } from 'node:fs';
+import { DependencyError } from '#errors';
 
 /** Free bytes for an unprivileged writer on the filesystem holding `path`. */
 export function freeBytes(path: string): number {
@@ -25,7 +27,7 @@ function mib(bytes: number): string {
 }
 
 /** The builder's data folder lacks the room a build needs: not the build's fault, retried when space returns. */
-export class DataFolderFullError extends Error {
+export class DataFolderFullError extends DependencyError {
   override readonly name = 'DataFolderFullError';
   readonly path: string;
   readonly free: number;

@@ -2,10 +2,12 @@
 // purpose: every regular file's size, the content of a random sample, and the boot files (kernel, initrd) in
 // full. It catches a volume whose writes were lost under it (a loop device over a full host, a failed
 // writeback) before such an image is registered and announced.
+
 import { createHash, randomInt } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DependencyError } from '#errors';
 import { WINDOW } from '#unpack/apply.ts';
 import type { ManifestRecord } from '#unpack/manifest.ts';
 
@@ -23,7 +25,7 @@ export interface VerifyResult {
   hashed: number;
 }
 
-export class VolumeMismatchError extends Error {
+export class VolumeMismatchError extends DependencyError {
   override readonly name = 'VolumeMismatchError';
 }
 

@@ -2,9 +2,10 @@
 // It knows ports only, so the same code drives a loop device locally and an EBS volume on EC2; which
 // filesystem/boot tooling reaches the attached volume is the Workspace given to it.
 import { rmSync } from 'node:fs';
-
-import { buildFailedEvent } from '#core/build-failure.ts';
-import { releaseTags } from '#core/naming.ts';
+import type { Logger } from '#core/deps.ts';
+import { releaseTags } from '#core/model/naming.ts';
+import { failRegion } from '#core/release/build-failure.ts';
+import { moveRegion, recordRegionFigures } from '#core/release/region-state.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type {
   Attachment,
@@ -111,12 +112,11 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
   const now = () => deps.clock.now().toISOString();
   const release = await deps.releases.get(job.releaseId);
   if (!release) throw new Error(`release ${job.releaseId} not found for job in ${job.region}`);
-  const claimed = await deps.releases.updateRegion(
-    job.releaseId,
-    job.region,
-    { state: 'building', updatedAt: now(), attempts: (release.regions[job.region]?.attempts ?? 0) + 1 },
-    { stateIn: ['queued', 'building', 'failed'] },
-  );
+  const claimed = await moveRegion(deps.releases, job.releaseId, job.region, {
+    state: 'building',
+    updatedAt: now(),
+    attempts: (release.regions[job.region]?.attempts ?? 0) + 1,
+  });
   if (!claimed) {
     return {
       kind: 'skipped',
@@ -261,14 +261,17 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
       clientToken: `${job.releaseId}:${job.region}`,
     }),
   );
-  await deps.releases.updateRegion(job.releaseId, job.region, {
-    state: 'snapshotting',
+  const built = {
     updatedAt: now(),
     snapshotId: snapshot.snapshotId,
     applyMs: Math.round(stepMs['download+apply']),
     ...(snapshot.deltaBytes === undefined ? {} : { deltaBytes: snapshot.deltaBytes }),
     ...(snapshot.writtenBytes === undefined ? {} : { writtenBytes: snapshot.writtenBytes }),
-  });
+  };
+  // register may already have moved the region on (the snapshot's notification can beat this write): then only
+  // the build's figures are kept, and the state stays where register put it.
+  if (!(await moveRegion(deps.releases, job.releaseId, job.region, { state: 'snapshotting', ...built })))
+    await recordRegionFigures(deps.releases, job.releaseId, job.region, built);
   return { kind: 'built', snapshotId: snapshot.snapshotId, volumeId: volume.volumeId, apply, stepMs };
 }
 
@@ -286,6 +289,13 @@ function invalidateManifest(path: string, log?: (line: string) => void): void {
   }
 }
 
+/** The core's logger over the builder's operator lines: what goes wrong is shown, the rest is not. */
+function builderLogger(deps: Pick<BuilderDeps, 'log'>): Logger {
+  const line = (message: string, ...attributes: Record<string, unknown>[]) =>
+    deps.log?.(`${message} ${attributes.map((a) => JSON.stringify(a)).join(' ')}`.trim());
+  return { debug() {}, info() {}, warn: line, error: line };
+}
+
 /** done: delete the message; retry: leave it to the queue; wait: keep it and retry once space returns. */
 export type MessageVerdict = 'done' | 'retry' | 'wait';
 
@@ -295,7 +305,7 @@ export type MessageVerdict = 'done' | 'retry' | 'wait';
  * it would be rejected again. The last attempt, and a rejection, publish "Build Failed".
  */
 export async function handleBuildFailure(
-  deps: Pick<BuilderDeps, 'releases' | 'publisher' | 'clock'>,
+  deps: Pick<BuilderDeps, 'releases' | 'publisher' | 'clock' | 'log'>,
   job: BuildJob,
   error: unknown,
   attempt: { receiveCount: number; maxReceiveCount: number },
@@ -303,7 +313,7 @@ export async function handleBuildFailure(
   const reason = error instanceof Error ? error.message : String(error);
   if (error instanceof DataFolderFullError) {
     // The builder's disk, not the build: the attempt does not count, the job waits for space.
-    await deps.releases.updateRegion(job.releaseId, job.region, {
+    await moveRegion(deps.releases, job.releaseId, job.region, {
       state: 'queued',
       reason,
       updatedAt: deps.clock.now().toISOString(),
@@ -312,12 +322,19 @@ export async function handleBuildFailure(
   }
   const rejected = error instanceof RejectedArchiveError;
   const final = rejected || attempt.receiveCount >= attempt.maxReceiveCount;
-  await deps.releases.updateRegion(job.releaseId, job.region, {
-    state: final ? 'failed' : 'queued',
-    reason,
-    updatedAt: deps.clock.now().toISOString(),
-  });
-  if (!final) return 'retry';
-  await deps.publisher.publish([buildFailedEvent(job, reason, attempt.receiveCount, deps.clock.now())]);
+  if (!final) {
+    await moveRegion(deps.releases, job.releaseId, job.region, {
+      state: 'queued',
+      reason,
+      updatedAt: deps.clock.now().toISOString(),
+    });
+    return 'retry';
+  }
+  // The one "this region failed" path: "Build Failed" is published before `failed` is recorded, so a publish
+  // that fails here leaves the region for the reconciler (the job goes to the DLQ), which publishes again.
+  await failRegion(
+    { releases: deps.releases, events: deps.publisher, clock: deps.clock, logger: builderLogger(deps) },
+    { releaseId: job.releaseId, region: job.region, reason, attempts: attempt.receiveCount },
+  );
   return rejected ? 'done' : 'retry';
 }

@@ -36,7 +36,7 @@ export async function resolveConfig(options: LocalOptions): Promise<StemcellConf
   try {
     return await loadConfig(file);
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, 2);
+    if (err instanceof ConfigError) throw new CliError(err.message, 2, { cause: err });
     throw err;
   }
 }

@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { InputError } from '#errors';
 import { StemcellConfig } from './schema.ts';
 
-export class ConfigError extends Error {
+export class ConfigError extends InputError {
   readonly file: string;
   readonly problems: string[];
-  constructor(file: string, problems: string[]) {
-    super(`${file}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  constructor(file: string, problems: string[], options?: { cause?: unknown }) {
+    super(`${file}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`, options);
     this.name = 'ConfigError';
     this.file = file;
     this.problems = problems;
@@ -37,13 +38,13 @@ export async function loadConfig(file: string): Promise<StemcellConfig> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
+    throw new ConfigError(file, [`cannot read: ${(err as Error).message}`], { cause: err });
   }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new ConfigError(file, [`not valid YAML: ${(err as Error).message}`]);
+    throw new ConfigError(file, [`not valid YAML: ${(err as Error).message}`], { cause: err });
   }
   return parseConfig(raw, file);
 }

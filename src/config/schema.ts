@@ -13,14 +13,16 @@ const OuId = z
 /**
  * The boot gate: each region's image is booted before "Image Ready" leaves. `mode` absent means the world's
  * default: qemu in local mode, a smoke instance on AWS. The timeout is bounded so polls fit the boot-check
- * queue's redelivery budget (see README, "Boot check").
+ * queue's redelivery budget (docs/design/boot-gate.md).
  */
 export const BootCheckConfig = z.strictObject({
   mode: z.enum(['qemu', 'instance', 'none']).optional(),
   marker: z.string().min(1).max(200).default('login:'),
   timeoutSeconds: z.number().int().min(10).max(900).default(180),
-  /** Lets `mode: none` through on a stream whose subscribers refresh their instances. */
-  allowUnverified: z.boolean().default(false),
+  allowUnverified: z
+    .boolean()
+    .default(false)
+    .describe('Lets `mode: none` through on a stream whose subscribers refresh their instances.'),
 });
 export type BootCheckConfig = z.infer<typeof BootCheckConfig>;
 
@@ -34,8 +36,7 @@ export const RolloutWave = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'wave names are [A-Za-z0-9][A-Za-z0-9._-]{0,63}'),
   ous: z.array(OuId).optional(),
   accounts: z.array(AccountId).optional(),
-  /** Fractions allowed (the demo bakes for seconds). */
-  bakeMinutes: z.number().min(0).max(10080),
+  bakeMinutes: z.number().min(0).max(10080).describe('Fractions allowed (the demo bakes for seconds).'),
   alarmArn: z
     .string()
     .regex(/^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+$/, 'not a CloudWatch alarm ARN')
@@ -92,27 +93,36 @@ const StreamFields = z.strictObject({
   architecture: Architecture.default('x86_64'),
   bootMode: BootMode.default('legacy-bios'),
   volumeSizeGiB: z.number().int().min(1).max(16384).default(4),
-  /** Images kept per region; older ones are deprecated, then deregistered with their snapshots. */
-  keep: z.number().int().min(1).max(100).default(3),
-  /**
-   * Who may launch the stream's images. Default: exactly the subscriber scope. When set, it must reach at least
-   * every account of the scope (refused otherwise): no account is told about an image it cannot launch.
-   */
-  sharing: Sharing.optional(),
+  keep: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(3)
+    .describe('Images kept per region; older ones are deprecated, then deregistered with their snapshots.'),
+  sharing: Sharing.optional().describe(
+    "Who may launch the stream's images. Default: exactly the subscriber scope. When set, it must reach at least every account of the scope (refused otherwise): no account is told about an image it cannot launch.",
+  ),
   subscribers: z
     .strictObject({
-      /** Who receives "Image Ready": the whole organization, or the accounts under these OUs. */
       scope: z
         .union([z.literal('organization'), z.strictObject({ ous: z.array(OuId).min(1) })])
-        .default('organization'),
-      /** SSM parameter written in each member account with the new image id; {stream} and {region} expand. */
-      ssmParameter: z.string().startsWith('/').optional(),
+        .default('organization')
+        .describe('Who receives "Image Ready": the whole organization, or the accounts under these OUs.'),
+      ssmParameter: z
+        .string()
+        .startsWith('/')
+        .optional()
+        .describe(
+          'SSM parameter written in each member account with the new image id; {stream} and {region} expand.',
+        ),
       instanceRefresh: z.boolean().default(true),
     })
     .default({ scope: 'organization', instanceRefresh: true }),
   bootCheck: BootCheckConfig.default({ marker: 'login:', timeoutSeconds: 180, allowUnverified: false }),
-  /** Waves with bake time; without it, one wave: every account in scope at once. */
-  rollout: Rollout.optional(),
+  rollout: Rollout.optional().describe(
+    'Waves with bake time; without it, one wave: every account in scope at once.',
+  ),
 });
 
 export const StreamConfig = StreamFields.superRefine((stream, ctx) => {
@@ -146,11 +156,13 @@ const LocalLaunchTemplate = z.strictObject({
   name: z.string().min(1),
   stream: StreamName,
   imageId: z.string().default('ami-00000000000000000'),
-  /** The launch data's instance type; by default a small one of the stream's architecture (t3.micro, t4g.micro). */
   instanceType: z
     .string()
     .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'not an instance type such as t3.micro')
-    .optional(),
+    .optional()
+    .describe(
+      "The launch data's instance type; by default a small one of the stream's architecture (t3.micro, t4g.micro).",
+    ),
   autoScalingGroup: z.string().optional(),
   refresh: z.boolean().default(true),
 });
@@ -167,8 +179,11 @@ export type LocalConfig = z.infer<typeof LocalConfig>;
 export const StemcellConfig = z
   .strictObject({
     homeRegion: Region,
-    /** Customer managed key (id, ARN or alias) that encrypts volumes, snapshots and images. */
-    kmsKeyId: z.string().min(1).default('alias/stemcell'),
+    kmsKeyId: z
+      .string()
+      .min(1)
+      .default('alias/stemcell')
+      .describe('Customer managed key (id, ARN or alias) that encrypts volumes, snapshots and images.'),
     bucket: z.string().min(3).default('stemcell-tarballs'),
     busName: z.string().min(1).default('stemcell'),
     streams: z

@@ -18,7 +18,6 @@ import type {
   RolloutStore,
   Snapshots,
 } from '#ports';
-import type { ReconcileDeps } from './reconcile.ts';
 
 /** The slice of a logger the core uses; Powertools' Logger satisfies it. */
 export interface Logger {
@@ -68,7 +67,7 @@ export interface AnnounceDeps extends BaseDeps {
   bootChecks?: FifoQueue;
   /** The boot check of a stream that names none: qemu in local mode, a smoke instance on AWS. */
   defaultBootCheckMode?: 'qemu' | 'instance';
-  /** Rollout waves, pins and their bake timer (src/core/rollout.ts); needed once a stream has `rollout`. */
+  /** Rollout waves, pins and their bake timer (src/core/rollout/rollout.ts); needed once a stream has `rollout`. */
   rollouts?: RolloutStore;
   timer?: BakeTimer;
   /** CloudWatch alarms of waves that name one. */
@@ -103,6 +102,15 @@ export interface SyncSubscribersDeps extends BaseDeps {
   catchUp?: ReconcileDeps;
 }
 
+export interface ReconcileDeps extends AnnounceDeps {
+  /** A region's build dead-letter queue: jobs whose attempts ran out. Absent: the DLQ step is skipped. */
+  buildDeadLetters?(region: string): FifoQueue;
+  /** Name of the bus in each member account; "default" when absent. */
+  memberBusName?: string;
+  /** The publisher's own account: never in an audience (as sync-subscribers never targets it). */
+  ownAccountId?: string;
+}
+
 /** What a member account's subscriber does for one stream beyond moving its launch templates. */
 export interface SubscriberSettings {
   /** SSM parameter to write with the new image id; {stream} and {region} expand. */
@@ -132,6 +140,12 @@ export interface ExpireDeps extends BaseDeps {
   members: MemberAccounts;
   /** Images to keep whatever their age: the pinned revision's and those rollbacks point at (imageId → why). */
   protectedImages?(stream: string, region: string): Promise<Map<string, string>>;
+}
+
+/** sweep-smoke-instances: each region's smoke instances that no live boot check can own are terminated. */
+export interface SweepDeps {
+  config: StemcellConfig;
+  sweeper(region: string): { sweep(olderThanSeconds: number): Promise<string[]> };
 }
 
 /** Subscriber settings straight from the stream configuration (local mode, tests). */

@@ -3,12 +3,14 @@
 // installed: nothing of arm64 runs here), so the host's apt sources decide where from. An arm64 package needs
 // the arm64 architecture known to apt (scripts/setup.sh adds it). Each package is unpacked into a temporary
 // directory and renamed into place, so a half-done unpack is never taken for a cached one.
+
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Architecture } from '#core/types.ts';
+import type { Architecture } from '#core/model/types.ts';
+import { DependencyError } from '#errors';
 
 const exec = promisify(execFile);
 
@@ -17,11 +19,10 @@ export const PACKAGE_CACHE = process.env.STEMCELL_PACKAGE_CACHE ?? '/var/cache/s
 export type DebianArch = 'amd64' | 'arm64';
 export const debianArch = (a: Architecture): DebianArch => (a === 'arm64' ? 'arm64' : 'amd64');
 
-export class PackageToolError extends Error {
+export class PackageToolError extends DependencyError {
   constructor(what: string, cause: unknown) {
     const detail = (cause as { stderr?: string }).stderr?.trim() || (cause as Error).message;
-    super(`${what}: ${detail}`);
-    this.name = 'PackageToolError';
+    super(`${what}: ${detail}`, { cause });
   }
 }
 

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { chmod, copyFile, link, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Architecture } from '#core/types.ts';
+import type { Architecture } from '#core/model/types.ts';
 import { debianArch, kernelPackage, unpackedPackage } from './debian-packages.ts';
 
 const run = promisify(execFile);

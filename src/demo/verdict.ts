@@ -4,7 +4,7 @@
 // permission, the customer key through the account's grant, instance type). Beside it, how many accounts in
 // scope have all their templates on the newest image.
 import type { StemcellConfig } from '#config/schema.ts';
-import { checkLaunches, type LaunchReport, type LaunchTarget } from '#core/launch.ts';
+import { checkLaunches, type LaunchReport, type LaunchTarget } from '#core/images/launch.ts';
 import type { LocalStack } from '#local/stack.ts';
 import { accountsInScope } from './config.ts';
 import { checkLaunchTemplates } from './report.ts';

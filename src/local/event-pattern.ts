@@ -13,9 +13,9 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { LocalServiceError } from './errors.ts';
 
 export class InvalidEventPatternError extends LocalServiceError {
-  constructor(reason: string, path: string[]) {
+  constructor(reason: string, path: string[], options?: { cause?: unknown }) {
     const at = path.length ? ` at ${path.join('.')}` : '';
-    super('InvalidEventPatternException', `Event pattern is not valid${at}: ${reason}`);
+    super('InvalidEventPatternException', `Event pattern is not valid${at}: ${reason}`, 400, options);
   }
 }
 
@@ -107,7 +107,7 @@ function parsePattern(text: string): unknown {
     });
   } catch (err) {
     if (err instanceof InvalidEventPatternError) throw err;
-    throw new InvalidEventPatternError(`not JSON (${(err as Error).message})`, []);
+    throw new InvalidEventPatternError(`not JSON (${(err as Error).message})`, [], { cause: err });
   }
 }
 

@@ -5,8 +5,10 @@
 // - a second stack on the same folder would corrupt it: the pid file refuses one while the first is alive;
 // - temporary files of writes that never reached their rename (`….<pid>.<n>.tmp`, `.tmp-<pid>`, uploads),
 //   removed when the process that wrote them is gone.
+
 import { readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { InputError } from '#errors';
 import { writeFileAtomic } from './json-state.ts';
 
 export const DATA_FOLDER_ENV = 'STEMCELL_DATA_FOLDER';
@@ -44,7 +46,7 @@ export function processesOf(dataDir: string): Array<{ pid: number; command: stri
   return found;
 }
 
-export class DataFolderInUseError extends Error {
+export class DataFolderInUseError extends InputError {
   override readonly name = 'DataFolderInUseError';
 }
 

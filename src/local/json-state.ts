@@ -30,7 +30,7 @@ export function readJson<T>(path: string, fallback: T): T {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new Error(`state file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new Error(`state file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -8,7 +8,7 @@
 //   snapshot's data keys and decrypts a block as that principal, as EBS restoring the volume would;
 // - the architecture and boot mode fit the instance type.
 
-import { instanceTypeMismatch } from '#core/instance-types.ts';
+import { instanceTypeMismatch } from '#core/images/instance-types.ts';
 import type { ImageInfo, LaunchModel, LaunchRequest, LaunchVerdict } from '#ports';
 import type { LocalImages } from './images.ts';
 import { autoScalingRoleArn } from './key-policy.ts';

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalConfig } from '#config/schema.ts';
-import { TAG } from '#core/naming.ts';
+import { TAG } from '#core/model/naming.ts';
 import type {
   AutoScalingGroup,
   Clock,

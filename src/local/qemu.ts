@@ -8,8 +8,8 @@ import { accessSync, constants, createWriteStream, existsSync, type WriteStream 
 import { copyFile, mkdir } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { consoleLines } from '#core/boot-gate.ts';
-import type { Architecture, BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/model/types.ts';
+import { consoleLines } from '#core/release/boot-check.ts';
 
 /** Firmware files (Debian's ovmf and qemu-efi-aarch64 packages), with the writable variable store's template. */
 export const FIRMWARE = {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { releaseId as makeReleaseId } from '#core/naming.ts';
+import { releaseId as makeReleaseId } from '#core/model/naming.ts';
 import { StreamName } from '#events/stemcell.ts';
 import type {
   AccountRecord,

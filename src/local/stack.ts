@@ -22,15 +22,16 @@ import type {
   ExpireDeps,
   IngestDeps,
   Logger,
+  ReconcileDeps,
   RegisterDeps,
   SubscriberDeps,
   SyncSubscribersDeps,
 } from '#core/deps.ts';
 import { subscriberSettingsFromConfig } from '#core/deps.ts';
-import type { ExpireOptions } from '#core/expire.ts';
-import { defaultInstanceType } from '#core/instance-types.ts';
-import type { ReconcileDeps, ReconcileOptions, ReconcileReport } from '#core/reconcile.ts';
-import { protectedImages } from '#core/rollback.ts';
+import type { ExpireOptions } from '#core/images/expire.ts';
+import { defaultInstanceType } from '#core/images/instance-types.ts';
+import type { ReconcileOptions, ReconcileReport } from '#core/release/reconcile.ts';
+import { protectedImages } from '#core/rollout/rollback.ts';
 import { BuildJob, INSTANCE_REFRESH_END_PATTERN, INSTANCE_REFRESH_MESSAGE_GROUP } from '#events/aws.ts';
 import { createHandler as createAnnounce } from '#functions/announce/handler.ts';
 import { createHandler as createBootCheck } from '#functions/boot-check/handler.ts';
@@ -148,7 +149,7 @@ export class LocalStack {
   readonly registry = new EventBusRegistry();
   readonly objects: LocalObjectStore;
   readonly releases: LocalReleaseStore;
-  /** Rollout waves and pins (src/core/rollout.ts), their bake timers, and the waves' alarms. */
+  /** Rollout waves and pins (src/core/rollout/rollout.ts), their bake timers, and the waves' alarms. */
   readonly rollouts: LocalRolloutStore;
   readonly scheduler: LocalScheduler;
   readonly alarms: LocalAlarms;
@@ -157,7 +158,7 @@ export class LocalStack {
   readonly members: LocalMemberAccounts;
   readonly centralBus: LocalEventBus;
   readonly registerQueue: LocalFifoQueue;
-  /** The boot gate's queue and machines (qemu): see src/core/boot-gate.ts. */
+  /** The boot gate's queue and machines (qemu): see src/core/release/boot-gate.ts. */
   readonly bootCheckQueue: LocalFifoQueue;
   readonly bootChecker: LocalQemuBootChecker;
   /** Whether an account could launch an image, by EC2's rules (the demo's verdict). */

@@ -1,8 +1,8 @@
 // What the status page shows, as one JSON document: the releases (newest first) with their rollout, and per
 // release a matrix regions × waves × accounts whose cells hold a state and its time; plus the adoption view.
 // Pure functions over the stores, so the page, `status --json` and the tests read the same thing.
-import { type AdoptionDeps, type AdoptionRow, adoptionView } from '#core/adoption.ts';
-import { FAILED_REFRESH, type RolloutSummary, rolloutSummary } from '#core/rollout.ts';
+import { type AdoptionDeps, type AdoptionRow, adoptionView } from '#core/members/adoption.ts';
+import { FAILED_REFRESH, type RolloutSummary, rolloutSummary } from '#core/rollout/rollout.ts';
 import type { Release, ReleaseStore, RolloutRecord, RolloutStore, StreamPin } from '#ports';
 
 export type CellState =

@@ -314,7 +314,9 @@ export class ByteSource {
       if (err instanceof RejectedArchiveError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (this.compression !== 'none' && !(err as { syscall?: string }).syscall) {
-        throw new RejectedArchiveError(ARCHIVE, `corrupt ${this.compression} data: ${message}`);
+        throw new RejectedArchiveError(ARCHIVE, `corrupt ${this.compression} data: ${message}`, {
+          cause: err,
+        });
       }
       throw err;
     }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Architecture } from '#core/types.ts';
+import type { Architecture } from '#core/model/types.ts';
 import { prepareSampleBoot, type SampleBoot } from '#demo/sample-rootfs.ts';
 import { bootUntilMarker } from '#local/qemu.ts';
 import { needsRoot } from '#test/integration/volumes/helpers.ts';

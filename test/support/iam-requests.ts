@@ -145,6 +145,12 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
       add(`sqs:${action}`, queueArn(input.QueueUrl));
       return out;
     }
+    case 'sqs:GetQueueUrl':
+      add(
+        'sqs:GetQueueUrl',
+        `arn:aws:sqs:${region}:${str(input.QueueOwnerAWSAccountId) || account}:${str(input.QueueName)}`,
+      );
+      return out;
     // ---- EventBridge
     case 'events:PutEvents': {
       for (const e of (input.Entries as { EventBusName?: string }[]) ?? []) {

@@ -106,7 +106,6 @@ export class RoleWorld {
             BuilderImageId: 'ami-0debian000000000',
             BuilderInstanceType: 'c7i.large',
             VpcId: 'vpc-0123',
-            SubnetIds: 'subnet-0123',
             BuilderSubnetId: 'subnet-0123',
             BuilderAvailabilityZone: `${region}a`,
             MinBuilders: '1',
@@ -222,7 +221,15 @@ export class RoleWorld {
     this.trace.route(STSClient, 'sts', sts);
     this.trace.route(S3Client, 's3', f.s3.client());
     this.trace.route(DynamoDBDocumentClient, 'dynamodb', f.dynamodb.client());
-    this.trace.route(SQSClient, 'sqs', f.sqs.client());
+    const sqsClients = new Map<string, SQSClient>();
+    this.trace.route(SQSClient, 'sqs', (region: string) => {
+      let client = sqsClients.get(region);
+      if (!client) {
+        client = f.sqs.client(region);
+        sqsClients.set(region, client);
+      }
+      return client;
+    });
     this.trace.route(EventBridgeClient, 'events', f.events.client());
     const ec2Clients = new Map([...f.ec2].map(([region, fake]) => [region, fake.client()]));
     this.trace.route(EC2Client, 'ec2', (region: string) => {

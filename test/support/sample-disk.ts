@@ -6,7 +6,7 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openVolume } from '#builder/device.ts';
 import { attachLoop, detachLoop } from '#builder/volume/loop.ts';
-import type { Architecture, BootMode } from '#core/types.ts';
+import type { Architecture, BootMode } from '#core/model/types.ts';
 import { buildSampleTarball, type SampleBoot } from '#demo/sample-rootfs.ts';
 import { applyTarball } from '#unpack/index.ts';
 

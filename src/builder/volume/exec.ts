@@ -1,7 +1,9 @@
 // Running the system tools that own partitions, filesystems and loop devices (sgdisk, mkfs.ext4, losetup, …).
-import { execFile } from 'node:child_process';
 
-export class ToolError extends Error {
+import { execFile } from 'node:child_process';
+import { DependencyError } from '#errors';
+
+export class ToolError extends DependencyError {
   readonly command: string;
   readonly exitCode: number | null;
   readonly stderr: string;

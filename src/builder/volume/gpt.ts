@@ -1,6 +1,6 @@
 // The volume's partition table: GPT, written with sgdisk and read back with sfdisk --json. Both work on the
 // device from user space, so this needs no partition support in the kernel.
-import type { BootMode } from '#core/types.ts';
+import type { BootMode } from '#core/model/types.ts';
 import { run } from './exec.ts';
 
 export const SECTOR = 512;

@@ -46,7 +46,7 @@ export function register(program: Command): void {
       try {
         config = agentConfigFromEnv();
       } catch (err) {
-        throw new CliError((err as Error).message, 2);
+        throw new CliError((err as Error).message, 2, { cause: err });
       }
       if (options.recover) {
         await recoverMounts(join(config.stateDir, 'mnt'), log);

@@ -22,7 +22,7 @@ export function register(program: Command): void {
         process.stdout.write(`${options.config}: valid\n${streams.join('\n')}\n`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
-        throw new CliError(err.problems.map((p) => `${options.config}: ${p}`).join('\n'), 2);
+        throw new CliError(err.problems.map((p) => `${options.config}: ${p}`).join('\n'), 2, { cause: err });
       }
     });
 }

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { objectKey } from '#core/naming.ts';
+import { objectKey } from '#core/model/naming.ts';
 import { demoConfig } from '#demo/config.ts';
 import { checkLaunchTemplates, reportTable } from '#demo/report.ts';
 import { buildSampleTarball, prepareSampleBoot, type SampleBoot } from '#demo/sample-rootfs.ts';

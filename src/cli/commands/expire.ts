@@ -2,7 +2,7 @@
 // never one anything can still launch from; deprecates first, deregisters after the grace period, deletes the
 // snapshot with the deregistration. --dry-run prints what it would do.
 import type { Command } from 'commander';
-import { DEFAULT_EXPIRE_GRACE_MS, type ExpireResult } from '#core/expire.ts';
+import { DEFAULT_EXPIRE_GRACE_MS, type ExpireResult } from '#core/images/expire.ts';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 

@@ -77,7 +77,9 @@ export function register(program: Command): void {
           );
         } catch (err) {
           if (err instanceof Error && err.name === 'AccessDeniedException')
-            throw new CliError(`export: account ${caller} may not use the image's key: ${err.message}`, 1);
+            throw new CliError(`export: account ${caller} may not use the image's key: ${err.message}`, 1, {
+              cause: err,
+            });
           throw err;
         }
       },

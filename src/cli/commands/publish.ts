@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { objectKey, parseObjectKey } from '#core/naming.ts';
+import { objectKey, parseObjectKey } from '#core/model/naming.ts';
 import { LocalObjectStore } from '#local/object-store.ts';
 import type { StoredObject } from '#ports';
 import { CliError } from '../errors.ts';
@@ -45,7 +45,7 @@ export function register(program: Command): void {
     try {
       parseObjectKey(key);
     } catch (err) {
-      throw new CliError(`--revision ${revision}: ${(err as Error).message}`, 2);
+      throw new CliError(`--revision ${revision}: ${(err as Error).message}`, 2, { cause: err });
     }
     const hash = createHash('sha256');
     await pipeline(createReadStream(tarball), hash);

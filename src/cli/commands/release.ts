@@ -2,8 +2,10 @@
 // Local mode runs the local stack over the data folder until the command's effects settle (stop `stemcell dev`
 // first: two processes must not drive one data folder); the next wave's bake timer stays in its schedules for
 // the next `stemcell dev`.
+
 import type { Command } from 'commander';
-import { abortRelease, RolloutStateError, resumeRelease, rolloutSummary } from '#core/rollout.ts';
+import { abortRelease, resumeRelease, rolloutSummary } from '#core/rollout/rollout.ts';
+import { isInputError } from '#errors';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
 
@@ -54,8 +56,7 @@ async function run(
         `${stream} ${revision}: ${summary?.state}; waves ${summary?.waves.map((w) => `${w.name}=${w.state}`).join(', ')}\n`,
       );
   } catch (err) {
-    if (err instanceof RolloutStateError || (err instanceof Error && err.name === 'ReleaseNotFoundError'))
-      throw new CliError(`release ${action}: ${err.message}`, 2);
+    if (isInputError(err)) throw new CliError(`release ${action}: ${err.message}`, 2, { cause: err });
     throw err;
   } finally {
     await stack.stop();

@@ -2,9 +2,10 @@
 // local data folder, running the local stack until their effects settle (stop `stemcell dev` first). A rollback is
 // a new release (higher sequence) pointing at the earlier revision's images; regions whose image is gone are
 // rebuilt from the earlier revision's tarball.
+
 import type { Command } from 'commander';
-import { pin, type RollbackDeps, rollback, unpin } from '#core/rollback.ts';
-import { RolloutStateError } from '#core/rollout.ts';
+import { pin, type RollbackDeps, rollback, unpin } from '#core/rollout/rollback.ts';
+import { isInputError } from '#errors';
 import type { LocalStack } from '#local/stack.ts';
 import { CliError } from '../errors.ts';
 import { type LocalOptions, localOptions, resolveConfig } from '../local-context.ts';
@@ -85,8 +86,7 @@ async function withStack(
     await stack.settle({ timers: false });
     process.stdout.write(typeof out === 'string' ? `${out}\n` : `${JSON.stringify(out, null, 2)}\n`);
   } catch (err) {
-    if (err instanceof RolloutStateError || (err instanceof Error && err.name === 'ReleaseNotFoundError'))
-      throw new CliError(`${what}: ${err.message}`, 2);
+    if (isInputError(err)) throw new CliError(`${what}: ${err.message}`, 2, { cause: err });
     throw err;
   } finally {
     await stack.stop();

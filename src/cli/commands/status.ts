@@ -1,7 +1,7 @@
 // `stemcell status`: releases with their per-region and per-account state, from the release store.
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { type RolloutSummary, rolloutSummary } from '#core/rollout.ts';
+import { type RolloutSummary, rolloutSummary } from '#core/rollout/rollout.ts';
 import { formatBytes } from '#demo/report.ts';
 import { LocalReleaseStore } from '#local/release-store.ts';
 import { LocalRolloutStore } from '#local/rollout-store.ts';
@@ -31,9 +31,10 @@ export async function releaseStores(
   const { DynamoReleaseStore } = await import('#aws/release-store.ts');
   const { DynamoRolloutStore } = await import('#aws/rollout-store.ts');
   const { AwsClients } = await import('#aws/clients.ts');
+  const { clientSettingsFromEnv } = await import('#aws/client-env.ts');
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   if (!region) throw new CliError('status --table: pass --region (or set AWS_REGION) for the home region', 2);
-  const client = new AwsClients().dynamodb(region);
+  const client = new AwsClients({ client: clientSettingsFromEnv() }).dynamodb(region);
   return {
     releases: new DynamoReleaseStore({ tableName: options.table, client }),
     rollouts: new DynamoRolloutStore({ tableName: options.table, client }),
@@ -177,9 +178,14 @@ export async function pageDeps(options: StatusOptions): Promise<import('#ui/stat
     };
   }
   const { AwsClients } = await import('#aws/clients.ts');
+  const { clientSettingsFromEnv } = await import('#aws/client-env.ts');
   const { AwsOrganizationDirectory } = await import('#aws/organization.ts');
   const { AwsMemberAccounts } = await import('#aws/member-accounts.ts');
-  const clients = new AwsClients({ memberRoleName: options.memberRole, roleSessionName: 'stemcell-status' });
+  const clients = new AwsClients({
+    memberRoleName: options.memberRole,
+    roleSessionName: 'stemcell-status',
+    client: clientSettingsFromEnv(),
+  });
   return {
     config,
     ...stores,
@@ -189,7 +195,7 @@ export async function pageDeps(options: StatusOptions): Promise<import('#ui/stat
 }
 
 async function printAdoption(stream: string | undefined, options: StatusOptions): Promise<void> {
-  const { adoptionView } = await import('#core/adoption.ts');
+  const { adoptionView } = await import('#core/members/adoption.ts');
   const rows = await adoptionView(await pageDeps(options), stream);
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ adoption: rows }, null, 2)}\n`);

@@ -62,8 +62,10 @@ export function register(program: Command): void {
         );
       }
     } catch (err) {
-      if (err instanceof RejectedArchiveError) throw new CliError(err.message, 2);
-      throw new CliError(`stemcell unpack: ${err instanceof Error ? err.message : String(err)}`, 1);
+      if (err instanceof RejectedArchiveError) throw new CliError(err.message, 2, { cause: err });
+      throw new CliError(`stemcell unpack: ${err instanceof Error ? err.message : String(err)}`, 1, {
+        cause: err,
+      });
     }
   });
 }

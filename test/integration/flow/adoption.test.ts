@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { ReleaseStatus } from '#cli/commands/status.ts';
-import type { AdoptionRow } from '#core/adoption.ts';
+import type { AdoptionRow } from '#core/members/adoption.ts';
 import { accountId, flowConfig, HOME, OTHER, OU_A, releaseOf, startFlow } from './support.ts';
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
-import { objectKey } from '#core/naming.ts';
+import { objectKey } from '#core/model/naming.ts';
 import { LocalObjectStore } from '#local/object-store.ts';
 import { flowConfig, HOME, OTHER, sampleBody, stackOver } from './support.ts';
 

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { objectKey } from '#core/naming.ts';
+import { objectKey } from '#core/model/naming.ts';
 import { realSleep } from '#local/clock.ts';
 import type { LocalStack } from '#local/stack.ts';
 import { flowConfig, HOME, OTHER, sampleBody, stackOver } from './support.ts';

@@ -3,8 +3,8 @@
 // expire keeps rolled-back-to and pinned images; a pin holds new revisions back until unpin.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sequenceFromVersionDescription } from '#core/naming.ts';
-import { pin, rollback, unpin } from '#core/rollback.ts';
+import { sequenceFromVersionDescription } from '#core/model/naming.ts';
+import { pin, rollback, unpin } from '#core/rollout/rollback.ts';
 import { accountId, defaultImage, type Flow, HOME, OTHER, releaseOf, startFlow } from './support.ts';
 
 async function withFlow(body: (flow: Flow) => Promise<void>): Promise<void> {

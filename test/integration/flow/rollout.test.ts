@@ -3,7 +3,7 @@
 // and no account of a later wave moves; resume and abort are the operator's way on.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { abortRelease, resumeRelease } from '#core/rollout.ts';
+import { abortRelease, resumeRelease } from '#core/rollout/rollout.ts';
 import { accountId, defaultImage, type Flow, HOME, OTHER, OU_A, releaseOf, startFlow } from './support.ts';
 
 // OU_A holds accounts 1 and 3, OU_B accounts 2 and 4.
@@ -178,7 +178,7 @@ describe('Flow: rollout waves', () => {
             `${account} in ${region} stays where it was`,
           );
       // a late joiner of the rest gets nothing of a release its wave has not reached
-      const { deliverLatestTo } = await import('#core/reconcile.ts');
+      const { deliverLatestTo } = await import('#core/release/reconcile.ts');
       assert.deepEqual(await deliverLatestTo(flow.stack.reconcileDeps(), REST), []);
     }, 30);
   });
@@ -204,7 +204,7 @@ describe('Flow: rollout waves', () => {
         for (const region of [HOME, OTHER])
           assert.equal(defaultImage(flow, account, region, 'web'), first.regions[region]?.imageId);
       // a late joiner gets the last release that finished its rollout
-      const { deliverLatestTo } = await import('#core/reconcile.ts');
+      const { deliverLatestTo } = await import('#core/release/reconcile.ts');
       const delivered = await deliverLatestTo(flow.stack.reconcileDeps(), [accountId(2)]);
       assert.deepEqual([...new Set(delivered.map((d) => d.releaseId))], [first.releaseId]);
     }, 0.05);

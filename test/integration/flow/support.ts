@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '#config/load.ts';
 import type { StemcellConfig } from '#config/schema.ts';
-import { objectKey } from '#core/naming.ts';
+import { objectKey } from '#core/model/naming.ts';
 import { buildSampleTarball } from '#demo/sample-rootfs.ts';
 import type { BuildJob } from '#events/aws.ts';
 import type { ServiceEventEnvelope } from '#local/service-events.ts';

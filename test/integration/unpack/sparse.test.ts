@@ -140,7 +140,7 @@ describe('Function: applyTarball() with GNU sparse files', () => {
           { build: () => rev1 } as TarBuilder,
           rev2,
           (w) => {
-            SPARSE.forEach((rel, i) => linkSync(join(w.root, rel), witness(w, i)));
+            for (const [i, rel] of SPARSE.entries()) linkSync(join(w.root, rel), witness(w, i));
             before = inodes(w.root);
           },
         );

@@ -3,6 +3,7 @@
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
+  GetQueueUrlCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
   SQSClient,
@@ -23,17 +24,24 @@ export class FakeSqsFifo {
   readonly messages: FakeMessage[] = [];
   readonly #dedup = new Set<string>();
   now: () => number;
+  /** The account GetQueueUrl answers for when the caller names no owner. */
+  account = '111111111111';
 
   constructor(now: () => number = Date.now) {
     this.now = now;
   }
 
-  client(): SQSClient {
+  /** A client of the queues in `region` (all regions share one message list). */
+  client(region = 'eu-west-1'): SQSClient {
     const client = new SQSClient({
-      region: 'eu-west-1',
+      region,
       credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
     });
     const mock = mockClient(client);
+    // Every queue name exists; its URL is the one SQS gives in the client's region (one message list for all).
+    mock.on(GetQueueUrlCommand).callsFake((input) => ({
+      QueueUrl: `https://sqs.${region}.amazonaws.com/${input.QueueOwnerAWSAccountId ?? this.account}/${input.QueueName}`,
+    }));
     mock.on(SendMessageCommand).callsFake((input) => {
       if (!input.MessageGroupId)
         throw awsError('MissingParameter', 'MessageGroupId is required on FIFO queues');

@@ -22,6 +22,70 @@ describe('Class: AwsClients', () => {
     assert.equal(await a.config.region(), 'eu-west-1');
   });
 
+  it('builds every client, member accounts and role assumption included, with the one client configuration', async () => {
+    // prepare
+    const credentials = { accessKeyId: 'AKIDOWN', secretAccessKey: 'own' };
+    const clients = new AwsClients({
+      ownAccountId: '111111111111',
+      memberRoleName: 'stemcell-member',
+      client: {
+        endpoint: 'http://127.0.0.1:5000',
+        maxAttempts: 2,
+        retryMode: 'standard',
+        credentials,
+        forcePathStyle: true,
+        organizationsRegion: 'cn-northwest-1',
+      },
+    });
+    const own = [
+      clients.s3('eu-west-1'),
+      clients.sqs('eu-west-1'),
+      clients.eventBridge('eu-west-1'),
+      clients.dynamodb('eu-west-1'),
+      clients.scheduler('eu-west-1'),
+      clients.cloudwatch('eu-west-1'),
+      clients.organizations(),
+      clients.sts('eu-west-1'),
+      clients.ec2('eu-west-1'),
+      clients.kms('eu-west-1'),
+      clients.autoScaling('eu-west-1'),
+      clients.ssm('eu-west-1'),
+    ];
+    const member = [
+      clients.ec2('us-east-1', '222222222222'),
+      clients.kms('us-east-1', '222222222222'),
+      clients.autoScaling('us-east-1', '222222222222'),
+      clients.ssm('us-east-1', '222222222222'),
+    ];
+    // act + assess
+    for (const client of [...own, ...member]) {
+      const name = client.constructor.name;
+      const config = client.config as unknown as {
+        endpoint?: () => Promise<{ hostname: string; port?: number; protocol: string }>;
+        maxAttempts: () => Promise<number>;
+        retryStrategy: () => Promise<{ mode?: string }>;
+      };
+      const endpoint = await config.endpoint?.();
+      assert.deepEqual(
+        [endpoint?.protocol, endpoint?.hostname, endpoint?.port],
+        ['http:', '127.0.0.1', 5000],
+        `${name} endpoint`,
+      );
+      assert.equal(await config.maxAttempts(), 2, `${name} maxAttempts`);
+      assert.equal((await config.retryStrategy()).mode, 'standard', `${name} retry mode`);
+    }
+    for (const client of own) {
+      const name = client.constructor.name;
+      assert.equal((await client.config.credentials()).accessKeyId, 'AKIDOWN', `${name} own credentials`);
+    }
+    assert.equal(await clients.organizations().config.region(), 'cn-northwest-1');
+    assert.equal(clients.s3('eu-west-1').config.forcePathStyle, true);
+    assert.equal(clients.settings.endpoint, 'http://127.0.0.1:5000');
+    // Another instance for other account options keeps the same configuration.
+    const other = clients.with({ ownAccountId: '222222222222' });
+    assert.equal((await other.ec2('eu-west-1').config.endpoint?.())?.hostname, '127.0.0.1');
+  });
+
   it('refuses another account when no member role is configured', () => {
     const clients = new AwsClients({ ownAccountId: '111111111111' });
     assert.throws(

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { SqsFifoQueue } from '#aws/fifo-queue.ts';
 
@@ -56,6 +62,55 @@ describe('Class: SqsFifoQueue', () => {
     assert.deepEqual(got, [
       { messageId: 'm1', body: 'b', receiptHandle: 'r1', receiveCount: 3, groupId: 'web' },
     ]);
+  });
+
+  it('known by name, asks SQS for its URL once and sends every request there', async () => {
+    // prepare: the URL SQS gives (an emulator's, here) is nothing a region and an account would spell
+    const given = 'http://127.0.0.1:5000/123456789012/stemcell-build-us-east-1.fifo';
+    const sqs = client();
+    const mock = mockClient(sqs);
+    mock.on(GetQueueUrlCommand).resolves({ QueueUrl: given });
+    mock.on(SendMessageCommand).resolves({ MessageId: 'm1' });
+    mock.on(ReceiveMessageCommand).resolves({ Messages: [] });
+    mock.on(DeleteMessageCommand).resolves({});
+    const queue = new SqsFifoQueue({ queueName: 'stemcell-build-us-east-1.fifo', client: sqs });
+    // act
+    await queue.send('{"job":1}', 'web', 'd1');
+    await queue.receive({ max: 1, visibilityTimeoutSeconds: 30 });
+    await queue.delete('r1');
+    // assess
+    assert.equal(queue.name, 'stemcell-build-us-east-1.fifo');
+    assert.deepEqual(
+      mock.commandCalls(GetQueueUrlCommand).map((c) => c.args[0].input),
+      [{ QueueName: 'stemcell-build-us-east-1.fifo' }],
+    );
+    assert.deepEqual(
+      [
+        mock.commandCalls(SendMessageCommand)[0]?.args[0].input.QueueUrl,
+        mock.commandCalls(ReceiveMessageCommand)[0]?.args[0].input.QueueUrl,
+        mock.commandCalls(DeleteMessageCommand)[0]?.args[0].input.QueueUrl,
+      ],
+      [given, given, given],
+    );
+  });
+
+  it('names the queue when SQS cannot give its URL, and asks again on the next call', async () => {
+    // prepare
+    const sqs = client();
+    const mock = mockClient(sqs);
+    const missing = Object.assign(new Error('The specified queue does not exist.'), {
+      name: 'QueueDoesNotExist',
+    });
+    mock.on(GetQueueUrlCommand).rejectsOnce(missing).resolves({ QueueUrl: URL });
+    mock.on(SendMessageCommand).resolves({ MessageId: 'm1' });
+    const queue = new SqsFifoQueue({ queueName: 'stemcell-build-eu-west-1.fifo', client: sqs });
+    // act + assess
+    await assert.rejects(
+      queue.send('b', 'web', 'd1'),
+      /queue stemcell-build-eu-west-1\.fifo: GetQueueUrl failed: QueueDoesNotExist/,
+    );
+    assert.deepEqual(await queue.send('b', 'web', 'd1'), { messageId: 'm1' });
+    assert.equal(mock.commandCalls(GetQueueUrlCommand).length, 2);
   });
 
   it('refuses a standard queue URL', () => {

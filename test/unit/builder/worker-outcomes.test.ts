@@ -7,6 +7,8 @@ import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import type { BuilderDeps, OpenVolume } from '#builder/worker.ts';
 import { handleBuildFailure, isOutOfSpace, runBuild } from '#builder/worker.ts';
+import type { StemcellConfig } from '#config/schema.ts';
+import { recordBuildFailure } from '#core/release/build-failure.ts';
 import type { SnapshotInfo, VolumeInfo } from '#ports';
 import { type FakeBuilder, fakeBuilder } from '#test/support/builder-fakes.ts';
 import { TarBuilder } from '#test/support/tar-builder.ts';
@@ -235,6 +237,36 @@ describe('Function: handleBuildFailure()', () => {
       assert.deepEqual(
         [t.published[0]?.detailType, detail.reason, detail.attempts, detail.region],
         ['Build Failed', 'disk gone', 3, 'eu-west-1'],
+      );
+      assert.equal((await t.releases.get(t.releaseId))?.regions['eu-west-1']?.state, 'failed');
+    }));
+
+  it('a "Build Failed" that cannot be published on the last attempt is not lost: the region stays open for the reconciler', () =>
+    withBuilder({ tarball }, async (t) => {
+      // arrange: the bus refuses the event on the job's last attempt
+      const bus = t.deps.publisher;
+      t.deps.publisher = {
+        publish: async () => {
+          throw new Error('PutEvents: ServiceUnavailable');
+        },
+      };
+      // act
+      await assert.rejects(
+        handleBuildFailure(t.deps, t.job, 'disk gone', attempt(3)),
+        /PutEvents: ServiceUnavailable/,
+      );
+      // assess: not recorded as failed, so the reconciler's pass over the DLQ (recordBuildFailure) publishes it
+      assert.notEqual((await t.releases.get(t.releaseId))?.regions['eu-west-1']?.state, 'failed');
+      const config = { busName: 'stemcell' } as StemcellConfig;
+      const logger = { debug() {}, info() {}, warn() {}, error() {} };
+      const { published } = await recordBuildFailure(
+        { config, releases: t.releases, events: bus, clock: t.deps.clock, logger },
+        { releaseId: t.releaseId, region: 'eu-west-1', reason: 'disk gone', attempts: 3 },
+      );
+      assert.equal(published, true);
+      assert.deepEqual(
+        t.published.map((e) => e.detailType),
+        ['Build Failed'],
       );
       assert.equal((await t.releases.get(t.releaseId))?.regions['eu-west-1']?.state, 'failed');
     }));

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
-import { announceImage } from '#core/announce.ts';
-import { recordBuildFailure } from '#core/build-failure.ts';
-import { ingest } from '#core/ingest.ts';
-import { releaseTags, TAG } from '#core/naming.ts';
-import { registerSnapshot } from '#core/register.ts';
-import { halt } from '#core/rollout.ts';
-import { applyImageReady } from '#core/subscriber.ts';
+import { applyImageReady } from '#core/members/subscriber.ts';
+import { releaseTags, TAG } from '#core/model/naming.ts';
+import { announceImage } from '#core/release/announce.ts';
+import { recordBuildFailure } from '#core/release/build-failure.ts';
+import { ingest } from '#core/release/ingest.ts';
+import { registerSnapshot } from '#core/release/register.ts';
+import { halt } from '#core/rollout/rollout.ts';
 import {
   AmiStateChangeEvent,
   BuildJob,
@@ -25,7 +25,6 @@ import {
   type StemcellDetailType,
 } from '#events/stemcell.ts';
 import type { BusEvent } from '#ports';
-import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 import {
   FakeClock,
   FakeImaging,
@@ -39,7 +38,8 @@ import {
   RecordingLogger,
   SHA,
   testConfig,
-} from '../core/fakes.ts';
+} from '#test/support/core-fakes.ts';
+import { MemoryRolloutStore, RecordingTimer } from '#test/support/rollout-fakes.ts';
 
 const stemcellEnvelope = (detailType: StemcellDetailType) =>
   EventBridgeSchema.extend({ detail: StemcellDetailSchemas[detailType] });

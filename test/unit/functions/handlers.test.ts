@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Context } from 'aws-lambda';
-import { releaseTags, TAG } from '#core/naming.ts';
+import { releaseTags, TAG } from '#core/model/naming.ts';
 import { sample } from '#events/samples/index.ts';
 import { createHandler as announceHandler } from '#functions/announce/handler.ts';
 import { createPowertools } from '#functions/commons/powertools.ts';
@@ -24,7 +24,7 @@ import {
   RecordingLogger,
   SHA,
   testConfig,
-} from '../core/fakes.ts';
+} from '#test/support/core-fakes.ts';
 
 const tools = createPowertools({ serviceName: 'stemcell-test', quiet: true });
 

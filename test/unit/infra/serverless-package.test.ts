@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SUBSCRIBER_RULE_PREFIX } from '#core/naming.ts';
+import { SUBSCRIBER_RULE_PREFIX } from '#core/model/naming.ts';
 import {
   asList,
   deadLetterViolations,
@@ -17,6 +17,7 @@ import {
   type Statement,
   type Template,
 } from '#test/support/cfn.ts';
+import { cfnLint, cfnLintVersion, describeFinding } from '#test/support/cfn-lint.ts';
 import { alarmTopicViolations, unreadEnvironment } from '#test/support/infra-checks.ts';
 import { packageServerless } from '#test/support/roles.ts';
 
@@ -59,6 +60,13 @@ describe('Template: serverless.yml (packaged offline)', () => {
     }
     assert.equal(roles.size, FUNCTIONS.length, 'no role is shared');
     assert.equal(template.Resources.IamRoleLambdaExecution, undefined, 'no framework-wide role');
+  });
+
+  it('passes cfn-lint with no error and no warning the checked-in config does not ignore', async () => {
+    // Both templates the framework hands CloudFormation: the stack as created, then as updated.
+    const templates = ['create', 'update'].map((s) => join(out, `cloudformation-template-${s}-stack.json`));
+    const findings = await cfnLint(templates);
+    assert.deepEqual(findings.map(describeFinding), [], `cfn-lint ${await cfnLintVersion()}`);
   });
 
   it('hard-codes no account id', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { LocalConfig } from '#config/schema.ts';
-import { TAG } from '#core/naming.ts';
+import { TAG } from '#core/model/naming.ts';
 import {
   INSTANCE_REFRESH_END_PATTERN,
   type InstanceRefreshEndedEnvelope,
