@@ -221,28 +221,20 @@ export class TreeApplier extends TreeState {
     const size = entry.sparse ? entry.sparse.realSize : entry.size;
     const rec = withMtime({ t: 'file', s: size, m: modeOf(entry), u: entry.uid, g: entry.gid }, entry);
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
-    if (
-      this.trustMtime &&
-      this.old &&
-      old?.rec.h &&
-      old.rec.s === size &&
-      sameMtime(old.rec, entry) &&
-      this.unmoved(rel, old.rec)
-    ) {
+    let fromManifest = this.old !== null;
+    if (this.trustMtime && this.old && old?.rec.h && old.rec.s === size && sameMtime(old.rec, entry)) {
       // Opt-in quick check (like rsync's): same size and mtime as the manifest says, and the disk still as
       // the last apply left it, means same content, so the body is skipped unread and unhashed. Wrong for
       // archives whose mtimes are clamped (an edit may keep both).
-      rec.h = old.rec.h;
-      if (old.rec.b) rec.b = old.rec.b;
-      const changed = this.applyMetadata(entry, rel, old, false);
-      // The stamp goes on unless this thread changed the inode (the helper's requests restamp it later).
-      if (!changed && old.rec.n) rec.n = old.rec.n;
-      else if (changed) rec.n = stampOf(lstatSync(this.abs(rel)));
-      this.count(false, changed);
-      this.addSeen(rel, 'file', rec);
-      return null;
+      if (this.unmoved(rel, old.rec)) return this.quickCheckSkip(entry, rel, old, rec);
+      // The disk changed behind the manifest's back (its stamp disagrees): what is there is compared with the
+      // archive, as without a manifest, rather than taken on the manifest's word.
+      const disk = this.diskState(rel);
+      if (disk && disk.rec.t !== 'file') this.removeOld(rel, disk);
+      old = disk?.rec.t === 'file' ? { ...disk, xattrs: old.xattrs } : null;
+      fromManifest = false;
     }
-    const shared = old !== null && (this.old ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
+    const shared = old !== null && (fromManifest ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
     const parent = parentOf(rel);
     const job: FileJob = {
       id: ++this.nextJob,
@@ -257,7 +249,7 @@ export class TreeApplier extends TreeState {
       mtimeNsec: entry.mtimeNsec,
       xattrs: entry.xattrs?.size ? [...entry.xattrs] : null,
       old: old ? { rec: oldFileRecord(old, entry.size, shared || entry.sparse !== null) } : null,
-      fromManifest: this.old !== null,
+      fromManifest,
       shared,
       freshParent: this.plainDirs.has(parent),
     };
@@ -269,6 +261,19 @@ export class TreeApplier extends TreeState {
   }
 
   private readonly bodySink = (piece: Buffer): void => this.writer.data(piece);
+
+  /** The quick check's skip: the body goes unread; owner, mode, mtime and xattrs are still applied. */
+  private quickCheckSkip(entry: TarEntry, rel: string, old: OldState, rec: ManifestRecord): null {
+    rec.h = old.rec.h;
+    if (old.rec.b) rec.b = old.rec.b;
+    const changed = this.applyMetadata(entry, rel, old, false);
+    // The stamp goes on unless this thread changed the inode (the helper's requests restamp it later).
+    if (!changed && old.rec.n) rec.n = old.rec.n;
+    else if (changed) rec.n = stampOf(lstatSync(this.abs(rel)));
+    this.count(false, changed);
+    this.addSeen(rel, 'file', rec);
+    return null;
+  }
 
   /** Whether a file the manifest knows is still the inode the last apply left (see file-writer.ts). */
   private unmoved(rel: string, rec: ManifestRecord): boolean {
