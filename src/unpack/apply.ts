@@ -21,28 +21,17 @@ import {
   readdirSync,
   type Stats,
   symlinkSync,
-  unlinkSync,
 } from 'node:fs';
-import { modeWithAcl } from './acl.ts';
 import { WHOLE_BODY_MAX } from './content.ts';
-import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
+import { toStamp } from './file-io.ts';
+import type { FileJob } from './file-jobs.ts';
 import { MAX_DEV_MAJOR, MAX_DEV_MINOR } from './fs-helper.ts';
 import type { ManifestRecord } from './manifest.ts';
-import { decodeName, fsPath, nameBytes } from './names.ts';
+import { fsPath } from './names.ts';
 import type { TarEntry } from './tar-reader.ts';
-import {
-  inodeAgrees,
-  needsPreciseTime,
-  parentOf,
-  removeTree,
-  sameMtime,
-  typeOfStats,
-  xattrMap,
-  xattrRecord,
-  xattrsEqual,
-} from './tree-ops.ts';
-import { type OldState, type Seen, TreeState } from './tree-state.ts';
-import { WriterClient } from './writer-client.ts';
+import { inodeAgrees, parentOf, sameMtime, typeOfStats, xattrMap, xattrRecord } from './tree-ops.ts';
+import type { OldState } from './tree-state.ts';
+import { type ChunkOwner, modeOf, TreeWrites, withMtime } from './tree-writes.ts';
 import type { XattrMap } from './xattrs.ts';
 
 /** The manifest's content window (content.ts), where the builder and the tests have always found it. */
@@ -51,46 +40,27 @@ export type { ApplyCounters } from './tree-state.ts';
 
 /** What mkdir gives a directory GNU tar creates for an unlisted parent (0777 less the usual umask 022). */
 const IMPLIED_DIR_MODE = 0o755;
-/** Setting the access ACL sets the group bits to its mask: a later chmod must be followed by the ACL. */
-const ACL_ACCESS = 'system.posix_acl_access';
+/** New files inherit a default ACL: a directory with one is not plain (see plainDirs). */
 const ACL_DEFAULT = 'system.posix_acl_default';
 
 /** Where an entry's body goes: the writer (a file job), or nowhere (skipped, or no body). */
 export type BodySink = ((piece: Buffer) => void) | null;
 
-export class TreeApplier extends TreeState {
-  private readonly writer: WriterClient;
+export class TreeApplier extends TreeWrites {
   private readonly trustMtime: boolean;
-  /** Directories and the entries that set their mtime, set at the very end (children change them). */
-  private readonly dirMtimes = new Map<string, TarEntry>();
-  private readonly dirMtimeDiffers = new Set<string>();
-  /** Symlinks and directories with a fractional or negative mtime, which Node cannot set exactly. */
-  private readonly preciseTimes = new Map<string, TarEntry>();
   /** Directories this apply made without setgid or a default ACL: a new file there needs no chown/chmod. */
   private readonly plainDirs = new Set<string>();
-  /** File jobs handed to the writer and not yet answered, by id; and their paths. */
-  private readonly inFlight = new Map<number, { rel: string; rec: ManifestRecord }>();
-  private readonly inFlightPaths = new Map<string, number>();
-  /** Device nodes and FIFOs handed to the writer's helper batch, not yet settled. */
-  private readonly pendingNodes = new Set<string>();
   private nextJob = 0;
 
   constructor(
     root: string,
     old: Map<string, ManifestRecord> | null,
     diskXattrs: Map<string, XattrMap>,
-    source: { isRetired(memory: ArrayBufferLike): boolean; hashInputWhileIdle(): boolean },
+    source: ChunkOwner,
     trustMtime = false,
   ) {
-    super(root, old, diskXattrs);
+    super(root, old, diskXattrs, source);
     this.trustMtime = trustMtime;
-    this.writer = new WriterClient(
-      root,
-      (memory) => source.isRetired(memory),
-      (result) => this.fileDone(result),
-      (rel, stamp) => this.restamped(rel, stamp),
-      () => source.hashInputWhileIdle(),
-    );
     // A fresh filesystem (nothing but lost+found): no entry needs looking for on disk.
     if (!old && readdirSync(root).every((name) => name === 'lost+found')) {
       this.freshDirs.add('');
@@ -141,16 +111,6 @@ export class TreeApplier extends TreeState {
         break;
     }
     return null;
-  }
-
-  /** The body handed to the sink apply() returned is complete. */
-  bodyDone(): void {
-    this.writer.end();
-  }
-
-  /** Reads the writer's answers so far (between chunks); throws its failure, if any. */
-  poll(): void {
-    this.writer.poll();
   }
 
   /** Every parent must be a real directory. Ones this archive made something else reject the entry. */
@@ -269,7 +229,7 @@ export class TreeApplier extends TreeState {
     const changed = this.applyMetadata(entry, rel, old, false);
     // The stamp goes on unless this thread changed the inode (the helper's requests restamp it later).
     if (!changed && old.rec.n) rec.n = old.rec.n;
-    else if (changed) rec.n = stampOf(lstatSync(this.abs(rel)));
+    else if (changed) rec.n = toStamp(lstatSync(this.abs(rel)));
     this.count(false, changed);
     this.addSeen(rel, 'file', rec);
     return null;
@@ -278,32 +238,6 @@ export class TreeApplier extends TreeState {
   /** Whether a file the manifest knows is still the inode the last apply left (see file-writer.ts). */
   private unmoved(rel: string, rec: ManifestRecord): boolean {
     return !rec.n || inodeAgrees(lstatSync(this.abs(rel), { throwIfNoEntry: false }), rec);
-  }
-
-  /** The writer's answer for one file: its content id and what it did. */
-  private fileDone(result: FileResult): void {
-    const job = this.inFlight.get(result.id);
-    if (!job) throw new Error(`internal: an answer for file job ${result.id}, which is not in flight`);
-    this.inFlight.delete(result.id);
-    this.inFlightPaths.delete(job.rel);
-    job.rec.h = result.h;
-    if (result.b) job.rec.b = result.b;
-    if (result.n) job.rec.n = result.n;
-    this.counters.bytesWritten += result.bytesWritten;
-    if (result.created) {
-      this.inodeReplaced.add(job.rel);
-      this.markDirty(parentOf(job.rel));
-    }
-    if (result.wiped) this.wiped.add(job.rel);
-    this.count(result.written, result.metaChanged);
-  }
-
-  /** A file's inode stamp taken again after a helper request or a hardlink changed its ctime. */
-  private restamped(rel: string, stamp: InodeStamp | null): void {
-    const seen = this.seen.get(rel);
-    if (seen?.type !== 'file') return;
-    if (stamp) seen.rec.n = stamp;
-    else delete seen.rec.n;
   }
 
   // ---- directories, symlinks, hardlinks, nodes --------------------------------------------------------
@@ -462,139 +396,6 @@ export class TreeApplier extends TreeState {
     }
     this.addSeen(rel, entry.type, rec);
   }
-
-  /**
-   * Owner, mode, mtime and xattrs of a directory, symlink, node or skipped file, each only if it differs.
-   * chown runs first (it clears setuid/setgid and security.capability), then chmod, then times; xattrs go to
-   * the writer's helper batch, after all of them. Returns whether any metadata was changed.
-   */
-  private applyMetadata(
-    entry: TarEntry,
-    rel: string,
-    old: OldState | null,
-    contentWritten: boolean,
-  ): boolean {
-    const abs = this.abs(rel);
-    const o = old?.rec;
-    let changed = false;
-    let chowned = false;
-    let chmodded = false;
-    if (!o || o.u !== entry.uid || o.g !== entry.gid) {
-      lchownSync(abs, entry.uid, entry.gid);
-      chowned = true;
-      changed = true;
-    }
-    if (entry.type !== 'symlink') {
-      const hasSpecialBits = (entry.mode & 0o6000) !== 0;
-      if (!o || o.m !== modeOf(entry) || (chowned && hasSpecialBits)) {
-        // chmod(2) follows symlinks: make sure the name is still what the manifest said.
-        if (old && this.old && lstatSync(abs).isSymbolicLink()) {
-          throw new Error(
-            `${String(abs)} became a symlink behind the manifest's back; run without --manifest to repair`,
-          );
-        }
-        chmodSync(abs, entry.mode);
-        chmodded = true;
-        changed = true;
-      }
-    }
-    if (entry.type === 'dir') {
-      // Children change a directory's mtime: directories get theirs at the very end.
-      this.dirMtimes.set(rel, entry);
-      if (!o || !sameMtime(o, entry)) this.dirMtimeDiffers.add(rel);
-    } else if (!o || !sameMtime(o, entry) || contentWritten) {
-      const t = entry.mtime + entry.mtimeNsec / 1e9;
-      lutimesSync(abs, t, t);
-      if (needsPreciseTime(entry)) {
-        if (entry.type === 'file') this.writer.timesOfFile(rel, entry.mtime, entry.mtimeNsec);
-        else this.preciseTimes.set(rel, entry);
-      }
-      changed = true;
-    }
-    const want = entry.xattrs;
-    const have = old?.xattrs ?? null;
-    // A chown drops security.capability in the kernel, and a chmod rewrites an access ACL's mask, so those
-    // re-set every attribute.
-    const clobbered = chowned || contentWritten || (chmodded && want?.has(ACL_ACCESS) === true);
-    if (!xattrsEqual(want, have) || (clobbered && want?.size)) {
-      const remove = [...(have?.keys() ?? [])].filter((name) => !want?.has(name));
-      if (entry.type === 'file') this.writer.xattrsOfFile(rel, want ? [...want] : [], remove);
-      else this.writer.xattrs(rel, want ? [...want] : [], remove);
-      changed = true;
-    }
-    return changed;
-  }
-
-  // ---- paths replaced within this apply ---------------------------------------------------------------
-
-  /** Waits until the writer has done everything handed to it so far. */
-  private settle(): void {
-    this.writer.settle();
-    this.pendingNodes.clear();
-  }
-
-  /** A path this archive already wrote, about to be replaced by a later entry of another type. */
-  private removeSeen(rel: string, prev: Seen): void {
-    // Whatever the writer still has queued for it (or below it) lands first, then goes with it.
-    if (this.writer.busy) this.settle();
-    if (prev.type === 'dir') {
-      this.forgetDescendants(rel);
-      this.wiped.add(rel);
-      removeTree(this.abs(rel));
-    } else {
-      unlinkSync(this.abs(rel));
-    }
-    this.seen.delete(rel);
-    this.markDirty(parentOf(rel));
-  }
-
-  // ---- end of archive ---------------------------------------------------------------------------------
-
-  /**
-   * Removes what the archive does not hold, sets the directories' mtimes and the exact times, and (with a
-   * manifest to write) records each file's inode stamp once everything is done.
-   */
-  finish(): void {
-    // A walk, even with a manifest: names someone else added since the last apply must go too, and readdir
-    // of every directory costs little next to the stream (no stat per entry). It runs while the writer
-    // finishes: it removes only names this apply never had, which the writer never touches.
-    this.removeByWalk('');
-    this.settle();
-    for (const [rel, entry] of this.dirMtimes) {
-      if (!this.dirMtimeDiffers.has(rel) && !this.dirtyDirs.has(rel)) continue;
-      if (this.seen.get(rel)?.type !== 'dir') continue;
-      const t = entry.mtime + entry.mtimeNsec / 1e9;
-      lutimesSync(this.abs(rel), t, t);
-      if (needsPreciseTime(entry)) this.preciseTimes.set(rel, entry);
-    }
-    for (const [rel, entry] of this.preciseTimes) {
-      const rec = this.seen.get(rel)?.rec;
-      if (rec !== undefined && sameMtime(rec, entry)) this.writer.times(rel, entry.mtime, entry.mtimeNsec);
-    }
-    this.settle();
-  }
-
-  private removeByWalk(dir: string): void {
-    const abs = this.abs(dir);
-    const prefix = nameBytes(dir === '' ? this.root : `${this.root}/${dir}`);
-    for (const dirent of readdirSync(abs, { withFileTypes: true, encoding: 'buffer' })) {
-      const name = decodeName(dirent.name);
-      const rel = dir === '' ? name : `${dir}/${name}`;
-      const seen = this.seen.get(rel);
-      if (!seen) {
-        this.counters.removed += removeTree(Buffer.concat([prefix, Buffer.from('/'), dirent.name]));
-        this.markDirty(dir);
-      } else if (seen.type === 'dir' && dirent.isDirectory() && !this.freshDirs.has(rel)) {
-        // A directory this apply created holds only what it created since (anything superseded was
-        // removed at once), so only directories that were there before are read.
-        this.removeByWalk(rel);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.writer.close();
-  }
 }
 
 /**
@@ -610,20 +411,4 @@ function oldFileRecord(old: OldState, size: number, wholeOnly: boolean): Manifes
   const x = rec.x ?? (old.xattrs?.size ? xattrRecord(old.xattrs) : undefined);
   if (x) out.x = x;
   return out;
-}
-
-function stampOf(st: Stats): InodeStamp {
-  return [st.ino, st.mtimeMs, st.ctimeMs];
-}
-
-/** The mode the entry ends with on disk: its access ACL, if any, sets the permission bits. */
-function modeOf(entry: TarEntry): number {
-  const acl = entry.xattrs?.get(ACL_ACCESS);
-  return acl ? modeWithAcl(entry.mode, acl) : entry.mode;
-}
-
-function withMtime(rec: ManifestRecord, entry: TarEntry): ManifestRecord {
-  rec.mt = entry.mtime;
-  if (entry.mtimeNsec) rec.mn = entry.mtimeNsec;
-  return rec;
 }

@@ -26,6 +26,7 @@ import {
   writevSync,
 } from 'node:fs';
 import { ContentDigest, SHARED_BODY_MAX, WHOLE_BODY_MAX, WINDOW, windowDigest } from './content.ts';
+import { diskContentId, forEachSegmentPiece, READ_FLAGS, readEquals, toMap, toStamp } from './file-io.ts';
 import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
 import { FsHelperBatch } from './fs-helper.ts';
 import { fsPath, nameBytes } from './names.ts';
@@ -41,7 +42,6 @@ import {
 const O_NOFOLLOW = constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_WRONLY | O_NOFOLLOW;
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
-const READ_FLAGS = constants.O_RDONLY | O_NOFOLLOW;
 /** Setting the access ACL sets the group bits to its mask: a later chmod must be followed by the ACL. */
 const ACL_ACCESS = 'system.posix_acl_access';
 /** Without a manifest, a sparse file is compared with the disk only up to this real size (holes read as zeros). */
@@ -496,72 +496,5 @@ export class FileWriter {
   /** Stamps these files again at the next helper run (after a hardlink to them, say). */
   stampAgain(rels: string[]): void {
     for (const rel of rels) this.restamp.add(rel);
-  }
-}
-
-function toStamp(st: Stats): InodeStamp {
-  return [st.ino, st.mtimeMs, st.ctimeMs];
-}
-
-/** Attributes as they crossed threads (structured clone makes Buffers plain Uint8Arrays). */
-function toMap(list: XattrList): Map<string, Buffer> {
-  return new Map(
-    list.map(([name, value]) => [name, Buffer.from(value.buffer, value.byteOffset, value.byteLength)]),
-  );
-}
-
-/** Calls back with each piece of stored data at its offset in the file, following the map. */
-function forEachSegmentPiece(
-  pieces: Buffer[],
-  map: NonNullable<FileJob['sparse']>,
-  each: (offset: number, piece: Buffer) => void,
-): void {
-  let segment = 0;
-  let done = 0;
-  for (const piece of pieces) {
-    let at = 0;
-    while (at < piece.length) {
-      const [offset, length] = map.segments[segment]!;
-      if (done === length) {
-        segment++;
-        done = 0;
-        continue;
-      }
-      const take = Math.min(length - done, piece.length - at);
-      each(offset + done, piece.subarray(at, at + take));
-      done += take;
-      at += take;
-    }
-  }
-}
-
-function readEquals(fd: number, chunk: Buffer, position: number): boolean {
-  const scratch = Buffer.allocUnsafe(chunk.length);
-  let got = 0;
-  while (got < chunk.length) {
-    const n = readSync(fd, scratch, got, chunk.length - got, position + got);
-    if (n === 0) return false;
-    got += n;
-  }
-  return scratch.equals(chunk);
-}
-
-/** The content id of a file on disk (holes read as zeros). */
-function diskContentId(abs: string | Buffer, size: number): string {
-  const fd = openSync(abs, READ_FLAGS);
-  try {
-    const digest = new ContentDigest(false);
-    let position = 0;
-    while (position < size) {
-      // A fresh buffer per read: the digest may hold a window's bytes until the next one arrives.
-      const buffer = Buffer.allocUnsafe(WINDOW);
-      const n = readSync(fd, buffer, 0, Math.min(WINDOW, size - position), position);
-      if (n === 0) break;
-      digest.update(buffer.subarray(0, n));
-      position += n;
-    }
-    return digest.finish().h;
-  } finally {
-    closeSync(fd);
   }
 }
