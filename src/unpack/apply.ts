@@ -29,7 +29,7 @@ import { MAX_DEV_MAJOR, MAX_DEV_MINOR } from './fs-helper.ts';
 import type { ManifestRecord } from './manifest.ts';
 import { fsPath } from './names.ts';
 import type { TarEntry } from './tar-reader.ts';
-import { inodeAgrees, parentOf, sameMtime, typeOfStats, xattrMap, xattrRecord } from './tree-ops.ts';
+import { parentOf, sameMtime, typeOfStats, xattrMap, xattrRecord } from './tree-ops.ts';
 import type { OldState } from './tree-state.ts';
 import { type ChunkOwner, modeOf, TreeWrites, withMtime } from './tree-writes.ts';
 import type { XattrMap } from './xattrs.ts';
@@ -181,20 +181,16 @@ export class TreeApplier extends TreeWrites {
     const size = entry.sparse ? entry.sparse.realSize : entry.size;
     const rec = withMtime({ t: 'file', s: size, m: modeOf(entry), u: entry.uid, g: entry.gid }, entry);
     if (entry.xattrs?.size) rec.x = xattrRecord(entry.xattrs);
-    let fromManifest = this.old !== null;
+    let quick = false;
     if (this.trustMtime && this.old && old?.rec.h && old.rec.s === size && sameMtime(old.rec, entry)) {
-      // Opt-in quick check (like rsync's): same size and mtime as the manifest says, and the disk still as
-      // the last apply left it, means same content, so the body is skipped unread and unhashed. Wrong for
-      // archives whose mtimes are clamped (an edit may keep both).
-      if (this.unmoved(rel, old.rec)) return this.quickCheckSkip(entry, rel, old, rec);
-      // The disk changed behind the manifest's back (its stamp disagrees): what is there is compared with the
-      // archive, as without a manifest, rather than taken on the manifest's word.
-      const disk = this.diskState(rel);
-      if (disk && disk.rec.t !== 'file') this.removeOld(rel, disk);
-      old = disk?.rec.t === 'file' ? { ...disk, xattrs: old.xattrs } : null;
-      fromManifest = false;
+      // Opt-in quick check (like rsync's): same size and mtime as the manifest says, and the disk still as the
+      // last apply left it (the writer checks the inode stamp), means same content: the body goes unhashed.
+      // Wrong for archives whose mtimes are clamped (an edit may keep both). A manifest without stamps (an
+      // older stemcell's) is taken at its word, and the body skipped here.
+      if (!old.rec.n) return this.quickCheckSkip(entry, rel, old, rec);
+      quick = true;
     }
-    const shared = old !== null && (fromManifest ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
+    const shared = old !== null && (this.old ? this.oldShared.has(rel) : (old.nlink ?? 1) > 1);
     const parent = parentOf(rel);
     const job: FileJob = {
       id: ++this.nextJob,
@@ -209,7 +205,8 @@ export class TreeApplier extends TreeWrites {
       mtimeNsec: entry.mtimeNsec,
       xattrs: entry.xattrs?.size ? [...entry.xattrs] : null,
       old: old ? { rec: oldFileRecord(old, entry.size, shared || entry.sparse !== null) } : null,
-      fromManifest,
+      fromManifest: this.old !== null,
+      quick,
       shared,
       freshParent: this.plainDirs.has(parent),
     };
@@ -233,11 +230,6 @@ export class TreeApplier extends TreeWrites {
     this.count(false, changed);
     this.addSeen(rel, 'file', rec);
     return null;
-  }
-
-  /** Whether a file the manifest knows is still the inode the last apply left (see file-writer.ts). */
-  private unmoved(rel: string, rec: ManifestRecord): boolean {
-    return !rec.n || inodeAgrees(lstatSync(this.abs(rel), { throwIfNoEntry: false }), rec);
   }
 
   // ---- directories, symlinks, hardlinks, nodes --------------------------------------------------------

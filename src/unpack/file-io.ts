@@ -1,8 +1,9 @@
 // Reading and comparing file bytes for the file writer (file-writer.ts): sparse maps walked piece by piece,
 // windows compared with the disk, a file's content id read back from disk.
-import { closeSync, constants, openSync, readSync, type Stats } from 'node:fs';
+import { type BigIntStats, closeSync, constants, openSync, readSync, type Stats } from 'node:fs';
 import { ContentDigest, WINDOW } from './content.ts';
 import type { FileJob, InodeStamp } from './file-jobs.ts';
+import type { ManifestRecord } from './manifest.ts';
 import type { XattrList } from './tree-ops.ts';
 
 export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
@@ -72,4 +73,23 @@ export function diskContentId(abs: string | Buffer, size: number): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A regular file's record as the disk has it (exact mtime), with the manifest's attributes (the disk's are not read). */
+export function diskRecord(st: BigIntStats, manifest: ManifestRecord): ManifestRecord {
+  const ns = st.mtimeNs;
+  let sec = ns / 1_000_000_000n;
+  if (ns < 0n && sec * 1_000_000_000n !== ns) sec -= 1n;
+  const rec: ManifestRecord = {
+    t: 'file',
+    s: Number(st.size),
+    m: Number(st.mode) & 0o7777,
+    u: Number(st.uid),
+    g: Number(st.gid),
+    mt: Number(sec),
+  };
+  const nsec = Number(ns - sec * 1_000_000_000n);
+  if (nsec) rec.mn = nsec;
+  if (manifest.x) rec.x = manifest.x;
+  return rec;
 }

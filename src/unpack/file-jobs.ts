@@ -24,6 +24,11 @@ export interface FileJob {
   old: OldFile | null;
   /** The old state is the manifest's (content known by hash), not read from disk (content compared). */
   fromManifest: boolean;
+  /**
+   * The quick check (trustMtime) passed on size and mtime: if the inode still agrees with its stamp, the body
+   * is not even hashed; if not, the file is compared with the disk.
+   */
+  quick: boolean;
   /** The old inode has other names: never patched in place. */
   shared: boolean;
   /**

@@ -26,11 +26,20 @@ import {
   writevSync,
 } from 'node:fs';
 import { ContentDigest, SHARED_BODY_MAX, WHOLE_BODY_MAX, WINDOW, windowDigest } from './content.ts';
-import { diskContentId, forEachSegmentPiece, READ_FLAGS, readEquals, toMap, toStamp } from './file-io.ts';
+import {
+  diskContentId,
+  diskRecord,
+  forEachSegmentPiece,
+  READ_FLAGS,
+  readEquals,
+  toMap,
+  toStamp,
+} from './file-io.ts';
 import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
 import { FsHelperBatch } from './fs-helper.ts';
 import { fsPath, nameBytes } from './names.ts';
 import {
+  inodeAgrees,
   needsPreciseTime,
   removeTree,
   sameMtime,
@@ -56,6 +65,10 @@ interface Open {
   abs: string | Buffer;
   /** The old file, unless it was found replaced or is to be replaced whole. */
   old: FileJob['old'];
+  /** The old content is compared with the disk's bytes (no manifest, or the file changed behind it). */
+  byDisk: boolean;
+  /** The quick check holds: the body is neither hashed nor written. */
+  skip: boolean;
   wiped: boolean;
   /** Whole mode: the body is held until it is complete (pieces), then decided on. */
   whole: boolean;
@@ -103,7 +116,22 @@ export class FileWriter {
 
   begin(job: FileJob): void {
     const abs = this.abs(job.rel);
-    const old = job.old;
+    let old = job.old;
+    let byDisk = !job.fromManifest;
+    let skip = false;
+    let wiped = false;
+    if (job.quick && old) {
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      if (inodeAgrees(st, old.rec)) skip = true;
+      else if (st?.isFile()) {
+        // Changed behind the manifest's back: compared with what the disk holds, not the manifest's word.
+        old = { rec: diskRecord(lstatSync(abs, { bigint: true }), old.rec) };
+        byDisk = true;
+      } else {
+        if (st) wiped = this.removeAny(abs, st);
+        old = null;
+      }
+    }
     const size = job.size;
     const whole = job.sparse
       ? size <= SHARED_BODY_MAX
@@ -112,7 +140,9 @@ export class FileWriter {
       job,
       abs,
       old,
-      wiped: false,
+      byDisk,
+      skip,
+      wiped,
       whole,
       pieces: [],
       fd: null,
@@ -129,7 +159,7 @@ export class FileWriter {
       segmentDone: 0,
     };
     this.open = o;
-    if (whole) return;
+    if (whole || skip) return;
     // Streamed: a sparse file is always written whole (a new inode keeps its holes); a shared inode is never
     // patched in place; a new file is created now. Otherwise windows are compared and patched in place.
     if (o.old && (job.sparse || job.shared)) {
@@ -137,12 +167,13 @@ export class FileWriter {
       o.old = null;
     }
     if (!o.old) this.create(o);
-    else if (!job.fromManifest) o.oldFd = openSync(abs, READ_FLAGS);
+    else if (byDisk) o.oldFd = openSync(abs, READ_FLAGS);
     if (job.sparse) o.digest = new ContentDigest(false);
   }
 
   data(piece: Buffer): void {
     const o = this.open!;
+    if (o.skip) return;
     if (o.whole) {
       o.pieces.push(piece);
       return;
@@ -167,14 +198,15 @@ export class FileWriter {
     try {
       let h: string;
       let b: Buffer[] | undefined;
-      if (o.whole) ({ h, b } = this.endWhole(o));
+      if (o.skip) ({ h, b } = { h: o.old!.rec.h!, b: undefined });
+      else if (o.whole) ({ h, b } = this.endWhole(o));
       else if (o.job.sparse) ({ h, b } = this.endSparseStream(o));
       else ({ h, b } = this.endStream(o));
       const metaChanged = this.metadata(o);
       return {
         id: o.job.id,
         h,
-        b: b?.map((d) => d.toString('base64')),
+        b: o.skip ? o.old!.rec.b : b?.map((d) => d.toString('base64')),
         created: o.created,
         written: o.written,
         metaChanged,
@@ -215,7 +247,7 @@ export class FileWriter {
   private sameContent(o: Open, logicalSize: number, h: string): boolean {
     const rec = o.old!.rec;
     if (rec.s !== logicalSize) return false;
-    if (o.job.fromManifest) return rec.h === h;
+    if (!o.byDisk) return rec.h === h;
     // No manifest: compare with the bytes on disk (a large sparse file is rewritten rather than read).
     if (o.job.sparse) return logicalSize <= SPARSE_COMPARE_MAX && diskContentId(o.abs, logicalSize) === h;
     const fd = openSync(o.abs, READ_FLAGS);
@@ -355,7 +387,7 @@ export class FileWriter {
         if (o.fd !== null) fchmodSync(o.fd, job.mode);
         else {
           // chmod(2) follows symlinks: make sure the name is still what the manifest said.
-          if (job.fromManifest && lstatSync(o.abs).isSymbolicLink()) {
+          if (!o.byDisk && lstatSync(o.abs).isSymbolicLink()) {
             throw new Error(
               `${this.root}/${job.rel} became a symlink behind the manifest's back; run without --manifest to repair`,
             );
