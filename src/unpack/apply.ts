@@ -31,7 +31,7 @@ import { fsPath } from './names.ts';
 import type { TarEntry } from './tar-reader.ts';
 import { parentOf, sameMtime, typeOfStats, xattrMap, xattrRecord } from './tree-ops.ts';
 import type { OldState } from './tree-state.ts';
-import { type ChunkOwner, modeOf, TreeWrites, withMtime } from './tree-writes.ts';
+import { type BodySink, type ChunkOwner, modeOf, TreeWrites, withMtime } from './tree-writes.ts';
 import type { XattrMap } from './xattrs.ts';
 
 /** The manifest's content window (content.ts), where the builder and the tests have always found it. */
@@ -43,8 +43,7 @@ const IMPLIED_DIR_MODE = 0o755;
 /** New files inherit a default ACL: a directory with one is not plain (see plainDirs). */
 const ACL_DEFAULT = 'system.posix_acl_default';
 
-/** Where an entry's body goes: the writer (a file job), or nowhere (skipped, or no body). */
-export type BodySink = ((piece: Buffer) => void) | null;
+export type { BodySink } from './tree-writes.ts';
 
 export class TreeApplier extends TreeWrites {
   private readonly trustMtime: boolean;
@@ -213,6 +212,8 @@ export class TreeApplier extends TreeWrites {
     this.inFlight.set(job.id, { rel, rec });
     this.inFlightPaths.set(rel, job.id);
     this.addSeen(rel, 'file', rec);
+    const here = this.writeHereIfBehind(job);
+    if (here) return here;
     this.writer.file(job);
     return this.bodySink;
   }

@@ -3,10 +3,12 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { FileResult, WriterInit, WriterMessage, WriterReply } from './file-jobs.ts';
 import { FileWriter } from './file-writer.ts';
+import { HelperRequests } from './fs-helper.ts';
 
 const init = workerData as WriterInit & { replies: MessagePort };
 const signal = new Int32Array(init.signal);
-const writer = new FileWriter(init.root, init.umask);
+const helper = new HelperRequests(init.root);
+const writer = new FileWriter(init.root, init.umask, helper);
 let failed = false;
 
 function handle(message: WriterMessage): void {
@@ -15,7 +17,7 @@ function handle(message: WriterMessage): void {
   if (!failed) {
     try {
       run(message, reply.results, reply);
-      const restamps = writer.takeRestamps();
+      const restamps = helper.takeRestamps();
       if (restamps.length) reply.restamps = restamps;
     } catch (err) {
       // Everything after a failure is dropped: the main thread stops the apply when it reads the error.
@@ -43,22 +45,22 @@ function run(message: WriterMessage, results: FileResult[], reply: WriterReply):
         results.push(writer.end());
         break;
       case 'xattrs':
-        writer.xattrs(op.rel, op.set, op.remove, op.file);
+        helper.xattrs(op.rel, op.set, op.remove, op.file);
         break;
       case 'node': {
         const { node } = op;
-        writer.helper.mknod(writer.absBytes(node.rel), node, node.mtime, node.mtimeNsec);
+        helper.batch.mknod(helper.absBytes(node.rel), node, node.mtime, node.mtimeNsec);
         break;
       }
       case 'times':
-        writer.times(op.rel, op.sec, op.nsec, op.file);
+        helper.times(op.rel, op.sec, op.nsec, op.file);
         break;
       case 'settle':
-        writer.runHelper();
+        helper.run();
         reply.settled = op.seq;
         break;
       case 'stat':
-        writer.stampAgain(op.rels);
+        helper.stampAgain(op.rels);
         break;
     }
     Atomics.add(signal, 1, 1);

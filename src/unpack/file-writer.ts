@@ -36,17 +36,9 @@ import {
   toStamp,
 } from './file-io.ts';
 import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
-import { FsHelperBatch } from './fs-helper.ts';
-import { fsPath, nameBytes } from './names.ts';
-import {
-  inodeAgrees,
-  needsPreciseTime,
-  removeTree,
-  sameMtime,
-  type XattrList,
-  xattrMap,
-  xattrsEqual,
-} from './tree-ops.ts';
+import type { AttributeRequests } from './fs-helper.ts';
+import { fsPath } from './names.ts';
+import { inodeAgrees, needsPreciseTime, removeTree, sameMtime, xattrMap, xattrsEqual } from './tree-ops.ts';
 
 const O_NOFOLLOW = constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_WRONLY | O_NOFOLLOW;
@@ -55,8 +47,6 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
 const ACL_ACCESS = 'system.posix_acl_access';
 /** Without a manifest, a sparse file is compared with the disk only up to this real size (holes read as zeros). */
 const SPARSE_COMPARE_MAX = 64 * 1024 * 1024;
-/** Queued helper requests run once this many are waiting. */
-const HELPER_BATCH = 4096;
 const IOV_MAX = 1024;
 
 /** The file being applied: its job, and its body as it arrives. */
@@ -90,28 +80,22 @@ interface Open {
 }
 
 export class FileWriter {
-  readonly helper: FsHelperBatch;
+  /** Where attribute and exact-time requests go (HelperRequests on the writer's thread). */
+  private readonly requests: AttributeRequests;
   private readonly root: string;
   private readonly umask: number;
   private readonly uid = process.getuid?.() ?? -1;
   private readonly gid = process.getgid?.() ?? -1;
   private open: Open | null = null;
-  /** Files with helper requests queued: their stamps are taken again once those have run. */
-  private readonly restamp = new Set<string>();
-  private restamped: Array<[string, InodeStamp | null]> = [];
 
-  constructor(root: string, umask: number) {
+  constructor(root: string, umask: number, requests: AttributeRequests) {
     this.root = root;
     this.umask = umask;
-    this.helper = new FsHelperBatch(root);
+    this.requests = requests;
   }
 
   abs(rel: string): string | Buffer {
     return fsPath(rel === '' ? this.root : `${this.root}/${rel}`);
-  }
-
-  absBytes(rel: string): Buffer {
-    return nameBytes(rel === '' ? this.root : `${this.root}/${rel}`);
   }
 
   begin(job: FileJob): void {
@@ -413,10 +397,10 @@ export class FileWriter {
     const clobbered = chowned || o.written || (chmodded && want?.has(ACL_ACCESS) === true);
     if (!xattrsEqual(want, have) || (clobbered && want?.size)) {
       const remove = [...(have?.keys() ?? [])].filter((name) => !want?.has(name));
-      this.xattrs(job.rel, job.xattrs ?? [], remove, true);
+      this.requests.xattrs(job.rel, job.xattrs ?? [], remove, true);
       changed = true;
     }
-    if (timesSet && needsPreciseTime(job)) this.times(job.rel, job.mtime, job.mtimeNsec, true);
+    if (timesSet && needsPreciseTime(job)) this.requests.times(job.rel, job.mtime, job.mtimeNsec, true);
     return changed;
   }
 
@@ -428,39 +412,6 @@ export class FileWriter {
     if (o.fd !== null) return toStamp(fstatSync(o.fd));
     if (metaChanged) return toStamp(lstatSync(o.abs));
     return o.old?.rec.n;
-  }
-
-  // ---- helper requests, in the order they were made ---------------------------------------------------
-
-  xattrs(rel: string, set: XattrList, remove: string[], file = false): void {
-    const path = this.absBytes(rel);
-    for (const [name, value] of set) this.helper.setXattr(path, name, value);
-    for (const name of remove) this.helper.removeXattr(path, name);
-    if (file) this.restamp.add(rel);
-    if (this.helper.size >= HELPER_BATCH) this.runHelper();
-  }
-
-  times(rel: string, sec: number, nsec: number, file = false): void {
-    this.helper.setTimes(this.absBytes(rel), sec, nsec);
-    if (file) this.restamp.add(rel);
-    if (this.helper.size >= HELPER_BATCH) this.runHelper();
-  }
-
-  /** Runs the queued helper requests; the files they touched are stamped again (see takeRestamps). */
-  runHelper(): void {
-    this.helper.run();
-    for (const rel of this.restamp) {
-      const st = lstatSync(this.abs(rel), { throwIfNoEntry: false });
-      this.restamped.push([rel, st?.isFile() ? toStamp(st) : null]);
-    }
-    this.restamp.clear();
-  }
-
-  /** The stamps taken again since the last call. */
-  takeRestamps(): Array<[string, InodeStamp | null]> {
-    const out = this.restamped;
-    this.restamped = [];
-    return out;
   }
 
   // ---- creating and removing --------------------------------------------------------------------------
@@ -523,10 +474,5 @@ export class FileWriter {
     let done = 0;
     while (done < data.length) done += writeSync(o.fd!, data, done, data.length - done, position + done);
     o.bytesWritten += data.length;
-  }
-
-  /** Stamps these files again at the next helper run (after a hardlink to them, say). */
-  stampAgain(rels: string[]): void {
-    for (const rel of rels) this.restamp.add(rel);
   }
 }

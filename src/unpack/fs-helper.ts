@@ -6,6 +6,10 @@
 // thread needs them done (a hardlink to a new node, a removal) and at the end: one or two processes per
 // apply, none of them on the main thread.
 import { spawnSync } from 'node:child_process';
+import { lstatSync } from 'node:fs';
+import type { InodeStamp } from './file-jobs.ts';
+import { fsPath, nameBytes } from './names.ts';
+import type { XattrList } from './tree-ops.ts';
 
 /** Linux system call numbers, per architecture (asm-generic for arm64). */
 const SYSCALLS: Partial<Record<string, Record<string, number>>> = {
@@ -126,5 +130,71 @@ export class FsHelperBatch {
         `setting attributes, nodes or times under ${this.root} failed: ${result.error?.message ?? result.stderr.trim()}`,
       );
     }
+  }
+}
+
+/** Attribute and exact-time requests for regular files, as the file writer makes them. */
+export interface AttributeRequests {
+  /** `file`: a regular file, whose inode stamp is taken again once the request has run. */
+  xattrs(rel: string, set: XattrList, remove: string[], file?: boolean): void;
+  times(rel: string, sec: number, nsec: number, file?: boolean): void;
+}
+
+/** Queued requests run once this many are waiting. */
+const HELPER_BATCH = 4096;
+
+/**
+ * The writer thread's requests, in the order they were made, run as one helper batch at a time; the
+ * regular files they touched are stamped again afterwards (a helper request changes a file's ctime).
+ */
+export class HelperRequests implements AttributeRequests {
+  readonly batch: FsHelperBatch;
+  private readonly root: string;
+  private readonly restamp = new Set<string>();
+  private restamped: Array<[string, InodeStamp | null]> = [];
+
+  constructor(root: string) {
+    this.root = root;
+    this.batch = new FsHelperBatch(root);
+  }
+
+  absBytes(rel: string): Buffer {
+    return nameBytes(rel === '' ? this.root : `${this.root}/${rel}`);
+  }
+
+  xattrs(rel: string, set: XattrList, remove: string[], file = false): void {
+    const path = this.absBytes(rel);
+    for (const [name, value] of set) this.batch.setXattr(path, name, value);
+    for (const name of remove) this.batch.removeXattr(path, name);
+    if (file) this.restamp.add(rel);
+    if (this.batch.size >= HELPER_BATCH) this.run();
+  }
+
+  times(rel: string, sec: number, nsec: number, file = false): void {
+    this.batch.setTimes(this.absBytes(rel), sec, nsec);
+    if (file) this.restamp.add(rel);
+    if (this.batch.size >= HELPER_BATCH) this.run();
+  }
+
+  /** Stamps these files again at the next run (after a hardlink to them, say). */
+  stampAgain(rels: string[]): void {
+    for (const rel of rels) this.restamp.add(rel);
+  }
+
+  /** Runs what is queued; the files it touched are stamped again (see takeRestamps). */
+  run(): void {
+    this.batch.run();
+    for (const rel of this.restamp) {
+      const st = lstatSync(fsPath(`${this.root}/${rel}`), { throwIfNoEntry: false });
+      this.restamped.push([rel, st?.isFile() ? [st.ino, st.mtimeMs, st.ctimeMs] : null]);
+    }
+    this.restamp.clear();
+  }
+
+  /** The stamps taken again since the last call. */
+  takeRestamps(): Array<[string, InodeStamp | null]> {
+    const out = this.restamped;
+    this.restamped = [];
+    return out;
   }
 }

@@ -4,7 +4,9 @@
 // exact times). TreeApplier (apply.ts) applies the entries on top of this.
 import { chmodSync, lchownSync, lstatSync, lutimesSync, readdirSync, unlinkSync } from 'node:fs';
 import { modeWithAcl } from './acl.ts';
-import type { FileResult, InodeStamp } from './file-jobs.ts';
+import { WHOLE_BODY_MAX } from './content.ts';
+import type { FileJob, FileResult, InodeStamp } from './file-jobs.ts';
+import { FileWriter } from './file-writer.ts';
 import type { ManifestRecord } from './manifest.ts';
 import { decodeName, nameBytes } from './names.ts';
 import type { TarEntry } from './tar-reader.ts';
@@ -15,6 +17,14 @@ import type { XattrMap } from './xattrs.ts';
 
 /** Setting the access ACL sets the group bits to its mask: a later chmod must be followed by the ACL. */
 const ACL_ACCESS = 'system.posix_acl_access';
+/**
+ * Batches (about 1 MiB each) posted to the writer and not yet done, from which on this thread writes small
+ * files itself: one in progress and two more waiting means the writer is the slower of the two.
+ */
+const INLINE_BACKLOG = 3;
+
+/** Where an entry's body goes: the writer (a file job), or nowhere (skipped, or no body). */
+export type BodySink = ((piece: Buffer) => void) | null;
 
 /** What the applier reads of the byte source: which chunks it may hand over, and idle work. */
 export interface ChunkOwner {
@@ -34,6 +44,9 @@ export class TreeWrites extends TreeState {
   protected readonly inFlightPaths = new Map<string, number>();
   /** Device nodes and FIFOs handed to the writer's helper batch, not yet settled. */
   protected readonly pendingNodes = new Set<string>();
+  /** This thread's own file writer, for when the writer's thread is behind (writeHereIfBehind). */
+  private readonly inline: FileWriter;
+  private inlineOpen = false;
 
   constructor(
     root: string,
@@ -49,12 +62,33 @@ export class TreeWrites extends TreeState {
       (rel, stamp) => this.restamped(rel, stamp),
       () => source.hashInputWhileIdle(),
     );
+    // Its attribute and exact-time requests join the writer's queue, so they run in order with the rest.
+    this.inline = new FileWriter(root, process.umask(), {
+      xattrs: (rel, set, remove) => this.writer.xattrsOfFile(rel, set, remove),
+      times: (rel, sec, nsec) => this.writer.timesOfFile(rel, sec, nsec),
+    });
   }
 
   /** The body handed to the sink apply() returned is complete. */
   bodyDone(): void {
-    this.writer.end();
+    if (this.inlineOpen) {
+      this.inlineOpen = false;
+      this.fileDone(this.inline.end());
+    } else this.writer.end();
   }
+
+  /**
+   * When the writer is this far behind, this thread writes the next small file itself, with the same code,
+   * rather than queue more and wait: the two threads then share the files (the first apply, mostly).
+   */
+  protected writeHereIfBehind(job: FileJob): BodySink {
+    if (job.sparse || job.size > WHOLE_BODY_MAX || this.writer.backlog() < INLINE_BACKLOG) return null;
+    this.inline.begin(job);
+    this.inlineOpen = true;
+    return this.inlineSink;
+  }
+
+  private readonly inlineSink = (piece: Buffer): void => this.inline.data(piece);
 
   /** Reads the writer's answers so far (between chunks); throws its failure, if any. */
   poll(): void {

@@ -24,7 +24,7 @@ import type { XattrList } from './tree-ops.ts';
 const POST_BYTES = 1024 * 1024;
 const POST_OPS = 2048;
 /** Body bytes posted and not yet written: above this, the applier waits for the writer (memory bound). */
-const MAX_IN_FLIGHT = 32 * 1024 * 1024;
+const MAX_IN_FLIGHT = 16 * 1024 * 1024;
 /** A writer that neither answers nor makes progress for this long is taken for dead. */
 const STALL_MS = 120_000;
 
@@ -73,6 +73,9 @@ export class WriterClient {
     this.worker = new Worker(new URL('./file-worker.ts', import.meta.url), {
       workerData: init,
       transferList: [port2],
+      // Its garbage is small and short-lived (messages, results): a small young generation keeps the
+      // process's peak RSS down, whatever semi-space size the main thread was started with.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     this.worker.on('error', (err) => {
       this.error ??= err;
@@ -82,6 +85,12 @@ export class WriterClient {
   /** A regular file: its job, then its body pieces, then end(). */
   file(job: FileJob): void {
     this.pending.push({ k: 'file', job });
+  }
+
+  /** Batches posted that the writer has not finished (answers read now): how far behind it is. */
+  backlog(): number {
+    this.poll();
+    return this.unanswered;
   }
 
   /** A piece of the open file's body: a view of a chunk the byte source owns (see ByteSource.fill). */
