@@ -1,22 +1,36 @@
 // The decompressed tar byte stream, read in exact-size pieces, with the archive-wide limits enforced as
 // the bytes arrive (so a bomb is stopped after the first bytes past the limit, not after it is inflated).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip, createZstdDecompress, constants as zlibConstants } from 'node:zlib';
-import { InputError } from '#errors';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import { COMPRESSION_RATIO_GRACE_BYTES, type UnpackLimits } from './limits.ts';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'xz';
 
 const CHUNK_BYTES = 256 * 1024;
-let zstdTool: boolean | undefined;
-/** Whether the zstd tool is installed (scripts/setup.sh installs it); Node's own zstd is the fallback. */
-function hasZstdTool(): boolean {
-  zstdTool ??= spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0;
-  return zstdTool;
+const tools = new Map<string, boolean>();
+/**
+ * Whether a tool is on PATH, looked up rather than run (a process per check cost more than some applies).
+ * The zstd tool is installed by scripts/setup.sh; Node's own zstd is the fallback.
+ */
+function onPath(tool: string): boolean {
+  let found = tools.get(tool);
+  if (found === undefined) {
+    found = (process.env.PATH ?? '').split(':').some((dir) => {
+      try {
+        accessSync(`${dir || '.'}/${tool}`, fsConstants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    tools.set(tool, found);
+  }
+  return found;
 }
 const EMPTY = Buffer.alloc(0);
 
@@ -36,11 +50,6 @@ const EXEC_FAILED = 127;
 const ENLARGE_STDOUT_AND_EXEC =
   'my $n = shift; setsockopt(STDOUT, 1, 32, pack("i", $n)) or setsockopt(STDOUT, 1, 7, pack("i", $n))' +
   ' or fcntl(STDOUT, 1031, $n); exec { $ARGV[0] } @ARGV; print STDERR "cannot run $ARGV[0]: $!\\n"; exit 127;';
-let perlTool: boolean | undefined;
-function hasPerl(): boolean {
-  perlTool ??= spawnSync('perl', ['-e', '1'], { stdio: 'ignore' }).status === 0;
-  return perlTool;
-}
 
 /** Compression recognised by magic bytes, never by a file name. */
 export function detectCompression(head: Buffer): Compression | 'bzip2' {
@@ -59,6 +68,8 @@ export function detectCompression(head: Buffer): Compression | 'bzip2' {
 type RawInput = NodeJS.ReadableStream | Readable;
 
 const QUEUE_BYTES = 4 * 1024 * 1024;
+/** Raw input held for hashing later, at most. */
+const UNHASHED_MAX = 8 * 1024 * 1024;
 
 /**
  * The decoder's output, read in flowing mode into a queue of up to 4 MiB. The tree work is synchronous,
@@ -130,17 +141,24 @@ export class ByteSource {
   /** The entry being read, named in limit errors. */
   currentPath = ARCHIVE;
 
-  // In this thread: handing chunks to a worker cost more (copy + postMessage) than hashing them here.
+  // In this thread, when it would otherwise wait for the file writer (hashInputWhileIdle), or as the raw
+  // chunks arrive once too many wait: the writer's thread has the files' hashing to do.
   private readonly inputHash: Hash = createHash('sha256');
+  private readonly unhashed: Buffer[] = [];
+  private unhashedBytes = 0;
   private readonly limits: UnpackLimits;
   private readonly input: RawInput;
   private iterator: ChunkQueue | undefined;
   private decoder: Readable | undefined;
   private child: ReturnType<typeof spawn> | undefined;
   private childExit: Promise<void> | undefined;
-  private buf: Buffer = EMPTY;
+  /** Decompressed chunks not yet read past; reading starts at `off` in the first. */
+  private readonly chunks: Buffer[] = [];
   private off = 0;
+  private buffered = 0;
   private ended = false;
+  /** Whether the decoder's chunks may own their memory (see fill()). */
+  private ownsChunks = false;
 
   constructor(input: RawInput, limits: UnpackLimits) {
     this.input = input;
@@ -149,7 +167,17 @@ export class ByteSource {
 
   /** sha256 (hex) of every raw byte read; complete once finish() has returned. */
   inputSha256(): Promise<string> {
+    while (this.hashInputWhileIdle()) {}
     return Promise.resolve(this.inputHash.copy().digest('hex'));
+  }
+
+  /** Hashes one raw chunk still waiting; false when none is. */
+  hashInputWhileIdle(): boolean {
+    const chunk = this.unhashed.shift();
+    if (!chunk) return false;
+    this.inputHash.update(chunk);
+    this.unhashedBytes -= chunk.length;
+    return true;
   }
 
   /**
@@ -182,7 +210,9 @@ export class ByteSource {
       const onData = (data: Buffer | string) => {
         const chunk = typeof data === 'string' ? Buffer.from(data) : data;
         this.bytesIn += chunk.length;
-        this.inputHash.update(chunk);
+        this.unhashed.push(chunk);
+        this.unhashedBytes += chunk.length;
+        while (this.unhashedBytes > UNHASHED_MAX) this.hashInputWhileIdle();
         if (!sink) {
           head.push(chunk);
           headBytes += chunk.length;
@@ -220,12 +250,14 @@ export class ByteSource {
       this.iterator = new ChunkQueue(pass);
       return pass;
     }
-    const tool = kind === 'xz' ? 'xz' : kind === 'zstd' && hasZstdTool() ? 'zstd' : null;
+    const tool = kind === 'xz' ? 'xz' : kind === 'zstd' && onPath('zstd') ? 'zstd' : null;
+    // A caller's own chunks (plain tar) are never taken for ours; zlib's are checked chunk by chunk.
+    this.ownsChunks = true;
     if (tool) {
       // The system's decoder runs in its own process, on the other core. Node has no xz, and its bundled
       // zstd decodes several times slower than the zstd tool (measured here: 230 MB/s against 2 GB/s).
       const toolArgs = tool === 'zstd' ? ['-dc', '-q', '--memory=128MB'] : ['-dc', '-q'];
-      const child = hasPerl()
+      const child = onPath('perl')
         ? spawn('perl', ['-e', ENLARGE_STDOUT_AND_EXEC, String(DECODER_BUFFER_BYTES), tool, ...toolArgs], {
             stdio: ['pipe', 'pipe', 'pipe'],
           })
@@ -269,7 +301,11 @@ export class ByteSource {
     return decoder;
   }
 
-  private async pull(): Promise<boolean> {
+  /**
+   * Buffers one more chunk of decompressed bytes; false once the stream has ended. This is the only await
+   * of the read path: everything else reads what is buffered, synchronously.
+   */
+  async fill(): Promise<boolean> {
     if (this.ended || !this.iterator) return false;
     let chunk: Buffer | null;
     try {
@@ -288,11 +324,14 @@ export class ByteSource {
       this.ended = true;
       return false;
     }
+    if (chunk.length === 0) return true;
     this.bytesOut += chunk.length;
     this.checkLimits();
-    // Callers consume what is buffered before pulling more.
-    this.buf = chunk;
-    this.off = 0;
+    // Chunks the reader may hand to the file writer's thread must own their memory whole: a decoder process's
+    // reads do; a caller's chunks (plain tar) and zlib's slices of a shared output buffer are copied.
+    const own = this.ownsChunks && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+    this.chunks.push(own ? chunk : copyToOwn(chunk));
+    this.buffered += chunk.length;
     return true;
   }
 
@@ -313,14 +352,27 @@ export class ByteSource {
     }
   }
 
-  /** Offset in the decompressed tar stream of the next byte to be read. */
-  get position(): number {
-    return this.bytesOut - (this.buf.length - this.off);
+  /** Bytes buffered and not yet read. */
+  get available(): number {
+    return this.buffered;
   }
 
-  /** Declared sizes are checked before their bytes are read, so a lying header is stopped at once. */
-  assertWithinTotal(declared: number): void {
-    if (this.position + declared > this.limits.maxTotalBytes) {
+  /** Whether the decompressed stream has ended (what is buffered is all there will be). */
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** Offset in the decompressed tar stream of the next byte to be read. */
+  get position(): number {
+    return this.bytesOut - this.buffered;
+  }
+
+  /**
+   * Declared sizes are checked before their bytes are read, so a lying header is stopped at once (`ahead`:
+   * bytes already parsed but not yet consumed, before the declared ones start).
+   */
+  assertWithinTotal(declared: number, ahead = 0): void {
+    if (this.position + ahead + declared > this.limits.maxTotalBytes) {
       throw new RejectedArchiveError(
         this.currentPath,
         `entry size ${declared} exceeds the limit of ${this.limits.maxTotalBytes} uncompressed bytes`,
@@ -329,64 +381,78 @@ export class ByteSource {
   }
 
   /**
-   * Exactly n bytes; null when the stream ended cleanly before the first of them. The buffer may share
-   * memory with the decoder's chunk: use it before the next read.
+   * n buffered bytes from `offset` bytes ahead, without consuming them (offset + n <= available). The
+   * buffer shares memory with a chunk when it lies within one: use it before the next take or fill.
    */
-  async read(n: number): Promise<Buffer | null> {
-    let available = this.buf.length - this.off;
-    if (available >= n) {
-      const out = this.buf.subarray(this.off, this.off + n);
-      this.off += n;
-      return out;
+  peek(offset: number, n: number): Buffer {
+    let i = 0;
+    let at = this.off + offset;
+    while (at >= this.chunks[i]!.length) {
+      at -= this.chunks[i]!.length;
+      i++;
     }
-    if (available === 0 && !(await this.pull())) return null;
-    available = this.buf.length - this.off;
-    if (available >= n) return this.read(n);
+    const first = this.chunks[i]!;
+    if (at + n <= first.length) return first.subarray(at, at + n);
     const out = Buffer.allocUnsafe(n);
     let got = 0;
-    for (;;) {
-      const take = Math.min(n - got, this.buf.length - this.off);
-      this.buf.copy(out, got, this.off, this.off + take);
-      this.off += take;
+    while (got < n) {
+      const chunk = this.chunks[i++]!;
+      const take = Math.min(n - got, chunk.length - at);
+      chunk.copy(out, got, at, at + take);
       got += take;
-      if (got === n) return out;
-      if (!(await this.pull())) throw new TruncatedError(got);
+      at = 0;
     }
+    return out;
   }
 
-  /** Exactly n bytes as pieces of the decoder's chunks, without copying (n > 0). */
-  async readPieces(n: number): Promise<Buffer[]> {
+  /** Consumes n buffered bytes as zero-copy pieces of the chunks (n <= available). */
+  takePieces(n: number): Buffer[] {
     const pieces: Buffer[] = [];
-    let got = 0;
-    while (got < n) {
-      if (this.off >= this.buf.length && !(await this.pull())) throw new TruncatedError(got);
-      const take = Math.min(n - got, this.buf.length - this.off);
-      pieces.push(this.buf.subarray(this.off, this.off + take));
-      this.off += take;
-      got += take;
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[0]!;
+      const take = Math.min(left, chunk.length - this.off);
+      pieces.push(chunk.subarray(this.off, this.off + take));
+      this.advance(take);
+      left -= take;
     }
     return pieces;
   }
 
-  async skip(n: number): Promise<boolean> {
-    let left = n;
+  /** Consumes up to n buffered bytes; returns how many. */
+  skip(n: number): number {
+    let left = Math.min(n, this.buffered);
+    const skipped = left;
     while (left > 0) {
-      if (this.off >= this.buf.length && !(await this.pull())) return false;
-      const take = Math.min(left, this.buf.length - this.off);
-      this.off += take;
+      const take = Math.min(left, this.chunks[0]!.length - this.off);
+      this.advance(take);
       left -= take;
     }
+    return skipped;
+  }
+
+  private advance(n: number): void {
+    this.off += n;
+    this.buffered -= n;
+    if (this.off === this.chunks[0]!.length) {
+      this.chunks.shift();
+      this.off = 0;
+    }
+  }
+
+  /**
+   * Whether the chunk behind this memory has been read past, so that nothing here reads it again and it
+   * may be handed to another thread whole (only chunks this source owns: see fill()).
+   */
+  isRetired(memory: ArrayBufferLike): boolean {
+    for (const chunk of this.chunks) if (chunk.buffer === memory) return false;
     return true;
   }
 
   /** Reads (and counts, so limits apply) whatever follows the end-of-archive, then checks the decoder. */
   async finish(): Promise<void> {
-    this.buf = EMPTY;
-    this.off = 0;
-    while (await this.pull()) {
-      this.buf = EMPTY;
-      this.off = 0;
-    }
+    this.skip(this.buffered);
+    while (await this.fill()) this.skip(this.buffered);
     await this.childExit;
   }
 
@@ -397,11 +463,9 @@ export class ByteSource {
   }
 }
 
-/** A short read: reported by the reader, which knows whether it was in a header or a body. */
-export class TruncatedError extends InputError {
-  readonly got: number;
-  constructor(got: number) {
-    super(`stream ended after ${got} bytes of a block`);
-    this.got = got;
-  }
+/** A copy in memory of its own (allocUnsafe would take small ones from the shared pool). */
+function copyToOwn(chunk: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(chunk.length);
+  chunk.copy(own);
+  return own;
 }

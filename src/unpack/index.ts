@@ -7,7 +7,7 @@ import { ByteSource } from './byte-source.ts';
 import { RejectedArchiveError } from './errors.ts';
 import { resolveLimits, type UnpackLimits } from './limits.ts';
 import { loadManifest, markInProgress, targetIdentity, writeCompleteManifest } from './manifest.ts';
-import { TarReader } from './tar-reader.ts';
+import { nextEntry, pumpBody, TarReader } from './tar-reader.ts';
 import { dumpXattrs } from './xattrs.ts';
 
 export { ARCHIVE, RejectedArchiveError } from './errors.ts';
@@ -18,9 +18,10 @@ export interface ApplyOptions {
   manifestPath?: string;
   limits?: Partial<UnpackLimits>;
   /**
-   * Opt-in quick check, as rsync does: with a valid manifest, a file whose size and mtime match it is taken
-   * as unchanged and its body is skipped, neither hashed nor compared. Much faster incremental applies;
-   * wrong for archives built with clamped mtimes (SOURCE_DATE_EPOCH), where an edit may keep both.
+   * Opt-in quick check, as rsync does: with a valid manifest, a file whose size and mtime match it (and whose
+   * inode on disk is as the last apply left it) is taken as unchanged and its body is skipped, neither hashed
+   * nor compared. Much faster incremental applies; wrong for archives built with clamped mtimes
+   * (SOURCE_DATE_EPOCH), where an edit may keep both.
    */
   trustMtime?: boolean;
   onProgress?: (p: { entries: number; bytesIn: number; bytesWritten: number }) => void;
@@ -84,7 +85,7 @@ export async function applyTarball(
 
   const source = new ByteSource(input, limits);
   const reader = new TarReader(source, limits);
-  const applier = new TreeApplier(root, old, diskXattrs, reader, opts.trustMtime === true);
+  const applier = new TreeApplier(root, old, diskXattrs, source, opts.trustMtime === true);
   const report = () =>
     opts.onProgress?.({
       entries: applier.counters.entries,
@@ -94,18 +95,28 @@ export async function applyTarball(
   try {
     opts.signal?.throwIfAborted();
     await source.open();
+    // Synchronous between chunks: the only awaits are for more decompressed bytes.
     for (;;) {
       opts.signal?.throwIfAborted();
-      const entry = await reader.next();
+      const entry = await nextEntry(reader, source);
       if (!entry) break;
-      await applier.apply(entry);
-      if (applier.counters.entries % PROGRESS_EVERY === 0) report();
+      const sink = applier.apply(entry);
+      if (sink) {
+        await pumpBody(reader, source, sink);
+        applier.bodyDone();
+      }
+      if (applier.counters.entries % PROGRESS_EVERY === 0) {
+        applier.poll();
+        report();
+      }
     }
     await source.finish();
-    await applier.finish();
+    applier.finish();
   } catch (err) {
     source.destroy();
     throw err;
+  } finally {
+    await applier.close();
   }
   report();
   const inputSha256 = await source.inputSha256();

@@ -27,6 +27,11 @@ export interface ManifestRecord {
   r?: [number, number];
   /** a directory the archive implied but did not list */
   i?: 1;
+  /**
+   * A regular file as the disk held it when the apply ended: inode number, mtime and ctime. The next apply
+   * takes the manifest's word for the file's content only while the disk still agrees (file-writer.ts).
+   */
+  n?: [ino: number, mtimeMs: number, ctimeMs: number];
 }
 
 export interface TargetIdentity {

@@ -1,12 +1,29 @@
-// A strict, streaming reader of POSIX ustar / pax and GNU tar. Written here rather than taken from
-// tar-stream because every header field must be validated and anything ambiguous refused: tar-stream
-// accepts a missing end-of-archive, applies PAX global headers, lets a PAX size govern a following GNU
-// long-name header, and reads past NUL bytes in long names; a parser differential is an escape route.
+// A strict reader of POSIX ustar / pax and GNU tar, synchronous over the bytes the ByteSource has buffered.
+// Written here rather than taken from tar-stream because every header field must be validated and anything
+// ambiguous refused: tar-stream accepts a missing end-of-archive, applies PAX global headers, lets a PAX size
+// govern a following GNU long-name header, and reads past NUL bytes in long names; a parser differential is
+// an escape route.
+//
+// next() parses one entry's headers from what is buffered without consuming anything until they are all
+// there: short of bytes, it returns how many it needs and is called again after the source has filled. So
+// there is no promise per entry: the driver awaits only when a chunk runs out.
 
-import { aclAfterChmod, posixAclXattr } from './acl.ts';
-import { type ByteSource, TruncatedError } from './byte-source.ts';
+import { aclAfterChmod } from './acl.ts';
+import type { ByteSource } from './byte-source.ts';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
 import type { UnpackLimits } from './limits.ts';
+import { decodeName, nameByteLength } from './names.ts';
+import { globalMtime, type PaxOverrides, type PaxRecord, parsePax, paxRecords } from './pax.ts';
+import {
+  checkSparse,
+  oldGnuExtended,
+  oldGnuSparse,
+  type PaxSparse,
+  paxSparse,
+  type SparseMap,
+  sparse1Map,
+} from './sparse.ts';
+import { BLOCK, isZeroBlock, nameField, numericField, paddingOf, verifyChecksum } from './tar-fields.ts';
 
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -22,34 +39,25 @@ export interface TarEntry {
   /** Whole seconds since the epoch (floor), and the nanoseconds a PAX mtime may add. */
   mtime: number;
   mtimeNsec: number;
+  /** Bytes of body the archive stores (a sparse file's data segments only). */
   size: number;
   /** Symlink target byte for byte, or the normalised hardlink target path. */
   linkname: string;
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer> | null;
+  /** A GNU sparse file: where its stored bytes go, and its real size. */
+  sparse: SparseMap | null;
 }
 
-const BLOCK = 512;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.', 'system.'];
-const MAX_XATTR_VALUE = 64 * 1024;
+/** What next() returns when it needs this many bytes buffered before it can go on. */
+export type NeedBytes = number;
 
-type PaxRecord = [key: string, value: Buffer];
-
-interface PaxOverrides {
-  path?: string;
-  linkpath?: string;
-  size?: number;
-  uid?: number;
-  gid?: number;
-  mtime?: [sec: number, nsec: number];
-  xattrs?: Map<string, Buffer>;
-  /** RHT.security.selinux, as written. */
-  selinux?: Buffer;
-  /** SCHILY.acl.access / .default, already in the kernel's system.posix_acl_* binary form. */
-  aclAccess?: Buffer;
-  aclDefault?: Buffer;
+/** Meta headers read so far for the entry that follows them. */
+interface Meta {
+  pax: PaxRecord[] | null;
+  longName: string | null;
+  longLink: string | null;
 }
 
 export class TarReader {
@@ -67,206 +75,165 @@ export class TarReader {
     this.limits = limits;
   }
 
-  private reject(reason: string): never {
+  private readonly reject = (reason: string): never => {
     throw new RejectedArchiveError(this.src.currentPath, reason);
+  };
+
+  /** Body bytes of the current entry still to be read. */
+  get bodyRemaining(): number {
+    return this.bodyLeft;
   }
 
-  /** Reads the next n bytes of the current entry's body (n ≤ what is left). */
-  async readBody(n: number): Promise<Buffer> {
-    if (n > this.bodyLeft) throw new Error(`internal: body read of ${n} past ${this.bodyLeft} left`);
-    try {
-      const data = await this.src.read(n);
-      if (!data) this.reject('archive truncated in the middle of an entry body');
-      this.bodyLeft -= n;
-      return data;
-    } catch (err) {
-      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an entry body');
-      throw err;
+  /** Takes up to n buffered body bytes of the current entry as zero-copy pieces. */
+  takeBody(n: number): Buffer[] {
+    const take = Math.min(n, this.bodyLeft, this.src.available);
+    this.bodyLeft -= take;
+    return take > 0 ? this.src.takePieces(take) : [];
+  }
+
+  /** The body ended early: the stream ran out inside it. */
+  truncatedBody(): never {
+    return this.reject('archive truncated in the middle of an entry body');
+  }
+
+  /** The next entry, null at a proper end-of-archive (two zero blocks), or the bytes it needs buffered. */
+  next(): TarEntry | null | NeedBytes {
+    const rest = this.bodyLeft + this.padding;
+    if (rest > 0) {
+      const skipped = this.src.skip(rest);
+      const fromBody = Math.min(skipped, this.bodyLeft);
+      this.bodyLeft -= fromBody;
+      this.padding -= skipped - fromBody;
+      if (skipped < rest) {
+        if (this.src.done) this.truncatedBody();
+        return rest - skipped;
+      }
     }
-  }
-
-  /** Like readBody, as zero-copy pieces. */
-  async readBodyPieces(n: number): Promise<Buffer[]> {
-    if (n > this.bodyLeft) throw new Error(`internal: body read of ${n} past ${this.bodyLeft} left`);
-    try {
-      const pieces = await this.src.readPieces(n);
-      this.bodyLeft -= n;
-      return pieces;
-    } catch (err) {
-      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an entry body');
-      throw err;
-    }
-  }
-
-  private async skipBodyAndPadding(): Promise<void> {
-    const n = this.bodyLeft + this.padding;
-    this.bodyLeft = 0;
-    this.padding = 0;
-    if (n > 0 && !(await this.src.skip(n))) this.reject('archive truncated in the middle of an entry body');
-  }
-
-  private async readBlock(): Promise<Buffer | null> {
-    try {
-      return await this.src.read(BLOCK);
-    } catch (err) {
-      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of a header');
-      throw err;
-    }
-  }
-
-  /** Reads a meta header's body (PAX or GNU long name) whole, bounded by maxPaxHeaderBytes. */
-  private async readMetaBody(size: number): Promise<Buffer> {
-    if (size > this.limits.maxPaxHeaderBytes) {
-      this.reject(`extended header of ${size} bytes exceeds the limit of ${this.limits.maxPaxHeaderBytes}`);
-    }
-    this.src.assertWithinTotal(size);
-    let body: Buffer | null;
-    try {
-      body = await this.src.read(size);
-    } catch (err) {
-      if (err instanceof TruncatedError) this.reject('archive truncated in the middle of an extended header');
-      throw err;
-    }
-    if (!body && size > 0) this.reject('archive truncated in the middle of an extended header');
-    const copy = Buffer.from(body ?? Buffer.alloc(0));
-    const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (pad && !(await this.src.skip(pad)))
-      this.reject('archive truncated in the middle of an extended header');
-    return copy;
-  }
-
-  /** The next entry, or null at a proper end-of-archive (two zero blocks). */
-  async next(): Promise<TarEntry | null> {
-    await this.skipBodyAndPadding();
-    let pax: PaxRecord[] | null = null;
-    let longName: string | null = null;
-    let longLink: string | null = null;
+    const src = this.src;
+    const meta: Meta = { pax: null, longName: null, longLink: null };
+    const pending = () => meta.pax !== null || meta.longName !== null || meta.longLink !== null;
+    let pos = 0;
     // Until its name is known, a fault is the next entry's, named by where its first header starts
     // (never by the previous entry's name).
-    this.src.currentPath = `<entry at byte ${this.src.position}>`;
+    src.currentPath = `<entry at byte ${src.position}>`;
     for (;;) {
-      const block = await this.readBlock();
-      if (!block) {
-        if (pax || longName !== null || longLink !== null) {
-          this.reject('archive ends after an extended header, without its entry');
-        }
-        this.src.currentPath = ARCHIVE;
+      if (src.available < pos + BLOCK) {
+        if (!src.done) return pos + BLOCK;
+        if (src.available > pos) this.reject('archive truncated in the middle of a header');
+        if (pending()) this.reject('archive ends after an extended header, without its entry');
+        src.currentPath = ARCHIVE;
         this.reject('missing end-of-archive (the stream ended without two zero blocks)');
       }
+      const block = src.peek(pos, BLOCK);
       if (isZeroBlock(block)) {
-        if (pax || longName !== null || longLink !== null) {
-          this.reject('end-of-archive right after an extended header, without its entry');
+        if (pending()) this.reject('end-of-archive right after an extended header, without its entry');
+        if (src.available < pos + 2 * BLOCK) {
+          if (!src.done) return pos + 2 * BLOCK;
+          if (src.available > pos + BLOCK) this.reject('archive truncated in the middle of a header');
+          src.currentPath = ARCHIVE;
+          this.reject('missing end-of-archive (a lone zero block ends the stream)');
         }
-        const second = await this.readBlock();
-        this.src.currentPath = ARCHIVE;
-        if (!second) this.reject('missing end-of-archive (a lone zero block ends the stream)');
-        if (!isZeroBlock(second)) this.reject('a zero block followed by more headers');
+        src.currentPath = ARCHIVE;
+        if (!isZeroBlock(src.peek(pos + BLOCK, BLOCK))) this.reject('a zero block followed by more headers');
+        src.skip(pos + 2 * BLOCK);
         return null;
       }
-      verifyChecksum(block, (reason) => this.reject(reason));
+      verifyChecksum(block, this.reject);
       const typeflag = String.fromCharCode(block[156]!);
-      const size = this.numeric(block, 124, 12, 'size');
+      const size = numericField(block, 124, 12, 'size', this.reject);
       if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-        const body = await this.readMetaBody(size);
-        if (typeflag === 'g') {
-          if (pax || longName !== null || longLink !== null) {
-            this.reject('a PAX global header between an extended header and its entry');
-          }
-          this.applyGlobal(body);
-          this.src.currentPath = `<entry at byte ${this.src.position}>`;
-          continue;
+        if (size > this.limits.maxPaxHeaderBytes) {
+          this.reject(
+            `extended header of ${size} bytes exceeds the limit of ${this.limits.maxPaxHeaderBytes}`,
+          );
         }
-        if (typeflag === 'x') {
-          // One extended header per entry, and never mixed with GNU long names: which of them governs
-          // the size and name of what follows is exactly where tar implementations disagree.
-          if (pax) this.reject('two PAX extended headers for one entry');
-          if (longName !== null || longLink !== null)
-            this.reject('a PAX header mixed with GNU long-name headers');
-          pax = this.paxRecords(body);
-        } else {
-          if (pax) this.reject('a PAX header mixed with GNU long-name headers');
-          const value = this.longNameValue(body, typeflag === 'L' ? 'long name' : 'long link name');
-          if (typeflag === 'L') {
-            if (longName !== null) this.reject('two GNU long-name headers for one entry');
-            longName = value;
-          } else {
-            if (longLink !== null) this.reject('two GNU long-link headers for one entry');
-            longLink = value;
-          }
+        src.assertWithinTotal(size, pos + BLOCK);
+        const end = pos + BLOCK + size + paddingOf(size);
+        if (src.available < end) {
+          if (!src.done) return end;
+          this.reject('archive truncated in the middle of an extended header');
         }
+        const body = Buffer.from(src.peek(pos + BLOCK, size));
+        pos = end;
+        this.metaHeader(typeflag, body, meta);
+        if (typeflag === 'g') src.currentPath = `<entry at byte ${src.position + pos}>`;
         continue;
       }
-      return this.entryFrom(block, typeflag, size, pax, longName, longLink);
+      return this.entryAt(block, pos, typeflag, size, meta);
     }
   }
 
-  private entryFrom(
+  private metaHeader(typeflag: string, body: Buffer, meta: Meta): void {
+    if (typeflag === 'g') {
+      if (meta.pax || meta.longName !== null || meta.longLink !== null) {
+        this.reject('a PAX global header between an extended header and its entry');
+      }
+      this.globalMtime = globalMtime(body, this.reject) ?? this.globalMtime;
+      return;
+    }
+    if (typeflag === 'x') {
+      // One extended header per entry, and never mixed with GNU long names: which of them governs the size
+      // and name of what follows is exactly where tar implementations disagree.
+      if (meta.pax) this.reject('two PAX extended headers for one entry');
+      if (meta.longName !== null || meta.longLink !== null)
+        this.reject('a PAX header mixed with GNU long-name headers');
+      meta.pax = paxRecords(body, this.reject);
+      return;
+    }
+    if (meta.pax) this.reject('a PAX header mixed with GNU long-name headers');
+    const value = this.longNameValue(body, typeflag === 'L' ? 'long name' : 'long link name');
+    if (typeflag === 'L') {
+      if (meta.longName !== null) this.reject('two GNU long-name headers for one entry');
+      meta.longName = value;
+    } else {
+      if (meta.longLink !== null) this.reject('two GNU long-link headers for one entry');
+      meta.longLink = value;
+    }
+  }
+
+  /**
+   * The entry whose header block is at `pos`: checked whole, then (when every byte it needs before its body
+   * is buffered: old GNU sparse extension blocks, a PAX 1.0 sparse map) consumed.
+   */
+  private entryAt(
     block: Buffer,
+    pos: number,
     typeflag: string,
     headerSize: number,
-    paxRecords: PaxRecord[] | null,
-    longName: string | null,
-    longLink: string | null,
-  ): TarEntry {
-    const isUstar = block.subarray(257, 263).toString('latin1') === 'ustar\0';
+    meta: Meta,
+  ): TarEntry | NeedBytes {
+    const src = this.src;
+    const isUstar = block.toString('latin1', 257, 263) === 'ustar\0';
     const headerName = () => {
-      const name = this.textField(block, 0, 100, 'name');
-      const prefix = isUstar ? this.textField(block, 345, 155, 'prefix') : '';
+      const name = nameField(block, 0, 100);
+      const prefix = isUstar ? nameField(block, 345, 155) : '';
       return prefix ? `${prefix}/${name}` : name;
     };
     // The entry is named before its PAX records are checked, so a fault in them is reported as its own.
-    const paxPath = paxRecords?.findLast(([key]) => key === 'path')?.[1];
-    const named = paxPath !== undefined ? lenientUtf8(paxPath) : (longName ?? headerName());
-    if (named !== null) this.src.currentPath = named === '' ? '<empty name>' : named;
-    const pax = paxRecords ? this.parsePax(paxRecords) : null;
-    const rawPath = pax?.path ?? longName ?? headerName();
-    this.src.currentPath = rawPath === '' ? '<empty name>' : rawPath;
-    this.entries++;
-    if (this.entries > this.limits.maxEntries) {
+    const paxPath = meta.pax?.findLast(([key]) => key === 'path')?.[1];
+    const named = paxPath !== undefined ? decodeName(paxPath) : (meta.longName ?? headerName());
+    src.currentPath = named === '' ? '<empty name>' : named;
+    const pax = meta.pax ? parsePax(meta.pax, this.reject) : null;
+    const sparseRecords = pax?.sparse ? paxSparse(pax.sparse, this.reject) : null;
+    const rawPath = this.entryName(pax, sparseRecords, meta.longName, headerName);
+    src.currentPath = rawPath === '' ? '<empty name>' : rawPath;
+    const count = this.entries + 1;
+    if (count > this.limits.maxEntries)
       this.reject(`archive has more than ${this.limits.maxEntries} entries`);
-    }
-    let type: EntryType;
-    switch (typeflag) {
-      case '0':
-      case '\0':
-      case '7':
-        // Old archives mark directories by a trailing slash on a regular-file header.
-        type = rawPath.endsWith('/') && typeflag !== '7' ? 'dir' : 'file';
-        break;
-      case '1':
-        type = 'hardlink';
-        break;
-      case '2':
-        type = 'symlink';
-        break;
-      case '3':
-        type = 'char';
-        break;
-      case '4':
-        type = 'block';
-        break;
-      case '5':
-        type = 'dir';
-        break;
-      case '6':
-        type = 'fifo';
-        break;
-      case 'S':
-        this.reject('GNU sparse files are not supported');
-        break;
-      default:
-        this.reject(`unsupported entry type ${JSON.stringify(typeflag)}`);
+    const type = this.typeOf(typeflag, rawPath);
+    if (sparseRecords && (type !== 'file' || typeflag === 'S')) {
+      this.reject(`GNU sparse records on a ${typeflag === 'S' ? 'GNU sparse header' : type}`);
     }
     // Only regular files have a body. Old ustar writers put a size on directories and hardlinks; GNU tar
     // ignores the size field of every other type (header or PAX), and so no body is skipped for them.
-    const size = type === 'file' ? (pax?.size ?? headerSize) : 0;
-    this.src.assertWithinTotal(size);
+    let size = type === 'file' ? (pax?.size ?? headerSize) : 0;
+    src.assertWithinTotal(size, pos + BLOCK);
     const path = this.normalisePath(rawPath);
     let linkname = '';
     if (type === 'symlink' || type === 'hardlink') {
-      const rawLink = pax?.linkpath ?? longLink ?? this.textField(block, 157, 100, 'linkname');
+      const rawLink = pax?.linkpath ?? meta.longLink ?? nameField(block, 157, 100);
       if (rawLink === '') this.reject(`${type} with an empty target`);
-      if (Buffer.byteLength(rawLink) > 4095) this.reject('link target longer than PATH_MAX');
+      if (nameByteLength(rawLink) > 4095) this.reject('link target longer than PATH_MAX');
       if (type === 'hardlink') {
         linkname = this.normalisePath(rawLink, 'hardlink target');
         if (linkname === '') this.reject('hardlink to the target root');
@@ -274,7 +241,7 @@ export class TarReader {
         linkname = rawLink;
       }
     }
-    const mode = this.numeric(block, 100, 8, 'mode') & 0o7777;
+    const mode = numericField(block, 100, 8, 'mode', this.reject) & 0o7777;
     const mtime = pax?.mtime ?? this.globalMtime;
     const xattrs = pax?.xattrs ?? null;
     const rawAcl = xattrs?.get('system.posix_acl_access');
@@ -286,24 +253,118 @@ export class TarReader {
     }
     if (type === 'symlink' && (pax?.aclAccess || pax?.aclDefault)) this.reject('an ACL on a symlink');
     if (type !== 'dir' && pax?.aclDefault) this.reject(`a default ACL on a ${type}, not a directory`);
-    const entry: TarEntry = {
+    const uid = pax?.uid ?? numericField(block, 108, 8, 'uid', this.reject);
+    const gid = pax?.gid ?? numericField(block, 116, 8, 'gid', this.reject);
+    const mtimeSec = mtime?.[0] ?? numericField(block, 136, 12, 'mtime', this.reject, true);
+    const devmajor =
+      type === 'char' || type === 'block' ? numericField(block, 329, 8, 'devmajor', this.reject) : 0;
+    const devminor =
+      type === 'char' || type === 'block' ? numericField(block, 337, 8, 'devminor', this.reject) : 0;
+
+    // What lies between this header and the body, now that the entry is known to be sound.
+    let consumed = pos + BLOCK;
+    let sparse: SparseMap | null = null;
+    if (typeflag === 'S') {
+      const extensions: Buffer[] = [];
+      let extended = oldGnuExtended(block, false);
+      while (extended) {
+        if ((extensions.length + 1) * BLOCK > this.limits.maxPaxHeaderBytes) {
+          this.reject(
+            `old GNU sparse map exceeds the extended-header limit of ${this.limits.maxPaxHeaderBytes}`,
+          );
+        }
+        if (src.available < consumed + BLOCK) {
+          if (!src.done) return consumed + BLOCK;
+          this.reject('archive truncated in the middle of a sparse map');
+        }
+        const extension = Buffer.from(src.peek(consumed, BLOCK));
+        extensions.push(extension);
+        consumed += BLOCK;
+        extended = oldGnuExtended(extension, true);
+      }
+      sparse = oldGnuSparse(block, extensions, this.reject);
+    } else if (sparseRecords?.version === '1.0') {
+      const window = Math.min(size, this.limits.maxPaxHeaderBytes, src.available - consumed);
+      const complete = window === size || window === this.limits.maxPaxHeaderBytes || src.done;
+      const map = sparse1Map(
+        src.peek(consumed, Math.max(0, window)),
+        complete,
+        this.limits.maxPaxHeaderBytes,
+        this.reject,
+      );
+      if (!map) return consumed + Math.min(size, window + BLOCK);
+      consumed += map.mapBytes;
+      size -= map.mapBytes;
+      sparse = { realSize: sparseRecords.realSize, segments: map.segments };
+    } else if (sparseRecords) {
+      sparse = { realSize: sparseRecords.realSize, segments: sparseRecords.segments ?? [] };
+    }
+    if (sparse) checkSparse(sparse, size, this.reject);
+
+    src.skip(consumed);
+    this.entries = count;
+    this.bodyLeft = size;
+    // A 1.0 map takes whole blocks, so the data's padding is the body's.
+    this.padding = paddingOf(size);
+    return {
       path,
       rawPath,
       type,
       mode,
-      uid: pax?.uid ?? this.numeric(block, 108, 8, 'uid'),
-      gid: pax?.gid ?? this.numeric(block, 116, 8, 'gid'),
-      mtime: mtime?.[0] ?? this.numeric(block, 136, 12, 'mtime', true),
+      uid,
+      gid,
+      mtime: mtimeSec,
       mtimeNsec: mtime?.[1] ?? 0,
       size,
       linkname,
-      devmajor: type === 'char' || type === 'block' ? this.numeric(block, 329, 8, 'devmajor') : 0,
-      devminor: type === 'char' || type === 'block' ? this.numeric(block, 337, 8, 'devminor') : 0,
+      devmajor,
+      devminor,
       xattrs,
+      sparse,
     };
-    this.bodyLeft = size;
-    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
-    return entry;
+  }
+
+  /** The name that governs: a PAX path, a GNU long name or the header's; GNU.sparse.name must agree. */
+  private entryName(
+    pax: PaxOverrides | null,
+    sparse: PaxSparse | null,
+    longName: string | null,
+    headerName: () => string,
+  ): string {
+    if (sparse?.name !== undefined) {
+      if (pax?.path !== undefined && pax.path !== sparse.name) {
+        this.reject('PAX path and GNU.sparse.name disagree');
+      }
+      if (longName !== null) this.reject('GNU.sparse.name mixed with a GNU long name');
+      return sparse.name;
+    }
+    return pax?.path ?? longName ?? headerName();
+  }
+
+  private typeOf(typeflag: string, rawPath: string): EntryType {
+    switch (typeflag) {
+      case '0':
+      case '\0':
+      case '7':
+        // Old archives mark directories by a trailing slash on a regular-file header.
+        return rawPath.endsWith('/') && typeflag !== '7' ? 'dir' : 'file';
+      case 'S':
+        return 'file';
+      case '1':
+        return 'hardlink';
+      case '2':
+        return 'symlink';
+      case '3':
+        return 'char';
+      case '4':
+        return 'block';
+      case '5':
+        return 'dir';
+      case '6':
+        return 'fifo';
+      default:
+        return this.reject(`unsupported entry type ${JSON.stringify(typeflag)}`);
+    }
   }
 
   /** Chroot-style: leading slashes dropped, `.` and empty components dropped, `..` refused outright. */
@@ -311,36 +372,27 @@ export class TarReader {
     if (raw === '') this.reject(`empty ${what}`);
     if (raw.includes('\0')) this.reject(`${what} contains a NUL byte`);
     if (raw.includes('\n')) this.reject(`${what} contains a newline`);
-    const parts: string[] = [];
-    for (const part of raw.split('/')) {
-      if (part === '' || part === '.') continue;
-      if (part === '..') this.reject(`${what} contains a '..' component`);
-      parts.push(part);
+    // One scan: the components, and whether any is empty, `.` or `..` (only then is the path rebuilt).
+    let components = 0;
+    let clean = true;
+    let start = 0;
+    for (let i = 0; i <= raw.length; i++) {
+      if (i < raw.length && raw.charCodeAt(i) !== 0x2f) continue;
+      const len = i - start;
+      if (len === 0 || (len === 1 && raw.charCodeAt(start) === 0x2e)) clean = false;
+      else if (len === 2 && raw.charCodeAt(start) === 0x2e && raw.charCodeAt(start + 1) === 0x2e) {
+        this.reject(`${what} contains a '..' component`);
+      } else components++;
+      start = i + 1;
     }
-    if (parts.length > this.limits.maxPathDepth) {
-      this.reject(
-        `${what} has ${parts.length} components, more than the limit of ${this.limits.maxPathDepth}`,
-      );
+    if (components > this.limits.maxPathDepth) {
+      this.reject(`${what} has ${components} components, more than the limit of ${this.limits.maxPathDepth}`);
     }
-    const path = parts.join('/');
-    if (Buffer.byteLength(path) > this.limits.maxPathLength) {
+    const path = clean ? raw : dropEmptyAndDot(raw);
+    if (nameByteLength(path) > this.limits.maxPathLength) {
       this.reject(`${what} is longer than the limit of ${this.limits.maxPathLength} bytes`);
     }
     return path;
-  }
-
-  private textField(block: Buffer, offset: number, length: number, field: string): string {
-    const raw = block.subarray(offset, offset + length);
-    const end = raw.indexOf(0);
-    return this.decodeUtf8(end === -1 ? raw : raw.subarray(0, end), field);
-  }
-
-  private decodeUtf8(bytes: Buffer, field: string): string {
-    try {
-      return utf8.decode(bytes);
-    } catch {
-      return this.reject(`${field} is not valid UTF-8`);
-    }
   }
 
   private longNameValue(body: Buffer, what: string): string {
@@ -348,226 +400,33 @@ export class TarReader {
     while (end > 0 && body[end - 1] === 0) end--;
     const value = body.subarray(0, end);
     if (value.includes(0)) this.reject(`GNU ${what} contains a NUL byte`);
-    return this.decodeUtf8(value, `GNU ${what}`);
-  }
-
-  /** Octal (space / NUL terminated) or GNU base-256; anything else is refused. */
-  private numeric(block: Buffer, offset: number, length: number, field: string, signed = false): number {
-    const raw = block.subarray(offset, offset + length);
-    const first = raw[0]!;
-    if (first === 0x80 || first === 0xff) {
-      let value = BigInt(first & 0x7f) - (first === 0xff ? 128n : 0n);
-      for (let i = 1; i < raw.length; i++) value = (value << 8n) | BigInt(raw[i]!);
-      if (value < 0n && !signed) this.reject(`negative ${field} field`);
-      if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
-        this.reject(`${field} field out of range`);
-      }
-      return Number(value);
-    }
-    let i = 0;
-    while (i < raw.length && raw[i] === 0x20) i++;
-    let value = 0;
-    let digits = 0;
-    for (; i < raw.length; i++) {
-      const c = raw[i]!;
-      if (c >= 0x30 && c <= 0x37) {
-        value = value * 8 + (c - 0x30);
-        digits++;
-      } else break;
-    }
-    for (; i < raw.length; i++) {
-      if (raw[i] !== 0 && raw[i] !== 0x20)
-        this.reject(`invalid ${field} field ${JSON.stringify(raw.toString('latin1'))}`);
-    }
-    if (digits === 0 && raw[0] !== 0 && raw[0] !== 0x20) {
-      this.reject(`invalid ${field} field ${JSON.stringify(raw.toString('latin1'))}`);
-    }
-    return value;
-  }
-
-  /** The records of a PAX header body, in order, each checked for form. */
-  private paxRecords(body: Buffer): PaxRecord[] {
-    const out: PaxRecord[] = [];
-    let pos = 0;
-    while (pos < body.length) {
-      // Trailing NUL padding after the last record is tolerated.
-      if (body[pos] === 0 && body.subarray(pos).every((b) => b === 0)) break;
-      const space = body.indexOf(0x20, pos);
-      if (space === -1 || space - pos > 20) this.reject('malformed PAX record length');
-      const lenText = body.subarray(pos, space).toString('latin1');
-      if (!/^[1-9][0-9]*$/.test(lenText)) this.reject('malformed PAX record length');
-      const len = Number(lenText);
-      const end = pos + len;
-      if (end > body.length || body[end - 1] !== 0x0a) this.reject('malformed PAX record');
-      const eq = body.indexOf(0x3d, space + 1);
-      if (eq === -1 || eq >= end) this.reject('malformed PAX record (no =)');
-      const key = this.decodeUtf8(body.subarray(space + 1, eq), 'PAX key');
-      out.push([key, body.subarray(eq + 1, end - 1)]);
-      pos = end;
-    }
-    return out;
-  }
-
-  private parsePax(records: PaxRecord[]): PaxOverrides {
-    const out: PaxOverrides = {};
-    for (const [key, value] of records) this.applyPaxRecord(out, key, value);
-    if (out.selinux !== undefined) {
-      // GNU tar --selinux writes the label as RHT.security.selinux and sets it as the security.selinux
-      // attribute, NUL-terminated as libselinux does. Both spellings for one entry must agree.
-      const label = Buffer.concat([out.selinux, Buffer.alloc(1)]);
-      const xattr = out.xattrs?.get('security.selinux');
-      if (xattr && !xattr.equals(label) && !xattr.equals(out.selinux)) {
-        this.reject('RHT.security.selinux and SCHILY.xattr.security.selinux disagree');
-      }
-      out.xattrs ??= new Map();
-      out.xattrs.set('security.selinux', xattr ?? label);
-    }
-    for (const [record, xattr] of [
-      ['SCHILY.acl.access', 'system.posix_acl_access'],
-      ['SCHILY.acl.default', 'system.posix_acl_default'],
-    ] as const) {
-      const acl = record === 'SCHILY.acl.access' ? out.aclAccess : out.aclDefault;
-      if (acl === undefined) continue;
-      const other = out.xattrs?.get(xattr);
-      if (other && !other.equals(acl)) this.reject(`${record} and SCHILY.xattr.${xattr} disagree`);
-      out.xattrs ??= new Map();
-      out.xattrs.set(xattr, acl);
-    }
-    return out;
-  }
-
-  /**
-   * A PAX global header ('g'), e.g. git archive's `comment`. GNU tar applies its records to every later
-   * entry that does not set them itself; only records that cannot redirect where or what is written are
-   * accepted here: comment and charset (informative) and the time records (mtime sets every later entry's
-   * mtime, as in GNU tar; atime and ctime are not restored by GNU tar either).
-   */
-  private applyGlobal(body: Buffer): void {
-    for (const [key, value] of this.paxRecords(body)) {
-      switch (key) {
-        case 'comment':
-        case 'charset':
-        case 'atime':
-        case 'ctime':
-          break;
-        case 'mtime': {
-          const parsed: PaxOverrides = {};
-          this.applyPaxRecord(parsed, key, value);
-          this.globalMtime = parsed.mtime;
-          break;
-        }
-        case 'path':
-        case 'linkpath':
-        case 'size':
-          this.reject(`a PAX global ${key} record would change every later entry's ${key}`);
-          break;
-        default:
-          this.reject(
-            `PAX global record ${JSON.stringify(key)} is not supported (only comment, charset, mtime, atime, ctime)`,
-          );
-      }
-    }
-  }
-
-  private applyPaxRecord(out: PaxOverrides, key: string, value: Buffer): void {
-    const text = () => this.decodeUtf8(value, `PAX ${key}`);
-    const decimal = (): number => {
-      const s = text();
-      if (!/^[0-9]{1,16}$/.test(s)) this.reject(`invalid PAX ${key} ${JSON.stringify(s)}`);
-      const n = Number(s);
-      if (!Number.isSafeInteger(n)) this.reject(`PAX ${key} out of range`);
-      return n;
-    };
-    switch (key) {
-      case 'path':
-      case 'linkpath': {
-        if (value.includes(0)) this.reject(`PAX ${key} contains a NUL byte`);
-        const s = text();
-        if (s.includes('\n')) this.reject(`PAX ${key} contains a newline`);
-        out[key] = s;
-        return;
-      }
-      case 'size':
-        out.size = decimal();
-        return;
-      case 'uid':
-        out.uid = decimal();
-        return;
-      case 'gid':
-        out.gid = decimal();
-        return;
-      case 'mtime': {
-        // Kept exact to the nanosecond: a double cannot hold today's seconds with nine decimals.
-        const m = /^(-?)([0-9]{1,16})(?:\.([0-9]{1,9})[0-9]*)?$/.exec(text());
-        if (!m) this.reject(`invalid PAX mtime ${JSON.stringify(text())}`);
-        const whole = Number(m[2]);
-        const frac = Number((m[3] ?? '').padEnd(9, '0'));
-        out.mtime = m[1] && frac ? [-whole - 1, 1e9 - frac] : [m[1] ? -whole : whole, frac];
-        return;
-      }
-    }
-    if (key.startsWith('SCHILY.xattr.')) {
-      const name = key.slice('SCHILY.xattr.'.length);
-      if (!XATTR_NAMESPACES.some((ns) => name.startsWith(ns) && name.length > ns.length)) {
-        this.reject(`unsupported extended attribute name ${JSON.stringify(name)}`);
-      }
-      if (name.length > 255) this.reject('extended attribute name longer than 255 bytes');
-      if (value.length > MAX_XATTR_VALUE) this.reject(`extended attribute ${name} larger than 64 KiB`);
-      out.xattrs ??= new Map();
-      out.xattrs.set(name, Buffer.from(value));
-      return;
-    }
-    if (key === 'RHT.security.selinux') {
-      if (value.includes(0)) this.reject('RHT.security.selinux contains a NUL byte');
-      if (value.length === 0 || value.length > MAX_XATTR_VALUE)
-        this.reject('RHT.security.selinux is empty or too long');
-      out.selinux = Buffer.from(value);
-      return;
-    }
-    if (key === 'SCHILY.acl.access' || key === 'SCHILY.acl.default') {
-      const acl = posixAclXattr(text(), (reason) => this.reject(`${key}: ${reason}`));
-      if (key === 'SCHILY.acl.access') out.aclAccess = acl;
-      else out.aclDefault = acl;
-      return;
-    }
-    if (key.startsWith('SCHILY.acl.'))
-      this.reject(`unsupported ACL record ${key} (NFSv4 ACLs are not supported)`);
-    if (key.startsWith('GNU.sparse.')) this.reject('GNU sparse files are not supported');
-    // Other keys (atime, ctime, uname, gname, comment, charset, LIBARCHIVE.*) do not change the tree
-    // GNU tar --xattrs --acls --selinux produces; ignoring unknown keywords is what POSIX asks.
+    return decodeName(value);
   }
 }
 
-function lenientUtf8(bytes: Buffer): string | null {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return null;
+function dropEmptyAndDot(raw: string): string {
+  const parts: string[] = [];
+  for (const part of raw.split('/')) if (part !== '' && part !== '.') parts.push(part);
+  return parts.join('/');
+}
+
+/** The next entry (see TarReader.next), filling the source as the reader asks. */
+export async function nextEntry(reader: TarReader, src: ByteSource): Promise<TarEntry | null> {
+  for (;;) {
+    const result = reader.next();
+    if (typeof result !== 'number') return result;
+    while (src.available < result && (await src.fill())) {}
   }
 }
 
-function isZeroBlock(block: Buffer): boolean {
-  for (let i = 0; i < BLOCK; i += 4) if (block.readUInt32LE(i) !== 0) return false;
-  return true;
-}
-
-function verifyChecksum(block: Buffer, reject: (reason: string) => never): void {
-  // The field is bytes 148-155 of the block (read in place: no view allocated per header).
-  let stored = 0;
-  let i = 148;
-  while (i < 156 && block[i] === 0x20) i++;
-  let digits = 0;
-  for (; i < 156 && block[i]! >= 0x30 && block[i]! <= 0x37; i++, digits++)
-    stored = stored * 8 + (block[i]! - 0x30);
-  for (; i < 156; i++) if (block[i] !== 0 && block[i] !== 0x20) reject('invalid header checksum field');
-  if (digits === 0) reject('invalid header checksum field');
-  // The checksum field itself counts as eight spaces. One tight pass for the usual (unsigned) sum; the
-  // signed variant (bytes above 127 count negative, as old tars summed) only when that does not match.
-  let unsigned = 8 * 0x20;
-  for (let j = 0; j < 148; j++) unsigned += block[j]!;
-  for (let j = 156; j < BLOCK; j++) unsigned += block[j]!;
-  if (stored === unsigned) return;
-  let signed = unsigned;
-  for (let j = 0; j < BLOCK; j++) if (block[j]! > 127 && (j < 148 || j >= 156)) signed -= 256;
-  if (stored !== signed) reject('bad header checksum');
+/** Hands the current entry's body to `sink` as zero-copy pieces, as the chunks arrive. */
+export async function pumpBody(
+  reader: TarReader,
+  src: ByteSource,
+  sink: (piece: Buffer) => void,
+): Promise<void> {
+  while (reader.bodyRemaining > 0) {
+    if (src.available === 0 && !(await src.fill())) reader.truncatedBody();
+    for (const piece of reader.takeBody(reader.bodyRemaining)) sink(piece);
+  }
 }

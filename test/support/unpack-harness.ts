@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TarBuilder } from '#test/support/tar-builder.ts';
 import { type ApplyOptions, type ApplyStats, applyTarball } from '#unpack/index.ts';
+import { decodeName, nameBytes } from '#unpack/names.ts';
 import { dumpXattrs } from '#unpack/xattrs.ts';
 
 export interface NodeSnapshot {
@@ -47,8 +48,9 @@ export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Pr
   const xattrs = await dumpXattrs(root);
   const out: TreeSnapshot = {};
   const inodes = new Map<number, string[]>();
+  // Names as bytes (a name that is not UTF-8 is keyed as #unpack/names.ts decodes it, byte for byte).
   const walk = (rel: string) => {
-    const abs = rel === '' ? root : join(root, rel);
+    const abs = rel === '' ? Buffer.from(root) : nameBytes(`${root}/${rel}`);
     const st = lstatSync(abs);
     const type: NodeSnapshot['type'] = st.isFile()
       ? 'file'
@@ -72,7 +74,7 @@ export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Pr
     };
     if (type === 'symlink') node.mode = '-';
     if (type === 'file') node.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
-    if (type === 'symlink') node.link = readlinkSync(abs);
+    if (type === 'symlink') node.link = decodeName(readlinkSync(abs, { encoding: 'buffer' }));
     if (type === 'char' || type === 'block') node.rdev = [Math.floor(st.rdev / 256) & 0xfff, st.rdev & 0xff];
     if (type !== 'dir' && st.nlink > 1) {
       const names = inodes.get(st.ino) ?? [];
@@ -87,7 +89,8 @@ export async function snapshotTree(root: string, opts: SnapshotOptions = {}): Pr
     }
     out[rel] = node;
     if (type === 'dir') {
-      for (const name of readdirSync(abs).sort()) walk(rel === '' ? name : `${rel}/${name}`);
+      const names = readdirSync(abs, { encoding: 'buffer' }).map((name) => decodeName(name));
+      for (const name of names.sort()) walk(rel === '' ? name : `${rel}/${name}`);
     }
   };
   walk('');
