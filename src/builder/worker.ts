@@ -233,6 +233,7 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
         );
       }
       let applied: ApplyStats;
+      let failed = false;
       try {
         applied = await timed('download+apply', async () => {
           const { body } = await deps.objects.get(job.source.key, job.source.etag, job.source.versionId);
@@ -266,6 +267,7 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
           if (opened.inspect) await opened.inspect((root) => verifyAgainstManifest(root, expected.records));
         });
       } catch (err) {
+        failed = true;
         // Whatever failed once the apply began, the tree may not be what the manifest says: never trust it.
         invalidateManifest(manifestPath, deps.log);
         await opened.manifest?.invalidate().catch((e: Error) => deps.log?.(`apply manifest: ${e.message}`));
@@ -273,7 +275,8 @@ export async function runBuild(deps: BuilderDeps, job: BuildJob): Promise<BuildO
         if (space.kind === 'host') throw space.error;
         throw err;
       } finally {
-        if (!session) await opened.close();
+        // A direct snapshot reads the disk after the tree is closed (below); a failed attempt takes none.
+        if (!session || failed) await opened.close();
       }
       if (session) {
         // Verified and quiesced: the disk is what the snapshot must hold. The token is new per attempt and per

@@ -476,6 +476,7 @@ export function requestsFor(call: TracedCall, world: RequestWorld): IamRequest[]
     case 'kms:RetireGrant':
     case 'kms:DescribeKey':
     case 'kms:ListGrants':
+    case 'kms:GetPublicKey':
       add(`kms:${command}`, str(input.KeyId));
       return out;
     default:

@@ -1,5 +1,6 @@
 // Stateful fake of KMS for one key: data keys wrapped with the key, decrypt allowed to the key's account and
-// to grantees, encryption context enforced; DescribeKey with its state, ListGrants by grantee.
+// to grantees, encryption context enforced; DescribeKey with its state, ListGrants by grantee; GetPublicKey of
+// the signing keys a test registers.
 // Kept for the role-vs-code test (test/support/role-world.ts) and the launch-model contract; why moto cannot
 // stand in there: common.ts.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
@@ -8,6 +9,7 @@ import {
   DecryptCommand,
   DescribeKeyCommand,
   GenerateDataKeyCommand,
+  GetPublicKeyCommand,
   KMSClient,
   ListGrantsCommand,
 } from '@aws-sdk/client-kms';
@@ -27,6 +29,8 @@ export class FakeKms {
   arn = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${this.keyId}`;
   readonly owner = ACCOUNT;
   readonly grants = new Map<string, { grantee: string; operations: string[] }>();
+  /** Asymmetric signing keys (ECC_NIST_P256) by key ARN: their DER public keys, for GetPublicKey. */
+  readonly signingKeys = new Map<string, Buffer>();
   /** KeyState DescribeKey reports. */
   state = 'Enabled';
   readonly #master = randomBytes(32);
@@ -53,6 +57,18 @@ export class FakeKms {
         KeyId: this.arn,
         Plaintext: new Uint8Array(plaintext),
         CiphertextBlob: new Uint8Array(Buffer.concat([iv, cipher.getAuthTag(), body])),
+      };
+    });
+    // Who may read a public key is the key policy's and IAM's to say (the role-vs-code simulator), not the fake's.
+    mock.on(GetPublicKeyCommand).callsFake((input) => {
+      const publicKey = this.signingKeys.get(input.KeyId ?? '');
+      if (!publicKey) throw awsError('NotFoundException', `key ${input.KeyId} not found`);
+      return {
+        KeyId: input.KeyId,
+        KeySpec: 'ECC_NIST_P256',
+        KeyUsage: 'SIGN_VERIFY',
+        SigningAlgorithms: ['ECDSA_SHA_256'],
+        PublicKey: new Uint8Array(publicKey),
       };
     });
     mock.on(DecryptCommand).callsFake((input) => {

@@ -8,8 +8,9 @@
 // The member account's subscriber runs in test/unit/infra/roles-vs-code-member.test.ts (its own process: it
 // has another account id).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { zstdCompressSync } from 'node:zlib';
 import type { Context } from 'aws-lambda';
 import { BuildQueueConsumer } from '#aws/build-queue-consumer.ts';
 import { AwsFleetControl } from '#aws/builder-fleet.ts';
@@ -23,7 +24,7 @@ import { clearUnfinishedSnapshots } from '#builder/direct.ts';
 import { backlogPerBuilder } from '#builder/fleet.ts';
 import { latestStreamSnapshot } from '#builder/snapshot/restore.ts';
 import { writeDirectSnapshot } from '#builder/snapshot/writer.ts';
-import { releaseTags } from '#core/model/naming.ts';
+import { releaseTags, SIGNATURE_METADATA_KEY, SIGNER_METADATA_KEY } from '#core/model/naming.ts';
 import { buildFailedEvent } from '#core/release/build-failure.ts';
 import type { ReconcileReport } from '#core/release/reconcile.ts';
 import { snapshotCompletedEvent } from '#core/release/register.ts';
@@ -58,6 +59,7 @@ import {
   unusedGrants,
   type Verdict,
 } from '#test/support/roles.ts';
+import { TarBuilder } from '#test/support/tar-builder.ts';
 
 /** Granted actions no code path sends, and what uses the role's credentials for them instead. */
 export const ALLOWED_UNUSED: AllowedUnused[] = [
@@ -731,6 +733,51 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
   // After expire (which keeps the newest images) and reconcile: a revision whose images do not boot.
   releaseSteps('2026.11.26', 'impaired');
 
+  it('ingest of a duplicate S3 event and of other content under a published revision: every call allowed for IngestRole', async () => {
+    // S3 delivers events at least once: the second finds the release (a Query of its items), queues nothing.
+    assert.deepEqual(deniedMessages(await ingestOnce('2026.11.20')), []);
+    // Another tarball under the same key: refused, recorded on the release, told once.
+    assert.deepEqual(deniedMessages(await ingestOnce('2026.11.20', {}, 'other content')), []);
+  });
+
+  it("ingest of a signed revision: GetPublicKey of the release pipeline's KMS signing key allowed for IngestRole", async () => {
+    // The signing key lives in another account (the release pipeline's); its key policy admits the publisher's
+    // account, as docs/guides/provenance.md tells its owner to write it.
+    const pipeline = '444455556666';
+    const signer = `arn:aws:kms:${HOME_REGION}:${pipeline}:key/0a1b2c3d-1111-2222-3333-444455556666`;
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    world.fakes.kms.signingKeys.set(signer, publicKey.export({ format: 'der', type: 'spki' }));
+    world.resources.add(signer, {
+      Statement: [
+        {
+          Sid: 'StemcellIngestReadsThePublicKey',
+          Effect: 'Allow',
+          Principal: { AWS: `arn:aws:iam::${HOME}:root` },
+          Action: 'kms:GetPublicKey',
+          Resource: '*',
+        },
+      ],
+    });
+    putConfig({ web: { ...web(2), provenance: { required: true, trustedKeys: [signer] } }, api });
+    try {
+      const body = zstdCompressSync(new TarBuilder().file('etc/revision', '2026.11.30').build());
+      const signature = sign('sha256', body, { key: privateKey, dsaEncoding: 'der' }).toString('base64');
+      const before = world.fakes.sqs.messages.length;
+      const judged = await ingestOnce('2026.11.30', {
+        [SIGNATURE_METADATA_KEY]: signature,
+        [SIGNER_METADATA_KEY]: signer,
+      });
+      assert.deepEqual(deniedMessages(judged), []);
+      assert.ok(
+        judged.some((v) => v.request.action === 'kms:GetPublicKey' && v.request.resource === signer),
+        'the signer key was read',
+      );
+      assert.ok(world.fakes.sqs.messages.length > before, 'the signed revision was queued for its builds');
+    } finally {
+      putConfig({ web: web(2), api });
+    }
+  });
+
   it('sweep-smoke-instances: every call allowed for SweepSmokeInstancesRole', async () => {
     useFunctionEnvironment('SweepDashsmokeDashinstancesLambdaFunction');
     // One smoke instance escaped its check (the invocation died before stop) hours ago; one a live check owns.
@@ -789,9 +836,14 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
   });
 
   /** Ingest of one revision of web, as S3's "Object Created" event triggers it; the verdicts of its calls. */
-  async function ingestOnce(revision: string): Promise<Verdict[]> {
+  async function ingestOnce(
+    revision: string,
+    metadata: Record<string, string> = {},
+    content = revision,
+  ): Promise<Verdict[]> {
     useFunctionEnvironment('IngestLambdaFunction');
-    const body = Buffer.from(`tarball ${revision}`);
+    // A tar archive (zstd-compressed, as the key says): ingest reads its first header before it takes a sequence.
+    const body = zstdCompressSync(new TarBuilder().file('etc/revision', content).build());
     const key = `streams/web/${revision}.tar.zst`;
     // As the S3 event names it (the fake compares IfMatch as given).
     const etag = createHash('md5').update(body).digest('hex');
@@ -799,7 +851,7 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       body,
       etag,
       versionId: `v-${revision}`,
-      metadata: { sha256: createHash('sha256').update(body).digest('hex') },
+      metadata: { sha256: createHash('sha256').update(body).digest('hex'), ...metadata },
     });
     const event = sample<{ detail: { bucket: { name: string }; object: Record<string, unknown> } }>(
       's3-object-created',
