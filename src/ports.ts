@@ -2,7 +2,6 @@
 // src/local/ and src/aws/ hold the adapters, and both pass the same contract suite (test/contract/).
 import type { Readable } from 'node:stream';
 import type { Architecture, BootMode } from '#core/model/types.ts';
-import type { ImageReady } from '#events/stemcell.ts';
 
 export type Tags = Record<string, string>;
 
@@ -417,154 +416,30 @@ export interface ReleaseStore {
   recordRejection(releaseId: string, rejection: Rejection): Promise<boolean>;
 }
 
-// ---------------------------------------------------------------- member accounts (EC2 launch templates, ASG, SSM)
-export interface LaunchTemplate {
-  launchTemplateId: string;
-  launchTemplateName: string;
-  defaultVersionNumber: number;
-  latestVersionNumber: number;
-  tags: Tags;
-}
-export interface LaunchTemplateVersion {
-  versionNumber: number;
-  imageId?: string;
-  /** InstanceType of the version's launch data, when it sets one. */
-  instanceType?: string;
-  versionDescription?: string;
-  /** True on the template's default version (DescribeLaunchTemplateVersions reports it per version). */
-  defaultVersion?: boolean;
-}
-export interface AutoScalingGroup {
-  name: string;
-  launchTemplateId?: string;
-  /** The version the group launches: `$Default`, `$Latest` or a number (as a string), as Auto Scaling stores it. */
-  launchTemplateVersion?: string;
-  tags: Tags;
-}
-/** What one member account lets its subscriber do, in one region. */
-export interface MemberAccount {
-  readonly accountId: string;
-  readonly region: string;
-  listLaunchTemplates(tagKey: string, tagValue: string): Promise<LaunchTemplate[]>;
-  getLaunchTemplateVersion(launchTemplateId: string, version: number): Promise<LaunchTemplateVersion>;
-  /** Every version of the template, oldest first (DescribeLaunchTemplateVersions, all pages). */
-  listLaunchTemplateVersions(launchTemplateId: string): Promise<LaunchTemplateVersion[]>;
-  /** Idempotent on clientToken: a retry returns the version created the first time. */
-  createLaunchTemplateVersion(
-    launchTemplateId: string,
-    input: { sourceVersion: number; imageId: string; versionDescription: string; clientToken: string },
-  ): Promise<LaunchTemplateVersion>;
-  setDefaultVersion(launchTemplateId: string, version: number): Promise<void>;
-  putParameter(name: string, value: string): Promise<void>;
-  /** Groups carrying the tag; every group of the account and region when no tag is given. */
-  listAutoScalingGroups(tagKey?: string, tagValue?: string): Promise<AutoScalingGroup[]>;
-  instanceRefreshInProgress(asgName: string): Promise<boolean>;
-  startInstanceRefresh(asgName: string): Promise<{ instanceRefreshId: string }>;
-  /** CreateOrUpdateTags on the group (not propagated to its instances). */
-  tagAutoScalingGroup(asgName: string, tags: Tags): Promise<void>;
-  /**
-   * DescribeInstanceRefreshes for one refresh; undefined when the group does not know it. Optional: without
-   * it the subscriber reports "started" and the Auto Scaling event reports the end.
-   */
-  describeInstanceRefresh?(
-    asgName: string,
-    instanceRefreshId: string,
-  ): Promise<InstanceRefreshStatus | undefined>;
-  /** The images the group's running instances were launched from (the adoption view); optional. */
-  runningImages?(asgName: string): Promise<string[]>;
-  /** Images of the account's pending, running and stopped instances in the region; absent where not visible. */
-  instanceImageIds?(): Promise<string[]>;
-}
-/** Auto Scaling's instance refresh statuses. */
-export type InstanceRefreshStatus =
-  | 'Pending'
-  | 'InProgress'
-  | 'Successful'
-  | 'Failed'
-  | 'Cancelling'
-  | 'Cancelled'
-  | 'RollbackInProgress'
-  | 'RollbackFailed'
-  | 'RollbackSuccessful'
-  | 'Baking';
-export interface MemberAccounts {
-  forAccount(accountId: string, region: string): MemberAccount;
-}
-
 // ---------------------------------------------------------------- boot check (qemu locally, a smoke instance on EC2)
 export type { BootChecker, BootCheckRequest, BootObservation } from '#core/model/boot-check.ts';
+// ---------------------------------------------------------------- member accounts (EC2 launch templates, ASG, SSM)
+export type {
+  AutoScalingGroup,
+  InstanceRefreshStatus,
+  LaunchTemplate,
+  LaunchTemplateVersion,
+  MemberAccount,
+  MemberAccounts,
+} from '#core/model/member-ports.ts';
 
 // ---------------------------------------------------------------- rollout state (DynamoDB, the release table)
-export type WaveState = 'pending' | 'announcing' | 'baking' | 'healthy' | 'halted' | 'aborted';
-export interface WaveRecord {
-  name: string;
-  /** Accounts of the wave, resolved from OUs and account ids when the release first announced. */
-  accounts: string[];
-  bakeMinutes: number;
-  alarmArn?: string;
-  state: WaveState;
-  /** Per region: when this wave was sent that region's "Image Ready". */
-  announcedAt: Record<string, string>;
-  /** When the bake timer fires (set once the wave has every region). */
-  bakeUntil?: string;
-  finishedAt?: string;
-  /** Set when an operator resumed the release past this (halted) wave. */
-  resumedAt?: string;
-}
-export interface HaltRecord {
-  wave: string;
-  reason: string;
-  accounts: { accountId: string; region: string }[];
-  at: string;
-}
-export interface RolloutRecord {
-  releaseId: string;
-  stream: string;
-  state: 'rolling' | 'halted' | 'aborted' | 'complete';
-  waves: WaveRecord[];
-  halted?: HaltRecord;
-  /** Halts an operator resumed past, oldest first. */
-  resumed?: HaltRecord[];
-  /** Set on a rollback release: the earlier revision whose images it points at (it has no waves). */
-  rollbackOf?: string;
-  /** Each region's "Image Ready" detail (without audience) as first announced: later waves get the same. */
-  images: Record<string, ImageReady>;
-  /** Bumped by every write; put() succeeds only against the version that was read. */
-  version: number;
-}
-export interface StreamPin {
-  stream: string;
-  revision: string;
-  pinnedAt: string;
-}
-export interface RolloutStore {
-  get(releaseId: string): Promise<RolloutRecord | undefined>;
-  /** Writes `record` (with version expectedVersion + 1) if the stored one has expectedVersion (0: none). */
-  put(record: RolloutRecord, expectedVersion: number): Promise<boolean>;
-  getPin(stream: string): Promise<StreamPin | undefined>;
-  /** Pins the stream, or unpins it with undefined. */
-  setPin(stream: string, pin: StreamPin | undefined): Promise<void>;
-}
-
-/** What a bake timer delivers to announce when it fires (EventBridge Scheduler's target input). */
-export interface RolloutTimerInput {
-  kind: 'stemcell-rollout-timer';
-  releaseId: string;
-  /** Index of the wave whose bake time is over. */
-  wave: number;
-  /** Set on a re-check of a wave whose instance refreshes were still running: how many waits so far. */
-  wait?: number;
-}
-/** One-time timers: EventBridge Scheduler `at()` schedules on AWS, the local clock locally. */
-export interface BakeTimer {
-  /** Idempotent by name: scheduling the same name again keeps the first. */
-  schedule(name: string, at: Date, input: RolloutTimerInput): Promise<void>;
-}
-
-/** CloudWatch alarm states, for a wave's optional alarm. */
-export interface Alarms {
-  state(alarmArn: string): Promise<'OK' | 'ALARM' | 'INSUFFICIENT_DATA' | undefined>;
-}
+export type {
+  Alarms,
+  BakeTimer,
+  HaltRecord,
+  RolloutRecord,
+  RolloutStore,
+  RolloutTimerInput,
+  StreamPin,
+  WaveRecord,
+  WaveState,
+} from '#core/model/rollout-ports.ts';
 
 // ---------------------------------------------------------------- launch view (EC2 and KMS, as the launching account)
 /** An image as DescribeImages shows it to the account that asks. */

@@ -12,7 +12,6 @@
 // FIFO message groups keep one stream's jobs serial across the fleet either way.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import { BuildQueueConsumer, RetryLater } from '#aws/build-queue-consumer.ts';
 import { AwsFleetControl } from '#aws/builder-fleet.ts';
 import { awsBuilderServices } from '#aws/builder-services.ts';
@@ -110,7 +109,7 @@ export interface AgentHost {
   /** Who and where this builder is. @defaultValue read from IMDSv2 */
   identity?: InstanceIdentity;
   /** The EBS volumes port over the region's EC2 client. @defaultValue Ec2Volumes (NVMe device lookup) */
-  volumes?: (ec2: EC2Client) => Volumes;
+  volumes?: (ec2: ReturnType<AwsClients['ec2']>) => Volumes;
 }
 
 export interface RunningAgent {
