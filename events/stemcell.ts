@@ -180,7 +180,8 @@ export const ProvenanceRejectedDetail = z.object({
 });
 
 /** An upload refused: other content under a published revision, or (no sequence, no release) its provenance. */
-export const ReleaseRejectedDetail = z.union([RevisionConflictDetail, ProvenanceRejectedDetail]);
+// Provenance first: a provenance refusal also has every field of a revision conflict, which would strip its check.
+export const ReleaseRejectedDetail = z.union([ProvenanceRejectedDetail, RevisionConflictDetail]);
 
 /**
  * Instance-refresh outcomes of "Launch Template Updated", least to most telling: announce keeps the worst it

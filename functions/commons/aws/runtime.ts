@@ -89,6 +89,8 @@ export class AwsRuntime implements Runtime {
     return {
       ...(await this.#announce(e)),
       buildDeadLetters: this.#services.regionQueues(e.STEMCELL_BUILD_QUEUE_PREFIX, '-dlq'),
+      // A rollback a crash interrupted: its rebuilt regions' jobs are sent again.
+      buildQueue: this.#services.regionQueues(e.STEMCELL_BUILD_QUEUE_PREFIX, ''),
       ...(await this.#ownAccount(e)),
     };
   }

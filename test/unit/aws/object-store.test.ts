@@ -24,6 +24,8 @@ describe('Class: S3ObjectStore', () => {
       Key: 'streams/web/1.tar',
       Body: Buffer.from('abc'),
       Metadata: { sha256: 'x' },
+      // S3 keeps its own SHA-256 of the bytes: ingest compares it with the signed one (provenance).
+      ChecksumAlgorithm: 'SHA256',
     });
     assert.deepEqual(stored, {
       bucket: 'b',

@@ -718,6 +718,37 @@ describe('Roles vs code: the control plane and the builder (home account)', () =
       BUILD_REGIONS.map((r) => `${stranded} ${r}`).sort(),
     );
     assert.deepEqual(deniedMessages(announced), []);
+
+    // prepare: `stemcell rollback` killed right after it recorded a rollback whose images are gone everywhere
+    // (so every region is rebuilt from the earlier tarball): no rollout marker, no build job sent
+    const earlier = await releases.get(stranded);
+    assert.ok(earlier);
+    const { release: rollback } = await releases.create({
+      stream: earlier.stream,
+      revision: `${earlier.revision}-rollback-1`,
+      source: earlier.source,
+      regions: BUILD_REGIONS,
+      uploadedAt: new Date().toISOString(),
+      rollback: {
+        of: earlier.revision,
+        images: {},
+        rebuild: Object.fromEntries(BUILD_REGIONS.map((r) => [r, 'its image was deregistered'])),
+      },
+    });
+    const sentBefore = world.fakes.sqs.messages.length;
+    // act: the next run finishes the rollback: its marker, and a build job per region
+    const finished = await asRole('ReconcileRole', role('ReconcileRole'), async () => {
+      await reconcileHandler(await awsRuntime().reconcile(), tools, { reportTimeoutMs: 0 })(
+        { 'detail-type': 'Scheduled Event' },
+        context('reconcile'),
+      );
+    });
+    const rebuilds = world.fakes.sqs.messages
+      .slice(sentBefore)
+      .map((m) => JSON.parse(m.body) as { releaseId: string; region: string })
+      .filter((j) => j.releaseId === rollback.releaseId);
+    assert.deepEqual(rebuilds.map((j) => j.region).sort(), [...BUILD_REGIONS].sort());
+    assert.deepEqual(deniedMessages(finished), []);
   });
 
   it("the templates' own rule targets may put events on the buses they target", async () => {
