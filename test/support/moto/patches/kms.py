@@ -12,6 +12,8 @@
   https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html
 - Another account decrypts with a key once a grant lets one of its principals (moto refuses it even then):
   https://docs.aws.amazon.com/kms/latest/developerguide/grants.html
+- ListGrants with GranteePrincipal returns only that principal's grants (moto ignores the filter):
+  https://docs.aws.amazon.com/kms/latest/APIReference/API_ListGrants.html
 """
 
 from __future__ import annotations
@@ -139,3 +141,15 @@ def apply() -> None:
             raise
 
     KmsBackend.decrypt = decrypt  # type: ignore[method-assign]
+
+    original_list_grants = KmsResponse.list_grants
+
+    def list_grants(self: KmsResponse) -> str:
+        answer = json.loads(original_list_grants(self))
+        grantee = self._get_param("GranteePrincipal")
+        if grantee:
+            answer["Grants"] = [g for g in answer["Grants"] if g.get("GranteePrincipal") == grantee]
+            answer["GrantCount"] = len(answer["Grants"])
+        return json.dumps(answer)
+
+    KmsResponse.list_grants = list_grants  # type: ignore[method-assign]
