@@ -52,7 +52,9 @@ export class ResolvedTemplate {
     if (id in pseudo) return pseudo[id] as string;
     if (id in d.parameters) return d.parameters[id] as string;
     // A parameter the deployment does not set takes its Default, as CloudFormation does.
-    const parameter = (this.template as { Parameters?: Record<string, { Default?: unknown }> }).Parameters?.[id];
+    const parameter = (this.template as { Parameters?: Record<string, { Default?: unknown }> }).Parameters?.[
+      id
+    ];
     if (parameter && parameter.Default !== undefined) return String(parameter.Default);
     const override = d.overrides?.[id]?.ref;
     if (override) return override;
