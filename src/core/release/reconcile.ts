@@ -23,7 +23,7 @@ import { finishRollback } from '../rollout/rollback.ts';
 import { admits, mayReannounce, releaseAudience } from '../rollout/rollout.ts';
 import { announceRegionImage } from './announce.ts';
 import { recordBuildFailure } from './build-failure.ts';
-import { imageArn, imageReadyDetail } from './image-ready.ts';
+import { completeIfAllAnnounced, imageArn, imageReadyDetail } from './image-ready.ts';
 import { registerSnapshot } from './register.ts';
 
 export interface ReconcileOptions {
@@ -108,6 +108,16 @@ export async function reconcile(deps: ReconcileDeps, opts: ReconcileOptions = {}
       if (result.outcome === 'announced')
         report.announced.push({ releaseId: release.releaseId, region, imageId: result.imageId });
     }
+  }
+  // Every region announced but the release never marked complete: a crash between the last region's
+  // announcement and the completion check (which only an announcement or a bake timer runs). Completing is
+  // idempotent and still waits for the rollout to finish.
+  for (const release of await deps.releases.list()) {
+    if (release.completedAt) continue;
+    const regions = Object.values(release.regions);
+    if (regions.length === 0 || !regions.every((r) => r.state === 'announced')) continue;
+    if (await completeIfAllAnnounced(deps, release.releaseId))
+      deps.logger.info('release completed by the reconciler', { releaseId: release.releaseId });
   }
   await redeliverUnreported(deps, await deps.releases.list(), opts, report);
   if (report.failed.length + report.registered.length + report.announced.length + report.redelivered.length)

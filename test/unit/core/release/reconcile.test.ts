@@ -183,6 +183,29 @@ describe('Function: reconcile()', () => {
     assert.equal((await stored(s, release, US))?.state, 'snapshotting', 'no snapshot there: left alone');
   });
 
+  it('completes a release whose every region was announced but that was never marked complete (a crash between the two), once', async () => {
+    // prepare: both regions announced, no completedAt (killed after the last announcement, before the check)
+    const s = setup();
+    const { release } = await imaged(s, EU, 'announced');
+    const us = await registered(s, US, release);
+    await s.deps.releases.updateRegion(release.releaseId, US, { state: 'announced', imageId: us });
+    // act
+    await reconcile(s.deps);
+    await reconcile(s.deps);
+    // assess
+    assert.ok((await s.deps.releases.get(release.releaseId))?.completedAt, 'marked complete');
+    assert.equal(s.deps.events.ofType('Release Complete').length, 1, 'told once');
+    assert.equal(s.deps.events.ofType('Image Ready').length, 0, 'nothing announced again');
+  });
+
+  it('does not complete a release one of whose regions is not announced', async () => {
+    const s = setup();
+    const { release } = await imaged(s, EU, 'announced');
+    await reconcile(s.deps);
+    assert.equal((await s.deps.releases.get(release.releaseId))?.completedAt, undefined);
+    assert.equal(s.deps.events.ofType('Release Complete').length, 0);
+  });
+
   it('reports an image registered before as registered (already), and announces it', async () => {
     // prepare: the image exists, the region still says snapshotting (killed before recording it)
     const s = setup();
