@@ -74,6 +74,17 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
   }
 
   const updatedAt = deps.clock.now().toISOString();
+  // What every report of this delivery says about the image and the account.
+  const reported = {
+    version: 1,
+    stream: image.stream,
+    revision: image.revision,
+    sequence: image.sequence,
+    releaseId: image.releaseId,
+    accountId: deps.accountId,
+    region: image.region,
+    imageId: image.imageId,
+  } as const;
   if (templates.length === 0) {
     // Said once, so the account counts as done: otherwise the reconciler, hearing nothing, tells it again and
     // again (the management account, which is in the Organization and launches nothing from the stream).
@@ -81,14 +92,7 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
       deps.events,
       'Launch Template Updated',
       {
-        version: 1,
-        stream: image.stream,
-        revision: image.revision,
-        sequence: image.sequence,
-        releaseId: image.releaseId,
-        accountId: deps.accountId,
-        region: image.region,
-        imageId: image.imageId,
+        ...reported,
         outcome: 'nothing-to-move',
         instanceRefresh: 'not-requested',
         updatedAt,
@@ -101,14 +105,7 @@ export async function applyImageReady(deps: SubscriberDeps, image: ImageReady): 
       deps.events,
       'Launch Template Updated',
       {
-        version: 1,
-        stream: image.stream,
-        revision: image.revision,
-        sequence: image.sequence,
-        releaseId: image.releaseId,
-        accountId: deps.accountId,
-        region: image.region,
-        imageId: image.imageId,
+        ...reported,
         launchTemplateId: o.launchTemplateId,
         launchTemplateName: o.launchTemplateName,
         versionNumber: o.versionNumber,
