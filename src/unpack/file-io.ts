@@ -75,13 +75,13 @@ export function diskContentId(abs: string | Buffer, size: number): string {
   }
 }
 
-/** A regular file's record as the disk has it (exact mtime), with the manifest's attributes (the disk's are not read). */
-export function diskRecord(st: BigIntStats, manifest: ManifestRecord): ManifestRecord {
+/** An entry's record of what lstat says: type, size, mode, owner and the exact mtime (seconds, nanoseconds). */
+export function statRecord(t: ManifestRecord['t'], st: BigIntStats): ManifestRecord {
   const ns = st.mtimeNs;
   let sec = ns / 1_000_000_000n;
   if (ns < 0n && sec * 1_000_000_000n !== ns) sec -= 1n;
   const rec: ManifestRecord = {
-    t: 'file',
+    t,
     s: Number(st.size),
     m: Number(st.mode) & 0o7777,
     u: Number(st.uid),
@@ -90,6 +90,12 @@ export function diskRecord(st: BigIntStats, manifest: ManifestRecord): ManifestR
   };
   const nsec = Number(ns - sec * 1_000_000_000n);
   if (nsec) rec.mn = nsec;
+  return rec;
+}
+
+/** A regular file's record as the disk has it (exact mtime), with the manifest's attributes (the disk's are not read). */
+export function diskRecord(st: BigIntStats, manifest: ManifestRecord): ManifestRecord {
+  const rec = statRecord('file', st);
   if (manifest.x) rec.x = manifest.x;
   return rec;
 }

@@ -3,6 +3,7 @@
 // emptied, and which directories' mtimes it disturbed. TreeApplier (apply.ts) builds on this.
 import { lstatSync, readlinkSync, unlinkSync } from 'node:fs';
 import { ARCHIVE, RejectedArchiveError } from './errors.ts';
+import { statRecord } from './file-io.ts';
 import type { ManifestRecord } from './manifest.ts';
 import { decodeName, fsPath } from './names.ts';
 import type { EntryType, TarEntry } from './tar-reader.ts';
@@ -144,19 +145,7 @@ export class TreeState {
     const st = lstatSync(abs, { throwIfNoEntry: false, bigint: true });
     if (!st) return null;
     const t = typeOfStats(st);
-    const ns = st.mtimeNs;
-    let sec = ns / 1_000_000_000n;
-    if (ns < 0n && sec * 1_000_000_000n !== ns) sec -= 1n;
-    const rec: ManifestRecord = {
-      t,
-      s: Number(st.size),
-      m: Number(st.mode) & 0o7777,
-      u: Number(st.uid),
-      g: Number(st.gid),
-      mt: Number(sec),
-    };
-    const nsec = Number(ns - sec * 1_000_000_000n);
-    if (nsec) rec.mn = nsec;
+    const rec = statRecord(t, st);
     if (t === 'symlink') rec.l = decodeName(readlinkSync(abs, { encoding: 'buffer' }));
     if (t === 'char' || t === 'block') rec.r = [major(Number(st.rdev)), minor(Number(st.rdev))];
     const seen = this.seen.get(rel);
