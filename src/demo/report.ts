@@ -27,19 +27,6 @@ export interface RegionReport {
   bootCheck?: { mode: string; passed: boolean; seconds?: number; marker: string; consoleLog?: string };
 }
 
-/**
- * Whether a release has ended: completed, or every region announced or failed with at least one failed (a
- * release that failed somewhere never completes). What `stemcell dev` reports once, when it happens.
- */
-export function releaseEnded(release: Release): boolean {
-  if (release.completedAt) return true;
-  const regions = Object.values(release.regions);
-  return (
-    regions.some((r) => r.state === 'failed') &&
-    regions.every((r) => r.state === 'failed' || r.state === 'announced')
-  );
-}
-
 export function regionReports(config: StemcellConfig, release: Release): RegionReport[] {
   const scope = accountsInScope(config, release.stream);
   return Object.entries(release.regions).map(([region, record]) => {
