@@ -58,6 +58,7 @@ export const GROUPS: Group[] = [
       'test/unit/core/release/release-details.test.ts',
       'test/unit/core/release/failures.test.ts',
       'test/unit/core/release/region-state.test.ts',
+      'test/unit/core/release/account-reports.test.ts',
       'test/unit/functions/handlers.test.ts',
       'test/unit/events/samples.test.ts',
     ],

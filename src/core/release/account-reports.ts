@@ -58,7 +58,8 @@ export async function recordLaunchTemplateUpdate(
     ...(refused.length > 0 ? { refused } : {}),
   };
   await deps.releases.recordAccount(release.releaseId, record);
-  if (deps.rollouts && deps.timer) await onLaunchTemplateReport(deps as MaybeRolloutDeps, detail);
+  // Without a rollout store and timer (a stream with no waves) the rollout hears nothing: it checks that itself.
+  await onLaunchTemplateReport(deps as MaybeRolloutDeps, detail);
   return record;
 }
 
