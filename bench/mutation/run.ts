@@ -55,6 +55,8 @@ async function runGroup(group: Group, concurrency: number, only: string[]): Prom
   const mutate =
     only.length === 0 ? group.mutate : group.mutate.filter((m) => only.includes(m.replace(/:\d+-\d+$/, '')));
   if (mutate.length === 0) throw new Error(`mutation: --only names no module of ${group.name}`);
+  // The test runs are this process's children: they inherit it.
+  Object.assign(process.env, group.env ?? {});
   const results = await new Stryker({
     testRunner: 'tap',
     tap: { testFiles: group.tests, forceBail: true },

@@ -22,6 +22,11 @@ const ACL_ACCESS = 'system.posix_acl_access';
  * files itself: one in progress and two more waiting means the writer is the slower of the two.
  */
 const INLINE_BACKLOG = 3;
+/**
+ * STEMCELL_UNPACK_WRITER=here: every file small enough is written on this thread, whatever the backlog. For the
+ * mutation runs, whose coverage sees only this thread; the same code runs either way.
+ */
+const WRITE_HERE_ALWAYS = process.env.STEMCELL_UNPACK_WRITER === 'here';
 
 /** Where an entry's body goes: the writer (a file job), or nowhere (skipped, or no body). */
 export type BodySink = ((piece: Buffer) => void) | null;
@@ -82,7 +87,8 @@ export class TreeWrites extends TreeState {
    * rather than queue more and wait: the two threads then share the files (the first apply, mostly).
    */
   protected writeHereIfBehind(job: FileJob): BodySink {
-    if (job.sparse || job.size > WHOLE_BODY_MAX || this.writer.backlog() < INLINE_BACKLOG) return null;
+    if (job.sparse || job.size > WHOLE_BODY_MAX) return null;
+    if (!WRITE_HERE_ALWAYS && this.writer.backlog() < INLINE_BACKLOG) return null;
     this.inline.begin(job);
     this.inlineOpen = true;
     return this.inlineSink;
