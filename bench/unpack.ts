@@ -417,10 +417,25 @@ type UnpackJson = ApplyStats & { cpuMs?: number };
 const APPLIER_NODE_FLAGS = ['--max-semi-space-size=32', '--initial-old-space-size=64'];
 const APPLIER_ENV = { ...process.env, NODE_COMPILE_CACHE: join(CACHE, 'node-compile-cache') };
 
+/**
+ * STEMCELL_BENCH_CPU_PROF=<dir>: each applier run also writes V8 CPU profiles (one per thread) into
+ * <dir>/<n>-<step>; `node bench/cpu-profile.ts <dir>/<n>-<step>` prints their top frames. Profiling slows the
+ * run: the timings of such a run are not the benchmark's.
+ */
+const CPU_PROF_DIR = process.env.STEMCELL_BENCH_CPU_PROF;
+let profiledRuns = 0;
+
+function profileFlags(manifest: string | undefined, trustMtime: boolean): string[] {
+  if (!CPU_PROF_DIR) return [];
+  const step = !manifest ? 'first' : trustMtime ? 'trust-mtime' : 'incremental';
+  return ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF_DIR, `${++profiledRuns}-${step}`)}`];
+}
+
 /** The applier as the builder runs it (the library, in a fresh process), timed from outside. */
 function stemcellUnpack(tarball: string, target: string, manifest?: string, trustMtime = false): UnpackJson {
   const argv = [
     ...APPLIER_NODE_FLAGS,
+    ...profileFlags(manifest, trustMtime),
     join(REPO, 'bench/unpack.ts'),
     '--apply',
     tarball,

@@ -218,6 +218,18 @@ describe('Function: recordLaunchTemplateUpdate() — refused templates', () => {
     );
   });
 
+  it("an older refusal of another template is kept beside a newer one's", async () => {
+    const a = await account();
+    const record = await a.record(refused(a, { updatedAt: T2 }), refused(a, { ...API, updatedAt: T0 }));
+    assert.deepEqual(
+      record?.refused?.map((r) => [r.launchTemplateName, r.at]),
+      [
+        ['web', T2],
+        ['api', T0],
+      ],
+    );
+  });
+
   it('an older move does not clear a newer refusal', async () => {
     const a = await account();
     const record = await a.record(
