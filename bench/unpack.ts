@@ -419,23 +419,27 @@ const APPLIER_ENV = { ...process.env, NODE_COMPILE_CACHE: join(CACHE, 'node-comp
 
 /**
  * STEMCELL_BENCH_CPU_PROF=<dir>: each applier run also writes V8 CPU profiles (one per thread) into
- * <dir>/<n>-<step>; `node bench/cpu-profile.ts <dir>/<n>-<step>` prints their top frames. Profiling slows the
+ * <dir>/<stream>-<step> (b, c, e, f); `node bench/cpu-profile.ts <dir>/<stream>-<step>` prints their top frames. Profiling slows the
  * run: the timings of such a run are not the benchmark's.
  */
 const CPU_PROF_DIR = process.env.STEMCELL_BENCH_CPU_PROF;
-let profiledRuns = 0;
 
-function profileFlags(manifest: string | undefined, trustMtime: boolean): string[] {
+function profileFlags(label: string): string[] {
   if (!CPU_PROF_DIR) return [];
-  const step = !manifest ? 'first' : trustMtime ? 'trust-mtime' : 'incremental';
-  return ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF_DIR, `${++profiledRuns}-${step}`)}`];
+  return ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF_DIR, label)}`];
 }
 
 /** The applier as the builder runs it (the library, in a fresh process), timed from outside. */
-function stemcellUnpack(tarball: string, target: string, manifest?: string, trustMtime = false): UnpackJson {
+function stemcellUnpack(
+  label: string,
+  tarball: string,
+  target: string,
+  manifest?: string,
+  trustMtime = false,
+): UnpackJson {
   const argv = [
     ...APPLIER_NODE_FLAGS,
-    ...profileFlags(manifest, trustMtime),
+    ...profileFlags(label),
     join(REPO, 'bench/unpack.ts'),
     '--apply',
     tarball,
@@ -607,13 +611,17 @@ async function benchStream(
 
     log(`${name}: (b) first apply`);
     makeVolume(img('ours'), volumeBytes);
-    const b = await withMounted(img('ours'), (mnt) => timed(() => stemcellUnpack(rev1, mnt, manifest)));
+    const b = await withMounted(img('ours'), (mnt) =>
+      timed(() => stemcellUnpack(`${name}-b`, rev1, mnt, manifest)),
+    );
     spawnSync('sync');
     copyImage(img('ours'), img('rev1'));
     copyFileSync(manifest, `${manifest}.rev1`);
 
     log(`${name}: (c) incremental apply of revision 2`);
-    const c = await withMounted(img('ours'), (mnt) => timed(() => stemcellUnpack(rev2, mnt, manifest)));
+    const c = await withMounted(img('ours'), (mnt) =>
+      timed(() => stemcellUnpack(`${name}-c`, rev2, mnt, manifest)),
+    );
     spawnSync('sync');
     const cDirty = dirtyBlocks(img('rev1'), img('ours'));
 
@@ -634,7 +642,7 @@ async function benchStream(
 
     log(`${name}: (e) apply of revision 2 without a manifest (verify)`);
     copyImage(img('rev1'), img('verify'));
-    const e = await withMounted(img('verify'), (mnt) => timed(() => stemcellUnpack(rev2, mnt)));
+    const e = await withMounted(img('verify'), (mnt) => timed(() => stemcellUnpack(`${name}-e`, rev2, mnt)));
     spawnSync('sync');
     const eDirty = dirtyBlocks(img('rev1'), img('verify'));
     rmSync(img('verify'), { force: true });
@@ -643,7 +651,7 @@ async function benchStream(
     copyImage(img('rev1'), img('quick'));
     copyFileSync(`${manifest}.rev1`, manifest);
     const f = await withMounted(img('quick'), (mnt) =>
-      timed(() => stemcellUnpack(rev2, mnt, manifest, true)),
+      timed(() => stemcellUnpack(`${name}-f`, rev2, mnt, manifest, true)),
     );
     spawnSync('sync');
     const fDirty = dirtyBlocks(img('rev1'), img('quick'));
