@@ -47,7 +47,7 @@ export async function advanceBootCheck(deps: BootCheckDeps, job: BootCheckJob): 
   const image = await images.get(job.imageId);
   if (image?.state !== 'available' || image.bootMode === 'none') {
     const reason = `boot: image ${job.imageId} is ${image ? `${image.state} (${image.bootMode})` : 'gone'}`;
-    await fail(deps, release, job, check, { reason, lastLines: [] });
+    await fail(deps, release, job, check, { reason });
     return { outcome: 'failed', ...ids, reason };
   }
   const request: BootCheckRequest = {
@@ -125,7 +125,6 @@ export async function advanceBootCheck(deps: BootCheckDeps, job: BootCheckJob): 
   const reason = `boot: ${failure}${formatLines(lastLines)}`;
   await fail(deps, release, job, check, {
     reason,
-    lastLines,
     ...(startedAt ? { startedAt } : {}),
     ...(stopped.consoleLog ? { consoleLog: stopped.consoleLog } : {}),
   });
@@ -160,7 +159,8 @@ async function fail(
   release: Release,
   job: BootCheckJob,
   check: BootCheckRecord,
-  result: { reason: string; lastLines: string[]; startedAt?: string; consoleLog?: string },
+  // The console's last lines are in the reason already.
+  result: { reason: string; startedAt?: string; consoleLog?: string },
 ): Promise<void> {
   const now = deps.clock.now();
   const failed: BootCheckRecord = {

@@ -14,6 +14,7 @@ import { BootCheckJob } from '#events/aws.ts';
 import { BuildFailedDetail } from '#events/stemcell.ts';
 import type { BootChecker, BootCheckRequest, BootObservation } from '#ports';
 import {
+  AttributeLogger,
   FakeClock,
   FakeImaging,
   FakeOrganization,
@@ -21,7 +22,6 @@ import {
   FakeQueue,
   FakeReleaseStore,
   OU_A,
-  RecordingLogger,
   SHA,
   testConfig,
 } from '#test/support/core-fakes.ts';
@@ -61,7 +61,7 @@ function setup(bootCheck: Record<string, unknown> = { mode: 'qemu', timeoutSecon
       },
     }),
     clock,
-    logger: new RecordingLogger(),
+    logger: new AttributeLogger(),
     releases: new FakeReleaseStore(),
     events: new FakePublisher(),
     imaging: imaging.of,
@@ -291,6 +291,14 @@ describe('Function: advanceBootCheck()', () => {
     assert.equal(c.deps.events.ofType('Build Failed').length, 0);
     assert.deepEqual(c.imaging.of('eu-west-1').images.deprecated, []);
     assert.equal((await c.deps.releases.list())[0]?.regions['eu-west-1']?.state, 'booting', imageId);
+    // An operator sees why it waits, and for which release and region.
+    const warned = c.deps.logger.attributes.filter((a) => a.message === 'boot check held back by the host');
+    assert.equal(warned.length, 7);
+    assert.deepEqual(warned.at(-1)?.attributes, {
+      releaseId: job.releaseId,
+      region: 'eu-west-1',
+      reason: 'data folder full: 1.0 MiB free, 40.0 MiB needed (/d)',
+    });
   });
 
   it('fails a check that never got a machine within the waiting budget', async () => {
