@@ -23,8 +23,8 @@ const ACL_ACCESS = 'system.posix_acl_access';
  */
 const INLINE_BACKLOG = 3;
 /**
- * STEMCELL_UNPACK_WRITER=here: every file small enough is written on this thread, whatever the backlog. For the
- * mutation runs, whose coverage sees only this thread; the same code runs either way.
+ * STEMCELL_UNPACK_WRITER=here: every regular file is written on this thread, whatever its size and the backlog.
+ * For the mutation runs, whose coverage sees only this thread; the same FileWriter code runs either way.
  */
 const WRITE_HERE_ALWAYS = process.env.STEMCELL_UNPACK_WRITER === 'here';
 
@@ -87,8 +87,10 @@ export class TreeWrites extends TreeState {
    * rather than queue more and wait: the two threads then share the files (the first apply, mostly).
    */
   protected writeHereIfBehind(job: FileJob): BodySink {
-    if (job.sparse || job.size > WHOLE_BODY_MAX) return null;
-    if (!WRITE_HERE_ALWAYS && this.writer.backlog() < INLINE_BACKLOG) return null;
+    if (!WRITE_HERE_ALWAYS) {
+      if (job.sparse || job.size > WHOLE_BODY_MAX) return null;
+      if (this.writer.backlog() < INLINE_BACKLOG) return null;
+    }
     this.inline.begin(job);
     this.inlineOpen = true;
     return this.inlineSink;
