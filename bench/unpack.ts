@@ -419,8 +419,8 @@ const APPLIER_ENV = { ...process.env, NODE_COMPILE_CACHE: join(CACHE, 'node-comp
 
 /**
  * STEMCELL_BENCH_CPU_PROF=<dir>: each applier run also writes V8 CPU profiles (one per thread) into
- * <dir>/<stream>-<step> (b, c, e, f); `node bench/cpu-profile.ts <dir>/<stream>-<step>` prints their top frames. Profiling slows the
- * run: the timings of such a run are not the benchmark's.
+ * <dir>/<stream>-<step> (b, c, e, f); `node bench/cpu-profile.ts <dir>/<stream>-<step>` prints their top frames.
+ * Profiling slows the run: the timings of such a run are not the benchmark's.
  */
 const CPU_PROF_DIR = process.env.STEMCELL_BENCH_CPU_PROF;
 

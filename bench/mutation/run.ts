@@ -49,14 +49,29 @@ function tsconfigFor(group: Group): string {
   return path;
 }
 
+/**
+ * Runs `work` with `env` set in this process's environment, which the test runs (its children) inherit, and puts
+ * the environment back after it, so one group's settings do not reach the groups run after it.
+ */
+async function withEnv<T>(env: Record<string, string> | undefined, work: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(env ?? {}).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, env ?? {});
+  try {
+    return await work();
+  } finally {
+    for (const [name, value] of Object.entries(before)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
 async function runGroup(group: Group, concurrency: number, only: string[]): Promise<ModuleScore[]> {
   const started = Date.now();
   // --only=file,… keeps a group's run to some of its modules (the rest of its scores stay from the last run).
   const mutate =
     only.length === 0 ? group.mutate : group.mutate.filter((m) => only.includes(m.replace(/:\d+-\d+$/, '')));
   if (mutate.length === 0) throw new Error(`mutation: --only names no module of ${group.name}`);
-  // The test runs are this process's children: they inherit it.
-  Object.assign(process.env, group.env ?? {});
   const results = await new Stryker({
     testRunner: 'tap',
     tap: { testFiles: group.tests, forceBail: true },
@@ -209,7 +224,7 @@ mkdirSync(RESULTS, { recursive: true });
 let summary = readSummary();
 try {
   for (const group of selected) {
-    const scores = await runGroup(group, concurrency, only);
+    const scores = await withEnv(group.env, () => runGroup(group, concurrency, only));
     const ran = new Set(scores.map((s) => s.module));
     summary = [
       ...summary.filter((s) => s.group !== group.name || (only.length > 0 && !ran.has(s.module))),
