@@ -220,14 +220,18 @@ export class TreeApplier extends TreeWrites {
 
   private readonly bodySink = (piece: Buffer): void => this.writer.data(piece);
 
-  /** The quick check's skip: the body goes unread; owner, mode, mtime and xattrs are still applied. */
+  /**
+   * The quick check's skip for a record without an inode stamp (an older stemcell's manifest, taken at its
+   * word): the body goes unread; owner, mode, mtime and xattrs are still applied.
+   */
   private quickCheckSkip(entry: TarEntry, rel: string, old: OldState, rec: ManifestRecord): null {
     rec.h = old.rec.h;
     if (old.rec.b) rec.b = old.rec.b;
     const changed = this.applyMetadata(entry, rel, old, false);
-    // The stamp goes on unless this thread changed the inode (the helper's requests restamp it later).
-    if (!changed && old.rec.n) rec.n = old.rec.n;
-    else if (changed) rec.n = toStamp(lstatSync(this.abs(rel)));
+    // Stamped now, so the next quick check can tell an edit made behind the manifest's back (the helper's
+    // attribute requests restamp it later).
+    const st = lstatSync(this.abs(rel), { throwIfNoEntry: false });
+    if (st?.isFile()) rec.n = toStamp(st);
     this.count(false, changed);
     this.addSeen(rel, 'file', rec);
     return null;

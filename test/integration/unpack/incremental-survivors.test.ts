@@ -7,7 +7,17 @@
 // and incremental-links.test.ts (bench/mutation/groups.ts, group unpack-incremental).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, linkSync, lstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TarBuilder } from '#test/support/tar-builder.ts';
@@ -131,3 +141,30 @@ for (const withManifest of [true, false]) {
     });
   });
 }
+
+describe('Function: applyTarball() with a manifest, a changed file whose old copy went behind its back', () => {
+  it('writes it where a directory now stands (removed with what it holds) or where nothing is left', async () => {
+    // prepare: revision 2 changes both files; between the applies one became a directory, one was deleted
+    const rev = (v: string) =>
+      new TarBuilder()
+        .file('now-a-dir', `revision ${v}\n`, { mtime: T0 })
+        .file('gone', `revision ${v}\n`, { mtime: T0 });
+    // act
+    const { ws, stats } = await twoRevisions(true, rev('1'), rev('2'), (w) => {
+      rmSync(join(w.root, 'now-a-dir'));
+      mkdirSync(join(w.root, 'now-a-dir'));
+      writeFileSync(join(w.root, 'now-a-dir/inside'), 'x');
+      rmSync(join(w.root, 'gone'));
+    });
+    try {
+      // assess
+      for (const rel of ['now-a-dir', 'gone']) {
+        assert.ok(lstatSync(join(ws.root, rel)).isFile(), `${rel} is a regular file`);
+        assert.equal(readFileSync(join(ws.root, rel), 'utf8'), 'revision 2\n');
+      }
+      assert.equal(stats.filesWritten, 2);
+    } finally {
+      ws.cleanup();
+    }
+  });
+});

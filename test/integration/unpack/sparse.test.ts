@@ -3,6 +3,7 @@
 // allocates, far fewer than the file's size). The archives are made here, by GNU tar, from files with holes.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   ftruncateSync,
@@ -118,6 +119,40 @@ describe('Function: applyTarball() with GNU sparse files', () => {
       }
     });
   }
+
+  it('streams a sparse file with more data than it buffers (16 MiB), as GNU tar extracts it, holes kept', async (t) => {
+    if (!isRoot()) return t.skip('needs root: chown');
+    const ws = makeWorkspace();
+    try {
+      // prepare: 17 MiB of data between two holes, and a tail
+      const src = join(ws.dir, 'src');
+      mkdirSync(src);
+      const path = join(src, 'big.img');
+      const fd = openSync(path, 'w');
+      try {
+        ftruncateSync(fd, 48 * MiB);
+        writeSync(fd, randomBytes(17 * MiB), 0, 17 * MiB, 8 * MiB);
+        writeSync(fd, Buffer.from('tail'), 0, 4, 48 * MiB - 4);
+      } finally {
+        closeSync(fd);
+      }
+      execFileSync('touch', ['-d', `@${T0}`, path, src]);
+      const tarball = join(ws.dir, 'big.tar');
+      execFileSync('tar', ['--sparse', '--format=posix', '--numeric-owner', '-cf', tarball, '-C', src, '.']);
+      const gnu = join(ws.dir, 'gnu');
+      mkdirSync(gnu);
+      gnuTarExtract(tarball, gnu);
+      // act
+      await applyBuffer(readFileSync(tarball), ws.root);
+      // assess
+      assert.deepEqual(await snapshotTree(ws.root), await snapshotTree(gnu));
+      const ours = lstatSync(join(ws.root, 'big.img')).blocks;
+      assert.ok(ours <= lstatSync(join(gnu, 'big.img')).blocks, `${ours} blocks, no more than GNU tar's`);
+      assert.ok(ours * 512 < 20 * MiB, 'the 31 MiB of holes stay holes');
+    } finally {
+      ws.cleanup();
+    }
+  });
 
   for (const withManifest of [true, false]) {
     const how = withManifest ? 'with a manifest' : 'without a manifest';
