@@ -154,6 +154,56 @@ describe('Function: applyTarball() with GNU sparse files', () => {
     }
   });
 
+  // 16 MiB of data is the most a sparse file's body is buffered at; one block more and it is streamed, and a
+  // streamed sparse file is always written as a new inode, even when nothing changed.
+  for (const [data, buffered] of [
+    [16 * MiB, true],
+    [16 * MiB + 4096, false],
+  ] as const) {
+    it(`${buffered ? 'keeps' : 'rewrites'} an unchanged sparse file with ${data} bytes of data${buffered ? ', its inode kept' : ' as a new inode'}`, async (t) => {
+      if (!isRoot()) return t.skip('needs root: chown');
+      const setup = makeWorkspace();
+      try {
+        // prepare: one data segment of `data` bytes between two holes, archived by GNU tar (old GNU format,
+        // whose entry size is the data alone)
+        const src = join(setup.dir, 'src');
+        mkdirSync(src);
+        const fd = openSync(join(src, 'img'), 'w');
+        try {
+          ftruncateSync(fd, data + 8 * MiB);
+          writeSync(fd, randomBytes(data), 0, data, 4 * MiB);
+        } finally {
+          closeSync(fd);
+        }
+        execFileSync('touch', ['-d', `@${T0}`, join(src, 'img'), src]);
+        const tarball = join(setup.dir, 'img.tar');
+        execFileSync('tar', ['--sparse', '--format=gnu', '--numeric-owner', '-cf', tarball, '-C', src, '.']);
+        const archive = readFileSync(tarball);
+        const witness = (w: Workspace) => join(w.dir, 'witness');
+        // act: the same archive twice, with a manifest; a second name outside the target keeps the inode alive
+        const { ws, stats } = await twoRevisions(true, { build: () => archive } as TarBuilder, archive, (w) =>
+          linkSync(join(w.root, 'img'), witness(w)),
+        );
+        try {
+          // assess
+          const ino = lstatSync(join(ws.root, 'img')).ino;
+          if (buffered) {
+            assert.equal(ino, lstatSync(witness(ws)).ino, 'not rewritten');
+            assert.equal(stats.bytesWritten, 0);
+          } else {
+            assert.notEqual(ino, lstatSync(witness(ws)).ino, 'written as a new inode');
+            assert.equal(stats.bytesWritten, data);
+          }
+          assert.ok(lstatSync(join(ws.root, 'img')).blocks * 512 < data + 4 * MiB, 'holes kept');
+        } finally {
+          ws.cleanup();
+        }
+      } finally {
+        setup.cleanup();
+      }
+    });
+  }
+
   for (const withManifest of [true, false]) {
     const how = withManifest ? 'with a manifest' : 'without a manifest';
     it(`keeps an unchanged sparse file and rewrites a changed one, holes kept, ${how}`, async (t) => {
