@@ -3,53 +3,26 @@
 // its checksum headers, tags at StartSnapshot found again by DescribeSnapshots filters, the blocks read back. moto
 // ignores ParentSnapshotId, Encrypted, KmsKeyArn and the checksums, and reports 512-byte blocks, so the semantics
 // are proven locally (test/integration/volumes/direct-snapshots.test.ts) and on the wire with mocks
-// (snapshots-direct.test.ts). Skipped where moto_server is not installed.
+// (snapshots-direct.test.ts). moto is the one setup installs (test/support/moto/server.ts refuses any other
+// version, and fails loudly where there is none: a missing emulator is a broken machine, not a case to skip).
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { EbsSnapshots } from '#aws/snapshots.ts';
+import { type MotoServer, startMoto } from '#test/support/moto/server.ts';
 
-const hasMoto = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).status === 0;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
-    });
-  });
-}
-
-describe('EbsSnapshots on moto_server (EBS direct APIs over HTTP)', {
-  skip: hasMoto ? false : 'moto_server not installed',
-}, () => {
-  let moto: ChildProcess | undefined;
+describe('EbsSnapshots on moto_server (EBS direct APIs over HTTP)', () => {
+  let moto: MotoServer | undefined;
   let endpoint = '';
 
   before(async () => {
-    const port = await freePort();
-    endpoint = `http://127.0.0.1:${port}`;
-    moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
-      stdio: 'ignore',
-      env: { ...process.env, MOTO_EC2_LOAD_DEFAULT_AMIS: 'false' },
-    });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        const r = await fetch(`${endpoint}/moto-api/`);
-        if (r.ok) break;
-      } catch {}
-      if (Date.now() > deadline) throw new Error('moto_server did not answer within 60 s');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    moto = await startMoto();
+    endpoint = moto.endpoint;
   });
-  after(() => {
-    moto?.kill('SIGTERM');
+  after(async () => {
+    await moto?.stop();
   });
 
   it('starts a tagged snapshot, puts a 512 KiB block with its checksum, completes it, finds it by tags, reads the block back, deletes it', async () => {
