@@ -227,6 +227,14 @@ export const GROUPS: Group[] = [
       'test/integration/unpack/hostile.test.ts',
       'test/integration/unpack/revision-paths.test.ts',
       'test/integration/unpack/revision-bookkeeping.test.ts',
+      // Since the applier's split, the safety methods (tree-writes.ts, tree-state.ts) also serve the paths these
+      // suites drive: the removal walk under directories that were there before, owners of directories and
+      // links, duplicates. Without them the run of 8 December left such mutants alive that these suites kill.
+      'test/integration/unpack/incremental.test.ts',
+      'test/integration/unpack/incremental-content.test.ts',
+      'test/integration/unpack/incremental-links.test.ts',
+      'test/integration/unpack/gnu-tar-parity.test.ts',
+      'test/integration/unpack/byte-names.test.ts',
     ],
   },
   {

@@ -95,6 +95,17 @@ const cases: Record<string, RevisionCase> = {
       xattrs: { 'security.capability': CAP_NET_RAW },
     }),
   },
+  'a directory, a symlink and a FIFO whose owner alone changes (the user or the group) take the new owner': {
+    rev1: tar()
+      .dir('d', { uid: 1000, gid: 1000 })
+      .symlink('l', 'd', { uid: 1000, gid: 1000 })
+      .fifo('p', { uid: 1000, gid: 1000 }),
+    rev2: tar()
+      .dir('d', { uid: 2000, gid: 1000 })
+      .symlink('l', 'd', { uid: 1000, gid: 2000 })
+      .fifo('p', { uid: 2000, gid: 1000 }),
+    check: (_ws, stats) => assert.equal(stats.metadataUpdates, 3),
+  },
   'a chmod of a file with an access ACL whose mask is not the mode’s sets the ACL again (chmod(2) rewrites the mask)':
     {
       rev1: tar().file('f', 'x', { mode: 0o640, pax: [['SCHILY.acl.access', ACL_TEXT]] }),
