@@ -45,6 +45,8 @@ describe('Function: TarReader.normalisePath()', () => {
     }
     assert.equal(r.normalisePath('a..b/...'), 'a..b/...');
     assert.equal(r.normalisePath('..a/b..'), '..a/b..');
+    // two-character components with one dot are names like any other
+    assert.equal(r.normalisePath('a./.b/x.'), 'a./.b/x.');
   });
 
   it('refuses an empty name, a NUL and a newline, naming what it checked', () => {
