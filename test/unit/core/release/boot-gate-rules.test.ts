@@ -266,6 +266,21 @@ describe('Function: bootGate()', () => {
     }
   });
 
+  it('re-driven for a region already booting, sends the job again and keeps its check record (the timeout counts from the first ask)', async () => {
+    // prepare: the check was asked for an hour ago; the reconciler re-drives the gate now
+    const c = setup();
+    const first = check({ requestedAt: '2026-11-20T09:00:00.000Z' });
+    const { release, image } = await booting(c, first);
+    const seen = await c.deps.releases.get(release.releaseId);
+    assert.ok(seen);
+    // act
+    const verdict = await gate(c, seen, image);
+    // assess
+    assert.deepEqual(verdict, { gate: 'checking' });
+    assert.equal(c.deps.bootChecks.messages.length, 1);
+    assert.deepEqual((await regionOf(c, release.releaseId))?.bootCheck, first);
+  });
+
   it('refuses a stream that needs a boot when no boot-check queue is configured, saying how to skip', async () => {
     // prepare
     const c = setup();
