@@ -33,11 +33,14 @@ const T0 = 1_700_000_000;
 const MiB = 1024 * 1024;
 
 /** A file of `size` bytes that holds `data` at each offset and holes elsewhere. */
-function sparseFile(path: string, size: number, data: Array<[offset: number, text: string]>): void {
+function sparseFile(path: string, size: number, data: Array<[offset: number, bytes: string | Buffer]>): void {
   const fd = openSync(path, 'w');
   try {
     ftruncateSync(fd, size);
-    for (const [offset, text] of data) writeSync(fd, Buffer.from(text), 0, Buffer.byteLength(text), offset);
+    for (const [offset, bytes] of data) {
+      const body = Buffer.from(bytes);
+      writeSync(fd, body, 0, body.length, offset);
+    }
   } finally {
     closeSync(fd);
   }
@@ -128,14 +131,10 @@ describe('Function: applyTarball() with GNU sparse files', () => {
       const src = join(ws.dir, 'src');
       mkdirSync(src);
       const path = join(src, 'big.img');
-      const fd = openSync(path, 'w');
-      try {
-        ftruncateSync(fd, 48 * MiB);
-        writeSync(fd, randomBytes(17 * MiB), 0, 17 * MiB, 8 * MiB);
-        writeSync(fd, Buffer.from('tail'), 0, 4, 48 * MiB - 4);
-      } finally {
-        closeSync(fd);
-      }
+      sparseFile(path, 48 * MiB, [
+        [8 * MiB, randomBytes(17 * MiB)],
+        [48 * MiB - 4, 'tail'],
+      ]);
       execFileSync('touch', ['-d', `@${T0}`, path, src]);
       const tarball = join(ws.dir, 'big.tar');
       execFileSync('tar', ['--sparse', '--format=posix', '--numeric-owner', '-cf', tarball, '-C', src, '.']);
@@ -168,13 +167,7 @@ describe('Function: applyTarball() with GNU sparse files', () => {
         // whose entry size is the data alone)
         const src = join(setup.dir, 'src');
         mkdirSync(src);
-        const fd = openSync(join(src, 'img'), 'w');
-        try {
-          ftruncateSync(fd, data + 8 * MiB);
-          writeSync(fd, randomBytes(data), 0, data, 4 * MiB);
-        } finally {
-          closeSync(fd);
-        }
+        sparseFile(join(src, 'img'), data + 8 * MiB, [[4 * MiB, randomBytes(data)]]);
         execFileSync('touch', ['-d', `@${T0}`, join(src, 'img'), src]);
         const tarball = join(setup.dir, 'img.tar');
         execFileSync('tar', ['--sparse', '--format=gnu', '--numeric-owner', '-cf', tarball, '-C', src, '.']);
