@@ -196,6 +196,13 @@ describe('Function: reconcile()', () => {
     assert.ok((await s.deps.releases.get(release.releaseId))?.completedAt, 'marked complete');
     assert.equal(s.deps.events.ofType('Release Complete').length, 1, 'told once');
     assert.equal(s.deps.events.ofType('Image Ready').length, 0, 'nothing announced again');
+    // the operator reads that the reconciler did it, and which release
+    assert.deepEqual(
+      s.deps.logger.attributes
+        .filter((l) => l.message === 'release completed by the reconciler')
+        .map((l) => l.attributes),
+      [{ releaseId: release.releaseId }],
+    );
   });
 
   it('does not complete a release one of whose regions is not announced', async () => {
