@@ -19,6 +19,7 @@ import { describe, it } from 'node:test';
 import { TarBuilder } from '#test/support/tar-builder.ts';
 import { applyBuffer, canaries, makeWorkspace } from '#test/support/unpack-harness.ts';
 import { WINDOW } from '#unpack/apply.ts';
+import { loadManifest, type ManifestRecord, targetIdentity } from '#unpack/manifest.ts';
 
 const T0 = 1_700_000_000;
 const MiB = 1024 * 1024;
@@ -66,13 +67,12 @@ function dropStamps(manifest: string): void {
   writeFileSync(manifest, out.join('\n'));
 }
 
-/** The manifest's record of one path. */
-function recordOf(manifest: string, rel: string): Record<string, unknown> {
-  const line = readFileSync(manifest, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${JSON.stringify(rel)}\t`));
-  assert.ok(line, `${rel} is in the manifest`);
-  return JSON.parse(line.slice(line.indexOf('\t') + 1)) as Record<string, unknown>;
+/** The manifest's record of one path, read as the next apply reads it. */
+function recordOf(manifest: string, root: string, rel: string): ManifestRecord | undefined {
+  const loaded = loadManifest(manifest, targetIdentity(root));
+  assert.ok(loaded.valid, 'the manifest is valid');
+  assert.ok(loaded.records.has(rel), `${rel} is in the manifest`);
+  return loaded.records.get(rel);
 }
 
 /** Rewrites a file in place, same size, and sets its mtime back: only its ctime tells. */
@@ -95,7 +95,7 @@ describe('Function: applyTarball() with trustMtime, a manifest without inode sta
           .build();
       await applyBuffer(rev(0o644, big), ws.root, { manifestPath: ws.manifest });
       dropStamps(ws.manifest);
-      const windows = recordOf(ws.manifest, 'big').b;
+      const windows = recordOf(ws.manifest, ws.root, 'big')?.b;
       assert.ok(Array.isArray(windows) && windows.length === 32, 'revision 1 recorded 32 window digests');
       // act: revision 2 changes conf's mode only
       const stats = await applyBuffer(rev(0o600, big), ws.root, {
@@ -108,10 +108,18 @@ describe('Function: applyTarball() with trustMtime, a manifest without inode sta
         [0, 0, 1, 2],
       );
       assert.equal(lstatSync(join(ws.root, 'conf')).mode & 0o7777, 0o600);
-      assert.deepEqual(recordOf(ws.manifest, 'big').b, windows, 'the window digests are carried over');
+      assert.deepEqual(
+        recordOf(ws.manifest, ws.root, 'big')?.b,
+        windows,
+        'the window digests are carried over',
+      );
       for (const rel of ['big', 'conf', 'kept']) {
         const st = lstatSync(join(ws.root, rel));
-        assert.deepEqual(recordOf(ws.manifest, rel).n, [st.ino, st.mtimeMs, st.ctimeMs], `${rel} is stamped`);
+        assert.deepEqual(
+          recordOf(ws.manifest, ws.root, rel)?.n,
+          [st.ino, st.mtimeMs, st.ctimeMs],
+          `${rel} is stamped`,
+        );
       }
 
       // act: revision 3 changes one window of big, applied by content (no quick check)

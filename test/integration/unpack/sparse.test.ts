@@ -76,12 +76,17 @@ const FORMATS: Array<[name: string, args: string[]]> = [
   ['PAX 1.0', ['--format=posix', '--sparse-version=1.0']],
 ];
 
+/** GNU tar's archive of the tree at `src`, sparse files kept sparse, in the format `args` names. */
+function gnuSparseTar(src: string, out: string, args: string[]): void {
+  execFileSync('tar', ['--sparse', ...args, '--numeric-owner', '-cf', out, '-C', src, '.']);
+}
+
 function sparseArchive(ws: Workspace, name: string, args: string[], variant: 1 | 2 = 1): Buffer {
   const src = join(ws.dir, `src-${name.replace(/\W/g, '')}-${variant}`);
   mkdirSync(src);
   sparseTree(src, variant);
   const out = join(ws.dir, `${name.replace(/\W/g, '')}-${variant}.tar`);
-  execFileSync('tar', ['--sparse', ...args, '--numeric-owner', '-cf', out, '-C', src, '.']);
+  gnuSparseTar(src, out, args);
   return readFileSync(out);
 }
 
@@ -137,7 +142,7 @@ describe('Function: applyTarball() with GNU sparse files', () => {
       ]);
       execFileSync('touch', ['-d', `@${T0}`, path, src]);
       const tarball = join(ws.dir, 'big.tar');
-      execFileSync('tar', ['--sparse', '--format=posix', '--numeric-owner', '-cf', tarball, '-C', src, '.']);
+      gnuSparseTar(src, tarball, ['--format=posix']);
       const gnu = join(ws.dir, 'gnu');
       mkdirSync(gnu);
       gnuTarExtract(tarball, gnu);
@@ -170,7 +175,7 @@ describe('Function: applyTarball() with GNU sparse files', () => {
         sparseFile(join(src, 'img'), data + 8 * MiB, [[4 * MiB, randomBytes(data)]]);
         execFileSync('touch', ['-d', `@${T0}`, join(src, 'img'), src]);
         const tarball = join(setup.dir, 'img.tar');
-        execFileSync('tar', ['--sparse', '--format=gnu', '--numeric-owner', '-cf', tarball, '-C', src, '.']);
+        gnuSparseTar(src, tarball, ['--format=gnu']);
         const archive = readFileSync(tarball);
         const witness = (w: Workspace) => join(w.dir, 'witness');
         // act: the same archive twice, with a manifest; a second name outside the target keeps the inode alive
